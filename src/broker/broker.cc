@@ -1,0 +1,704 @@
+#include "broker/broker.h"
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/dedupe.h"
+#include "common/names.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/time.h"
+#include "fmt/format.h"
+#include "log/syncer.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "storage/catalog.h"
+
+namespace nodata::broker {
+namespace {
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  // splitmix64 finalizer: spreads short keys over all bits before the modulo.
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h;
+}
+
+// Unique ids for events published without one: a random per-process prefix and a counter.
+class IdGenerator {
+ public:
+  IdGenerator() {
+    std::random_device rd;
+    uint64_t r = (uint64_t{rd()} << 32) ^ rd();
+    prefix_ = fmt::format("{:012x}-", r & 0xffffffffffffull);
+  }
+  std::string Next() { return StrCat(prefix_, counter_.fetch_add(1, std::memory_order_relaxed)); }
+
+ private:
+  std::string prefix_;
+  std::atomic<uint64_t> counter_{0};
+};
+
+absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+constexpr int64_t kHousekeepingPeriodMs = 1000;
+
+}  // namespace
+
+uint32_t PartitionFor(std::string_view key, std::string_view id, uint32_t partitions) {
+  return static_cast<uint32_t>(Fnv1a(key.empty() ? id : key) % partitions);
+}
+
+// A topic and its partitions. Held by shared_ptr: a publish in flight keeps it alive while
+// DeleteTopic drops it from the map.
+struct Topic {
+  Topic(std::string n, uint32_t p, int64_t created, int64_t window_us, size_t max_ids)
+      : name(std::move(n)), partitions(p), created_at_us(created), dedupe(window_us, max_ids) {}
+
+  const std::string name;
+  const uint32_t partitions;
+  const int64_t created_at_us;
+  std::vector<std::unique_ptr<log::PartitionLog>> logs;  // fixed once open
+
+  // Serializes dedupe and appends of the topic, so that two publishes of one id cannot both be
+  // stored and each partition's offsets follow the order of the dedupe decisions.
+  absl::Mutex mu;
+  DedupeIndex dedupe ABSL_GUARDED_BY(mu);
+  bool deleted ABSL_GUARDED_BY(mu) = false;
+  prometheus::Counter* events_in = nullptr;
+  prometheus::Counter* bytes_in = nullptr;
+  prometheus::Counter* duplicates = nullptr;
+  std::vector<prometheus::Gauge*> end_offset_gauges;
+  std::vector<prometheus::Gauge*> disk_bytes_gauges;
+};
+
+namespace {
+
+// Completion of one Publish call across the partitions it waits on. Held by shared_ptr: each
+// partition's acknowledgement callback, on whichever sync thread, holds a reference.
+struct PublishState {
+  explicit PublishState(size_t n, PublishDone d) : acks(n), done(std::move(d)) {}
+
+  // Records an error; the first one is what the caller gets.
+  void Fail(absl::Status s) {
+    absl::MutexLock lock(&mu);
+    if (status.ok()) status = std::move(s);
+  }
+
+  // Releases one reference of `pending`; the last one calls `done`.
+  void Complete(absl::Status s) {
+    if (!s.ok()) Fail(std::move(s));
+    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      absl::Status final_status;
+      {
+        absl::MutexLock lock(&mu);
+        final_status = status;
+      }
+      std::move(done)(final_status, final_status.ok() ? std::move(acks) : std::vector<AckOut>{});
+    }
+  }
+
+  std::atomic<int> pending{1};  // one for the caller until all waits are registered
+  absl::Mutex mu;
+  absl::Status status ABSL_GUARDED_BY(mu);
+  std::vector<AckOut> acks;
+  PublishDone done;
+};
+
+}  // namespace
+
+class Broker::Impl {
+ public:
+  Impl(BrokerOptions options, FileSystem& fs, prometheus::Registry& registry)
+      : options_(std::move(options)),
+        fs_(fs),
+        syncer_(options_.sync_threads),
+        events_in_(prometheus::BuildCounter()
+                       .Name("nodata_events_in_total")
+                       .Help("Events stored, per topic")
+                       .Register(registry)),
+        bytes_in_(prometheus::BuildCounter()
+                      .Name("nodata_bytes_in_total")
+                      .Help("Bytes of events stored (topic, id, key, data, headers), per topic")
+                      .Register(registry)),
+        duplicates_(prometheus::BuildCounter()
+                        .Name("nodata_duplicates_total")
+                        .Help("Events not stored again because their id was seen, per topic")
+                        .Register(registry)),
+        end_offset_(prometheus::BuildGauge()
+                        .Name("nodata_partition_end_offset")
+                        .Help("The next offset to be written, per partition")
+                        .Register(registry)),
+        disk_bytes_(prometheus::BuildGauge()
+                        .Name("nodata_disk_bytes")
+                        .Help("Bytes of hot-tier segments on disk, per partition")
+                        .Register(registry)),
+        fsync_latency_(prometheus::BuildHistogram()
+                           .Name("nodata_fsync_latency_seconds")
+                           .Help("Duration of each fdatasync of a partition log")
+                           .Register(registry)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                        0.025, 0.05, 0.1, 0.25, 1})),
+        fsync_batch_(prometheus::BuildHistogram()
+                         .Name("nodata_fsync_batch_records")
+                         .Help("Records made durable by one fdatasync (group commit size)")
+                         .Register(registry)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{
+                                      1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000})) {
+    options_.log.on_sync = [this](double seconds, uint64_t records) {
+      fsync_latency_.Observe(seconds);
+      fsync_batch_.Observe(static_cast<double>(records));
+    };
+  }
+
+  ~Impl() {
+    {
+      absl::MutexLock lock(&housekeeping_mu_);
+      stopping_ = true;
+    }
+    if (housekeeping_.joinable()) housekeeping_.join();
+    SyncAll();
+  }
+
+  absl::Status Open() {
+    RETURN_IF_ERROR(fs_.CreateDirs(LogRoot()));
+    RETURN_IF_ERROR(fs_.RemoveAll(TrashRoot()));
+    ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(options_.data_dir + "/meta.db"));
+    ASSIGN_OR_RETURN(std::vector<storage::TopicMeta> metas, catalog_->ListTopics());
+    absl::flat_hash_map<std::string, bool> known;
+    for (const auto& meta : metas) {
+      ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, OpenTopic(meta));
+      known[meta.name] = true;
+      absl::MutexLock lock(&topics_mu_);
+      topics_[meta.name] = std::move(topic);
+    }
+    // Directories without a catalog entry are left over from a create or delete cut short.
+    ASSIGN_OR_RETURN(std::vector<std::string> dirs, fs_.ListDir(LogRoot()));
+    for (const std::string& dir : dirs) {
+      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(LogRoot() + "/" + dir));
+    }
+    housekeeping_ = std::thread([this] { Housekeeping(); });
+    return absl::OkStatus();
+  }
+
+  void Publish(absl::Span<const EventIn> events, PublishDone done);
+  absl::StatusOr<TopicInfo> CreateTopic(std::string_view name, uint32_t partitions);
+  absl::StatusOr<TopicInfo> GetTopic(std::string_view name);
+  std::vector<TopicInfo> ListTopics();
+  absl::Status DeleteTopic(std::string_view name);
+  absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
+                    std::vector<log::Record>* out);
+
+  void SyncAll() {
+    for (const auto& topic : AllTopics()) {
+      for (const auto& log : topic->logs) log->Sync().IgnoreError();
+    }
+  }
+
+ private:
+  std::string LogRoot() const { return options_.data_dir + "/log"; }
+  std::string TrashRoot() const { return options_.data_dir + "/trash"; }
+
+  absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
+  absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
+  absl::Status AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
+                             const std::vector<uint32_t>& indices, PublishState& state,
+                             std::vector<std::pair<uint32_t, uint64_t>>* waits);
+  TopicInfo Describe(const Topic& topic) const;
+  std::vector<std::shared_ptr<Topic>> AllTopics() {
+    absl::MutexLock lock(&topics_mu_);
+    std::vector<std::shared_ptr<Topic>> out;
+    for (const auto& [name, topic] : topics_) out.push_back(topic);
+    return out;
+  }
+  void Housekeeping();
+
+  BrokerOptions options_;
+  FileSystem& fs_;
+  log::Syncer syncer_;
+  std::unique_ptr<storage::Catalog> catalog_;
+  IdGenerator ids_;
+
+  prometheus::Family<prometheus::Counter>& events_in_;
+  prometheus::Family<prometheus::Counter>& bytes_in_;
+  prometheus::Family<prometheus::Counter>& duplicates_;
+  prometheus::Family<prometheus::Gauge>& end_offset_;
+  prometheus::Family<prometheus::Gauge>& disk_bytes_;
+  prometheus::Histogram& fsync_latency_;
+  prometheus::Histogram& fsync_batch_;
+
+  // Serializes topic creation and deletion (catalog, directories, map).
+  absl::Mutex admin_mu_;
+  absl::Mutex topics_mu_ ABSL_ACQUIRED_AFTER(admin_mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<Topic>> topics_ ABSL_GUARDED_BY(topics_mu_);
+
+  absl::Mutex housekeeping_mu_;
+  bool stopping_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
+  std::thread housekeeping_;
+};
+
+absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::TopicMeta& meta) {
+  auto topic = std::make_shared<Topic>(meta.name, meta.partitions, meta.created_at_us,
+                                       options_.dedupe_window_ms * 1000,
+                                       static_cast<size_t>(options_.dedupe_max_ids));
+  const std::string dir = LogRoot() + "/" + meta.name;
+  for (uint32_t p = 0; p < meta.partitions; ++p) {
+    auto log = log::PartitionLog::Open(fs_, StrCat(dir, "/", p), options_.log, syncer_);
+    if (!log.ok()) {
+      return absl::Status(log.status().code(), StrCat("topic ", meta.name, " partition ", p, ": ",
+                                                      ToStd(log.status().message())));
+    }
+    topic->logs.push_back(std::move(*log));
+  }
+  // Rebuild the dedupe state from the logs: every id stored within the window, oldest first.
+  struct Seen {
+    int64_t ingest_us;
+    uint32_t partition;
+    uint64_t offset;
+    std::string id;
+  };
+  std::vector<Seen> seen;
+  const int64_t now = NowMicros();
+  const int64_t since = now - options_.dedupe_window_ms * 1000;
+  for (uint32_t p = 0; p < meta.partitions; ++p) {
+    RETURN_IF_ERROR(topic->logs[p]->ScanRecent(
+        since, options_.dedupe_max_ids, [&](const log::DecodedRecord& r) {
+          if ((r.flags & log::kFlagServerAssignedId) == 0 && !r.id.empty()) {
+            seen.push_back(Seen{r.ingest_time_us, p, r.offset, std::string(r.id)});
+          }
+        }));
+  }
+  std::stable_sort(seen.begin(), seen.end(), [](const Seen& a, const Seen& b) {
+    return a.ingest_us < b.ingest_us;
+  });
+  {
+    absl::MutexLock lock(&topic->mu);
+    for (const Seen& s : seen) topic->dedupe.Insert(s.id, {s.partition, s.offset}, s.ingest_us);
+    topic->dedupe.Expire(now);
+  }
+  topic->events_in = &events_in_.Add({{"topic", meta.name}});
+  topic->bytes_in = &bytes_in_.Add({{"topic", meta.name}});
+  topic->duplicates = &duplicates_.Add({{"topic", meta.name}});
+  for (uint32_t p = 0; p < meta.partitions; ++p) {
+    std::map<std::string, std::string> labels{{"topic", meta.name}, {"partition", StrCat(p)}};
+    topic->end_offset_gauges.push_back(&end_offset_.Add(labels));
+    topic->disk_bytes_gauges.push_back(&disk_bytes_.Add(labels));
+    log::PartitionStats stats = topic->logs[p]->Stats();
+    topic->end_offset_gauges[p]->Set(static_cast<double>(stats.end_offset));
+    topic->disk_bytes_gauges[p]->Set(static_cast<double>(stats.bytes_on_disk));
+  }
+  return topic;
+}
+
+absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint32_t partitions) {
+  RETURN_IF_ERROR(ValidateTopicName(name));
+  if (partitions == 0) partitions = options_.default_partitions;
+  if (partitions > options_.max_partitions) {
+    return absl::InvalidArgumentError(StrCat("partitions is ", partitions, "; the limit is ",
+                                             options_.max_partitions));
+  }
+  absl::MutexLock admin(&admin_mu_);
+  {
+    absl::MutexLock lock(&topics_mu_);
+    if (topics_.contains(Absl(name))) {
+      return absl::AlreadyExistsError(StrCat("topic \"", name, "\" already exists"));
+    }
+  }
+  storage::TopicMeta meta{std::string(name), partitions, NowMicros()};
+  // Directories first: a crash before the catalog entry leaves an orphan that the next start
+  // removes; the catalog entry then makes the topic exist.
+  const std::string dir = LogRoot() + "/" + meta.name;
+  RETURN_IF_ERROR(fs_.RemoveAll(dir));
+  auto topic = OpenTopic(meta);
+  if (!topic.ok()) {
+    fs_.RemoveAll(dir).IgnoreError();
+    return topic.status();
+  }
+  absl::Status s = fs_.SyncDir(LogRoot());
+  if (s.ok()) s = catalog_->CreateTopic(meta);
+  if (!s.ok()) {
+    topic->reset();
+    fs_.RemoveAll(dir).IgnoreError();
+    return s;
+  }
+  TopicInfo info = Describe(**topic);
+  absl::MutexLock lock(&topics_mu_);
+  topics_[meta.name] = std::move(*topic);
+  return info;
+}
+
+absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::FindOrCreate(std::string_view name) {
+  {
+    absl::MutexLock lock(&topics_mu_);
+    auto it = topics_.find(Absl(name));
+    if (it != topics_.end()) return it->second;
+  }
+  if (!options_.auto_create_topics) {
+    return absl::NotFoundError(
+        StrCat("topic \"", name, "\" does not exist and auto-create is off"));
+  }
+  auto created = CreateTopic(name, 0);
+  if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
+    return created.status();
+  }
+  absl::MutexLock lock(&topics_mu_);
+  auto it = topics_.find(Absl(name));
+  if (it == topics_.end()) return absl::NotFoundError(StrCat("topic \"", name, "\" was deleted"));
+  return it->second;
+}
+
+absl::StatusOr<TopicInfo> Broker::Impl::GetTopic(std::string_view name) {
+  RETURN_IF_ERROR(ValidateTopicName(name));
+  std::shared_ptr<Topic> topic;
+  {
+    absl::MutexLock lock(&topics_mu_);
+    auto it = topics_.find(Absl(name));
+    if (it == topics_.end()) {
+      return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
+    }
+    topic = it->second;
+  }
+  return Describe(*topic);
+}
+
+std::vector<TopicInfo> Broker::Impl::ListTopics() {
+  std::vector<TopicInfo> out;
+  for (const auto& topic : AllTopics()) out.push_back(Describe(*topic));
+  std::sort(out.begin(), out.end(),
+            [](const TopicInfo& a, const TopicInfo& b) { return a.name < b.name; });
+  return out;
+}
+
+TopicInfo Broker::Impl::Describe(const Topic& topic) const {
+  TopicInfo info;
+  info.name = topic.name;
+  info.partition_count = topic.partitions;
+  info.created_at_us = topic.created_at_us;
+  for (uint32_t p = 0; p < topic.partitions; ++p) {
+    PartitionInfo pi;
+    pi.partition = p;
+    pi.stats = topic.logs[p]->Stats();
+    topic.end_offset_gauges[p]->Set(static_cast<double>(pi.stats.end_offset));
+    topic.disk_bytes_gauges[p]->Set(static_cast<double>(pi.stats.bytes_on_disk));
+    info.partitions.push_back(pi);
+  }
+  return info;
+}
+
+absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
+  RETURN_IF_ERROR(ValidateTopicName(name));
+  absl::MutexLock admin(&admin_mu_);
+  std::shared_ptr<Topic> topic;
+  {
+    absl::MutexLock lock(&topics_mu_);
+    auto it = topics_.find(Absl(name));
+    if (it == topics_.end()) {
+      return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
+    }
+    topic = it->second;
+  }
+  // The catalog decides: once the entry is gone the topic is gone, whatever happens next.
+  RETURN_IF_ERROR(catalog_->DeleteTopic(name));
+  {
+    absl::MutexLock lock(&topics_mu_);
+    topics_.erase(Absl(name));
+  }
+  {
+    absl::MutexLock lock(&topic->mu);
+    topic->deleted = true;
+    events_in_.Remove(topic->events_in);
+    bytes_in_.Remove(topic->bytes_in);
+    duplicates_.Remove(topic->duplicates);
+    for (auto* g : topic->end_offset_gauges) end_offset_.Remove(g);
+    for (auto* g : topic->disk_bytes_gauges) disk_bytes_.Remove(g);
+  }
+  // Move the directory aside first so that a topic of the same name can start clean at once,
+  // even while a publish in flight still holds the old files open.
+  const std::string dir = LogRoot() + "/" + std::string(name);
+  const std::string trash = StrCat(TrashRoot(), "/", name, ".", NowMicros());
+  RETURN_IF_ERROR(fs_.CreateDirs(TrashRoot()));
+  RETURN_IF_ERROR(fs_.Rename(dir, trash));
+  return fs_.RemoveAll(trash);
+}
+
+absl::Status Broker::Impl::Read(std::string_view name, uint32_t partition, uint64_t from,
+                                size_t max_records, std::vector<log::Record>* out) {
+  RETURN_IF_ERROR(ValidateTopicName(name));
+  std::shared_ptr<Topic> topic;
+  {
+    absl::MutexLock lock(&topics_mu_);
+    auto it = topics_.find(Absl(name));
+    if (it == topics_.end()) {
+      return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
+    }
+    topic = it->second;
+  }
+  if (partition >= topic->partitions) {
+    return absl::InvalidArgumentError(
+        StrCat("topic \"", name, "\" has ", topic->partitions, " partitions; ", partition,
+               " is out of range"));
+  }
+  return topic->logs[partition]->Read(from, max_records, 64u << 20, out);
+}
+
+void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
+  if (events.empty()) {
+    std::move(done)(absl::InvalidArgumentError("the batch has no events"), {});
+    return;
+  }
+  if (events.size() > options_.max_batch_events) {
+    std::move(done)(absl::InvalidArgumentError(StrCat("the batch has ", events.size(),
+                                                      " events; the limit is ",
+                                                      options_.max_batch_events)),
+                    {});
+    return;
+  }
+  // Validate everything before storing anything.
+  uint64_t batch_bytes = 0;
+  std::string_view checked_topic;
+  bool single_topic = true;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const EventIn& e = events[i];
+    if (i == 0 || e.topic != checked_topic) {
+      absl::Status s = ValidateTopicName(e.topic);
+      if (!s.ok()) {
+        std::move(done)(absl::InvalidArgumentError(StrCat("event ", i, ": ", ToStd(s.message()))),
+                        {});
+        return;
+      }
+      if (i > 0) single_topic = false;
+      checked_topic = e.topic;
+    }
+    uint64_t size = e.topic.size() + e.id.size() + e.key.size() + e.data.size();
+    for (const auto& [k, v] : e.headers) size += k.size() + v.size();
+    if (size > options_.max_event_bytes) {
+      std::move(done)(absl::InvalidArgumentError(StrCat("event ", i, " is ", size,
+                                                        " bytes; the limit is ",
+                                                        options_.max_event_bytes)),
+                      {});
+      return;
+    }
+    batch_bytes += size;
+  }
+  if (batch_bytes > options_.max_batch_bytes) {
+    std::move(done)(absl::InvalidArgumentError(StrCat("the batch is ", batch_bytes,
+                                                      " bytes; the limit is ",
+                                                      options_.max_batch_bytes)),
+                    {});
+    return;
+  }
+
+  // Group by topic, keeping request order within each group.
+  std::vector<std::pair<std::shared_ptr<Topic>, std::vector<uint32_t>>> groups;
+  if (single_topic) {
+    auto topic = FindOrCreate(events[0].topic);
+    if (!topic.ok()) {
+      std::move(done)(topic.status(), {});
+      return;
+    }
+    std::vector<uint32_t> all(events.size());
+    for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+    groups.emplace_back(std::move(*topic), std::move(all));
+  } else {
+    absl::flat_hash_map<absl::string_view, size_t> group_of;
+    for (uint32_t i = 0; i < events.size(); ++i) {
+      auto [it, inserted] = group_of.try_emplace(Absl(events[i].topic), groups.size());
+      if (inserted) {
+        auto topic = FindOrCreate(events[i].topic);
+        if (!topic.ok()) {
+          std::move(done)(topic.status(), {});
+          return;
+        }
+        groups.emplace_back(std::move(*topic), std::vector<uint32_t>{});
+      }
+      groups[it->second].second.push_back(i);
+    }
+  }
+
+  auto state = std::make_shared<PublishState>(events.size(), std::move(done));
+  std::vector<std::pair<uint32_t, uint64_t>> waits;  // partition, end offset
+  for (auto& [topic, indices] : groups) {
+    waits.clear();
+    absl::Status s = AppendToTopic(*topic, events, indices, *state, &waits);
+    if (!s.ok()) {
+      state->Fail(std::move(s));
+      break;
+    }
+    for (const auto& [partition, end] : waits) {
+      state->pending.fetch_add(1, std::memory_order_relaxed);
+      topic->logs[partition]->WhenAcked(end, [state](absl::Status st) {
+        state->Complete(std::move(st));
+      });
+    }
+  }
+  state->Complete(absl::OkStatus());
+}
+
+absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
+                                         const std::vector<uint32_t>& indices,
+                                         PublishState& state,
+                                         std::vector<std::pair<uint32_t, uint64_t>>* waits) {
+  const uint32_t n = topic.partitions;
+  std::vector<std::vector<log::RecordView>> views(n);
+  std::vector<std::vector<uint32_t>> owners(n);  // event index of each view
+  std::vector<std::pair<uint32_t, uint32_t>> batch_dups;  // event, first event with its id
+  std::vector<uint64_t> wait_end(n, 0);
+  absl::flat_hash_map<absl::string_view, uint32_t> batch_ids;
+  batch_ids.reserve(indices.size());
+  uint64_t dups = 0;
+
+  absl::MutexLock lock(&topic.mu);
+  if (topic.deleted) return absl::NotFoundError(StrCat("topic \"", topic.name, "\" was deleted"));
+  const int64_t now = NowMicros();
+  topic.dedupe.Expire(now);
+  for (uint32_t i : indices) {
+    const EventIn& e = events[i];
+    AckOut& ack = state.acks[i];
+    std::string_view id = e.id;
+    uint32_t flags = 0;
+    if (id.empty()) {
+      ack.assigned_id = ids_.Next();
+      id = ack.assigned_id;
+      flags |= log::kFlagServerAssignedId;
+    } else {
+      if (const DedupeIndex::Location* loc = topic.dedupe.Find(id)) {
+        ack.partition = loc->partition;
+        ack.offset = loc->offset;
+        ack.duplicate = true;
+        wait_end[loc->partition] = std::max(wait_end[loc->partition], loc->offset + 1);
+        ++dups;
+        continue;
+      }
+      auto [it, inserted] = batch_ids.try_emplace(Absl(id), i);
+      if (!inserted) {
+        batch_dups.emplace_back(i, it->second);
+        ++dups;
+        continue;
+      }
+    }
+    const uint32_t p = PartitionFor(e.key, id, n);
+    log::RecordView v;
+    v.id = id;
+    v.key = e.key;
+    v.data = e.data;
+    v.ingest_time_us = now;
+    v.timestamp_us = e.timestamp_us.value_or(now);
+    v.flags = flags;
+    v.headers = e.headers;
+    views[p].push_back(v);
+    owners[p].push_back(i);
+  }
+
+  absl::Status status;
+  uint64_t stored = 0;
+  uint64_t stored_bytes = 0;
+  for (uint32_t p = 0; p < n && status.ok(); ++p) {
+    if (views[p].empty()) continue;
+    auto first = topic.logs[p]->Append(views[p]);
+    if (!first.ok()) {
+      // Partitions appended before this one keep their records and their dedupe entries, so a
+      // retry with the same ids is answered as duplicates.
+      status = absl::Status(first.status().code(),
+                            StrCat("topic ", topic.name, " partition ", p, ": ",
+                                   ToStd(first.status().message())));
+      break;
+    }
+    for (size_t k = 0; k < views[p].size(); ++k) {
+      AckOut& ack = state.acks[owners[p][k]];
+      ack.partition = p;
+      ack.offset = *first + k;
+      if ((views[p][k].flags & log::kFlagServerAssignedId) == 0) {
+        topic.dedupe.Insert(views[p][k].id, {p, ack.offset}, now);
+      }
+      stored_bytes += views[p][k].id.size() + views[p][k].key.size() + views[p][k].data.size();
+    }
+    stored += views[p].size();
+    wait_end[p] = std::max(wait_end[p], *first + views[p].size());
+  }
+  topic.events_in->Increment(static_cast<double>(stored));
+  topic.bytes_in->Increment(static_cast<double>(stored_bytes));
+  if (!status.ok()) return status;
+  for (const auto& [dup, original] : batch_dups) {
+    AckOut& ack = state.acks[dup];
+    ack.partition = state.acks[original].partition;
+    ack.offset = state.acks[original].offset;
+    ack.duplicate = true;
+  }
+  topic.duplicates->Increment(static_cast<double>(dups));
+  for (uint32_t p = 0; p < n; ++p) {
+    if (wait_end[p] > 0) waits->emplace_back(p, wait_end[p]);
+  }
+  return absl::OkStatus();
+}
+
+void Broker::Impl::Housekeeping() {
+  const bool interval = options_.log.fsync == log::FsyncPolicy::kInterval;
+  const int64_t period_ms =
+      interval ? std::max<int64_t>(1, std::min(options_.fsync_interval_ms, kHousekeepingPeriodMs))
+               : kHousekeepingPeriodMs;
+  int64_t last_roll_check = 0;
+  for (;;) {
+    {
+      absl::MutexLock lock(&housekeeping_mu_);
+      housekeeping_mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](bool* stopping) { return *stopping; }, &stopping_),
+          absl::Milliseconds(period_ms));
+      if (stopping_) return;
+    }
+    if (interval) SyncAll();
+    const int64_t now_ms = NowMicros() / 1000;
+    if (now_ms - last_roll_check >= kHousekeepingPeriodMs) {
+      last_roll_check = now_ms;
+      const int64_t now_us = NowMicros();
+      for (const auto& topic : AllTopics()) {
+        for (const auto& log : topic->logs) log->MaybeRollByAge(now_us).IgnoreError();
+      }
+    }
+  }
+}
+
+Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Broker::~Broker() = default;
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(BrokerOptions options, FileSystem& fs,
+                                                     prometheus::Registry& registry) {
+  auto impl = std::make_unique<Impl>(std::move(options), fs, registry);
+  RETURN_IF_ERROR(impl->Open());
+  return std::unique_ptr<Broker>(new Broker(std::move(impl)));
+}
+
+void Broker::Publish(absl::Span<const EventIn> events, PublishDone done) {
+  impl_->Publish(events, std::move(done));
+}
+absl::StatusOr<TopicInfo> Broker::CreateTopic(std::string_view name, uint32_t partitions) {
+  return impl_->CreateTopic(name, partitions);
+}
+absl::StatusOr<TopicInfo> Broker::GetTopic(std::string_view name) { return impl_->GetTopic(name); }
+std::vector<TopicInfo> Broker::ListTopics() { return impl_->ListTopics(); }
+absl::Status Broker::DeleteTopic(std::string_view name) { return impl_->DeleteTopic(name); }
+absl::Status Broker::Read(std::string_view topic, uint32_t partition, uint64_t from,
+                          size_t max_records, std::vector<log::Record>* out) {
+  return impl_->Read(topic, partition, from, max_records, out);
+}
+void Broker::SyncAll() { impl_->SyncAll(); }
+
+}  // namespace nodata::broker

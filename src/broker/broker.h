@@ -1,0 +1,112 @@
+// The broker owns topics and their partitions: it validates and routes published events,
+// dedupes them by id, appends them to the partition logs and acknowledges them once durable.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/fs.h"
+#include "log/format.h"
+#include "log/partition_log.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace nodata::broker {
+
+// Every limit with its default; the server's flags set them.
+struct BrokerOptions {
+  std::string data_dir;
+  uint32_t default_partitions = 4;
+  uint32_t max_partitions = 1024;
+  bool auto_create_topics = true;
+  // An event's size: the bytes of its topic, id, key, data and header names and values.
+  uint64_t max_event_bytes = 1ull << 20;
+  uint64_t max_batch_events = 100000;
+  uint64_t max_batch_bytes = 64ull << 20;
+  int64_t dedupe_window_ms = 10 * 60 * 1000;
+  uint64_t dedupe_max_ids = 1000000;
+  log::LogOptions log;  // on_sync is set by the broker
+  int64_t fsync_interval_ms = 0;  // with FsyncPolicy::kInterval
+  int sync_threads = 4;
+};
+
+// One event as published, borrowed from the request for the duration of Publish's callback.
+struct EventIn {
+  std::string_view topic;
+  std::string_view id;
+  std::string_view key;
+  std::string_view data;
+  std::optional<int64_t> timestamp_us;  // unset: ingest time
+  absl::Span<const std::pair<std::string_view, std::string_view>> headers;
+};
+
+struct AckOut {
+  uint32_t partition = 0;
+  uint64_t offset = 0;
+  bool duplicate = false;
+  std::string assigned_id;  // set when the server assigned the id
+};
+
+struct PartitionInfo {
+  uint32_t partition = 0;
+  log::PartitionStats stats;
+};
+
+struct TopicInfo {
+  std::string name;
+  uint32_t partition_count = 0;
+  int64_t created_at_us = 0;
+  std::vector<PartitionInfo> partitions;
+};
+
+using PublishDone = absl::AnyInvocable<void(absl::Status, std::vector<AckOut>) &&>;
+
+// Safe for concurrent use.
+class Broker {
+ public:
+  // Opens the data directory: the catalog, every topic's partitions (recovering them) and the
+  // dedupe state, rebuilt from the logs. `fs` and `registry` must outlive the broker.
+  static absl::StatusOr<std::unique_ptr<Broker>> Open(BrokerOptions options, FileSystem& fs,
+                                                      prometheus::Registry& registry);
+  ~Broker();
+
+  // Stores `events` and calls `done` once all are acknowledged under the fsync policy, with one
+  // AckOut per event in order, or with the first error. `events` must stay valid until then.
+  // `done` may run inline or on a sync thread.
+  void Publish(absl::Span<const EventIn> events, PublishDone done);
+
+  // `partitions` 0 means the default.
+  absl::StatusOr<TopicInfo> CreateTopic(std::string_view name, uint32_t partitions);
+  absl::StatusOr<TopicInfo> GetTopic(std::string_view name);
+  std::vector<TopicInfo> ListTopics();
+  absl::Status DeleteTopic(std::string_view name);
+
+  // Reads acknowledged records of one partition (for tests and tools).
+  absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
+                    std::vector<log::Record>* out);
+
+  // Flushes every partition to disk; for the interval policy and shutdown.
+  void SyncAll();
+
+  class Impl;
+
+ private:
+  explicit Broker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Partition of an event: from its key, or from its id when the key is empty. Stable across
+// versions (clients rely on key order): FNV-1a 64 with a final mix, modulo the partition count.
+uint32_t PartitionFor(std::string_view key, std::string_view id, uint32_t partitions);
+
+}  // namespace nodata::broker

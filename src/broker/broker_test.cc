@@ -1,0 +1,177 @@
+#include "broker/broker.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <set>
+
+#include "common/strings.h"
+#include "common/testing/fault_fs.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+
+namespace nodata::broker {
+namespace {
+
+namespace fs = std::filesystem;
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           StrCat("nodata-broker-", ::getpid(), "-",
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<Broker> Open(BrokerOptions options = {}) {
+    options.data_dir = dir_.string();
+    registry_ = std::make_unique<prometheus::Registry>();
+    auto broker = Broker::Open(options, fault_, *registry_);
+    EXPECT_TRUE(broker.ok()) << broker.status();
+    return broker.ok() ? std::move(*broker) : nullptr;
+  }
+
+  static absl::StatusOr<std::vector<AckOut>> Publish(Broker& broker,
+                                                     const std::vector<EventIn>& events) {
+    std::promise<absl::StatusOr<std::vector<AckOut>>> p;
+    broker.Publish(events, [&p](absl::Status s, std::vector<AckOut> acks) {
+      if (s.ok()) {
+        p.set_value(std::move(acks));
+      } else {
+        p.set_value(s);
+      }
+    });
+    return p.get_future().get();
+  }
+
+  static EventIn Event(std::string_view topic, std::string_view id, std::string_view key = "") {
+    EventIn e;
+    e.topic = topic;
+    e.id = id;
+    e.key = key;
+    e.data = "payload";
+    return e;
+  }
+
+  fs::path dir_;
+  testing::FaultFs fault_;
+  std::unique_ptr<prometheus::Registry> registry_;
+};
+
+TEST_F(BrokerTest, DuplicateIdsAreAckedWithTheOriginalLocation) {
+  auto broker = Open();
+  auto first = Publish(*broker, {Event("t", "a"), Event("t", "b"), Event("t", "a")});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE((*first)[0].duplicate);
+  EXPECT_TRUE((*first)[2].duplicate);
+  EXPECT_EQ((*first)[2].partition, (*first)[0].partition);
+  EXPECT_EQ((*first)[2].offset, (*first)[0].offset);
+  auto again = Publish(*broker, {Event("t", "b")});
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE((*again)[0].duplicate);
+  EXPECT_EQ((*again)[0].offset, (*first)[1].offset);
+  uint64_t total = 0;
+  auto info = broker->GetTopic("t");
+  ASSERT_TRUE(info.ok());
+  for (const auto& p : info->partitions) total += p.stats.record_count;
+  EXPECT_EQ(total, 2u);
+}
+
+TEST_F(BrokerTest, DedupeStateSurvivesRestart) {
+  AckOut original;
+  {
+    auto broker = Open();
+    auto acks = Publish(*broker, {Event("t", "x", "k")});
+    ASSERT_TRUE(acks.ok());
+    original = (*acks)[0];
+  }
+  auto broker = Open();
+  auto acks = Publish(*broker, {Event("t", "x", "k")});
+  ASSERT_TRUE(acks.ok());
+  EXPECT_TRUE((*acks)[0].duplicate);
+  EXPECT_EQ((*acks)[0].partition, original.partition);
+  EXPECT_EQ((*acks)[0].offset, original.offset);
+}
+
+TEST_F(BrokerTest, ServerAssignsUniqueIdsAndKeysChoosePartitions) {
+  auto broker = Open();
+  std::vector<EventIn> events;
+  for (int i = 0; i < 50; ++i) events.push_back(Event("t", "", "same-key"));
+  auto acks = Publish(*broker, events);
+  ASSERT_TRUE(acks.ok());
+  std::set<std::string> ids;
+  for (size_t i = 0; i < acks->size(); ++i) {
+    EXPECT_FALSE((*acks)[i].assigned_id.empty());
+    ids.insert((*acks)[i].assigned_id);
+    EXPECT_EQ((*acks)[i].partition, (*acks)[0].partition);
+    EXPECT_EQ((*acks)[i].offset, i);
+  }
+  EXPECT_EQ(ids.size(), 50u);
+}
+
+TEST_F(BrokerTest, BadInputIsRefusedBeforeAnythingIsStored) {
+  BrokerOptions options;
+  options.max_event_bytes = 100;
+  options.max_batch_events = 3;
+  auto broker = Open(options);
+  EXPECT_EQ(Publish(*broker, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Publish(*broker, {Event("ok", "1"), Event("../x", "2")}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::string big(200, 'x');
+  EventIn e = Event("ok", "1");
+  e.data = big;
+  EXPECT_EQ(Publish(*broker, {Event("ok", "0"), e}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Publish(*broker, {Event("ok", "1"), Event("ok", "2"), Event("ok", "3"),
+                              Event("ok", "4")})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker->GetTopic("ok").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker->CreateTopic("t", 5000).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(BrokerTest, FullDiskIsResourceExhaustedAndRecovers) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 1).ok());
+  ASSERT_TRUE(Publish(*broker, {Event("t", "a")}).ok());
+  fault_.SetDiskFull(true);
+  std::string big(5 << 20, 'x');
+  EventIn e = Event("t", "b");
+  e.data = big;
+  auto full = Publish(*broker, {e});
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kInvalidArgument);  // over 1 MiB
+  std::vector<std::string> payloads(8, std::string(900 << 10, 'y'));
+  std::vector<EventIn> many;
+  for (int i = 0; i < 8; ++i) {
+    EventIn m = Event("t", "");
+    m.data = payloads[i];
+    many.push_back(m);
+  }
+  EXPECT_EQ(Publish(*broker, many).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(broker->GetTopic("t")->partitions[0].stats.end_offset, 1u);
+  fault_.SetDiskFull(false);
+  auto ok = Publish(*broker, many);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(broker->GetTopic("t")->partitions[0].stats.end_offset, 9u);
+}
+
+TEST_F(BrokerTest, DeleteRemovesDataAndNameCanBeReused) {
+  auto broker = Open();
+  ASSERT_TRUE(Publish(*broker, {Event("t", "a")}).ok());
+  ASSERT_TRUE(fs::exists(dir_ / "log" / "t"));
+  ASSERT_TRUE(broker->DeleteTopic("t").ok());
+  EXPECT_FALSE(fs::exists(dir_ / "log" / "t"));
+  EXPECT_EQ(broker->DeleteTopic("t").code(), absl::StatusCode::kNotFound);
+  auto acks = Publish(*broker, {Event("t", "a")});
+  ASSERT_TRUE(acks.ok());
+  EXPECT_FALSE((*acks)[0].duplicate);
+  EXPECT_EQ((*acks)[0].offset, 0u);
+}
+
+}  // namespace
+}  // namespace nodata::broker

@@ -1,0 +1,164 @@
+#include "cli/cli.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/client_commands.h"
+#include "common/strings.h"
+#include "server/server.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace nodata::cli {
+namespace {
+
+// Parses --fsync: always | never | interval:<ms>.
+bool ParseFsync(const std::string& value, broker::BrokerOptions* options) {
+  if (value == "always") {
+    options->log.fsync = log::FsyncPolicy::kAlways;
+    return true;
+  }
+  if (value == "never") {
+    options->log.fsync = log::FsyncPolicy::kNever;
+    return true;
+  }
+  if (value.rfind("interval:", 0) == 0) {
+    try {
+      size_t used = 0;
+      std::string ms = value.substr(9);
+      long long v = std::stoll(ms, &used);
+      if (used != ms.size() || v <= 0) return false;
+      options->log.fsync = log::FsyncPolicy::kInterval;
+      options->fsync_interval_ms = v;
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  return false;
+}
+
+// Adds a flag that can also come from the environment (NODATA_<NAME>) and the config file.
+template <typename T>
+CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::string& help) {
+  std::string env = "NODATA_";
+  for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+  return app->add_option("--" + name, value, help)->envname(env)->capture_default_str();
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"nodata: durable event ingest, storage and streaming in one binary"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->envname("NODATA_LOG_LEVEL");
+
+  // serve
+  server::ServerOptions so;
+  so.broker.data_dir = "./nodata-data";
+  std::string fsync = "always";
+  CLI::App* serve = app.add_subcommand("serve", "run the server");
+  serve->set_config("--config", "", "config file (TOML or INI: name = value)");
+  Flag(serve, "listen", so.listen, "gRPC listen address");
+  Flag(serve, "http", so.http, "HTTP listen address (/metrics, /healthz)");
+  Flag(serve, "data", so.broker.data_dir, "data directory");
+  Flag(serve, "fsync", fsync, "always | interval:<ms> | never");
+  Flag(serve, "default-partitions", so.broker.default_partitions,
+       "partitions of an auto-created topic")
+      ->check(CLI::Range(1u, 1u << 16));
+  Flag(serve, "max-partitions", so.broker.max_partitions, "largest partition count of a topic");
+  Flag(serve, "auto-create-topics", so.broker.auto_create_topics,
+       "create a topic on first publish");
+  Flag(serve, "max-event-bytes", so.broker.max_event_bytes,
+       "largest event (topic, id, key, data and headers)");
+  Flag(serve, "max-batch-events", so.broker.max_batch_events, "most events in one request");
+  Flag(serve, "max-batch-bytes", so.broker.max_batch_bytes, "largest request");
+  Flag(serve, "dedupe-window-ms", so.broker.dedupe_window_ms, "how long ids are remembered");
+  Flag(serve, "dedupe-max-ids", so.broker.dedupe_max_ids, "most ids remembered per topic");
+  Flag(serve, "segment-bytes", so.broker.log.segment_bytes, "segment size before a roll")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 31));
+  Flag(serve, "segment-ms", so.broker.log.segment_ms, "segment age before a roll");
+  Flag(serve, "sync-threads", so.broker.sync_threads, "threads running fdatasync")
+      ->check(CLI::Range(1, 64));
+  Flag(serve, "stream-inflight-batches", so.stream_inflight_batches,
+       "batches of one PublishStream stored concurrently")
+      ->check(CLI::Range(1, 1024));
+
+  // Client commands.
+  ClientOptions co;
+  auto add_client_flags = [&co](CLI::App* cmd) {
+    cmd->add_option("--server", co.server, "server address")
+        ->envname("NODATA_SERVER")
+        ->capture_default_str();
+    cmd->add_flag("--json", co.json, "print JSON");
+  };
+  CLI::App* topic = app.add_subcommand("topic", "manage topics");
+  topic->require_subcommand(1);
+  std::string topic_name;
+  uint32_t partitions = 0;
+  CLI::App* create = topic->add_subcommand("create", "create a topic");
+  create->add_option("name", topic_name, "topic name")->required();
+  create->add_option("--partitions", partitions, "partition count (0: server default)");
+  add_client_flags(create);
+  CLI::App* list = topic->add_subcommand("list", "list topics");
+  add_client_flags(list);
+  CLI::App* get = topic->add_subcommand("get", "show a topic and its partitions");
+  get->add_option("name", topic_name, "topic name")->required();
+  add_client_flags(get);
+  CLI::App* del = topic->add_subcommand("delete", "delete a topic and its data");
+  del->add_option("name", topic_name, "topic name")->required();
+  add_client_flags(del);
+
+  PublishOptions po;
+  CLI::App* publish = app.add_subcommand("publish", "publish one event, or a JSONL file");
+  publish->add_option("--topic", po.topic, "topic");
+  publish->add_option("--key", po.key, "partition key");
+  publish->add_option("--id", po.id, "event id (dedupe key)");
+  publish->add_option("--header", po.headers, "header NAME=VALUE (repeatable)");
+  publish->add_option("--file", po.file, "JSONL file of events, one object per line");
+  publish->add_option("--batch", po.batch, "events per batch with --file")
+      ->check(CLI::Range(1u, 100000u));
+  publish->add_option("data", po.data, "event data");
+  add_client_flags(publish);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  auto logger = spdlog::stderr_color_mt("nodata");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  if (serve->parsed()) {
+    if (!ParseFsync(fsync, &so.broker)) {
+      std::cerr << "nodata: --fsync must be always, never or interval:<ms>; got \"" << fsync
+                << "\"\n";
+      return 2;
+    }
+    absl::Status s = server::RunServer(so);
+    if (!s.ok()) {
+      spdlog::error("{}", ToStd(s.ToString()));
+      return 1;
+    }
+    return 0;
+  }
+  if (create->parsed()) return TopicCreate(co, topic_name, partitions);
+  if (list->parsed()) return TopicList(co);
+  if (get->parsed()) return TopicGet(co, topic_name);
+  if (del->parsed()) return TopicDelete(co, topic_name);
+  if (publish->parsed()) {
+    if (po.file.empty() && po.topic.empty()) {
+      std::cerr << "nodata: publish needs --topic (or --file with \"topic\" fields)\n";
+      return 2;
+    }
+    return Publish(co, po);
+  }
+  return 2;
+}
+
+}  // namespace nodata::cli

@@ -1,0 +1,32 @@
+#include "common/names.h"
+
+#include "common/strings.h"
+#include "absl/strings/escaping.h"
+#include "fmt/format.h"
+
+namespace nodata {
+
+absl::Status ValidateTopicName(std::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("topic name is empty");
+  if (name.size() > kMaxTopicNameLength) {
+    return absl::InvalidArgumentError(StrCat("topic name is ", name.size(),
+                                                   " characters long; the limit is ",
+                                                   kMaxTopicNameLength));
+  }
+  if (name == "." || name == "..") {
+    return absl::InvalidArgumentError(StrCat("topic name \"", name, "\" is reserved"));
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      std::string shown = absl::CHexEscape(absl::string_view(name.data(), name.size()));
+      return absl::InvalidArgumentError(
+          fmt::format("topic name \"{}\" has character 0x{:02x}; allowed are [a-zA-Z0-9._-]",
+                      shown, static_cast<unsigned char>(c)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace nodata

@@ -1,0 +1,16 @@
+// Validation of names that become paths on disk.
+#pragma once
+
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace nodata {
+
+inline constexpr size_t kMaxTopicNameLength = 249;
+
+// OK when `name` matches [a-zA-Z0-9._-]{1,249} and is neither "." nor "..", so that it is safe as
+// one directory name; INVALID_ARGUMENT with a readable message otherwise.
+absl::Status ValidateTopicName(std::string_view name);
+
+}  // namespace nodata

@@ -1,0 +1,28 @@
+#include "common/names.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace nodata {
+namespace {
+
+TEST(TopicName, AcceptsTheAllowedAlphabet) {
+  EXPECT_TRUE(ValidateTopicName("orders").ok());
+  EXPECT_TRUE(ValidateTopicName("a.b_c-D9").ok());
+  EXPECT_TRUE(ValidateTopicName("...").ok());
+  EXPECT_TRUE(ValidateTopicName(std::string(249, 'x')).ok());
+}
+
+TEST(TopicName, RefusesPathsAndOddCharacters) {
+  for (const std::string& bad : std::vector<std::string>{"", ".", "..", "a/b", "../etc", "a b", "é", std::string(250, 'x'),
+                          std::string("a\0b", 3)}) {
+    absl::Status s = ValidateTopicName(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_FALSE(s.message().empty());
+  }
+}
+
+}  // namespace
+}  // namespace nodata

@@ -1,0 +1,58 @@
+#include "common/testing/fault_fs.h"
+
+#include <cerrno>
+
+#include "common/status.h"
+
+namespace nodata::testing {
+
+class FaultFile final : public WritableFile {
+ public:
+  FaultFile(FaultFs& fs, std::unique_ptr<WritableFile> base) : fs_(fs), base_(std::move(base)) {}
+
+  absl::Status Append(std::string_view data) override {
+    int64_t budget = fs_.write_budget_.load();
+    if (budget >= 0) {
+      if (static_cast<int64_t>(data.size()) > budget) {
+        fs_.write_budget_.store(0);
+        // A real short write: part of the data lands, then the disk is full.
+        absl::Status s = base_->Append(data.substr(0, static_cast<size_t>(budget)));
+        if (!s.ok()) return s;
+        return ErrnoToStatus(ENOSPC, "write " + path());
+      }
+      fs_.write_budget_.fetch_sub(static_cast<int64_t>(data.size()));
+    }
+    return base_->Append(data);
+  }
+  absl::Status Sync() override {
+    fs_.sync_count_.fetch_add(1);
+    if (fs_.fail_sync_.load()) return ErrnoToStatus(EIO, "fdatasync " + path());
+    return base_->Sync();
+  }
+  absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
+  absl::Status Reserve(uint64_t size) override {
+    if (fs_.disk_full_.load() && size > base_->Size()) {
+      return ErrnoToStatus(ENOSPC, "fallocate " + path());
+    }
+    return base_->Reserve(size);
+  }
+  uint64_t Size() const override { return base_->Size(); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  FaultFs& fs_;
+  std::unique_ptr<WritableFile> base_;
+};
+
+absl::StatusOr<std::unique_ptr<WritableFile>> FaultFs::OpenAppendable(const std::string& path) {
+  auto base = base_.OpenAppendable(path);
+  if (!base.ok()) return base.status();
+  return std::unique_ptr<WritableFile>(std::make_unique<FaultFile>(*this, std::move(*base)));
+}
+
+absl::Status FaultFs::WriteFileAtomic(const std::string& path, std::string_view data) {
+  if (disk_full_.load()) return ErrnoToStatus(ENOSPC, "write " + path);
+  return base_.WriteFileAtomic(path, data);
+}
+
+}  // namespace nodata::testing

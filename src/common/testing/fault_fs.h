@@ -1,0 +1,55 @@
+// A FileSystem for tests that forwards to the POSIX one and injects faults: short writes, a full
+// disk, failed fsyncs. Safe for concurrent use.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "common/fs.h"
+
+namespace nodata::testing {
+
+class FaultFs final : public FileSystem {
+ public:
+  explicit FaultFs(FileSystem& base = PosixFileSystem()) : base_(base) {}
+
+  // Appends fail with ENOSPC once this many more bytes have been written; the failing append
+  // writes a prefix first, like a real short write. Negative: no limit.
+  void SetWriteBudget(int64_t bytes) { write_budget_.store(bytes); }
+  // Reserve() fails with ENOSPC while set.
+  void SetDiskFull(bool full) { disk_full_.store(full); }
+  // Sync() fails with EIO while set.
+  void SetFailSync(bool fail) { fail_sync_.store(fail); }
+  uint64_t sync_count() const { return sync_count_.load(); }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> OpenReadable(const std::string& path) override {
+    return base_.OpenReadable(path);
+  }
+  absl::Status WriteFileAtomic(const std::string& path, std::string_view data) override;
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    return base_.ReadFile(path);
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override {
+    return base_.ListDir(dir);
+  }
+  absl::Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
+  absl::Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
+  absl::Status RemoveAll(const std::string& path) override { return base_.RemoveAll(path); }
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    return base_.Rename(from, to);
+  }
+  absl::Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  bool Exists(const std::string& path) override { return base_.Exists(path); }
+
+ private:
+  friend class FaultFile;
+  FileSystem& base_;
+  std::atomic<int64_t> write_budget_{-1};
+  std::atomic<bool> disk_full_{false};
+  std::atomic<bool> fail_sync_{false};
+  std::atomic<uint64_t> sync_count_{0};
+};
+
+}  // namespace nodata::testing

@@ -1,0 +1,623 @@
+#include "log/partition_log.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+
+#include "common/strings.h"
+#include "common/status.h"
+#include "common/time.h"
+
+namespace nodata::log {
+
+// A segment file and what is known about it. Held by shared_ptr: a reader or the sync job keeps
+// the segment (and its files) alive outside the partition lock while a roll or retention may
+// drop it from the list.
+struct PartitionLog::Segment {
+  uint64_t base_offset = 0;
+  uint64_t end_offset = 0;  // one past the last record written
+  uint64_t size_bytes = 0;  // complete frames plus the header
+  int64_t min_ingest_us = std::numeric_limits<int64_t>::max();
+  int64_t max_ingest_us = std::numeric_limits<int64_t>::min();
+  std::vector<IndexEntry> index;
+  uint64_t last_indexed_position = 0;
+  std::string path;
+  std::shared_ptr<RandomAccessFile> reader;
+  std::shared_ptr<WritableFile> writer;  // set on the active segment only
+
+  bool empty() const { return end_offset == base_offset; }
+
+  void NoteRecord(uint64_t offset, uint64_t position, int64_t ingest_us,
+                  uint32_t interval_bytes) {
+    if (index.empty() || position - last_indexed_position >= interval_bytes) {
+      index.push_back(IndexEntry{static_cast<uint32_t>(offset - base_offset),
+                                 static_cast<uint32_t>(position)});
+      last_indexed_position = position;
+    }
+    min_ingest_us = std::min(min_ingest_us, ingest_us);
+    max_ingest_us = std::max(max_ingest_us, ingest_us);
+  }
+
+  // Byte position from which a scan finds `offset`.
+  uint64_t PositionFor(uint64_t offset) const {
+    auto it = std::upper_bound(index.begin(), index.end(), offset - base_offset,
+                               [](uint64_t rel, const IndexEntry& e) {
+                                 return rel < e.relative_offset;
+                               });
+    if (it == index.begin()) return kSegmentHeaderBytes;
+    return std::prev(it)->position;
+  }
+};
+
+namespace {
+
+// Reads frames sequentially from a file, in chunks.
+class FrameScanner {
+ public:
+  enum class Result { kRecord, kEnd, kTorn, kCorrupt, kIoError };
+
+  FrameScanner(const RandomAccessFile& file, uint64_t position, uint64_t end)
+      : file_(file), position_(position), end_(end) {}
+
+  Result Next(DecodedRecord* record) {
+    for (;;) {
+      std::string_view avail(buf_.data() + consumed_, filled_ - consumed_);
+      size_t frame_bytes = 0;
+      if (!avail.empty()) {
+        FrameResult r = DecodeFrame(avail, &frame_bytes, record);
+        if (r == FrameResult::kOk) {
+          frame_position_ = position_;
+          frame_bytes_ = frame_bytes;
+          consumed_ += frame_bytes;
+          position_ += frame_bytes;
+          return Result::kRecord;
+        }
+        if (r == FrameResult::kCorrupt) return Result::kCorrupt;
+      }
+      // Need more bytes.
+      uint64_t file_pos = position_ + (filled_ - consumed_);
+      if (file_pos >= end_) return avail.empty() ? Result::kEnd : Result::kTorn;
+      std::memmove(buf_.data(), buf_.data() + consumed_, filled_ - consumed_);
+      filled_ -= consumed_;
+      consumed_ = 0;
+      size_t want = kChunk;
+      if (avail.size() >= kFrameHeaderBytes) {
+        uint32_t body;
+        std::memcpy(&body, avail.data() + 4, 4);
+        want = std::max<size_t>(want, kFrameHeaderBytes + body);
+      }
+      if (buf_.size() < want) buf_.resize(want);
+      size_t n = std::min<uint64_t>(buf_.size() - filled_, end_ - file_pos);
+      auto read = file_.Read(file_pos, n, buf_.data() + filled_);
+      if (!read.ok()) {
+        io_status_ = read.status();
+        return Result::kIoError;
+      }
+      if (*read == 0) return Result::kTorn;
+      filled_ += *read;
+    }
+  }
+
+  uint64_t position() const { return position_; }  // where the next frame starts
+  uint64_t frame_position() const { return frame_position_; }
+  const absl::Status& io_status() const { return io_status_; }
+
+ private:
+  static constexpr size_t kChunk = 1 << 20;
+  const RandomAccessFile& file_;
+  uint64_t position_;
+  const uint64_t end_;
+  std::string buf_ = std::string(kChunk, '\0');
+  size_t filled_ = 0;
+  size_t consumed_ = 0;
+  uint64_t frame_position_ = 0;
+  size_t frame_bytes_ = 0;
+  absl::Status io_status_;
+};
+
+// True when a valid frame whose offset is at least `min_offset` starts anywhere in `bytes`:
+// damage followed by intact records, as opposed to a torn tail.
+bool ValidFrameFollows(std::string_view bytes, uint64_t min_offset) {
+  constexpr uint64_t kWindow = 1u << 20;
+  DecodedRecord record;
+  for (size_t i = 0; i + kFrameHeaderBytes + kMinBodyBytes <= bytes.size(); ++i) {
+    uint64_t offset;
+    std::memcpy(&offset, bytes.data() + i + kFrameHeaderBytes, 8);
+    if (offset < min_offset || offset - min_offset >= kWindow) continue;
+    size_t frame_bytes;
+    if (DecodeFrame(bytes.substr(i), &frame_bytes, &record) == FrameResult::kOk) return true;
+  }
+  return false;
+}
+
+absl::Status Corrupt(const std::string& path, uint64_t position, std::string_view what) {
+  return absl::DataLossError(
+      StrCat(path, ": ", what, " at byte ", position,
+                   "; the log is damaged before its tail, so it is not truncated"));
+}
+
+}  // namespace
+
+PartitionLog::PartitionLog(FileSystem& fs, std::string dir, LogOptions options, Syncer& syncer)
+    : fs_(fs), dir_(std::move(dir)), options_(std::move(options)), syncer_(syncer) {}
+
+absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(FileSystem& fs, std::string dir,
+                                                                 LogOptions options,
+                                                                 Syncer& syncer) {
+  std::unique_ptr<PartitionLog> log(
+      new PartitionLog(fs, std::move(dir), std::move(options), syncer));
+  RETURN_IF_ERROR(log->Recover());
+  return log;
+}
+
+PartitionLog::~PartitionLog() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](bool* running) { return !*running; }, &sync_running_));
+}
+
+absl::Status PartitionLog::Recover() {
+  RETURN_IF_ERROR(fs_.CreateDirs(dir_));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, fs_.ListDir(dir_));
+  std::vector<uint64_t> bases;
+  for (const std::string& name : names) {
+    uint64_t base;
+    if (ParseSegmentFileName(name, &base)) {
+      bases.push_back(base);
+    } else if (name.ends_with(".tmp")) {
+      RETURN_IF_ERROR(fs_.RemoveFile(StrCat(dir_, "/", name)));
+      ++recovery_.removed_files;
+    }
+  }
+  std::sort(bases.begin(), bases.end());
+
+  absl::MutexLock lock(&mu_);
+  if (bases.empty()) {
+    RETURN_IF_ERROR(StartSegment(0));
+    return absl::OkStatus();
+  }
+  for (size_t i = 0; i < bases.size(); ++i) {
+    auto seg = std::make_shared<Segment>();
+    seg->base_offset = bases[i];
+    seg->path = StrCat(dir_, "/", SegmentFileName(bases[i]));
+    ASSIGN_OR_RETURN(seg->reader, fs_.OpenReadable(seg->path));
+    if (i + 1 < bases.size()) {
+      RETURN_IF_ERROR(LoadSealedSegment(*seg, bases[i + 1]));
+    } else {
+      RETURN_IF_ERROR(RecoverLastSegment(*seg));
+    }
+    segments_.push_back(std::move(seg));
+  }
+  next_offset_ = segments_.back()->end_offset;
+  synced_offset_ = next_offset_;
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::LoadSealedSegment(Segment& seg, uint64_t expected_end) {
+  ASSIGN_OR_RETURN(uint64_t file_size, seg.reader->Size());
+  std::string index_path = StrCat(dir_, "/", IndexFileName(seg.base_offset));
+  if (fs_.Exists(index_path)) {
+    auto bytes = fs_.ReadFile(index_path);
+    if (bytes.ok()) {
+      auto index = DecodeIndex(*bytes);
+      if (index.ok() && index->base_offset == seg.base_offset &&
+          index->end_offset == expected_end && index->log_bytes == file_size) {
+        seg.end_offset = index->end_offset;
+        seg.size_bytes = file_size;
+        seg.min_ingest_us = index->min_ingest_us;
+        seg.max_ingest_us = index->max_ingest_us;
+        seg.index = std::move(index->entries);
+        return absl::OkStatus();
+      }
+    }
+  }
+  // No usable index: verify the whole segment and rebuild it.
+  std::string header(kSegmentHeaderBytes, '\0');
+  ASSIGN_OR_RETURN(size_t got, seg.reader->Read(0, header.size(), header.data()));
+  if (got < kSegmentHeaderBytes || !CheckSegmentHeader(header, seg.base_offset)) {
+    return Corrupt(seg.path, 0, "bad segment header");
+  }
+  FrameScanner scanner(*seg.reader, kSegmentHeaderBytes, file_size);
+  DecodedRecord record;
+  uint64_t expected = seg.base_offset;
+  for (;;) {
+    auto r = scanner.Next(&record);
+    if (r == FrameScanner::Result::kEnd) break;
+    if (r == FrameScanner::Result::kIoError) return scanner.io_status();
+    if (r != FrameScanner::Result::kRecord) {
+      return Corrupt(seg.path, scanner.position(), "damaged record in a sealed segment");
+    }
+    if (record.offset != expected) {
+      return Corrupt(seg.path, scanner.frame_position(),
+                     StrCat("offset ", record.offset, " where ", expected, " belongs"));
+    }
+    seg.NoteRecord(expected, scanner.frame_position(), record.ingest_time_us,
+                   options_.index_interval_bytes);
+    ++expected;
+  }
+  if (expected != expected_end) {
+    return absl::DataLossError(StrCat(seg.path, ": segment ends at offset ", expected,
+                                            " but the next segment starts at ", expected_end));
+  }
+  seg.end_offset = expected;
+  seg.size_bytes = file_size;
+  ++recovery_.rebuilt_indexes;
+  SegmentIndex index{seg.base_offset, seg.end_offset, seg.size_bytes, seg.min_ingest_us,
+                     seg.max_ingest_us, seg.index};
+  // Best effort: without the file the next start scans the segment again.
+  fs_.WriteFileAtomic(index_path, EncodeIndex(index)).IgnoreError();
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
+  ASSIGN_OR_RETURN(uint64_t file_size, seg.reader->Size());
+  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, fs_.OpenAppendable(seg.path));
+  std::string header(kSegmentHeaderBytes, '\0');
+  ASSIGN_OR_RETURN(size_t got, seg.reader->Read(0, header.size(), header.data()));
+  if (got < kSegmentHeaderBytes || !CheckSegmentHeader(header, seg.base_offset)) {
+    if (file_size > kSegmentHeaderBytes) return Corrupt(seg.path, 0, "bad segment header");
+    // Created but its header never reached the disk: write it again.
+    RETURN_IF_ERROR(writer->Truncate(0));
+    RETURN_IF_ERROR(writer->Append(EncodeSegmentHeader(seg.base_offset)));
+    RETURN_IF_ERROR(writer->Sync());
+    recovery_.truncated_bytes += file_size;
+    seg.end_offset = seg.base_offset;
+    seg.size_bytes = kSegmentHeaderBytes;
+    seg.writer = std::move(writer);
+    return absl::OkStatus();
+  }
+
+  FrameScanner scanner(*seg.reader, kSegmentHeaderBytes, file_size);
+  DecodedRecord record;
+  uint64_t expected = seg.base_offset;
+  uint64_t good_end = kSegmentHeaderBytes;
+  for (;;) {
+    auto r = scanner.Next(&record);
+    if (r == FrameScanner::Result::kEnd) break;
+    if (r == FrameScanner::Result::kIoError) return scanner.io_status();
+    if (r == FrameScanner::Result::kRecord && record.offset == expected) {
+      seg.NoteRecord(expected, scanner.frame_position(), record.ingest_time_us,
+                     options_.index_interval_bytes);
+      ++expected;
+      good_end = scanner.position();
+      continue;
+    }
+    // A torn or damaged frame at good_end. A torn tail has nothing valid after it; damage with
+    // intact records behind it must not be cut away.
+    std::string rest(file_size - good_end, '\0');
+    ASSIGN_OR_RETURN(size_t n, seg.reader->Read(good_end, rest.size(), rest.data()));
+    rest.resize(n);
+    size_t skip = (r == FrameScanner::Result::kRecord) ? 1 : 0;
+    if (ValidFrameFollows(std::string_view(rest).substr(std::min(skip, rest.size())),
+                          expected)) {
+      return Corrupt(seg.path, good_end, "damaged record followed by intact ones");
+    }
+    break;
+  }
+  if (good_end < file_size) {
+    RETURN_IF_ERROR(writer->Truncate(good_end));
+    RETURN_IF_ERROR(writer->Sync());
+    recovery_.truncated_bytes += file_size - good_end;
+  }
+  seg.end_offset = expected;
+  seg.size_bytes = good_end;
+  seg.writer = std::move(writer);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
+  auto seg = std::make_shared<Segment>();
+  seg->base_offset = base_offset;
+  seg->end_offset = base_offset;
+  seg->path = StrCat(dir_, "/", SegmentFileName(base_offset));
+  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, fs_.OpenAppendable(seg->path));
+  absl::Status s = writer->Truncate(0);
+  if (s.ok()) s = writer->Append(EncodeSegmentHeader(base_offset));
+  if (s.ok()) s = writer->Sync();
+  if (s.ok()) s = fs_.SyncDir(dir_);
+  if (s.ok()) {
+    auto reader = fs_.OpenReadable(seg->path);
+    if (reader.ok()) {
+      seg->reader = std::move(*reader);
+    } else {
+      s = reader.status();
+    }
+  }
+  if (!s.ok()) {
+    writer.reset();
+    fs_.RemoveFile(seg->path).IgnoreError();
+    return s;
+  }
+  seg->size_bytes = kSegmentHeaderBytes;
+  seg->writer = std::move(writer);
+  segments_.push_back(std::move(seg));
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::SealActive() {
+  Segment& seg = *segments_.back();
+  if (!seg.writer) return absl::OkStatus();
+  RETURN_IF_ERROR(seg.writer->Truncate(seg.size_bytes));  // releases reserved space
+  absl::Status s = seg.writer->Sync();
+  if (!s.ok()) {
+    failed_ = s;
+    return s;
+  }
+  synced_offset_ = std::max(synced_offset_, seg.end_offset);
+  SegmentIndex index{seg.base_offset, seg.end_offset, seg.size_bytes, seg.min_ingest_us,
+                     seg.max_ingest_us, seg.index};
+  // Best effort: a missing index is rebuilt by the next start.
+  fs_.WriteFileAtomic(StrCat(dir_, "/", IndexFileName(seg.base_offset)), EncodeIndex(index))
+      .IgnoreError();
+  seg.writer.reset();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> records) {
+  if (records.empty()) return absl::InvalidArgumentError("empty append");
+  size_t batch_bytes = 0;
+  for (const RecordView& r : records) batch_bytes += FrameSize(r);
+
+  absl::MutexLock lock(&mu_);
+  if (!failed_.ok()) return failed_;
+  Segment* active = segments_.back().get();
+  const int64_t now_us = records.front().ingest_time_us;
+  bool roll = active->writer == nullptr ||
+              (!active->empty() &&
+               (active->size_bytes + batch_bytes > options_.segment_bytes ||
+                now_us - active->min_ingest_us >= options_.segment_ms * 1000));
+  if (roll) {
+    RETURN_IF_ERROR(SealActive());
+    RETURN_IF_ERROR(StartSegment(next_offset_));
+    active = segments_.back().get();
+  }
+  WritableFile& writer = *active->writer;
+  const uint64_t before = active->size_bytes;
+  // Reserve first, so that a full disk fails the batch before any byte of it is written.
+  const uint64_t chunk = options_.reserve_chunk_bytes;
+  RETURN_IF_ERROR(writer.Reserve((before + batch_bytes + chunk - 1) / chunk * chunk));
+
+  scratch_.clear();
+  scratch_.reserve(batch_bytes);
+  const uint64_t first = next_offset_;
+  for (size_t i = 0; i < records.size(); ++i) EncodeFrame(first + i, records[i], &scratch_);
+  absl::Status s = writer.Append(scratch_);
+  if (!s.ok()) {
+    absl::Status undo = writer.Truncate(before);
+    if (!undo.ok()) {
+      failed_ = absl::InternalError(
+          StrCat("cannot undo a failed append (", undo.message(), "): ", s.message()));
+    }
+    return s;
+  }
+  uint64_t position = before;
+  for (size_t i = 0; i < records.size(); ++i) {
+    active->NoteRecord(first + i, position, records[i].ingest_time_us,
+                       options_.index_interval_bytes);
+    position += FrameSize(records[i]);
+  }
+  active->size_bytes = position;
+  active->end_offset = first + records.size();
+  next_offset_ = active->end_offset;
+  if (scratch_.capacity() > (8u << 20)) std::string().swap(scratch_);
+  return first;
+}
+
+uint64_t PartitionLog::acked_end() const {
+  absl::MutexLock lock(&mu_);
+  return options_.fsync == FsyncPolicy::kAlways ? synced_offset_ : next_offset_;
+}
+
+void PartitionLog::WhenAcked(uint64_t end_offset, absl::AnyInvocable<void(absl::Status) &&> done) {
+  absl::Status now;
+  {
+    absl::MutexLock lock(&mu_);
+    uint64_t acked = options_.fsync == FsyncPolicy::kAlways ? synced_offset_ : next_offset_;
+    if (end_offset > acked) {
+      if (failed_.ok()) {
+        waiters_.push_back(Waiter{end_offset, std::move(done)});
+        if (!sync_running_) {
+          sync_running_ = true;
+          syncer_.Schedule([this] { RunSync(); });
+        }
+        return;
+      }
+      now = failed_;
+    }
+  }
+  std::move(done)(now);
+}
+
+void PartitionLog::CollectAckedLocked(std::vector<Waiter>* ready) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->end_offset <= synced_offset_) {
+      ready->push_back(std::move(*it));
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void PartitionLog::RunSync() {
+  for (;;) {
+    std::shared_ptr<WritableFile> writer;
+    uint64_t target = 0;
+    uint64_t from = 0;
+    bool finished = false;
+    std::vector<Waiter> ready;
+    {
+      absl::MutexLock lock(&mu_);
+      CollectAckedLocked(&ready);
+      if (waiters_.empty()) {
+        sync_running_ = false;  // from here on `this` may be destroyed
+        finished = true;
+      } else {
+        writer = segments_.back()->writer;
+        target = next_offset_;
+        from = synced_offset_;
+        if (!writer) {
+          // The active segment was sealed (and synced by the seal) and no new one could be
+          // started: everything written is durable.
+          synced_offset_ = std::max(synced_offset_, next_offset_);
+        }
+      }
+    }
+    for (Waiter& w : ready) std::move(w.done)(absl::OkStatus());
+    if (finished) return;
+    if (!writer) continue;
+    const int64_t start = MonotonicNanos();
+    absl::Status s = writer->Sync();
+    const double seconds = static_cast<double>(MonotonicNanos() - start) / 1e9;
+    std::vector<Waiter> failed;
+    {
+      absl::MutexLock lock(&mu_);
+      if (s.ok()) {
+        synced_offset_ = std::max(synced_offset_, target);
+      } else {
+        failed_ = absl::Status(s.code(), StrCat(s.message(),
+                                                      "; the partition refuses writes until the "
+                                                      "server restarts and recovers it"));
+        for (Waiter& w : waiters_) failed.push_back(std::move(w));
+        waiters_.clear();
+        sync_running_ = false;
+      }
+    }
+    if (!s.ok()) {
+      for (Waiter& w : failed) std::move(w.done)(s);
+      return;
+    }
+    if (options_.on_sync) options_.on_sync(seconds, target - from);
+  }
+}
+
+absl::Status PartitionLog::Sync() {
+  std::shared_ptr<WritableFile> writer;
+  uint64_t target;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!failed_.ok()) return failed_;
+    writer = segments_.back()->writer;
+    target = next_offset_;
+    if (!writer || synced_offset_ >= target) return absl::OkStatus();
+  }
+  absl::Status s = writer->Sync();
+  absl::MutexLock lock(&mu_);
+  if (!s.ok()) {
+    failed_ = s;
+    return s;
+  }
+  synced_offset_ = std::max(synced_offset_, target);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::MaybeRollByAge(int64_t now_us) {
+  absl::MutexLock lock(&mu_);
+  if (!failed_.ok()) return failed_;
+  Segment& active = *segments_.back();
+  if (active.writer == nullptr || active.empty()) return absl::OkStatus();
+  if (now_us - active.min_ingest_us < options_.segment_ms * 1000) return absl::OkStatus();
+  RETURN_IF_ERROR(SealActive());
+  return StartSegment(next_offset_);
+}
+
+std::shared_ptr<PartitionLog::Segment> PartitionLog::FindSegmentLocked(uint64_t offset) const {
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), offset,
+                             [](uint64_t o, const std::shared_ptr<Segment>& s) {
+                               return o < s->base_offset;
+                             });
+  if (it == segments_.begin()) return nullptr;
+  return *std::prev(it);
+}
+
+absl::Status PartitionLog::Read(uint64_t from, size_t max_records, size_t max_bytes,
+                                std::vector<Record>* out) const {
+  size_t bytes = 0;
+  size_t count = 0;
+  while (count < max_records && bytes < max_bytes) {
+    std::shared_ptr<Segment> seg;
+    uint64_t end;
+    uint64_t seg_size;
+    uint64_t position;
+    {
+      absl::MutexLock lock(&mu_);
+      end = options_.fsync == FsyncPolicy::kAlways ? synced_offset_ : next_offset_;
+      if (from < segments_.front()->base_offset) {
+        return absl::OutOfRangeError(StrCat("offset ", from, " is before the start ",
+                                                  segments_.front()->base_offset));
+      }
+      if (from >= end) return absl::OkStatus();
+      seg = FindSegmentLocked(from);
+      seg_size = seg->size_bytes;
+      end = std::min(end, seg->end_offset);
+      position = seg->PositionFor(from);
+    }
+    FrameScanner scanner(*seg->reader, position, seg_size);
+    DecodedRecord record;
+    while (count < max_records && bytes < max_bytes && from < end) {
+      auto r = scanner.Next(&record);
+      if (r == FrameScanner::Result::kIoError) return scanner.io_status();
+      if (r != FrameScanner::Result::kRecord) {
+        return absl::DataLossError(StrCat(seg->path, ": damaged record at byte ",
+                                                scanner.position(), " (offset ", from, ")"));
+      }
+      if (record.offset < from) continue;
+      if (record.offset != from) {
+        return absl::DataLossError(StrCat(seg->path, ": found offset ", record.offset,
+                                                " where ", from, " belongs"));
+      }
+      bytes += record.data.size() + record.key.size() + record.id.size();
+      out->push_back(Record::From(record));
+      ++from;
+      ++count;
+    }
+    if (from < end) break;  // limits reached
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
+                                      absl::FunctionRef<void(const DecodedRecord&)> visit) const {
+  std::vector<std::pair<std::shared_ptr<Segment>, uint64_t>> chosen;  // segment, size snapshot
+  {
+    absl::MutexLock lock(&mu_);
+    uint64_t records = 0;
+    for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
+      const Segment& s = **it;
+      if (s.empty()) continue;
+      if (s.max_ingest_us < since_us) break;
+      chosen.emplace_back(*it, s.size_bytes);
+      records += s.end_offset - s.base_offset;
+      if (records >= min_records || s.min_ingest_us < since_us) break;
+    }
+  }
+  for (auto it = chosen.rbegin(); it != chosen.rend(); ++it) {
+    FrameScanner scanner(*it->first->reader, kSegmentHeaderBytes, it->second);
+    DecodedRecord record;
+    for (;;) {
+      auto r = scanner.Next(&record);
+      if (r == FrameScanner::Result::kEnd) break;
+      if (r == FrameScanner::Result::kIoError) return scanner.io_status();
+      if (r != FrameScanner::Result::kRecord) {
+        return absl::DataLossError(StrCat(it->first->path, ": damaged record at byte ",
+                                                scanner.position()));
+      }
+      if (record.ingest_time_us >= since_us) visit(record);
+    }
+  }
+  return absl::OkStatus();
+}
+
+PartitionStats PartitionLog::Stats() const {
+  absl::MutexLock lock(&mu_);
+  PartitionStats stats;
+  stats.start_offset = segments_.front()->base_offset;
+  stats.end_offset = next_offset_;
+  stats.record_count = next_offset_ - stats.start_offset;
+  for (const auto& s : segments_) stats.bytes_on_disk += s->size_bytes;
+  stats.segment_count = static_cast<uint32_t>(segments_.size());
+  return stats;
+}
+
+}  // namespace nodata::log

@@ -1,0 +1,144 @@
+// One partition of a topic in the hot tier: an append-only sequence of segment files with dense
+// offsets from the partition's start, CRC32C-framed records, a sparse offset index and group
+// commit. Format: docs/formats/log.md.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "common/fs.h"
+#include "log/format.h"
+#include "log/syncer.h"
+
+namespace nodata::log {
+
+enum class FsyncPolicy {
+  kAlways,    // an append is acknowledged once fdatasync has covered it (group commit)
+  kInterval,  // acknowledged once written; fdatasync every interval
+  kNever,     // acknowledged once written; synced only when a segment is sealed
+};
+
+struct LogOptions {
+  // A segment is sealed and a new one started past this many bytes...
+  uint64_t segment_bytes = 128ull << 20;
+  // ...or when its first record is older than this.
+  int64_t segment_ms = 60 * 60 * 1000;
+  // One sparse index entry per this many bytes of records.
+  uint32_t index_interval_bytes = 4096;
+  // Disk space is reserved ahead of appends in chunks of this size, so that a full disk fails an
+  // append before any byte of it is written.
+  uint64_t reserve_chunk_bytes = 4ull << 20;
+  FsyncPolicy fsync = FsyncPolicy::kAlways;
+  // Called after each successful fdatasync with its duration and how many records it covered.
+  std::function<void(double seconds, uint64_t records)> on_sync;
+};
+
+struct PartitionStats {
+  uint64_t start_offset = 0;
+  uint64_t end_offset = 0;  // the next offset to be written
+  uint64_t record_count = 0;
+  uint64_t bytes_on_disk = 0;
+  uint32_t segment_count = 0;
+};
+
+// What recovery found and did when the partition was opened.
+struct RecoveryReport {
+  uint64_t truncated_bytes = 0;  // torn tail cut from the last segment
+  uint32_t rebuilt_indexes = 0;
+  uint32_t removed_files = 0;
+};
+
+// Safe for concurrent use. Appends are ordered by the internal mutex; fdatasync runs on the
+// Syncer outside it, so appends continue while a sync is in flight (group commit).
+class PartitionLog {
+ public:
+  // Opens (creating if needed) the partition in `dir` and recovers it: verifies the tail of the
+  // last segment and truncates a torn record, loads or rebuilds indexes. DATA_LOSS when a record
+  // in the middle of the log is damaged (nothing is truncated then). `fs` and `syncer` must
+  // outlive the log.
+  static absl::StatusOr<std::unique_ptr<PartitionLog>> Open(FileSystem& fs, std::string dir,
+                                                            LogOptions options, Syncer& syncer);
+  ~PartitionLog();
+  PartitionLog(const PartitionLog&) = delete;
+  PartitionLog& operator=(const PartitionLog&) = delete;
+
+  // Writes `records` with consecutive offsets and returns the first one. Written, not yet
+  // acknowledged: see WhenAcked. All or nothing: on error nothing of the batch stays in the log
+  // (RESOURCE_EXHAUSTED on a full disk).
+  absl::StatusOr<uint64_t> Append(absl::Span<const RecordView> records);
+
+  // Calls `done` once every offset below `end_offset` is acknowledged under the fsync policy,
+  // or with the error that made that impossible. May call it inline or from a Syncer thread.
+  void WhenAcked(uint64_t end_offset, absl::AnyInvocable<void(absl::Status) &&> done);
+
+  // One past the last acknowledged offset: what readers may see.
+  uint64_t acked_end() const;
+
+  // Reads acknowledged records from `from` on, until `max_records` or about `max_bytes`.
+  // OUT_OF_RANGE when `from` is below the start; DATA_LOSS on a damaged record.
+  absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
+                    std::vector<Record>* out) const;
+
+  // Visits, oldest first, the records of the newest segments until those hold at least
+  // `min_records` records or reach back before `since_us` (ingest time).
+  absl::Status ScanRecent(int64_t since_us, uint64_t min_records,
+                          absl::FunctionRef<void(const DecodedRecord&)> visit) const;
+
+  // Flushes written records to disk now (for the interval policy and shutdown).
+  absl::Status Sync();
+  // Seals the active segment when it has records and is older than segment_ms.
+  absl::Status MaybeRollByAge(int64_t now_us);
+
+  PartitionStats Stats() const;
+  const RecoveryReport& recovery() const { return recovery_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Segment;
+  struct Waiter {
+    uint64_t end_offset;
+    absl::AnyInvocable<void(absl::Status) &&> done;
+  };
+
+  PartitionLog(FileSystem& fs, std::string dir, LogOptions options, Syncer& syncer);
+  absl::Status Recover();
+  absl::Status RecoverLastSegment(Segment& seg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadSealedSegment(Segment& seg, uint64_t expected_end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartSegment(uint64_t base_offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SealActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunSync();
+  void CollectAckedLocked(std::vector<Waiter>* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<Segment> FindSegmentLocked(uint64_t offset) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  FileSystem& fs_;
+  const std::string dir_;
+  const LogOptions options_;
+  Syncer& syncer_;
+  RecoveryReport recovery_;
+
+  mutable absl::Mutex mu_;
+  // Sealed segments then the active one, by base offset. Never empty once open.
+  std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t synced_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
+  // Set when an fdatasync failed: what the page cache holds can no longer be trusted, so the
+  // partition refuses appends until it is reopened (and recovered) by a restart.
+  absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  std::string scratch_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace nodata::log

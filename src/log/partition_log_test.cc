@@ -1,0 +1,319 @@
+#include "log/partition_log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/strings.h"
+#include "common/testing/fault_fs.h"
+#include "gtest/gtest.h"
+
+namespace nodata::log {
+namespace {
+
+namespace fs = std::filesystem;
+
+class PartitionLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           StrCat("nodata-log-", ::getpid(), "-",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<PartitionLog> Open(LogOptions options = {}) {
+    auto log = PartitionLog::Open(fault_, dir_.string(), options, syncer_);
+    EXPECT_TRUE(log.ok()) << log.status();
+    return log.ok() ? std::move(*log) : nullptr;
+  }
+
+  // Appends `n` records "v<i>" and waits until they are acknowledged.
+  static absl::Status AppendAcked(PartitionLog& log, int n, int start = 0, size_t size = 16) {
+    std::vector<std::string> data;
+    std::vector<RecordView> views;
+    for (int i = 0; i < n; ++i) {
+      std::string d = StrCat("v", start + i);
+      d.resize(std::max(size, d.size()), '.');
+      data.push_back(d);
+    }
+    for (int i = 0; i < n; ++i) {
+      RecordView v;
+      v.id = data[i];
+      v.data = data[i];
+      v.ingest_time_us = 1000 + start + i;
+      v.timestamp_us = v.ingest_time_us;
+      views.push_back(v);
+    }
+    auto first = log.Append(views);
+    if (!first.ok()) return first.status();
+    std::promise<absl::Status> done;
+    log.WhenAcked(*first + n, [&done](absl::Status s) { done.set_value(s); });
+    return done.get_future().get();
+  }
+
+  static std::vector<Record> ReadAll(const PartitionLog& log, uint64_t from = 0) {
+    std::vector<Record> out;
+    absl::Status s = log.Read(from, 1u << 30, 1u << 30, &out);
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  std::string SegmentPath(uint64_t base) const {
+    return (dir_ / SegmentFileName(base)).string();
+  }
+
+  fs::path dir_;
+  testing::FaultFs fault_;
+  Syncer syncer_{2};
+};
+
+TEST_F(PartitionLogTest, AppendsDenseOffsetsAndReadsThemBack) {
+  auto log = Open();
+  ASSERT_TRUE(AppendAcked(*log, 10).ok());
+  ASSERT_TRUE(AppendAcked(*log, 5, 10).ok());
+  auto records = ReadAll(*log);
+  ASSERT_EQ(records.size(), 15u);
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].offset, i);
+    EXPECT_TRUE(records[i].data.starts_with(StrCat("v", i)));
+  }
+  auto tail = ReadAll(*log, 12);
+  ASSERT_EQ(tail.size(), 3u);
+  EXPECT_EQ(tail[0].offset, 12u);
+  EXPECT_EQ(log->Stats().end_offset, 15u);
+}
+
+TEST_F(PartitionLogTest, ReopenContinuesOffsets) {
+  {
+    auto log = Open();
+    ASSERT_TRUE(AppendAcked(*log, 7).ok());
+  }
+  auto log = Open();
+  EXPECT_EQ(log->Stats().end_offset, 7u);
+  ASSERT_TRUE(AppendAcked(*log, 3, 7).ok());
+  EXPECT_EQ(ReadAll(*log).size(), 10u);
+  EXPECT_EQ(log->recovery().truncated_bytes, 0u);
+}
+
+TEST_F(PartitionLogTest, RollsSegmentsBySizeAndIndexesEachOne) {
+  LogOptions options;
+  options.segment_bytes = 4096;
+  options.index_interval_bytes = 256;
+  {
+    auto log = Open(options);
+    for (int i = 0; i < 40; ++i) ASSERT_TRUE(AppendAcked(*log, 10, i * 10, 40).ok());
+    EXPECT_GT(log->Stats().segment_count, 5u);
+    auto records = ReadAll(*log, 333);
+    ASSERT_EQ(records.size(), 67u);
+    EXPECT_EQ(records.front().offset, 333u);
+  }
+  // Remove one index: it is rebuilt; the others are loaded.
+  fs::remove(dir_ / IndexFileName(0));
+  auto log = Open(options);
+  EXPECT_EQ(log->recovery().rebuilt_indexes, 1u);
+  EXPECT_TRUE(fs::exists(dir_ / IndexFileName(0)));
+  auto records = ReadAll(*log);
+  ASSERT_EQ(records.size(), 400u);
+  for (size_t i = 0; i < records.size(); ++i) ASSERT_EQ(records[i].offset, i);
+}
+
+TEST_F(PartitionLogTest, RecoveryTruncatesTornTail) {
+  uint64_t size_after_8;
+  {
+    auto log = Open();
+    ASSERT_TRUE(AppendAcked(*log, 8).ok());
+    size_after_8 = fs::file_size(SegmentPath(0));
+    ASSERT_TRUE(AppendAcked(*log, 1, 8).ok());
+  }
+  // Cut the last record in half, as a crash in the middle of a write would.
+  uint64_t full = fs::file_size(SegmentPath(0));
+  fs::resize_file(SegmentPath(0), size_after_8 + (full - size_after_8) / 2);
+  auto log = Open();
+  EXPECT_EQ(log->Stats().end_offset, 8u);
+  EXPECT_GT(log->recovery().truncated_bytes, 0u);
+  EXPECT_EQ(fs::file_size(SegmentPath(0)), size_after_8);
+  ASSERT_TRUE(AppendAcked(*log, 2, 8).ok());
+  auto records = ReadAll(*log);
+  ASSERT_EQ(records.size(), 10u);
+  EXPECT_EQ(records[9].offset, 9u);
+}
+
+TEST_F(PartitionLogTest, RecoveryTruncatesZeroFilledTail) {
+  {
+    auto log = Open();
+    ASSERT_TRUE(AppendAcked(*log, 4).ok());
+  }
+  uint64_t size = fs::file_size(SegmentPath(0));
+  {
+    std::ofstream f(SegmentPath(0), std::ios::app | std::ios::binary);
+    std::string zeros(5000, '\0');
+    f.write(zeros.data(), zeros.size());
+  }
+  auto log = Open();
+  EXPECT_EQ(log->Stats().end_offset, 4u);
+  EXPECT_EQ(fs::file_size(SegmentPath(0)), size);
+}
+
+TEST_F(PartitionLogTest, FlippedBitBeforeTheTailIsDataLossNotTruncation) {
+  {
+    auto log = Open();
+    ASSERT_TRUE(AppendAcked(*log, 20).ok());
+  }
+  uint64_t size = fs::file_size(SegmentPath(0));
+  {
+    std::fstream f(SegmentPath(0), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(kSegmentHeaderBytes + 100);
+    char c;
+    f.seekg(kSegmentHeaderBytes + 100);
+    f.get(c);
+    f.seekp(kSegmentHeaderBytes + 100);
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+  auto log = PartitionLog::Open(fault_, dir_.string(), {}, syncer_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(fs::file_size(SegmentPath(0)), size) << "nothing may be cut away";
+}
+
+TEST_F(PartitionLogTest, FlippedBitInSealedSegmentFailsTheRead) {
+  LogOptions options;
+  options.segment_bytes = 2048;
+  {
+    auto log = Open(options);
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(AppendAcked(*log, 5, i * 5, 40).ok());
+  }
+  {
+    std::fstream f(SegmentPath(0), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(kSegmentHeaderBytes + 30);
+    f.put('X');
+  }
+  auto log = Open(options);
+  std::vector<Record> out;
+  absl::Status s = log->Read(0, 1000, 1u << 20, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  // Without the index the damage is found at start.
+  fs::remove(dir_ / IndexFileName(0));
+  log.reset();
+  auto reopened = PartitionLog::Open(fault_, dir_.string(), options, syncer_);
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(PartitionLogTest, TornSegmentHeaderOfAnEmptySegmentIsRewritten) {
+  LogOptions options;
+  options.segment_bytes = 1024;
+  uint64_t last_base;
+  {
+    auto log = Open(options);
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(AppendAcked(*log, 5, i * 5, 40).ok());
+    last_base = log->Stats().end_offset;
+  }
+  // A crash right after the next segment was created, before its header was written.
+  { std::ofstream f(SegmentPath(last_base), std::ios::binary); f.write("NDL", 3); }
+  auto log = Open(options);
+  EXPECT_EQ(log->Stats().end_offset, last_base);
+  ASSERT_TRUE(AppendAcked(*log, 1, 50).ok());
+  EXPECT_EQ(ReadAll(*log).size(), last_base + 1);
+}
+
+TEST_F(PartitionLogTest, GroupCommitSharesFsyncs) {
+  auto log = Open();
+  const uint64_t syncs_before = fault_.sync_count();
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        ASSERT_TRUE(AppendAcked(*log, 1, t * 1000 + i).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(log->Stats().end_offset, uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(log->acked_end(), uint64_t{kThreads * kPerThread});
+  const uint64_t syncs = fault_.sync_count() - syncs_before;
+  EXPECT_LT(syncs, uint64_t{kThreads * kPerThread}) << "each append paid its own fsync";
+  EXPECT_GT(syncs, 0u);
+}
+
+TEST_F(PartitionLogTest, FullDiskFailsTheWholeBatchAndRecovers) {
+  LogOptions options;
+  options.reserve_chunk_bytes = 4096;
+  auto log = Open(options);
+  ASSERT_TRUE(AppendAcked(*log, 3).ok());
+  const uint64_t size = fs::file_size(SegmentPath(0));
+  fault_.SetDiskFull(true);
+  absl::Status s = AppendAcked(*log, 200, 3, 100);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(fs::file_size(SegmentPath(0)), size);
+  EXPECT_EQ(log->Stats().end_offset, 3u);
+  fault_.SetDiskFull(false);
+  ASSERT_TRUE(AppendAcked(*log, 2, 3).ok());
+  EXPECT_EQ(ReadAll(*log).size(), 5u);
+}
+
+TEST_F(PartitionLogTest, ShortWriteIsUndone) {
+  auto log = Open();
+  ASSERT_TRUE(AppendAcked(*log, 3).ok());
+  const uint64_t size = fs::file_size(SegmentPath(0));
+  fault_.SetWriteBudget(50);
+  absl::Status s = AppendAcked(*log, 10, 3, 100);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(fs::file_size(SegmentPath(0)), size);
+  fault_.SetWriteBudget(-1);
+  ASSERT_TRUE(AppendAcked(*log, 1, 3).ok());
+  auto records = ReadAll(*log);
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[3].offset, 3u);
+}
+
+TEST_F(PartitionLogTest, FailedFsyncIsNeverAcknowledgedAndStopsWrites) {
+  {
+    auto log = Open();
+    ASSERT_TRUE(AppendAcked(*log, 2).ok());
+    fault_.SetFailSync(true);
+    absl::Status s = AppendAcked(*log, 1, 2);
+    EXPECT_FALSE(s.ok());
+    EXPECT_EQ(log->acked_end(), 2u);
+    fault_.SetFailSync(false);
+    EXPECT_FALSE(AppendAcked(*log, 1, 3).ok()) << "writes after a failed fsync";
+  }
+  auto log = Open();  // a restart recovers
+  ASSERT_TRUE(AppendAcked(*log, 1, 3).ok());
+}
+
+TEST_F(PartitionLogTest, ScanRecentVisitsRecordsSinceATime) {
+  LogOptions options;
+  options.segment_bytes = 2048;
+  auto log = Open(options);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(AppendAcked(*log, 5, i * 5, 40).ok());
+  std::vector<uint64_t> seen;
+  ASSERT_TRUE(log->ScanRecent(1000 + 90, 1u << 30, [&](const DecodedRecord& r) {
+                   seen.push_back(r.offset);
+                 }).ok());
+  ASSERT_EQ(seen.size(), 10u);
+  EXPECT_EQ(seen.front(), 90u);
+  EXPECT_EQ(seen.back(), 99u);
+}
+
+TEST_F(PartitionLogTest, IntervalPolicyAcknowledgesOnWrite) {
+  LogOptions options;
+  options.fsync = FsyncPolicy::kInterval;
+  auto log = Open(options);
+  const uint64_t syncs_before = fault_.sync_count();
+  ASSERT_TRUE(AppendAcked(*log, 5).ok());
+  EXPECT_EQ(fault_.sync_count(), syncs_before);
+  ASSERT_TRUE(log->Sync().ok());
+  EXPECT_EQ(fault_.sync_count(), syncs_before + 1);
+}
+
+}  // namespace
+}  // namespace nodata::log

@@ -1,0 +1,403 @@
+#include "server/grpc_services.h"
+
+#include <deque>
+#include <optional>
+
+#include "absl/synchronization/mutex.h"
+#include "common/strings.h"
+#include "common/time.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace nodata::server {
+namespace {
+
+using broker::AckOut;
+using broker::EventIn;
+using nodata::v1::PublishBatchRequest;
+using nodata::v1::PublishBatchResponse;
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(ToStd(s.message())));
+}
+
+// Proto Timestamp bounds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+constexpr int64_t kMinTimestampSeconds = -62135596800;
+constexpr int64_t kMaxTimestampSeconds = 253402300799;
+
+// The broker's borrowed view of request events, with storage for their header views.
+struct Converted {
+  std::vector<EventIn> events;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+
+  // The events must outlive this object.
+  absl::Status From(const google::protobuf::RepeatedPtrField<nodata::v1::Event>& in) {
+    size_t header_count = 0;
+    for (const auto& e : in) header_count += e.headers_size();
+    headers.reserve(header_count);  // spans below point into it: no reallocation
+    events.resize(in.size());
+    for (int i = 0; i < in.size(); ++i) {
+      const nodata::v1::Event& e = in[i];
+      EventIn& out = events[i];
+      out.topic = e.topic();
+      out.id = e.id();
+      out.key = e.key();
+      out.data = e.data();
+      if (e.has_timestamp()) {
+        const auto& ts = e.timestamp();
+        if (ts.seconds() < kMinTimestampSeconds || ts.seconds() > kMaxTimestampSeconds ||
+            ts.nanos() < 0 || ts.nanos() > 999999999) {
+          return absl::InvalidArgumentError(
+              StrCat("event ", i, ": timestamp is out of range (seconds ", ts.seconds(),
+                     ", nanos ", ts.nanos(), ")"));
+        }
+        out.timestamp_us = ts.seconds() * 1000000 + ts.nanos() / 1000;
+      }
+      if (e.headers_size() > 0) {
+        size_t start = headers.size();
+        for (const auto& [k, v] : e.headers()) headers.emplace_back(k, v);
+        out.headers = absl::MakeConstSpan(headers.data() + start, e.headers_size());
+      }
+    }
+    return absl::OkStatus();
+  }
+};
+
+void FillAck(const nodata::v1::Event& e, AckOut& in, nodata::v1::Ack* out) {
+  out->set_topic(e.topic());
+  out->set_partition(in.partition);
+  out->set_offset(in.offset);
+  out->set_duplicate(in.duplicate);
+  if (in.assigned_id.empty()) {
+    out->set_id(e.id());
+  } else {
+    out->set_id(std::move(in.assigned_id));
+  }
+}
+
+double SecondsSince(int64_t start_ns) {
+  return static_cast<double>(MonotonicNanos() - start_ns) / 1e9;
+}
+
+// One PublishStream call. Requests are pipelined: up to `max_inflight` batches are being
+// stored at once, and responses go out strictly in request order. Deletes itself in OnDone,
+// which gRPC calls only after Finish, and Finish waits until no broker callback is pending.
+class PublishStreamReactor final
+    : public grpc::ServerBidiReactor<PublishBatchRequest, PublishBatchResponse> {
+ public:
+  PublishStreamReactor(broker::Broker& broker, prometheus::Histogram& latency, int max_inflight)
+      : broker_(broker), latency_(latency), max_inflight_(static_cast<size_t>(max_inflight)) {
+    Pump();
+  }
+
+  void OnReadDone(bool ok) override {
+    Slot* slot = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (!ok) {
+        reads_done_ = true;
+      } else if (!stopping_) {
+        auto owned = std::make_unique<Slot>();
+        owned->request.Swap(&read_buf_);
+        owned->start_ns = MonotonicNanos();
+        slot = owned.get();
+        slots_.push_back(std::move(owned));
+        ++outstanding_;
+      }
+    }
+    if (slot != nullptr) {
+      absl::Status s = slot->converted.From(slot->request.events());
+      if (!s.ok()) {
+        Complete(slot, ToGrpc(s));
+      } else {
+        absl::Span<const EventIn> events = slot->converted.events;
+        broker_.Publish(events, [this, slot](absl::Status st, std::vector<AckOut> acks) {
+          if (st.ok()) {
+            auto* out = slot->response.mutable_acks();
+            out->Reserve(static_cast<int>(acks.size()));
+            for (size_t i = 0; i < acks.size(); ++i) {
+              FillAck(slot->request.events(static_cast<int>(i)), acks[i], out->Add());
+            }
+            latency_.Observe(SecondsSince(slot->start_ns));
+          }
+          Complete(slot, ToGrpc(st));
+        });
+      }
+    }
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      slots_.pop_front();
+      if (!ok) Stop(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      Stop(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+    }
+    Pump();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct Slot {
+    PublishBatchRequest request;
+    PublishBatchResponse response;
+    Converted converted;
+    int64_t start_ns = 0;
+    bool done = false;
+    grpc::Status status;
+  };
+
+  void Complete(Slot* slot, grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      slot->done = true;
+      slot->status = std::move(status);
+      --outstanding_;
+    }
+    Pump();
+  }
+
+  void Stop(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stopping_) return;
+    stopping_ = true;
+    finish_status_ = std::move(status);
+  }
+
+  // Decides under the lock what to start next, then starts it outside the lock.
+  void Pump() {
+    bool read = false;
+    const PublishBatchResponse* write = nullptr;
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      if (!writing_ && !slots_.empty() && slots_.front()->done && !stopping_) {
+        if (slots_.front()->status.ok()) {
+          writing_ = true;
+          write = &slots_.front()->response;
+        } else {
+          Stop(slots_.front()->status);  // an error ends the stream with that status
+        }
+      }
+      if (!stopping_ && !reading_ && !reads_done_ && slots_.size() < max_inflight_) {
+        reading_ = true;
+        read = true;
+      }
+      if (!stopping_ && reads_done_ && slots_.empty() && !writing_) Stop(grpc::Status::OK);
+      if (stopping_ && !writing_ && outstanding_ == 0) {
+        finished_ = true;
+        finish = finish_status_;
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+    if (read) StartRead(&read_buf_);
+    if (finish) Finish(*finish);
+  }
+
+  broker::Broker& broker_;
+  prometheus::Histogram& latency_;
+  const size_t max_inflight_;
+  PublishBatchRequest read_buf_;
+
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // broker calls not yet completed
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+};
+
+class IngestServiceImpl final : public nodata::v1::IngestService::CallbackService {
+ public:
+  IngestServiceImpl(broker::Broker& broker, prometheus::Registry& registry, int inflight)
+      : broker_(broker),
+        latency_family_(prometheus::BuildHistogram()
+                            .Name("nodata_publish_latency_seconds")
+                            .Help("Time from receiving a publish request to its acknowledgement")
+                            .Register(registry)),
+        publish_latency_(Add("Publish")),
+        batch_latency_(Add("PublishBatch")),
+        stream_latency_(Add("PublishStream")),
+        inflight_(inflight) {}
+
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
+                                    const nodata::v1::PublishRequest* request,
+                                    nodata::v1::PublishResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (!request->has_event()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "event is missing"));
+      return reactor;
+    }
+    auto call = std::make_unique<UnaryCall>();
+    call->events.Add()->CopyFrom(request->event());  // small: one event
+    return StartUnary(reactor, std::move(call), publish_latency_,
+                      [response](const nodata::v1::Event& e, AckOut& ack) {
+                        FillAck(e, ack, response->mutable_ack());
+                      });
+  }
+
+  grpc::ServerUnaryReactor* PublishBatch(grpc::CallbackServerContext* ctx,
+                                         const PublishBatchRequest* request,
+                                         PublishBatchResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    auto converted = std::make_unique<Converted>();
+    absl::Status s = converted->From(request->events());
+    if (!s.ok()) {
+      reactor->Finish(ToGrpc(s));
+      return reactor;
+    }
+    absl::Span<const EventIn> events = converted->events;
+    const int64_t start = MonotonicNanos();
+    broker_.Publish(events, [this, reactor, request, response, start,
+                             converted = std::move(converted)](absl::Status st,
+                                                               std::vector<AckOut> acks) {
+      if (st.ok()) {
+        auto* out = response->mutable_acks();
+        out->Reserve(static_cast<int>(acks.size()));
+        for (size_t i = 0; i < acks.size(); ++i) {
+          FillAck(request->events(static_cast<int>(i)), acks[i], out->Add());
+        }
+        batch_latency_.Observe(SecondsSince(start));
+      }
+      reactor->Finish(ToGrpc(st));
+    });
+    return reactor;
+  }
+
+  grpc::ServerBidiReactor<PublishBatchRequest, PublishBatchResponse>* PublishStream(
+      grpc::CallbackServerContext* ctx) override {
+    return new PublishStreamReactor(broker_, stream_latency_, inflight_);
+  }
+
+ private:
+  struct UnaryCall {
+    google::protobuf::RepeatedPtrField<nodata::v1::Event> events;
+    Converted converted;
+  };
+
+  template <typename Fill>
+  grpc::ServerUnaryReactor* StartUnary(grpc::ServerUnaryReactor* reactor,
+                                       std::unique_ptr<UnaryCall> call,
+                                       prometheus::Histogram& latency, Fill fill) {
+    absl::Status s = call->converted.From(call->events);
+    if (!s.ok()) {
+      reactor->Finish(ToGrpc(s));
+      return reactor;
+    }
+    absl::Span<const EventIn> events = call->converted.events;
+    const int64_t start = MonotonicNanos();
+    broker_.Publish(events, [reactor, &latency, start, fill, call = std::move(call)](
+                                absl::Status st, std::vector<AckOut> acks) {
+      if (st.ok()) {
+        fill(call->events[0], acks[0]);
+        latency.Observe(SecondsSince(start));
+      }
+      reactor->Finish(ToGrpc(st));
+    });
+    return reactor;
+  }
+
+  prometheus::Histogram& Add(const std::string& rpc) {
+    return latency_family_.Add({{"rpc", rpc}},
+                               prometheus::Histogram::BucketBoundaries{
+                                   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                   0.05, 0.1, 0.25, 1, 2.5});
+  }
+
+  broker::Broker& broker_;
+  prometheus::Family<prometheus::Histogram>& latency_family_;
+  prometheus::Histogram& publish_latency_;
+  prometheus::Histogram& batch_latency_;
+  prometheus::Histogram& stream_latency_;
+  const int inflight_;
+};
+
+void FillTopic(const broker::TopicInfo& info, nodata::v1::Topic* out) {
+  out->set_name(info.name);
+  out->set_partition_count(info.partition_count);
+  out->mutable_created_at()->set_seconds(info.created_at_us / 1000000);
+  out->mutable_created_at()->set_nanos(static_cast<int32_t>(info.created_at_us % 1000000) * 1000);
+  for (const auto& p : info.partitions) {
+    auto* pi = out->add_partitions();
+    pi->set_partition(p.partition);
+    pi->set_start_offset(p.stats.start_offset);
+    pi->set_end_offset(p.stats.end_offset);
+    pi->set_record_count(p.stats.record_count);
+    pi->set_bytes_on_disk(p.stats.bytes_on_disk);
+    pi->set_segment_count(p.stats.segment_count);
+  }
+}
+
+class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService {
+ public:
+  explicit TopicServiceImpl(broker::Broker& broker) : broker_(broker) {}
+
+  grpc::ServerUnaryReactor* CreateTopic(grpc::CallbackServerContext* ctx,
+                                        const nodata::v1::CreateTopicRequest* request,
+                                        nodata::v1::CreateTopicResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    auto info = broker_.CreateTopic(request->name(), request->partitions());
+    if (info.ok()) FillTopic(*info, response->mutable_topic());
+    reactor->Finish(ToGrpc(info.status()));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetTopic(grpc::CallbackServerContext* ctx,
+                                     const nodata::v1::GetTopicRequest* request,
+                                     nodata::v1::GetTopicResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    auto info = broker_.GetTopic(request->name());
+    if (info.ok()) FillTopic(*info, response->mutable_topic());
+    reactor->Finish(ToGrpc(info.status()));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* ListTopics(grpc::CallbackServerContext* ctx,
+                                       const nodata::v1::ListTopicsRequest*,
+                                       nodata::v1::ListTopicsResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    for (const auto& info : broker_.ListTopics()) FillTopic(info, response->add_topics());
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* DeleteTopic(grpc::CallbackServerContext* ctx,
+                                        const nodata::v1::DeleteTopicRequest* request,
+                                        nodata::v1::DeleteTopicResponse*) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpc(broker_.DeleteTopic(request->name())));
+    return reactor;
+  }
+
+ private:
+  broker::Broker& broker_;
+};
+
+}  // namespace
+
+std::unique_ptr<nodata::v1::IngestService::CallbackService> MakeIngestService(
+    broker::Broker& broker, prometheus::Registry& registry, int stream_inflight_batches) {
+  return std::make_unique<IngestServiceImpl>(broker, registry, stream_inflight_batches);
+}
+
+std::unique_ptr<nodata::v1::TopicService::CallbackService> MakeTopicService(
+    broker::Broker& broker) {
+  return std::make_unique<TopicServiceImpl>(broker);
+}
+
+}  // namespace nodata::server

@@ -1,0 +1,21 @@
+// gRPC adapters of the public API (proto/nodata/v1) onto the broker. No storage logic here.
+#pragma once
+
+#include <memory>
+
+#include "broker/broker.h"
+#include "nodata/v1/nodata.grpc.pb.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace nodata::server {
+
+// Both services are safe for concurrent use; the broker and registry must outlive them.
+std::unique_ptr<nodata::v1::IngestService::CallbackService> MakeIngestService(
+    broker::Broker& broker, prometheus::Registry& registry, int stream_inflight_batches);
+std::unique_ptr<nodata::v1::TopicService::CallbackService> MakeTopicService(
+    broker::Broker& broker);
+
+}  // namespace nodata::server

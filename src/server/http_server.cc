@@ -1,0 +1,88 @@
+#include "server/http_server.h"
+
+#include <civetweb.h>
+
+#include <cstring>
+
+#include "common/strings.h"
+
+namespace nodata::server {
+
+struct HttpServer::Context {
+  std::function<std::string()> metrics;
+  mg_context* ctx = nullptr;
+};
+
+namespace {
+
+void Reply(mg_connection* conn, int code, const char* content_type, const std::string& body) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Connection: close\r\n\r\n",
+            code, mg_get_response_code_text(conn, code), content_type, body.size());
+  mg_write(conn, body.data(), body.size());
+}
+
+bool IsGet(mg_connection* conn) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  return std::strcmp(info->request_method, "GET") == 0 ||
+         std::strcmp(info->request_method, "HEAD") == 0;
+}
+
+int Metrics(mg_connection* conn, void* data) {
+  auto* context = static_cast<HttpServer::Context*>(data);
+  if (!IsGet(conn)) {
+    Reply(conn, 405, "text/plain", "method not allowed\n");
+    return 405;
+  }
+  Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", context->metrics());
+  return 200;
+}
+
+int Healthz(mg_connection* conn, void*) {
+  Reply(conn, 200, "text/plain", "ok\n");
+  return 200;
+}
+
+int NotFound(mg_connection* conn, void*) {
+  Reply(conn, 404, "text/plain", "not found\n");
+  return 404;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(std::unique_ptr<Context> context) : context_(std::move(context)) {}
+
+HttpServer::~HttpServer() {
+  if (context_->ctx) mg_stop(context_->ctx);
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const std::string& listen, std::function<std::string()> metrics) {
+  static const bool initialized = [] {
+    mg_init_library(0);
+    return true;
+  }();
+  (void)initialized;
+  auto context = std::make_unique<Context>();
+  context->metrics = std::move(metrics);
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "4",
+                           "enable_keep_alive", "no", nullptr};
+  mg_callbacks callbacks;
+  std::memset(&callbacks, 0, sizeof callbacks);
+  context->ctx = mg_start(&callbacks, nullptr, options);
+  if (context->ctx == nullptr) {
+    return absl::UnavailableError(StrCat("cannot listen for HTTP on ", listen));
+  }
+  mg_set_request_handler(context->ctx, "/metrics$", Metrics, context.get());
+  mg_set_request_handler(context->ctx, "/healthz$", Healthz, nullptr);
+  mg_set_request_handler(context->ctx, "/", NotFound, nullptr);
+  std::unique_ptr<HttpServer> server(new HttpServer(std::move(context)));
+  mg_server_port ports[4];
+  int n = mg_get_server_ports(server->context_->ctx, 4, ports);
+  std::string host = listen.substr(0, listen.rfind(':'));
+  server->address_ = n > 0 ? StrCat(host, ":", ports[0].port) : listen;
+  return server;
+}
+
+}  // namespace nodata::server

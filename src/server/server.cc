@@ -1,0 +1,80 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <cstdio>
+
+#include "common/status.h"
+#include "common/strings.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+#include "server/grpc_services.h"
+#include "server/http_server.h"
+#include "spdlog/spdlog.h"
+
+namespace nodata::server {
+
+absl::Status RunServer(const ServerOptions& options) {
+  // Block the stop signals in every thread started from here on; the main thread waits for
+  // them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  prometheus::Registry registry;
+  RETURN_IF_ERROR(PosixFileSystem().CreateDirs(options.broker.data_dir));
+  spdlog::info("opening data directory {}", options.broker.data_dir);
+  ASSIGN_OR_RETURN(std::unique_ptr<broker::Broker> broker,
+                   broker::Broker::Open(options.broker, PosixFileSystem(), registry));
+
+  auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches);
+  auto topics = MakeTopicService(*broker);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(ingest.get());
+  builder.RegisterService(topics.get());
+  // Room for a full batch plus protobuf framing; larger messages get RESOURCE_EXHAUSTED.
+  const uint64_t max_message = options.broker.max_batch_bytes + (options.broker.max_batch_events * 64) +
+                               (1u << 20);
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<uint64_t>(max_message, std::numeric_limits<int>::max())));
+  builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::UnavailableError(StrCat("cannot listen for gRPC on ", options.listen));
+  }
+  broker::Broker& b = *broker;
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http,
+                   HttpServer::Start(options.http, [&registry, &b] {
+                     b.ListTopics();  // refreshes the offset and disk gauges
+                     return prometheus::TextSerializer().Serialize(registry.Collect());
+                   }));
+
+  const std::string grpc_address =
+      StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", port);
+  std::printf("nodata ready grpc=%s http=%s\n", grpc_address.c_str(), http->address().c_str());
+  std::fflush(stdout);
+  spdlog::info("serving gRPC on {} and HTTP on {}", grpc_address, http->address());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  server->Wait();
+  http.reset();
+  broker->SyncAll();
+  broker.reset();
+  spdlog::info("stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace nodata::server

@@ -1,0 +1,137 @@
+#include "storage/catalog.h"
+
+#include <sqlite3.h>
+
+#include "common/strings.h"
+
+namespace nodata::storage {
+namespace {
+
+absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string message = StrCat("metadata ", what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+      return absl::ResourceExhaustedError(message);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(message);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+      return absl::PermissionDeniedError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// Owns a prepared statement.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  int rc() const { return rc_; }
+  sqlite3_stmt* get() { return stmt_; }
+  void BindText(int i, std::string_view s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status s = SqliteError(db, rc, StrCat("open ", path));
+    sqlite3_close(db);
+    return s;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<Catalog> catalog(new Catalog(db));
+  absl::MutexLock lock(&catalog->mu_);
+  absl::Status s = catalog->Exec(
+      "PRAGMA journal_mode=WAL;"
+      "PRAGMA synchronous=FULL;"
+      "CREATE TABLE IF NOT EXISTS topics ("
+      "  name TEXT PRIMARY KEY,"
+      "  partitions INTEGER NOT NULL,"
+      "  created_at_us INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+      "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);");
+  if (!s.ok()) return s;
+  return catalog;
+}
+
+Catalog::~Catalog() { sqlite3_close(db_); }
+
+absl::Status Catalog::Exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "exec");
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::CreateTopic(const TopicMeta& topic) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "INSERT INTO topics (name, partitions, created_at_us) VALUES (?, ?, ?)");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  st.BindText(1, topic.name);
+  st.BindInt(2, topic.partitions);
+  st.BindInt(3, topic.created_at_us);
+  int rc = sqlite3_step(st.get());
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError(StrCat("topic \"", topic.name, "\" already exists"));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "create topic");
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::DeleteTopic(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "DELETE FROM topics WHERE name = ?");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  st.BindText(1, name);
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "delete topic");
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<TopicMeta>> Catalog::ListTopics() {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT name, partitions, created_at_us FROM topics ORDER BY name");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  std::vector<TopicMeta> out;
+  for (;;) {
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "list topics");
+    TopicMeta t;
+    t.name = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
+    t.partitions = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 1));
+    t.created_at_us = sqlite3_column_int64(st.get(), 2);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace nodata::storage

@@ -1,0 +1,47 @@
+// Durable metadata of the data directory (topics and their configuration) in SQLite.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+struct sqlite3;
+
+namespace nodata::storage {
+
+struct TopicMeta {
+  std::string name;
+  uint32_t partitions = 0;
+  int64_t created_at_us = 0;
+};
+
+// Safe for concurrent use. Every change is durable (synchronous=FULL) when the call returns.
+class Catalog {
+ public:
+  // Opens or creates the database at `path`.
+  static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& path);
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  // ALREADY_EXISTS when a topic of that name exists.
+  absl::Status CreateTopic(const TopicMeta& topic);
+  // NOT_FOUND when there is no such topic.
+  absl::Status DeleteTopic(std::string_view name);
+  absl::StatusOr<std::vector<TopicMeta>> ListTopics();
+
+ private:
+  explicit Catalog(sqlite3* db) : db_(db) {}
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+};
+
+}  // namespace nodata::storage
