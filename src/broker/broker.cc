@@ -273,7 +273,7 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
     int64_t ingest_us;
     uint32_t partition;
     uint64_t offset;
-    std::string id;
+    IdFingerprint id;
   };
   std::vector<Seen> seen;
   const int64_t now = NowMicros();
@@ -282,7 +282,7 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
     RETURN_IF_ERROR(topic->logs[p]->ScanRecent(
         since, options_.dedupe_max_ids, [&](const log::DecodedRecord& r) {
           if ((r.flags & log::kFlagServerAssignedId) == 0 && !r.id.empty()) {
-            seen.push_back(Seen{r.ingest_time_us, p, r.offset, std::string(r.id)});
+            seen.push_back(Seen{r.ingest_time_us, p, r.offset, IdFingerprint::Of(r.id)});
           }
         }));
   }
@@ -559,16 +559,26 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   const uint32_t n = topic.partitions;
   std::vector<std::vector<log::RecordView>> views(n);
   std::vector<std::vector<uint32_t>> owners(n);  // event index of each view
-  std::vector<std::pair<uint32_t, uint32_t>> batch_dups;  // event, first event with its id
+  std::vector<IdFingerprint> fingerprints(events.size());
   std::vector<uint64_t> wait_end(n, 0);
-  absl::flat_hash_map<absl::string_view, uint32_t> batch_ids;
-  batch_ids.reserve(indices.size());
+  std::vector<uint64_t> next(n);
   uint64_t dups = 0;
 
   absl::MutexLock lock(&topic.mu);
   if (topic.deleted) return absl::NotFoundError(StrCat("topic \"", topic.name, "\" was deleted"));
+  // Appends to the topic's partitions happen only under topic.mu, so the offsets each record
+  // will get are known now, and dedupe needs one probe per event: claim the id at its future
+  // location, or find where it already is (stored earlier or earlier in this batch).
+  for (uint32_t p = 0; p < n; ++p) next[p] = topic.logs[p]->end_offset();
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
+  // Start every table lookup of the batch first, so their cache misses overlap.
+  for (uint32_t i : indices) {
+    if (!events[i].id.empty()) {
+      fingerprints[i] = IdFingerprint::Of(events[i].id);
+      topic.dedupe.Prefetch(fingerprints[i]);
+    }
+  }
   for (uint32_t i : indices) {
     const EventIn& e = events[i];
     AckOut& ack = state.acks[i];
@@ -578,23 +588,22 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
       ack.assigned_id = ids_.Next();
       id = ack.assigned_id;
       flags |= log::kFlagServerAssignedId;
-    } else {
-      if (const DedupeIndex::Location* loc = topic.dedupe.Find(id)) {
-        ack.partition = loc->partition;
-        ack.offset = loc->offset;
+    }
+    const uint32_t p = PartitionFor(e.key, id, n);
+    if (flags == 0) {
+      std::optional<DedupeIndex::Location> known =
+          topic.dedupe.FindOrInsert(fingerprints[i], {p, next[p]}, now);
+      if (known) {
+        ack.partition = known->partition;
+        ack.offset = known->offset;
         ack.duplicate = true;
-        wait_end[loc->partition] = std::max(wait_end[loc->partition], loc->offset + 1);
-        ++dups;
-        continue;
-      }
-      auto [it, inserted] = batch_ids.try_emplace(Absl(id), i);
-      if (!inserted) {
-        batch_dups.emplace_back(i, it->second);
+        wait_end[known->partition] = std::max(wait_end[known->partition], known->offset + 1);
         ++dups;
         continue;
       }
     }
-    const uint32_t p = PartitionFor(e.key, id, n);
+    ack.partition = p;
+    ack.offset = next[p]++;
     log::RecordView v;
     v.id = id;
     v.key = e.key;
@@ -610,38 +619,39 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   absl::Status status;
   uint64_t stored = 0;
   uint64_t stored_bytes = 0;
-  for (uint32_t p = 0; p < n && status.ok(); ++p) {
+  for (uint32_t p = 0; p < n; ++p) {
     if (views[p].empty()) continue;
-    auto first = topic.logs[p]->Append(views[p]);
-    if (!first.ok()) {
-      // Partitions appended before this one keep their records and their dedupe entries, so a
-      // retry with the same ids is answered as duplicates.
-      status = absl::Status(first.status().code(),
-                            StrCat("topic ", topic.name, " partition ", p, ": ",
-                                   ToStd(first.status().message())));
-      break;
+    absl::StatusOr<uint64_t> first =
+        status.ok() ? topic.logs[p]->Append(views[p]) : absl::StatusOr<uint64_t>(status);
+    if (first.ok() && *first != state.acks[owners[p][0]].offset) {
+      first = absl::InternalError(StrCat("topic ", topic.name, " partition ", p, ": offset ",
+                                         *first, " where ", state.acks[owners[p][0]].offset,
+                                         " was expected"));
     }
-    for (size_t k = 0; k < views[p].size(); ++k) {
-      AckOut& ack = state.acks[owners[p][k]];
-      ack.partition = p;
-      ack.offset = *first + k;
-      if ((views[p][k].flags & log::kFlagServerAssignedId) == 0) {
-        topic.dedupe.Insert(views[p][k].id, {p, ack.offset}, now);
+    if (!first.ok()) {
+      // Not stored: forget the ids claimed for this partition. Partitions appended before keep
+      // their records and ids, so a retry with the same ids is answered as duplicates.
+      for (size_t k = 0; k < views[p].size(); ++k) {
+        if ((views[p][k].flags & log::kFlagServerAssignedId) == 0) {
+          topic.dedupe.Erase(fingerprints[owners[p][k]]);
+        }
       }
-      stored_bytes += views[p][k].id.size() + views[p][k].key.size() + views[p][k].data.size();
+      if (status.ok()) {
+        status = absl::Status(first.status().code(),
+                              StrCat("topic ", topic.name, " partition ", p, ": ",
+                                     ToStd(first.status().message())));
+      }
+      continue;
+    }
+    for (const log::RecordView& v : views[p]) {
+      stored_bytes += v.id.size() + v.key.size() + v.data.size();
     }
     stored += views[p].size();
-    wait_end[p] = std::max(wait_end[p], *first + views[p].size());
+    wait_end[p] = std::max(wait_end[p], next[p]);
   }
   topic.events_in->Increment(static_cast<double>(stored));
   topic.bytes_in->Increment(static_cast<double>(stored_bytes));
   if (!status.ok()) return status;
-  for (const auto& [dup, original] : batch_dups) {
-    AckOut& ack = state.acks[dup];
-    ack.partition = state.acks[original].partition;
-    ack.offset = state.acks[original].offset;
-    ack.duplicate = true;
-  }
   topic.duplicates->Increment(static_cast<double>(dups));
   for (uint32_t p = 0; p < n; ++p) {
     if (wait_end[p] > 0) waits->emplace_back(p, wait_end[p]);

@@ -1,5 +1,8 @@
 #include "broker/dedupe.h"
 
+#include <deque>
+#include <map>
+#include <random>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -7,34 +10,99 @@
 namespace nodata::broker {
 namespace {
 
+IdFingerprint Fp(const std::string& id) { return IdFingerprint::Of(id); }
+
+TEST(IdFingerprint, DistinguishesIds) {
+  EXPECT_EQ(Fp("abc"), Fp("abc"));
+  EXPECT_FALSE(Fp("abc") == Fp("abd"));
+  EXPECT_FALSE(Fp("") == Fp(std::string(1, '\0')));
+}
+
 TEST(DedupeIndex, FindsIdsWithinTheWindow) {
   DedupeIndex index(/*window_us=*/1000, /*max_ids=*/100);
-  index.Insert("a", {1, 10}, 0);
-  index.Insert("b", {2, 20}, 500);
-  ASSERT_NE(index.Find("a"), nullptr);
-  EXPECT_EQ(index.Find("a")->offset, 10u);
-  EXPECT_EQ(index.Find("zz"), nullptr);
+  index.Insert(Fp("a"), {1, 10}, 0);
+  index.Insert(Fp("b"), {2, 20}, 500);
+  ASSERT_TRUE(index.Find(Fp("a")));
+  EXPECT_EQ(index.Find(Fp("a"))->offset, 10u);
+  EXPECT_FALSE(index.Find(Fp("zz")));
   index.Expire(1200);  // "a" is 1200 us old, "b" 700
-  EXPECT_EQ(index.Find("a"), nullptr);
-  ASSERT_NE(index.Find("b"), nullptr);
-  EXPECT_EQ(index.Find("b")->partition, 2u);
+  EXPECT_FALSE(index.Find(Fp("a")));
+  ASSERT_TRUE(index.Find(Fp("b")));
+  EXPECT_EQ(index.Find(Fp("b"))->partition, 2u);
+  // An expired id is new again.
+  EXPECT_FALSE(index.FindOrInsert(Fp("a"), {3, 30}, 1300));
+  EXPECT_EQ(index.Find(Fp("a"))->offset, 30u);
 }
 
 TEST(DedupeIndex, KeepsTheFirstLocationOfAnId) {
   DedupeIndex index(1000, 100);
-  index.Insert("a", {1, 10}, 0);
-  index.Insert("a", {3, 30}, 1);
-  EXPECT_EQ(index.Find("a")->offset, 10u);
+  EXPECT_FALSE(index.FindOrInsert(Fp("a"), {1, 10}, 0));
+  auto known = index.FindOrInsert(Fp("a"), {3, 30}, 1);
+  ASSERT_TRUE(known);
+  EXPECT_EQ(known->offset, 10u);
   EXPECT_EQ(index.size(), 1u);
 }
 
 TEST(DedupeIndex, EvictsOldestPastTheCap) {
   DedupeIndex index(1'000'000, 3);
-  for (int i = 0; i < 5; ++i) index.Insert(std::to_string(i), {0, uint64_t(i)}, i);
+  for (int i = 0; i < 5; ++i) index.Insert(Fp(std::to_string(i)), {0, uint64_t(i)}, i);
   EXPECT_EQ(index.size(), 3u);
-  EXPECT_EQ(index.Find("0"), nullptr);
-  EXPECT_EQ(index.Find("1"), nullptr);
-  EXPECT_NE(index.Find("4"), nullptr);
+  EXPECT_FALSE(index.Find(Fp("0")));
+  EXPECT_FALSE(index.Find(Fp("1")));
+  EXPECT_TRUE(index.Find(Fp("4")));
+}
+
+TEST(DedupeIndex, EraseUndoesAnInsert) {
+  DedupeIndex index(1000, 100);
+  index.Insert(Fp("a"), {0, 1}, 0);
+  index.Insert(Fp("b"), {0, 2}, 0);
+  index.Erase(Fp("a"));
+  EXPECT_FALSE(index.Find(Fp("a")));
+  EXPECT_TRUE(index.Find(Fp("b")));
+}
+
+// Random inserts, repeats, time steps and erases against a plain model, through many rebuilds,
+// growths and shrinks of the table.
+TEST(DedupeIndex, MatchesAModelUnderChurn) {
+  constexpr int64_t kWindow = 5000;
+  constexpr size_t kMax = 3000;
+  DedupeIndex index(kWindow, kMax);
+  struct Entry {
+    DedupeIndex::Location loc;
+    int64_t ingest;
+    uint64_t seq;
+  };
+  std::map<std::string, Entry> model;
+  std::deque<std::pair<uint64_t, std::string>> order;
+  uint64_t seq = 0;
+  std::mt19937_64 rng(42);
+  int64_t now = 0;
+  auto live = [&](const Entry& e) {
+    return e.ingest >= now - kWindow && e.seq + kMax >= seq;
+  };
+  for (int step = 0; step < 200000; ++step) {
+    if (rng() % 50 == 0) now += static_cast<int64_t>(rng() % 400);
+    if (rng() % 1000 == 0) now += kWindow;  // everything expires
+    index.Expire(now);
+    std::string id = std::to_string(rng() % 20000);
+    auto it = model.find(id);
+    bool known = it != model.end() && live(it->second);
+    DedupeIndex::Location loc{static_cast<uint32_t>(rng() % 8), static_cast<uint64_t>(step)};
+    auto got = index.FindOrInsert(Fp(id), loc, now);
+    ASSERT_EQ(got.has_value(), known) << "step " << step << " id " << id;
+    if (known) {
+      ASSERT_EQ(got->offset, it->second.loc.offset);
+    } else {
+      model[id] = Entry{loc, now, seq++};
+    }
+    if (rng() % 500 == 0 && !known) {
+      index.Erase(Fp(id));
+      model.erase(id);
+    }
+  }
+  size_t live_count = 0;
+  for (const auto& [id, e] : model) live_count += live(e);
+  EXPECT_EQ(index.size() >= live_count, true);
 }
 
 }  // namespace

@@ -404,6 +404,11 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   return first;
 }
 
+uint64_t PartitionLog::end_offset() const {
+  absl::MutexLock lock(&mu_);
+  return next_offset_;
+}
+
 uint64_t PartitionLog::acked_end() const {
   absl::MutexLock lock(&mu_);
   return options_.fsync == FsyncPolicy::kAlways ? synced_offset_ : next_offset_;

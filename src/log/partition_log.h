@@ -81,6 +81,9 @@ class PartitionLog {
   // or with the error that made that impossible. May call it inline or from a Syncer thread.
   void WhenAcked(uint64_t end_offset, absl::AnyInvocable<void(absl::Status) &&> done);
 
+  // The offset the next appended record gets.
+  uint64_t end_offset() const;
+
   // One past the last acknowledged offset: what readers may see.
   uint64_t acked_end() const;
 

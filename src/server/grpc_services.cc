@@ -99,26 +99,24 @@ class PublishStreamReactor final
       if (!ok) {
         reads_done_ = true;
       } else if (!stopping_) {
-        auto owned = std::make_unique<Slot>();
-        owned->request.Swap(&read_buf_);
-        owned->start_ns = MonotonicNanos();
-        slot = owned.get();
-        slots_.push_back(std::move(owned));
+        next_->start_ns = MonotonicNanos();
+        slot = next_.get();
+        slots_.push_back(std::move(next_));
         ++outstanding_;
       }
     }
     if (slot != nullptr) {
-      absl::Status s = slot->converted.From(slot->request.events());
+      absl::Status s = slot->converted.From(slot->request->events());
       if (!s.ok()) {
         Complete(slot, ToGrpc(s));
       } else {
         absl::Span<const EventIn> events = slot->converted.events;
         broker_.Publish(events, [this, slot](absl::Status st, std::vector<AckOut> acks) {
           if (st.ok()) {
-            auto* out = slot->response.mutable_acks();
+            auto* out = slot->response->mutable_acks();
             out->Reserve(static_cast<int>(acks.size()));
             for (size_t i = 0; i < acks.size(); ++i) {
-              FillAck(slot->request.events(static_cast<int>(i)), acks[i], out->Add());
+              FillAck(slot->request->events(static_cast<int>(i)), acks[i], out->Add());
             }
             latency_.Observe(SecondsSince(slot->start_ns));
           }
@@ -150,9 +148,22 @@ class PublishStreamReactor final
   void OnDone() override { delete this; }
 
  private:
+  // One request and its response, both on an arena so that a batch of a thousand events is
+  // freed at once instead of string by string.
   struct Slot {
-    PublishBatchRequest request;
-    PublishBatchResponse response;
+    Slot()
+        : arena(ArenaOptions()),
+          request(google::protobuf::Arena::CreateMessage<PublishBatchRequest>(&arena)),
+          response(google::protobuf::Arena::CreateMessage<PublishBatchResponse>(&arena)) {}
+    static google::protobuf::ArenaOptions ArenaOptions() {
+      google::protobuf::ArenaOptions options;
+      options.start_block_size = 64 << 10;
+      options.max_block_size = 1 << 20;
+      return options;
+    }
+    google::protobuf::Arena arena;
+    PublishBatchRequest* request;
+    PublishBatchResponse* response;
     Converted converted;
     int64_t start_ns = 0;
     bool done = false;
@@ -177,7 +188,7 @@ class PublishStreamReactor final
 
   // Decides under the lock what to start next, then starts it outside the lock.
   void Pump() {
-    bool read = false;
+    PublishBatchRequest* read = nullptr;
     const PublishBatchResponse* write = nullptr;
     std::optional<grpc::Status> finish;
     {
@@ -186,14 +197,15 @@ class PublishStreamReactor final
       if (!writing_ && !slots_.empty() && slots_.front()->done && !stopping_) {
         if (slots_.front()->status.ok()) {
           writing_ = true;
-          write = &slots_.front()->response;
+          write = slots_.front()->response;
         } else {
           Stop(slots_.front()->status);  // an error ends the stream with that status
         }
       }
       if (!stopping_ && !reading_ && !reads_done_ && slots_.size() < max_inflight_) {
         reading_ = true;
-        read = true;
+        next_ = std::make_unique<Slot>();
+        read = next_->request;
       }
       if (!stopping_ && reads_done_ && slots_.empty() && !writing_) Stop(grpc::Status::OK);
       if (stopping_ && !writing_ && outstanding_ == 0) {
@@ -202,17 +214,17 @@ class PublishStreamReactor final
       }
     }
     if (write != nullptr) StartWrite(write);
-    if (read) StartRead(&read_buf_);
+    if (read != nullptr) StartRead(read);
     if (finish) Finish(*finish);
   }
 
   broker::Broker& broker_;
   prometheus::Histogram& latency_;
   const size_t max_inflight_;
-  PublishBatchRequest read_buf_;
 
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Slot> next_ ABSL_GUARDED_BY(mu_);  // the target of the read in progress
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // broker calls not yet completed
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
