@@ -1,5 +1,6 @@
 #include "server/grpc_services.h"
 
+#include <atomic>
 #include <deque>
 #include <optional>
 
@@ -80,9 +81,9 @@ double SecondsSince(int64_t start_ns) {
   return static_cast<double>(MonotonicNanos() - start_ns) / 1e9;
 }
 
-// One PublishStream call. Requests are pipelined: up to `max_inflight` batches are being
-// stored at once, and responses go out strictly in request order. Deletes itself in OnDone,
-// which gRPC calls only after Finish, and Finish waits until no broker callback is pending.
+// One PublishStream call. Requests are pipelined: while one is stored the next is read and
+// parsed, up to `max_inflight` are in flight, and responses go out strictly in request order.
+// Deletes itself when gRPC is done with it (OnDone) and no broker callback still refers to it.
 class PublishStreamReactor final
     : public grpc::ServerBidiReactor<PublishBatchRequest, PublishBatchResponse> {
  public:
@@ -92,7 +93,7 @@ class PublishStreamReactor final
   }
 
   void OnReadDone(bool ok) override {
-    Slot* slot = nullptr;
+    bool publish = false;
     {
       absl::MutexLock lock(&mu_);
       reading_ = false;
@@ -100,31 +101,51 @@ class PublishStreamReactor final
         reads_done_ = true;
       } else if (!stopping_) {
         next_->start_ns = MonotonicNanos();
-        slot = next_.get();
+        to_publish_.push_back(next_.get());
         slots_.push_back(std::move(next_));
         ++outstanding_;
+        if (!publishing_) publishing_ = publish = true;
       }
     }
-    if (slot != nullptr) {
+    // Start reading (and parsing, on another thread) the next request while this one is stored.
+    Pump();
+    if (publish) PublishQueued();
+  }
+
+  // Hands queued requests to the broker one at a time, in arrival order, so that the records of
+  // one stream keep their order in each partition. Runs on the thread that found it idle.
+  void PublishQueued() {
+    for (;;) {
+      Slot* slot;
+      {
+        absl::MutexLock lock(&mu_);
+        if (to_publish_.empty()) {
+          publishing_ = false;
+          return;
+        }
+        slot = to_publish_.front();
+        to_publish_.pop_front();
+      }
       absl::Status s = slot->converted.From(slot->request->events());
       if (!s.ok()) {
         Complete(slot, ToGrpc(s));
-      } else {
-        absl::Span<const EventIn> events = slot->converted.events;
-        broker_.Publish(events, [this, slot](absl::Status st, std::vector<AckOut> acks) {
-          if (st.ok()) {
-            auto* out = slot->response->mutable_acks();
-            out->Reserve(static_cast<int>(acks.size()));
-            for (size_t i = 0; i < acks.size(); ++i) {
-              FillAck(slot->request->events(static_cast<int>(i)), acks[i], out->Add());
-            }
-            latency_.Observe(SecondsSince(slot->start_ns));
-          }
-          Complete(slot, ToGrpc(st));
-        });
+        continue;
       }
+      absl::Span<const EventIn> events = slot->converted.events;
+      Ref();  // released by the callback, which may run after OnDone
+      broker_.Publish(events, [this, slot](absl::Status st, std::vector<AckOut> acks) {
+        if (st.ok()) {
+          auto* out = slot->response->mutable_acks();
+          out->Reserve(static_cast<int>(acks.size()));
+          for (size_t i = 0; i < acks.size(); ++i) {
+            FillAck(slot->request->events(static_cast<int>(i)), acks[i], out->Add());
+          }
+          latency_.Observe(SecondsSince(slot->start_ns));
+        }
+        Complete(slot, ToGrpc(st));
+        Unref();
+      });
     }
-    Pump();
   }
 
   void OnWriteDone(bool ok) override {
@@ -145,7 +166,7 @@ class PublishStreamReactor final
     Pump();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override { Unref(); }
 
  private:
   // One request and its response, both on an arena so that a batch of a thousand events is
@@ -186,45 +207,48 @@ class PublishStreamReactor final
     finish_status_ = std::move(status);
   }
 
-  // Decides under the lock what to start next, then starts it outside the lock.
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // Starts what can start next. gRPC never runs this reactor's reactions inline from
+  // StartRead/StartWrite/Finish, so they are called under the lock: a decision and its action
+  // cannot be separated by another thread's Finish.
   void Pump() {
-    PublishBatchRequest* read = nullptr;
-    const PublishBatchResponse* write = nullptr;
-    std::optional<grpc::Status> finish;
-    {
-      absl::MutexLock lock(&mu_);
-      if (finished_) return;
-      if (!writing_ && !slots_.empty() && slots_.front()->done && !stopping_) {
-        if (slots_.front()->status.ok()) {
-          writing_ = true;
-          write = slots_.front()->response;
-        } else {
-          Stop(slots_.front()->status);  // an error ends the stream with that status
-        }
-      }
-      if (!stopping_ && !reading_ && !reads_done_ && slots_.size() < max_inflight_) {
-        reading_ = true;
-        next_ = std::make_unique<Slot>();
-        read = next_->request;
-      }
-      if (!stopping_ && reads_done_ && slots_.empty() && !writing_) Stop(grpc::Status::OK);
-      if (stopping_ && !writing_ && outstanding_ == 0) {
-        finished_ = true;
-        finish = finish_status_;
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    if (!writing_ && !slots_.empty() && slots_.front()->done && !stopping_) {
+      if (slots_.front()->status.ok()) {
+        writing_ = true;
+        StartWrite(slots_.front()->response);
+      } else {
+        Stop(slots_.front()->status);  // an error ends the stream with that status
       }
     }
-    if (write != nullptr) StartWrite(write);
-    if (read != nullptr) StartRead(read);
-    if (finish) Finish(*finish);
+    if (!stopping_ && !reading_ && !reads_done_ && slots_.size() < max_inflight_) {
+      reading_ = true;
+      next_ = std::make_unique<Slot>();
+      StartRead(next_->request);
+    }
+    if (!stopping_ && reads_done_ && slots_.empty() && !writing_) Stop(grpc::Status::OK);
+    if (stopping_ && !writing_ && outstanding_ == 0) {
+      finished_ = true;
+      Finish(finish_status_);
+    }
   }
 
   broker::Broker& broker_;
   prometheus::Histogram& latency_;
   const size_t max_inflight_;
 
+  // One reference for gRPC (dropped in OnDone) and one per broker call in flight.
+  std::atomic<int> refs_{1};
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Slot> next_ ABSL_GUARDED_BY(mu_);  // the target of the read in progress
+  std::deque<Slot*> to_publish_ ABSL_GUARDED_BY(mu_);  // read, not yet handed to the broker
+  bool publishing_ ABSL_GUARDED_BY(mu_) = false;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // broker calls not yet completed
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
