@@ -6,7 +6,9 @@ DATA ?= ./nodata-data
 LISTEN ?= 127.0.0.1:7070
 HTTP ?= 127.0.0.1:7071
 
-.PHONY: deps build run test unit-test integration-test bench clean
+FUZZ_SECONDS ?= 20
+
+.PHONY: deps build run test integration-test fuzz thread-safety bench clean
 
 deps:
 	./scripts/install-deps
@@ -22,7 +24,21 @@ run: deps build
 
 test: deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+	$(MAKE) thread-safety
+	$(MAKE) fuzz
 	$(MAKE) integration-test
+
+# libFuzzer over the log's decoders and recovery (clang, separate instrumented build).
+fuzz:
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODATA_FUZZ=ON > /dev/null
+	cmake --build build-fuzz -j$(JOBS) --target log_fuzz
+	mkdir -p build-fuzz/corpus/log
+	build-fuzz/src/log/log_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/log
+
+# A clang build of the server with -Wthread-safety as an error: checks every ABSL_GUARDED_BY.
+thread-safety:
+	CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-Werror=thread-safety > /dev/null
+	cmake --build build-clang -j$(JOBS) --target nodata
 
 integration-test:
 	cd tests && npm ci --no-audit --no-fund --loglevel=error

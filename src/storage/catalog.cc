@@ -32,7 +32,7 @@ absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
 // Owns a prepared statement.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
+  Statement(sqlite3* db, const char* sql) {
     rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
   }
   ~Statement() { sqlite3_finalize(stmt_); }
@@ -45,7 +45,6 @@ class Statement {
   void BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
 
  private:
-  sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
 };
