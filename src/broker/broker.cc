@@ -281,7 +281,7 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
   for (uint32_t p = 0; p < meta.partitions; ++p) {
     RETURN_IF_ERROR(topic->logs[p]->ScanRecent(
         since, options_.dedupe_max_ids, [&](const log::DecodedRecord& r) {
-          if ((r.flags & log::kFlagServerAssignedId) == 0 && !r.id.empty()) {
+          if (!r.id.empty()) {
             seen.push_back(Seen{r.ingest_time_us, p, r.offset, IdFingerprint::Of(r.id)});
           }
         }));
@@ -572,36 +572,35 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   for (uint32_t p = 0; p < n; ++p) next[p] = topic.logs[p]->end_offset();
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
-  // Start every table lookup of the batch first, so their cache misses overlap.
+  // Ids first, then every table lookup of the batch started, so their cache misses overlap.
   for (uint32_t i : indices) {
-    if (!events[i].id.empty()) {
-      fingerprints[i] = IdFingerprint::Of(events[i].id);
-      topic.dedupe.Prefetch(fingerprints[i]);
+    std::string_view id = events[i].id;
+    if (id.empty()) {
+      state.acks[i].assigned_id = ids_.Next();
+      id = state.acks[i].assigned_id;
     }
+    fingerprints[i] = IdFingerprint::Of(id);
+    topic.dedupe.Prefetch(fingerprints[i]);
   }
   for (uint32_t i : indices) {
     const EventIn& e = events[i];
     AckOut& ack = state.acks[i];
-    std::string_view id = e.id;
-    uint32_t flags = 0;
-    if (id.empty()) {
-      ack.assigned_id = ids_.Next();
-      id = ack.assigned_id;
-      flags |= log::kFlagServerAssignedId;
-    }
+    // Every event has an id, its own or one the server assigned (which the producer learns
+    // from the Ack and may publish again): all are deduped alike.
+    const bool assigned = !ack.assigned_id.empty();
+    std::string_view id = assigned ? std::string_view(ack.assigned_id) : e.id;
     const uint32_t p = PartitionFor(e.key, id, n);
-    if (flags == 0) {
-      std::optional<DedupeIndex::Location> known =
-          topic.dedupe.FindOrInsert(fingerprints[i], {p, next[p]}, now);
-      if (known) {
-        ack.partition = known->partition;
-        ack.offset = known->offset;
-        ack.duplicate = true;
-        wait_end[known->partition] = std::max(wait_end[known->partition], known->offset + 1);
-        ++dups;
-        continue;
-      }
+    std::optional<DedupeIndex::Location> known =
+        topic.dedupe.FindOrInsert(fingerprints[i], {p, next[p]}, now);
+    if (known) {
+      ack.partition = known->partition;
+      ack.offset = known->offset;
+      ack.duplicate = true;
+      wait_end[known->partition] = std::max(wait_end[known->partition], known->offset + 1);
+      ++dups;
+      continue;
     }
+    const uint32_t flags = assigned ? log::kFlagServerAssignedId : 0;
     ack.partition = p;
     ack.offset = next[p]++;
     log::RecordView v;
@@ -631,11 +630,7 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
     if (!first.ok()) {
       // Not stored: forget the ids claimed for this partition. Partitions appended before keep
       // their records and ids, so a retry with the same ids is answered as duplicates.
-      for (size_t k = 0; k < views[p].size(); ++k) {
-        if ((views[p][k].flags & log::kFlagServerAssignedId) == 0) {
-          topic.dedupe.Erase(fingerprints[owners[p][k]]);
-        }
-      }
+      for (size_t k = 0; k < views[p].size(); ++k) topic.dedupe.Erase(fingerprints[owners[p][k]]);
       if (status.ok()) {
         status = absl::Status(first.status().code(),
                               StrCat("topic ", topic.name, " partition ", p, ": ",

@@ -10,69 +10,103 @@ IdFingerprint IdFingerprint::Of(std::string_view id) {
 }
 
 namespace {
-constexpr size_t kMinRing = 1024;
+constexpr size_t kMinCapacity = 1024;
+
+size_t PowerOfTwoAtLeast(size_t n) {
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
 }  // namespace
 
-DedupeIndex::DedupeIndex(int64_t window_us, size_t max_ids)
-    : window_us_(window_us), max_ids_(max_ids) {}
+void DedupeIndex::Table::Reset(size_t capacity) {
+  slots_.assign(capacity, Slot{});
+  slots_.shrink_to_fit();
+  mask_ = capacity == 0 ? 0 : capacity - 1;
+  count_ = 0;
+  min_seq_ = kEmpty;
+}
 
-int64_t DedupeIndex::FindSlot(const IdFingerprint& id) const {
-  if (slots_.empty()) return -1;
-  for (uint64_t i = id.low & slot_mask_;; i = (i + 1) & slot_mask_) {
-    const Slot& s = slots_[i];
-    if (s.tag == kEmpty) return -1;
-    if (s.key == id.low && Live(s) && ring_[(s.tag - 1) & ring_mask_].high == id.high) {
-      return static_cast<int64_t>(i);
-    }
+DedupeIndex::Table::Slot* DedupeIndex::Table::Find(const IdFingerprint& id) {
+  if (slots_.empty()) return nullptr;
+  for (uint64_t i = id.low & mask_;; i = (i + 1) & mask_) {
+    Slot& s = slots_[i];
+    if (s.seq == kEmpty) return nullptr;
+    if (s.low == id.low && s.high == id.high && s.seq != kErased) return &s;
   }
 }
 
+void DedupeIndex::Table::Insert(const IdFingerprint& id, uint64_t seq, Location location) {
+  if ((count_ + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old = std::move(slots_);
+    const size_t count = count_;
+    const uint64_t min_seq = min_seq_;
+    Reset(std::max(kMinCapacity, old.size() * 2));
+    for (const Slot& s : old) {
+      if (s.seq == kEmpty || s.seq == kErased) continue;
+      uint64_t i = s.low & mask_;
+      while (slots_[i].seq != kEmpty) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+    count_ = count;
+    min_seq_ = min_seq;
+  }
+  uint64_t i = id.low & mask_;
+  while (slots_[i].seq != kEmpty) i = (i + 1) & mask_;
+  slots_[i] = Slot{id.low, id.high, location.offset, seq + 1, location.partition};
+  ++count_;
+  if (min_seq_ == kEmpty) min_seq_ = seq + 1;
+}
+
+DedupeIndex::DedupeIndex(int64_t window_us, size_t max_ids)
+    : window_us_(window_us), max_ids_(max_ids), generation_ids_((max_ids + 1) / 2) {}
+
 std::optional<DedupeIndex::Location> DedupeIndex::Find(const IdFingerprint& id) const {
-  int64_t i = FindSlot(id);
-  if (i < 0) return std::nullopt;
-  const Seen& seen = ring_[(slots_[i].tag - 1) & ring_mask_];
-  return Location{seen.partition, seen.offset};
+  for (const Table* t : {&current_, &previous_}) {
+    const Table::Slot* s = t->Find(id);
+    if (Live(s)) return Location{s->partition, s->offset};
+  }
+  return std::nullopt;
 }
 
 std::optional<DedupeIndex::Location> DedupeIndex::FindOrInsert(const IdFingerprint& id,
                                                                Location location,
                                                                int64_t ingest_us) {
   if (max_ids_ == 0) return std::nullopt;
-  // Room for one more live entry in the ring, and a table at most 3/4 occupied.
-  const uint64_t live = next_seq_ - live_from_seq();
-  if (ring_.empty() || live + 1 > ring_.size()) {
-    Rebuild(std::max(kMinRing, ring_.size() * 2));
-  } else if (occupied_ + 1 > slots_.size() / 4 * 3) {
-    Rebuild(ring_.size());
+  Table::Slot* in_current = current_.Find(id);
+  if (Live(in_current)) return Location{in_current->partition, in_current->offset};
+  const Table::Slot* in_previous = previous_.Find(id);
+  if (Live(in_previous)) return Location{in_previous->partition, in_previous->offset};
+  if (in_current != nullptr) {
+    // Remembered once but expired: the id is new again, in its old slot.
+    *in_current = Table::Slot{id.low, id.high, location.offset, next_seq_ + 1,
+                              location.partition};
+    NoteInsert(ingest_us);
+    return std::nullopt;
   }
-  uint64_t free_slot = ~uint64_t{0};
-  uint64_t i = id.low & slot_mask_;
-  for (;; i = (i + 1) & slot_mask_) {
-    const Slot& s = slots_[i];
-    if (s.tag == kEmpty) break;
-    if (!Live(s)) {
-      if (free_slot == ~uint64_t{0}) free_slot = i;
-    } else if (s.key == id.low) {
-      const Seen& seen = ring_[(s.tag - 1) & ring_mask_];
-      if (seen.high == id.high) return Location{seen.partition, seen.offset};
-    }
+  if (current_.count() >= generation_ids_) {
+    // The current generation is full: it becomes the previous one; the new one starts at the
+    // size the last one grew to, so a warm topic never rehashes.
+    const size_t capacity = current_.capacity();
+    previous_ = std::move(current_);
+    current_.Reset(capacity);
   }
-  if (free_slot == ~uint64_t{0}) {
-    free_slot = i;
-    ++occupied_;
-  }
-  slots_[free_slot] = Slot{id.low, next_seq_ + 1};
-  ring_[next_seq_ & ring_mask_] = Seen{id.high, location.offset, location.partition};
+  current_.Insert(id, next_seq_, location);
+  NoteInsert(ingest_us);
+  return std::nullopt;
+}
+
+void DedupeIndex::NoteInsert(int64_t ingest_us) {
   if (marks_.empty() || marks_.back().ingest_us != ingest_us) {
     marks_.push_back(Mark{next_seq_, ingest_us});
   }
   ++next_seq_;
-  return std::nullopt;
 }
 
 void DedupeIndex::Erase(const IdFingerprint& id) {
-  int64_t i = FindSlot(id);
-  if (i >= 0) slots_[i].tag = kErased;  // keeps probe chains through it intact
+  for (Table* t : {&current_, &previous_}) {
+    if (Table::Slot* s = t->Find(id)) s->seq = Table::kErased;  // keeps probe chains intact
+  }
 }
 
 void DedupeIndex::Expire(int64_t now_us) {
@@ -83,31 +117,20 @@ void DedupeIndex::Expire(int64_t now_us) {
   }
   const uint64_t live_from = live_from_seq();
   while (marks_.size() > 1 && marks_[1].first_seq <= live_from) marks_.pop_front();
-  // A topic gone quiet gives its memory back.
-  if (ring_.size() > kMinRing && size() * 8 < ring_.size()) {
-    Rebuild(std::max(kMinRing, ring_.size() / 2));
+  // Give back the memory of generations that hold only expired ids.
+  if (previous_.capacity() > 0 && (previous_.count() == 0 || current_.min_seq() == Table::kEmpty ||
+                                   current_.min_seq() - 1 <= live_from)) {
+    previous_.Reset(0);
   }
+  if (current_.count() > 0 && live_from >= next_seq_) current_.Reset(0);
 }
 
-void DedupeIndex::Rebuild(size_t ring_capacity) {
-  std::vector<Slot> old_slots = std::move(slots_);
-  std::vector<Seen> old_ring = std::move(ring_);
-  const uint64_t old_ring_mask = ring_mask_;
-  ring_.assign(ring_capacity, Seen{});
-  ring_mask_ = ring_capacity - 1;
-  slots_.assign(ring_capacity * 2, Slot{});
-  slot_mask_ = slots_.size() - 1;
-  occupied_ = 0;
-  const uint64_t live_from = live_from_seq();
-  for (const Slot& s : old_slots) {
-    if (s.tag == kEmpty || s.tag == kErased || s.tag - 1 < live_from) continue;
-    const uint64_t seq = s.tag - 1;
-    uint64_t i = s.key & slot_mask_;
-    while (slots_[i].tag != kEmpty) i = (i + 1) & slot_mask_;
-    slots_[i] = s;
-    ++occupied_;
-    ring_[seq & ring_mask_] = old_ring[seq & old_ring_mask];
-  }
+size_t DedupeIndex::size() const {
+  size_t n = 0;
+  for (const Table* t : {&current_, &previous_}) n += t->CountIf([this](const Table::Slot& s) {
+    return Live(&s);
+  });
+  return n;
 }
 
 }  // namespace nodata::broker

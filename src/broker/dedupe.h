@@ -27,14 +27,15 @@ struct IdFingerprint {
 };
 
 // Maps an event id to where the event was stored, for ids seen within a time window, holding at
-// most `max_ids` (the oldest go first). Not thread-safe: the topic's lock guards it.
+// most `max_ids` (the oldest go first, a generation at a time). Not thread-safe: the topic's lock
+// guards it.
 //
-// Built for one probe per published event: an open-addressing table of 16-byte slots (low half
-// of the fingerprint, insertion sequence number) plus a ring, indexed by sequence number, with
-// the high half and the location. An entry older than the window or the cap is not erased; it is
-// stale by its sequence number, skipped by lookups and reused by inserts, and the table is
-// rebuilt from its live entries when stale ones fill a quarter of it. Prefetch() lets a batch
-// overlap its cache misses.
+// Built for a constant, small cost per published event and no pauses: two generations of
+// open-addressing tables (32-byte slots). New ids go into the current generation; when it holds
+// max_ids/2 ids it becomes the previous one and the old previous one is dropped whole, so there is
+// no per-id eviction and no rebuild once a topic has warmed up. A lookup probes both generations;
+// Prefetch() lets a batch overlap those cache misses. An id is remembered for at least the window
+// unless at least max_ids/2 newer ids pushed its generation out; exactly max_ids at most.
 class DedupeIndex {
  public:
   struct Location {
@@ -44,9 +45,10 @@ class DedupeIndex {
 
   DedupeIndex(int64_t window_us, size_t max_ids);
 
-  // Starts loading the table slot `id` hashes to.
+  // Starts loading the slots `id` hashes to.
   void Prefetch(const IdFingerprint& id) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[id.low & slot_mask_]);
+    current_.Prefetch(id);
+    previous_.Prefetch(id);
   }
   // Where the id was stored, or nullopt when it was not seen within the window.
   std::optional<Location> Find(const IdFingerprint& id) const;
@@ -61,45 +63,68 @@ class DedupeIndex {
   void Erase(const IdFingerprint& id);
   // Forgets ids older than the window.
   void Expire(int64_t now_us);
-  // Ids currently remembered.
-  size_t size() const { return static_cast<size_t>(next_seq_ - live_from_seq()); }
+  // Ids currently remembered (counts them: for tests and tools).
+  size_t size() const;
 
  private:
-  static constexpr uint64_t kEmpty = 0;
-  static constexpr uint64_t kErased = ~uint64_t{0};
-  struct Slot {
-    uint64_t key = 0;  // IdFingerprint::low
-    uint64_t tag = kEmpty;  // sequence number + 1, kEmpty or kErased
-  };
-  struct Seen {
-    uint64_t high = 0;  // IdFingerprint::high
-    uint64_t offset = 0;
-    uint32_t partition = 0;
+  // One generation: linear probing, at most half full.
+  class Table {
+   public:
+    struct Slot {
+      uint64_t low = 0;
+      uint64_t high = 0;
+      uint64_t offset = 0;
+      uint64_t seq = kEmpty;  // insertion sequence number + 1, or kEmpty / kErased
+      uint32_t partition = 0;
+    };
+    static constexpr uint64_t kEmpty = 0;
+    static constexpr uint64_t kErased = ~uint64_t{0};
+
+    void Reset(size_t capacity);
+    void Prefetch(const IdFingerprint& id) const {
+      if (!slots_.empty()) __builtin_prefetch(&slots_[id.low & mask_]);
+    }
+    Slot* Find(const IdFingerprint& id);
+    const Slot* Find(const IdFingerprint& id) const {
+      return const_cast<Table*>(this)->Find(id);
+    }
+    // Inserts an id known to be absent; grows when half full.
+    void Insert(const IdFingerprint& id, uint64_t seq, Location location);
+    size_t count() const { return count_; }
+    template <typename Pred>
+    size_t CountIf(Pred pred) const {
+      size_t n = 0;
+      for (const Slot& s : slots_) n += (s.seq != kEmpty && pred(s)) ? 1 : 0;
+      return n;
+    }
+    size_t capacity() const { return slots_.size(); }
+    uint64_t min_seq() const { return min_seq_; }  // smallest seq + 1 inserted, or kEmpty
+
+   private:
+    std::vector<Slot> slots_;
+    uint64_t mask_ = 0;
+    size_t count_ = 0;
+    uint64_t min_seq_ = kEmpty;
   };
   struct Mark {
     uint64_t first_seq;  // first entry inserted with this ingest time
     int64_t ingest_us;
   };
 
+  void NoteInsert(int64_t ingest_us);
   uint64_t live_from_seq() const {
     uint64_t by_cap = next_seq_ > max_ids_ ? next_seq_ - max_ids_ : 0;
     return by_cap > expired_before_seq_ ? by_cap : expired_before_seq_;
   }
-  bool Live(const Slot& s) const {
-    return s.tag != kEmpty && s.tag != kErased && s.tag - 1 >= live_from_seq();
+  bool Live(const Table::Slot* s) const {
+    return s != nullptr && s->seq != Table::kErased && s->seq - 1 >= live_from_seq();
   }
-  // Index of the live slot holding `id`, or -1.
-  int64_t FindSlot(const IdFingerprint& id) const;
-  // Rebuilds the table with `ring_capacity` ring entries and twice as many slots.
-  void Rebuild(size_t ring_capacity);
 
   const int64_t window_us_;
   const uint64_t max_ids_;
-  std::vector<Slot> slots_;
-  uint64_t slot_mask_ = 0;
-  uint64_t occupied_ = 0;  // slots not kEmpty
-  std::vector<Seen> ring_;
-  uint64_t ring_mask_ = 0;
+  const size_t generation_ids_;
+  Table current_;
+  Table previous_;
   std::deque<Mark> marks_;           // ingest time of each run of entries, oldest first
   uint64_t next_seq_ = 0;            // sequence number of the next insert
   uint64_t expired_before_seq_ = 0;  // entries below this are past the window

@@ -1,7 +1,12 @@
 #include "cli/cli.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "cli/client_commands.h"
@@ -47,6 +52,82 @@ CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::s
   return app->add_option("--" + name, value, help)->envname(env)->capture_default_str();
 }
 
+// Reads a config file of `name = value` lines (TOML or INI style: `#`/`;` comments, `[section]`
+// lines ignored, values optionally quoted) into `--name value` pairs. Names are the serve flags.
+bool ReadConfig(const std::string& path, std::vector<std::pair<std::string, std::string>>* out,
+                std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = "cannot read config file " + path;
+    return false;
+  }
+  std::string line;
+  int line_no = 0;
+  auto trim = [](std::string v) {
+    size_t b = v.find_first_not_of(" \t\r");
+    size_t e = v.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
+  };
+  while (std::getline(in, line)) {
+    ++line_no;
+    std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';' || t[0] == '[') continue;
+    size_t eq = t.find('=');
+    if (eq == std::string::npos) {
+      *error = path + ":" + std::to_string(line_no) + ": expected name = value";
+      return false;
+    }
+    std::string name = trim(t.substr(0, eq));
+    std::string value = trim(t.substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    for (char& c : name) {
+      if (c == '_') c = '-';
+    }
+    out->emplace_back(name, value);
+  }
+  return true;
+}
+
+// Precedence: command line, then environment, then config file, then defaults. The config
+// file's settings become command-line arguments for the flags given neither way.
+bool ApplyConfigFile(std::vector<std::string>* args, std::string* error) {
+  auto serve = std::find(args->begin(), args->end(), "serve");
+  if (serve == args->end()) return true;
+  std::string path;
+  std::vector<std::string> given;
+  std::vector<std::string> rest;
+  for (auto it = serve + 1; it != args->end(); ++it) {
+    if (*it == "--config" && it + 1 != args->end()) {
+      path = *++it;
+      continue;
+    }
+    if (it->rfind("--config=", 0) == 0) {
+      path = it->substr(9);
+      continue;
+    }
+    if (it->rfind("--", 0) == 0) given.push_back(it->substr(2, it->find('=') - 2));
+    rest.push_back(*it);
+  }
+  if (path.empty()) return true;
+  std::vector<std::pair<std::string, std::string>> settings;
+  if (!ReadConfig(path, &settings, error)) return false;
+  std::vector<std::string> out(args->begin(), serve + 1);
+  for (const auto& [name, value] : settings) {
+    std::string env = "NODATA_";
+    for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+    if (std::find(given.begin(), given.end(), name) != given.end()) continue;
+    if (std::getenv(env.c_str()) != nullptr) continue;
+    out.push_back("--" + name);
+    out.push_back(value);
+  }
+  out.insert(out.end(), rest.begin(), rest.end());
+  *args = std::move(out);
+  return true;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -61,7 +142,9 @@ int Main(int argc, char** argv) {
   so.broker.data_dir = "./nodata-data";
   std::string fsync = "always";
   CLI::App* serve = app.add_subcommand("serve", "run the server");
-  serve->set_config("--config", "", "config file (TOML or INI: name = value)");
+  std::string config_file;
+  serve->add_option("--config", config_file,
+                    "config file of `name = value` lines naming these flags");
   Flag(serve, "listen", so.listen, "gRPC listen address");
   Flag(serve, "http", so.http, "HTTP listen address (/metrics, /healthz)");
   Flag(serve, "data", so.broker.data_dir, "data directory");
@@ -124,8 +207,15 @@ int Main(int argc, char** argv) {
   publish->add_option("data", po.data, "event data");
   add_client_flags(publish);
 
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string config_error;
+  if (!ApplyConfigFile(&args, &config_error)) {
+    std::cerr << "nodata: " << config_error << "\n";
+    return 2;
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -347,9 +347,10 @@ absl::Status PartitionLog::SealActive() {
   synced_offset_ = std::max(synced_offset_, seg.end_offset);
   SegmentIndex index{seg.base_offset, seg.end_offset, seg.size_bytes, seg.min_ingest_us,
                      seg.max_ingest_us, seg.index};
-  // Best effort: a missing index is rebuilt by the next start.
-  fs_.WriteFileAtomic(StrCat(dir_, "/", IndexFileName(seg.base_offset)), EncodeIndex(index))
-      .IgnoreError();
+  // Written in the background, off the append path. Best effort: a missing index is rebuilt by
+  // the next start. Captures no `this`: the log may be closed before the job runs.
+  syncer_.Schedule([fs = &fs_, path = StrCat(dir_, "/", IndexFileName(seg.base_offset)),
+                    bytes = EncodeIndex(index)] { fs->WriteFileAtomic(path, bytes).IgnoreError(); });
   seg.writer.reset();
   return absl::OkStatus();
 }
@@ -375,7 +376,8 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   WritableFile& writer = *active->writer;
   const uint64_t before = active->size_bytes;
   // Reserve first, so that a full disk fails the batch before any byte of it is written.
-  const uint64_t chunk = options_.reserve_chunk_bytes;
+  const uint64_t chunk = std::max<uint64_t>(
+      1, std::min(options_.reserve_chunk_bytes, options_.segment_bytes));
   RETURN_IF_ERROR(writer.Reserve((before + batch_bytes + chunk - 1) / chunk * chunk));
 
   scratch_.clear();

@@ -37,7 +37,8 @@ struct LogOptions {
   uint32_t index_interval_bytes = 4096;
   // Disk space is reserved ahead of appends in chunks of this size, so that a full disk fails an
   // append before any byte of it is written.
-  uint64_t reserve_chunk_bytes = 4ull << 20;
+  // (At most segment_bytes.)
+  uint64_t reserve_chunk_bytes = 1ull << 20;
   FsyncPolicy fsync = FsyncPolicy::kAlways;
   // Called after each successful fdatasync with its duration and how many records it covered.
   std::function<void(double seconds, uint64_t records)> on_sync;

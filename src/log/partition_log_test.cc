@@ -116,9 +116,11 @@ TEST_F(PartitionLogTest, RollsSegmentsBySizeAndIndexesEachOne) {
     EXPECT_EQ(records.front().offset, 333u);
   }
   // Remove one index: it is rebuilt; the others are loaded.
+  syncer_.WaitIdle();  // index files are written in the background
   fs::remove(dir_ / IndexFileName(0));
   auto log = Open(options);
   EXPECT_EQ(log->recovery().rebuilt_indexes, 1u);
+  syncer_.WaitIdle();
   EXPECT_TRUE(fs::exists(dir_ / IndexFileName(0)));
   auto records = ReadAll(*log);
   ASSERT_EQ(records.size(), 400u);
@@ -200,6 +202,7 @@ TEST_F(PartitionLogTest, FlippedBitInSealedSegmentFailsTheRead) {
   absl::Status s = log->Read(0, 1000, 1u << 20, &out);
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
   // Without the index the damage is found at start.
+  syncer_.WaitIdle();
   fs::remove(dir_ / IndexFileName(0));
   log.reset();
   auto reopened = PartitionLog::Open(fault_, dir_.string(), options, syncer_);

@@ -32,9 +32,21 @@ void Syncer::Loop() {
       if (jobs_.empty()) return;  // stopping and drained
       job = std::move(jobs_.front());
       jobs_.pop_front();
+      ++running_;
     }
     std::move(job)();
+    absl::MutexLock lock(&mu_);
+    --running_;
   }
+}
+
+void Syncer::WaitIdle() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](Syncer* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+        return s->jobs_.empty() && s->running_ == 0;
+      },
+      this));
 }
 
 }  // namespace nodata::log

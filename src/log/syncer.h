@@ -21,12 +21,15 @@ class Syncer {
   Syncer& operator=(const Syncer&) = delete;
 
   void Schedule(absl::AnyInvocable<void() &&> job);
+  // Returns once no job is queued or running.
+  void WaitIdle();
 
  private:
   void Loop();
 
   absl::Mutex mu_;
   std::deque<absl::AnyInvocable<void() &&>> jobs_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

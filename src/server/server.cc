@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "prometheus/registry.h"
@@ -34,6 +35,11 @@ absl::Status RunServer(const ServerOptions& options) {
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
+
+#ifdef NDEBUG
+  // abseil's lock-order checking costs a graph lookup per lock; tests and debug builds keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
 
   prometheus::Registry registry;
   RETURN_IF_ERROR(PosixFileSystem().CreateDirs(options.broker.data_dir));
