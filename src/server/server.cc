@@ -84,7 +84,9 @@ absl::Status RunServer(const ServerOptions& options) {
   spdlog::info("signal {}: shutting down", sig);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();
+  spdlog::debug("gRPC stopped");
   http.reset();
+  spdlog::debug("HTTP stopped");
   broker->SyncAll();
   broker.reset();
   spdlog::info("stopped");
