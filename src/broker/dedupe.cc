@@ -2,6 +2,9 @@
 
 #include <xxhash.h>
 
+#include <new>
+#include <type_traits>
+
 namespace nodata::broker {
 
 IdFingerprint IdFingerprint::Of(std::string_view id) {
@@ -20,15 +23,20 @@ size_t PowerOfTwoAtLeast(size_t n) {
 }  // namespace
 
 void DedupeIndex::Table::Reset(size_t capacity) {
-  slots_.assign(capacity, Slot{});
-  slots_.shrink_to_fit();
+  static_assert(std::is_trivially_copyable_v<Slot> && kEmpty == 0);
+  slots_.reset();
+  if (capacity > 0) {
+    slots_.reset(static_cast<Slot*>(std::calloc(capacity, sizeof(Slot))));
+    if (!slots_) throw std::bad_alloc();  // as std::vector would: out of memory
+  }
+  capacity_ = capacity;
   mask_ = capacity == 0 ? 0 : capacity - 1;
   count_ = 0;
   min_seq_ = kEmpty;
 }
 
 DedupeIndex::Table::Slot* DedupeIndex::Table::Find(const IdFingerprint& id) {
-  if (slots_.empty()) return nullptr;
+  if (capacity_ == 0) return nullptr;
   for (uint64_t i = id.low & mask_;; i = (i + 1) & mask_) {
     Slot& s = slots_[i];
     if (s.seq == kEmpty) return nullptr;
@@ -37,12 +45,14 @@ DedupeIndex::Table::Slot* DedupeIndex::Table::Find(const IdFingerprint& id) {
 }
 
 void DedupeIndex::Table::Insert(const IdFingerprint& id, uint64_t seq, Location location) {
-  if ((count_ + 1) * 2 > slots_.size()) {
-    std::vector<Slot> old = std::move(slots_);
+  if ((count_ + 1) * 2 > capacity_) {
+    std::unique_ptr<Slot[], Free> old = std::move(slots_);
+    const size_t old_capacity = capacity_;
     const size_t count = count_;
     const uint64_t min_seq = min_seq_;
-    Reset(std::max(kMinCapacity, old.size() * 2));
-    for (const Slot& s : old) {
+    Reset(std::max(kMinCapacity, old_capacity * 2));
+    for (size_t k = 0; k < old_capacity; ++k) {
+      const Slot& s = old[k];
       if (s.seq == kEmpty || s.seq == kErased) continue;
       uint64_t i = s.low & mask_;
       while (slots_[i].seq != kEmpty) i = (i + 1) & mask_;

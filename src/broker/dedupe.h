@@ -5,8 +5,9 @@
 #include <deque>
 #include <string_view>
 
+#include <cstdlib>
+#include <memory>
 #include <optional>
-#include <vector>
 
 namespace nodata::broker {
 
@@ -80,9 +81,10 @@ class DedupeIndex {
     static constexpr uint64_t kEmpty = 0;
     static constexpr uint64_t kErased = ~uint64_t{0};
 
+    // Drops every entry; `capacity` slots (a power of two, or 0).
     void Reset(size_t capacity);
     void Prefetch(const IdFingerprint& id) const {
-      if (!slots_.empty()) __builtin_prefetch(&slots_[id.low & mask_]);
+      if (capacity_ > 0) __builtin_prefetch(&slots_[id.low & mask_]);
     }
     Slot* Find(const IdFingerprint& id);
     const Slot* Find(const IdFingerprint& id) const {
@@ -94,14 +96,20 @@ class DedupeIndex {
     template <typename Pred>
     size_t CountIf(Pred pred) const {
       size_t n = 0;
-      for (const Slot& s : slots_) n += (s.seq != kEmpty && pred(s)) ? 1 : 0;
+      for (size_t i = 0; i < capacity_; ++i) n += (slots_[i].seq != kEmpty && pred(slots_[i]));
       return n;
     }
-    size_t capacity() const { return slots_.size(); }
+    size_t capacity() const { return capacity_; }
     uint64_t min_seq() const { return min_seq_; }  // smallest seq + 1 inserted, or kEmpty
 
    private:
-    std::vector<Slot> slots_;
+    struct Free {
+      void operator()(Slot* p) const { std::free(p); }
+    };
+    // calloc'ed: an all-zero slot is empty, and a large calloc maps fresh zero pages, so a new
+    // generation costs no pause to clear; the kernel zeroes each page on first touch.
+    std::unique_ptr<Slot[], Free> slots_;
+    size_t capacity_ = 0;
     uint64_t mask_ = 0;
     size_t count_ = 0;
     uint64_t min_seq_ = kEmpty;
