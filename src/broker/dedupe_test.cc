@@ -93,8 +93,12 @@ TEST(DedupeIndex, MatchesAModelUnderChurn) {
     const bool may = it != model.end() && may_know(it->second);
     DedupeIndex::Location loc{static_cast<uint32_t>(rng() % 8), static_cast<uint64_t>(step)};
     auto got = index.FindOrInsert(Fp(id), loc, now);
-    if (must) ASSERT_TRUE(got.has_value()) << "forgot id " << id << " at step " << step;
-    if (!may) ASSERT_FALSE(got.has_value()) << "kept id " << id << " at step " << step;
+    if (must) {
+      ASSERT_TRUE(got.has_value()) << "forgot id " << id << " at step " << step;
+    }
+    if (!may) {
+      ASSERT_FALSE(got.has_value()) << "kept id " << id << " at step " << step;
+    }
     const bool known = got.has_value();
     if (known) {
       ASSERT_EQ(got->offset, it->second.loc.offset);
