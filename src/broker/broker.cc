@@ -572,7 +572,6 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   for (uint32_t p = 0; p < n; ++p) next[p] = topic.logs[p]->end_offset();
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
-  // Ids first, then every table lookup of the batch started, so their cache misses overlap.
   for (uint32_t i : indices) {
     std::string_view id = events[i].id;
     if (id.empty()) {
@@ -580,9 +579,17 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
       id = state.acks[i].assigned_id;
     }
     fingerprints[i] = IdFingerprint::Of(id);
-    topic.dedupe.Prefetch(fingerprints[i]);
   }
-  for (uint32_t i : indices) {
+  // The dedupe lookups are cache misses: keep a few in flight ahead of the one being decided.
+  constexpr size_t kPrefetchDistance = 8;
+  for (size_t j = 0; j < std::min(kPrefetchDistance, indices.size()); ++j) {
+    topic.dedupe.Prefetch(fingerprints[indices[j]]);
+  }
+  for (size_t j = 0; j < indices.size(); ++j) {
+    if (j + kPrefetchDistance < indices.size()) {
+      topic.dedupe.Prefetch(fingerprints[indices[j + kPrefetchDistance]]);
+    }
+    const uint32_t i = indices[j];
     const EventIn& e = events[i];
     AckOut& ack = state.acks[i];
     // Every event has an id, its own or one the server assigned (which the producer learns

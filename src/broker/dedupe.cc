@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <sys/mman.h>
+
 #include <new>
 #include <type_traits>
 
@@ -22,13 +24,22 @@ size_t PowerOfTwoAtLeast(size_t n) {
 }
 }  // namespace
 
-void DedupeIndex::Table::Reset(size_t capacity) {
+void DedupeIndex::Table::Unmap::operator()(Slot* p) const { ::munmap(p, bytes); }
+
+std::unique_ptr<DedupeIndex::Table::Slot[], DedupeIndex::Table::Unmap>
+DedupeIndex::Table::Allocate(size_t capacity) {
   static_assert(std::is_trivially_copyable_v<Slot> && kEmpty == 0);
+  const size_t bytes = capacity * sizeof(Slot);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would: out of memory
+  constexpr size_t kHugePage = 2u << 20;
+  if (bytes >= kHugePage) ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
+  return std::unique_ptr<Slot[], Unmap>(static_cast<Slot*>(p), Unmap{bytes});
+}
+
+void DedupeIndex::Table::Reset(size_t capacity) {
   slots_.reset();
-  if (capacity > 0) {
-    slots_.reset(static_cast<Slot*>(std::calloc(capacity, sizeof(Slot))));
-    if (!slots_) throw std::bad_alloc();  // as std::vector would: out of memory
-  }
+  if (capacity > 0) slots_ = Allocate(capacity);
   capacity_ = capacity;
   mask_ = capacity == 0 ? 0 : capacity - 1;
   count_ = 0;
@@ -46,7 +57,7 @@ DedupeIndex::Table::Slot* DedupeIndex::Table::Find(const IdFingerprint& id) {
 
 void DedupeIndex::Table::Insert(const IdFingerprint& id, uint64_t seq, Location location) {
   if ((count_ + 1) * 2 > capacity_) {
-    std::unique_ptr<Slot[], Free> old = std::move(slots_);
+    std::unique_ptr<Slot[], Unmap> old = std::move(slots_);
     const size_t old_capacity = capacity_;
     const size_t count = count_;
     const uint64_t min_seq = min_seq_;

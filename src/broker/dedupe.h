@@ -5,7 +5,6 @@
 #include <deque>
 #include <string_view>
 
-#include <cstdlib>
 #include <memory>
 #include <optional>
 
@@ -103,12 +102,17 @@ class DedupeIndex {
     uint64_t min_seq() const { return min_seq_; }  // smallest seq + 1 inserted, or kEmpty
 
    private:
-    struct Free {
-      void operator()(Slot* p) const { std::free(p); }
+    // Anonymous memory: an all-zero slot is empty, and fresh pages come zeroed by the kernel on
+    // first touch, so a new generation costs no pause to clear. Large tables ask for huge pages:
+    // lookups are random, and 4 KiB pages would add a TLB miss to nearly every one.
+    struct Unmap {
+      Unmap() : bytes(0) {}
+      explicit Unmap(size_t b) : bytes(b) {}
+      void operator()(Slot* p) const;
+      size_t bytes;
     };
-    // calloc'ed: an all-zero slot is empty, and a large calloc maps fresh zero pages, so a new
-    // generation costs no pause to clear; the kernel zeroes each page on first touch.
-    std::unique_ptr<Slot[], Free> slots_;
+    static std::unique_ptr<Slot[], Unmap> Allocate(size_t capacity);
+    std::unique_ptr<Slot[], Unmap> slots_;
     size_t capacity_ = 0;
     uint64_t mask_ = 0;
     size_t count_ = 0;
