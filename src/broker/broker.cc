@@ -218,6 +218,8 @@ class Broker::Impl {
   std::string TrashRoot() const { return options_.data_dir + "/trash"; }
 
   absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
+  // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
+  absl::StatusOr<std::shared_ptr<Topic>> Find(std::string_view name);
   absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
   absl::Status AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
                              const std::vector<uint32_t>& indices, PublishState& state,
@@ -365,17 +367,18 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::FindOrCreate(std::string_vi
   return it->second;
 }
 
-absl::StatusOr<TopicInfo> Broker::Impl::GetTopic(std::string_view name) {
+absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::Find(std::string_view name) {
   RETURN_IF_ERROR(ValidateTopicName(name));
-  std::shared_ptr<Topic> topic;
-  {
-    absl::MutexLock lock(&topics_mu_);
-    auto it = topics_.find(Absl(name));
-    if (it == topics_.end()) {
-      return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
-    }
-    topic = it->second;
+  absl::MutexLock lock(&topics_mu_);
+  auto it = topics_.find(Absl(name));
+  if (it == topics_.end()) {
+    return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
   }
+  return it->second;
+}
+
+absl::StatusOr<TopicInfo> Broker::Impl::GetTopic(std::string_view name) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   return Describe(*topic);
 }
 
@@ -406,15 +409,7 @@ TopicInfo Broker::Impl::Describe(const Topic& topic) const {
 absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   RETURN_IF_ERROR(ValidateTopicName(name));
   absl::MutexLock admin(&admin_mu_);
-  std::shared_ptr<Topic> topic;
-  {
-    absl::MutexLock lock(&topics_mu_);
-    auto it = topics_.find(Absl(name));
-    if (it == topics_.end()) {
-      return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
-    }
-    topic = it->second;
-  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   // The catalog decides: once the entry is gone the topic is gone, whatever happens next.
   RETURN_IF_ERROR(catalog_->DeleteTopic(name));
   {
@@ -441,16 +436,7 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
 
 absl::Status Broker::Impl::Read(std::string_view name, uint32_t partition, uint64_t from,
                                 size_t max_records, std::vector<log::Record>* out) {
-  RETURN_IF_ERROR(ValidateTopicName(name));
-  std::shared_ptr<Topic> topic;
-  {
-    absl::MutexLock lock(&topics_mu_);
-    auto it = topics_.find(Absl(name));
-    if (it == topics_.end()) {
-      return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
-    }
-    topic = it->second;
-  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   if (partition >= topic->partitions) {
     return absl::InvalidArgumentError(
         StrCat("topic \"", name, "\" has ", topic->partitions, " partitions; ", partition,
