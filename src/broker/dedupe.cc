@@ -16,118 +16,91 @@ IdFingerprint IdFingerprint::Of(std::string_view id) {
 
 namespace {
 constexpr size_t kMinCapacity = 1024;
-
-size_t PowerOfTwoAtLeast(size_t n) {
-  size_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
+constexpr size_t kHugePage = 2u << 20;
 }  // namespace
 
-void DedupeIndex::Table::Unmap::operator()(Slot* p) const { ::munmap(p, bytes); }
+void DedupeIndex::Unmap::operator()(Slot* p) const { ::munmap(p, bytes); }
 
-std::unique_ptr<DedupeIndex::Table::Slot[], DedupeIndex::Table::Unmap>
-DedupeIndex::Table::Allocate(size_t capacity) {
-  static_assert(std::is_trivially_copyable_v<Slot> && kEmpty == 0);
-  const size_t bytes = capacity * sizeof(Slot);
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would: out of memory
-  constexpr size_t kHugePage = 2u << 20;
-  if (bytes >= kHugePage) ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
-  return std::unique_ptr<Slot[], Unmap>(static_cast<Slot*>(p), Unmap{bytes});
-}
-
-void DedupeIndex::Table::Reset(size_t capacity) {
-  slots_.reset();
-  if (capacity > 0) slots_ = Allocate(capacity);
-  capacity_ = capacity;
-  mask_ = capacity == 0 ? 0 : capacity - 1;
-  count_ = 0;
-  min_seq_ = kEmpty;
-}
-
-DedupeIndex::Table::Slot* DedupeIndex::Table::Find(const IdFingerprint& id) {
-  if (capacity_ == 0) return nullptr;
+int64_t DedupeIndex::FindSlot(const IdFingerprint& id) const {
+  if (capacity_ == 0) return -1;
   for (uint64_t i = id.low & mask_;; i = (i + 1) & mask_) {
-    Slot& s = slots_[i];
-    if (s.seq == kEmpty) return nullptr;
-    if (s.low == id.low && s.high == id.high && s.seq != kErased) return &s;
+    const Slot& s = slots_[i];
+    if (s.seq == kEmpty) return -1;
+    if (s.low == id.low && s.high == id.high && Live(s)) return static_cast<int64_t>(i);
   }
 }
-
-void DedupeIndex::Table::Insert(const IdFingerprint& id, uint64_t seq, Location location) {
-  if ((count_ + 1) * 2 > capacity_) {
-    std::unique_ptr<Slot[], Unmap> old = std::move(slots_);
-    const size_t old_capacity = capacity_;
-    const size_t count = count_;
-    const uint64_t min_seq = min_seq_;
-    Reset(std::max(kMinCapacity, old_capacity * 2));
-    for (size_t k = 0; k < old_capacity; ++k) {
-      const Slot& s = old[k];
-      if (s.seq == kEmpty || s.seq == kErased) continue;
-      uint64_t i = s.low & mask_;
-      while (slots_[i].seq != kEmpty) i = (i + 1) & mask_;
-      slots_[i] = s;
-    }
-    count_ = count;
-    min_seq_ = min_seq;
-  }
-  uint64_t i = id.low & mask_;
-  while (slots_[i].seq != kEmpty) i = (i + 1) & mask_;
-  slots_[i] = Slot{id.low, id.high, location.offset, seq + 1, location.partition};
-  ++count_;
-  if (min_seq_ == kEmpty) min_seq_ = seq + 1;
-}
-
-DedupeIndex::DedupeIndex(int64_t window_us, size_t max_ids)
-    : window_us_(window_us), max_ids_(max_ids), generation_ids_((max_ids + 1) / 2) {}
 
 std::optional<DedupeIndex::Location> DedupeIndex::Find(const IdFingerprint& id) const {
-  for (const Table* t : {&current_, &previous_}) {
-    const Table::Slot* s = t->Find(id);
-    if (Live(s)) return Location{s->partition, s->offset};
-  }
-  return std::nullopt;
+  int64_t i = FindSlot(id);
+  if (i < 0) return std::nullopt;
+  return Location{slots_[i].partition, slots_[i].offset};
 }
 
 std::optional<DedupeIndex::Location> DedupeIndex::FindOrInsert(const IdFingerprint& id,
                                                                Location location,
                                                                int64_t ingest_us) {
   if (max_ids_ == 0) return std::nullopt;
-  Table::Slot* in_current = current_.Find(id);
-  if (Live(in_current)) return Location{in_current->partition, in_current->offset};
-  const Table::Slot* in_previous = previous_.Find(id);
-  if (Live(in_previous)) return Location{in_previous->partition, in_previous->offset};
-  if (in_current != nullptr) {
-    // Remembered once but expired: the id is new again, in its old slot.
-    *in_current = Table::Slot{id.low, id.high, location.offset, next_seq_ + 1,
-                              location.partition};
-    NoteInsert(ingest_us);
-    return std::nullopt;
+  if ((occupied_ + 1) * 10 > capacity_ * 7) {
+    // Grow (a topic warming up) or, with mostly stale entries, rehash at the same size.
+    const size_t live = next_seq_ - live_from_seq();
+    Resize((live + 1) * 10 > capacity_ * 5 ? std::max(kMinCapacity, capacity_ * 2)
+                                           : std::max(kMinCapacity, capacity_));
   }
-  if (current_.count() >= generation_ids_) {
-    // The current generation is full: it becomes the previous one; the new one starts at the
-    // size the last one grew to, so a warm topic never rehashes.
-    const size_t capacity = current_.capacity();
-    previous_ = std::move(current_);
-    current_.Reset(capacity);
+  uint64_t free_slot = ~uint64_t{0};
+  uint64_t i = id.low & mask_;
+  for (;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.seq == kEmpty) break;
+    if (!Live(s)) {
+      if (free_slot == ~uint64_t{0}) free_slot = i;
+    } else if (s.low == id.low && s.high == id.high) {
+      return Location{s.partition, s.offset};
+    }
   }
-  current_.Insert(id, next_seq_, location);
-  NoteInsert(ingest_us);
-  return std::nullopt;
-}
-
-void DedupeIndex::NoteInsert(int64_t ingest_us) {
+  if (free_slot == ~uint64_t{0}) {
+    free_slot = i;
+    ++occupied_;
+  }
+  slots_[free_slot] = Slot{id.low, id.high, location.offset, next_seq_ + 1, location.partition};
   if (marks_.empty() || marks_.back().ingest_us != ingest_us) {
     marks_.push_back(Mark{next_seq_, ingest_us});
   }
   ++next_seq_;
+  Sweep(kSweepPerInsert);
+  return std::nullopt;
+}
+
+void DedupeIndex::DeleteAt(uint64_t i) {
+  // Backward-shift deletion: move each later entry of the run whose home is not in (i, j] into
+  // the gap, so that lookups never need tombstones.
+  for (uint64_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+    const Slot& s = slots_[j];
+    if (s.seq == kEmpty) break;
+    const uint64_t home = s.low & mask_;
+    const bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+    if (!stays) {
+      slots_[i] = s;
+      i = j;
+    }
+  }
+  slots_[i] = Slot{};
+  --occupied_;
+}
+
+void DedupeIndex::Sweep(size_t slots) {
+  for (size_t n = 0; n < slots && occupied_ > 0; ++n) {
+    const Slot& s = slots_[cursor_];
+    if (s.seq != kEmpty && !Live(s)) {
+      DeleteAt(cursor_);  // an entry may shift into cursor_: look at it again
+      continue;
+    }
+    cursor_ = (cursor_ + 1) & mask_;
+  }
 }
 
 void DedupeIndex::Erase(const IdFingerprint& id) {
-  for (Table* t : {&current_, &previous_}) {
-    if (Table::Slot* s = t->Find(id)) s->seq = Table::kErased;  // keeps probe chains intact
-  }
+  int64_t i = FindSlot(id);
+  if (i >= 0) DeleteAt(static_cast<uint64_t>(i));
 }
 
 void DedupeIndex::Expire(int64_t now_us) {
@@ -138,19 +111,37 @@ void DedupeIndex::Expire(int64_t now_us) {
   }
   const uint64_t live_from = live_from_seq();
   while (marks_.size() > 1 && marks_[1].first_seq <= live_from) marks_.pop_front();
-  // Give back the memory of generations that hold only expired ids.
-  if (previous_.capacity() > 0 && (previous_.count() == 0 || current_.min_seq() == Table::kEmpty ||
-                                   current_.min_seq() - 1 <= live_from)) {
-    previous_.Reset(0);
+  // A topic whose ids have all expired gives its memory back.
+  if (capacity_ > kMinCapacity && live_from >= next_seq_) Resize(0);
+}
+
+void DedupeIndex::Resize(size_t capacity) {
+  static_assert(std::is_trivially_copyable_v<Slot> && kEmpty == 0);
+  std::unique_ptr<Slot[], Unmap> old = std::move(slots_);
+  const size_t old_capacity = capacity_;
+  capacity_ = capacity;
+  mask_ = capacity == 0 ? 0 : capacity - 1;
+  occupied_ = 0;
+  cursor_ = 0;
+  if (capacity == 0) return;
+  const size_t bytes = capacity * sizeof(Slot);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would: out of memory
+  if (bytes >= kHugePage) ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
+  slots_ = std::unique_ptr<Slot[], Unmap>(static_cast<Slot*>(p), Unmap{bytes});
+  for (size_t k = 0; k < old_capacity; ++k) {
+    const Slot& s = old[k];
+    if (!Live(s)) continue;
+    uint64_t i = s.low & mask_;
+    while (slots_[i].seq != kEmpty) i = (i + 1) & mask_;
+    slots_[i] = s;
+    ++occupied_;
   }
-  if (current_.count() > 0 && live_from >= next_seq_) current_.Reset(0);
 }
 
 size_t DedupeIndex::size() const {
   size_t n = 0;
-  for (const Table* t : {&current_, &previous_}) n += t->CountIf([this](const Table::Slot& s) {
-    return Live(&s);
-  });
+  for (size_t i = 0; i < capacity_; ++i) n += Live(slots_[i]);
   return n;
 }
 
