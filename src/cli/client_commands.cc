@@ -180,6 +180,7 @@ int PublishFile(const ClientOptions& c, const PublishOptions& p) {
   std::string line;
   uint64_t line_no = 0;
   std::string error;
+  auto last_draw = started - std::chrono::seconds(1);  // redrawn at most 10 times a second
   nodata::v1::PublishBatchRequest batch;
   auto send = [&]() -> bool {
     if (batch.events_size() == 0) return true;
@@ -191,7 +192,9 @@ int PublishFile(const ClientOptions& c, const PublishOptions& p) {
     }
     bool ok = stream->Write(batch);
     batch.Clear();
-    if (progress) {
+    const auto now = std::chrono::steady_clock::now();
+    if (progress && now - last_draw >= std::chrono::milliseconds(100)) {
+      last_draw = now;
       double done = file_bytes > 0 ? static_cast<double>(in.tellg()) / file_bytes : 1.0;
       if (done < 0) done = 1.0;
       int width = 40;
@@ -222,7 +225,10 @@ int PublishFile(const ClientOptions& c, const PublishOptions& p) {
   stream->WritesDone();
   reader.join();
   grpc::Status status = stream->Finish();
-  if (progress) std::fprintf(stderr, "\n");
+  if (progress) {
+    std::fprintf(stderr, "\r[%s] 100.0%% %lu lines\n", std::string(40, '#').c_str(),
+                 static_cast<unsigned long>(line_no));
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!error.empty()) {
