@@ -117,6 +117,7 @@ class PublishStreamReactor final
   void PublishQueued() {
     for (;;) {
       Slot* slot;
+      bool stopping;
       {
         absl::MutexLock lock(&mu_);
         if (to_publish_.empty()) {
@@ -125,6 +126,13 @@ class PublishStreamReactor final
         }
         slot = to_publish_.front();
         to_publish_.pop_front();
+        stopping = stopping_ || failing_;
+      }
+      if (stopping) {
+        // The stream is ending with an earlier request's error: store nothing more.
+        Complete(slot, grpc::Status(grpc::StatusCode::ABORTED,
+                                    "not stored: an earlier request in this stream failed"));
+        continue;
       }
       absl::Status s = slot->converted.From(slot->request->events());
       if (!s.ok()) {
@@ -194,6 +202,7 @@ class PublishStreamReactor final
   void Complete(Slot* slot, grpc::Status status) {
     {
       absl::MutexLock lock(&mu_);
+      if (!status.ok()) failing_ = true;
       slot->done = true;
       slot->status = std::move(status);
       --outstanding_;
@@ -226,7 +235,7 @@ class PublishStreamReactor final
         Stop(slots_.front()->status);  // an error ends the stream with that status
       }
     }
-    if (!stopping_ && !reading_ && !reads_done_ && slots_.size() < max_inflight_) {
+    if (!stopping_ && !failing_ && !reading_ && !reads_done_ && slots_.size() < max_inflight_) {
       reading_ = true;
       next_ = std::make_unique<Slot>();
       StartRead(next_->request);
@@ -254,6 +263,9 @@ class PublishStreamReactor final
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // A request failed: nothing more is read or stored; earlier responses still go out, then the
+  // stream ends with the failure's status.
+  bool failing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
 };

@@ -125,3 +125,22 @@ test('PublishStream stores pipelined requests in request order (offsets increase
     assertOrdered(acks, `round ${round}: one PublishStream, 16 pipelined requests`);
   }
 });
+
+test('PublishStream: a bad request ends the stream with its status; pipelined requests after it are not stored', T, async (t) => {
+  const srv = await startServer(t, { args: ['--default-partitions', '1'] });
+  const topic = topicName('stream-error');
+  const s = srv.api.stream();
+  s.write({ events: [ev(topic), ev(topic)] });
+  s.write({ events: [ev(topic), ev('bad/name')] }); // INVALID_ARGUMENT
+  for (let i = 0; i < 8; i++) s.write({ events: [ev(topic)] });
+  s.call.end();
+  const status = await s.status;
+  assert.equal(status.code, 3, `stream status ${JSON.stringify(status)}`); // INVALID_ARGUMENT
+  assert.match(status.details, /bad\/name|character/);
+  assert.ok(s.responses.length <= 1, `at most the first request was answered, got ${s.responses.length}`);
+  // Only the first request's events may be stored: the failing request stores nothing and the
+  // ones queued behind it are dropped, so a client that retries them cannot double-store id-less events.
+  const [end] = await srv.api.endOffsets(topic);
+  assert.ok(end <= 2, `end offset ${end}: requests after the failing one must not be stored`);
+  if (s.responses.length === 1) assert.equal(end, 2, 'the answered first request is stored');
+});
