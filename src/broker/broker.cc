@@ -525,6 +525,10 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     waits.clear();
     absl::Status s = AppendToTopic(*topic, events, indices, *state, &waits);
     if (!s.ok()) {
+      if (&topic != &groups.front().first) {
+        s = absl::Status(s.code(), StrCat(ToStd(s.message()),
+                                          "; the batch's events of earlier topics were stored"));
+      }
       state->Fail(std::move(s));
       break;
     }
@@ -639,7 +643,13 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   }
   topic.events_in->Increment(static_cast<double>(stored));
   topic.bytes_in->Increment(static_cast<double>(stored_bytes));
-  if (!status.ok()) return status;
+  if (!status.ok()) {
+    if (stored == 0) return status;
+    return absl::Status(status.code(),
+                        StrCat(ToStd(status.message()), "; ", stored,
+                               " events of the batch were stored before this (publishing them "
+                               "again with the same ids answers duplicates)"));
+  }
   topic.duplicates->Increment(static_cast<double>(dups));
   for (uint32_t p = 0; p < n; ++p) {
     if (wait_end[p] > 0) waits->emplace_back(p, wait_end[p]);
