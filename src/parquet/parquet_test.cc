@@ -1,0 +1,314 @@
+#include <climits>
+#include <cstring>
+#include <random>
+
+#include "gtest/gtest.h"
+#include "parquet/reader.h"
+#include "parquet/writer.h"
+
+namespace nodata::parquet {
+namespace {
+
+constexpr int kEncPlain = 0;
+constexpr int kEncRleDictionary = 8;
+
+std::vector<Record> MakeRecords(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<Record> out;
+  for (size_t i = 0; i < n; ++i) {
+    Record r;
+    r.offset = static_cast<int64_t>(i) + 1000;
+    r.timestamp_us = 1'700'000'000'000'000 + static_cast<int64_t>(i) * 7 - 50;
+    r.ingest_time_us = r.timestamp_us + static_cast<int64_t>(rng() % 1000);
+    r.id = "id-" + std::to_string(rng()) + "-" + std::to_string(i);
+    if (i % 3 != 0) r.key = "user-" + std::to_string(rng() % 17);
+    r.data.resize(rng() % 200);
+    for (char& c : r.data) c = static_cast<char>(rng());
+    const size_t headers = i % 5;  // 0..4 entries
+    for (size_t h = 0; h < headers; ++h) {
+      r.headers.emplace_back("h" + std::to_string(h),
+                             h == 2 ? "" : "v" + std::to_string(rng() % 4));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string WriteToString(const std::vector<Record>& records, const WriterOptions& options,
+                          size_t batch = 97) {
+  std::string file;
+  auto writer = Writer::Open(NewStringSink(&file), options);
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  for (size_t i = 0; i < records.size(); i += batch) {
+    std::vector<Record> part(records.begin() + i,
+                             records.begin() + std::min(records.size(), i + batch));
+    EXPECT_TRUE((*writer)->WriteBatch(part).ok());
+  }
+  EXPECT_TRUE((*writer)->Close().ok());
+  return file;
+}
+
+std::vector<Record> ReadAll(const Reader& reader) {
+  std::vector<Record> out;
+  for (size_t g = 0; g < reader.row_groups().size(); ++g) {
+    auto records = reader.ReadRowGroup(static_cast<int>(g));
+    EXPECT_TRUE(records.ok()) << records.status();
+    if (!records.ok()) return out;
+    out.insert(out.end(), records->begin(), records->end());
+  }
+  return out;
+}
+
+int64_t DecodeInt64(const std::string& s) {
+  int64_t v;
+  EXPECT_EQ(s.size(), 8u);
+  std::memcpy(&v, s.data(), 8);
+  return v;
+}
+
+const ColumnChunkInfo& Column(const RowGroupInfo& rg, std::string_view path) {
+  for (const auto& c : rg.columns) {
+    if (c.path == path) return c;
+  }
+  ADD_FAILURE() << "no column " << path;
+  return rg.columns[0];
+}
+
+class RoundTrip : public ::testing::TestWithParam<Codec> {};
+
+TEST_P(RoundTrip, ManyRecordsAcrossRowGroupsAndPages) {
+  const auto records = MakeRecords(5000, 1);
+  WriterOptions options;
+  options.codec = GetParam();
+  options.row_group_rows = 1500;
+  options.page_size_bytes = 4096;
+  const std::string file = WriteToString(records, options);
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->num_rows(), 5000);
+  ASSERT_EQ((*reader)->row_groups().size(), 4u);
+  EXPECT_EQ((*reader)->row_groups()[3].num_rows, 500);
+  for (const auto& c : (*reader)->row_groups()[0].columns) {
+    EXPECT_EQ(c.codec, static_cast<int>(GetParam())) << c.path;
+  }
+  EXPECT_EQ(ReadAll(**reader), records);
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, RoundTrip,
+                         ::testing::Values(Codec::kUncompressed, Codec::kSnappy, Codec::kZstd));
+
+TEST(Writer, ExplicitFlushMakesRowGroupsAndEmptyFileIsValid) {
+  std::string file;
+  auto writer = Writer::Open(NewStringSink(&file));
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->FlushRowGroup().ok());  // nothing buffered: no row group
+  ASSERT_TRUE((*writer)->WriteBatch(MakeRecords(3, 2)).ok());
+  ASSERT_TRUE((*writer)->FlushRowGroup().ok());
+  ASSERT_TRUE((*writer)->WriteBatch(MakeRecords(2, 3)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_FALSE((*writer)->WriteBatch(MakeRecords(1, 4)).ok());
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->row_groups().size(), 2u);
+  EXPECT_EQ((*reader)->num_rows(), 5);
+
+  std::string empty;
+  auto w2 = Writer::Open(NewStringSink(&empty));
+  ASSERT_TRUE((*w2)->Close().ok());
+  auto r2 = Reader::Open(NewStringSource(empty));
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ((*r2)->num_rows(), 0);
+  EXPECT_EQ((*r2)->schema().size(), 8u);
+}
+
+TEST(Writer, WritesToAFile) {
+  const std::string path = ::testing::TempDir() + "/parquet_writer_test.parquet";
+  const auto records = MakeRecords(100, 5);
+  auto writer = Writer::Open(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->WriteBatch(records).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  auto reader = Reader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(ReadAll(**reader), records);
+  EXPECT_EQ(Reader::Open(path + ".missing").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(Schema, ExposesLevelsOfTheMapColumns) {
+  const std::string file = WriteToString(MakeRecords(10, 6), {});
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok());
+  const auto& schema = (*reader)->schema();
+  ASSERT_EQ(schema.size(), 8u);
+  EXPECT_EQ(schema[4].path, "key");
+  EXPECT_EQ(schema[4].max_definition_level, 1);
+  EXPECT_EQ(schema[6].path, "headers.key_value.key");
+  EXPECT_EQ(schema[6].max_definition_level, 2);
+  EXPECT_EQ(schema[6].max_repetition_level, 1);
+  EXPECT_EQ(schema[7].max_definition_level, 3);
+}
+
+TEST(Statistics, MinMaxAndNullCountsPerColumnChunk) {
+  auto records = MakeRecords(300, 7);
+  records[10].id = "\xff\xfe";  // unsigned order: above every ASCII id
+  records[11].id = "A";
+  const std::string file = WriteToString(records, {});
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok());
+  const RowGroupInfo& rg = (*reader)->row_groups()[0];
+  const auto& offset = Column(rg, "offset").statistics;
+  EXPECT_EQ(DecodeInt64(*offset.min_value), 1000);
+  EXPECT_EQ(DecodeInt64(*offset.max_value), 1299);
+  EXPECT_EQ(*offset.null_count, 0);
+  const auto& id = Column(rg, "id").statistics;
+  EXPECT_EQ(*id.min_value, "A");
+  EXPECT_EQ(*id.max_value, "\xff\xfe");
+  EXPECT_EQ(*Column(rg, "key").statistics.null_count,
+            100);  // every third key is empty
+  EXPECT_EQ(*Column(rg, "headers.key_value.key").statistics.min_value, "h0");
+  EXPECT_EQ(*Column(rg, "headers.key_value.key").statistics.max_value, "h3");
+  EXPECT_EQ(*Column(rg, "headers.key_value.key").statistics.null_count,
+            60);  // empty maps
+}
+
+TEST(Statistics, LongValuesAreTruncatedToValidBounds) {
+  std::vector<Record> records(2);
+  records[0].data = std::string(1000, 'a');
+  records[1].data = std::string(1000, '\xff');
+  records[0].id = std::string(100, 'b');
+  records[1].id = std::string(100, 'c');
+  WriterOptions options;
+  options.statistics_max_bytes = 16;
+  auto reader = Reader::Open(NewStringSource(WriteToString(records, options)));
+  ASSERT_TRUE(reader.ok());
+  const RowGroupInfo& rg = (*reader)->row_groups()[0];
+  EXPECT_EQ(*Column(rg, "data").statistics.min_value, std::string(16, 'a'));
+  EXPECT_FALSE(Column(rg, "data").statistics.max_value.has_value());  // no bound fits 16 bytes
+  EXPECT_EQ(*Column(rg, "id").statistics.max_value, std::string(15, 'c') + "d");
+}
+
+TEST(Dictionary, UsedForRepetitiveColumnsOnly) {
+  const std::string file = WriteToString(MakeRecords(2000, 8), {});
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok());
+  const RowGroupInfo& rg = (*reader)->row_groups()[0];
+  auto has = [](const ColumnChunkInfo& c, int e) {
+    return std::find(c.encodings.begin(), c.encodings.end(), e) != c.encodings.end();
+  };
+  EXPECT_TRUE(has(Column(rg, "key"), kEncRleDictionary));
+  EXPECT_TRUE(Column(rg, "key").has_dictionary_page);
+  EXPECT_TRUE(has(Column(rg, "headers.key_value.key"), kEncRleDictionary));
+  EXPECT_TRUE(has(Column(rg, "headers.key_value.value"), kEncRleDictionary));
+  EXPECT_FALSE(has(Column(rg, "id"), kEncRleDictionary));
+  EXPECT_FALSE(has(Column(rg, "data"), kEncRleDictionary));
+  EXPECT_TRUE(has(Column(rg, "id"), kEncPlain));
+}
+
+TEST(RoundTrip, EdgeCasesSurvive) {
+  std::vector<Record> records(4);
+  records[0].data = std::string("\0\x01\xff", 3);  // key null, id empty
+  records[1].id = "only";
+  records[1].headers = {{"dup", "1"}, {"dup", ""}, {"", "x"}};
+  records[2].offset = INT64_MIN;
+  records[2].timestamp_us = INT64_MAX;
+  records[2].headers.assign(5000, {"k", "v"});  // one row larger than a page
+  records[3].key = std::string(70000, 'k');
+  WriterOptions options;
+  options.page_size_bytes = 100;
+  for (Codec codec : {Codec::kUncompressed, Codec::kSnappy, Codec::kZstd}) {
+    options.codec = codec;
+    auto reader = Reader::Open(NewStringSource(WriteToString(records, options)));
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    EXPECT_EQ(ReadAll(**reader), records);
+  }
+  // A row group whose key column is all null has a null count and no bounds.
+  std::vector<Record> no_keys(3);
+  auto reader = Reader::Open(NewStringSource(WriteToString(no_keys, {})));
+  ASSERT_TRUE(reader.ok());
+  const auto& stats = Column((*reader)->row_groups()[0], "key").statistics;
+  EXPECT_EQ(*stats.null_count, 3);
+  EXPECT_FALSE(stats.min_value.has_value());
+  EXPECT_EQ(ReadAll(**reader), no_keys);
+}
+
+// A sink that fails once `limit` bytes have been written.
+class FailingSink : public Sink {
+ public:
+  explicit FailingSink(size_t limit) : limit_(limit) {}
+  absl::Status Append(std::string_view data) override {
+    if (written_ + data.size() > limit_) return absl::ResourceExhaustedError("disk full");
+    written_ += data.size();
+    return absl::OkStatus();
+  }
+  absl::Status Close() override { return absl::OkStatus(); }
+
+ private:
+  size_t limit_;
+  size_t written_ = 0;
+};
+
+TEST(Writer, SinkFailureIsReportedAndPoisonsTheWriter) {
+  auto writer = Writer::Open(std::make_unique<FailingSink>(100));
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->WriteBatch(MakeRecords(50, 11)).ok());  // buffered only
+  EXPECT_EQ((*writer)->FlushRowGroup().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ((*writer)->WriteBatch(MakeRecords(1, 12)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE((*writer)->Close().ok());
+  EXPECT_FALSE(Writer::Open(std::make_unique<FailingSink>(2)).ok());  // magic does not fit
+}
+
+TEST(CorruptFile, BadMagicShortFileAndAbsurdFooterLengthAreCleanErrors) {
+  EXPECT_FALSE(Reader::Open(NewStringSource("")).ok());
+  EXPECT_FALSE(Reader::Open(NewStringSource("PAR1PAR1")).ok());
+  EXPECT_EQ(
+      Reader::Open(NewStringSource("PAR1\x01\x02\x03\x04\x05\x06\x07\x08PAR2")).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  std::string huge = "PAR1xxxx";
+  huge += std::string("\xff\xff\xff\x7f", 4) + "PAR1";
+  EXPECT_EQ(Reader::Open(NewStringSource(huge)).status().code(), absl::StatusCode::kDataLoss);
+  std::string garbage = "PAR1" + std::string(40, '\x19') + std::string("\x28\0\0\0", 4) + "PAR1";
+  EXPECT_FALSE(Reader::Open(NewStringSource(garbage)).ok());
+  // A footer claiming a list of a billion schema elements in a few bytes.
+  std::string bomb = "PAR1";
+  std::string footer = {'\x15', '\x02', '\x19', '\xfc', '\xff', '\xff', '\xff', '\x0f', 0};
+  bomb += footer;
+  bomb += std::string(1, static_cast<char>(footer.size())) + std::string(3, '\0') + "PAR1";
+  EXPECT_FALSE(Reader::Open(NewStringSource(bomb)).ok());
+}
+
+TEST(CorruptFile, TruncationAtEveryLengthIsACleanError) {
+  const std::string file = WriteToString(MakeRecords(50, 9), {});
+  for (size_t n = 0; n < file.size(); ++n) {
+    auto reader = Reader::Open(NewStringSource(file.substr(0, n)));
+    EXPECT_FALSE(reader.ok()) << n;
+  }
+}
+
+TEST(CorruptFile, FlippedBytesNeverCrash) {
+  for (Codec codec : {Codec::kUncompressed, Codec::kZstd}) {
+    WriterOptions options;
+    options.codec = codec;
+    const auto records = MakeRecords(40, 10);
+    const std::string file = WriteToString(records, options);
+    int errors = 0;
+    for (size_t i = 0; i < file.size(); ++i) {
+      for (uint8_t mask : {0x01, 0x80, 0xff}) {
+        std::string bad = file;
+        bad[i] = static_cast<char>(bad[i] ^ mask);
+        auto reader = Reader::Open(NewStringSource(bad));
+        if (!reader.ok()) {
+          ++errors;
+          continue;
+        }
+        for (size_t g = 0; g < (*reader)->row_groups().size(); ++g) {
+          if (!(*reader)->ReadRowGroup(static_cast<int>(g)).ok()) ++errors;
+        }
+      }
+    }
+    EXPECT_GT(errors, 0);
+  }
+}
+
+}  // namespace
+}  // namespace nodata::parquet

@@ -1,0 +1,571 @@
+#include "parquet/reader.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+
+#include "common/status.h"
+#include "common/strings.h"
+#include "parquet/format/parquet_types.h"
+#include "parquet/internal/codec.h"
+#include "parquet/internal/encoding.h"
+#include "parquet/internal/schema.h"
+#include "parquet/internal/thrift_io.h"
+
+namespace nodata::parquet {
+namespace {
+
+using internal::kLeaves;
+using internal::kNumLeaves;
+using internal::Leaf;
+
+constexpr std::string_view kMagic = "PAR1";
+constexpr std::string_view kEncryptedMagic = "PARE";
+// Bounds on sizes read from untrusted metadata, so that a corrupt length is an
+// error rather than a huge allocation.
+constexpr uint64_t kMaxFooterBytes = 64 << 20;
+constexpr int64_t kMaxPageBytes = 1 << 30;
+constexpr int64_t kMaxValuesPerChunk = 1 << 26;
+// Dictionary decoding can expand a small page into many copies of a large
+// entry.
+constexpr uint64_t kMaxDecodedBytesPerChunk = uint64_t{1} << 30;
+constexpr int kMaxSchemaDepth = 32;
+
+absl::Status Corrupt(std::string_view what) {
+  return absl::DataLossError(StrCat("corrupt Parquet file: ", what));
+}
+
+uint32_t LoadFixed32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+int64_t LoadFixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return static_cast<int64_t>(v);
+}
+
+// A leaf as resolved from the file's schema.
+struct ResolvedLeaf {
+  ColumnSchema schema;
+  // Definition level reached at each node of the path (root excluded), e.g. for
+  // headers.key_value.key: {1, 2, 2}.
+  std::vector<int> def_at_depth;
+  // Multiplier/divisor turning the file's TIMESTAMP unit into microseconds.
+  int64_t ts_multiply = 1, ts_divide = 1;
+};
+
+// Levels and non-null values of one column chunk.
+struct ColumnValues {
+  std::vector<uint32_t> def, rep;
+  std::vector<int64_t> ints;
+  std::vector<std::string> bytes;
+  uint64_t decoded_bytes = 0;  // dictionary-expanded bytes, bounded by kMaxDecodedBytesPerChunk
+};
+
+}  // namespace
+
+class Reader::Impl {
+ public:
+  explicit Impl(std::unique_ptr<Source> source) : source_(std::move(source)) {}
+
+  absl::Status Init() {
+    const uint64_t size = source_->size();
+    if (size < 12) return absl::InvalidArgumentError("not a Parquet file: shorter than 12 bytes");
+    std::string head, tail;
+    RETURN_IF_ERROR(source_->ReadAt(0, 4, &head));
+    RETURN_IF_ERROR(source_->ReadAt(size - 8, 8, &tail));
+    if (std::string_view(tail).substr(4) == kEncryptedMagic) {
+      return absl::UnimplementedError("encrypted Parquet footers are not supported");
+    }
+    if (head != kMagic || std::string_view(tail).substr(4) != kMagic) {
+      return absl::InvalidArgumentError("not a Parquet file: missing PAR1 magic");
+    }
+    const uint64_t footer_len = LoadFixed32(tail.data());
+    if (footer_len == 0 || footer_len > size - 12) {
+      return Corrupt(
+          StrCat("footer length ", footer_len, " does not fit a file of ", size, " bytes"));
+    }
+    if (footer_len > kMaxFooterBytes) {
+      return absl::ResourceExhaustedError(StrCat("Parquet footer of ", footer_len, " bytes"));
+    }
+    data_end_ = size - 8 - footer_len;
+    std::string footer;
+    RETURN_IF_ERROR(source_->ReadAt(data_end_, footer_len, &footer));
+    RETURN_IF_ERROR(internal::ParseFooter(footer, &meta_));
+    RETURN_IF_ERROR(ResolveSchema());
+    RETURN_IF_ERROR(ResolveRowGroups());
+    return absl::OkStatus();
+  }
+
+  const std::vector<ColumnSchema>& schema() const { return schema_; }
+  const std::vector<RowGroupInfo>& row_groups() const { return row_groups_; }
+  int64_t num_rows() const { return meta_.num_rows; }
+  const std::string& created_by() const { return meta_.created_by; }
+
+  absl::StatusOr<std::vector<Record>> ReadRowGroup(int index) const {
+    if (index < 0 || static_cast<size_t>(index) >= row_groups_.size()) {
+      return absl::OutOfRangeError(StrCat("no row group ", index));
+    }
+    const int64_t num_rows = row_groups_[index].num_rows;
+    std::array<ColumnValues, kNumLeaves> cols;
+    for (int i = 0; i < kNumLeaves; ++i) {
+      RETURN_IF_ERROR(ReadColumnChunk(index, i, &cols[i]));
+      if (i < static_cast<int>(Leaf::kHeaderKey) &&
+          cols[i].def.size() != static_cast<size_t>(num_rows)) {
+        return Corrupt(StrCat("column ", kLeaves[i].path, " has ", cols[i].def.size(),
+                              " values for ", num_rows, " rows"));
+      }
+    }
+    std::vector<Record> records(static_cast<size_t>(num_rows));
+    for (int i = 0; i < static_cast<int>(Leaf::kHeaderKey); ++i) {
+      const ResolvedLeaf& leaf = leaves_[i];
+      const ColumnValues& c = cols[i];
+      const auto max_def = static_cast<uint32_t>(leaf.schema.max_definition_level);
+      size_t v = 0;
+      for (size_t r = 0; r < records.size(); ++r) {
+        if (c.def[r] != max_def) continue;  // null: keep the default
+        Record& rec = records[r];
+        switch (kLeaves[i].leaf) {
+          case Leaf::kOffset:
+            rec.offset = c.ints[v];
+            break;
+          case Leaf::kTimestamp:
+            rec.timestamp_us = ToMicros(leaf, c.ints[v]);
+            break;
+          case Leaf::kIngestTime:
+            rec.ingest_time_us = ToMicros(leaf, c.ints[v]);
+            break;
+          case Leaf::kId:
+            rec.id = std::move(cols[i].bytes[v]);
+            break;
+          case Leaf::kKey:
+            rec.key = std::move(cols[i].bytes[v]);
+            break;
+          case Leaf::kData:
+            rec.data = std::move(cols[i].bytes[v]);
+            break;
+          default:
+            break;
+        }
+        ++v;
+      }
+    }
+    RETURN_IF_ERROR(AssembleHeaders(cols[6], cols[7], &records));
+    return records;
+  }
+
+ private:
+  // Saturates instead of overflowing for millisecond values beyond the
+  // microsecond range.
+  static int64_t ToMicros(const ResolvedLeaf& leaf, int64_t v) {
+    int64_t micros;
+    if (__builtin_mul_overflow(v, leaf.ts_multiply, &micros)) {
+      return v < 0 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+    }
+    return micros / leaf.ts_divide;
+  }
+
+  absl::Status AssembleHeaders(ColumnValues& keys, ColumnValues& values,
+                               std::vector<Record>* records) const {
+    const ResolvedLeaf& key_leaf = leaves_[6];
+    const ResolvedLeaf& value_leaf = leaves_[7];
+    if (keys.def.size() != values.def.size() || keys.rep != values.rep) {
+      return Corrupt("header key and value columns have different shapes");
+    }
+    // headers.key_value exists at the definition level of the repeated group.
+    const uint32_t entry_def = static_cast<uint32_t>(key_leaf.def_at_depth[1]);
+    const auto key_max = static_cast<uint32_t>(key_leaf.schema.max_definition_level);
+    const auto value_max = static_cast<uint32_t>(value_leaf.schema.max_definition_level);
+    size_t kv = 0, vv = 0;
+    int64_t row = -1;
+    for (size_t l = 0; l < keys.def.size(); ++l) {
+      if (keys.rep[l] == 0) ++row;
+      if (row < 0 || static_cast<size_t>(row) >= records->size()) {
+        return Corrupt("headers column has more rows than the row group");
+      }
+      if (keys.def[l] < entry_def) continue;  // null or empty map
+      std::pair<std::string, std::string> entry;
+      if (keys.def[l] == key_max) entry.first = std::move(keys.bytes[kv++]);
+      if (values.def[l] == value_max) entry.second = std::move(values.bytes[vv++]);
+      (*records)[row].headers.push_back(std::move(entry));
+    }
+    if (static_cast<size_t>(row + 1) != records->size()) {
+      return Corrupt("headers column has fewer rows than the row group");
+    }
+    return absl::OkStatus();
+  }
+
+  // Walks the depth-first flattened schema.
+  absl::Status Walk(size_t* pos, int depth, std::vector<std::string>& path, std::vector<int>& defs,
+                    int def, int rep) {
+    if (depth > kMaxSchemaDepth) return Corrupt("schema nested too deeply");
+    if (*pos >= meta_.schema.size()) return Corrupt("schema ends early");
+    const format::SchemaElement& e = meta_.schema[(*pos)++];
+    if (!e.__isset.repetition_type)
+      return Corrupt(StrCat("schema node ", e.name, " lacks repetition"));
+    if (e.repetition_type == format::FieldRepetitionType::OPTIONAL) ++def;
+    if (e.repetition_type == format::FieldRepetitionType::REPEATED) ++def, ++rep;
+    path.push_back(e.name);
+    defs.push_back(def);
+    if (e.__isset.num_children && e.num_children > 0) {
+      if (static_cast<size_t>(e.num_children) > meta_.schema.size())
+        return Corrupt("bad num_children");
+      for (int i = 0; i < e.num_children; ++i)
+        RETURN_IF_ERROR(Walk(pos, depth + 1, path, defs, def, rep));
+    } else {
+      if (!e.__isset.type) return Corrupt(StrCat("leaf ", e.name, " has no type"));
+      ResolvedLeaf leaf;
+      for (size_t i = 0; i < path.size(); ++i) {
+        if (i > 0) leaf.schema.path += '.';
+        leaf.schema.path += path[i];
+      }
+      leaf.schema.physical_type = static_cast<int>(e.type);
+      leaf.schema.max_definition_level = def;
+      leaf.schema.max_repetition_level = rep;
+      leaf.def_at_depth = defs;
+      if (e.__isset.logicalType && e.logicalType.__isset.TIMESTAMP) {
+        const auto& unit = e.logicalType.TIMESTAMP.unit;
+        if (unit.__isset.MILLIS) leaf.ts_multiply = 1000;
+        if (unit.__isset.NANOS) leaf.ts_divide = 1000;
+      } else if (e.__isset.converted_type &&
+                 e.converted_type == format::ConvertedType::TIMESTAMP_MILLIS) {
+        leaf.ts_multiply = 1000;
+      }
+      all_leaves_.push_back(std::move(leaf));
+    }
+    path.pop_back();
+    defs.pop_back();
+    return absl::OkStatus();
+  }
+
+  absl::Status ResolveSchema() {
+    if (meta_.schema.empty()) return Corrupt("empty schema");
+    const format::SchemaElement& root = meta_.schema[0];
+    size_t pos = 1;
+    std::vector<std::string> path;
+    std::vector<int> defs;
+    const int children = root.__isset.num_children ? root.num_children : 0;
+    if (children < 0 || static_cast<size_t>(children) > meta_.schema.size()) {
+      return Corrupt("bad root num_children");
+    }
+    for (int i = 0; i < children; ++i) RETURN_IF_ERROR(Walk(&pos, 1, path, defs, 0, 0));
+    if (pos != meta_.schema.size()) return Corrupt("schema has nodes outside the root");
+    for (const auto& leaf : all_leaves_) schema_.push_back(leaf.schema);
+    // Map nodata's leaves onto the file's columns by path.
+    leaves_.resize(kNumLeaves);
+    for (int i = 0; i < kNumLeaves; ++i) {
+      const auto& spec = kLeaves[i];
+      auto it = std::find_if(all_leaves_.begin(), all_leaves_.end(),
+                             [&](const ResolvedLeaf& l) { return l.schema.path == spec.path; });
+      if (it == all_leaves_.end()) {
+        return absl::InvalidArgumentError(StrCat("Parquet file lacks nodata column ", spec.path));
+      }
+      const int want_type = spec.is_int64 ? format::Type::INT64 : format::Type::BYTE_ARRAY;
+      const int want_rep = spec.max_rep;
+      if (it->schema.physical_type != want_type || it->schema.max_repetition_level != want_rep ||
+          (want_rep == 1 && it->def_at_depth.size() != 3)) {
+        return absl::InvalidArgumentError(
+            StrCat("Parquet column ", spec.path, " has an unexpected type or nesting"));
+      }
+      leaves_[i] = *it;
+      column_index_[i] = static_cast<int>(it - all_leaves_.begin());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ResolveRowGroups() {
+    if (meta_.num_rows < 0) return Corrupt("negative row count");
+    for (const format::RowGroup& rg : meta_.row_groups) {
+      if (rg.columns.size() != all_leaves_.size()) {
+        return Corrupt("row group column count differs from the schema");
+      }
+      if (rg.num_rows < 0 || rg.num_rows > kMaxValuesPerChunk)
+        return Corrupt("bad row group row count");
+      RowGroupInfo info;
+      info.num_rows = rg.num_rows;
+      info.total_byte_size = rg.total_byte_size;
+      for (size_t c = 0; c < rg.columns.size(); ++c) {
+        const format::ColumnChunk& chunk = rg.columns[c];
+        if (!chunk.__isset.meta_data) return Corrupt("column chunk without metadata");
+        if (chunk.__isset.file_path && !chunk.file_path.empty()) {
+          return absl::UnimplementedError(
+              "Parquet column chunks in external files are not supported");
+        }
+        const format::ColumnMetaData& m = chunk.meta_data;
+        if (static_cast<int>(m.type) != all_leaves_[c].schema.physical_type) {
+          return Corrupt(
+              StrCat("column ", all_leaves_[c].schema.path, " type differs from schema"));
+        }
+        ColumnChunkInfo ci;
+        ci.path = all_leaves_[c].schema.path;
+        ci.codec = static_cast<int>(m.codec);
+        ci.num_values = m.num_values;
+        ci.total_compressed_size = m.total_compressed_size;
+        ci.total_uncompressed_size = m.total_uncompressed_size;
+        for (auto e : m.encodings) ci.encodings.push_back(static_cast<int>(e));
+        ci.has_dictionary_page = m.__isset.dictionary_page_offset;
+        if (m.__isset.statistics) {
+          const auto& s = m.statistics;
+          if (s.__isset.null_count) ci.statistics.null_count = s.null_count;
+          if (s.__isset.min_value) ci.statistics.min_value = s.min_value;
+          if (s.__isset.max_value) ci.statistics.max_value = s.max_value;
+        }
+        info.columns.push_back(std::move(ci));
+      }
+      row_groups_.push_back(std::move(info));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DecodePlain(bool is_int, std::string_view in, size_t count,
+                           ColumnValues* out) const {
+    if (is_int) {
+      if (in.size() / 8 < count) return Corrupt("PLAIN INT64 values truncated");
+      for (size_t i = 0; i < count; ++i) out->ints.push_back(LoadFixed64(in.data() + 8 * i));
+      return absl::OkStatus();
+    }
+    for (size_t i = 0; i < count; ++i) {
+      if (in.size() < 4) return Corrupt("PLAIN byte array length truncated");
+      uint32_t len = LoadFixed32(in.data());
+      in.remove_prefix(4);
+      if (len > in.size()) return Corrupt("PLAIN byte array truncated");
+      out->bytes.emplace_back(in.substr(0, len));
+      in.remove_prefix(len);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DecodeValues(const ResolvedLeaf& leaf, format::Encoding encoding,
+                            std::string_view in, size_t count, const ColumnValues* dict,
+                            ColumnValues* out) const {
+    const bool is_int = leaf.schema.physical_type == format::Type::INT64;
+    switch (encoding) {
+      case format::Encoding::PLAIN:
+        return DecodePlain(is_int, in, count, out);
+      case format::Encoding::PLAIN_DICTIONARY:
+      case format::Encoding::RLE_DICTIONARY: {
+        if (dict == nullptr) return Corrupt("dictionary-encoded page without a dictionary page");
+        if (count == 0) return absl::OkStatus();
+        if (in.empty()) return Corrupt("dictionary indices truncated");
+        const int width = static_cast<uint8_t>(in[0]);
+        std::vector<uint32_t> indices;
+        RETURN_IF_ERROR(internal::DecodeRleHybrid(in.substr(1), width, count, &indices));
+        const size_t dict_size = is_int ? dict->ints.size() : dict->bytes.size();
+        for (uint32_t index : indices) {
+          if (index >= dict_size) return Corrupt("dictionary index out of range");
+          if (is_int) {
+            out->ints.push_back(dict->ints[index]);
+          } else {
+            out->decoded_bytes += dict->bytes[index].size();
+            if (out->decoded_bytes > kMaxDecodedBytesPerChunk) {
+              return absl::ResourceExhaustedError(
+                  StrCat("column chunk ", leaf.schema.path, " decodes to more than 1 GiB"));
+            }
+            out->bytes.push_back(dict->bytes[index]);
+          }
+        }
+        return absl::OkStatus();
+      }
+      case format::Encoding::DELTA_BINARY_PACKED: {
+        if (!is_int) break;
+        size_t before = out->ints.size();
+        RETURN_IF_ERROR(internal::DecodeDeltaBinaryPacked(&in, count, &out->ints));
+        if (out->ints.size() - before != count) return Corrupt("DELTA_BINARY_PACKED value count");
+        return absl::OkStatus();
+      }
+      case format::Encoding::DELTA_LENGTH_BYTE_ARRAY:
+        if (is_int) break;
+        return internal::DecodeDeltaLengthByteArray(in, count, &out->bytes);
+      case format::Encoding::DELTA_BYTE_ARRAY:
+        if (is_int) break;
+        return internal::DecodeDeltaByteArray(in, count, &out->bytes);
+      default:
+        break;
+    }
+    return absl::UnimplementedError(StrCat("Parquet encoding ", static_cast<int>(encoding),
+                                           " is not supported for column ", leaf.schema.path,
+                                           " (supported: PLAIN, PLAIN_DICTIONARY, RLE_DICTIONARY,"
+                                           " DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY,"
+                                           " DELTA_BYTE_ARRAY)"));
+  }
+
+  // Decodes `n` levels; `with_length` is the data page v1 layout (4-byte length
+  // prefix).
+  static absl::Status DecodeLevels(std::string_view* in, int max_level, size_t n, bool with_length,
+                                   std::vector<uint32_t>* out) {
+    if (max_level == 0) {
+      out->insert(out->end(), n, 0);
+      return absl::OkStatus();
+    }
+    std::string_view encoded = *in;
+    if (with_length) {
+      if (in->size() < 4) return Corrupt("level length truncated");
+      uint32_t len = LoadFixed32(in->data());
+      if (len > in->size() - 4) return Corrupt("levels truncated");
+      encoded = in->substr(4, len);
+      in->remove_prefix(4 + len);
+    }
+    size_t before = out->size();
+    RETURN_IF_ERROR(internal::DecodeRleHybrid(encoded, internal::BitWidth(max_level), n, out));
+    for (size_t i = before; i < out->size(); ++i) {
+      if ((*out)[i] > static_cast<uint32_t>(max_level)) return Corrupt("level above its maximum");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadColumnChunk(int group, int leaf_index, ColumnValues* out) const {
+    const int column = column_index_[leaf_index];
+    const ResolvedLeaf& leaf = leaves_[leaf_index];
+    const format::ColumnMetaData& m = meta_.row_groups[group].columns[column].meta_data;
+    const std::string& path = leaf.schema.path;
+    int64_t start = m.data_page_offset;
+    if (m.__isset.dictionary_page_offset && m.dictionary_page_offset >= 4 &&
+        m.dictionary_page_offset < start) {
+      start = m.dictionary_page_offset;
+    }
+    if (start < 4 || m.total_compressed_size < 0 || static_cast<uint64_t>(start) > data_end_ ||
+        static_cast<uint64_t>(m.total_compressed_size) > data_end_ - static_cast<uint64_t>(start)) {
+      return Corrupt(StrCat("column chunk ", path, " lies outside the file's data"));
+    }
+    if (m.num_values < 0 || m.num_values > kMaxValuesPerChunk) {
+      return Corrupt(StrCat("column chunk ", path, " has a bad value count"));
+    }
+    std::string chunk;
+    RETURN_IF_ERROR(source_->ReadAt(static_cast<uint64_t>(start),
+                                    static_cast<uint64_t>(m.total_compressed_size), &chunk));
+    const auto codec = m.codec;
+    const int max_def = leaf.schema.max_definition_level;
+    const int max_rep = leaf.schema.max_repetition_level;
+    const size_t total = static_cast<size_t>(m.num_values);
+    std::optional<ColumnValues> dict;
+    std::string_view rest = chunk;
+    std::string page;
+    while (out->def.size() < total) {
+      if (rest.empty()) return Corrupt(StrCat("column chunk ", path, " ends early"));
+      format::PageHeader h;
+      uint64_t consumed = 0;
+      RETURN_IF_ERROR(internal::ParsePageHeader(rest, &h, &consumed));
+      rest.remove_prefix(consumed);
+      if (h.compressed_page_size < 0 ||
+          static_cast<uint64_t>(h.compressed_page_size) > rest.size() ||
+          h.uncompressed_page_size < 0 || h.uncompressed_page_size > kMaxPageBytes) {
+        return Corrupt(StrCat("page of column ", path, " has bad sizes"));
+      }
+      std::string_view raw = rest.substr(0, h.compressed_page_size);
+      rest.remove_prefix(h.compressed_page_size);
+      switch (h.type) {
+        case format::PageType::DICTIONARY_PAGE: {
+          if (!h.__isset.dictionary_page_header || dict.has_value()) {
+            return Corrupt(StrCat("bad dictionary page in column ", path));
+          }
+          const auto& dh = h.dictionary_page_header;
+          if (dh.encoding != format::Encoding::PLAIN &&
+              dh.encoding != format::Encoding::PLAIN_DICTIONARY) {
+            return absl::UnimplementedError(
+                StrCat("dictionary page encoding ", static_cast<int>(dh.encoding), " in ", path));
+          }
+          if (dh.num_values < 0) return Corrupt("negative dictionary size");
+          RETURN_IF_ERROR(internal::Decompress(codec, raw, h.uncompressed_page_size, &page));
+          dict.emplace();
+          RETURN_IF_ERROR(DecodePlain(leaf.schema.physical_type == format::Type::INT64, page,
+                                      static_cast<size_t>(dh.num_values), &*dict));
+          break;
+        }
+        case format::PageType::DATA_PAGE: {
+          if (!h.__isset.data_page_header) return Corrupt("data page without its header");
+          const auto& dh = h.data_page_header;
+          RETURN_IF_ERROR(CheckPageValues(dh.num_values, out->def.size(), total, path));
+          const auto n = static_cast<size_t>(dh.num_values);
+          if ((max_rep > 0 && dh.repetition_level_encoding != format::Encoding::RLE) ||
+              (max_def > 0 && dh.definition_level_encoding != format::Encoding::RLE)) {
+            return absl::UnimplementedError(StrCat("level encoding other than RLE in ", path));
+          }
+          RETURN_IF_ERROR(internal::Decompress(codec, raw, h.uncompressed_page_size, &page));
+          std::string_view body = page;
+          RETURN_IF_ERROR(DecodeLevels(&body, max_rep, n, true, &out->rep));
+          size_t def_begin = out->def.size();
+          RETURN_IF_ERROR(DecodeLevels(&body, max_def, n, true, &out->def));
+          size_t non_null = static_cast<size_t>(std::count(
+              out->def.begin() + def_begin, out->def.end(), static_cast<uint32_t>(max_def)));
+          RETURN_IF_ERROR(
+              DecodeValues(leaf, dh.encoding, body, non_null, dict ? &*dict : nullptr, out));
+          break;
+        }
+        case format::PageType::DATA_PAGE_V2: {
+          if (!h.__isset.data_page_header_v2) return Corrupt("data page v2 without its header");
+          const auto& dh = h.data_page_header_v2;
+          RETURN_IF_ERROR(CheckPageValues(dh.num_values, out->def.size(), total, path));
+          const auto n = static_cast<size_t>(dh.num_values);
+          const int64_t rep_len = dh.repetition_levels_byte_length;
+          const int64_t def_len = dh.definition_levels_byte_length;
+          if (rep_len < 0 || def_len < 0 || rep_len + def_len > static_cast<int64_t>(raw.size()) ||
+              rep_len + def_len > h.uncompressed_page_size) {
+            return Corrupt(StrCat("data page v2 level lengths in ", path));
+          }
+          std::string_view rep_bytes = raw.substr(0, rep_len);
+          std::string_view def_bytes = raw.substr(rep_len, def_len);
+          RETURN_IF_ERROR(DecodeLevels(&rep_bytes, max_rep, n, false, &out->rep));
+          size_t def_begin = out->def.size();
+          RETURN_IF_ERROR(DecodeLevels(&def_bytes, max_def, n, false, &out->def));
+          size_t non_null = static_cast<size_t>(std::count(
+              out->def.begin() + def_begin, out->def.end(), static_cast<uint32_t>(max_def)));
+          std::string_view values = raw.substr(rep_len + def_len);
+          const uint64_t values_size = h.uncompressed_page_size - rep_len - def_len;
+          if (dh.is_compressed) {
+            RETURN_IF_ERROR(internal::Decompress(codec, values, values_size, &page));
+            values = page;
+          }
+          RETURN_IF_ERROR(
+              DecodeValues(leaf, dh.encoding, values, non_null, dict ? &*dict : nullptr, out));
+          break;
+        }
+        default:
+          break;  // index pages and unknown page types carry no values
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  static absl::Status CheckPageValues(int32_t n, size_t have, size_t total, std::string_view path) {
+    if (n < 0 || static_cast<size_t>(n) > total - have) {
+      return Corrupt(StrCat("page of column ", path, " holds more values than its chunk"));
+    }
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<Source> source_;
+  uint64_t data_end_ = 0;
+  format::FileMetaData meta_;
+  std::vector<ResolvedLeaf> all_leaves_;
+  std::vector<ColumnSchema> schema_;
+  std::vector<ResolvedLeaf> leaves_;  // nodata's leaves, in kLeaves order
+  std::array<int, kNumLeaves> column_index_{};
+  std::vector<RowGroupInfo> row_groups_;
+};
+
+Reader::Reader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Reader::~Reader() = default;
+
+absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(auto source, OpenFileSource(path));
+  return Open(std::move(source));
+}
+
+absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(std::unique_ptr<Source> source) {
+  auto impl = std::make_unique<Impl>(std::move(source));
+  RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<Reader>(new Reader(std::move(impl)));
+}
+
+const std::vector<ColumnSchema>& Reader::schema() const { return impl_->schema(); }
+const std::vector<RowGroupInfo>& Reader::row_groups() const { return impl_->row_groups(); }
+int64_t Reader::num_rows() const { return impl_->num_rows(); }
+const std::string& Reader::created_by() const { return impl_->created_by(); }
+absl::StatusOr<std::vector<Record>> Reader::ReadRowGroup(int index) const {
+  return impl_->ReadRowGroup(index);
+}
+
+}  // namespace nodata::parquet
