@@ -10,6 +10,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/client_commands.h"
+#include "cli/parquet_commands.h"
 #include "common/strings.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -214,6 +215,13 @@ int Main(int argc, char** argv) {
     return 2;
   }
   std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
+  CLI::App* parquet = app.add_subcommand("parquet", "work with Parquet files (locally)");
+  parquet->require_subcommand(1);
+  std::string parquet_file;
+  CLI::App* inspect = parquet->add_subcommand(
+      "inspect", "print a Parquet file's schema, row groups and statistics as JSON");
+  inspect->add_option("file", parquet_file, "Parquet file")->required();
+
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
@@ -237,6 +245,7 @@ int Main(int argc, char** argv) {
     }
     return 0;
   }
+  if (inspect->parsed()) return ParquetInspect(parquet_file);
   if (create->parsed()) return TopicCreate(co, topic_name, partitions);
   if (list->parsed()) return TopicList(co);
   if (get->parsed()) return TopicGet(co, topic_name);

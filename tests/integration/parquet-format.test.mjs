@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
@@ -29,6 +29,16 @@ function expected(i) {
   };
 }
 
+const tempDirs = [];
+function tempDir() {
+  const dir = makeTempDir('nodata-pq-');
+  tempDirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 function writeSample(dir, codec) {
   assert.ok(fs.existsSync(SAMPLE), `${SAMPLE} missing: build the parquet_sample target`);
   const file = path.join(dir, `sample-${codec}.parquet`);
@@ -48,7 +58,7 @@ const SELECT_CANONICAL = `
 
 for (const codec of ['zstd', 'snappy', 'none']) {
   test(`DuckDB reads every value of a nodata file (${codec})`, T, async () => {
-    const file = writeSample(makeTempDir('nodata-pq-'), codec);
+    const file = writeSample(tempDir(), codec);
     const con = await duck();
     const rows = (await con.runAndReadAll(
       `${SELECT_CANONICAL} FROM read_parquet('${file}') ORDER BY "offset"::BIGINT`)).getRowObjectsJson();
@@ -90,7 +100,7 @@ for (const codec of ['zstd', 'snappy', 'none']) {
   });
 
   test(`hyparquet reads every value of a nodata file (${codec})`, T, async () => {
-    const file = writeSample(makeTempDir('nodata-pq-'), codec);
+    const file = writeSample(tempDir(), codec);
     const buffer = await asyncBufferFromFile(file);
     const metadata = await parquetMetadataAsync(buffer);
     assert.equal(Number(metadata.num_rows), N);
@@ -123,7 +133,7 @@ for (const [label, options] of [
 ]) {
   test(`nodata reads a DuckDB file (${label})`, T, async () => {
     assert.ok(fs.existsSync(SAMPLE), `${SAMPLE} missing: build the parquet_sample target`);
-    const file = path.join(makeTempDir('nodata-pq-'), 'duckdb.parquet');
+    const file = path.join(tempDir(), 'duckdb.parquet');
     const con = await duck();
     await con.run(`
       COPY (
@@ -153,3 +163,34 @@ for (const [label, options] of [
     }
   });
 }
+
+test('nodata parquet inspect agrees with DuckDB\'s parquet_metadata', T, async () => {
+  const file = writeSample(tempDir(), 'zstd');
+  const bin = process.env.NODATA_BIN ?? 'build/nodata';
+  const out = JSON.parse(execFileSync(bin, ['parquet', 'inspect', file]).toString());
+  assert.equal(out.num_rows, N);
+  const con = await duck();
+  const meta = (await con.runAndReadAll(
+    `SELECT row_group_id, row_group_num_rows, path_in_schema, stats_min_value, stats_max_value,
+            stats_null_count, compression
+     FROM parquet_metadata('${file}') ORDER BY row_group_id, column_id`)).getRowObjectsJson();
+  const groups = new Set(meta.map((m) => m.row_group_id));
+  assert.equal(out.row_groups.length, groups.size, 'row group count');
+  for (const m of meta) {
+    const g = out.row_groups[Number(m.row_group_id)];
+    assert.equal(g.num_rows, Number(m.row_group_num_rows));
+    const c = g.columns.find((col) => col.path.replaceAll('.', ', ') === m.path_in_schema || col.path === m.path_in_schema);
+    assert.ok(c, `column ${m.path_in_schema} in inspect output`);
+    assert.equal(c.codec, m.compression);
+    if (m.path_in_schema === 'offset') {
+      assert.equal(String(c.statistics.min), m.stats_min_value, 'offset min');
+      assert.equal(String(c.statistics.max), m.stats_max_value, 'offset max');
+      assert.equal(c.statistics.null_count, Number(m.stats_null_count));
+    }
+  }
+  // A file that is not Parquet is a clean error, not a crash.
+  const bad = path.join(tempDir(), 'bad.parquet');
+  fs.writeFileSync(bad, 'PAR1 this is not a parquet file PAR1');
+  assert.throws(() => execFileSync(bin, ['parquet', 'inspect', bad], { stdio: 'pipe' }),
+    (e) => e.status === 1 && /DATA_LOSS|INVALID_ARGUMENT/.test(e.stderr.toString()));
+});

@@ -1,0 +1,108 @@
+#include "cli/parquet_commands.h"
+
+#include <cstring>
+#include <iostream>
+
+#include "absl/strings/escaping.h"
+#include "common/strings.h"
+#include "nlohmann/json.hpp"
+#include "parquet/reader.h"
+
+namespace nodata::cli {
+namespace {
+
+using nlohmann::json;
+
+// Names of the Parquet enum values the reader reports (parquet.thrift).
+const char* TypeName(int type) {
+  static const char* const kNames[] = {"BOOLEAN", "INT32",  "INT64",      "INT96",
+                                       "FLOAT",   "DOUBLE", "BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY"};
+  return type >= 0 && type < 8 ? kNames[type] : "UNKNOWN";
+}
+
+const char* CodecName(int codec) {
+  static const char* const kNames[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO",
+                                       "BROTLI",       "LZ4",    "ZSTD", "LZ4_RAW"};
+  return codec >= 0 && codec < 8 ? kNames[codec] : "UNKNOWN";
+}
+
+const char* EncodingName(int encoding) {
+  static const char* const kNames[] = {"PLAIN",
+                                       "GROUP_VAR_INT",
+                                       "PLAIN_DICTIONARY",
+                                       "RLE",
+                                       "BIT_PACKED",
+                                       "DELTA_BINARY_PACKED",
+                                       "DELTA_LENGTH_BYTE_ARRAY",
+                                       "DELTA_BYTE_ARRAY",
+                                       "RLE_DICTIONARY",
+                                       "BYTE_STREAM_SPLIT"};
+  return encoding >= 0 && encoding < 10 ? kNames[encoding] : "UNKNOWN";
+}
+
+// A statistics bound as JSON: INT64 as a number; bytes as a string when they are printable
+// UTF-8-free ASCII, else as {"base64": ...}.
+json Bound(const std::string& plain, int physical_type) {
+  if (physical_type == 2 && plain.size() == 8) {
+    int64_t v;
+    std::memcpy(&v, plain.data(), 8);
+    return v;
+  }
+  bool printable = true;
+  for (unsigned char c : plain) printable = printable && c >= 0x20 && c < 0x7f;
+  if (printable) return plain;
+  return json{{"base64", absl::Base64Escape(plain)}};
+}
+
+}  // namespace
+
+int ParquetInspect(const std::string& path) {
+  auto reader = parquet::Reader::Open(path);
+  if (!reader.ok()) {
+    std::cerr << "nodata: " << ToStd(absl::StatusCodeToString(reader.status().code())) << ": "
+              << reader.status().message() << "\n";
+    return 1;
+  }
+  const parquet::Reader& r = **reader;
+  json schema = json::array();
+  for (const auto& c : r.schema()) {
+    schema.push_back({{"path", c.path},
+                      {"type", TypeName(c.physical_type)},
+                      {"max_definition_level", c.max_definition_level},
+                      {"max_repetition_level", c.max_repetition_level}});
+  }
+  json groups = json::array();
+  for (const auto& g : r.row_groups()) {
+    json columns = json::array();
+    for (size_t i = 0; i < g.columns.size(); ++i) {
+      const auto& c = g.columns[i];
+      const int type = i < r.schema().size() ? r.schema()[i].physical_type : -1;
+      json encodings = json::array();
+      for (int e : c.encodings) encodings.push_back(EncodingName(e));
+      json stats = json::object();
+      if (c.statistics.null_count) stats["null_count"] = *c.statistics.null_count;
+      if (c.statistics.min_value) stats["min"] = Bound(*c.statistics.min_value, type);
+      if (c.statistics.max_value) stats["max"] = Bound(*c.statistics.max_value, type);
+      columns.push_back({{"path", c.path},
+                         {"codec", CodecName(c.codec)},
+                         {"encodings", encodings},
+                         {"dictionary", c.has_dictionary_page},
+                         {"num_values", c.num_values},
+                         {"compressed_bytes", c.total_compressed_size},
+                         {"uncompressed_bytes", c.total_uncompressed_size},
+                         {"statistics", stats}});
+    }
+    groups.push_back({{"num_rows", g.num_rows},
+                      {"total_byte_size", g.total_byte_size},
+                      {"columns", columns}});
+  }
+  json out = {{"file", path},
+              {"created_by", r.created_by()},
+              {"num_rows", r.num_rows()},
+              {"schema", schema},
+              {"row_groups", groups}};
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace nodata::cli
