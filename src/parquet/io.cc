@@ -1,11 +1,5 @@
 #include "parquet/io.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include "common/status.h"
 #include "common/strings.h"
 
@@ -14,35 +8,20 @@ namespace {
 
 class FileSink final : public Sink {
  public:
-  FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~FileSink() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  explicit FileSink(std::unique_ptr<WritableFile> file) : file_(std::move(file)) {}
 
   absl::Status Append(std::string_view data) override {
-    if (fd_ < 0) return absl::FailedPreconditionError("parquet sink is closed");
-    while (!data.empty()) {
-      ssize_t n = ::write(fd_, data.data(), data.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoToStatus(errno, StrCat("write ", path_));
-      }
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return absl::OkStatus();
+    if (!file_) return absl::FailedPreconditionError("parquet sink is closed");
+    return file_->Append(data);
   }
 
   absl::Status Close() override {
-    if (fd_ < 0) return absl::OkStatus();
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return ErrnoToStatus(errno, StrCat("close ", path_));
+    file_.reset();
     return absl::OkStatus();
   }
 
  private:
-  int fd_;
-  std::string path_;
+  std::unique_ptr<WritableFile> file_;
 };
 
 class StringSink final : public Sink {
@@ -60,9 +39,8 @@ class StringSink final : public Sink {
 
 class FileSource final : public Source {
  public:
-  FileSource(int fd, uint64_t size, std::string path)
-      : fd_(fd), size_(size), path_(std::move(path)) {}
-  ~FileSource() override { ::close(fd_); }
+  FileSource(std::unique_ptr<RandomAccessFile> file, uint64_t size, std::string path)
+      : file_(std::move(file)), size_(size), path_(std::move(path)) {}
   uint64_t size() const override { return size_; }
 
   absl::Status ReadAt(uint64_t offset, uint64_t n, std::string* out) const override {
@@ -70,21 +48,13 @@ class FileSource final : public Source {
       return absl::OutOfRangeError(StrCat("read past the end of ", path_));
     }
     out->resize(n);
-    uint64_t done = 0;
-    while (done < n) {
-      ssize_t r = ::pread(fd_, out->data() + done, n - done, static_cast<off_t>(offset + done));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoToStatus(errno, StrCat("pread ", path_));
-      }
-      if (r == 0) return absl::DataLossError(StrCat(path_, " shrank while reading"));
-      done += static_cast<uint64_t>(r);
-    }
+    ASSIGN_OR_RETURN(size_t got, file_->Read(offset, n, out->data()));
+    if (got != n) return absl::DataLossError(StrCat(path_, " shrank while reading"));
     return absl::OkStatus();
   }
 
  private:
-  int fd_;
+  std::unique_ptr<RandomAccessFile> file_;
   uint64_t size_;
   std::string path_;
 };
@@ -107,24 +77,19 @@ class StringSource final : public Source {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Sink>> OpenFileSink(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, StrCat("open ", path));
-  return std::make_unique<FileSink>(fd, path);
+absl::StatusOr<std::unique_ptr<Sink>> OpenFileSink(const std::string& path, FileSystem& fs) {
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs.OpenAppendable(path));
+  RETURN_IF_ERROR(file->Truncate(0));
+  return std::make_unique<FileSink>(std::move(file));
 }
 
 std::unique_ptr<Sink> NewStringSink(std::string* out) { return std::make_unique<StringSink>(out); }
 
-absl::StatusOr<std::unique_ptr<Source>> OpenFileSource(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, StrCat("open ", path));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoToStatus(err, StrCat("fstat ", path));
-  }
-  return std::make_unique<FileSource>(fd, static_cast<uint64_t>(st.st_size), path);
+absl::StatusOr<std::unique_ptr<Source>> OpenFileSource(const std::string& path,
+                                                       FileSystem& fs) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, fs.OpenReadable(path));
+  ASSIGN_OR_RETURN(uint64_t size, file->Size());
+  return std::make_unique<FileSource>(std::move(file), size, path);
 }
 
 std::unique_ptr<Source> NewStringSource(std::string data) {

@@ -1,5 +1,5 @@
-// Byte sinks and sources the Parquet writer and reader run over: a file or an
-// in-memory string.
+// Byte sinks and sources the Parquet writer and reader run over: a file of the
+// project's FileSystem (common/fs.h) or an in-memory string.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/fs.h"
 
 namespace nodata::parquet {
 
@@ -22,8 +23,9 @@ class Sink {
   virtual absl::Status Close() = 0;
 };
 
-// Creates or truncates `path`.
-absl::StatusOr<std::unique_ptr<Sink>> OpenFileSink(const std::string& path);
+// Creates or truncates `path` on `fs`, which must outlive the sink.
+absl::StatusOr<std::unique_ptr<Sink>> OpenFileSink(const std::string& path,
+                                                   FileSystem& fs = PosixFileSystem());
 // Appends to `*out`, which must outlive the sink.
 std::unique_ptr<Sink> NewStringSink(std::string* out);
 
@@ -36,7 +38,9 @@ class Source {
   virtual absl::Status ReadAt(uint64_t offset, uint64_t n, std::string* out) const = 0;
 };
 
-absl::StatusOr<std::unique_ptr<Source>> OpenFileSource(const std::string& path);
+// Opens `path` on `fs`, which must outlive the source.
+absl::StatusOr<std::unique_ptr<Source>> OpenFileSource(const std::string& path,
+                                                       FileSystem& fs = PosixFileSystem());
 std::unique_ptr<Source> NewStringSource(std::string data);
 
 }  // namespace nodata::parquet
