@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "prometheus/histogram.h"
@@ -36,30 +37,39 @@ struct Converted {
   absl::Status From(const google::protobuf::RepeatedPtrField<nodata::v1::Event>& in) {
     size_t header_count = 0;
     for (const auto& e : in) header_count += e.headers_size();
-    headers.reserve(header_count);  // spans below point into it: no reallocation
+    headers.reserve(header_count);  // spans point into it: no reallocation
     events.resize(in.size());
-    for (int i = 0; i < in.size(); ++i) {
-      const nodata::v1::Event& e = in[i];
-      EventIn& out = events[i];
-      out.topic = e.topic();
-      out.id = e.id();
-      out.key = e.key();
-      out.data = e.data();
-      if (e.has_timestamp()) {
-        const auto& ts = e.timestamp();
-        if (ts.seconds() < kMinTimestampSeconds || ts.seconds() > kMaxTimestampSeconds ||
-            ts.nanos() < 0 || ts.nanos() > 999999999) {
-          return absl::InvalidArgumentError(
-              StrCat("event ", i, ": timestamp is out of range (seconds ", ts.seconds(),
-                     ", nanos ", ts.nanos(), ")"));
-        }
-        out.timestamp_us = ts.seconds() * 1000000 + ts.nanos() / 1000;
+    for (int i = 0; i < in.size(); ++i) RETURN_IF_ERROR(Convert(in[i], i));
+    return absl::OkStatus();
+  }
+
+  absl::Status FromOne(const nodata::v1::Event& e) {
+    headers.reserve(e.headers_size());
+    events.resize(1);
+    return Convert(e, 0);
+  }
+
+ private:
+  absl::Status Convert(const nodata::v1::Event& e, int i) {
+    EventIn& out = events[i];
+    out.topic = e.topic();
+    out.id = e.id();
+    out.key = e.key();
+    out.data = e.data();
+    if (e.has_timestamp()) {
+      const auto& ts = e.timestamp();
+      if (ts.seconds() < kMinTimestampSeconds || ts.seconds() > kMaxTimestampSeconds ||
+          ts.nanos() < 0 || ts.nanos() > 999999999) {
+        return absl::InvalidArgumentError(StrCat("event ", i,
+                                                 ": timestamp is out of range (seconds ",
+                                                 ts.seconds(), ", nanos ", ts.nanos(), ")"));
       }
-      if (e.headers_size() > 0) {
-        size_t start = headers.size();
-        for (const auto& [k, v] : e.headers()) headers.emplace_back(k, v);
-        out.headers = absl::MakeConstSpan(headers.data() + start, e.headers_size());
-      }
+      out.timestamp_us = ts.seconds() * 1000000 + ts.nanos() / 1000;
+    }
+    if (e.headers_size() > 0) {
+      size_t start = headers.size();
+      for (const auto& [k, v] : e.headers()) headers.emplace_back(k, v);
+      out.headers = absl::MakeConstSpan(headers.data() + start, e.headers_size());
     }
     return absl::OkStatus();
   }
@@ -291,12 +301,17 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "event is missing"));
       return reactor;
     }
-    auto call = std::make_unique<UnaryCall>();
-    call->events.Add()->CopyFrom(request->event());  // small: one event
-    return StartUnary(reactor, std::move(call), publish_latency_,
-                      [response](const nodata::v1::Event& e, AckOut& ack) {
-                        FillAck(e, ack, response->mutable_ack());
-                      });
+    auto converted = std::make_unique<Converted>();
+    absl::Status s = converted->FromOne(request->event());
+    if (!s.ok()) {
+      reactor->Finish(ToGrpc(s));
+      return reactor;
+    }
+    PublishAndFinish(reactor, std::move(converted), publish_latency_,
+                     [request, response](std::vector<AckOut>& acks) {
+                       FillAck(request->event(), acks[0], response->mutable_ack());
+                     });
+    return reactor;
   }
 
   grpc::ServerUnaryReactor* PublishBatch(grpc::CallbackServerContext* ctx,
@@ -309,21 +324,14 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
       reactor->Finish(ToGrpc(s));
       return reactor;
     }
-    absl::Span<const EventIn> events = converted->events;
-    const int64_t start = MonotonicNanos();
-    broker_.Publish(events, [this, reactor, request, response, start,
-                             converted = std::move(converted)](absl::Status st,
-                                                               std::vector<AckOut> acks) {
-      if (st.ok()) {
-        auto* out = response->mutable_acks();
-        out->Reserve(static_cast<int>(acks.size()));
-        for (size_t i = 0; i < acks.size(); ++i) {
-          FillAck(request->events(static_cast<int>(i)), acks[i], out->Add());
-        }
-        batch_latency_.Observe(SecondsSince(start));
-      }
-      reactor->Finish(ToGrpc(st));
-    });
+    PublishAndFinish(reactor, std::move(converted), batch_latency_,
+                     [request, response](std::vector<AckOut>& acks) {
+                       auto* out = response->mutable_acks();
+                       out->Reserve(static_cast<int>(acks.size()));
+                       for (size_t i = 0; i < acks.size(); ++i) {
+                         FillAck(request->events(static_cast<int>(i)), acks[i], out->Add());
+                       }
+                     });
     return reactor;
   }
 
@@ -333,31 +341,21 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
   }
 
  private:
-  struct UnaryCall {
-    google::protobuf::RepeatedPtrField<nodata::v1::Event> events;
-    Converted converted;
-  };
-
+  // Hands the events (borrowed from a request that lives until Finish) to the broker and finishes
+  // the call with the outcome; `fill` writes the acks into the response.
   template <typename Fill>
-  grpc::ServerUnaryReactor* StartUnary(grpc::ServerUnaryReactor* reactor,
-                                       std::unique_ptr<UnaryCall> call,
-                                       prometheus::Histogram& latency, Fill fill) {
-    absl::Status s = call->converted.From(call->events);
-    if (!s.ok()) {
-      reactor->Finish(ToGrpc(s));
-      return reactor;
-    }
-    absl::Span<const EventIn> events = call->converted.events;
+  void PublishAndFinish(grpc::ServerUnaryReactor* reactor, std::unique_ptr<Converted> converted,
+                        prometheus::Histogram& latency, Fill fill) {
+    absl::Span<const EventIn> events = converted->events;
     const int64_t start = MonotonicNanos();
-    broker_.Publish(events, [reactor, &latency, start, fill, call = std::move(call)](
+    broker_.Publish(events, [reactor, &latency, start, fill, converted = std::move(converted)](
                                 absl::Status st, std::vector<AckOut> acks) {
       if (st.ok()) {
-        fill(call->events[0], acks[0]);
+        fill(acks);
         latency.Observe(SecondsSince(start));
       }
       reactor->Finish(ToGrpc(st));
     });
-    return reactor;
   }
 
   prometheus::Histogram& Add(const std::string& rpc) {
