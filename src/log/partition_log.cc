@@ -393,13 +393,16 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
     }
     return s;
   }
-  uint64_t position = before;
+  // Frame boundaries are read back from the encoded batch, not computed again.
+  uint64_t within = 0;
   for (size_t i = 0; i < records.size(); ++i) {
-    active->NoteRecord(first + i, position, records[i].ingest_time_us,
+    active->NoteRecord(first + i, before + within, records[i].ingest_time_us,
                        options_.index_interval_bytes);
-    position += FrameSize(records[i]);
+    uint32_t body;
+    std::memcpy(&body, scratch_.data() + within + 4, sizeof body);
+    within += kFrameHeaderBytes + body;
   }
-  active->size_bytes = position;
+  active->size_bytes = before + within;
   active->end_offset = first + records.size();
   next_offset_ = active->end_offset;
   if (scratch_.capacity() > (8u << 20)) std::string().swap(scratch_);
