@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <random>
 #include <thread>
 
@@ -21,6 +22,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "spdlog/spdlog.h"
 #include "storage/catalog.h"
 
 namespace nodata::broker {
@@ -75,7 +77,9 @@ struct Topic {
   const std::string name;
   const uint32_t partitions;
   const int64_t created_at_us;
-  std::vector<std::unique_ptr<log::PartitionLog>> logs;  // fixed once open
+  std::vector<std::unique_ptr<storage::Partition>> parts;  // fixed once open
+  std::atomic<int64_t> retention_ms{0};     // as configured: 0 default, -1 unlimited
+  std::atomic<int64_t> retention_bytes{0};
 
   // Serializes dedupe and appends of the topic, so that two publishes of one id cannot both be
   // stored and each partition's offsets follow the order of the dedupe decisions.
@@ -87,6 +91,8 @@ struct Topic {
   prometheus::Counter* duplicates = nullptr;
   std::vector<prometheus::Gauge*> end_offset_gauges;
   std::vector<prometheus::Gauge*> disk_bytes_gauges;
+  std::vector<prometheus::Gauge*> parquet_files_gauges;
+  std::vector<prometheus::Gauge*> parquet_bytes_gauges;
 };
 
 namespace {
@@ -162,7 +168,36 @@ class Broker::Impl {
                          .Help("Records made durable by one fdatasync (group commit size)")
                          .Register(registry)
                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                      1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000})) {
+                                      1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000})),
+        parquet_files_(prometheus::BuildGauge()
+                           .Name("nodata_parquet_files")
+                           .Help("Parquet files of the cold tier, per partition")
+                           .Register(registry)),
+        parquet_bytes_(prometheus::BuildGauge()
+                           .Name("nodata_parquet_bytes")
+                           .Help("Bytes of Parquet files of the cold tier, per partition")
+                           .Register(registry)),
+        compacted_files_(prometheus::BuildCounter()
+                             .Name("nodata_compaction_files_total")
+                             .Help("Parquet files written by compaction")
+                             .Register(registry)
+                             .Add({})),
+        compacted_records_(prometheus::BuildCounter()
+                               .Name("nodata_compaction_records_total")
+                               .Help("Records moved from the hot tier into Parquet files")
+                               .Register(registry)
+                               .Add({})),
+        compaction_errors_(prometheus::BuildCounter()
+                               .Name("nodata_compaction_errors_total")
+                               .Help("Compaction or retention passes that failed (retried)")
+                               .Register(registry)
+                               .Add({})),
+        retention_files_(prometheus::BuildCounter()
+                             .Name("nodata_retention_deleted_files_total")
+                             .Help("Parquet files deleted by retention")
+                             .Register(registry)
+                             .Add({})) {
+    options_.compaction.keep_hot_us = options_.dedupe_window_ms * 1000;
     options_.log.on_sync = [this](double seconds, uint64_t records) {
       fsync_latency_.Observe(seconds);
       fsync_batch_.Observe(static_cast<double>(records));
@@ -175,6 +210,12 @@ class Broker::Impl {
       stopping_ = true;
     }
     if (housekeeping_.joinable()) housekeeping_.join();
+    cancel_compaction_ = true;
+    {
+      absl::MutexLock lock(&maintenance_mu_);
+      maintenance_stopping_ = true;
+    }
+    if (maintenance_.joinable()) maintenance_.join();
     SyncAll();
   }
 
@@ -195,27 +236,65 @@ class Broker::Impl {
     for (const std::string& dir : dirs) {
       if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(LogRoot() + "/" + dir));
     }
+    RETURN_IF_ERROR(fs_.CreateDirs(ColdRoot()));
+    ASSIGN_OR_RETURN(std::vector<std::string> cold_dirs, fs_.ListDir(ColdRoot()));
+    for (const std::string& dir : cold_dirs) {
+      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(ColdRoot() + "/" + dir));
+    }
     housekeeping_ = std::thread([this] { Housekeeping(); });
+    maintenance_ = std::thread([this] { Maintenance(); });
     return absl::OkStatus();
   }
 
   void Publish(absl::Span<const EventIn> events, PublishDone done);
-  absl::StatusOr<TopicInfo> CreateTopic(std::string_view name, uint32_t partitions);
+  absl::StatusOr<TopicInfo> CreateTopic(std::string_view name, uint32_t partitions,
+                                        TopicConfig config);
   absl::StatusOr<TopicInfo> GetTopic(std::string_view name);
   std::vector<TopicInfo> ListTopics();
   absl::Status DeleteTopic(std::string_view name);
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    std::vector<log::Record>* out);
+                    size_t max_bytes, std::vector<log::Record>* out);
+  absl::StatusOr<TopicInfo> SetRetention(std::string_view name, TopicConfig config);
+  void FlushTopic(std::string_view name,
+                  absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
+    auto topic = Find(name);
+    if (!topic.ok()) {
+      std::move(done)(topic.status());
+      return;
+    }
+    absl::MutexLock lock(&maintenance_mu_);
+    flushes_.push_back(Flush{std::move(*topic), std::move(done)});
+  }
 
   void SyncAll() {
     for (const auto& topic : AllTopics()) {
-      for (const auto& log : topic->logs) log->Sync().IgnoreError();
+      for (const auto& part : topic->parts) part->log().Sync().IgnoreError();
     }
   }
 
  private:
   std::string LogRoot() const { return options_.data_dir + "/log"; }
   std::string TrashRoot() const { return options_.data_dir + "/trash"; }
+  std::string ColdRoot() const { return options_.data_dir + "/topics"; }
+
+  storage::RetentionPolicy RetentionOf(const Topic& topic) const {
+    storage::RetentionPolicy p;
+    const int64_t ms = topic.retention_ms.load();
+    const int64_t bytes = topic.retention_bytes.load();
+    p.max_age_us = ms > 0 ? ms * 1000 : (ms == 0 ? options_.retention_ms * 1000 : 0);
+    p.max_bytes = bytes > 0 ? static_cast<uint64_t>(bytes)
+                            : (bytes == 0 ? options_.retention_bytes : 0);
+    return p;
+  }
+  void UpdateGauges(const Topic& topic, uint32_t p, const storage::StorageStats& s) const {
+    topic.end_offset_gauges[p]->Set(static_cast<double>(s.end_offset));
+    topic.disk_bytes_gauges[p]->Set(static_cast<double>(s.hot.bytes_on_disk));
+    topic.parquet_files_gauges[p]->Set(static_cast<double>(s.cold.file_count));
+    topic.parquet_bytes_gauges[p]->Set(static_cast<double>(s.cold.bytes));
+  }
+  void Maintenance();
+  // One pass of compaction and retention over `topic`; `flush` compacts everything now.
+  absl::Status MaintainTopic(Topic& topic, bool flush);
 
   absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
   // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
@@ -255,20 +334,43 @@ class Broker::Impl {
   absl::Mutex housekeeping_mu_;
   bool stopping_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
   std::thread housekeeping_;
+
+  prometheus::Family<prometheus::Gauge>& parquet_files_;
+  prometheus::Family<prometheus::Gauge>& parquet_bytes_;
+  prometheus::Counter& compacted_files_;
+  prometheus::Counter& compacted_records_;
+  prometheus::Counter& compaction_errors_;
+  prometheus::Counter& retention_files_;
+
+  // The maintenance thread: compaction, retention and flush requests.
+  struct Flush {
+    std::shared_ptr<Topic> topic;
+    absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done;
+  };
+  absl::Mutex maintenance_mu_;
+  std::deque<Flush> flushes_ ABSL_GUARDED_BY(maintenance_mu_);
+  bool maintenance_stopping_ ABSL_GUARDED_BY(maintenance_mu_) = false;
+  std::atomic<bool> cancel_compaction_{false};
+  std::thread maintenance_;
 };
 
 absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::TopicMeta& meta) {
   auto topic = std::make_shared<Topic>(meta.name, meta.partitions, meta.created_at_us,
                                        options_.dedupe_window_ms * 1000,
                                        static_cast<size_t>(options_.dedupe_max_ids));
+  topic->retention_ms = meta.retention_ms;
+  topic->retention_bytes = meta.retention_bytes;
   const std::string dir = LogRoot() + "/" + meta.name;
+  const std::string cold_dir = ColdRoot() + "/" + meta.name;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
-    auto log = log::PartitionLog::Open(fs_, StrCat(dir, "/", p), options_.log, syncer_);
+    auto log = storage::Partition::Open(fs_, StrCat(dir, "/", p),
+                                        StrCat(cold_dir, "/partition=", p), options_.log, syncer_,
+                                        options_.parquet);
     if (!log.ok()) {
       return absl::Status(log.status().code(), StrCat("topic ", meta.name, " partition ", p, ": ",
                                                       ToStd(log.status().message())));
     }
-    topic->logs.push_back(std::move(*log));
+    topic->parts.push_back(std::move(*log));
   }
   // Rebuild the dedupe state from the logs: every id stored within the window, oldest first.
   struct Seen {
@@ -281,7 +383,7 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
   const int64_t now = NowMicros();
   const int64_t since = now - options_.dedupe_window_ms * 1000;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
-    RETURN_IF_ERROR(topic->logs[p]->ScanRecent(
+    RETURN_IF_ERROR(topic->parts[p]->log().ScanRecent(
         since, options_.dedupe_max_ids, [&](const log::DecodedRecord& r) {
           if (!r.id.empty()) {
             seen.push_back(Seen{r.ingest_time_us, p, r.offset, IdFingerprint::Of(r.id)});
@@ -303,15 +405,30 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
     std::map<std::string, std::string> labels{{"topic", meta.name}, {"partition", StrCat(p)}};
     topic->end_offset_gauges.push_back(&end_offset_.Add(labels));
     topic->disk_bytes_gauges.push_back(&disk_bytes_.Add(labels));
-    log::PartitionStats stats = topic->logs[p]->Stats();
-    topic->end_offset_gauges[p]->Set(static_cast<double>(stats.end_offset));
-    topic->disk_bytes_gauges[p]->Set(static_cast<double>(stats.bytes_on_disk));
+    topic->parquet_files_gauges.push_back(&parquet_files_.Add(labels));
+    topic->parquet_bytes_gauges.push_back(&parquet_bytes_.Add(labels));
+    UpdateGauges(*topic, p, topic->parts[p]->Stats());
   }
   return topic;
 }
 
-absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint32_t partitions) {
+namespace {
+
+absl::Status ValidateConfig(const TopicConfig& config) {
+  if (config.retention_ms < -1 || config.retention_bytes < -1) {
+    return absl::InvalidArgumentError(
+        "retention_ms and retention_bytes must be positive, 0 (the server's default) or -1 "
+        "(unlimited)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint32_t partitions,
+                                                    TopicConfig config) {
   RETURN_IF_ERROR(ValidateTopicName(name));
+  RETURN_IF_ERROR(ValidateConfig(config));
   if (partitions == 0) partitions = options_.default_partitions;
   if (partitions > options_.max_partitions) {
     return absl::InvalidArgumentError(StrCat("partitions is ", partitions, "; the limit is ",
@@ -324,21 +441,27 @@ absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint3
       return absl::AlreadyExistsError(StrCat("topic \"", name, "\" already exists"));
     }
   }
-  storage::TopicMeta meta{std::string(name), partitions, NowMicros()};
+  storage::TopicMeta meta{std::string(name), partitions, NowMicros(), config.retention_ms,
+                          config.retention_bytes};
   // Directories first: a crash before the catalog entry leaves an orphan that the next start
   // removes; the catalog entry then makes the topic exist.
   const std::string dir = LogRoot() + "/" + meta.name;
+  const std::string cold_dir = ColdRoot() + "/" + meta.name;
   RETURN_IF_ERROR(fs_.RemoveAll(dir));
+  RETURN_IF_ERROR(fs_.RemoveAll(cold_dir));
   auto topic = OpenTopic(meta);
   if (!topic.ok()) {
     fs_.RemoveAll(dir).IgnoreError();
+    fs_.RemoveAll(cold_dir).IgnoreError();
     return topic.status();
   }
   absl::Status s = fs_.SyncDir(LogRoot());
+  if (s.ok()) s = fs_.SyncDir(ColdRoot());
   if (s.ok()) s = catalog_->CreateTopic(meta);
   if (!s.ok()) {
     topic->reset();
     fs_.RemoveAll(dir).IgnoreError();
+    fs_.RemoveAll(cold_dir).IgnoreError();
     return s;
   }
   TopicInfo info = Describe(**topic);
@@ -357,7 +480,7 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::FindOrCreate(std::string_vi
     return absl::NotFoundError(
         StrCat("topic \"", name, "\" does not exist and auto-create is off"));
   }
-  auto created = CreateTopic(name, 0);
+  auto created = CreateTopic(name, 0, TopicConfig{});
   if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
     return created.status();
   }
@@ -395,12 +518,16 @@ TopicInfo Broker::Impl::Describe(const Topic& topic) const {
   info.name = topic.name;
   info.partition_count = topic.partitions;
   info.created_at_us = topic.created_at_us;
+  info.config.retention_ms = topic.retention_ms.load();
+  info.config.retention_bytes = topic.retention_bytes.load();
+  const storage::RetentionPolicy policy = RetentionOf(topic);
+  info.retention_ms = policy.max_age_us / 1000;
+  info.retention_bytes = policy.max_bytes;
   for (uint32_t p = 0; p < topic.partitions; ++p) {
     PartitionInfo pi;
     pi.partition = p;
-    pi.stats = topic.logs[p]->Stats();
-    topic.end_offset_gauges[p]->Set(static_cast<double>(pi.stats.end_offset));
-    topic.disk_bytes_gauges[p]->Set(static_cast<double>(pi.stats.bytes_on_disk));
+    pi.stats = topic.parts[p]->Stats();
+    UpdateGauges(topic, p, pi.stats);
     info.partitions.push_back(pi);
   }
   return info;
@@ -424,25 +551,32 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
     duplicates_.Remove(topic->duplicates);
     for (auto* g : topic->end_offset_gauges) end_offset_.Remove(g);
     for (auto* g : topic->disk_bytes_gauges) disk_bytes_.Remove(g);
+    for (auto* g : topic->parquet_files_gauges) parquet_files_.Remove(g);
+    for (auto* g : topic->parquet_bytes_gauges) parquet_bytes_.Remove(g);
   }
+  // Running compaction finishes its file first; none starts after this.
+  for (const auto& part : topic->parts) part->Close();
   // Move the directory aside first so that a topic of the same name can start clean at once,
   // even while a publish in flight still holds the old files open.
   const std::string dir = LogRoot() + "/" + std::string(name);
+  const std::string cold_dir = ColdRoot() + "/" + std::string(name);
   const std::string trash = StrCat(TrashRoot(), "/", name, ".", NowMicros());
-  RETURN_IF_ERROR(fs_.CreateDirs(TrashRoot()));
-  RETURN_IF_ERROR(fs_.Rename(dir, trash));
+  RETURN_IF_ERROR(fs_.CreateDirs(trash));
+  RETURN_IF_ERROR(fs_.Rename(dir, trash + "/log"));
+  if (fs_.Exists(cold_dir)) RETURN_IF_ERROR(fs_.Rename(cold_dir, trash + "/topics"));
   return fs_.RemoveAll(trash);
 }
 
 absl::Status Broker::Impl::Read(std::string_view name, uint32_t partition, uint64_t from,
-                                size_t max_records, std::vector<log::Record>* out) {
+                                size_t max_records, size_t max_bytes,
+                                std::vector<log::Record>* out) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   if (partition >= topic->partitions) {
     return absl::InvalidArgumentError(
         StrCat("topic \"", name, "\" has ", topic->partitions, " partitions; ", partition,
                " is out of range"));
   }
-  return topic->logs[partition]->Read(from, max_records, 64u << 20, out);
+  return topic->parts[partition]->Read(from, max_records, max_bytes, out);
 }
 
 void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
@@ -534,7 +668,7 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
     for (const auto& [partition, end] : waits) {
       state->pending.fetch_add(1, std::memory_order_relaxed);
-      topic->logs[partition]->WhenAcked(end, [state](absl::Status st) {
+      topic->parts[partition]->log().WhenAcked(end, [state](absl::Status st) {
         state->Complete(std::move(st));
       });
     }
@@ -559,7 +693,7 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   // Appends to the topic's partitions happen only under topic.mu, so the offsets each record
   // will get are known now, and dedupe needs one probe per event: claim the id at its future
   // location, or find where it already is (stored earlier or earlier in this batch).
-  for (uint32_t p = 0; p < n; ++p) next[p] = topic.logs[p]->end_offset();
+  for (uint32_t p = 0; p < n; ++p) next[p] = topic.parts[p]->log().end_offset();
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
   for (uint32_t i : indices) {
@@ -618,7 +752,7 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   for (uint32_t p = 0; p < n; ++p) {
     if (views[p].empty()) continue;
     absl::StatusOr<uint64_t> first =
-        status.ok() ? topic.logs[p]->Append(views[p]) : absl::StatusOr<uint64_t>(status);
+        status.ok() ? topic.parts[p]->log().Append(views[p]) : absl::StatusOr<uint64_t>(status);
     if (first.ok() && *first != state.acks[owners[p][0]].offset) {
       first = absl::InternalError(StrCat("topic ", topic.name, " partition ", p, ": offset ",
                                          *first, " where ", state.acks[owners[p][0]].offset,
@@ -657,6 +791,94 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   return absl::OkStatus();
 }
 
+absl::StatusOr<TopicInfo> Broker::Impl::SetRetention(std::string_view name, TopicConfig config) {
+  RETURN_IF_ERROR(ValidateConfig(config));
+  absl::MutexLock admin(&admin_mu_);
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  RETURN_IF_ERROR(catalog_->SetRetention(name, config.retention_ms, config.retention_bytes));
+  topic->retention_ms = config.retention_ms;
+  topic->retention_bytes = config.retention_bytes;
+  return Describe(*topic);
+}
+
+absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
+  absl::Status first;
+  const storage::RetentionPolicy retention = RetentionOf(topic);
+  for (uint32_t p = 0; p < topic.partitions; ++p) {
+    storage::Partition& part = *topic.parts[p];
+    auto compacted = part.Compact(options_.compaction, NowMicros(), flush, &cancel_compaction_);
+    if (compacted.ok()) {
+      compacted_files_.Increment(compacted->files);
+      compacted_records_.Increment(static_cast<double>(compacted->records));
+    } else if (compacted.status().code() != absl::StatusCode::kCancelled) {
+      compaction_errors_.Increment();
+      if (first.ok()) {
+        first = absl::Status(compacted.status().code(),
+                             StrCat("compacting topic ", topic.name, " partition ", p, ": ",
+                                    ToStd(compacted.status().message())));
+      }
+    }
+    auto dropped = part.ApplyRetention(retention, NowMicros());
+    if (dropped.ok()) {
+      retention_files_.Increment(*dropped);
+    } else {
+      compaction_errors_.Increment();
+      if (first.ok()) first = dropped.status();
+    }
+    UpdateGauges(topic, p, part.Stats());
+  }
+  return first;
+}
+
+void Broker::Impl::Maintenance() {
+  std::vector<Flush> flushes;
+  int64_t last_pass_ms = 0;
+  for (;;) {
+    {
+      absl::MutexLock lock(&maintenance_mu_);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(maintenance_mu_) {
+        return maintenance_stopping_ || !flushes_.empty();
+      };
+      maintenance_mu_.AwaitWithTimeout(absl::Condition(&wake),
+                                       absl::Milliseconds(options_.maintenance_period_ms));
+      if (maintenance_stopping_) {
+        flushes.assign(std::make_move_iterator(flushes_.begin()),
+                       std::make_move_iterator(flushes_.end()));
+        flushes_.clear();
+        break;
+      }
+      flushes.assign(std::make_move_iterator(flushes_.begin()),
+                     std::make_move_iterator(flushes_.end()));
+      flushes_.clear();
+    }
+    for (Flush& f : flushes) {
+      absl::Status s = MaintainTopic(*f.topic, /*flush=*/true);
+      bool deleted;
+      {
+        absl::MutexLock lock(&f.topic->mu);
+        deleted = f.topic->deleted;
+      }
+      if (deleted) s = absl::NotFoundError(StrCat("topic \"", f.topic->name, "\" was deleted"));
+      if (s.ok()) {
+        std::move(f.done)(Describe(*f.topic));
+      } else {
+        std::move(f.done)(s);
+      }
+    }
+    flushes.clear();
+    const int64_t now_ms = NowMicros() / 1000;
+    if (now_ms - last_pass_ms < options_.maintenance_period_ms) continue;
+    last_pass_ms = now_ms;
+    for (const auto& topic : AllTopics()) {
+      absl::Status s = MaintainTopic(*topic, /*flush=*/false);
+      if (!s.ok()) spdlog::warn("{} (retried at the next pass)", ToStd(s.message()));
+    }
+  }
+  for (Flush& f : flushes) {
+    std::move(f.done)(absl::UnavailableError("the server is shutting down"));
+  }
+}
+
 void Broker::Impl::Housekeeping() {
   const bool interval = options_.log.fsync == log::FsyncPolicy::kInterval;
   const int64_t period_ms =
@@ -678,7 +900,7 @@ void Broker::Impl::Housekeeping() {
       last_roll_check = now_ms;
       const int64_t now_us = NowMicros();
       for (const auto& topic : AllTopics()) {
-        for (const auto& log : topic->logs) log->MaybeRollByAge(now_us).IgnoreError();
+        for (const auto& part : topic->parts) part->log().MaybeRollByAge(now_us).IgnoreError();
       }
     }
   }
@@ -697,15 +919,23 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(BrokerOptions options, File
 void Broker::Publish(absl::Span<const EventIn> events, PublishDone done) {
   impl_->Publish(events, std::move(done));
 }
-absl::StatusOr<TopicInfo> Broker::CreateTopic(std::string_view name, uint32_t partitions) {
-  return impl_->CreateTopic(name, partitions);
+absl::StatusOr<TopicInfo> Broker::CreateTopic(std::string_view name, uint32_t partitions,
+                                              TopicConfig config) {
+  return impl_->CreateTopic(name, partitions, config);
+}
+absl::StatusOr<TopicInfo> Broker::SetRetention(std::string_view name, TopicConfig config) {
+  return impl_->SetRetention(name, config);
+}
+void Broker::FlushTopic(std::string_view name,
+                        absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
+  impl_->FlushTopic(name, std::move(done));
 }
 absl::StatusOr<TopicInfo> Broker::GetTopic(std::string_view name) { return impl_->GetTopic(name); }
 std::vector<TopicInfo> Broker::ListTopics() { return impl_->ListTopics(); }
 absl::Status Broker::DeleteTopic(std::string_view name) { return impl_->DeleteTopic(name); }
 absl::Status Broker::Read(std::string_view topic, uint32_t partition, uint64_t from,
-                          size_t max_records, std::vector<log::Record>* out) {
-  return impl_->Read(topic, partition, from, max_records, out);
+                          size_t max_records, size_t max_bytes, std::vector<log::Record>* out) {
+  return impl_->Read(topic, partition, from, max_records, max_bytes, out);
 }
 void Broker::SyncAll() { impl_->SyncAll(); }
 

@@ -16,6 +16,8 @@
 #include "common/fs.h"
 #include "log/format.h"
 #include "log/partition_log.h"
+#include "parquet/writer.h"
+#include "storage/partition.h"
 
 namespace prometheus {
 class Registry;
@@ -38,6 +40,21 @@ struct BrokerOptions {
   log::LogOptions log;  // on_sync is set by the broker
   int64_t fsync_interval_ms = 0;  // with FsyncPolicy::kInterval
   int sync_threads = 4;
+  // The cold tier: how Parquet files are written and when records move there. keep_hot_us is
+  // set to the dedupe window by the broker.
+  parquet::WriterOptions parquet;
+  storage::CompactionPolicy compaction;
+  // Retention of topics that do not set their own (per partition; 0: unlimited).
+  int64_t retention_ms = 0;
+  uint64_t retention_bytes = 0;
+  // How often the maintenance thread looks for due compaction and retention.
+  int64_t maintenance_period_ms = 1000;
+};
+
+// Per-topic settings. Retention values: 0 follows the server's default, -1 is unlimited.
+struct TopicConfig {
+  int64_t retention_ms = 0;
+  int64_t retention_bytes = 0;
 };
 
 // One event as published, borrowed from the request for the duration of Publish's callback.
@@ -59,13 +76,16 @@ struct AckOut {
 
 struct PartitionInfo {
   uint32_t partition = 0;
-  log::PartitionStats stats;
+  storage::StorageStats stats;
 };
 
 struct TopicInfo {
   std::string name;
   uint32_t partition_count = 0;
   int64_t created_at_us = 0;
+  TopicConfig config;             // as set on the topic
+  int64_t retention_ms = 0;       // in effect (0: unlimited)
+  uint64_t retention_bytes = 0;   // in effect (0: unlimited)
   std::vector<PartitionInfo> partitions;
 };
 
@@ -86,14 +106,20 @@ class Broker {
   void Publish(absl::Span<const EventIn> events, PublishDone done);
 
   // `partitions` 0 means the default.
-  absl::StatusOr<TopicInfo> CreateTopic(std::string_view name, uint32_t partitions);
+  absl::StatusOr<TopicInfo> CreateTopic(std::string_view name, uint32_t partitions,
+                                        TopicConfig config = {});
+  // Changes a topic's retention; it applies at the next maintenance pass.
+  absl::StatusOr<TopicInfo> SetRetention(std::string_view name, TopicConfig config);
+  // Seals every partition of the topic and compacts all its acknowledged records into Parquet
+  // now; calls `done` (on the maintenance thread) once the files are durable.
+  void FlushTopic(std::string_view name, absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done);
   absl::StatusOr<TopicInfo> GetTopic(std::string_view name);
   std::vector<TopicInfo> ListTopics();
   absl::Status DeleteTopic(std::string_view name);
 
-  // Reads acknowledged records of one partition (for tests and tools).
+  // Reads acknowledged records of one partition from either tier; see storage::Partition::Read.
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    std::vector<log::Record>* out);
+                    size_t max_bytes, std::vector<log::Record>* out);
 
   // Flushes every partition to disk; for the interval policy and shutdown.
   void SyncAll();

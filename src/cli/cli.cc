@@ -45,6 +45,36 @@ bool ParseFsync(const std::string& value, broker::BrokerOptions* options) {
   return false;
 }
 
+// Parses a duration: a number with a unit (ms, s, m, h, d), e.g. "500ms", "10m". Microseconds.
+bool ParseDuration(const std::string& value, int64_t* micros) {
+  size_t used = 0;
+  long long n;
+  try {
+    n = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (n <= 0) return false;
+  const std::string unit = value.substr(used);
+  int64_t scale;
+  if (unit == "ms") {
+    scale = 1000;
+  } else if (unit == "s") {
+    scale = 1000000;
+  } else if (unit == "m") {
+    scale = 60LL * 1000000;
+  } else if (unit == "h") {
+    scale = 3600LL * 1000000;
+  } else if (unit == "d") {
+    scale = 86400LL * 1000000;
+  } else {
+    return false;
+  }
+  if (n > INT64_MAX / scale) return false;
+  *micros = n * scale;
+  return true;
+}
+
 // Adds a flag that can also come from the environment (NODATA_<NAME>) and the config file.
 template <typename T>
 CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::string& help) {
@@ -170,6 +200,27 @@ int Main(int argc, char** argv) {
   Flag(serve, "stream-inflight-batches", so.stream_inflight_batches,
        "batches of one PublishStream stored concurrently")
       ->check(CLI::Range(1, 1024));
+  Flag(serve, "parquet-roll-bytes", so.broker.compaction.roll_bytes,
+       "bytes of records (before compression) per Parquet file")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  std::string roll_interval = "10m";
+  Flag(serve, "parquet-roll-interval", roll_interval,
+       "longest wait of a record in the hot tier before compaction (e.g. 30s, 10m, 1h)");
+  std::string compression = "zstd";
+  Flag(serve, "parquet-compression", compression, "zstd | snappy | none");
+  Flag(serve, "parquet-zstd-level", so.broker.parquet.zstd_level, "zstd level of Parquet pages")
+      ->check(CLI::Range(1, 19));
+  Flag(serve, "parquet-row-group-bytes", so.broker.parquet.row_group_bytes,
+       "bytes of records per row group: bounds the memory of writing and reading")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 32));
+  Flag(serve, "retention-ms", so.broker.retention_ms,
+       "default retention by ingest time, per partition (0: unlimited)")
+      ->check(CLI::NonNegativeNumber);
+  Flag(serve, "retention-bytes", so.broker.retention_bytes,
+       "default retention by size, per partition (0: unlimited)");
+  Flag(serve, "maintenance-ms", so.broker.maintenance_period_ms,
+       "how often compaction and retention look for due work")
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
 
   // Client commands.
   ClientOptions co;
@@ -183,10 +234,38 @@ int Main(int argc, char** argv) {
   topic->require_subcommand(1);
   std::string topic_name;
   uint32_t partitions = 0;
+  RetentionFlags retention;
+  auto add_retention_flags = [&retention](CLI::App* cmd) {
+    cmd->add_option("--retention-ms", retention.ms,
+                    "retention by ingest time, per partition (0: server default, -1: unlimited)");
+    cmd->add_option("--retention-bytes", retention.bytes,
+                    "retention by size, per partition (0: server default, -1: unlimited)");
+  };
   CLI::App* create = topic->add_subcommand("create", "create a topic");
   create->add_option("name", topic_name, "topic name")->required();
   create->add_option("--partitions", partitions, "partition count (0: server default)");
+  add_retention_flags(create);
   add_client_flags(create);
+  CLI::App* update = topic->add_subcommand("update", "change a topic's retention");
+  update->add_option("name", topic_name, "topic name")->required();
+  add_retention_flags(update);
+  add_client_flags(update);
+  CLI::App* flush = topic->add_subcommand(
+      "flush", "compact a topic's hot tier into Parquet files now (returns once durable)");
+  flush->add_option("name", topic_name, "topic name")->required();
+  add_client_flags(flush);
+  ExportOptions eo;
+  CLI::App* export_cmd =
+      topic->add_subcommand("export", "write a snapshot of a topic as JSONL or Parquet");
+  export_cmd->add_option("name", topic_name, "topic name")->required();
+  export_cmd->add_option("--format", eo.format, "jsonl | parquet")->capture_default_str();
+  export_cmd->add_option("--out", eo.out,
+                         "output file (\"-\": stdout, JSONL only); for Parquet of several "
+                         "partitions, a directory of partition=<p>/ files")
+      ->required();
+  export_cmd->add_option("--partition", eo.partitions, "partition to export (repeatable)");
+  export_cmd->add_option("--from", eo.from, "first offset in each partition");
+  add_client_flags(export_cmd);
   CLI::App* list = topic->add_subcommand("list", "list topics");
   add_client_flags(list);
   CLI::App* get = topic->add_subcommand("get", "show a topic and its partitions");
@@ -238,6 +317,23 @@ int Main(int argc, char** argv) {
                 << "\"\n";
       return 2;
     }
+    if (!ParseDuration(roll_interval, &so.broker.compaction.roll_interval_us)) {
+      std::cerr << "nodata: --parquet-roll-interval must be a duration such as 30s, 10m or 1h; "
+                   "got \""
+                << roll_interval << "\"\n";
+      return 2;
+    }
+    if (compression == "zstd") {
+      so.broker.parquet.codec = parquet::Codec::kZstd;
+    } else if (compression == "snappy") {
+      so.broker.parquet.codec = parquet::Codec::kSnappy;
+    } else if (compression == "none") {
+      so.broker.parquet.codec = parquet::Codec::kUncompressed;
+    } else {
+      std::cerr << "nodata: --parquet-compression must be zstd, snappy or none; got \""
+                << compression << "\"\n";
+      return 2;
+    }
     absl::Status s = server::RunServer(so);
     if (!s.ok()) {
       spdlog::error("{}", ToStd(s.ToString()));
@@ -246,7 +342,10 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (inspect->parsed()) return ParquetInspect(parquet_file);
-  if (create->parsed()) return TopicCreate(co, topic_name, partitions);
+  if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention);
+  if (update->parsed()) return TopicUpdate(co, topic_name, retention);
+  if (flush->parsed()) return TopicFlush(co, topic_name);
+  if (export_cmd->parsed()) return TopicExport(co, topic_name, eo);
   if (list->parsed()) return TopicList(co);
   if (get->parsed()) return TopicGet(co, topic_name);
   if (del->parsed()) return TopicDelete(co, topic_name);

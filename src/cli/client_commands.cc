@@ -14,46 +14,13 @@
 #include "absl/strings/escaping.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "cli/client_util.h"
 #include "nodata/v1/nodata.grpc.pb.h"
 
 namespace nodata::cli {
 namespace {
 
 using nlohmann::json;
-
-std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(c.server, grpc::InsecureChannelCredentials(), args);
-}
-
-std::string CodeName(grpc::StatusCode code) {
-  static const char* const kNames[] = {
-      "OK",          "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS", "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",    "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  int i = static_cast<int>(code);
-  return (i >= 0 && i <= 16) ? kNames[i] : std::to_string(i);
-}
-
-int Fail(const grpc::Status& s) {
-  std::cerr << "nodata: " << CodeName(s.error_code()) << ": " << s.error_message() << "\n";
-  return 1;
-}
-
-int Fail(const std::string& message) {
-  std::cerr << "nodata: " << message << "\n";
-  return 1;
-}
-
-std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-  return ctx;
-}
 
 json TopicJson(const nodata::v1::Topic& t) {
   json parts = json::array();
@@ -63,9 +30,16 @@ json TopicJson(const nodata::v1::Topic& t) {
                      {"end_offset", p.end_offset()},
                      {"record_count", p.record_count()},
                      {"bytes_on_disk", p.bytes_on_disk()},
-                     {"segment_count", p.segment_count()}});
+                     {"segment_count", p.segment_count()},
+                     {"hot_start_offset", p.hot_start_offset()},
+                     {"parquet_file_count", p.parquet_file_count()},
+                     {"parquet_bytes", p.parquet_bytes()}});
   }
-  return {{"name", t.name()}, {"partition_count", t.partition_count()}, {"partitions", parts}};
+  return {{"name", t.name()},
+          {"partition_count", t.partition_count()},
+          {"retention_ms", t.retention_ms()},
+          {"retention_bytes", t.retention_bytes()},
+          {"partitions", parts}};
 }
 
 void PrintTopicTable(const std::vector<const nodata::v1::Topic*>& topics, bool per_partition) {
@@ -242,11 +216,14 @@ int PublishFile(const ClientOptions& c, const PublishOptions& p) {
 
 }  // namespace
 
-int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions) {
+int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions,
+                const RetentionFlags& retention) {
   auto stub = nodata::v1::TopicService::NewStub(Connect(c));
   nodata::v1::CreateTopicRequest req;
   req.set_name(name);
   req.set_partitions(partitions);
+  if (retention.ms) req.set_retention_ms(*retention.ms);
+  if (retention.bytes) req.set_retention_bytes(*retention.bytes);
   nodata::v1::CreateTopicResponse resp;
   grpc::Status s = stub->CreateTopic(Context().get(), req, &resp);
   if (!s.ok()) return Fail(s);
@@ -287,6 +264,46 @@ int TopicGet(const ClientOptions& c, const std::string& name) {
     std::cout << TopicJson(resp.topic()) << "\n";
   } else {
     PrintTopicTable({&resp.topic()}, true);
+  }
+  return 0;
+}
+
+int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention) {
+  auto stub = nodata::v1::TopicService::NewStub(Connect(c));
+  nodata::v1::UpdateTopicRequest req;
+  req.set_name(name);
+  if (retention.ms) req.set_retention_ms(*retention.ms);
+  if (retention.bytes) req.set_retention_bytes(*retention.bytes);
+  nodata::v1::UpdateTopicResponse resp;
+  grpc::Status s = stub->UpdateTopic(Context().get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    std::cout << TopicJson(resp.topic()) << "\n";
+  } else {
+    std::printf("updated topic %s: retention %ld ms, %ld bytes (0: unlimited)\n",
+                resp.topic().name().c_str(), static_cast<long>(resp.topic().retention_ms()),
+                static_cast<long>(resp.topic().retention_bytes()));
+  }
+  return 0;
+}
+
+int TopicFlush(const ClientOptions& c, const std::string& name) {
+  auto stub = nodata::v1::TopicService::NewStub(Connect(c));
+  nodata::v1::FlushTopicRequest req;
+  req.set_name(name);
+  nodata::v1::FlushTopicResponse resp;
+  grpc::Status s = stub->FlushTopic(Context(600).get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    std::cout << TopicJson(resp.topic()) << "\n";
+  } else {
+    uint64_t files = 0, bytes = 0;
+    for (const auto& p : resp.topic().partitions()) {
+      files += p.parquet_file_count();
+      bytes += p.parquet_bytes();
+    }
+    std::printf("flushed topic %s: %lu Parquet files, %lu bytes\n", name.c_str(),
+                static_cast<unsigned long>(files), static_cast<unsigned long>(bytes));
   }
   return 0;
 }

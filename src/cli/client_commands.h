@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,25 @@ struct ClientOptions {
   bool json = false;
 };
 
-int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions);
+// Retention flags of topic create/update: unset leaves the value alone (create: server default).
+struct RetentionFlags {
+  std::optional<int64_t> ms;
+  std::optional<int64_t> bytes;
+};
+
+int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions,
+                const RetentionFlags& retention);
+int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention);
+int TopicFlush(const ClientOptions& c, const std::string& name);
+
+struct ExportOptions {
+  std::string format = "jsonl";  // jsonl | parquet
+  std::string out;               // file; a directory for Parquet of several partitions
+  std::vector<uint32_t> partitions;
+  uint64_t from = 0;
+};
+// Writes a snapshot of a topic's records (both tiers) read over gRPC.
+int TopicExport(const ClientOptions& c, const std::string& name, const ExportOptions& e);
 int TopicList(const ClientOptions& c);
 int TopicGet(const ClientOptions& c, const std::string& name);
 int TopicDelete(const ClientOptions& c, const std::string& name);

@@ -195,8 +195,10 @@ std::string IndexFileName(uint64_t base_offset) {
   return fmt::format("{:020}.index", base_offset);
 }
 
-bool ParseSegmentFileName(std::string_view name, uint64_t* base_offset) {
-  if (name.size() != 24 || name.substr(20) != ".log") return false;
+namespace {
+
+bool ParseOffsetFileName(std::string_view name, std::string_view suffix, uint64_t* base_offset) {
+  if (name.size() != 20 + suffix.size() || name.substr(20) != suffix) return false;
   uint64_t v = 0;
   for (char c : name.substr(0, 20)) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
@@ -206,6 +208,16 @@ bool ParseSegmentFileName(std::string_view name, uint64_t* base_offset) {
   }
   *base_offset = v;
   return true;
+}
+
+}  // namespace
+
+bool ParseSegmentFileName(std::string_view name, uint64_t* base_offset) {
+  return ParseOffsetFileName(name, ".log", base_offset);
+}
+
+bool ParseIndexFileName(std::string_view name, uint64_t* base_offset) {
+  return ParseOffsetFileName(name, ".index", base_offset);
 }
 
 }  // namespace nodata::log

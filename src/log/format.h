@@ -105,5 +105,7 @@ std::string SegmentFileName(uint64_t base_offset);
 std::string IndexFileName(uint64_t base_offset);
 // Parses "<20 digits>.log"; false for any other name.
 bool ParseSegmentFileName(std::string_view name, uint64_t* base_offset);
+// Parses "<20 digits>.index"; false for any other name.
+bool ParseIndexFileName(std::string_view name, uint64_t* base_offset);
 
 }  // namespace nodata::log

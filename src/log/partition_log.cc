@@ -144,10 +144,11 @@ PartitionLog::PartitionLog(FileSystem& fs, std::string dir, LogOptions options, 
 
 absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(FileSystem& fs, std::string dir,
                                                                  LogOptions options,
-                                                                 Syncer& syncer) {
+                                                                 Syncer& syncer,
+                                                                 uint64_t min_start_offset) {
   std::unique_ptr<PartitionLog> log(
       new PartitionLog(fs, std::move(dir), std::move(options), syncer));
-  RETURN_IF_ERROR(log->Recover());
+  RETURN_IF_ERROR(log->Recover(min_start_offset));
   return log;
 }
 
@@ -157,24 +158,35 @@ PartitionLog::~PartitionLog() {
       +[](bool* running) { return !*running; }, &sync_running_));
 }
 
-absl::Status PartitionLog::Recover() {
+absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
   RETURN_IF_ERROR(fs_.CreateDirs(dir_));
   ASSIGN_OR_RETURN(std::vector<std::string> names, fs_.ListDir(dir_));
   std::vector<uint64_t> bases;
+  std::vector<uint64_t> index_bases;
   for (const std::string& name : names) {
     uint64_t base;
     if (ParseSegmentFileName(name, &base)) {
       bases.push_back(base);
+    } else if (ParseIndexFileName(name, &base)) {
+      index_bases.push_back(base);
     } else if (name.ends_with(".tmp")) {
       RETURN_IF_ERROR(fs_.RemoveFile(StrCat(dir_, "/", name)));
       ++recovery_.removed_files;
     }
   }
   std::sort(bases.begin(), bases.end());
+  // An index whose segment is gone was left by a deletion cut short.
+  for (uint64_t base : index_bases) {
+    if (!std::binary_search(bases.begin(), bases.end(), base)) {
+      RETURN_IF_ERROR(fs_.RemoveFile(StrCat(dir_, "/", IndexFileName(base))));
+      ++recovery_.removed_files;
+    }
+  }
 
   absl::MutexLock lock(&mu_);
   if (bases.empty()) {
-    RETURN_IF_ERROR(StartSegment(0));
+    RETURN_IF_ERROR(StartSegment(min_start_offset));
+    next_offset_ = synced_offset_ = min_start_offset;
     return absl::OkStatus();
   }
   for (size_t i = 0; i < bases.size(); ++i) {
@@ -191,6 +203,22 @@ absl::Status PartitionLog::Recover() {
   }
   next_offset_ = segments_.back()->end_offset;
   synced_offset_ = next_offset_;
+  if (next_offset_ < min_start_offset) {
+    if (next_offset_ != segments_.front()->base_offset) {
+      return absl::DataLossError(
+          StrCat(dir_, ": the log ends at offset ", next_offset_, " but offsets up to ",
+                 min_start_offset, " are already stored in the cold tier"));
+    }
+    // Only empty segments, behind the cold tier: start over where the cold tier ends.
+    for (const auto& seg : segments_) {
+      seg->writer.reset();
+      RETURN_IF_ERROR(fs_.RemoveFile(seg->path));
+      ++recovery_.removed_files;
+    }
+    segments_.clear();
+    RETURN_IF_ERROR(StartSegment(min_start_offset));
+    next_offset_ = synced_offset_ = min_start_offset;
+  }
   return absl::OkStatus();
 }
 
@@ -617,6 +645,50 @@ absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status PartitionLog::Seal(int64_t oldest_at_most_us) {
+  absl::MutexLock lock(&mu_);
+  if (!failed_.ok()) return failed_;
+  Segment& active = *segments_.back();
+  if (active.writer == nullptr || active.empty()) return absl::OkStatus();
+  if (active.min_ingest_us > oldest_at_most_us) return absl::OkStatus();
+  RETURN_IF_ERROR(SealActive());
+  return StartSegment(next_offset_);
+}
+
+std::vector<SegmentInfo> PartitionLog::Segments() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<SegmentInfo> out;
+  out.reserve(segments_.size());
+  for (const auto& s : segments_) {
+    out.push_back(SegmentInfo{s->base_offset, s->end_offset, s->size_bytes, s->min_ingest_us,
+                              s->max_ingest_us, s->writer == nullptr && s != segments_.back()});
+  }
+  return out;
+}
+
+absl::StatusOr<int> PartitionLog::DropSealedBelow(uint64_t offset, int64_t ingested_before_us) {
+  int dropped = 0;
+  for (;;) {
+    std::shared_ptr<Segment> victim;
+    {
+      absl::MutexLock lock(&mu_);
+      if (segments_.size() < 2) break;  // the active segment always stays
+      const Segment& front = *segments_.front();
+      if (front.writer != nullptr || front.end_offset > offset) break;
+      if (!front.empty() && front.max_ingest_us >= ingested_before_us) break;
+      victim = segments_.front();
+      segments_.erase(segments_.begin());
+    }
+    // The index goes first: a crash in between leaves a segment without an index, which the
+    // next start rebuilds, never an index without its segment being noticed.
+    RETURN_IF_ERROR(fs_.RemoveFile(StrCat(dir_, "/", IndexFileName(victim->base_offset))));
+    RETURN_IF_ERROR(fs_.RemoveFile(victim->path));
+    ++dropped;
+  }
+  if (dropped > 0) RETURN_IF_ERROR(fs_.SyncDir(dir_));
+  return dropped;
 }
 
 PartitionStats PartitionLog::Stats() const {

@@ -44,6 +44,16 @@ struct LogOptions {
   std::function<void(double seconds, uint64_t records)> on_sync;
 };
 
+// A segment as the compactor sees it.
+struct SegmentInfo {
+  uint64_t base_offset = 0;
+  uint64_t end_offset = 0;  // one past its last record
+  uint64_t size_bytes = 0;
+  int64_t min_ingest_us = 0;  // meaningless when the segment is empty
+  int64_t max_ingest_us = 0;
+  bool sealed = false;  // sealed segments are immutable and fully synced
+};
+
 struct PartitionStats {
   uint64_t start_offset = 0;
   uint64_t end_offset = 0;  // the next offset to be written
@@ -67,8 +77,13 @@ class PartitionLog {
   // last segment and truncates a torn record, loads or rebuilds indexes. DATA_LOSS when a record
   // in the middle of the log is damaged (nothing is truncated then). `fs` and `syncer` must
   // outlive the log.
+  //
+  // `min_start_offset` is the first offset the log may assign (offsets below it are stored
+  // elsewhere, in the cold tier): an empty log starts there; a log holding records that end
+  // below it is refused with DATA_LOSS.
   static absl::StatusOr<std::unique_ptr<PartitionLog>> Open(FileSystem& fs, std::string dir,
-                                                            LogOptions options, Syncer& syncer);
+                                                            LogOptions options, Syncer& syncer,
+                                                            uint64_t min_start_offset = 0);
   ~PartitionLog();
   PartitionLog(const PartitionLog&) = delete;
   PartitionLog& operator=(const PartitionLog&) = delete;
@@ -103,6 +118,18 @@ class PartitionLog {
   // Seals the active segment when it has records and is older than segment_ms.
   absl::Status MaybeRollByAge(int64_t now_us);
 
+  // Seals the active segment when it has records and its oldest one was ingested at or before
+  // `oldest_at_most_us` (INT64_MAX: whenever it has records). Sealing syncs it.
+  absl::Status Seal(int64_t oldest_at_most_us);
+
+  // Every segment, oldest first; the last one is the active segment.
+  std::vector<SegmentInfo> Segments() const;
+
+  // Deletes, oldest first, sealed segments that end at or below `offset` and whose newest record
+  // was ingested before `ingested_before_us`. Readers holding a segment keep reading it. Returns
+  // how many were deleted.
+  absl::StatusOr<int> DropSealedBelow(uint64_t offset, int64_t ingested_before_us);
+
   PartitionStats Stats() const;
   const RecoveryReport& recovery() const { return recovery_; }
   const std::string& dir() const { return dir_; }
@@ -115,7 +142,7 @@ class PartitionLog {
   };
 
   PartitionLog(FileSystem& fs, std::string dir, LogOptions options, Syncer& syncer);
-  absl::Status Recover();
+  absl::Status Recover(uint64_t min_start_offset);
   absl::Status RecoverLastSegment(Segment& seg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadSealedSegment(Segment& seg, uint64_t expected_end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -8,7 +8,8 @@ namespace {
 
 class FileSink final : public Sink {
  public:
-  explicit FileSink(std::unique_ptr<WritableFile> file) : file_(std::move(file)) {}
+  FileSink(std::unique_ptr<WritableFile> file, bool sync_on_close)
+      : file_(std::move(file)), sync_on_close_(sync_on_close) {}
 
   absl::Status Append(std::string_view data) override {
     if (!file_) return absl::FailedPreconditionError("parquet sink is closed");
@@ -16,12 +17,15 @@ class FileSink final : public Sink {
   }
 
   absl::Status Close() override {
+    if (!file_) return absl::OkStatus();
+    absl::Status s = sync_on_close_ ? file_->Sync() : absl::OkStatus();
     file_.reset();
-    return absl::OkStatus();
+    return s;
   }
 
  private:
   std::unique_ptr<WritableFile> file_;
+  const bool sync_on_close_;
 };
 
 class StringSink final : public Sink {
@@ -77,10 +81,11 @@ class StringSource final : public Source {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Sink>> OpenFileSink(const std::string& path, FileSystem& fs) {
+absl::StatusOr<std::unique_ptr<Sink>> OpenFileSink(const std::string& path, FileSystem& fs,
+                                                   bool sync_on_close) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs.OpenAppendable(path));
   RETURN_IF_ERROR(file->Truncate(0));
-  return std::make_unique<FileSink>(std::move(file));
+  return std::make_unique<FileSink>(std::move(file), sync_on_close);
 }
 
 std::unique_ptr<Sink> NewStringSink(std::string* out) { return std::make_unique<StringSink>(out); }

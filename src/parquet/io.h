@@ -23,9 +23,11 @@ class Sink {
   virtual absl::Status Close() = 0;
 };
 
-// Creates or truncates `path` on `fs`, which must outlive the sink.
+// Creates or truncates `path` on `fs`, which must outlive the sink. With
+// `sync_on_close`, Close fsyncs the file's data before releasing it.
 absl::StatusOr<std::unique_ptr<Sink>> OpenFileSink(const std::string& path,
-                                                   FileSystem& fs = PosixFileSystem());
+                                                   FileSystem& fs = PosixFileSystem(),
+                                                   bool sync_on_close = false);
 // Appends to `*out`, which must outlive the sink.
 std::unique_ptr<Sink> NewStringSink(std::string* out);
 

@@ -229,9 +229,19 @@ class Writer::Impl {
 
   absl::Status WriteBatch(const std::vector<Record>& records) {
     RETURN_IF_ERROR(CheckUsable());
-    for (const Record& r : records) {
-      Shred(r);
-      if (buffered_rows_ >= options_.row_group_rows) RETURN_IF_ERROR(FlushRowGroup());
+    for (const Record& r : records) RETURN_IF_ERROR(WriteOne(r));
+    return absl::OkStatus();
+  }
+
+  absl::Status Write(const Record& r) {
+    RETURN_IF_ERROR(CheckUsable());
+    return WriteOne(r);
+  }
+
+  absl::Status WriteOne(const Record& r) {
+    Shred(r);
+    if (buffered_rows_ >= options_.row_group_rows || buffered_bytes_ >= options_.row_group_bytes) {
+      return FlushRowGroup();
     }
     return absl::OkStatus();
   }
@@ -260,6 +270,7 @@ class Writer::Impl {
     group.__set_total_compressed_size(compressed);
     rows_written_ += buffered_rows_;
     buffered_rows_ = 0;
+    buffered_bytes_ = 0;
     row_groups_.push_back(std::move(group));
     return absl::OkStatus();
   }
@@ -286,6 +297,7 @@ class Writer::Impl {
   }
 
   uint64_t rows_written() const { return rows_written_; }
+  uint64_t bytes_written() const { return position_; }
 
  private:
   absl::Status CheckUsable() const {
@@ -342,6 +354,8 @@ class Writer::Impl {
       columns_[7].bytes.push_back(r.headers[j].second);
     }
     ++buffered_rows_;
+    buffered_bytes_ += 24 + r.id.size() + r.key.size() + r.data.size();
+    for (const auto& [k, v] : r.headers) buffered_bytes_ += k.size() + v.size();
   }
 
   // Writes a page (header then body) and accounts its sizes into `meta`.
@@ -508,6 +522,7 @@ class Writer::Impl {
   bool closed_ = false;
   ColumnBuffer columns_[kNumLeaves];
   uint64_t buffered_rows_ = 0;
+  uint64_t buffered_bytes_ = 0;
   uint64_t rows_written_ = 0;
   std::vector<format::RowGroup> row_groups_;
 };
@@ -542,5 +557,7 @@ absl::Status Writer::WriteBatch(const std::vector<Record>& records) {
 absl::Status Writer::FlushRowGroup() { return impl_->FlushRowGroup(); }
 absl::Status Writer::Close() { return impl_->Close(); }
 uint64_t Writer::rows_written() const { return impl_->rows_written(); }
+uint64_t Writer::bytes_written() const { return impl_->bytes_written(); }
+absl::Status Writer::Write(const Record& record) { return impl_->Write(record); }
 
 }  // namespace nodata::parquet

@@ -39,6 +39,9 @@ struct WriterOptions {
   uint64_t page_size_bytes = 1 << 20;
   // WriteBatch flushes a row group by itself once it holds this many rows.
   uint64_t row_group_rows = 1 << 20;
+  // ...or once its rows hold this many bytes of ids, keys, data and headers: what bounds the
+  // writer's memory (and a reader's, which decodes one row group at a time).
+  uint64_t row_group_bytes = 64ull << 20;
   // A byte-array column chunk is dictionary-encoded when its dictionary is at
   // most this big and dictionary plus indices are smaller than
   // `dictionary_max_ratio` of the plain encoding.
@@ -61,8 +64,9 @@ class Writer {
   ~Writer();
 
   // Buffers `records` into the current row group, flushing it when it reaches
-  // row_group_rows.
+  // row_group_rows or row_group_bytes.
   absl::Status WriteBatch(const std::vector<Record>& records);
+  absl::Status Write(const Record& record);
   // Writes the buffered rows as a row group; a no-op when none are buffered.
   absl::Status FlushRowGroup();
   // Flushes, writes the footer and closes the sink. Without Close the file is
@@ -70,6 +74,8 @@ class Writer {
   absl::Status Close();
 
   uint64_t rows_written() const;
+  // Bytes of the file so far (what is written, not what is buffered).
+  uint64_t bytes_written() const;
 
   class Impl;
 

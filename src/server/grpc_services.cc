@@ -385,9 +385,140 @@ void FillTopic(const broker::TopicInfo& info, nodata::v1::Topic* out) {
     pi->set_end_offset(p.stats.end_offset);
     pi->set_record_count(p.stats.record_count);
     pi->set_bytes_on_disk(p.stats.bytes_on_disk);
-    pi->set_segment_count(p.stats.segment_count);
+    pi->set_segment_count(p.stats.hot.segment_count);
+    pi->set_hot_start_offset(p.stats.hot.start_offset);
+    pi->set_parquet_file_count(p.stats.cold.file_count);
+    pi->set_parquet_bytes(p.stats.cold.bytes);
   }
+  out->set_retention_ms(info.retention_ms);
+  out->set_retention_bytes(static_cast<int64_t>(info.retention_bytes));
 }
+
+void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
+  int64_t seconds = micros / 1000000;
+  int64_t rem = micros % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    --seconds;
+  }
+  ts->set_seconds(seconds);
+  ts->set_nanos(static_cast<int32_t>(rem * 1000));
+}
+
+// Streams a snapshot of a topic: each chosen partition from the start offset up to its end
+// offset when the call started. One message in flight at a time, so gRPC's flow control bounds
+// what the server holds for a slow reader.
+class ReadTopicReactor final : public grpc::ServerWriteReactor<nodata::v1::RecordBatch> {
+ public:
+  ReadTopicReactor(broker::Broker& broker, const nodata::v1::ReadTopicRequest& request)
+      : broker_(broker), name_(request.name()) {
+    auto info = broker_.GetTopic(name_);
+    if (!info.ok()) {
+      Finish(ToGrpc(info.status()));
+      return;
+    }
+    if (request.max_batch() > kMaxBatch) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          StrCat("max_batch is ", request.max_batch(), "; the limit is ",
+                                 kMaxBatch)));
+      return;
+    }
+    max_batch_ = request.max_batch() == 0 ? 1000 : request.max_batch();
+    std::vector<uint32_t> chosen(request.partitions().begin(), request.partitions().end());
+    if (chosen.empty()) {
+      for (uint32_t p = 0; p < info->partition_count; ++p) chosen.push_back(p);
+    }
+    for (uint32_t p : chosen) {
+      if (p >= info->partition_count) {
+        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            StrCat("topic \"", name_, "\" has ", info->partition_count,
+                                   " partitions; ", p, " is out of range")));
+        return;
+      }
+      const auto& stats = info->partitions[p].stats;
+      ranges_.push_back(Range{p, std::max(request.start_offset(), stats.start_offset),
+                              stats.end_offset});
+    }
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the reader went away"));
+      return;
+    }
+    Next();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  static constexpr uint32_t kMaxBatch = 10000;
+  struct Range {
+    uint32_t partition;
+    uint64_t next;
+    uint64_t end;
+  };
+
+  void Next() {
+    batch_.Clear();
+    std::vector<log::Record> records;
+    while (current_ < ranges_.size()) {
+      Range& r = ranges_[current_];
+      if (r.next >= r.end) {
+        ++current_;
+        continue;
+      }
+      records.clear();
+      absl::Status s = broker_.Read(name_, r.partition, r.next,
+                                    std::min<uint64_t>(max_batch_, r.end - r.next), 16u << 20,
+                                    &records);
+      if (s.code() == absl::StatusCode::kOutOfRange) {
+        // Retention deleted the range meanwhile: go on from the partition's new start.
+        auto info = broker_.GetTopic(name_);
+        if (info.ok() && info->partitions[r.partition].stats.start_offset > r.next) {
+          r.next = info->partitions[r.partition].stats.start_offset;
+          continue;
+        }
+      }
+      if (!s.ok()) {
+        Finish(ToGrpc(s));
+        return;
+      }
+      if (records.empty()) {
+        Finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                            StrCat("partition ", r.partition, " returned nothing at offset ",
+                                   r.next)));
+        return;
+      }
+      for (log::Record& rec : records) {
+        if (rec.offset >= r.end) break;
+        auto* out = batch_.add_records();
+        out->set_partition(r.partition);
+        out->set_offset(rec.offset);
+        SetTimestamp(rec.ingest_time_us, out->mutable_ingest_time());
+        auto* e = out->mutable_event();
+        e->set_topic(name_);
+        e->set_id(std::move(rec.id));
+        e->set_key(std::move(rec.key));
+        e->set_data(std::move(rec.data));
+        SetTimestamp(rec.timestamp_us, e->mutable_timestamp());
+        for (auto& [k, v] : rec.headers) (*e->mutable_headers())[k] = std::move(v);
+        r.next = rec.offset + 1;
+      }
+      StartWrite(&batch_);
+      return;
+    }
+    Finish(grpc::Status::OK);
+  }
+
+  broker::Broker& broker_;
+  const std::string name_;
+  uint32_t max_batch_ = 1000;
+  std::vector<Range> ranges_;
+  size_t current_ = 0;
+  nodata::v1::RecordBatch batch_;
+};
 
 class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService {
  public:
@@ -397,7 +528,9 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                         const nodata::v1::CreateTopicRequest* request,
                                         nodata::v1::CreateTopicResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    auto info = broker_.CreateTopic(request->name(), request->partitions());
+    auto info = broker_.CreateTopic(request->name(), request->partitions(),
+                                    broker::TopicConfig{request->retention_ms(),
+                                                        request->retention_bytes()});
     if (info.ok()) FillTopic(*info, response->mutable_topic());
     reactor->Finish(ToGrpc(info.status()));
     return reactor;
@@ -428,6 +561,41 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(ToGrpc(broker_.DeleteTopic(request->name())));
     return reactor;
+  }
+
+  grpc::ServerUnaryReactor* UpdateTopic(grpc::CallbackServerContext* ctx,
+                                        const nodata::v1::UpdateTopicRequest* request,
+                                        nodata::v1::UpdateTopicResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    auto current = broker_.GetTopic(request->name());
+    if (!current.ok()) {
+      reactor->Finish(ToGrpc(current.status()));
+      return reactor;
+    }
+    broker::TopicConfig config = current->config;
+    if (request->has_retention_ms()) config.retention_ms = request->retention_ms();
+    if (request->has_retention_bytes()) config.retention_bytes = request->retention_bytes();
+    auto info = broker_.SetRetention(request->name(), config);
+    if (info.ok()) FillTopic(*info, response->mutable_topic());
+    reactor->Finish(ToGrpc(info.status()));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* FlushTopic(grpc::CallbackServerContext* ctx,
+                                       const nodata::v1::FlushTopicRequest* request,
+                                       nodata::v1::FlushTopicResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    broker_.FlushTopic(request->name(),
+                       [reactor, response](absl::StatusOr<broker::TopicInfo> info) {
+                         if (info.ok()) FillTopic(*info, response->mutable_topic());
+                         reactor->Finish(ToGrpc(info.status()));
+                       });
+    return reactor;
+  }
+
+  grpc::ServerWriteReactor<nodata::v1::RecordBatch>* ReadTopic(
+      grpc::CallbackServerContext*, const nodata::v1::ReadTopicRequest* request) override {
+    return new ReadTopicReactor(broker_, *request);
   }
 
  private:

@@ -74,6 +74,25 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) 
       "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
       "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);");
   if (!s.ok()) return s;
+  // Version 2: per-topic retention.
+  int version = 0;
+  {
+    Statement st(db, "SELECT version FROM schema_version");
+    if (!st.ok()) return SqliteError(db, st.rc(), "prepare");
+    if (sqlite3_step(st.get()) == SQLITE_ROW) version = sqlite3_column_int(st.get(), 0);
+  }
+  if (version < 2) {
+    s = catalog->Exec(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE topics ADD COLUMN retention_ms INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE topics ADD COLUMN retention_bytes INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE schema_version SET version = 2;"
+        "COMMIT;");
+    if (!s.ok()) {
+      catalog->Exec("ROLLBACK;").IgnoreError();
+      return s;
+    }
+  }
   return catalog;
 }
 
@@ -89,11 +108,15 @@ absl::Status Catalog::Exec(const char* sql) {
 
 absl::Status Catalog::CreateTopic(const TopicMeta& topic) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "INSERT INTO topics (name, partitions, created_at_us) VALUES (?, ?, ?)");
+  Statement st(db_,
+               "INSERT INTO topics (name, partitions, created_at_us, retention_ms, "
+               "retention_bytes) VALUES (?, ?, ?, ?, ?)");
   if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
   st.BindText(1, topic.name);
   st.BindInt(2, topic.partitions);
   st.BindInt(3, topic.created_at_us);
+  st.BindInt(4, topic.retention_ms);
+  st.BindInt(5, topic.retention_bytes);
   int rc = sqlite3_step(st.get());
   if ((rc & 0xff) == SQLITE_CONSTRAINT) {
     return absl::AlreadyExistsError(StrCat("topic \"", topic.name, "\" already exists"));
@@ -117,7 +140,9 @@ absl::Status Catalog::DeleteTopic(std::string_view name) {
 
 absl::StatusOr<std::vector<TopicMeta>> Catalog::ListTopics() {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT name, partitions, created_at_us FROM topics ORDER BY name");
+  Statement st(db_,
+               "SELECT name, partitions, created_at_us, retention_ms, retention_bytes FROM topics "
+               "ORDER BY name");
   if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
   std::vector<TopicMeta> out;
   for (;;) {
@@ -128,9 +153,27 @@ absl::StatusOr<std::vector<TopicMeta>> Catalog::ListTopics() {
     t.name = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
     t.partitions = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 1));
     t.created_at_us = sqlite3_column_int64(st.get(), 2);
+    t.retention_ms = sqlite3_column_int64(st.get(), 3);
+    t.retention_bytes = sqlite3_column_int64(st.get(), 4);
     out.push_back(std::move(t));
   }
   return out;
+}
+
+absl::Status Catalog::SetRetention(std::string_view name, int64_t retention_ms,
+                                   int64_t retention_bytes) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "UPDATE topics SET retention_ms = ?, retention_bytes = ? WHERE name = ?");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  st.BindInt(1, retention_ms);
+  st.BindInt(2, retention_bytes);
+  st.BindText(3, name);
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "set retention");
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace nodata::storage

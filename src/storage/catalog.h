@@ -15,10 +15,17 @@ struct sqlite3;
 
 namespace nodata::storage {
 
+// A topic's retention setting: kRetentionDefault follows the server's default,
+// kRetentionUnlimited keeps everything.
+inline constexpr int64_t kRetentionDefault = 0;
+inline constexpr int64_t kRetentionUnlimited = -1;
+
 struct TopicMeta {
   std::string name;
   uint32_t partitions = 0;
   int64_t created_at_us = 0;
+  int64_t retention_ms = kRetentionDefault;     // by ingest time, per partition
+  int64_t retention_bytes = kRetentionDefault;  // per partition
 };
 
 // Safe for concurrent use. Every change is durable (synchronous=FULL) when the call returns.
@@ -35,6 +42,8 @@ class Catalog {
   // NOT_FOUND when there is no such topic.
   absl::Status DeleteTopic(std::string_view name);
   absl::StatusOr<std::vector<TopicMeta>> ListTopics();
+  // Sets a topic's retention; NOT_FOUND when there is no such topic.
+  absl::Status SetRetention(std::string_view name, int64_t retention_ms, int64_t retention_bytes);
 
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}

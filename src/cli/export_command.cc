@@ -1,0 +1,242 @@
+// nodata topic export: a snapshot of a topic, read over gRPC (TopicService.ReadTopic), written
+// as JSONL (the format `nodata publish --file` reads back) or as Parquet in the cold tier's
+// schema.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "absl/strings/escaping.h"
+#include "absl/time/time.h"
+#include "cli/client_commands.h"
+#include "cli/client_util.h"
+#include "common/status.h"
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+#include "nodata/v1/nodata.grpc.pb.h"
+#include "parquet/writer.h"
+
+namespace nodata::cli {
+namespace {
+
+using nlohmann::json;
+
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0xff >> (n + 1));
+    for (size_t k = 1; k < n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+int64_t Micros(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * 1000000 + ts.nanos() / 1000;
+}
+
+std::string Rfc3339(int64_t micros) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(micros),
+                          absl::UTCTimeZone());
+}
+
+// Bytes as "name" when they are UTF-8 text, else as "name_base64".
+void PutBytes(json& j, const std::string& name, const std::string& bytes) {
+  if (ValidUtf8(bytes)) {
+    j[name] = bytes;
+  } else {
+    j[name + "_base64"] = absl::Base64Escape(bytes);
+  }
+}
+
+json RecordJson(const nodata::v1::Record& r) {
+  const auto& e = r.event();
+  json j = {{"topic", e.topic()}, {"partition", r.partition()}, {"offset", r.offset()},
+            {"id", e.id()}};
+  if (!e.key().empty()) PutBytes(j, "key", e.key());
+  PutBytes(j, "data", e.data());
+  j["timestamp"] = Rfc3339(Micros(e.timestamp()));
+  j["ingest_time"] = Rfc3339(Micros(r.ingest_time()));
+  if (!e.headers().empty()) {
+    // Sorted, so that an export is reproducible.
+    std::map<std::string, std::string> sorted(e.headers().begin(), e.headers().end());
+    json h = json::object();
+    for (const auto& [k, v] : sorted) h[k] = ValidUtf8(v) ? v : absl::Base64Escape(v);
+    j["headers"] = h;
+  }
+  return j;
+}
+
+parquet::Record ParquetRecord(const nodata::v1::Record& r) {
+  const auto& e = r.event();
+  parquet::Record out;
+  out.offset = static_cast<int64_t>(r.offset());
+  out.timestamp_us = Micros(e.timestamp());
+  out.ingest_time_us = Micros(r.ingest_time());
+  out.id = e.id();
+  out.key = e.key();
+  out.data = e.data();
+  std::map<std::string, std::string> sorted(e.headers().begin(), e.headers().end());
+  out.headers.assign(sorted.begin(), sorted.end());
+  return out;
+}
+
+// Parquet output: one file, or with several partitions a directory of
+// partition=<p>/<first>-<last>.parquet files (the cold tier's layout without dates).
+class ParquetOut {
+ public:
+  ParquetOut(std::string out, bool directory) : out_(std::move(out)), directory_(directory) {}
+
+  absl::Status Add(const nodata::v1::Record& r) {
+    if (!writer_ || r.partition() != partition_) {
+      RETURN_IF_ERROR(Close());
+      partition_ = r.partition();
+      first_ = r.offset();
+      std::string dir = directory_ ? fmt::format("{}/partition={}", out_, partition_) : "";
+      if (!dir.empty()) std::filesystem::create_directories(dir);
+      tmp_ = directory_ ? fmt::format("{}/.{:020}.parquet.tmp", dir, first_) : out_ + ".tmp";
+      auto w = parquet::Writer::Open(tmp_);
+      if (!w.ok()) return w.status();
+      writer_ = std::move(*w);
+    }
+    last_ = r.offset();
+    ++records_;
+    return writer_->Write(ParquetRecord(r));
+  }
+
+  // Ends the output; a single-file export of no records is an empty file.
+  absl::Status Finish() {
+    if (!writer_ && files_ == 0 && !directory_) {
+      tmp_ = out_ + ".tmp";
+      auto w = parquet::Writer::Open(tmp_);
+      if (!w.ok()) return w.status();
+      writer_ = std::move(*w);
+    }
+    return Close();
+  }
+
+  absl::Status Close() {
+    if (!writer_) return absl::OkStatus();
+    RETURN_IF_ERROR(writer_->Close());
+    writer_.reset();
+    std::string final_path =
+        directory_ ? fmt::format("{}/partition={}/{:020}-{:020}.parquet", out_, partition_,
+                                 first_, last_)
+                   : out_;
+    std::error_code ec;
+    std::filesystem::rename(tmp_, final_path, ec);
+    if (ec) return absl::InternalError(fmt::format("rename {}: {}", tmp_, ec.message()));
+    ++files_;
+    return absl::OkStatus();
+  }
+
+  uint64_t records() const { return records_; }
+  uint64_t files() const { return files_; }
+
+ private:
+  const std::string out_;
+  const bool directory_;
+  std::unique_ptr<parquet::Writer> writer_;
+  uint32_t partition_ = 0;
+  uint64_t first_ = 0, last_ = 0, records_ = 0, files_ = 0;
+  std::string tmp_;
+};
+
+}  // namespace
+
+int TopicExport(const ClientOptions& c, const std::string& name, const ExportOptions& e) {
+  if (e.format != "jsonl" && e.format != "parquet") {
+    return Fail("--format must be jsonl or parquet, got \"" + e.format + "\"");
+  }
+  if (e.out.empty()) return Fail("--out is required");
+  if (e.format == "parquet" && e.out == "-") return Fail("Parquet cannot be written to stdout");
+
+  auto stub = nodata::v1::TopicService::NewStub(Connect(c));
+  nodata::v1::GetTopicRequest get;
+  get.set_name(name);
+  nodata::v1::GetTopicResponse topic;
+  grpc::Status s = stub->GetTopic(Context().get(), get, &topic);
+  if (!s.ok()) return Fail(s);
+  const size_t partitions =
+      e.partitions.empty() ? topic.topic().partition_count() : e.partitions.size();
+
+  nodata::v1::ReadTopicRequest req;
+  req.set_name(name);
+  for (uint32_t p : e.partitions) req.add_partitions(p);
+  req.set_start_offset(e.from);
+  grpc::ClientContext ctx;
+  auto reader = stub->ReadTopic(&ctx, req);
+
+  std::unique_ptr<ParquetOut> parquet_out;
+  std::ofstream file;
+  std::ostream* text = nullptr;
+  const std::string tmp = e.out + ".tmp";
+  if (e.format == "parquet") {
+    parquet_out = std::make_unique<ParquetOut>(e.out, partitions > 1);
+  } else if (e.out == "-") {
+    text = &std::cout;
+  } else {
+    file.open(tmp, std::ios::binary | std::ios::trunc);
+    if (!file) return Fail("cannot write " + tmp);
+    text = &file;
+  }
+
+  nodata::v1::RecordBatch batch;
+  uint64_t records = 0;
+  while (reader->Read(&batch)) {
+    for (const auto& r : batch.records()) {
+      if (parquet_out) {
+        absl::Status st = parquet_out->Add(r);
+        if (!st.ok()) return Fail(std::string(st.message()));
+      } else {
+        *text << RecordJson(r).dump() << "\n";
+      }
+      ++records;
+    }
+  }
+  s = reader->Finish();
+  if (!s.ok()) {
+    if (file.is_open()) {
+      file.close();
+      std::remove(tmp.c_str());
+    }
+    return Fail(s);
+  }
+  if (parquet_out) {
+    absl::Status st = parquet_out->Finish();
+    if (!st.ok()) return Fail(std::string(st.message()));
+  } else if (file.is_open()) {
+    file.close();
+    if (!file) return Fail("cannot write " + tmp);
+    if (std::rename(tmp.c_str(), e.out.c_str()) != 0) return Fail("cannot rename " + tmp);
+  } else {
+    std::cout.flush();
+  }
+  if (e.out != "-") {
+    if (c.json) {
+      std::cout << json{{"topic", name}, {"records", records}, {"out", e.out},
+                        {"format", e.format}}
+                << "\n";
+    } else {
+      std::fprintf(stderr, "exported %lu records of %s to %s\n",
+                   static_cast<unsigned long>(records), name.c_str(), e.out.c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace nodata::cli

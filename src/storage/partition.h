@@ -1,0 +1,102 @@
+// One partition of a topic as a single offset-addressed sequence across both tiers: the hot
+// log (recent records, appended to) and the cold Parquet files (history), with the compaction
+// that moves records from one to the other and the retention that deletes history.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/fs.h"
+#include "log/partition_log.h"
+#include "log/syncer.h"
+#include "parquet/writer.h"
+#include "storage/cold_partition.h"
+
+namespace nodata::storage {
+
+struct CompactionPolicy {
+  // A Parquet file is cut once it holds this many bytes of records (ids, keys, data, headers
+  // and 24 bytes of fixed fields per record, before encoding and compression)...
+  uint64_t roll_bytes = 128ull << 20;
+  // ...and records wait in the hot tier at most about this long before they are compacted,
+  // even if fewer bytes have gathered (the active segment is sealed for it).
+  int64_t roll_interval_us = 10LL * 60 * 1000 * 1000;
+  // A compacted segment stays in the hot tier until its newest record is this old: the dedupe
+  // state is rebuilt from the hot tier on start.
+  int64_t keep_hot_us = 10LL * 60 * 1000 * 1000;
+};
+
+struct RetentionPolicy {
+  int64_t max_age_us = 0;  // by ingest time; 0: no limit
+  uint64_t max_bytes = 0;  // of the partition on disk; 0: no limit
+};
+
+struct CompactionResult {
+  uint32_t files = 0;
+  uint64_t records = 0;
+  uint64_t file_bytes = 0;
+  uint32_t segments_dropped = 0;
+};
+
+struct StorageStats {
+  uint64_t start_offset = 0;  // first offset still stored
+  uint64_t end_offset = 0;    // the next offset to be written
+  uint64_t record_count = 0;  // end_offset - start_offset
+  log::PartitionStats hot;
+  ColdStats cold;
+  uint64_t bytes_on_disk = 0;  // both tiers
+};
+
+// Safe for concurrent use: appends (through log()), reads, compaction and retention.
+class Partition {
+ public:
+  static absl::StatusOr<std::unique_ptr<Partition>> Open(FileSystem& fs, std::string log_dir,
+                                                         std::string cold_dir,
+                                                         log::LogOptions log_options,
+                                                         log::Syncer& syncer,
+                                                         parquet::WriterOptions parquet_options);
+
+  // The hot tier, for appends and acknowledgements.
+  log::PartitionLog& log() { return *log_; }
+  const ColdPartition& cold() const { return *cold_; }
+
+  // Reads acknowledged records from `from` on, from whichever tier holds them. May return fewer
+  // than asked (a read stops at a file or segment boundary); nothing means `from` is the end.
+  // OUT_OF_RANGE below the start (deleted by retention); DATA_LOSS for a damaged or missing
+  // range.
+  absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
+                    std::vector<log::Record>* out) const;
+
+  StorageStats Stats() const;
+
+  // Moves sealed hot-tier records into Parquet files when the policy says they are due, then
+  // drops compacted segments. With `flush`, seals the active segment and compacts everything
+  // now, whatever its size or age. Stops early (leaving no partial file) once `*cancel` is set.
+  absl::StatusOr<CompactionResult> Compact(const CompactionPolicy& policy, int64_t now_us,
+                                           bool flush, const std::atomic<bool>* cancel);
+
+  // Deletes the oldest Parquet files while the partition exceeds the policy. Returns how many.
+  absl::StatusOr<uint32_t> ApplyRetention(const RetentionPolicy& policy, int64_t now_us);
+
+  // Waits for running maintenance; later Compact and ApplyRetention calls do nothing. For a
+  // topic being deleted.
+  void Close();
+
+ private:
+  Partition() = default;
+  absl::StatusOr<uint64_t> WriteFile(uint64_t from, uint64_t until, uint64_t roll_bytes,
+                                     const std::atomic<bool>* cancel, CompactionResult* result);
+
+  std::unique_ptr<ColdPartition> cold_;
+  std::unique_ptr<log::PartitionLog> log_;
+  absl::Mutex maintenance_mu_;
+  bool closed_ ABSL_GUARDED_BY(maintenance_mu_) = false;
+};
+
+}  // namespace nodata::storage
