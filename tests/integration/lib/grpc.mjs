@@ -178,8 +178,25 @@ export class Api {
   stream(opts) {
     return new StreamSession(this.ingest, opts);
   }
-  async createTopic(name, partitions = 0, opts) {
-    return (await unary(this.topics, 'CreateTopic', { name, partitions }, opts)).topic;
+  async createTopic(name, partitions = 0, opts, settings = {}) {
+    return (await unary(this.topics, 'CreateTopic', { name, partitions, ...settings }, opts)).topic;
+  }
+  async updateTopic(request, opts) {
+    return (await unary(this.topics, 'UpdateTopic', request, opts)).topic;
+  }
+  async flushTopic(name, opts = { timeoutMs: 120000 }) {
+    return (await unary(this.topics, 'FlushTopic', { name }, opts)).topic;
+  }
+  /** Every record ReadTopic streams, in order. Rejects with the grpc error. */
+  readTopic(name, { partitions = [], start_offset = 0, max_batch = 0 } = {}, { timeoutMs = 120000 } = {}) {
+    return new Promise((resolve, reject) => {
+      const call = this.topics.ReadTopic({ name, partitions, start_offset, max_batch }, new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs });
+      const records = [];
+      call.on('data', (batch) => records.push(...batch.records));
+      call.on('error', reject);
+      call.on('end', () => resolve(records));
+    });
   }
   async getTopic(name, opts) {
     return (await unary(this.topics, 'GetTopic', { name }, opts)).topic;
