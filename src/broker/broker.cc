@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <set>
+#include <tuple>
 #include <random>
 #include <thread>
 
@@ -196,7 +198,12 @@ class Broker::Impl {
                              .Name("nodata_retention_deleted_files_total")
                              .Help("Parquet files deleted by retention")
                              .Register(registry)
-                             .Add({})) {
+                             .Add({})),
+        consumer_lag_(prometheus::BuildGauge()
+                          .Name("nodata_consumer_lag")
+                          .Help("Records between a group's committed offset and the partition's "
+                                "end, per group and partition")
+                          .Register(registry)) {
     options_.compaction.keep_hot_us = options_.dedupe_window_ms * 1000;
     options_.log.on_sync = [this](double seconds, uint64_t records) {
       fsync_latency_.Observe(seconds);
@@ -265,6 +272,33 @@ class Broker::Impl {
     absl::MutexLock lock(&maintenance_mu_);
     flushes_.push_back(Flush{std::move(*topic), std::move(done)});
   }
+
+  void WhenReadable(std::string_view name, uint32_t partition, uint64_t offset,
+                    absl::AnyInvocable<void() &&> fn) {
+    auto topic = Find(name);
+    if (!topic.ok() || partition >= (*topic)->partitions) {
+      std::move(fn)();
+      return;
+    }
+    (*topic)->parts[partition]->log().WhenReadable(offset, std::move(fn));
+  }
+  absl::StatusOr<uint64_t> ResolveStart(std::string_view topic, uint32_t partition,
+                                        const StartSpec& start, std::optional<uint64_t> committed);
+  GroupCoordinator& groups() { return groups_; }
+  absl::Status CommitOffsets(std::string_view group, std::string_view topic,
+                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets);
+  absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
+                                                                std::string_view topic) {
+    RETURN_IF_ERROR(ValidateName("group", group));
+    ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, Find(topic));
+    return catalog_->GetOffsets(group, topic);
+  }
+  absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, std::string_view topic);
+  absl::StatusOr<std::vector<GroupSummary>> ListGroups(std::string_view topic);
+  absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> ResetOffsets(
+      std::string_view group, std::string_view topic, const StartSpec& to,
+      const std::vector<uint32_t>& partitions);
+  void RefreshGroupMetrics();
 
   void SyncAll() {
     for (const auto& topic : AllTopics()) {
@@ -341,6 +375,12 @@ class Broker::Impl {
   prometheus::Counter& compacted_records_;
   prometheus::Counter& compaction_errors_;
   prometheus::Counter& retention_files_;
+
+  GroupCoordinator groups_;
+  prometheus::Family<prometheus::Gauge>& consumer_lag_;
+  absl::Mutex lag_mu_;
+  std::map<std::tuple<std::string, std::string, uint32_t>, prometheus::Gauge*> lag_gauges_
+      ABSL_GUARDED_BY(lag_mu_);
 
   // The maintenance thread: compaction, retention and flush requests.
   struct Flush {
@@ -556,6 +596,21 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   }
   // Running compaction finishes its file first; none starts after this.
   for (const auto& part : topic->parts) part->Close();
+  // Subscribers waiting for records read again and find the topic gone.
+  for (const auto& part : topic->parts) part->log().WakeReaders();
+  groups_.RevokeTopic(std::string(name));
+  catalog_->DeleteTopicOffsets(name).IgnoreError();
+  {
+    absl::MutexLock lock(&lag_mu_);
+    for (auto it = lag_gauges_.begin(); it != lag_gauges_.end();) {
+      if (std::get<1>(it->first) == name) {
+        consumer_lag_.Remove(it->second);
+        it = lag_gauges_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   // Move the directory aside first so that a topic of the same name can start clean at once,
   // even while a publish in flight still holds the old files open.
   const std::string dir = LogRoot() + "/" + std::string(name);
@@ -801,6 +856,154 @@ absl::StatusOr<TopicInfo> Broker::Impl::SetRetention(std::string_view name, Topi
   return Describe(*topic);
 }
 
+absl::StatusOr<uint64_t> Broker::Impl::ResolveStart(std::string_view name, uint32_t partition,
+                                                    const StartSpec& start,
+                                                    std::optional<uint64_t> committed) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  if (partition >= topic->partitions) {
+    return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->partitions,
+                                             " partitions; ", partition, " is out of range"));
+  }
+  storage::Partition& part = *topic->parts[partition];
+  const storage::StorageStats s = part.Stats();
+  switch (start.kind) {
+    case StartSpec::Kind::kEarliest:
+      return s.start_offset;
+    case StartSpec::Kind::kLatest:
+      return s.end_offset;
+    case StartSpec::Kind::kCommitted:
+      if (!committed) return s.start_offset;
+      // Retention may have deleted past the committed offset: go on from what is left.
+      return std::clamp(*committed, s.start_offset, s.end_offset);
+    case StartSpec::Kind::kOffset:
+      if (start.offset < s.start_offset) {
+        return absl::OutOfRangeError(StrCat("offset ", start.offset, " of partition ", partition,
+                                            " was deleted; the earliest is ", s.start_offset));
+      }
+      if (start.offset > s.end_offset) {
+        return absl::OutOfRangeError(StrCat("offset ", start.offset, " is past the end ",
+                                            s.end_offset, " of partition ", partition));
+      }
+      return start.offset;
+    case StartSpec::Kind::kTime:
+      return part.OffsetForTime(start.time_us);
+  }
+  return absl::InternalError("unknown start position");
+}
+
+absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_view name,
+                                         const std::vector<std::pair<uint32_t, uint64_t>>& offsets) {
+  RETURN_IF_ERROR(ValidateName("group", group));
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  if (offsets.empty()) return absl::InvalidArgumentError("no offsets to commit");
+  for (const auto& [p, offset] : offsets) {
+    if (p >= topic->partitions) {
+      return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->partitions,
+                                               " partitions; ", p, " is out of range"));
+    }
+    const uint64_t end = topic->parts[p]->log().end_offset();
+    if (offset > end) {
+      return absl::OutOfRangeError(StrCat("offset ", offset, " is past the end ", end,
+                                          " of partition ", p));
+    }
+  }
+  RETURN_IF_ERROR(catalog_->CommitOffsets(group, name, offsets));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view group,
+                                                             std::string_view name) {
+  RETURN_IF_ERROR(ValidateName("group", group));
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  ASSIGN_OR_RETURN(auto committed, catalog_->GetOffsets(group, name));
+  GroupDescription d;
+  d.group = std::string(group);
+  d.topic = std::string(name);
+  d.live = groups_.Describe(d.group, d.topic);
+  if (d.live.members.empty() && committed.empty()) {
+    return absl::NotFoundError(
+        StrCat("group \"", group, "\" has no members and no committed offsets on topic \"",
+               name, "\""));
+  }
+  for (uint32_t p = 0; p < topic->partitions; ++p) {
+    const storage::StorageStats s = topic->parts[p]->Stats();
+    GroupPartitionInfo gp;
+    gp.partition = p;
+    gp.end_offset = s.end_offset;
+    auto it = committed.find(p);
+    if (it != committed.end()) gp.committed = it->second;
+    const uint64_t from = std::clamp(gp.committed.value_or(s.start_offset), s.start_offset,
+                                     s.end_offset);
+    gp.lag = s.end_offset - from;
+    auto owner = d.live.owner.find(p);
+    if (owner != d.live.owner.end()) gp.owner = owner->second;
+    d.partitions.push_back(std::move(gp));
+    absl::MutexLock lock(&lag_mu_);
+    auto key = std::make_tuple(d.group, d.topic, p);
+    auto g = lag_gauges_.find(key);
+    if (g == lag_gauges_.end()) {
+      g = lag_gauges_
+              .emplace(key, &consumer_lag_.Add({{"group", d.group},
+                                                {"topic", d.topic},
+                                                {"partition", StrCat(p)}}))
+              .first;
+    }
+    g->second->Set(static_cast<double>(d.partitions.back().lag));
+  }
+  return d;
+}
+
+absl::StatusOr<std::vector<GroupSummary>> Broker::Impl::ListGroups(std::string_view topic) {
+  if (!topic.empty()) RETURN_IF_ERROR(Find(topic).status());
+  ASSIGN_OR_RETURN(auto stored, catalog_->ListGroups());
+  std::set<std::pair<std::string, std::string>> keys(stored.begin(), stored.end());
+  for (const auto& [key, n] : groups_.Live()) keys.insert(key);
+  std::vector<GroupSummary> out;
+  for (const auto& [group, name] : keys) {
+    if (!topic.empty() && name != topic) continue;
+    auto d = DescribeGroup(group, name);
+    if (!d.ok()) continue;  // its topic was deleted meanwhile
+    GroupSummary sum{group, name, static_cast<uint32_t>(d->live.members.size()), 0};
+    for (const auto& p : d->partitions) sum.lag += p.lag;
+    out.push_back(std::move(sum));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOffsets(
+    std::string_view group, std::string_view name, const StartSpec& to,
+    const std::vector<uint32_t>& partitions) {
+  RETURN_IF_ERROR(ValidateName("group", group));
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  if (to.kind == StartSpec::Kind::kCommitted) {
+    return absl::InvalidArgumentError("reset needs earliest, latest, an offset or a timestamp");
+  }
+  if (groups_.HasMembers(std::string(group), std::string(name))) {
+    return absl::FailedPreconditionError(
+        StrCat("group \"", group, "\" has live members on topic \"", name,
+               "\"; stop them before resetting its offsets"));
+  }
+  std::vector<uint32_t> chosen = partitions;
+  if (chosen.empty()) {
+    for (uint32_t p = 0; p < topic->partitions; ++p) chosen.push_back(p);
+  }
+  std::vector<std::pair<uint32_t, uint64_t>> offsets;
+  for (uint32_t p : chosen) {
+    ASSIGN_OR_RETURN(uint64_t offset, ResolveStart(name, p, to, std::nullopt));
+    offsets.emplace_back(p, offset);
+  }
+  RETURN_IF_ERROR(catalog_->CommitOffsets(group, name, offsets));
+  return offsets;
+}
+
+void Broker::Impl::RefreshGroupMetrics() {
+  auto stored = catalog_->ListGroups();
+  std::set<std::pair<std::string, std::string>> keys;
+  if (stored.ok()) keys.insert(stored->begin(), stored->end());
+  for (const auto& [key, n] : groups_.Live()) keys.insert(key);
+  for (const auto& [group, topic] : keys) DescribeGroup(group, topic).IgnoreError();
+}
+
 absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
   absl::Status first;
   const storage::RetentionPolicy retention = RetentionOf(topic);
@@ -938,5 +1141,36 @@ absl::Status Broker::Read(std::string_view topic, uint32_t partition, uint64_t f
   return impl_->Read(topic, partition, from, max_records, max_bytes, out);
 }
 void Broker::SyncAll() { impl_->SyncAll(); }
+void Broker::WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
+                          absl::AnyInvocable<void() &&> fn) {
+  impl_->WhenReadable(topic, partition, offset, std::move(fn));
+}
+absl::StatusOr<uint64_t> Broker::ResolveStart(std::string_view topic, uint32_t partition,
+                                              const StartSpec& start,
+                                              std::optional<uint64_t> committed) {
+  return impl_->ResolveStart(topic, partition, start, committed);
+}
+GroupCoordinator& Broker::groups() { return impl_->groups(); }
+absl::Status Broker::CommitOffsets(std::string_view group, std::string_view topic,
+                                   const std::vector<std::pair<uint32_t, uint64_t>>& offsets) {
+  return impl_->CommitOffsets(group, topic, offsets);
+}
+absl::StatusOr<std::map<uint32_t, uint64_t>> Broker::CommittedOffsets(std::string_view group,
+                                                                      std::string_view topic) {
+  return impl_->CommittedOffsets(group, topic);
+}
+absl::StatusOr<GroupDescription> Broker::DescribeGroup(std::string_view group,
+                                                       std::string_view topic) {
+  return impl_->DescribeGroup(group, topic);
+}
+absl::StatusOr<std::vector<GroupSummary>> Broker::ListGroups(std::string_view topic) {
+  return impl_->ListGroups(topic);
+}
+absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::ResetOffsets(
+    std::string_view group, std::string_view topic, const StartSpec& to,
+    const std::vector<uint32_t>& partitions) {
+  return impl_->ResetOffsets(group, topic, to, partitions);
+}
+void Broker::RefreshGroupMetrics() { impl_->RefreshGroupMetrics(); }
 
 }  // namespace nodata::broker

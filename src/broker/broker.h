@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "broker/groups.h"
 #include "common/fs.h"
 #include "log/format.h"
 #include "log/partition_log.h"
@@ -89,6 +91,36 @@ struct TopicInfo {
   std::vector<PartitionInfo> partitions;
 };
 
+// Where a reader starts in a partition.
+struct StartSpec {
+  enum class Kind { kEarliest, kLatest, kCommitted, kOffset, kTime };
+  Kind kind = Kind::kEarliest;
+  uint64_t offset = 0;  // kOffset
+  int64_t time_us = 0;  // kTime: ingest time
+};
+
+struct GroupPartitionInfo {
+  uint32_t partition = 0;
+  std::optional<uint64_t> committed;
+  uint64_t end_offset = 0;
+  uint64_t lag = 0;   // from the committed offset (the partition's start without one) to the end
+  std::string owner;  // consumer id of the live member reading it
+};
+
+struct GroupDescription {
+  std::string group;
+  std::string topic;
+  GroupInfo live;
+  std::vector<GroupPartitionInfo> partitions;
+};
+
+struct GroupSummary {
+  std::string group;
+  std::string topic;
+  uint32_t members = 0;
+  uint64_t lag = 0;
+};
+
 using PublishDone = absl::AnyInvocable<void(absl::Status, std::vector<AckOut>) &&>;
 
 // Safe for concurrent use.
@@ -120,6 +152,32 @@ class Broker {
   // Reads acknowledged records of one partition from either tier; see storage::Partition::Read.
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, std::vector<log::Record>* out);
+
+  // Consumption. Calls `fn` once the record at `offset` of the partition is acknowledged (at
+  // once when it is, or when the topic or partition does not exist: the next read says why).
+  void WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
+                    absl::AnyInvocable<void() &&> fn);
+  // The offset a reader starting at `start` reads first. OUT_OF_RANGE for an offset below the
+  // start or past the end; `committed` is the group's offset for kCommitted.
+  absl::StatusOr<uint64_t> ResolveStart(std::string_view topic, uint32_t partition,
+                                        const StartSpec& start,
+                                        std::optional<uint64_t> committed);
+  GroupCoordinator& groups();
+  // Durably stores a group's next offsets; OUT_OF_RANGE past a partition's end.
+  absl::Status CommitOffsets(std::string_view group, std::string_view topic,
+                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets);
+  absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
+                                                                std::string_view topic);
+  // NOT_FOUND for a group with neither members nor committed offsets on the topic.
+  absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, std::string_view topic);
+  // Groups with members or committed offsets; `topic` empty: on every topic.
+  absl::StatusOr<std::vector<GroupSummary>> ListGroups(std::string_view topic);
+  // Moves a group's committed offsets; FAILED_PRECONDITION while it has live members.
+  absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> ResetOffsets(
+      std::string_view group, std::string_view topic, const StartSpec& to,
+      const std::vector<uint32_t>& partitions);
+  // Updates the consumer lag gauges (for a /metrics scrape).
+  void RefreshGroupMetrics();
 
   // Flushes every partition to disk; for the interval policy and shutdown.
   void SyncAll();

@@ -200,6 +200,11 @@ int Main(int argc, char** argv) {
   Flag(serve, "stream-inflight-batches", so.stream_inflight_batches,
        "batches of one PublishStream stored concurrently")
       ->check(CLI::Range(1, 1024));
+  Flag(serve, "egress-threads", so.egress_threads, "threads reading records for subscribers")
+      ->check(CLI::Range(1, 64));
+  Flag(serve, "keepalive-ms", so.keepalive_ms,
+       "keepalive ping interval and timeout: a subscriber silent this long is gone")
+      ->check(CLI::Range(100, 3600000));
   Flag(serve, "parquet-roll-bytes", so.broker.compaction.roll_bytes,
        "bytes of records (before compression) per Parquet file")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));

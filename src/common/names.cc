@@ -6,15 +6,17 @@
 
 namespace nodata {
 
-absl::Status ValidateTopicName(std::string_view name) {
-  if (name.empty()) return absl::InvalidArgumentError("topic name is empty");
+absl::Status ValidateTopicName(std::string_view name) { return ValidateName("topic", name); }
+
+absl::Status ValidateName(std::string_view what, std::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError(StrCat(what, " name is empty"));
   if (name.size() > kMaxTopicNameLength) {
-    return absl::InvalidArgumentError(StrCat("topic name is ", name.size(),
+    return absl::InvalidArgumentError(StrCat(what, " name is ", name.size(),
                                                    " characters long; the limit is ",
                                                    kMaxTopicNameLength));
   }
   if (name == "." || name == "..") {
-    return absl::InvalidArgumentError(StrCat("topic name \"", name, "\" is reserved"));
+    return absl::InvalidArgumentError(StrCat(what, " name \"", name, "\" is reserved"));
   }
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -22,8 +24,8 @@ absl::Status ValidateTopicName(std::string_view name) {
     if (!ok) {
       std::string shown = absl::CHexEscape(absl::string_view(name.data(), name.size()));
       return absl::InvalidArgumentError(
-          fmt::format("topic name \"{}\" has character 0x{:02x}; allowed are [a-zA-Z0-9._-]",
-                      shown, static_cast<unsigned char>(c)));
+          fmt::format("{} name \"{}\" has character 0x{:02x}; allowed are [a-zA-Z0-9._-]",
+                      what, shown, static_cast<unsigned char>(c)));
     }
   }
   return absl::OkStatus();

@@ -388,6 +388,7 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   size_t batch_bytes = 0;
   for (const RecordView& r : records) batch_bytes += FrameSize(r);
 
+  Deferred ready;  // runs after the lock is released
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
   Segment* active = segments_.back().get();
@@ -434,7 +435,42 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   active->end_offset = first + records.size();
   next_offset_ = active->end_offset;
   if (scratch_.capacity() > (8u << 20)) std::string().swap(scratch_);
+  CollectReadableLocked(&ready);
   return first;
+}
+
+void PartitionLog::WhenReadable(uint64_t offset, absl::AnyInvocable<void() &&> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (offset >= AckedLocked() && failed_.ok()) {
+      readable_waiters_.emplace_back(offset, std::move(fn));
+      return;
+    }
+  }
+  std::move(fn)();
+}
+
+void PartitionLog::WakeReaders() {
+  Deferred ready;
+  absl::MutexLock lock(&mu_);
+  for (auto& [offset, fn] : readable_waiters_) ready.fns.push_back(std::move(fn));
+  readable_waiters_.clear();
+}
+
+void PartitionLog::CollectReadableLocked(Deferred* ready) {
+  if (readable_waiters_.empty()) return;
+  const uint64_t acked = AckedLocked();
+  const bool failed = !failed_.ok();
+  auto keep = readable_waiters_.begin();
+  for (auto it = readable_waiters_.begin(); it != readable_waiters_.end(); ++it) {
+    if (failed || it->first < acked) {
+      ready->fns.push_back(std::move(it->second));
+    } else {
+      if (keep != it) *keep = std::move(*it);
+      ++keep;
+    }
+  }
+  readable_waiters_.erase(keep, readable_waiters_.end());
 }
 
 uint64_t PartitionLog::end_offset() const {
@@ -486,8 +522,10 @@ void PartitionLog::RunSync() {
     bool finished = false;
     std::vector<Waiter> ready;
     {
+      Deferred readable;
       absl::MutexLock lock(&mu_);
       CollectAckedLocked(&ready);
+      CollectReadableLocked(&readable);
       if (waiters_.empty()) {
         sync_running_ = false;  // from here on `this` may be destroyed
         finished = true;
@@ -510,6 +548,7 @@ void PartitionLog::RunSync() {
     const double seconds = static_cast<double>(MonotonicNanos() - start) / 1e9;
     std::vector<Waiter> failed;
     {
+      Deferred ready;
       absl::MutexLock lock(&mu_);
       if (s.ok()) {
         synced_offset_ = std::max(synced_offset_, target);
@@ -521,6 +560,7 @@ void PartitionLog::RunSync() {
         waiters_.clear();
         sync_running_ = false;
       }
+      CollectReadableLocked(&ready);
     }
     if (!s.ok()) {
       for (Waiter& w : failed) std::move(w.done)(s);
@@ -541,22 +581,28 @@ absl::Status PartitionLog::Sync() {
     if (!writer || synced_offset_ >= target) return absl::OkStatus();
   }
   absl::Status s = writer->Sync();
+  Deferred ready;
   absl::MutexLock lock(&mu_);
   if (!s.ok()) {
     failed_ = s;
+    CollectReadableLocked(&ready);
     return s;
   }
   synced_offset_ = std::max(synced_offset_, target);
+  CollectReadableLocked(&ready);
   return absl::OkStatus();
 }
 
 absl::Status PartitionLog::MaybeRollByAge(int64_t now_us) {
+  Deferred ready;
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
   Segment& active = *segments_.back();
   if (active.writer == nullptr || active.empty()) return absl::OkStatus();
   if (now_us - active.min_ingest_us < options_.segment_ms * 1000) return absl::OkStatus();
-  RETURN_IF_ERROR(SealActive());
+  absl::Status s = SealActive();
+  CollectReadableLocked(&ready);
+  RETURN_IF_ERROR(s);
   return StartSegment(next_offset_);
 }
 
@@ -648,12 +694,15 @@ absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
 }
 
 absl::Status PartitionLog::Seal(int64_t oldest_at_most_us) {
+  Deferred ready;
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
   Segment& active = *segments_.back();
   if (active.writer == nullptr || active.empty()) return absl::OkStatus();
   if (active.min_ingest_us > oldest_at_most_us) return absl::OkStatus();
-  RETURN_IF_ERROR(SealActive());
+  absl::Status s = SealActive();
+  CollectReadableLocked(&ready);
+  RETURN_IF_ERROR(s);
   return StartSegment(next_offset_);
 }
 

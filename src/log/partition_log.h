@@ -97,6 +97,14 @@ class PartitionLog {
   // or with the error that made that impossible. May call it inline or from a Syncer thread.
   void WhenAcked(uint64_t end_offset, absl::AnyInvocable<void(absl::Status) &&> done);
 
+  // Calls `fn` once the record at `offset` is acknowledged (inline when it already is), or once
+  // the log has failed. Runs on the thread that acknowledged it (a sync thread or an appender):
+  // keep it short. The append notification readers wait on instead of polling.
+  void WhenReadable(uint64_t offset, absl::AnyInvocable<void() &&> fn);
+
+  // Runs every pending WhenReadable callback now (the partition is going away).
+  void WakeReaders();
+
   // The offset the next appended record gets.
   uint64_t end_offset() const;
 
@@ -136,6 +144,14 @@ class PartitionLog {
 
  private:
   struct Segment;
+  // Callbacks collected under the lock and run by the destructor: declared before a MutexLock,
+  // they run after it is released.
+  struct Deferred {
+    std::vector<absl::AnyInvocable<void() &&>> fns;
+    ~Deferred() {
+      for (auto& fn : fns) std::move(fn)();
+    }
+  };
   struct Waiter {
     uint64_t end_offset;
     absl::AnyInvocable<void(absl::Status) &&> done;
@@ -150,6 +166,10 @@ class PartitionLog {
   absl::Status SealActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunSync();
   void CollectAckedLocked(std::vector<Waiter>* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CollectReadableLocked(Deferred* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t AckedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return options_.fsync == FsyncPolicy::kAlways ? synced_offset_ : next_offset_;
+  }
   std::shared_ptr<Segment> FindSegmentLocked(uint64_t offset) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -165,6 +185,9 @@ class PartitionLog {
   uint64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t synced_offset_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  // Readers waiting for the record at an offset, oldest first.
+  std::vector<std::pair<uint64_t, absl::AnyInvocable<void() &&>>> readable_waiters_
+      ABSL_GUARDED_BY(mu_);
   bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
   // Set when an fdatasync failed: what the page cache holds can no longer be trusted, so the
   // partition refuses appends until it is reopened (and recovered) by a restart.

@@ -9,6 +9,7 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "prometheus/histogram.h"
+#include "server/grpc_util.h"
 #include "prometheus/registry.h"
 
 namespace nodata::server {
@@ -19,10 +20,6 @@ using broker::EventIn;
 using nodata::v1::PublishBatchRequest;
 using nodata::v1::PublishBatchResponse;
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(ToStd(s.message())));
-}
 
 // Proto Timestamp bounds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 constexpr int64_t kMinTimestampSeconds = -62135596800;
@@ -394,16 +391,6 @@ void FillTopic(const broker::TopicInfo& info, nodata::v1::Topic* out) {
   out->set_retention_bytes(static_cast<int64_t>(info.retention_bytes));
 }
 
-void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
-  int64_t seconds = micros / 1000000;
-  int64_t rem = micros % 1000000;
-  if (rem < 0) {
-    rem += 1000000;
-    --seconds;
-  }
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(rem * 1000));
-}
 
 // Streams a snapshot of a topic: each chosen partition from the start offset up to its end
 // offset when the call started. One message in flight at a time, so gRPC's flow control bounds
@@ -493,17 +480,7 @@ class ReadTopicReactor final : public grpc::ServerWriteReactor<nodata::v1::Recor
       }
       for (log::Record& rec : records) {
         if (rec.offset >= r.end) break;
-        auto* out = batch_.add_records();
-        out->set_partition(r.partition);
-        out->set_offset(rec.offset);
-        SetTimestamp(rec.ingest_time_us, out->mutable_ingest_time());
-        auto* e = out->mutable_event();
-        e->set_topic(name_);
-        e->set_id(std::move(rec.id));
-        e->set_key(std::move(rec.key));
-        e->set_data(std::move(rec.data));
-        SetTimestamp(rec.timestamp_us, e->mutable_timestamp());
-        for (auto& [k, v] : rec.headers) (*e->mutable_headers())[k] = std::move(v);
+        FillRecord(name_, r.partition, std::move(rec), batch_.add_records());
         r.next = rec.offset + 1;
       }
       StartWrite(&batch_);

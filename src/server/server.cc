@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
+#include "server/consume_service.h"
 #include "server/grpc_services.h"
 #include "server/http_server.h"
 #include "spdlog/spdlog.h"
@@ -49,6 +50,7 @@ absl::Status RunServer(const ServerOptions& options) {
 
   auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches);
   auto topics = MakeTopicService(*broker);
+  auto consume = MakeConsumeService(*broker, options.egress_threads);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -56,6 +58,12 @@ absl::Status RunServer(const ServerOptions& options) {
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(ingest.get());
   builder.RegisterService(topics.get());
+  builder.RegisterService(consume.get());
+  // Dead subscribers (a crashed host, a cut network) are noticed by keepalive pings, which end
+  // their streams and so their group membership.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Room for a full batch plus protobuf framing; larger messages get RESOURCE_EXHAUSTED.
   const uint64_t max_message = options.broker.max_batch_bytes + (options.broker.max_batch_events * 64) +
                                (1u << 20);
@@ -70,6 +78,7 @@ absl::Status RunServer(const ServerOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http,
                    HttpServer::Start(options.http, [&registry, &b] {
                      b.ListTopics();  // refreshes the offset and disk gauges
+                     b.RefreshGroupMetrics();
                      return prometheus::TextSerializer().Serialize(registry.Collect());
                    }));
 
@@ -82,8 +91,10 @@ absl::Status RunServer(const ServerOptions& options) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  consume->StopAll();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();
+  consume.reset();  // runs its queued jobs (final commits) while the broker is open
   spdlog::debug("gRPC stopped");
   http.reset();
   spdlog::debug("HTTP stopped");

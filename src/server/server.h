@@ -14,6 +14,11 @@ struct ServerOptions {
   broker::BrokerOptions broker;           // broker.data_dir is the data directory
   // Batches of one PublishStream processed concurrently before its reads pause.
   int stream_inflight_batches = 16;
+  // Threads reading records for subscribers.
+  int egress_threads = 2;
+  // Keepalive ping interval and timeout of connections: a subscriber that answers no ping for
+  // this long is gone, and its group rebalances.
+  int keepalive_ms = 10000;
 };
 
 // Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, every

@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include "common/status.h"
 #include "common/strings.h"
+#include "common/time.h"
 
 namespace nodata::storage {
 namespace {
@@ -72,6 +74,13 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) 
       "  partitions INTEGER NOT NULL,"
       "  created_at_us INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS group_offsets ("
+      "  grp TEXT NOT NULL,"
+      "  topic TEXT NOT NULL,"
+      "  partition INTEGER NOT NULL,"
+      "  next_offset INTEGER NOT NULL,"
+      "  updated_at_us INTEGER NOT NULL,"
+      "  PRIMARY KEY (grp, topic, partition));"
       "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);");
   if (!s.ok()) return s;
   // Version 2: per-topic retention.
@@ -158,6 +167,80 @@ absl::StatusOr<std::vector<TopicMeta>> Catalog::ListTopics() {
     out.push_back(std::move(t));
   }
   return out;
+}
+
+absl::Status Catalog::CommitOffsets(std::string_view group, std::string_view topic,
+                                    const std::vector<std::pair<uint32_t, uint64_t>>& offsets) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
+  const int64_t now = NowMicros();
+  Statement st(db_,
+               "INSERT INTO group_offsets (grp, topic, partition, next_offset, updated_at_us) "
+               "VALUES (?, ?, ?, ?, ?) ON CONFLICT (grp, topic, partition) DO UPDATE SET "
+               "next_offset = excluded.next_offset, updated_at_us = excluded.updated_at_us");
+  if (!st.ok()) {
+    Exec("ROLLBACK;").IgnoreError();
+    return SqliteError(db_, st.rc(), "prepare");
+  }
+  for (const auto& [partition, offset] : offsets) {
+    sqlite3_reset(st.get());
+    st.BindText(1, group);
+    st.BindText(2, topic);
+    st.BindInt(3, partition);
+    st.BindInt(4, static_cast<int64_t>(offset));
+    st.BindInt(5, now);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) {
+      absl::Status s = SqliteError(db_, rc, "commit offsets");
+      Exec("ROLLBACK;").IgnoreError();
+      return s;
+    }
+  }
+  return Exec("COMMIT;");
+}
+
+absl::StatusOr<std::map<uint32_t, uint64_t>> Catalog::GetOffsets(std::string_view group,
+                                                                 std::string_view topic) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_,
+               "SELECT partition, next_offset FROM group_offsets WHERE grp = ? AND topic = ?");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  st.BindText(1, group);
+  st.BindText(2, topic);
+  std::map<uint32_t, uint64_t> out;
+  for (;;) {
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "get offsets");
+    out[static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0))] =
+        static_cast<uint64_t>(sqlite3_column_int64(st.get(), 1));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Catalog::ListGroups() {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT DISTINCT grp, topic FROM group_offsets ORDER BY grp, topic");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  std::vector<std::pair<std::string, std::string>> out;
+  for (;;) {
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "list groups");
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0)),
+                     reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1)));
+  }
+  return out;
+}
+
+absl::Status Catalog::DeleteTopicOffsets(std::string_view topic) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "DELETE FROM group_offsets WHERE topic = ?");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  st.BindText(1, topic);
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "delete offsets");
+  return absl::OkStatus();
 }
 
 absl::Status Catalog::SetRetention(std::string_view name, int64_t retention_ms,

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +44,17 @@ class Catalog {
   // NOT_FOUND when there is no such topic.
   absl::Status DeleteTopic(std::string_view name);
   absl::StatusOr<std::vector<TopicMeta>> ListTopics();
+  // Stores consumer-group offsets (the next offset to read per partition), in one transaction.
+  absl::Status CommitOffsets(std::string_view group, std::string_view topic,
+                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets);
+  // Committed offsets of a group on a topic, by partition.
+  absl::StatusOr<std::map<uint32_t, uint64_t>> GetOffsets(std::string_view group,
+                                                          std::string_view topic);
+  // Every (group, topic) with committed offsets.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListGroups();
+  // Forgets every group's offsets on a topic (it was deleted).
+  absl::Status DeleteTopicOffsets(std::string_view topic);
+
   // Sets a topic's retention; NOT_FOUND when there is no such topic.
   absl::Status SetRetention(std::string_view name, int64_t retention_ms, int64_t retention_bytes);
 

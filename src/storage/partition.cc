@@ -66,6 +66,40 @@ absl::Status Partition::Read(uint64_t from, size_t max_records, size_t max_bytes
   return st;
 }
 
+absl::StatusOr<uint64_t> Partition::OffsetForTime(int64_t time_us) const {
+  const StorageStats s = Stats();
+  // The first stretch (file or segment) holding a record ingested at or after `time_us`.
+  uint64_t from = s.end_offset;
+  bool found = false;
+  for (const ColdFile& f : cold_->Files()) {
+    if (f.max_ingest_us >= time_us) {
+      from = std::max(f.first_offset, s.start_offset);
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    for (const auto& seg : log_->Segments()) {
+      if (seg.end_offset > seg.base_offset && seg.end_offset > s.start_offset &&
+          seg.max_ingest_us >= time_us) {
+        from = std::max({seg.base_offset, s.start_offset, s.cold.end_offset});
+        break;
+      }
+    }
+  }
+  std::vector<log::Record> batch;
+  while (from < s.end_offset) {
+    batch.clear();
+    RETURN_IF_ERROR(Read(from, kReadChunkRecords, kReadChunkBytes, &batch));
+    if (batch.empty()) break;
+    for (const log::Record& r : batch) {
+      if (r.ingest_time_us >= time_us) return r.offset;
+    }
+    from = batch.back().offset + 1;
+  }
+  return s.end_offset;
+}
+
 absl::StatusOr<CompactionResult> Partition::Compact(const CompactionPolicy& policy,
                                                     int64_t now_us, bool flush,
                                                     const std::atomic<bool>* cancel) {

@@ -75,6 +75,10 @@ class Partition {
 
   StorageStats Stats() const;
 
+  // The first offset whose record was ingested at or after `time_us`; the end offset when none
+  // is. Looks through file and segment time ranges first, then scans one file or segment.
+  absl::StatusOr<uint64_t> OffsetForTime(int64_t time_us) const;
+
   // Moves sealed hot-tier records into Parquet files when the policy says they are due, then
   // drops compacted segments. With `flush`, seals the active segment and compacts everything
   // now, whatever its size or age. Stops early (leaving no partial file) once `*cancel` is set.

@@ -155,6 +155,73 @@ export class StreamSession {
   }
 }
 
+/**
+ * A Subscribe stream that collects what arrives: records (in arrival order) and assignments.
+ * waitFor(pred) resolves once pred(this) holds; end resolves with the final status.
+ */
+export class Subscription {
+  constructor(client, request, { timeoutMs = 120000 } = {}) {
+    this.records = [];
+    this.assignments = [];
+    this.status = null;
+    this.error = null;
+    this.waiters = [];
+    this.call = client.Subscribe(request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs });
+    this.call.on('data', (msg) => {
+      if (msg.records) {
+        for (const r of msg.records.records) {
+          r.receivedAt = performance.now();
+          this.records.push(r);
+        }
+      }
+      if (msg.assignment) this.assignments.push(msg.assignment);
+      this.check();
+    });
+    this.end = new Promise((resolve) => {
+      this.call.on('error', (err) => {
+        this.error = err;
+      });
+      this.call.on('status', (st) => {
+        this.status = st;
+        this.check();
+        resolve(st);
+      });
+    });
+  }
+  check() {
+    this.waiters = this.waiters.filter(({ pred, resolve }) => {
+      if (pred(this)) {
+        resolve(this);
+        return false;
+      }
+      return true;
+    });
+  }
+  /** Resolves once pred(this) is true; rejects after timeoutMs with what was seen. */
+  waitFor(pred, { timeoutMs = 30000, what = 'condition' } = {}) {
+    if (pred(this)) return Promise.resolve(this);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`subscription: ${what} not reached in ${timeoutMs} ms (records ${this.records.length}, ` +
+          `assignments ${JSON.stringify(this.assignments)}, status ${JSON.stringify(this.status)})`));
+      }, timeoutMs);
+      const done = (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      };
+      this.waiters.push({ pred, resolve: done });
+    });
+  }
+  /** The partitions of the latest assignment. */
+  get partitions() {
+    return this.assignments.at(-1)?.partitions ?? [];
+  }
+  cancel() {
+    this.call.cancel();
+  }
+}
+
 /** Thin promise API over one server's IngestService and TopicService clients. */
 export class Api {
   constructor(addr, { separateConnection = false } = {}) {
@@ -162,6 +229,23 @@ export class Api {
     this.addr = addr;
     this.ingest = makeClient(nodata.IngestService, addr, { separateConnection });
     this.topics = makeClient(nodata.TopicService, addr, { separateConnection });
+    this.consume = makeClient(nodata.ConsumeService, addr, { separateConnection });
+  }
+  /** A Subscribe stream; see Subscription. */
+  subscribe(request, opts) {
+    return new Subscription(this.consume, request, opts);
+  }
+  async commit(group, topic, offsets, opts) {
+    return unary(this.consume, 'Commit', { group, topic, offsets }, opts);
+  }
+  async getGroup(group, topic, opts) {
+    return unary(this.consume, 'GetGroup', { group, topic }, opts);
+  }
+  async listGroups(topic = '', opts) {
+    return (await unary(this.consume, 'ListGroups', { topic }, opts)).groups;
+  }
+  async resetOffsets(request, opts) {
+    return (await unary(this.consume, 'ResetOffsets', request, opts)).offsets;
   }
   async publish(event, opts) {
     return (await unary(this.ingest, 'Publish', { event }, opts)).ack;
@@ -217,5 +301,6 @@ export class Api {
   close() {
     this.ingest.close();
     this.topics.close();
+    this.consume.close();
   }
 }

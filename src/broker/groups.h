@@ -1,0 +1,93 @@
+// Consumer-group membership: the live members of each (group, topic) and which partitions each
+// one reads. Committed offsets are durable in the catalog; membership lives as long as the
+// members' streams.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace nodata::broker {
+
+struct Assignment {
+  std::vector<uint32_t> partitions;
+  uint64_t generation = 0;
+  // The member was replaced by a newer subscription with its consumer id: it must stop.
+  bool revoked = false;
+};
+
+struct MemberInfo {
+  std::string consumer_id;
+  std::string peer;
+  int64_t joined_at_us = 0;
+  std::vector<uint32_t> partitions;
+};
+
+struct GroupInfo {
+  uint64_t generation = 0;
+  std::vector<MemberInfo> members;      // by consumer id
+  std::map<uint32_t, std::string> owner;  // partition -> consumer id
+};
+
+// Safe for concurrent use. Assignment callbacks run outside the coordinator's lock, possibly
+// on several threads at once: a member keeps the one with the highest generation.
+class GroupCoordinator {
+ public:
+  using OnAssignment = std::function<void(const Assignment&)>;
+
+  // A member's ticket: leaving the group is Leave(ticket).
+  struct Membership {
+    std::string group;
+    std::string topic;
+    std::string consumer_id;
+    uint64_t id = 0;  // distinguishes a replaced member from its replacement
+  };
+
+  // Adds a member and rebalances: every member gets its new assignment (the joining one
+  // included). A member with the same consumer id is revoked and replaced.
+  Membership Join(const std::string& group, const std::string& topic,
+                  const std::string& consumer_id, const std::string& peer,
+                  uint32_t partition_count, OnAssignment on_assignment);
+  // Removes the member (if still present) and rebalances the rest.
+  void Leave(const Membership& m);
+
+  GroupInfo Describe(const std::string& group, const std::string& topic) const;
+  bool HasMembers(const std::string& group, const std::string& topic) const;
+  // Every (group, topic) with live members, and their member counts.
+  std::vector<std::pair<std::pair<std::string, std::string>, uint32_t>> Live() const;
+  // Revokes every member of groups on `topic` (it was deleted).
+  void RevokeTopic(const std::string& topic);
+
+ private:
+  struct Member {
+    uint64_t id;
+    std::string consumer_id;
+    std::string peer;
+    int64_t joined_at_us;
+    OnAssignment on_assignment;
+    std::vector<uint32_t> partitions;
+  };
+  struct Group {
+    uint64_t generation = 0;
+    uint32_t partition_count = 0;
+    std::map<std::string, Member> members;  // by consumer id: assignment order is stable
+  };
+  using Key = std::pair<std::string, std::string>;  // group, topic
+  using Pending = std::vector<std::pair<OnAssignment, Assignment>>;
+
+  // Recomputes the assignment of `g` and queues each member's callback.
+  static void Rebalance(Group& g, Pending* pending);
+
+  mutable absl::Mutex mu_;
+  std::map<Key, Group> groups_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace nodata::broker

@@ -1,0 +1,52 @@
+// Conversions shared by the gRPC services: statuses, timestamps, stored records.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "common/strings.h"
+#include "log/format.h"
+#include "nodata/v1/nodata.pb.h"
+
+namespace nodata::server {
+
+inline grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(ToStd(s.message())));
+}
+
+inline void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
+  int64_t seconds = micros / 1000000;
+  int64_t rem = micros % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    --seconds;
+  }
+  ts->set_seconds(seconds);
+  ts->set_nanos(static_cast<int32_t>(rem * 1000));
+}
+
+inline int64_t TimestampMicros(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * 1000000 + ts.nanos() / 1000;
+}
+
+// A stored record as the API returns it; moves the record's bytes.
+inline void FillRecord(std::string_view topic, uint32_t partition, log::Record&& rec,
+                       nodata::v1::Record* out) {
+  out->set_partition(partition);
+  out->set_offset(rec.offset);
+  SetTimestamp(rec.ingest_time_us, out->mutable_ingest_time());
+  auto* e = out->mutable_event();
+  e->set_topic(std::string(topic));
+  e->set_id(std::move(rec.id));
+  e->set_key(std::move(rec.key));
+  e->set_data(std::move(rec.data));
+  SetTimestamp(rec.timestamp_us, e->mutable_timestamp());
+  for (auto& [k, v] : rec.headers) (*e->mutable_headers())[k] = std::move(v);
+}
+
+}  // namespace nodata::server
