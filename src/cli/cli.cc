@@ -292,6 +292,43 @@ int Main(int argc, char** argv) {
   publish->add_option("data", po.data, "event data");
   add_client_flags(publish);
 
+  ConsumeOptions cons;
+  CLI::App* consume = app.add_subcommand("consume", "print a topic's records as they come");
+  consume->add_option("--topic", cons.topic, "topic")->required();
+  consume->add_option("--group", cons.group, "consumer group to join (commits as it prints)");
+  consume->add_option("--consumer-id", cons.consumer_id, "member id in the group");
+  consume->add_option("--from", cons.from,
+                      "earliest | latest | committed | offset:N | time:RFC3339 (default: "
+                      "committed with a group, else earliest)");
+  consume->add_option("--partition", cons.partitions, "partition to read (repeatable; no group)");
+  consume->add_option("--format", cons.format, "json (one object per line) | raw (data only)")
+      ->capture_default_str();
+  consume->add_option("--count", cons.count, "stop after this many records");
+  consume->add_option("--max-batch", cons.max_batch, "records per message from the server");
+  consume->add_flag("!--no-commit", cons.commit, "with a group: do not commit");
+  add_client_flags(consume);
+
+  CLI::App* group = app.add_subcommand("group", "inspect and reset consumer groups");
+  group->require_subcommand(1);
+  std::string group_name, group_topic, reset_to;
+  std::vector<uint32_t> reset_partitions;
+  CLI::App* group_list = group->add_subcommand("list", "list groups with members or offsets");
+  group_list->add_option("--topic", group_topic, "only groups on this topic");
+  add_client_flags(group_list);
+  CLI::App* group_get =
+      group->add_subcommand("get", "show a group's members, committed offsets and lag");
+  group_get->add_option("group", group_name, "group")->required();
+  group_get->add_option("--topic", group_topic, "topic")->required();
+  add_client_flags(group_get);
+  CLI::App* group_reset =
+      group->add_subcommand("reset", "move a group's committed offsets (no live members)");
+  group_reset->add_option("group", group_name, "group")->required();
+  group_reset->add_option("--topic", group_topic, "topic")->required();
+  group_reset->add_option("--to", reset_to, "earliest | latest | offset:N | time:RFC3339")
+      ->required();
+  group_reset->add_option("--partition", reset_partitions, "partition (repeatable; default all)");
+  add_client_flags(group_reset);
+
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_error;
   if (!ApplyConfigFile(&args, &config_error)) {
@@ -351,6 +388,12 @@ int Main(int argc, char** argv) {
   if (update->parsed()) return TopicUpdate(co, topic_name, retention);
   if (flush->parsed()) return TopicFlush(co, topic_name);
   if (export_cmd->parsed()) return TopicExport(co, topic_name, eo);
+  if (consume->parsed()) return Consume(co, cons);
+  if (group_list->parsed()) return GroupList(co, group_topic);
+  if (group_get->parsed()) return GroupGet(co, group_name, group_topic);
+  if (group_reset->parsed()) {
+    return GroupReset(co, group_name, group_topic, reset_to, reset_partitions);
+  }
   if (list->parsed()) return TopicList(co);
   if (get->parsed()) return TopicGet(co, topic_name);
   if (del->parsed()) return TopicDelete(co, topic_name);

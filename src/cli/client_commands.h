@@ -47,4 +47,22 @@ struct PublishOptions {
 };
 int Publish(const ClientOptions& c, const PublishOptions& p);
 
+struct ConsumeOptions {
+  std::string topic;
+  std::string group;
+  std::string consumer_id;
+  std::string from;  // earliest | latest | committed | offset:N | time:RFC3339; empty: default
+  std::vector<uint32_t> partitions;
+  std::string format = "json";  // json | raw
+  uint64_t count = 0;           // stop after this many records; 0: run until interrupted
+  uint32_t max_batch = 0;
+  bool commit = true;  // with a group: commit after each printed batch
+};
+// Prints records of a topic as they come; with a group, as a member of it.
+int Consume(const ClientOptions& c, const ConsumeOptions& o);
+int GroupList(const ClientOptions& c, const std::string& topic);
+int GroupGet(const ClientOptions& c, const std::string& group, const std::string& topic);
+int GroupReset(const ClientOptions& c, const std::string& group, const std::string& topic,
+               const std::string& to, const std::vector<uint32_t>& partitions);
+
 }  // namespace nodata::cli
