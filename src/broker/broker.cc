@@ -261,6 +261,8 @@ class Broker::Impl {
   absl::Status DeleteTopic(std::string_view name);
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, std::vector<log::Record>* out);
+  absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
+                    size_t max_bytes, absl::FunctionRef<void(const log::DecodedRecord&)> visit);
   absl::StatusOr<TopicInfo> SetRetention(std::string_view name, TopicConfig config);
   void FlushTopic(std::string_view name,
                   absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
@@ -632,6 +634,18 @@ absl::Status Broker::Impl::Read(std::string_view name, uint32_t partition, uint6
                " is out of range"));
   }
   return topic->parts[partition]->Read(from, max_records, max_bytes, out);
+}
+
+absl::Status Broker::Impl::Scan(std::string_view name, uint32_t partition, uint64_t from,
+                                size_t max_records, size_t max_bytes,
+                                absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  if (partition >= topic->partitions) {
+    return absl::InvalidArgumentError(
+        StrCat("topic \"", name, "\" has ", topic->partitions, " partitions; ", partition,
+               " is out of range"));
+  }
+  return topic->parts[partition]->Scan(from, max_records, max_bytes, visit);
 }
 
 void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
@@ -1141,6 +1155,11 @@ absl::Status Broker::Read(std::string_view topic, uint32_t partition, uint64_t f
   return impl_->Read(topic, partition, from, max_records, max_bytes, out);
 }
 void Broker::SyncAll() { impl_->SyncAll(); }
+absl::Status Broker::Scan(std::string_view topic, uint32_t partition, uint64_t from,
+                          size_t max_records, size_t max_bytes,
+                          absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
+  return impl_->Scan(topic, partition, from, max_records, max_bytes, visit);
+}
 void Broker::WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
                           absl::AnyInvocable<void() &&> fn) {
   impl_->WhenReadable(topic, partition, offset, std::move(fn));

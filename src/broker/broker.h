@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "broker/groups.h"
@@ -152,6 +153,9 @@ class Broker {
   // Reads acknowledged records of one partition from either tier; see storage::Partition::Read.
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, std::vector<log::Record>* out);
+  // Read without copies from the hot tier: `visit` sees views valid during the call only.
+  absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
+                    size_t max_bytes, absl::FunctionRef<void(const log::DecodedRecord&)> visit);
 
   // Consumption. Calls `fn` once the record at `offset` of the partition is acknowledged (at
   // once when it is, or when the topic or partition does not exist: the next read says why).

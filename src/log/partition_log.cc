@@ -617,6 +617,12 @@ std::shared_ptr<PartitionLog::Segment> PartitionLog::FindSegmentLocked(uint64_t 
 
 absl::Status PartitionLog::Read(uint64_t from, size_t max_records, size_t max_bytes,
                                 std::vector<Record>* out) const {
+  return Scan(from, max_records, max_bytes,
+              [out](const DecodedRecord& r) { out->push_back(Record::From(r)); });
+}
+
+absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_bytes,
+                                absl::FunctionRef<void(const DecodedRecord&)> visit) const {
   size_t bytes = 0;
   size_t count = 0;
   while (count < max_records && bytes < max_bytes) {
@@ -652,7 +658,7 @@ absl::Status PartitionLog::Read(uint64_t from, size_t max_records, size_t max_by
                                                 " where ", from, " belongs"));
       }
       bytes += record.data.size() + record.key.size() + record.id.size();
-      out->push_back(Record::From(record));
+      visit(record);
       ++from;
       ++count;
     }

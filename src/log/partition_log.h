@@ -115,6 +115,9 @@ class PartitionLog {
   // OUT_OF_RANGE when `from` is below the start; DATA_LOSS on a damaged record.
   absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
                     std::vector<Record>* out) const;
+  // Read without copies: `visit` sees each record's views, valid during the call only.
+  absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
+                    absl::FunctionRef<void(const DecodedRecord&)> visit) const;
 
   // Visits, oldest first, the records of the newest segments until those hold at least
   // `min_records` records or reach back before `since_us` (ingest time).

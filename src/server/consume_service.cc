@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "server/grpc_util.h"
+#include "server/record_encoder.h"
 #include "spdlog/spdlog.h"
 
 namespace nodata::server {
@@ -100,6 +101,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // Applies an assignment: records of new partitions start at the committed offsets.
   absl::Status Assign(const broker::Assignment& a);
   void Write();
+  void SetMessage(std::string_view bytes) {
+    grpc::Slice slice(bytes.data(), bytes.size());
+    message_ = grpc::ByteBuffer(&slice, 1);
+  }
   void Finish(const grpc::Status& status);
   void AutoCommit(bool force);
 
@@ -119,7 +124,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<Part> parts_;
   size_t round_robin_ = 0;
   uint64_t generation_ = 0;
-  SubscribeResponse message_;
+  // The message in flight, encoded by hand from the log's views (see record_encoder.h).
+  RecordBatchEncoder encoder_;
+  grpc::ByteBuffer message_;
   std::map<uint32_t, uint64_t> delivered_;  // auto-commit: next offset per partition
   std::map<uint32_t, uint64_t> in_flight_;  // offsets the message in flight delivers
   bool commit_dirty_ = false;
@@ -162,12 +169,24 @@ class SessionRegistry {
   std::map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
 };
 
-class SubscribeReactor final : public grpc::ServerWriteReactor<SubscribeResponse> {
+class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   SubscribeReactor(broker::Broker& broker, log::Syncer& pool, SessionRegistry& registry,
-                   const SubscribeRequest& request, const std::string& peer)
+                   const grpc::ByteBuffer* raw, const std::string& peer)
       : registry_(registry), session_(std::make_shared<Session>(broker, pool, this)) {
     registry_.Add(session_);
+    // The method is registered raw (responses are encoded by hand), so the request is parsed
+    // here.
+    std::vector<grpc::Slice> slices;
+    SubscribeRequest request;
+    std::string bytes;
+    if (raw->Dump(&slices).ok()) {
+      for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    if (!request.ParseFromString(bytes)) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot parse SubscribeRequest"));
+      return;
+    }
     session_->Start(request, peer);
   }
   void OnWriteDone(bool ok) override { session_->OnWriteDone(ok); }
@@ -308,10 +327,11 @@ absl::Status Session::Assign(const broker::Assignment& a) {
   parts_ = std::move(next);
   generation_ = a.generation;
   round_robin_ = 0;
-  message_.Clear();
-  auto* out = message_.mutable_assignment();
+  SubscribeResponse response;
+  auto* out = response.mutable_assignment();
   for (uint32_t p : a.partitions) out->add_partitions(p);
   out->set_generation(a.generation);
+  SetMessage(response.SerializeAsString());
   return absl::OkStatus();
 }
 
@@ -351,13 +371,16 @@ void Session::Step() {
     }
   }
   if (auto_commit_) AutoCommit(/*force=*/false);
-  std::vector<log::Record> records;
   for (size_t i = 0; i < parts_.size(); ++i) {
     const size_t index = (round_robin_ + i) % parts_.size();
     Part& part = parts_[index];
-    records.clear();
-    absl::Status s =
-        broker_.Read(topic_, part.partition, part.next, max_batch_, kMaxBatchBytes, &records);
+    encoder_.Begin(topic_);
+    const uint64_t from = part.next;
+    absl::Status s = broker_.Scan(topic_, part.partition, part.next, max_batch_, kMaxBatchBytes,
+                                  [&](const log::DecodedRecord& r) {
+                                    encoder_.Add(part.partition, r);
+                                    part.next = r.offset + 1;
+                                  });
     if (s.code() == absl::StatusCode::kOutOfRange) {
       // Retention deleted records before this reader got to them: go on from what is left.
       auto start = broker_.ResolveStart(topic_, part.partition, broker::StartSpec{}, std::nullopt);
@@ -374,14 +397,8 @@ void Session::Step() {
       Finish(ToGrpc(s));
       return;
     }
-    if (records.empty()) continue;
-    message_.Clear();
-    auto* batch = message_.mutable_records();
-    for (log::Record& r : records) {
-      const uint64_t offset = r.offset;
-      FillRecord(topic_, part.partition, std::move(r), batch->add_records());
-      part.next = offset + 1;
-    }
+    if (part.next == from) continue;
+    SetMessage(encoder_.Finish());
     in_flight_.clear();
     in_flight_[part.partition] = part.next;
     round_robin_ = index + 1;
@@ -509,9 +526,9 @@ class ConsumeServiceImpl final : public ConsumeService {
  public:
   ConsumeServiceImpl(broker::Broker& broker, int threads) : broker_(broker), pool_(threads) {}
 
-  grpc::ServerWriteReactor<SubscribeResponse>* Subscribe(
-      grpc::CallbackServerContext* ctx, const SubscribeRequest* request) override {
-    return new SubscribeReactor(broker_, pool_, sessions_, *request, ctx->peer());
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* ctx,
+                                                       const grpc::ByteBuffer* request) override {
+    return new SubscribeReactor(broker_, pool_, sessions_, request, ctx->peer());
   }
 
   void StopAll() override {

@@ -10,7 +10,9 @@
 
 namespace nodata::server {
 
-class ConsumeService : public nodata::v1::ConsumeService::CallbackService {
+// Subscribe is registered raw: its responses are encoded by hand (server/record_encoder.h).
+class ConsumeService : public nodata::v1::ConsumeService::WithRawCallbackMethod_Subscribe<
+                           nodata::v1::ConsumeService::CallbackService> {
  public:
   // Ends every subscription with UNAVAILABLE, for a shutdown.
   virtual void StopAll() = 0;

@@ -47,17 +47,36 @@ StorageStats Partition::Stats() const {
 
 absl::Status Partition::Read(uint64_t from, size_t max_records, size_t max_bytes,
                              std::vector<log::Record>* out) const {
+  return Scan(from, max_records, max_bytes,
+              [out](const log::DecodedRecord& r) { out->push_back(log::Record::From(r)); });
+}
+
+absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes,
+                             absl::FunctionRef<void(const log::DecodedRecord&)> visit) const {
   const StorageStats s = Stats();
   if (from < s.start_offset) {
     return absl::OutOfRangeError(StrCat("offset ", from, " is before the partition's start ",
                                         s.start_offset, " (older records were deleted)"));
   }
   if (from >= s.hot.start_offset) {
-    absl::Status st = log_->Read(from, max_records, max_bytes, out);
+    absl::Status st = log_->Scan(from, max_records, max_bytes, visit);
     // OUT_OF_RANGE: the segment was compacted and dropped meanwhile; the cold tier has it.
     if (st.code() != absl::StatusCode::kOutOfRange) return st;
   }
-  absl::Status st = cold_->Read(from, max_records, max_bytes, out);
+  std::vector<log::Record> cold;
+  absl::Status st = cold_->Read(from, max_records, max_bytes, &cold);
+  log::DecodedRecord view;
+  for (const log::Record& r : cold) {
+    view.offset = r.offset;
+    view.timestamp_us = r.timestamp_us;
+    view.ingest_time_us = r.ingest_time_us;
+    view.flags = r.flags;
+    view.id = r.id;
+    view.key = r.key;
+    view.data = r.data;
+    view.headers.assign(r.headers.begin(), r.headers.end());
+    visit(view);
+  }
   if (st.code() == absl::StatusCode::kOutOfRange) {
     return absl::DataLossError(
         StrCat("offset ", from, " is in neither the hot tier (from ", s.hot.start_offset,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/fs.h"
@@ -72,6 +73,9 @@ class Partition {
   // range.
   absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
                     std::vector<log::Record>* out) const;
+  // Read without copies from the hot tier: `visit` sees views valid during the call only.
+  absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
+                    absl::FunctionRef<void(const log::DecodedRecord&)> visit) const;
 
   StorageStats Stats() const;
 
