@@ -285,6 +285,134 @@ TEST(CorruptFile, TruncationAtEveryLengthIsACleanError) {
   }
 }
 
+class ColumnRead : public ::testing::TestWithParam<Codec> {};
+
+// ReadByteArrayColumn sees the same values as ReadRowGroup, for plain (id, data) and
+// dictionary-encoded (key, header) columns, with levels only where the column has them.
+TEST_P(ColumnRead, ByteArrayColumnMatchesRecords) {
+  const auto records = MakeRecords(3000, 11);
+  WriterOptions options;
+  options.codec = GetParam();
+  options.row_group_rows = 1200;
+  options.page_size_bytes = 2048;
+  const std::string file = WriteToString(records, options);
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ByteArrayColumn data, key, header_values;  // reused across row groups
+  size_t row = 0;
+  for (size_t g = 0; g < (*reader)->row_groups().size(); ++g) {
+    const int group = static_cast<int>(g);
+    ASSERT_TRUE((*reader)->ReadByteArrayColumn(group, "data", &data).ok());
+    ASSERT_TRUE((*reader)->ReadByteArrayColumn(group, "key", &key).ok());
+    ASSERT_TRUE(
+        (*reader)->ReadByteArrayColumn(group, "headers.key_value.value", &header_values).ok());
+    const int64_t rows = (*reader)->row_groups()[g].num_rows;
+    EXPECT_EQ(data.num_levels, rows);
+    EXPECT_TRUE(data.definition_levels.empty());
+    EXPECT_TRUE(data.repetition_levels.empty());
+    ASSERT_EQ(data.values.size(), static_cast<size_t>(rows));
+    ASSERT_EQ(key.definition_levels.size(), static_cast<size_t>(rows));
+    size_t k = 0, h = 0;
+    for (int64_t r = 0; r < rows; ++r, ++row) {
+      const Record& want = records[row];
+      EXPECT_EQ(data.values[r], want.data) << row;
+      if (want.key.empty()) {
+        EXPECT_EQ(key.definition_levels[r], 0u) << row;
+      } else {
+        ASSERT_EQ(key.definition_levels[r], 1u) << row;
+        EXPECT_EQ(key.values[k++], want.key) << row;
+      }
+      for (const auto& [unused, value] : want.headers) {
+        ASSERT_LT(h, header_values.values.size());
+        EXPECT_EQ(header_values.values[h++], value) << row;
+      }
+    }
+    EXPECT_EQ(k, key.values.size());
+    EXPECT_EQ(h, header_values.values.size());
+    EXPECT_EQ(header_values.repetition_levels.size(), header_values.definition_levels.size());
+  }
+  EXPECT_EQ(row, records.size());
+  // Views stay valid when the column is moved.
+  ByteArrayColumn moved = std::move(data);
+  EXPECT_EQ(moved.values.back(), records.back().data);
+}
+
+// ScanByteArrayColumn hands out the same values and levels page by page.
+TEST_P(ColumnRead, ScanByteArrayColumnMatchesReadByteArrayColumn) {
+  const auto records = MakeRecords(3000, 13);
+  WriterOptions options;
+  options.codec = GetParam();
+  options.row_group_rows = 1200;
+  options.page_size_bytes = 2048;
+  const std::string file = WriteToString(records, options);
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ByteArrayScratch scratch;
+  for (const char* path : {"data", "key", "headers.key_value.key"}) {
+    for (size_t g = 0; g < (*reader)->row_groups().size(); ++g) {
+      ByteArrayColumn whole;
+      ASSERT_TRUE((*reader)->ReadByteArrayColumn(static_cast<int>(g), path, &whole).ok());
+      std::vector<std::string> values;
+      std::vector<uint32_t> def, rep;
+      int64_t levels = 0, pages = 0;
+      absl::Status s = (*reader)->ScanByteArrayColumn(
+          static_cast<int>(g), path,
+          [&](const ByteArrayPage& page) {
+            values.insert(values.end(), page.values.begin(), page.values.end());
+            def.insert(def.end(), page.definition_levels.begin(), page.definition_levels.end());
+            rep.insert(rep.end(), page.repetition_levels.begin(), page.repetition_levels.end());
+            levels += page.num_levels;
+            ++pages;
+            return absl::OkStatus();
+          },
+          &scratch);
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(values, std::vector<std::string>(whole.values.begin(), whole.values.end()))
+          << path;
+      EXPECT_EQ(def, whole.definition_levels) << path;
+      EXPECT_EQ(rep, whole.repetition_levels) << path;
+      EXPECT_EQ(levels, whole.num_levels) << path;
+      if (std::string_view(path) == "data") {
+        EXPECT_GT(pages, 1) << "want several pages";
+      }
+    }
+  }
+  // The callback's error stops the scan.
+  int calls = 0;
+  absl::Status stop = (*reader)->ScanByteArrayColumn(0, "data", [&](const ByteArrayPage&) {
+    ++calls;
+    return absl::CancelledError("enough");
+  });
+  EXPECT_EQ(stop.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(calls, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, ColumnRead,
+                         ::testing::Values(Codec::kUncompressed, Codec::kSnappy, Codec::kZstd));
+
+TEST(Writer, ThreadsDoNotChangeTheFile) {
+  const auto records = MakeRecords(6000, 14);
+  WriterOptions options;
+  options.row_group_rows = 2500;
+  options.page_size_bytes = 4096;
+  const std::string one = WriteToString(records, options, 3000);
+  options.threads = 3;
+  EXPECT_EQ(WriteToString(records, options, 3000), one);
+  EXPECT_EQ(WriteToString(records, options, 7), one);  // batches too small to shred in parallel
+}
+
+TEST(ColumnRead, WrongColumnOrTypeOrGroupIsAnError) {
+  const std::string file = WriteToString(MakeRecords(10, 12), {});
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok());
+  ByteArrayColumn col;
+  EXPECT_EQ((*reader)->ReadByteArrayColumn(0, "nope", &col).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*reader)->ReadByteArrayColumn(0, "offset", &col).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*reader)->ReadByteArrayColumn(1, "data", &col).code(),
+            absl::StatusCode::kOutOfRange);
+}
+
 TEST(CorruptFile, FlippedBytesNeverCrash) {
   for (Codec codec : {Codec::kUncompressed, Codec::kZstd}) {
     WriterOptions options;
@@ -303,6 +431,10 @@ TEST(CorruptFile, FlippedBytesNeverCrash) {
         }
         for (size_t g = 0; g < (*reader)->row_groups().size(); ++g) {
           if (!(*reader)->ReadRowGroup(static_cast<int>(g)).ok()) ++errors;
+          ByteArrayColumn column;
+          if (!(*reader)->ReadByteArrayColumn(static_cast<int>(g), "data", &column).ok()) ++errors;
+          auto noop = [](const ByteArrayPage&) { return absl::OkStatus(); };
+          if (!(*reader)->ScanByteArrayColumn(static_cast<int>(g), "id", noop).ok()) ++errors;
         }
       }
     }

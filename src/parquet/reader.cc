@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <optional>
 
 #include "common/status.h"
 #include "common/strings.h"
@@ -416,9 +418,222 @@ class Reader::Impl {
     return absl::OkStatus();
   }
 
+  // Materializes a column chunk of one of nodata's leaves (ReadRowGroup's path): levels are
+  // filled even when the column's max level is 0.
   absl::Status ReadColumnChunk(int group, int leaf_index, ColumnValues* out) const {
-    const int column = column_index_[leaf_index];
     const ResolvedLeaf& leaf = leaves_[leaf_index];
+    const bool is_int = leaf.schema.physical_type == format::Type::INT64;
+    std::string chunk, page;
+    std::optional<ColumnValues> dict;
+    PageVisitor visitor;
+    visitor.page_buffer = [&page](bool) { return &page; };
+    visitor.dictionary = [&](std::string_view bytes, size_t count) {
+      dict.emplace();
+      return DecodePlain(is_int, bytes, count, &*dict);
+    };
+    visitor.data = [&](format::Encoding encoding, std::string_view values, size_t non_null) {
+      return DecodeValues(leaf, encoding, values, non_null, dict ? &*dict : nullptr, out);
+    };
+    size_t levels = 0;
+    RETURN_IF_ERROR(WalkColumnChunk(group, column_index_[leaf_index], leaf, &chunk, visitor,
+                                    &out->def, &out->rep, &levels));
+    if (leaf.schema.max_definition_level == 0) out->def.assign(levels, 0);
+    if (leaf.schema.max_repetition_level == 0) out->rep.assign(levels, 0);
+    return absl::OkStatus();
+  }
+
+ public:
+  absl::Status ReadByteArrayColumn(int group, std::string_view path, ByteArrayColumn* out) const {
+    int column = 0;
+    RETURN_IF_ERROR(FindByteArrayColumn(group, path, &column));
+    out->values.clear();
+    out->definition_levels.clear();
+    out->repetition_levels.clear();
+    out->num_levels = 0;
+    // storage[0] holds the column chunk's bytes, the rest decompressed pages; each keeps its
+    // capacity for the next read into `out`.
+    size_t used = 0;
+    auto next_buffer = [&]() -> std::string* {
+      if (used == out->storage.size()) out->storage.push_back(std::make_unique<std::string>());
+      return out->storage[used++].get();
+    };
+    std::string* chunk = next_buffer();
+    ViewDecoder decoder;
+    PageVisitor visitor;
+    visitor.page_buffer = [&](bool) { return next_buffer(); };
+    visitor.dictionary = [&](std::string_view bytes, size_t count) {
+      return decoder.Dictionary(bytes, count);
+    };
+    visitor.data = [&](format::Encoding encoding, std::string_view values, size_t non_null) {
+      return decoder.Data(path, encoding, values, non_null, next_buffer, &out->values);
+    };
+    size_t levels = 0;
+    RETURN_IF_ERROR(WalkColumnChunk(group, column, all_leaves_[column], chunk, visitor,
+                                    &out->definition_levels, &out->repetition_levels, &levels));
+    out->num_levels = static_cast<int64_t>(levels);
+    return absl::OkStatus();
+  }
+
+  absl::Status ScanByteArrayColumn(int group, std::string_view path,
+                                   const std::function<absl::Status(const ByteArrayPage&)>& fn,
+                                   ByteArrayScratch* scratch) const {
+    int column = 0;
+    RETURN_IF_ERROR(FindByteArrayColumn(group, path, &column));
+    // One buffer for the chunk, one for the dictionary page, one reused for every data page (so
+    // it stays in cache), and one for DELTA_* values.
+    while (scratch->buffers.size() < 4) scratch->buffers.push_back(std::make_unique<std::string>());
+    std::string* chunk = scratch->buffers[0].get();
+    ViewDecoder decoder;
+    std::vector<uint32_t> def, rep;
+    std::vector<std::string_view>& values = scratch->values;
+    size_t levels = 0, page_levels_start = 0;
+    PageVisitor visitor;
+    visitor.page_buffer = [&](bool is_dictionary) {
+      return scratch->buffers[is_dictionary ? 1 : 2].get();
+    };
+    visitor.dictionary = [&](std::string_view bytes, size_t count) {
+      return decoder.Dictionary(bytes, count);
+    };
+    visitor.data = [&](format::Encoding encoding, std::string_view bytes,
+                       size_t non_null) -> absl::Status {
+      values.clear();
+      RETURN_IF_ERROR(decoder.Data(path, encoding, bytes, non_null,
+                                   [&] { return scratch->buffers[3].get(); }, &values));
+      ByteArrayPage page;
+      page.values = values;
+      page.definition_levels = def;
+      page.repetition_levels = rep;
+      page.num_levels = static_cast<int64_t>(levels - page_levels_start);
+      page_levels_start = levels;
+      RETURN_IF_ERROR(fn(page));
+      def.clear();
+      rep.clear();
+      return absl::OkStatus();
+    };
+    return WalkColumnChunk(group, column, all_leaves_[column], chunk, visitor, &def, &rep, &levels);
+  }
+
+ private:
+  absl::Status FindByteArrayColumn(int group, std::string_view path, int* column) const {
+    if (group < 0 || static_cast<size_t>(group) >= row_groups_.size()) {
+      return absl::OutOfRangeError(StrCat("no row group ", group));
+    }
+    auto it = std::find_if(all_leaves_.begin(), all_leaves_.end(),
+                           [&](const ResolvedLeaf& l) { return l.schema.path == path; });
+    if (it == all_leaves_.end()) {
+      return absl::NotFoundError(StrCat("Parquet file has no column ", path));
+    }
+    if (it->schema.physical_type != format::Type::BYTE_ARRAY) {
+      return absl::InvalidArgumentError(StrCat("Parquet column ", path, " is not a BYTE_ARRAY"));
+    }
+    *column = static_cast<int>(it - all_leaves_.begin());
+    return absl::OkStatus();
+  }
+
+  // Decodes byte-array pages into views: of the page bytes (PLAIN), of the dictionary page
+  // (dictionary encodings), or of a buffer the DELTA_* values are copied into.
+  class ViewDecoder {
+   public:
+    absl::Status Dictionary(std::string_view bytes, size_t count) {
+      dict_.clear();
+      has_dict_ = true;
+      return DecodePlainViews(bytes, count, &dict_);
+    }
+
+    absl::Status Data(std::string_view path, format::Encoding encoding, std::string_view bytes,
+                      size_t non_null, const std::function<std::string*()>& buffer,
+                      std::vector<std::string_view>* out) {
+      switch (encoding) {
+        case format::Encoding::PLAIN:
+          return DecodePlainViews(bytes, non_null, out);
+        case format::Encoding::PLAIN_DICTIONARY:
+        case format::Encoding::RLE_DICTIONARY:
+          if (!has_dict_) return Corrupt("dictionary-encoded page without a dictionary page");
+          return DecodeDictionaryViews(bytes, non_null, dict_, out);
+        case format::Encoding::DELTA_LENGTH_BYTE_ARRAY:
+        case format::Encoding::DELTA_BYTE_ARRAY: {
+          decoded_.clear();
+          RETURN_IF_ERROR(encoding == format::Encoding::DELTA_BYTE_ARRAY
+                              ? internal::DecodeDeltaByteArray(bytes, non_null, &decoded_)
+                              : internal::DecodeDeltaLengthByteArray(bytes, non_null, &decoded_));
+          std::string* copy = buffer();
+          copy->clear();
+          for (const std::string& v : decoded_) copy->append(v);
+          size_t pos = 0;
+          for (const std::string& v : decoded_) {
+            out->emplace_back(copy->data() + pos, v.size());
+            pos += v.size();
+          }
+          return absl::OkStatus();
+        }
+        default:
+          return absl::UnimplementedError(StrCat("Parquet encoding ", static_cast<int>(encoding),
+                                                 " is not supported for column ", path));
+      }
+    }
+
+   private:
+    std::vector<std::string_view> dict_;
+    bool has_dict_ = false;
+    std::vector<std::string> decoded_;
+  };
+
+ private:
+  // PLAIN byte arrays as views into `in`.
+  static absl::Status DecodePlainViews(std::string_view in, size_t count,
+                                       std::vector<std::string_view>* out) {
+    out->reserve(out->size() + count);
+    const char* p = in.data();
+    const char* const end = p + in.size();
+    for (size_t i = 0; i < count; ++i) {
+      if (end - p < 4) return Corrupt("PLAIN byte array length truncated");
+      const uint32_t len = LoadFixed32(p);
+      p += 4;
+      if (len > static_cast<size_t>(end - p)) return Corrupt("PLAIN byte array truncated");
+      out->emplace_back(p, len);
+      p += len;
+    }
+    return absl::OkStatus();
+  }
+
+  // RLE_DICTIONARY / PLAIN_DICTIONARY indices (bit width byte, then the hybrid encoding)
+  // resolved to views of the dictionary's values.
+  static absl::Status DecodeDictionaryViews(std::string_view in, size_t count,
+                                            const std::vector<std::string_view>& dict,
+                                            std::vector<std::string_view>* out) {
+    if (count == 0) return absl::OkStatus();
+    if (in.empty()) return Corrupt("dictionary indices truncated");
+    std::vector<uint32_t> indices;
+    indices.reserve(count);
+    RETURN_IF_ERROR(
+        internal::DecodeRleHybrid(in.substr(1), static_cast<uint8_t>(in[0]), count, &indices));
+    out->reserve(out->size() + count);
+    for (uint32_t index : indices) {
+      if (index >= dict.size()) return Corrupt("dictionary index out of range");
+      out->push_back(dict[index]);
+    }
+    return absl::OkStatus();
+  }
+
+  // What WalkColumnChunk calls per page. `page_buffer` gives the string a compressed page (the
+  // dictionary page or a data page) is decompressed into; the bytes passed to `dictionary` and
+  // `data` live there, or in the chunk buffer for uncompressed pages.
+  struct PageVisitor {
+    std::function<std::string*(bool is_dictionary)> page_buffer;
+    // A dictionary page: `count` PLAIN values.
+    std::function<absl::Status(std::string_view bytes, size_t count)> dictionary;
+    // A data page's values (levels already decoded): `non_null` values in `encoding`.
+    std::function<absl::Status(format::Encoding encoding, std::string_view values,
+                               size_t non_null)>
+        data;
+  };
+
+  // Reads column `column` (index into all_leaves_) of row group `group` into `*chunk` and walks
+  // its pages. Levels are appended to `*def` / `*rep` only for a max level above 0; `*levels`
+  // counts them either way.
+  absl::Status WalkColumnChunk(int group, int column, const ResolvedLeaf& leaf, std::string* chunk,
+                               const PageVisitor& visitor, std::vector<uint32_t>* def,
+                               std::vector<uint32_t>* rep, size_t* levels) const {
     const format::ColumnMetaData& m = meta_.row_groups[group].columns[column].meta_data;
     const std::string& path = leaf.schema.path;
     int64_t start = m.data_page_offset;
@@ -433,17 +648,45 @@ class Reader::Impl {
     if (m.num_values < 0 || m.num_values > kMaxValuesPerChunk) {
       return Corrupt(StrCat("column chunk ", path, " has a bad value count"));
     }
-    std::string chunk;
     RETURN_IF_ERROR(source_->ReadAt(static_cast<uint64_t>(start),
-                                    static_cast<uint64_t>(m.total_compressed_size), &chunk));
+                                    static_cast<uint64_t>(m.total_compressed_size), chunk));
     const auto codec = m.codec;
     const int max_def = leaf.schema.max_definition_level;
     const int max_rep = leaf.schema.max_repetition_level;
     const size_t total = static_cast<size_t>(m.num_values);
-    std::optional<ColumnValues> dict;
-    std::string_view rest = chunk;
-    std::string page;
-    while (out->def.size() < total) {
+    bool has_dict = false;
+    std::string_view rest = *chunk;
+    internal::Decompressor decompressor;
+    // Uncompressed bytes are used where they lie in the chunk; others are decompressed.
+    auto expand = [&](std::string_view raw, uint64_t size, bool is_dictionary,
+                      std::string_view* page) {
+      if (codec == format::CompressionCodec::UNCOMPRESSED) {
+        if (raw.size() != size) {
+          return absl::DataLossError("uncompressed page size does not match its header");
+        }
+        *page = raw;
+        return absl::OkStatus();
+      }
+      std::string* buffer = visitor.page_buffer(is_dictionary);
+      RETURN_IF_ERROR(decompressor.Decompress(codec, raw, size, buffer));
+      *page = *buffer;
+      return absl::OkStatus();
+    };
+    // Decodes `n` levels into `*out` when max_level > 0 and returns how many equal max_level
+    // (all `n` when max_level is 0).
+    auto levels_of = [&](std::string_view* in, int max_level, size_t n, bool with_length,
+                         std::vector<uint32_t>* out, size_t* at_max) -> absl::Status {
+      if (max_level == 0) {
+        *at_max = n;
+        return absl::OkStatus();
+      }
+      const size_t begin = out->size();
+      RETURN_IF_ERROR(DecodeLevels(in, max_level, n, with_length, out));
+      *at_max = static_cast<size_t>(
+          std::count(out->begin() + begin, out->end(), static_cast<uint32_t>(max_level)));
+      return absl::OkStatus();
+    };
+    while (*levels < total) {
       if (rest.empty()) return Corrupt(StrCat("column chunk ", path, " ends early"));
       format::PageHeader h;
       uint64_t consumed = 0;
@@ -458,7 +701,7 @@ class Reader::Impl {
       rest.remove_prefix(h.compressed_page_size);
       switch (h.type) {
         case format::PageType::DICTIONARY_PAGE: {
-          if (!h.__isset.dictionary_page_header || dict.has_value()) {
+          if (!h.__isset.dictionary_page_header || has_dict) {
             return Corrupt(StrCat("bad dictionary page in column ", path));
           }
           const auto& dh = h.dictionary_page_header;
@@ -468,36 +711,34 @@ class Reader::Impl {
                 StrCat("dictionary page encoding ", static_cast<int>(dh.encoding), " in ", path));
           }
           if (dh.num_values < 0) return Corrupt("negative dictionary size");
-          RETURN_IF_ERROR(internal::Decompress(codec, raw, h.uncompressed_page_size, &page));
-          dict.emplace();
-          RETURN_IF_ERROR(DecodePlain(leaf.schema.physical_type == format::Type::INT64, page,
-                                      static_cast<size_t>(dh.num_values), &*dict));
+          std::string_view page;
+          RETURN_IF_ERROR(expand(raw, h.uncompressed_page_size, true, &page));
+          has_dict = true;
+          RETURN_IF_ERROR(visitor.dictionary(page, static_cast<size_t>(dh.num_values)));
           break;
         }
         case format::PageType::DATA_PAGE: {
           if (!h.__isset.data_page_header) return Corrupt("data page without its header");
           const auto& dh = h.data_page_header;
-          RETURN_IF_ERROR(CheckPageValues(dh.num_values, out->def.size(), total, path));
+          RETURN_IF_ERROR(CheckPageValues(dh.num_values, *levels, total, path));
           const auto n = static_cast<size_t>(dh.num_values);
           if ((max_rep > 0 && dh.repetition_level_encoding != format::Encoding::RLE) ||
               (max_def > 0 && dh.definition_level_encoding != format::Encoding::RLE)) {
             return absl::UnimplementedError(StrCat("level encoding other than RLE in ", path));
           }
-          RETURN_IF_ERROR(internal::Decompress(codec, raw, h.uncompressed_page_size, &page));
-          std::string_view body = page;
-          RETURN_IF_ERROR(DecodeLevels(&body, max_rep, n, true, &out->rep));
-          size_t def_begin = out->def.size();
-          RETURN_IF_ERROR(DecodeLevels(&body, max_def, n, true, &out->def));
-          size_t non_null = static_cast<size_t>(std::count(
-              out->def.begin() + def_begin, out->def.end(), static_cast<uint32_t>(max_def)));
-          RETURN_IF_ERROR(
-              DecodeValues(leaf, dh.encoding, body, non_null, dict ? &*dict : nullptr, out));
+          std::string_view body;
+          RETURN_IF_ERROR(expand(raw, h.uncompressed_page_size, false, &body));
+          size_t unused = 0, non_null = 0;
+          RETURN_IF_ERROR(levels_of(&body, max_rep, n, true, rep, &unused));
+          RETURN_IF_ERROR(levels_of(&body, max_def, n, true, def, &non_null));
+          *levels += n;
+          RETURN_IF_ERROR(visitor.data(dh.encoding, body, non_null));
           break;
         }
         case format::PageType::DATA_PAGE_V2: {
           if (!h.__isset.data_page_header_v2) return Corrupt("data page v2 without its header");
           const auto& dh = h.data_page_header_v2;
-          RETURN_IF_ERROR(CheckPageValues(dh.num_values, out->def.size(), total, path));
+          RETURN_IF_ERROR(CheckPageValues(dh.num_values, *levels, total, path));
           const auto n = static_cast<size_t>(dh.num_values);
           const int64_t rep_len = dh.repetition_levels_byte_length;
           const int64_t def_len = dh.definition_levels_byte_length;
@@ -507,19 +748,16 @@ class Reader::Impl {
           }
           std::string_view rep_bytes = raw.substr(0, rep_len);
           std::string_view def_bytes = raw.substr(rep_len, def_len);
-          RETURN_IF_ERROR(DecodeLevels(&rep_bytes, max_rep, n, false, &out->rep));
-          size_t def_begin = out->def.size();
-          RETURN_IF_ERROR(DecodeLevels(&def_bytes, max_def, n, false, &out->def));
-          size_t non_null = static_cast<size_t>(std::count(
-              out->def.begin() + def_begin, out->def.end(), static_cast<uint32_t>(max_def)));
+          size_t unused = 0, non_null = 0;
+          RETURN_IF_ERROR(levels_of(&rep_bytes, max_rep, n, false, rep, &unused));
+          RETURN_IF_ERROR(levels_of(&def_bytes, max_def, n, false, def, &non_null));
+          *levels += n;
           std::string_view values = raw.substr(rep_len + def_len);
           const uint64_t values_size = h.uncompressed_page_size - rep_len - def_len;
           if (dh.is_compressed) {
-            RETURN_IF_ERROR(internal::Decompress(codec, values, values_size, &page));
-            values = page;
+            RETURN_IF_ERROR(expand(values, values_size, false, &values));
           }
-          RETURN_IF_ERROR(
-              DecodeValues(leaf, dh.encoding, values, non_null, dict ? &*dict : nullptr, out));
+          RETURN_IF_ERROR(visitor.data(dh.encoding, values, non_null));
           break;
         }
         default:
@@ -566,6 +804,16 @@ int64_t Reader::num_rows() const { return impl_->num_rows(); }
 const std::string& Reader::created_by() const { return impl_->created_by(); }
 absl::StatusOr<std::vector<Record>> Reader::ReadRowGroup(int index) const {
   return impl_->ReadRowGroup(index);
+}
+absl::Status Reader::ReadByteArrayColumn(int index, std::string_view path,
+                                         ByteArrayColumn* out) const {
+  return impl_->ReadByteArrayColumn(index, path, out);
+}
+absl::Status Reader::ScanByteArrayColumn(
+    int index, std::string_view path, const std::function<absl::Status(const ByteArrayPage&)>& fn,
+    ByteArrayScratch* scratch) const {
+  ByteArrayScratch local;
+  return impl_->ScanByteArrayColumn(index, path, fn, scratch != nullptr ? scratch : &local);
 }
 
 }  // namespace nodata::parquet

@@ -4,11 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "parquet/io.h"
 #include "parquet/writer.h"
@@ -48,6 +52,41 @@ struct RowGroupInfo {
   std::vector<ColumnChunkInfo> columns;  // in schema leaf order
 };
 
+// One BYTE_ARRAY column of a row group as Reader::ReadByteArrayColumn returns
+// it: values without records around them. A plain value, not thread-safe.
+struct ByteArrayColumn {
+  // The non-null values in file order. They view bytes in `storage`: valid
+  // while this object lives (moving it keeps them valid) and until the next
+  // read into it.
+  std::vector<std::string_view> values;
+  // Levels, one per entry (per row unless the column is repeated); each is
+  // empty when the column's max level is 0, i.e. a required column has no
+  // definition levels and exactly one value per row.
+  std::vector<uint32_t> definition_levels;
+  std::vector<uint32_t> repetition_levels;
+  int64_t num_levels = 0;
+  // The column chunk's bytes and its decompressed pages, owned here and reused
+  // (with their capacity) by the next read into this object.
+  std::vector<std::unique_ptr<std::string>> storage;
+};
+
+// One data page's worth of a BYTE_ARRAY column as Reader::ScanByteArrayColumn
+// hands it out. The spans and views are valid only during the callback.
+struct ByteArrayPage {
+  std::span<const std::string_view> values;  // non-null values in file order
+  // As in ByteArrayColumn: empty when the column's max level is 0.
+  std::span<const uint32_t> definition_levels;
+  std::span<const uint32_t> repetition_levels;
+  int64_t num_levels = 0;
+};
+
+// Buffers ScanByteArrayColumn reuses between calls; a plain value, one per
+// scanning thread.
+struct ByteArrayScratch {
+  std::vector<std::unique_ptr<std::string>> buffers;
+  std::vector<std::string_view> values;
+};
+
 // An open Parquet file. The footer is parsed and validated by Open; column data
 // is read on demand. Safe for concurrent use after Open (reads are positional).
 class Reader {
@@ -65,6 +104,23 @@ class Reader {
   // key becomes an empty key, a null headers map no headers, a null header
   // value an empty value.
   absl::StatusOr<std::vector<Record>> ReadRowGroup(int index) const;
+
+  // Reads only the BYTE_ARRAY leaf column `path` (dotted, as in schema()) of
+  // row group `index`, for scans that need one column: PLAIN and dictionary
+  // values are views into the decompressed pages (uncompressed pages: into the
+  // chunk's bytes), nothing is copied per value. `*out` is overwritten; its
+  // buffers are reused, so scanning many row groups into one object allocates
+  // little. NOT_FOUND for a missing column, INVALID_ARGUMENT for another type.
+  absl::Status ReadByteArrayColumn(int index, std::string_view path, ByteArrayColumn* out) const;
+
+  // Like ReadByteArrayColumn, but hands the values out one data page at a
+  // time to `fn`: every data page is decompressed into the same buffer, which
+  // stays in cache, instead of all pages of the chunk being kept. A non-OK
+  // status from `fn` stops the scan and is returned. `scratch` (may be null)
+  // carries buffers from one call to the next.
+  absl::Status ScanByteArrayColumn(int index, std::string_view path,
+                                   const std::function<absl::Status(const ByteArrayPage&)>& fn,
+                                   ByteArrayScratch* scratch = nullptr) const;
 
   class Impl;
 

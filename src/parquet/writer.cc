@@ -1,10 +1,14 @@
 #include "parquet/writer.h"
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
+#include <functional>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string_view>
-#include <unordered_map>
+#include <thread>
 
 #include "common/status.h"
 #include "common/strings.h"
@@ -119,16 +123,118 @@ struct StatsAccumulator {
   }
 };
 
-// One leaf column of the buffered row group, shredded into levels and non-null
-// values.
-struct ColumnBuffer {
-  std::vector<uint32_t> def,
-      rep;                         // one entry per level, kept even when the max level is 0
-  std::vector<size_t> row_starts;  // index of each row's first level
-  std::vector<int64_t> ints;
-  std::vector<std::string> bytes;
+// The distinct values of a byte-array column chunk in first-seen order, found by an
+// open-addressing hash table over their indices; values are copied into an own arena. Built
+// while rows are buffered, so that each value is hashed once. Not thread-safe.
+class DictionaryBuilder {
+ public:
+  static constexpr uint32_t kAbsent = UINT32_MAX;
 
-  void Clear() { *this = ColumnBuffer(); }
+  // The index of `v`, added when new; kAbsent when adding it would make the dictionary's PLAIN
+  // size (4 + length per entry) exceed `max_plain_bytes`.
+  uint32_t IndexOf(std::string_view v, uint64_t max_plain_bytes) {
+    const uint64_t hash = std::hash<std::string_view>()(v);
+    size_t slot = hash & mask_;
+    if (!slots_.empty()) {
+      for (; slots_[slot] != 0; slot = (slot + 1) & mask_) {
+        const uint32_t e = slots_[slot] - 1;
+        if (hashes_[e] == hash && value(e) == v) return e;
+      }
+    }
+    if (plain_bytes_ + 4 + v.size() > max_plain_bytes) return kAbsent;
+    const auto e = static_cast<uint32_t>(starts_.size());
+    starts_.push_back(arena_.size());
+    arena_.append(v);
+    hashes_.push_back(hash);
+    plain_bytes_ += 4 + v.size();
+    if (slots_.empty() || 2 * (e + 1) > slots_.size()) {
+      Rehash();  // keeps the load at most 1/2; places `e` too
+    } else {
+      slots_[slot] = e + 1;
+    }
+    return e;
+  }
+
+  size_t size() const { return starts_.size(); }
+  uint64_t plain_bytes() const { return plain_bytes_; }
+  std::string_view value(uint32_t e) const {
+    const size_t end = e + 1 < starts_.size() ? starts_[e + 1] : arena_.size();
+    return std::string_view(arena_).substr(starts_[e], end - starts_[e]);
+  }
+  // Empties the dictionary, keeping its memory.
+  void Clear() {
+    arena_.clear();
+    starts_.clear();
+    hashes_.clear();
+    std::fill(slots_.begin(), slots_.end(), 0);
+    plain_bytes_ = 0;
+  }
+
+ private:
+  void Rehash() {
+    const size_t capacity = std::max<size_t>(1024, std::bit_ceil(4 * starts_.size()));
+    slots_.assign(capacity, 0);
+    mask_ = capacity - 1;
+    for (uint32_t e = 0; e < starts_.size(); ++e) {
+      size_t slot = hashes_[e] & mask_;
+      while (slots_[slot] != 0) slot = (slot + 1) & mask_;
+      slots_[slot] = e + 1;
+    }
+  }
+
+  std::string arena_;
+  std::vector<size_t> starts_;
+  std::vector<uint64_t> hashes_;
+  std::vector<uint32_t> slots_;  // entry index + 1; 0 is empty
+  size_t mask_ = 0;
+  uint64_t plain_bytes_ = 0;
+};
+
+// One leaf column of the buffered row group, shredded into levels and non-null values. Levels
+// are kept only for columns whose max level is above 0 (required columns have one value per
+// row), row starts only for repeated columns. Clear keeps the memory for the next row group.
+struct ColumnBuffer {
+  std::vector<uint32_t> def, rep;
+  std::vector<size_t> row_starts;  // index of each row's first level
+  size_t num_levels = 0;
+  std::vector<int64_t> ints;
+  // Byte-array values: value i is bytes[ends[i - 1], ends[i]).
+  std::string bytes;
+  std::vector<size_t> ends;
+  // While the chunk's distinct values fit dictionary_max_bytes: each value's dictionary index.
+  bool dict_alive = true;
+  DictionaryBuilder dict;
+  std::vector<uint32_t> indices;
+
+  size_t num_values() const { return ints.size() + ends.size(); }
+  std::string_view value(size_t i) const {
+    const size_t begin = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(bytes).substr(begin, ends[i] - begin);
+  }
+  void AddBytes(std::string_view v, uint64_t dictionary_max_bytes) {
+    bytes.append(v);
+    ends.push_back(bytes.size());
+    if (!dict_alive) return;
+    const uint32_t e = dict.IndexOf(v, dictionary_max_bytes);
+    if (e == DictionaryBuilder::kAbsent) {
+      dict_alive = false;
+      indices.clear();
+      return;
+    }
+    indices.push_back(e);
+  }
+  void Clear() {
+    def.clear();
+    rep.clear();
+    row_starts.clear();
+    num_levels = 0;
+    ints.clear();
+    bytes.clear();
+    ends.clear();
+    dict_alive = true;
+    dict.Clear();
+    indices.clear();
+  }
 };
 
 format::SchemaElement LeafElement(std::string name, format::Type type,
@@ -208,14 +314,12 @@ std::vector<std::string> SplitPath(std::string_view path) {
   return parts;
 }
 
-void EncodeLevels(const std::vector<uint32_t>& levels, size_t begin, size_t end, int max_level,
-                  std::string* out) {
-  std::vector<uint32_t> slice(levels.begin() + begin, levels.begin() + end);
-  std::string encoded;
-  internal::EncodeRleHybrid(slice, internal::BitWidth(max_level), &encoded);
-  PutFixed32(static_cast<uint32_t>(encoded.size()),
-             out);  // data page v1 length prefix
-  out->append(encoded);
+void EncodeLevels(std::span<const uint32_t> levels, int max_level, std::string* out) {
+  const size_t at = out->size();
+  out->append(4, '\0');  // data page v1 length prefix
+  internal::EncodeRleHybrid(levels, internal::BitWidth(max_level), out);
+  const auto len = static_cast<uint32_t>(out->size() - at - 4);
+  for (int i = 0; i < 4; ++i) (*out)[at + i] = static_cast<char>(len >> (8 * i));
 }
 
 }  // namespace
@@ -223,25 +327,44 @@ void EncodeLevels(const std::vector<uint32_t>& levels, size_t begin, size_t end,
 class Writer::Impl {
  public:
   Impl(std::unique_ptr<Sink> sink, const WriterOptions& options)
-      : sink_(std::move(sink)), options_(options) {}
+      : sink_(std::move(sink)),
+        options_(options) {
+    for (int t = 0; t < std::max(1, options.threads); ++t) {
+      compressors_.push_back(std::make_unique<internal::Compressor>(
+          static_cast<format::CompressionCodec>(options.codec), options.zstd_level));
+    }
+  }
 
   absl::Status Start() { return Append(kMagic); }
 
   absl::Status WriteBatch(const std::vector<Record>& records) {
     RETURN_IF_ERROR(CheckUsable());
-    for (const Record& r : records) RETURN_IF_ERROR(WriteOne(r));
-    return absl::OkStatus();
+    return WriteRows(std::span(records));
   }
 
   absl::Status Write(const Record& r) {
     RETURN_IF_ERROR(CheckUsable());
-    return WriteOne(r);
+    return WriteRows(std::span(&r, 1));
   }
 
-  absl::Status WriteOne(const Record& r) {
-    Shred(r);
-    if (buffered_rows_ >= options_.row_group_rows || buffered_bytes_ >= options_.row_group_bytes) {
-      return FlushRowGroup();
+  // Buffers `rows`, flushing a row group whenever one reaches row_group_rows or
+  // row_group_bytes (checked after each row).
+  absl::Status WriteRows(std::span<const Record> rows) {
+    size_t begin = 0;
+    while (begin < rows.size()) {
+      size_t end = begin;
+      bool full = false;
+      while (end < rows.size() && !full) {
+        const Record& r = rows[end++];
+        ++buffered_rows_;
+        buffered_bytes_ += 24 + r.id.size() + r.key.size() + r.data.size();
+        for (const auto& [k, v] : r.headers) buffered_bytes_ += k.size() + v.size();
+        full = buffered_rows_ >= options_.row_group_rows ||
+               buffered_bytes_ >= options_.row_group_bytes;
+      }
+      ShredRows(rows.subspan(begin, end - begin));
+      if (full) RETURN_IF_ERROR(FlushRowGroup());
+      begin = end;
     }
     return absl::OkStatus();
   }
@@ -319,174 +442,274 @@ class Writer::Impl {
     return absl::OkStatus();
   }
 
-  void Shred(const Record& r) {
-    auto start_row = [](ColumnBuffer& c) { c.row_starts.push_back(c.def.size()); };
-    auto put_level = [](ColumnBuffer& c, uint32_t def, uint32_t rep) {
-      c.def.push_back(def);
-      c.rep.push_back(rep);
-    };
-    for (auto& c : columns_) start_row(c);
-    const int64_t ints[] = {r.offset, r.timestamp_us, r.ingest_time_us};
-    for (int i = 0; i < 3; ++i) {
-      put_level(columns_[i], 0, 0);
-      columns_[i].ints.push_back(ints[i]);
+  // Shreds `rows` into the column buffers. With threads > 1 and enough rows, two threads split
+  // the columns: each walks the rows once for its columns.
+  void ShredRows(std::span<const Record> rows) {
+    constexpr uint32_t kAll = (1u << kNumLeaves) - 1;
+    constexpr size_t kMinParallelRows = 1024;
+    if (options_.threads <= 1 || rows.size() < kMinParallelRows) {
+      ShredColumns(rows, kAll);
+      return;
     }
-    put_level(columns_[3], 0, 0);
-    columns_[3].bytes.push_back(r.id);
-    if (r.key.empty()) {
-      put_level(columns_[4], 0, 0);
-    } else {
-      put_level(columns_[4], 1, 0);
-      columns_[4].bytes.push_back(r.key);
-    }
-    put_level(columns_[5], 0, 0);
-    columns_[5].bytes.push_back(r.data);
-    // An empty header list is an empty (not null) map.
-    if (r.headers.empty()) {
-      put_level(columns_[6], 1, 0);
-      put_level(columns_[7], 1, 0);
-    }
-    for (size_t j = 0; j < r.headers.size(); ++j) {
-      uint32_t rep = j == 0 ? 0 : 1;
-      put_level(columns_[6], 2, rep);
-      columns_[6].bytes.push_back(r.headers[j].first);
-      put_level(columns_[7], 3, rep);
-      columns_[7].bytes.push_back(r.headers[j].second);
-    }
-    ++buffered_rows_;
-    buffered_bytes_ += 24 + r.id.size() + r.key.size() + r.data.size();
-    for (const auto& [k, v] : r.headers) buffered_bytes_ += k.size() + v.size();
+    // Roughly equal work: copying ids and payloads against hashing keys and headers into their
+    // dictionaries.
+    constexpr uint32_t kCopyHeavy = (1u << static_cast<int>(Leaf::kOffset)) |
+                                    (1u << static_cast<int>(Leaf::kTimestamp)) |
+                                    (1u << static_cast<int>(Leaf::kIngestTime)) |
+                                    (1u << static_cast<int>(Leaf::kId)) |
+                                    (1u << static_cast<int>(Leaf::kData));
+    std::thread helper([&] { ShredColumns(rows, kAll & ~kCopyHeavy); });
+    ShredColumns(rows, kCopyHeavy);
+    helper.join();
   }
 
-  // Writes a page (header then body) and accounts its sizes into `meta`.
-  absl::Status WritePage(format::PageHeader header, const std::string& body,
-                         format::ColumnMetaData* meta) {
-    std::string compressed;
-    RETURN_IF_ERROR(internal::Compress(static_cast<format::CompressionCodec>(options_.codec), body,
-                                       options_.zstd_level, &compressed));
-    if (body.size() > INT32_MAX || compressed.size() > INT32_MAX) {
+  // Shreds the columns in `mask` (bit i: kLeaves[i]) of `rows`; touches only those columns'
+  // buffers, so calls with disjoint masks may run concurrently.
+  void ShredColumns(std::span<const Record> rows, uint32_t mask) {
+    const uint64_t dict_max = options_.dictionary_max_bytes;
+    auto has = [mask](Leaf leaf) { return (mask >> static_cast<int>(leaf)) & 1; };
+    for (const Record& r : rows) {
+      const int64_t ints[] = {r.offset, r.timestamp_us, r.ingest_time_us};
+      for (int i = 0; i < 3; ++i) {
+        if (!has(static_cast<Leaf>(i))) continue;
+        columns_[i].ints.push_back(ints[i]);
+        ++columns_[i].num_levels;
+      }
+      if (has(Leaf::kId)) {
+        ColumnBuffer& id = columns_[static_cast<int>(Leaf::kId)];
+        ++id.num_levels;
+        id.AddBytes(r.id, dict_max);
+      }
+      if (has(Leaf::kKey)) {
+        ColumnBuffer& key = columns_[static_cast<int>(Leaf::kKey)];
+        ++key.num_levels;
+        if (r.key.empty()) {
+          key.def.push_back(0);
+        } else {
+          key.def.push_back(1);
+          key.AddBytes(r.key, dict_max);
+        }
+      }
+      if (has(Leaf::kData)) {
+        ColumnBuffer& data = columns_[static_cast<int>(Leaf::kData)];
+        ++data.num_levels;
+        data.AddBytes(r.data, dict_max);
+      }
+      // The map's key and value columns; an empty header list is an empty (not null) map.
+      for (Leaf leaf : {Leaf::kHeaderKey, Leaf::kHeaderValue}) {
+        if (!has(leaf)) continue;
+        ColumnBuffer& c = columns_[static_cast<int>(leaf)];
+        const bool is_key = leaf == Leaf::kHeaderKey;
+        c.row_starts.push_back(c.num_levels);
+        if (r.headers.empty()) {
+          c.def.push_back(1);
+          c.rep.push_back(0);
+          ++c.num_levels;
+          continue;
+        }
+        for (size_t j = 0; j < r.headers.size(); ++j) {
+          c.def.push_back(is_key ? 2 : 3);
+          c.rep.push_back(j == 0 ? 0 : 1);
+          c.AddBytes(is_key ? r.headers[j].first : r.headers[j].second, dict_max);
+        }
+        c.num_levels += r.headers.size();
+      }
+    }
+  }
+
+  // A page of the column chunk being written: encoded, then compressed, then written.
+  struct PendingPage {
+    format::PageHeader header;  // without its sizes until written
+    std::string body, compressed;
+  };
+
+  // The next page of the current column chunk, its buffers reused from earlier chunks.
+  PendingPage& NewPage(format::PageHeader header) {
+    if (num_pages_ == pages_.size()) pages_.push_back(std::make_unique<PendingPage>());
+    PendingPage& page = *pages_[num_pages_++];
+    page.header = std::move(header);
+    page.body.clear();
+    return page;
+  }
+
+  // Compresses the pending pages on up to options_.threads threads (the caller's
+  // included), each with its own compressor.
+  absl::Status CompressPages() {
+    const size_t threads = std::min<size_t>(compressors_.size(), num_pages_);
+    std::atomic<size_t> next{0};
+    std::vector<absl::Status> status(threads);
+    auto work = [&](size_t t) {
+      for (size_t i = next++; i < num_pages_; i = next++) {
+        status[t] = compressors_[t]->Compress(pages_[i]->body, &pages_[i]->compressed);
+        if (!status[t].ok()) return;
+      }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    if (threads > 0) work(0);
+    for (std::thread& t : pool) t.join();
+    for (const absl::Status& s : status) RETURN_IF_ERROR(s);
+    return absl::OkStatus();
+  }
+
+  // Writes a compressed page (header then body) and accounts its sizes into `meta`.
+  absl::Status WritePage(PendingPage& page, format::ColumnMetaData* meta) {
+    if (page.body.size() > INT32_MAX || page.compressed.size() > INT32_MAX) {
       return absl::InvalidArgumentError("Parquet page larger than 2 GiB");
     }
-    header.__set_uncompressed_page_size(static_cast<int32_t>(body.size()));
-    header.__set_compressed_page_size(static_cast<int32_t>(compressed.size()));
-    std::string bytes;
-    RETURN_IF_ERROR(internal::SerializePageHeader(header, &bytes));
-    meta->total_uncompressed_size += static_cast<int64_t>(bytes.size() + body.size());
-    meta->total_compressed_size += static_cast<int64_t>(bytes.size() + compressed.size());
-    bytes.append(compressed);
-    return Append(bytes);
+    page.header.__set_uncompressed_page_size(static_cast<int32_t>(page.body.size()));
+    page.header.__set_compressed_page_size(static_cast<int32_t>(page.compressed.size()));
+    header_bytes_.clear();
+    RETURN_IF_ERROR(internal::SerializePageHeader(page.header, &header_bytes_));
+    meta->total_uncompressed_size += static_cast<int64_t>(header_bytes_.size() + page.body.size());
+    meta->total_compressed_size +=
+        static_cast<int64_t>(header_bytes_.size() + page.compressed.size());
+    RETURN_IF_ERROR(Append(header_bytes_));
+    return Append(page.compressed);
+  }
+
+  // Appends the PLAIN encoding of values [begin, end) of `col` to `*out`.
+  static void AppendPlain(const LeafSpec& spec, const ColumnBuffer& col, size_t begin, size_t end,
+                          std::string* out) {
+    if (begin == end) return;
+    if (spec.is_int64) {
+      const size_t at = out->size();
+      out->resize(at + 8 * (end - begin));
+      char* p = out->data() + at;
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, col.ints.data() + begin, 8 * (end - begin));
+      } else {
+        for (size_t v = begin; v < end; ++v, p += 8) {
+          for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(static_cast<uint64_t>(col.ints[v]) >> (8 * i));
+        }
+      }
+      return;
+    }
+    const size_t first = begin == 0 ? 0 : col.ends[begin - 1];
+    const size_t at = out->size();
+    out->resize(at + 4 * (end - begin) + (col.ends[end - 1] - first));
+    char* p = out->data() + at;
+    size_t prev = first;
+    for (size_t v = begin; v < end; ++v) {
+      const auto len = static_cast<uint32_t>(col.ends[v] - prev);
+      for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(len >> (8 * i));
+      std::memcpy(p + 4, col.bytes.data() + prev, len);
+      p += 4 + len;
+      prev = col.ends[v];
+    }
   }
 
   absl::Status WriteColumnChunk(const LeafSpec& spec, const ColumnBuffer& col,
                                 format::ColumnChunk* chunk) {
+    num_pages_ = 0;
     const bool has_levels = spec.max_def > 0 || spec.max_rep > 0;
     format::ColumnMetaData meta;
     meta.__set_type(spec.is_int64 ? format::Type::INT64 : format::Type::BYTE_ARRAY);
     meta.__set_path_in_schema(SplitPath(spec.path));
     meta.__set_codec(static_cast<format::CompressionCodec>(options_.codec));
-    meta.__set_num_values(static_cast<int64_t>(col.def.size()));
+    meta.__set_num_values(static_cast<int64_t>(col.num_levels));
     meta.total_uncompressed_size = 0;
     meta.total_compressed_size = 0;
 
-    // Dictionary encoding for byte arrays when it pays off.
-    std::unordered_map<std::string_view, uint32_t> dict_index;
-    std::vector<std::string_view> dict;
+    // Dictionary encoding for byte arrays when it pays off: the dictionary was built while the
+    // rows were buffered, and survived if it stayed within dictionary_max_bytes.
+    const size_t num_values = col.num_values();
     bool use_dict = false;
-    if (!spec.is_int64 && !col.bytes.empty()) {
-      uint64_t dict_bytes = 0, plain_bytes = 0;
-      for (const std::string& v : col.bytes) {
-        plain_bytes += 4 + v.size();
-        if (dict_bytes <= options_.dictionary_max_bytes &&
-            dict_index.emplace(v, static_cast<uint32_t>(dict.size())).second) {
-          dict.push_back(v);
-          dict_bytes += 4 + v.size();
-        }
-      }
-      uint64_t index_bytes =
-          col.bytes.size() * static_cast<uint64_t>(internal::BitWidth(dict.size() - 1)) / 8 + 1;
-      use_dict = dict_bytes <= options_.dictionary_max_bytes &&
-                 static_cast<double>(dict_bytes + index_bytes) <
-                     options_.dictionary_max_ratio * static_cast<double>(plain_bytes);
+    if (!spec.is_int64 && num_values > 0 && col.dict_alive) {
+      const uint64_t plain_bytes = 4 * num_values + col.bytes.size();
+      const uint64_t dict_bytes = col.dict.plain_bytes();
+      const uint64_t index_bytes =
+          num_values * static_cast<uint64_t>(internal::BitWidth(col.dict.size() - 1)) / 8 + 1;
+      use_dict = static_cast<double>(dict_bytes + index_bytes) <
+                 options_.dictionary_max_ratio * static_cast<double>(plain_bytes);
     }
     const auto data_encoding =
         use_dict ? format::Encoding::RLE_DICTIONARY : format::Encoding::PLAIN;
-    const int index_width = use_dict ? std::max(1, internal::BitWidth(dict.size() - 1)) : 0;
+    const int index_width = use_dict ? std::max(1, internal::BitWidth(col.dict.size() - 1)) : 0;
 
     std::vector<format::PageEncodingStats> encoding_stats;
+    // For dictionary columns, page statistics come from each entry's rank in byte order, so a
+    // page's min and max are integer comparisons over its indices.
+    std::vector<uint32_t> rank, by_rank;
     if (use_dict) {
-      std::string body;
-      for (std::string_view v : dict) {
-        PutFixed32(static_cast<uint32_t>(v.size()), &body);
-        body.append(v);
-      }
+      by_rank.resize(col.dict.size());
+      for (uint32_t e = 0; e < by_rank.size(); ++e) by_rank[e] = e;
+      std::sort(by_rank.begin(), by_rank.end(), [&](uint32_t a, uint32_t b) {
+        return BytesLess(col.dict.value(a), col.dict.value(b));
+      });
+      rank.resize(by_rank.size());
+      for (uint32_t r = 0; r < by_rank.size(); ++r) rank[by_rank[r]] = r;
+
       format::DictionaryPageHeader dict_header;
-      dict_header.__set_num_values(static_cast<int32_t>(dict.size()));
+      dict_header.__set_num_values(static_cast<int32_t>(col.dict.size()));
       dict_header.__set_encoding(format::Encoding::PLAIN);
       format::PageHeader header;
       header.__set_type(format::PageType::DICTIONARY_PAGE);
       header.__set_dictionary_page_header(dict_header);
-      meta.__set_dictionary_page_offset(static_cast<int64_t>(position_));
-      RETURN_IF_ERROR(WritePage(header, body, &meta));
+      std::string& body = NewPage(std::move(header)).body;
+      for (uint32_t e = 0; e < col.dict.size(); ++e) {
+        std::string_view v = col.dict.value(e);
+        PutFixed32(static_cast<uint32_t>(v.size()), &body);
+        body.append(v);
+      }
       format::PageEncodingStats es;
       es.__set_page_type(format::PageType::DICTIONARY_PAGE);
       es.__set_encoding(format::Encoding::PLAIN);
       es.__set_count(1);
       encoding_stats.push_back(es);
     }
-    meta.__set_data_page_offset(static_cast<int64_t>(position_));
 
+    const bool repeated = spec.max_rep > 0;
+    const auto max_def = static_cast<uint32_t>(spec.max_def);
+    // Level index where row `row` starts (levels == rows for non-repeated columns).
+    auto row_start = [&](size_t row) { return repeated ? col.row_starts[row] : row; };
     StatsAccumulator chunk_stats;
     int32_t data_pages = 0;
     size_t value_pos = 0;
-    const size_t num_rows = col.row_starts.size();
+    const size_t num_rows = buffered_rows_;
     size_t row = 0;
     while (row < num_rows) {
-      // Cut the page at a row boundary once its values reach the target size.
-      const size_t level_begin = col.row_starts[row];
+      // Cut the page at a row boundary once its values reach the target size (counted as PLAIN).
+      const size_t level_begin = row_start(row);
       const size_t value_begin = value_pos;
       uint64_t page_bytes = 0;
       StatsAccumulator page_stats;
+      uint32_t min_rank = UINT32_MAX, max_rank = 0;
       size_t level_end = level_begin;
       while (row < num_rows &&
              (page_bytes < options_.page_size_bytes || level_end == level_begin)) {
-        size_t row_end = row + 1 < num_rows ? col.row_starts[row + 1] : col.def.size();
+        const size_t row_end = row + 1 < num_rows ? row_start(row + 1) : col.num_levels;
         for (size_t l = level_end; l < row_end; ++l) {
-          if (col.def[l] == static_cast<uint32_t>(spec.max_def)) {
-            if (spec.is_int64) {
-              page_stats.AddInt(col.ints[value_pos]);
-              page_bytes += 8;
-            } else {
-              page_stats.AddBytes(col.bytes[value_pos]);
-              page_bytes += 4 + col.bytes[value_pos].size();
-            }
-            ++value_pos;
-          } else {
+          if (spec.max_def != 0 && col.def[l] != max_def) {
             ++page_stats.null_count;
+            continue;
           }
+          if (spec.is_int64) {
+            page_stats.AddInt(col.ints[value_pos]);
+            page_bytes += 8;
+          } else {
+            const size_t begin = value_pos == 0 ? 0 : col.ends[value_pos - 1];
+            page_bytes += 4 + (col.ends[value_pos] - begin);
+            if (use_dict) {
+              const uint32_t r = rank[col.indices[value_pos]];
+              min_rank = std::min(min_rank, r);
+              max_rank = std::max(max_rank, r);
+            } else {
+              page_stats.AddBytes(col.value(value_pos));
+            }
+          }
+          ++value_pos;
         }
         level_end = row_end;
         ++row;
       }
-      std::string body;
-      if (spec.max_rep > 0) EncodeLevels(col.rep, level_begin, level_end, spec.max_rep, &body);
-      if (spec.max_def > 0) EncodeLevels(col.def, level_begin, level_end, spec.max_def, &body);
-      if (use_dict) {
-        std::vector<uint32_t> indices;
-        indices.reserve(value_pos - value_begin);
-        for (size_t v = value_begin; v < value_pos; ++v)
-          indices.push_back(dict_index.at(col.bytes[v]));
-        body.push_back(static_cast<char>(index_width));
-        internal::EncodeRleHybrid(indices, index_width, &body);
-      } else if (spec.is_int64) {
-        for (size_t v = value_begin; v < value_pos; ++v) PutFixed64(col.ints[v], &body);
-      } else {
-        for (size_t v = value_begin; v < value_pos; ++v) {
-          PutFixed32(static_cast<uint32_t>(col.bytes[v].size()), &body);
-          body.append(col.bytes[v]);
-        }
+      if (use_dict && value_pos > value_begin) {
+        page_stats.AddBytes(col.dict.value(by_rank[min_rank]));
+        page_stats.AddBytes(col.dict.value(by_rank[max_rank]));
       }
+      const size_t levels = level_end - level_begin;
       format::DataPageHeader data_header;
-      data_header.__set_num_values(static_cast<int32_t>(level_end - level_begin));
+      data_header.__set_num_values(static_cast<int32_t>(levels));
       data_header.__set_encoding(data_encoding);
       data_header.__set_definition_level_encoding(format::Encoding::RLE);
       data_header.__set_repetition_level_encoding(format::Encoding::RLE);
@@ -494,10 +717,31 @@ class Writer::Impl {
       format::PageHeader header;
       header.__set_type(format::PageType::DATA_PAGE);
       header.__set_data_page_header(data_header);
-      RETURN_IF_ERROR(WritePage(header, body, &meta));
+      std::string& body = NewPage(std::move(header)).body;
+      if (spec.max_rep > 0) {
+        EncodeLevels(std::span(col.rep).subspan(level_begin, levels), spec.max_rep, &body);
+      }
+      if (spec.max_def > 0) {
+        EncodeLevels(std::span(col.def).subspan(level_begin, levels), spec.max_def, &body);
+      }
+      if (use_dict) {
+        body.push_back(static_cast<char>(index_width));
+        internal::EncodeRleHybrid(
+            std::span(col.indices).subspan(value_begin, value_pos - value_begin), index_width,
+            &body);
+      } else {
+        AppendPlain(spec, col, value_begin, value_pos, &body);
+      }
       ++data_pages;
       chunk_stats.Merge(page_stats, spec.is_int64);
     }
+    RETURN_IF_ERROR(CompressPages());
+    for (size_t i = 0; i < num_pages_; ++i) {
+      if (i == 0 && use_dict) meta.__set_dictionary_page_offset(static_cast<int64_t>(position_));
+      if (i == (use_dict ? 1 : 0)) meta.__set_data_page_offset(static_cast<int64_t>(position_));
+      RETURN_IF_ERROR(WritePage(*pages_[i], &meta));
+    }
+    num_pages_ = 0;
     format::PageEncodingStats es;
     es.__set_page_type(format::PageType::DATA_PAGE);
     es.__set_encoding(data_encoding);
@@ -525,6 +769,11 @@ class Writer::Impl {
   uint64_t buffered_bytes_ = 0;
   uint64_t rows_written_ = 0;
   std::vector<format::RowGroup> row_groups_;
+  // One per compression thread; pages_[0, num_pages_) are the current column chunk's.
+  std::vector<std::unique_ptr<internal::Compressor>> compressors_;
+  std::vector<std::unique_ptr<PendingPage>> pages_;
+  size_t num_pages_ = 0;
+  std::string header_bytes_;
 };
 
 Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

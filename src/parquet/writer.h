@@ -51,6 +51,10 @@ struct WriterOptions {
   // bound.
   uint64_t statistics_max_bytes = 64;
   std::string created_by = "nodata version 0.1.0";
+  // Threads a write may use, the caller's included (1: only the caller's). Above 1, large
+  // batches are shredded into columns on two threads and a column chunk's pages are compressed
+  // on up to this many. The file is the same for any value.
+  int threads = 1;
 };
 
 // Writes one Parquet file. Rows are buffered per row group in memory. Not

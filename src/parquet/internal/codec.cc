@@ -7,6 +7,29 @@
 
 namespace nodata::parquet::internal {
 
+namespace {
+
+// Checks the frame's own size, when it records one, before allocating what the page header says.
+// `ctx` may be null (a context is then made for this call).
+absl::Status DecompressZstd(ZSTD_DCtx* ctx, std::string_view in, uint64_t uncompressed_size,
+                            std::string* out) {
+  unsigned long long frame_size = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (frame_size == ZSTD_CONTENTSIZE_ERROR ||
+      (frame_size != ZSTD_CONTENTSIZE_UNKNOWN && frame_size != uncompressed_size)) {
+    return absl::DataLossError("corrupt zstd page or size mismatch with its header");
+  }
+  out->resize(uncompressed_size);
+  size_t n = ctx != nullptr
+                 ? ZSTD_decompressDCtx(ctx, out->data(), out->size(), in.data(), in.size())
+                 : ZSTD_decompress(out->data(), out->size(), in.data(), in.size());
+  if (ZSTD_isError(n) || n != uncompressed_size) {
+    return absl::DataLossError("corrupt zstd page or size mismatch with its header");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Compress(format::CompressionCodec codec, std::string_view in, int zstd_level,
                       std::string* out) {
   switch (codec) {
@@ -33,6 +56,27 @@ absl::Status Compress(format::CompressionCodec codec, std::string_view in, int z
   }
 }
 
+Compressor::Compressor(format::CompressionCodec codec, int zstd_level)
+    : codec_(codec), zstd_level_(zstd_level) {}
+
+Compressor::~Compressor() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(zstd_)); }
+
+absl::Status Compressor::Compress(std::string_view in, std::string* out) {
+  if (codec_ != format::CompressionCodec::ZSTD) {
+    return internal::Compress(codec_, in, zstd_level_, out);
+  }
+  if (zstd_ == nullptr) {
+    zstd_ = ZSTD_createCCtx();
+    if (zstd_ == nullptr) return absl::ResourceExhaustedError("zstd: cannot allocate a context");
+  }
+  out->resize(ZSTD_compressBound(in.size()));
+  size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), out->data(), out->size(),
+                               in.data(), in.size(), zstd_level_);
+  if (ZSTD_isError(n)) return absl::InternalError(StrCat("zstd: ", ZSTD_getErrorName(n)));
+  out->resize(n);
+  return absl::OkStatus();
+}
+
 absl::Status Decompress(format::CompressionCodec codec, std::string_view in,
                         uint64_t uncompressed_size, std::string* out) {
   switch (codec) {
@@ -53,26 +97,28 @@ absl::Status Decompress(format::CompressionCodec codec, std::string_view in,
       }
       return absl::OkStatus();
     }
-    case format::CompressionCodec::ZSTD: {
-      // Check the frame's own size, when it records one, before allocating what
-      // the header says.
-      unsigned long long frame_size = ZSTD_getFrameContentSize(in.data(), in.size());
-      if (frame_size == ZSTD_CONTENTSIZE_ERROR ||
-          (frame_size != ZSTD_CONTENTSIZE_UNKNOWN && frame_size != uncompressed_size)) {
-        return absl::DataLossError("corrupt zstd page or size mismatch with its header");
-      }
-      out->resize(uncompressed_size);
-      size_t n = ZSTD_decompress(out->data(), out->size(), in.data(), in.size());
-      if (ZSTD_isError(n) || n != uncompressed_size) {
-        return absl::DataLossError("corrupt zstd page or size mismatch with its header");
-      }
-      return absl::OkStatus();
-    }
+    case format::CompressionCodec::ZSTD:
+      return DecompressZstd(nullptr, in, uncompressed_size, out);
     default:
       return absl::UnimplementedError(
           StrCat("Parquet codec ", static_cast<int>(codec),
                  " is not supported (supported: UNCOMPRESSED, SNAPPY, ZSTD)"));
   }
+}
+
+
+Decompressor::~Decompressor() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(zstd_)); }
+
+absl::Status Decompressor::Decompress(format::CompressionCodec codec, std::string_view in,
+                                      uint64_t uncompressed_size, std::string* out) {
+  if (codec != format::CompressionCodec::ZSTD) {
+    return internal::Decompress(codec, in, uncompressed_size, out);
+  }
+  if (zstd_ == nullptr) {
+    zstd_ = ZSTD_createDCtx();
+    if (zstd_ == nullptr) return absl::ResourceExhaustedError("zstd: cannot allocate a context");
+  }
+  return DecompressZstd(static_cast<ZSTD_DCtx*>(zstd_), in, uncompressed_size, out);
 }
 
 }  // namespace nodata::parquet::internal

@@ -24,13 +24,6 @@ uint64_t ReadBits(const uint8_t* data, uint64_t bit_offset, int width) {
   return value;
 }
 
-void WriteBits(uint8_t* data, uint64_t bit_offset, int width, uint64_t value) {
-  for (int i = 0; i < width; ++i) {
-    if ((value >> i) & 1)
-      data[(bit_offset + i) / 8] |= static_cast<uint8_t>(1u << ((bit_offset + i) % 8));
-  }
-}
-
 absl::Status Corrupt(std::string_view what) {
   return absl::DataLossError(StrCat("corrupt Parquet encoding: ", what));
 }
@@ -64,7 +57,7 @@ absl::Status GetUleb128(std::string_view* in, uint64_t* v) {
   return Corrupt("varint longer than 64 bits");
 }
 
-void EncodeRleHybrid(const std::vector<uint32_t>& values, int bit_width, std::string* out) {
+void EncodeRleHybrid(std::span<const uint32_t> values, int bit_width, std::string* out) {
   const size_t n = values.size();
   const size_t value_bytes = static_cast<size_t>((bit_width + 7) / 8);
   auto run_length_at = [&](size_t i) {
@@ -96,9 +89,20 @@ void EncodeRleHybrid(const std::vector<uint32_t>& values, int bit_width, std::st
     size_t offset = out->size();
     out->append(groups * static_cast<size_t>(bit_width), '\0');
     auto* data = reinterpret_cast<uint8_t*>(out->data() + offset);
+    // Values go in least significant bit first through a 64-bit accumulator; the padding of
+    // the last group stays zero.
+    uint64_t acc = 0;
+    int acc_bits = 0;
     for (size_t k = start; k < i; ++k) {
-      WriteBits(data, static_cast<uint64_t>(k - start) * bit_width, bit_width, values[k]);
+      acc |= static_cast<uint64_t>(values[k]) << acc_bits;
+      acc_bits += bit_width;
+      while (acc_bits >= 8) {
+        *data++ = static_cast<uint8_t>(acc);
+        acc >>= 8;
+        acc_bits -= 8;
+      }
     }
+    if (acc_bits > 0) *data = static_cast<uint8_t>(acc);
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,7 +23,7 @@ absl::Status GetUleb128(std::string_view* in, uint64_t* v);
 
 // Appends the RLE/bit-packed hybrid encoding of `values` (no length prefix).
 // Each value must fit in `bit_width` bits (0..32).
-void EncodeRleHybrid(const std::vector<uint32_t>& values, int bit_width, std::string* out);
+void EncodeRleHybrid(std::span<const uint32_t> values, int bit_width, std::string* out);
 
 // Decodes exactly `count` values from `in` (no length prefix) and appends them
 // to `*out`. Trailing bytes after `count` values are ignored, as bit-packed
