@@ -8,7 +8,7 @@ HTTP ?= 127.0.0.1:7071
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps build run test integration-test fuzz thread-safety bench clean
+.PHONY: deps build run test integration-test fuzz thread-safety sdk bench clean
 
 deps:
 	./scripts/install-deps
@@ -26,6 +26,7 @@ test: deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
 	$(MAKE) thread-safety
 	$(MAKE) fuzz
+	$(MAKE) sdk
 	$(MAKE) integration-test
 
 # libFuzzer over the decoders of untrusted bytes: the log's frames and recovery, Parquet files
@@ -43,6 +44,11 @@ fuzz:
 thread-safety:
 	CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-Werror=thread-safety > /dev/null
 	cmake --build build-clang -j$(JOBS) --target nodata
+
+# The C++ client SDK (sdk/cpp): built, installed into a temp prefix and its examples built against
+# it through find_package(nodata); the examples land in build-sdk/examples/ for sdk.test.mjs.
+sdk:
+	BUILD=build-sdk JOBS=2 sdk/cpp/test.sh
 
 integration-test:
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
