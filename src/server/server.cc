@@ -92,7 +92,10 @@ absl::Status RunServer(const ServerOptions& options) {
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
   consume->StopAll();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  // Calls still open after a second (publish streams a producer keeps open) are cancelled: a batch
+  // already handed to the broker is still stored, and a producer that missed its ack retries with
+  // the same ids, which dedupe.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server->Wait();
   consume.reset();  // runs its queued jobs (final commits) while the broker is open
   spdlog::debug("gRPC stopped");
