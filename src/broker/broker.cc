@@ -288,7 +288,8 @@ class Broker::Impl {
                                         const StartSpec& start, std::optional<uint64_t> committed);
   GroupCoordinator& groups() { return groups_; }
   absl::Status CommitOffsets(std::string_view group, std::string_view topic,
-                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets);
+                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                             uint64_t generation, std::string_view consumer_id);
   absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
                                                                 std::string_view topic) {
     RETURN_IF_ERROR(ValidateName("group", group));
@@ -906,10 +907,28 @@ absl::StatusOr<uint64_t> Broker::Impl::ResolveStart(std::string_view name, uint3
 }
 
 absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_view name,
-                                         const std::vector<std::pair<uint32_t, uint64_t>>& offsets) {
+                                         const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                                         uint64_t generation, std::string_view consumer_id) {
   RETURN_IF_ERROR(ValidateName("group", group));
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   if (offsets.empty()) return absl::InvalidArgumentError("no offsets to commit");
+  if (generation > 0) {
+    // Fenced commit: only the current owner of each partition, in the current generation.
+    const GroupInfo live = groups_.Describe(std::string(group), std::string(name));
+    if (live.generation != generation) {
+      return absl::FailedPreconditionError(
+          StrCat("group \"", group, "\" is at generation ", live.generation, ", not ",
+                 generation, ": the commit is from before a rebalance"));
+    }
+    for (const auto& [p, offset] : offsets) {
+      auto owner = live.owner.find(p);
+      if (owner == live.owner.end() || owner->second != consumer_id) {
+        return absl::FailedPreconditionError(StrCat("partition ", p, " is not assigned to \"",
+                                                    consumer_id, "\" in generation ",
+                                                    generation));
+      }
+    }
+  }
   for (const auto& [p, offset] : offsets) {
     if (p >= topic->partitions) {
       return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->partitions,
@@ -1171,8 +1190,9 @@ absl::StatusOr<uint64_t> Broker::ResolveStart(std::string_view topic, uint32_t p
 }
 GroupCoordinator& Broker::groups() { return impl_->groups(); }
 absl::Status Broker::CommitOffsets(std::string_view group, std::string_view topic,
-                                   const std::vector<std::pair<uint32_t, uint64_t>>& offsets) {
-  return impl_->CommitOffsets(group, topic, offsets);
+                                   const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                                   uint64_t generation, std::string_view consumer_id) {
+  return impl_->CommitOffsets(group, topic, offsets, generation, consumer_id);
 }
 absl::StatusOr<std::map<uint32_t, uint64_t>> Broker::CommittedOffsets(std::string_view group,
                                                                       std::string_view topic) {

@@ -167,9 +167,11 @@ class Broker {
                                         const StartSpec& start,
                                         std::optional<uint64_t> committed);
   GroupCoordinator& groups();
-  // Durably stores a group's next offsets; OUT_OF_RANGE past a partition's end.
+  // Durably stores a group's next offsets; OUT_OF_RANGE past a partition's end. With a
+  // generation, FAILED_PRECONDITION unless `consumer_id` owns every partition in it.
   absl::Status CommitOffsets(std::string_view group, std::string_view topic,
-                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets);
+                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                             uint64_t generation = 0, std::string_view consumer_id = {});
   absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
                                                                 std::string_view topic);
   // NOT_FOUND for a group with neither members nor committed offsets on the topic.

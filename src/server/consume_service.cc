@@ -543,7 +543,9 @@ class ConsumeServiceImpl final : public ConsumeService {
     auto* reactor = ctx->DefaultReactor();
     std::vector<std::pair<uint32_t, uint64_t>> offsets;
     for (const auto& o : request->offsets()) offsets.emplace_back(o.partition(), o.offset());
-    reactor->Finish(ToGrpc(broker_.CommitOffsets(request->group(), request->topic(), offsets)));
+    reactor->Finish(ToGrpc(broker_.CommitOffsets(request->group(), request->topic(), offsets,
+                                                 request->generation(),
+                                                 request->consumer_id())));
     return reactor;
   }
 

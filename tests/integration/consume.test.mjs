@@ -330,3 +330,35 @@ test('bad subscribe, commit and group requests get clean statuses', T, async (t)
   const st = await ok.end;
   assert.ok([Code.NOT_FOUND, Code.ABORTED].includes(st.code), `status after delete: ${st.code} ${st.details}`);
 });
+
+test('a fenced commit is refused once its member lost the partitions in a rebalance', T, async (t) => {
+  const srv = await startServer(t);
+  const topic = topicName('grp-fence');
+  await srv.api.createTopic(topic, 2);
+  await srv.api.publishBatch(Array.from({ length: 20 }, (_, i) => ev(topic, { key: `k${i}` })));
+  const a = srv.api.subscribe({ topic, group: 'fence', consumer_id: 'a' });
+  t.after(() => a.cancel());
+  await a.waitFor((s) => s.assignments.length === 1, { what: 'a first assignment' });
+  const genA = a.assignments[0].generation;
+  assert.deepEqual(a.partitions, [0, 1]);
+  const b = srv.api.subscribe({ topic, group: 'fence', consumer_id: 'b' });
+  t.after(() => b.cancel());
+  await b.waitFor((s) => s.assignments.length === 1, { what: 'b joins' });
+  await a.waitFor((s) => s.assignments.length === 2, { what: 'a rebalanced' });
+  const genB = b.assignments[0].generation;
+  assert.ok(genB > genA);
+  assert.deepEqual([...a.partitions, ...b.partitions].sort(), [0, 1]);
+  const bPartition = b.partitions[0];
+  // A commit from before the rebalance, a commit of another member's partition: refused.
+  await expectStatus(unaryCommit(srv, { group: 'fence', topic, offsets: [{ partition: bPartition, offset: 2 }], generation: genA, consumer_id: 'a' }), Code.FAILED_PRECONDITION, 'stale generation');
+  await expectStatus(unaryCommit(srv, { group: 'fence', topic, offsets: [{ partition: bPartition, offset: 2 }], generation: genB, consumer_id: 'a' }), Code.FAILED_PRECONDITION, 'partition of another member');
+  // The owner's commit in the current generation goes through.
+  await unaryCommit(srv, { group: 'fence', topic, offsets: [{ partition: bPartition, offset: 2 }], generation: genB, consumer_id: 'b' });
+  const g = await srv.api.getGroup('fence', topic);
+  assert.equal(g.partitions[bPartition].committed_offset, 2);
+});
+
+function unaryCommit(srv, request) {
+  return new Promise((resolve, reject) =>
+    srv.api.consume.Commit(request, (err, res) => (err ? reject(err) : resolve(res))));
+}
