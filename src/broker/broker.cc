@@ -602,7 +602,7 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   // Subscribers waiting for records read again and find the topic gone.
   for (const auto& part : topic->parts) part->log().WakeReaders();
   groups_.RevokeTopic(std::string(name));
-  catalog_->DeleteTopicOffsets(name).IgnoreError();
+  // The catalog dropped the topic's group offsets with its row (a trigger).
   {
     absl::MutexLock lock(&lag_mu_);
     for (auto it = lag_gauges_.begin(); it != lag_gauges_.end();) {

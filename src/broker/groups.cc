@@ -32,7 +32,12 @@ GroupCoordinator::Membership GroupCoordinator::Join(const std::string& group,
   Membership ticket{group, topic, consumer_id, 0};
   {
     absl::MutexLock lock(&mu_);
-    Group& g = groups_[{group, topic}];
+    auto [it_group, fresh] = groups_.try_emplace({group, topic});
+    Group& g = it_group->second;
+    if (fresh) {
+      auto past = past_generations_.find({group, topic});
+      if (past != past_generations_.end()) g.generation = past->second;
+    }
     g.partition_count = partition_count;
     auto it = g.members.find(consumer_id);
     if (it != g.members.end()) {
@@ -58,6 +63,7 @@ void GroupCoordinator::Leave(const Membership& m) {
     if (it == g->second.members.end() || it->second.id != m.id) return;  // already replaced
     g->second.members.erase(it);
     if (g->second.members.empty()) {
+      past_generations_[g->first] = g->second.generation;
       groups_.erase(g);
     } else {
       Rebalance(g->second, &pending);
@@ -106,6 +112,7 @@ void GroupCoordinator::RevokeTopic(const std::string& topic) {
       for (auto& [id, m] : it->second.members) {
         pending.emplace_back(m.on_assignment, Assignment{{}, it->second.generation + 1, true});
       }
+      past_generations_[it->first] = it->second.generation + 1;
       it = groups_.erase(it);
     }
   }

@@ -87,6 +87,9 @@ class GroupCoordinator {
 
   mutable absl::Mutex mu_;
   std::map<Key, Group> groups_ ABSL_GUARDED_BY(mu_);
+  // The last generation of groups that emptied: a group that forms again goes on from it, so a
+  // generation never repeats (fenced commits rely on that).
+  std::map<Key, uint64_t> past_generations_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

@@ -637,7 +637,11 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
         return absl::OutOfRangeError(StrCat("offset ", from, " is before the start ",
                                                   segments_.front()->base_offset));
       }
-      if (from >= end) return absl::OkStatus();
+      if (from >= end) {
+        // A failed partition acknowledges nothing more: tell a reader at the end why, instead of
+        // letting it wait for records that will not come.
+        return count == 0 && !failed_.ok() ? failed_ : absl::OkStatus();
+      }
       seg = FindSegmentLocked(from);
       seg_size = seg->size_bytes;
       end = std::min(end, seg->end_offset);
@@ -657,7 +661,9 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
         return absl::DataLossError(StrCat(seg->path, ": found offset ", record.offset,
                                                 " where ", from, " belongs"));
       }
-      bytes += record.data.size() + record.key.size() + record.id.size();
+      // Everything a reader copies out of the record, headers included, plus fixed fields.
+      bytes += kMinBodyBytes + record.data.size() + record.key.size() + record.id.size();
+      for (const auto& [k, v] : record.headers) bytes += k.size() + v.size();
       visit(record);
       ++from;
       ++count;

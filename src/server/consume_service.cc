@@ -7,6 +7,8 @@
 #include <optional>
 #include <set>
 
+#include <grpcpp/alarm.h>
+
 #include "absl/synchronization/mutex.h"
 #include "common/names.h"
 #include "common/status.h"
@@ -87,6 +89,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnDone();
   // Ends the stream with `status` as soon as no write is in flight.
   void Stop(grpc::Status status);
+  // Ends a stream that never started.
+  void Fail(const grpc::Status& status) { Finish(status); }
 
  private:
   struct Part {
@@ -107,6 +111,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   void Finish(const grpc::Status& status);
   void AutoCommit(bool force);
+  // Steps again once the auto-commit interval has passed.
+  void ArmCommitAlarm();
 
   broker::Broker& broker_;
   log::Syncer& pool_;
@@ -117,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string consumer_id_;
   broker::StartSpec start_;
   uint32_t max_batch_ = kDefaultBatch;
+  size_t batch_bytes_ = kMaxBatchBytes;
   bool auto_commit_ = false;
   std::optional<broker::GroupCoordinator::Membership> membership_;
 
@@ -131,6 +138,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::map<uint32_t, uint64_t> in_flight_;  // offsets the message in flight delivers
   bool commit_dirty_ = false;
   int64_t last_commit_us_ = 0;
+  grpc::Alarm commit_alarm_;
 
   absl::Mutex mu_;
   SubscribeReactor* reactor_ ABSL_GUARDED_BY(mu_);
@@ -142,6 +150,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<broker::Assignment> pending_assignment_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> waiting_ ABSL_GUARDED_BY(mu_);  // partitions with a notification pending
+  bool commit_alarm_set_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Live sessions, so that a shutdown can end them.
@@ -184,7 +193,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
       for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     }
     if (!request.ParseFromString(bytes)) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot parse SubscribeRequest"));
+      session_->Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "cannot parse SubscribeRequest"));
       return;
     }
     session_->Start(request, peer);
@@ -223,6 +233,9 @@ void Session::Start(const SubscribeRequest& request, const std::string& peer) {
         StrCat("max_batch is ", request.max_batch(), "; the limit is ", kMaxBatch)));
   }
   if (request.max_batch() > 0) max_batch_ = request.max_batch();
+  // Every record repeats the topic name: keep a full message under the budget.
+  batch_bytes_ = kMaxBatchBytes - std::min<size_t>(kMaxBatchBytes / 2,
+                                                   topic_.size() * size_t{max_batch_});
   if (request.auto_commit() && !has_group) {
     return fail(absl::InvalidArgumentError("auto_commit needs a group"));
   }
@@ -296,7 +309,13 @@ void Session::Kick() {
 }
 
 absl::Status Session::Assign(const broker::Assignment& a) {
-  if (auto_commit_) AutoCommit(/*force=*/true);  // what was delivered before the move
+  if (auto_commit_) {
+    AutoCommit(/*force=*/true);  // what was delivered before the move
+    // Whatever could not be committed for partitions that moved is the new owner's now.
+    std::erase_if(delivered_, [&](const auto& d) {
+      return std::find(a.partitions.begin(), a.partitions.end(), d.first) == a.partitions.end();
+    });
+  }
   ASSIGN_OR_RETURN(auto committed, broker_.CommittedOffsets(group_, topic_));
   std::vector<Part> next;
   for (uint32_t p : a.partitions) {
@@ -376,7 +395,7 @@ void Session::Step() {
     Part& part = parts_[index];
     encoder_.Begin(topic_);
     const uint64_t from = part.next;
-    absl::Status s = broker_.Scan(topic_, part.partition, part.next, max_batch_, kMaxBatchBytes,
+    absl::Status s = broker_.Scan(topic_, part.partition, part.next, max_batch_, batch_bytes_,
                                   [&](const log::DecodedRecord& r) {
                                     encoder_.Add(part.partition, r);
                                     part.next = r.offset + 1;
@@ -405,7 +424,12 @@ void Session::Step() {
     Write();
     return;
   }
-  // Caught up everywhere: wait for the append notification of any partition.
+  // Caught up everywhere: wait for the append notification of any partition. What was delivered
+  // and not yet committed is committed within the interval even if nothing else arrives.
+  if (auto_commit_) {
+    AutoCommit(/*force=*/false);
+    if (commit_dirty_) ArmCommitAlarm();
+  }
   std::vector<Part> wait;
   bool step_again = false;
   {
@@ -474,6 +498,26 @@ void Session::AutoCommit(bool force) {
   commit_dirty_ = false;
   last_commit_us_ = now;
   delivered_.clear();
+}
+
+void Session::ArmCommitAlarm() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (commit_alarm_set_ || finished_) return;
+    commit_alarm_set_ = true;
+  }
+  const int64_t wait_us = std::max<int64_t>(1000, last_commit_us_ + kAutoCommitIntervalUs - NowMicros());
+  std::weak_ptr<Session> weak = weak_from_this();
+  commit_alarm_.Set(std::chrono::system_clock::now() + std::chrono::microseconds(wait_us),
+                    [weak](bool ok) {
+                      auto self = weak.lock();
+                      if (!self) return;
+                      {
+                        absl::MutexLock lock(&self->mu_);
+                        self->commit_alarm_set_ = false;
+                      }
+                      if (ok) self->Kick();
+                    });
 }
 
 void Session::Finish(const grpc::Status& status) {

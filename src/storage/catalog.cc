@@ -81,6 +81,12 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) 
       "  next_offset INTEGER NOT NULL,"
       "  updated_at_us INTEGER NOT NULL,"
       "  PRIMARY KEY (grp, topic, partition));"
+      // A topic's group offsets go with it, in the same statement's transaction, and a topic
+      // created again under an old name starts with none.
+      "CREATE TRIGGER IF NOT EXISTS topics_delete_offsets AFTER DELETE ON topics BEGIN"
+      "  DELETE FROM group_offsets WHERE topic = OLD.name; END;"
+      "CREATE TRIGGER IF NOT EXISTS topics_insert_offsets AFTER INSERT ON topics BEGIN"
+      "  DELETE FROM group_offsets WHERE topic = NEW.name; END;"
       "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);");
   if (!s.ok()) return s;
   // Version 2: per-topic retention.
@@ -174,9 +180,11 @@ absl::Status Catalog::CommitOffsets(std::string_view group, std::string_view top
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE;"));
   const int64_t now = NowMicros();
+  // Only while the topic exists: a commit racing the topic's deletion writes nothing.
   Statement st(db_,
                "INSERT INTO group_offsets (grp, topic, partition, next_offset, updated_at_us) "
-               "VALUES (?, ?, ?, ?, ?) ON CONFLICT (grp, topic, partition) DO UPDATE SET "
+               "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM topics WHERE name = ?2) "
+               "ON CONFLICT (grp, topic, partition) DO UPDATE SET "
                "next_offset = excluded.next_offset, updated_at_us = excluded.updated_at_us");
   if (!st.ok()) {
     Exec("ROLLBACK;").IgnoreError();
@@ -195,8 +203,16 @@ absl::Status Catalog::CommitOffsets(std::string_view group, std::string_view top
       Exec("ROLLBACK;").IgnoreError();
       return s;
     }
+    if (sqlite3_changes(db_) == 0) {
+      Exec("ROLLBACK;").IgnoreError();
+      return absl::NotFoundError(StrCat("topic \"", topic, "\" does not exist"));
+    }
   }
-  return Exec("COMMIT;");
+  absl::Status s = Exec("COMMIT;");
+  // SQLite does not always end the transaction when COMMIT fails: end it, or every later write
+  // would run inside it and never become durable.
+  if (!s.ok()) Exec("ROLLBACK;").IgnoreError();
+  return s;
 }
 
 absl::StatusOr<std::map<uint32_t, uint64_t>> Catalog::GetOffsets(std::string_view group,
@@ -231,16 +247,6 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Catalog::ListGr
                      reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1)));
   }
   return out;
-}
-
-absl::Status Catalog::DeleteTopicOffsets(std::string_view topic) {
-  absl::MutexLock lock(&mu_);
-  Statement st(db_, "DELETE FROM group_offsets WHERE topic = ?");
-  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
-  st.BindText(1, topic);
-  int rc = sqlite3_step(st.get());
-  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "delete offsets");
-  return absl::OkStatus();
 }
 
 absl::Status Catalog::SetRetention(std::string_view name, int64_t retention_ms,

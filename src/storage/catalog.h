@@ -52,8 +52,6 @@ class Catalog {
                                                           std::string_view topic);
   // Every (group, topic) with committed offsets.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListGroups();
-  // Forgets every group's offsets on a topic (it was deleted).
-  absl::Status DeleteTopicOffsets(std::string_view topic);
 
   // Sets a topic's retention; NOT_FOUND when there is no such topic.
   absl::Status SetRetention(std::string_view name, int64_t retention_ms, int64_t retention_bytes);

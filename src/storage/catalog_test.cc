@@ -35,5 +35,31 @@ TEST(Catalog, TopicsSurviveReopen) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Catalog, GroupOffsetsGoWithTheirTopicAndNeverComeBack) {
+  auto dir = std::filesystem::temp_directory_path() / StrCat("nodata-catalog-offsets-", ::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto catalog = Catalog::Open((dir / "meta.db").string());
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  Catalog& c = **catalog;
+  ASSERT_TRUE(c.CreateTopic({"t", 2, 10}).ok());
+  ASSERT_TRUE(c.CommitOffsets("g", "t", {{0, 5}, {1, 7}}).ok());
+  ASSERT_TRUE(c.CommitOffsets("g", "t", {{1, 9}}).ok());
+  EXPECT_EQ(*c.GetOffsets("g", "t"), (std::map<uint32_t, uint64_t>{{0, 5}, {1, 9}}));
+  EXPECT_EQ(c.ListGroups()->size(), 1u);
+  // Deleting the topic deletes its offsets; a topic created again under the name has none.
+  ASSERT_TRUE(c.DeleteTopic("t").ok());
+  EXPECT_TRUE(c.GetOffsets("g", "t")->empty());
+  // A commit for a topic that does not exist (racing its deletion) writes nothing.
+  EXPECT_EQ(c.CommitOffsets("g", "t", {{0, 1}}).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(c.CreateTopic({"t", 2, 20}).ok());
+  EXPECT_TRUE(c.GetOffsets("g", "t")->empty());
+  EXPECT_TRUE(c.ListGroups()->empty());
+  // The catalog still takes writes after the refused commit (no transaction left open).
+  ASSERT_TRUE(c.CommitOffsets("g", "t", {{0, 3}}).ok());
+  EXPECT_EQ(*c.GetOffsets("g", "t"), (std::map<uint32_t, uint64_t>{{0, 3}}));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace nodata::storage

@@ -161,8 +161,11 @@ absl::Status ColdPartition::Load() {
       found.push_back(std::move(file));
     }
   }
+  // By first offset; of two files starting at the same offset (a compaction whose publication
+  // failed after its rename, then redone), the longer one first, so the shorter one is ignored.
   std::sort(found.begin(), found.end(), [](const ColdFile& a, const ColdFile& b) {
-    return a.first_offset < b.first_offset;
+    return a.first_offset != b.first_offset ? a.first_offset < b.first_offset
+                                            : a.last_offset > b.last_offset;
   });
   absl::MutexLock lock(&mu_);
   for (ColdFile& f : found) {
@@ -314,7 +317,8 @@ absl::Status ColdPartition::Read(uint64_t from, size_t max_records, size_t max_b
   for (size_t i = from - group->first; i < group->rows.size(); ++i) {
     if (max_records == 0 || bytes >= max_bytes) break;
     parquet::Record copy = group->rows[i];
-    bytes += copy.id.size() + copy.key.size() + copy.data.size();
+    bytes += log::kMinBodyBytes + copy.id.size() + copy.key.size() + copy.data.size();
+    for (const auto& [k, v] : copy.headers) bytes += k.size() + v.size();
     out->push_back(ToLogRecord(std::move(copy)));
     --max_records;
   }

@@ -59,12 +59,25 @@ absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes
                                         s.start_offset, " (older records were deleted)"));
   }
   if (from >= s.hot.start_offset) {
-    absl::Status st = log_->Scan(from, max_records, max_bytes, visit);
-    // OUT_OF_RANGE: the segment was compacted and dropped meanwhile; the cold tier has it.
+    bool visited = false;
+    absl::Status st = log_->Scan(from, max_records, max_bytes, [&](const log::DecodedRecord& r) {
+      visited = true;
+      visit(r);
+    });
+    // OUT_OF_RANGE: the segment was compacted and dropped meanwhile; the cold tier has it. When
+    // some records were already handed out, the caller goes on from after them next time.
     if (st.code() != absl::StatusCode::kOutOfRange) return st;
+    if (visited) return absl::OkStatus();
   }
   std::vector<log::Record> cold;
   absl::Status st = cold_->Read(from, max_records, max_bytes, &cold);
+  if (!st.ok() && st.code() != absl::StatusCode::kOutOfRange) {
+    // Retention may have deleted the file while this read opened it.
+    if (from < Stats().start_offset) {
+      return absl::OutOfRangeError(StrCat("offset ", from, " was deleted while being read"));
+    }
+    return st;
+  }
   log::DecodedRecord view;
   for (const log::Record& r : cold) {
     view.offset = r.offset;
@@ -78,6 +91,11 @@ absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes
     visit(view);
   }
   if (st.code() == absl::StatusCode::kOutOfRange) {
+    const uint64_t start = Stats().start_offset;
+    if (from < start) {
+      return absl::OutOfRangeError(StrCat("offset ", from, " is before the partition's start ",
+                                          start, " (older records were deleted)"));
+    }
     return absl::DataLossError(
         StrCat("offset ", from, " is in neither the hot tier (from ", s.hot.start_offset,
                ") nor the cold tier (", s.cold.start_offset, " to ", s.cold.end_offset, ")"));

@@ -362,3 +362,18 @@ function unaryCommit(srv, request) {
   return new Promise((resolve, reject) =>
     srv.api.consume.Commit(request, (err, res) => (err ? reject(err) : resolve(res))));
 }
+
+test('records with large headers reach a client with the default 4 MiB message limit', T, async (t) => {
+  const srv = await startServer(t);
+  const topic = topicName('sub-headers');
+  await srv.api.createTopic(topic, 1);
+  const big = 'h'.repeat(200 * 1024);
+  const events = Array.from({ length: 40 }, (_, i) => ev(topic, { data: '', headers: { a: big, n: String(i) } }));
+  for (let i = 0; i < events.length; i += 10) await srv.api.publishBatch(events.slice(i, i + 10));
+  // 40 records of 200 KiB headers: 8 MB, which must be split across messages.
+  const sub = srv.api.subscribe({ topic, max_batch: 10000 });
+  t.after(() => sub.cancel());
+  await sub.waitFor((s) => s.records.length === 40 || s.status !== null, { what: 'all 40 records' });
+  assert.equal(sub.records.length, 40, `status ${JSON.stringify(sub.status)}`);
+  sub.records.forEach((r, i) => assert.equal(r.event.headers.n, String(i)));
+});
