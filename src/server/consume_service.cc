@@ -585,11 +585,14 @@ class ConsumeServiceImpl final : public ConsumeService {
                                    const nodata::v1::CommitRequest* request,
                                    nodata::v1::CommitResponse*) override {
     auto* reactor = ctx->DefaultReactor();
-    std::vector<std::pair<uint32_t, uint64_t>> offsets;
-    for (const auto& o : request->offsets()) offsets.emplace_back(o.partition(), o.offset());
-    reactor->Finish(ToGrpc(broker_.CommitOffsets(request->group(), request->topic(), offsets,
-                                                 request->generation(),
-                                                 request->consumer_id())));
+    // A commit is an fsync'ed SQLite transaction: off the gRPC thread.
+    pool_.Schedule([this, reactor, request] {
+      std::vector<std::pair<uint32_t, uint64_t>> offsets;
+      for (const auto& o : request->offsets()) offsets.emplace_back(o.partition(), o.offset());
+      reactor->Finish(ToGrpc(broker_.CommitOffsets(request->group(), request->topic(), offsets,
+                                                   request->generation(),
+                                                   request->consumer_id())));
+    });
     return reactor;
   }
 
