@@ -204,6 +204,29 @@ TEST(Dictionary, UsedForRepetitiveColumnsOnly) {
   EXPECT_TRUE(has(Column(rg, "id"), kEncPlain));
 }
 
+TEST(Dictionary, OverflowedColumnIsRetriedAfterEightRowGroups) {
+  // Row group 0's ids are unique and overflow a 256-byte dictionary, so the next eight row
+  // groups are shredded without one; from row group 9 on, the repeated ids get one again.
+  std::vector<Record> records = MakeRecords(100 * 11, 21);
+  for (size_t i = 100; i < records.size(); ++i) records[i].id = "same";
+  WriterOptions options;
+  options.row_group_rows = 100;
+  options.dictionary_max_bytes = 256;
+  const std::string file = WriteToString(records, options, 100);
+  auto reader = Reader::Open(NewStringSource(file));
+  ASSERT_TRUE(reader.ok());
+  ASSERT_EQ((*reader)->row_groups().size(), 11u);
+  for (size_t g = 0; g < 11; ++g) {
+    const auto& encodings = Column((*reader)->row_groups()[g], "id").encodings;
+    const bool dict = std::find(encodings.begin(), encodings.end(), kEncRleDictionary) !=
+                      encodings.end();
+    EXPECT_EQ(dict, g >= 9) << "row group " << g;
+  }
+  EXPECT_EQ(ReadAll(**reader), records);
+  options.threads = 2;
+  EXPECT_EQ(WriteToString(records, options, 100), file);
+}
+
 TEST(RoundTrip, EdgeCasesSurvive) {
   std::vector<Record> records(4);
   records[0].data = std::string("\0\x01\xff", 3);  // key null, id empty
@@ -256,6 +279,23 @@ TEST(Writer, SinkFailureIsReportedAndPoisonsTheWriter) {
             absl::StatusCode::kFailedPrecondition);
   EXPECT_FALSE((*writer)->Close().ok());
   EXPECT_FALSE(Writer::Open(std::make_unique<FailingSink>(2)).ok());  // magic does not fit
+}
+
+TEST(Writer, FailureOfABackgroundFlushIsReportedByALaterCall) {
+  WriterOptions options;
+  options.threads = 2;
+  options.row_group_rows = 50;
+  auto writer = Writer::Open(std::make_unique<FailingSink>(5000), options);
+  ASSERT_TRUE(writer.ok());
+  absl::Status first_error;
+  for (uint32_t i = 0; i < 20 && first_error.ok(); ++i) {
+    first_error = (*writer)->WriteBatch(MakeRecords(50, 30 + i));
+  }
+  if (first_error.ok()) first_error = (*writer)->Close();
+  EXPECT_EQ(first_error.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ((*writer)->WriteBatch(MakeRecords(1, 12)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE((*writer)->Close().ok());
 }
 
 TEST(CorruptFile, BadMagicShortFileAndAbsurdFooterLengthAreCleanErrors) {

@@ -51,9 +51,13 @@ struct WriterOptions {
   // bound.
   uint64_t statistics_max_bytes = 64;
   std::string created_by = "nodata version 0.1.0";
-  // Threads a write may use, the caller's included (1: only the caller's). Above 1, large
-  // batches are shredded into columns on two threads and a column chunk's pages are compressed
-  // on up to this many. The file is the same for any value.
+  // Threads a write may use, the caller's included (1: only the caller's). Above 1, the writer
+  // starts threads - 1 workers: a full row group is encoded, compressed and written by them in
+  // the background (the caller joins in when it has filled the next row group first) while the
+  // caller shreds the next one, so up to two row groups are held in memory. An error of a
+  // background flush is returned by a later WriteBatch, Write, FlushRowGroup or Close;
+  // FlushRowGroup and Close return once everything is written. The file is the same for any
+  // value.
   int threads = 1;
 };
 
@@ -78,7 +82,8 @@ class Writer {
   absl::Status Close();
 
   uint64_t rows_written() const;
-  // Bytes of the file so far (what is written, not what is buffered).
+  // Bytes of the file so far (what is written, not what is buffered or being flushed in the
+  // background).
   uint64_t bytes_written() const;
 
   class Impl;

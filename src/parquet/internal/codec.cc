@@ -3,6 +3,7 @@
 #include <snappy.h>
 #include <zstd.h>
 
+#include "common/status.h"
 #include "common/strings.h"
 
 namespace nodata::parquet::internal {
@@ -75,6 +76,23 @@ absl::Status Compressor::Compress(std::string_view in, std::string* out) {
   if (ZSTD_isError(n)) return absl::InternalError(StrCat("zstd: ", ZSTD_getErrorName(n)));
   out->resize(n);
   return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> Compressor::CompressInto(std::string_view in, std::string* buffer) {
+  if (codec_ != format::CompressionCodec::ZSTD) {
+    RETURN_IF_ERROR(Compress(in, buffer));
+    return buffer->size();
+  }
+  if (zstd_ == nullptr) {
+    zstd_ = ZSTD_createCCtx();
+    if (zstd_ == nullptr) return absl::ResourceExhaustedError("zstd: cannot allocate a context");
+  }
+  const size_t bound = ZSTD_compressBound(in.size());
+  if (buffer->size() < bound) buffer->resize(bound);
+  size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), buffer->data(), buffer->size(),
+                               in.data(), in.size(), zstd_level_);
+  if (ZSTD_isError(n)) return absl::InternalError(StrCat("zstd: ", ZSTD_getErrorName(n)));
+  return n;
 }
 
 absl::Status Decompress(format::CompressionCodec codec, std::string_view in,

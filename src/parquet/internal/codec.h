@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "parquet/format/parquet_types.h"
 
 namespace nodata::parquet::internal {
@@ -25,6 +26,10 @@ class Compressor {
 
   // Replaces `*out` with the compressed `in` (keeping its capacity).
   absl::Status Compress(std::string_view in, std::string* out);
+  // Compresses `in` into the front of `*buffer`, growing it when it is too small for the worst
+  // case but never shrinking it (so a reused buffer is not zero-filled again); returns the
+  // compressed size.
+  absl::StatusOr<size_t> CompressInto(std::string_view in, std::string* buffer);
 
  private:
   format::CompressionCodec codec_;
