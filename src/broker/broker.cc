@@ -276,13 +276,18 @@ class Broker::Impl {
   }
 
   void WhenReadable(std::string_view name, uint32_t partition, uint64_t offset,
-                    absl::AnyInvocable<void() &&> fn) {
+                    std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn) {
     auto topic = Find(name);
     if (!topic.ok() || partition >= (*topic)->partitions) {
       std::move(fn)();
       return;
     }
-    (*topic)->parts[partition]->log().WhenReadable(offset, std::move(fn));
+    (*topic)->parts[partition]->log().WhenReadable(offset, std::move(owner), std::move(fn));
+  }
+  std::optional<int64_t> TopicCreatedAt(std::string_view name) {
+    auto topic = Find(name);
+    if (!topic.ok()) return std::nullopt;
+    return (*topic)->created_at_us;
   }
   absl::StatusOr<uint64_t> ResolveStart(std::string_view topic, uint32_t partition,
                                         const StartSpec& start, std::optional<uint64_t> committed);
@@ -1180,8 +1185,11 @@ absl::Status Broker::Scan(std::string_view topic, uint32_t partition, uint64_t f
   return impl_->Scan(topic, partition, from, max_records, max_bytes, visit);
 }
 void Broker::WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
-                          absl::AnyInvocable<void() &&> fn) {
-  impl_->WhenReadable(topic, partition, offset, std::move(fn));
+                          std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn) {
+  impl_->WhenReadable(topic, partition, offset, std::move(owner), std::move(fn));
+}
+std::optional<int64_t> Broker::TopicCreatedAt(std::string_view topic) {
+  return impl_->TopicCreatedAt(topic);
 }
 absl::StatusOr<uint64_t> Broker::ResolveStart(std::string_view topic, uint32_t partition,
                                               const StartSpec& start,

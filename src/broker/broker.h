@@ -159,8 +159,12 @@ class Broker {
 
   // Consumption. Calls `fn` once the record at `offset` of the partition is acknowledged (at
   // once when it is, or when the topic or partition does not exist: the next read says why).
+  // `owner` as in log::PartitionLog::WhenReadable.
   void WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
-                    absl::AnyInvocable<void() &&> fn);
+                    std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn);
+  // When the topic of that name was created (it changes when the topic is deleted and created
+  // again); nullopt when there is none.
+  std::optional<int64_t> TopicCreatedAt(std::string_view topic);
   // The offset a reader starting at `start` reads first. OUT_OF_RANGE for an offset below the
   // start or past the end; `committed` is the group's offset for kCommitted.
   absl::StatusOr<uint64_t> ResolveStart(std::string_view topic, uint32_t partition,

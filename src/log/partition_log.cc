@@ -439,11 +439,13 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   return first;
 }
 
-void PartitionLog::WhenReadable(uint64_t offset, absl::AnyInvocable<void() &&> fn) {
+void PartitionLog::WhenReadable(uint64_t offset, std::weak_ptr<const void> owner,
+                                absl::AnyInvocable<void() &&> fn) {
   {
     absl::MutexLock lock(&mu_);
     if (offset >= AckedLocked() && failed_.ok()) {
-      readable_waiters_.emplace_back(offset, std::move(fn));
+      std::erase_if(readable_waiters_, [](const ReadableWaiter& w) { return w.owner.expired(); });
+      readable_waiters_.push_back(ReadableWaiter{offset, std::move(owner), std::move(fn)});
       return;
     }
   }
@@ -453,7 +455,7 @@ void PartitionLog::WhenReadable(uint64_t offset, absl::AnyInvocable<void() &&> f
 void PartitionLog::WakeReaders() {
   Deferred ready;
   absl::MutexLock lock(&mu_);
-  for (auto& [offset, fn] : readable_waiters_) ready.fns.push_back(std::move(fn));
+  for (auto& w : readable_waiters_) ready.fns.push_back(std::move(w.fn));
   readable_waiters_.clear();
 }
 
@@ -463,8 +465,9 @@ void PartitionLog::CollectReadableLocked(Deferred* ready) {
   const bool failed = !failed_.ok();
   auto keep = readable_waiters_.begin();
   for (auto it = readable_waiters_.begin(); it != readable_waiters_.end(); ++it) {
-    if (failed || it->first < acked) {
-      ready->fns.push_back(std::move(it->second));
+    if (it->owner.expired()) continue;  // its reader is gone
+    if (failed || it->offset < acked) {
+      ready->fns.push_back(std::move(it->fn));
     } else {
       if (keep != it) *keep = std::move(*it);
       ++keep;

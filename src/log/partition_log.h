@@ -99,8 +99,11 @@ class PartitionLog {
 
   // Calls `fn` once the record at `offset` is acknowledged (inline when it already is), or once
   // the log has failed. Runs on the thread that acknowledged it (a sync thread or an appender):
-  // keep it short. The append notification readers wait on instead of polling.
-  void WhenReadable(uint64_t offset, absl::AnyInvocable<void() &&> fn);
+  // keep it short. The append notification readers wait on instead of polling. A waiter whose
+  // `owner` has expired is dropped without being called (readers that went away do not pile up
+  // on a quiet partition).
+  void WhenReadable(uint64_t offset, std::weak_ptr<const void> owner,
+                    absl::AnyInvocable<void() &&> fn);
 
   // Runs every pending WhenReadable callback now (the partition is going away).
   void WakeReaders();
@@ -189,8 +192,12 @@ class PartitionLog {
   uint64_t synced_offset_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   // Readers waiting for the record at an offset, oldest first.
-  std::vector<std::pair<uint64_t, absl::AnyInvocable<void() &&>>> readable_waiters_
-      ABSL_GUARDED_BY(mu_);
+  struct ReadableWaiter {
+    uint64_t offset;
+    std::weak_ptr<const void> owner;
+    absl::AnyInvocable<void() &&> fn;
+  };
+  std::vector<ReadableWaiter> readable_waiters_ ABSL_GUARDED_BY(mu_);
   bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
   // Set when an fdatasync failed: what the page cache holds can no longer be trusted, so the
   // partition refuses appends until it is reopened (and recovered) by a restart.

@@ -320,3 +320,28 @@ TEST_F(PartitionLogTest, IntervalPolicyAcknowledgesOnWrite) {
 
 }  // namespace
 }  // namespace nodata::log
+
+namespace nodata::log {
+namespace {
+
+TEST_F(PartitionLogTest, ReadersAreWokenByTheAppendAndGoneReadersAreDropped) {
+  auto log = Open();
+  ASSERT_TRUE(AppendAcked(*log, 2).ok());
+  // Already readable: called at once.
+  bool now = false;
+  auto owner = std::make_shared<int>(0);
+  log->WhenReadable(1, owner, [&now] { now = true; });
+  EXPECT_TRUE(now);
+  // Waiting for offset 2: called when it is acknowledged, not before.
+  std::atomic<int> woken{0};
+  auto gone = std::make_shared<int>(0);
+  log->WhenReadable(2, gone, [&woken] { woken += 100; });
+  gone.reset();  // this reader went away: its waiter must never run
+  log->WhenReadable(2, owner, [&woken] { woken += 1; });
+  EXPECT_EQ(woken.load(), 0);
+  ASSERT_TRUE(AppendAcked(*log, 1, 2).ok());
+  EXPECT_EQ(woken.load(), 1);
+}
+
+}  // namespace
+}  // namespace nodata::log

@@ -123,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string consumer_id_;
   broker::StartSpec start_;
   uint32_t max_batch_ = kDefaultBatch;
+  int64_t created_at_us_ = 0;  // the topic's incarnation: a topic created again is another one
   size_t batch_bytes_ = kMaxBatchBytes;
   bool auto_commit_ = false;
   std::optional<broker::GroupCoordinator::Membership> membership_;
@@ -219,6 +220,7 @@ void Session::Start(const SubscribeRequest& request, const std::string& peer) {
   consumer_id_ = request.consumer_id();
   auto info = broker_.GetTopic(topic_);
   if (!info.ok()) return fail(info.status());
+  created_at_us_ = info->created_at_us;
   const bool has_group = !group_.empty();
   if (has_group) {
     absl::Status s = ValidateName("group", group_);
@@ -424,6 +426,12 @@ void Session::Step() {
     Write();
     return;
   }
+  // A topic deleted and created again under its name (auto-create) is not this stream's topic.
+  if (broker_.TopicCreatedAt(topic_) != created_at_us_) {
+    Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        StrCat("topic \"", topic_, "\" was deleted")));
+    return;
+  }
   // Caught up everywhere: wait for the append notification of any partition. What was delivered
   // and not yet committed is committed within the interval even if nothing else arrives.
   if (auto_commit_) {
@@ -450,7 +458,7 @@ void Session::Step() {
   }
   std::weak_ptr<Session> weak = weak_from_this();
   for (const Part& p : wait) {
-    broker_.WhenReadable(topic_, p.partition, p.next, [weak, partition = p.partition] {
+    broker_.WhenReadable(topic_, p.partition, p.next, weak, [weak, partition = p.partition] {
       auto self = weak.lock();
       if (!self) return;
       {

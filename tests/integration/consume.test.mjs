@@ -329,6 +329,16 @@ test('bad subscribe, commit and group requests get clean statuses', T, async (t)
   await srv.api.deleteTopic(topic);
   const st = await ok.end;
   assert.ok([Code.NOT_FOUND, Code.ABORTED].includes(st.code), `status after delete: ${st.code} ${st.details}`);
+  // Also when a topic of the same name is created again at once (auto-create on publish): the
+  // subscription was to the old topic.
+  await srv.api.publish(ev(topic));
+  const again = srv.api.subscribe({ topic, start: { latest: true } });
+  await again.waitFor((s) => s.records.length === 0 && s.status === null, { what: 'idle at the end' });
+  await sleep(200);
+  await srv.api.deleteTopic(topic);
+  await srv.api.publish(ev(topic));
+  const st2 = await again.end;
+  assert.equal(st2.code, Code.NOT_FOUND, `status after delete and re-create: ${st2.code} ${st2.details}`);
 });
 
 test('a fenced commit is refused once its member lost the partitions in a rebalance', T, async (t) => {
