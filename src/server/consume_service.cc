@@ -30,9 +30,6 @@ constexpr uint32_t kMaxBatch = 10000;
 // a gRPC client accepts by default.
 constexpr size_t kMaxBatchBytes = 1u << 20;
 constexpr int64_t kAutoCommitIntervalUs = 1000 * 1000;
-// Proto Timestamp bounds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-constexpr int64_t kMinTimestampSeconds = -62135596800;
-constexpr int64_t kMaxTimestampSeconds = 253402300799;
 
 absl::StatusOr<broker::StartSpec> StartFrom(const nodata::v1::StartPosition& p, bool group) {
   broker::StartSpec s;
@@ -59,8 +56,7 @@ absl::StatusOr<broker::StartSpec> StartFrom(const nodata::v1::StartPosition& p, 
       break;
     case nodata::v1::StartPosition::kTimestamp: {
       const auto& ts = p.timestamp();
-      if (ts.seconds() < kMinTimestampSeconds || ts.seconds() > kMaxTimestampSeconds ||
-          ts.nanos() < 0 || ts.nanos() > 999999999) {
+      if (!ValidTimestamp(ts)) {
         return absl::InvalidArgumentError("start timestamp is out of range");
       }
       s.kind = K::kTime;

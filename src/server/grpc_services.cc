@@ -21,9 +21,6 @@ using nodata::v1::PublishBatchRequest;
 using nodata::v1::PublishBatchResponse;
 
 
-// Proto Timestamp bounds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-constexpr int64_t kMinTimestampSeconds = -62135596800;
-constexpr int64_t kMaxTimestampSeconds = 253402300799;
 
 // The broker's borrowed view of request events, with storage for their header views.
 struct Converted {
@@ -55,13 +52,12 @@ struct Converted {
     out.data = e.data();
     if (e.has_timestamp()) {
       const auto& ts = e.timestamp();
-      if (ts.seconds() < kMinTimestampSeconds || ts.seconds() > kMaxTimestampSeconds ||
-          ts.nanos() < 0 || ts.nanos() > 999999999) {
+      if (!ValidTimestamp(ts)) {
         return absl::InvalidArgumentError(StrCat("event ", i,
                                                  ": timestamp is out of range (seconds ",
                                                  ts.seconds(), ", nanos ", ts.nanos(), ")"));
       }
-      out.timestamp_us = ts.seconds() * 1000000 + ts.nanos() / 1000;
+      out.timestamp_us = TimestampMicros(ts);
     }
     if (e.headers_size() > 0) {
       size_t start = headers.size();

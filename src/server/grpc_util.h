@@ -30,6 +30,14 @@ inline void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
   ts->set_nanos(static_cast<int32_t>(rem * 1000));
 }
 
+// Within the proto Timestamp's documented range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+inline bool ValidTimestamp(const google::protobuf::Timestamp& ts) {
+  constexpr int64_t kMinSeconds = -62135596800;
+  constexpr int64_t kMaxSeconds = 253402300799;
+  return ts.seconds() >= kMinSeconds && ts.seconds() <= kMaxSeconds && ts.nanos() >= 0 &&
+         ts.nanos() <= 999999999;
+}
+
 inline int64_t TimestampMicros(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000000 + ts.nanos() / 1000;
 }
