@@ -95,9 +95,12 @@ absl::Status Damaged(const std::string& path, const absl::Status& s) {
 
 }  // namespace
 
+int64_t UtcDay(int64_t micros) {
+  return micros / kMicrosPerDay - (micros % kMicrosPerDay < 0 ? 1 : 0);
+}
+
 std::string UtcDate(int64_t micros) {
-  int64_t days = micros / kMicrosPerDay - (micros % kMicrosPerDay < 0 ? 1 : 0);
-  std::time_t t = static_cast<std::time_t>(days * 86400);
+  std::time_t t = static_cast<std::time_t>(UtcDay(micros) * 86400);
   std::tm tm{};
   gmtime_r(&t, &tm);
   return fmt::format("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);

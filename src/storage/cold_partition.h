@@ -43,6 +43,8 @@ struct ColdStats {
   uint64_t end_offset = 0;    // one past the last offset held or dropped
 };
 
+// Days since the Unix epoch of a time in microseconds, in UTC (floor, also before 1970).
+int64_t UtcDay(int64_t micros);
 // "YYYY-MM-DD" of a time in microseconds since the Unix epoch, in UTC.
 std::string UtcDate(int64_t micros);
 

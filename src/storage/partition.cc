@@ -9,13 +9,8 @@
 namespace nodata::storage {
 namespace {
 
-constexpr int64_t kMicrosPerDay = 86400LL * 1000 * 1000;
 constexpr size_t kReadChunkRecords = 4096;
 constexpr size_t kReadChunkBytes = 8u << 20;
-
-int64_t Day(int64_t micros) {
-  return micros / kMicrosPerDay - (micros % kMicrosPerDay < 0 ? 1 : 0);
-}
 
 }  // namespace
 
@@ -171,7 +166,8 @@ absl::StatusOr<CompactionResult> Partition::Compact(const CompactionPolicy& poli
       }
       if (pending == 0) break;
       const bool due = pending >= policy.roll_bytes ||
-                       now_us - oldest >= policy.roll_interval_us || Day(oldest) != Day(newest);
+                       now_us - oldest >= policy.roll_interval_us ||
+                       UtcDay(oldest) != UtcDay(newest);
       if (!due) break;
     }
     ASSIGN_OR_RETURN(from, WriteFile(from, sealed_end, policy.roll_bytes, cancel, &result));
@@ -199,9 +195,9 @@ absl::StatusOr<uint64_t> Partition::WriteFile(uint64_t from, uint64_t until, uin
     for (const log::Record& r : batch) {
       if (r.offset >= until) break;
       if (!file) {
-        day = Day(r.ingest_time_us);
+        day = UtcDay(r.ingest_time_us);
         ASSIGN_OR_RETURN(file, cold_->StartFile(r.offset, UtcDate(r.ingest_time_us)));
-      } else if (Day(r.ingest_time_us) != day || file->raw_bytes() >= roll_bytes) {
+      } else if (UtcDay(r.ingest_time_us) != day || file->raw_bytes() >= roll_bytes) {
         goto finish;
       }
       RETURN_IF_ERROR(file->Add(r));
