@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Code, expectStatus } from './lib/grpc.mjs';
+import { Code, expectStatus, unary } from './lib/grpc.mjs';
 import { startServer } from './lib/server.mjs';
 import { ev, newId, sleep, topicName } from './lib/util.mjs';
 
@@ -369,8 +369,7 @@ test('a fenced commit is refused once its member lost the partitions in a rebala
 });
 
 function unaryCommit(srv, request) {
-  return new Promise((resolve, reject) =>
-    srv.api.consume.Commit(request, (err, res) => (err ? reject(err) : resolve(res))));
+  return unary(srv.api.consume, 'Commit', request);
 }
 
 test('records with large headers reach a client with the default 4 MiB message limit', T, async (t) => {

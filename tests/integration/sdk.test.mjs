@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
+import { runProgram } from './lib/cli.mjs';
 import { REPO_ROOT } from './lib/grpc.mjs';
 import { makeTempDir, startServer } from './lib/server.mjs';
 import { sleep, topicName } from './lib/util.mjs';
@@ -28,26 +29,7 @@ function example(name) {
 
 // Runs a binary to completion; resolves { code, signal, stdout, stderr }. Fails after timeoutMs.
 function run(bin, args, { timeoutMs = 120000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${path.basename(bin)} ${args.join(' ')}: no exit within ${timeoutMs} ms\n` +
-        `stderr:\n${stderr.slice(-4000)}`));
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runProgram(bin, args, { timeoutMs });
 }
 
 function jsonLines(text) {

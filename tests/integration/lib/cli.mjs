@@ -3,8 +3,12 @@ import { spawn } from 'node:child_process';
 import { nodataBin } from './server.mjs';
 
 /** Runs `nodata ...args`; resolves { code, signal, stdout, stderr } (never rejects on exit code). */
-export function runCli(args, { env = {}, timeoutMs = 60000 } = {}) {
-  const bin = nodataBin();
+export function runCli(args, opts) {
+  return runProgram(nodataBin(), args, opts);
+}
+
+/** Runs any binary the same way; rejects only when it does not exit within timeoutMs. */
+export function runProgram(bin, args, { env = {}, timeoutMs = 60000 } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
@@ -13,7 +17,7 @@ export function runCli(args, { env = {}, timeoutMs = 60000 } = {}) {
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`nodata ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+      reject(new Error(`${bin} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout.slice(-4000)}\nstderr:\n${stderr.slice(-4000)}`));
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
