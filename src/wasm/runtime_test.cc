@@ -1,0 +1,531 @@
+// The runtime's behaviour on both tiers: calls, host functions, memory, limits, traps on many
+// threads, tier switching, the compile cache, and refusal of unsupported or hostile modules.
+#include "wasm/runtime.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "wasm/native/rt.h"
+#include "wasm/test_support.h"
+
+namespace nodata::wasm {
+namespace {
+
+using test::SharedRuntime;
+using test::TempDir;
+using test::TestModule;
+
+std::vector<HostFunction> BasicsImports(std::atomic<int>* host_calls = nullptr) {
+  std::vector<HostFunction> imports;
+  imports.push_back({"host", "add", {ValType::kI32, ValType::kI32}, {ValType::kI32},
+                     [host_calls](HostContext&, absl::Span<const Value> args,
+                                  absl::Span<Value> results) {
+                       if (host_calls != nullptr) ++*host_calls;
+                       results[0] = Value::I32(args[0].i32() + args[1].i32());
+                       return absl::OkStatus();
+                     }});
+  imports.push_back({"host", "fail", {ValType::kI32}, {},
+                     [](HostContext& ctx, absl::Span<const Value> args, absl::Span<Value>) {
+                       // Reads guest memory through the bounds-checked view, then fails.
+                       uint8_t word[6];
+                       absl::Status read = ctx.memory().Read(16, word);
+                       if (!read.ok()) return read;
+                       return absl::FailedPreconditionError(
+                           "refused " + std::to_string(args[0].i32()) + " " +
+                           std::string(reinterpret_cast<char*>(word), 6));
+                     }});
+  imports.push_back({"host", "mix", {ValType::kI64, ValType::kF32, ValType::kF64}, {ValType::kF64},
+                     [](HostContext&, absl::Span<const Value> args, absl::Span<Value> results) {
+                       results[0] = Value::F64(static_cast<double>(args[0].i64()) + args[1].f32() +
+                                               args[2].f64());
+                       return absl::OkStatus();
+                     }});
+  return imports;
+}
+
+// Loads basics.wasm under `limits` and instantiates it on `tier`.
+std::unique_ptr<Instance> Basics(Tier tier, const Limits& limits = Limits(),
+                                 std::atomic<int>* host_calls = nullptr) {
+  auto module = SharedRuntime().Load(TestModule("basics"), limits, tier == Tier::kNative);
+  EXPECT_TRUE(module.ok()) << module.status();
+  if (tier == Tier::kNative) {
+    NativeStatus status = (*module)->WaitNative(120'000);
+    EXPECT_EQ(status.state, NativeStatus::State::kReady) << status.detail;
+  }
+  auto instance = (*module)->Instantiate(BasicsImports(host_calls), tier);
+  EXPECT_TRUE(instance.ok()) << instance.status();
+  EXPECT_EQ((*instance)->tier(), tier);
+  return std::move(instance).value();
+}
+
+// Calls `name` and returns its single result, failing the test on an error.
+Value CallOne(Instance& instance, const std::string& name, std::vector<Value> args) {
+  auto fn = instance.Function(name);
+  EXPECT_TRUE(fn.ok()) << fn.status();
+  Value out[1];
+  absl::Status status = instance.Call(*fn, args, absl::MakeSpan(out, fn->results.size()));
+  EXPECT_TRUE(status.ok()) << name << ": " << status;
+  return out[0];
+}
+
+Trap CallTrap(Instance& instance, const std::string& name, std::vector<Value> args,
+              absl::Status* status_out = nullptr) {
+  auto fn = instance.Function(name);
+  EXPECT_TRUE(fn.ok()) << fn.status();
+  Value out[1];
+  Trap trap;
+  absl::Status status = instance.Call(*fn, args, absl::MakeSpan(out, fn->results.size()), &trap);
+  EXPECT_FALSE(status.ok()) << name << " should have trapped";
+  if (status_out != nullptr) *status_out = status;
+  return trap;
+}
+
+class TierTest : public testing::TestWithParam<Tier> {};
+
+TEST_P(TierTest, CallsHostFunctionsAndReadsMemory) {
+  std::atomic<int> host_calls{0};
+  auto instance = Basics(GetParam(), Limits(), &host_calls);
+  EXPECT_EQ(CallOne(*instance, "add", {Value::I32(40), Value::I32(2)}).i32(), 42);
+  EXPECT_EQ(CallOne(*instance, "call_host", {Value::I32(-5), Value::I32(8)}).i32(), 3);
+  EXPECT_EQ(host_calls.load(), 1);
+  EXPECT_DOUBLE_EQ(
+      CallOne(*instance, "call_mix", {Value::I64(1 << 20), Value::F32(0.5f), Value::F64(0.25)}).f64(),
+      1048576.75);
+
+  // Memory through the bounds-checked accessor, both directions.
+  GuestMemory memory = instance->memory();
+  ASSERT_EQ(memory.size(), 65536u);
+  uint8_t word[6];
+  ASSERT_TRUE(memory.Read(16, word).ok());
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(word), 6), "nodata");
+  uint8_t bytes[4] = {1, 2, 3, 4};
+  ASSERT_TRUE(memory.Write(100, bytes).ok());
+  EXPECT_EQ(CallOne(*instance, "load", {Value::I32(100)}).i32(), 0x04030201);
+  EXPECT_EQ(CallOne(*instance, "sum_bytes", {Value::I32(100), Value::I32(4)}).i64(), 10);
+  EXPECT_EQ(memory.Read(65535, absl::MakeSpan(word, 2)).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(memory.Write(UINT64_MAX - 1, bytes).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(memory.View(65536, 1).empty());
+
+  // Wrong arguments are refused before running anything.
+  auto add = instance->Function("add");
+  Value out[1];
+  EXPECT_EQ(instance->Call(*add, {Value::I32(1)}, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(instance->Call(*add, {Value::I32(1), Value::I64(2)}, out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(instance->Function("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(instance->Function("__nodata_fuel").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(TierTest, HostErrorTrapsAndInstanceStaysUsable) {
+  auto instance = Basics(GetParam());
+  absl::Status status;
+  Trap trap = CallTrap(*instance, "call_fail", {Value::I32(7)}, &status);
+  EXPECT_EQ(trap.kind, TrapKind::kHost);
+  EXPECT_THAT(trap.message, testing::HasSubstr("host.fail: refused 7 nodata"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(2)}).i32(), 3);
+}
+
+TEST_P(TierTest, GuestTrapsAreReportedByKind) {
+  auto instance = Basics(GetParam());
+  EXPECT_EQ(CallTrap(*instance, "div", {Value::I32(1), Value::I32(0)}).kind,
+            TrapKind::kIntegerDivideByZero);
+  EXPECT_EQ(CallTrap(*instance, "div", {Value::I32(INT32_MIN), Value::I32(-1)}).kind,
+            TrapKind::kIntegerOverflow);
+  EXPECT_EQ(CallTrap(*instance, "load", {Value::I32(65533)}).kind, TrapKind::kOutOfBounds);
+  EXPECT_EQ(CallTrap(*instance, "store", {Value::I32(-1), Value::I32(1)}).kind,
+            TrapKind::kOutOfBounds);
+  EXPECT_EQ(CallOne(*instance, "load", {Value::I32(65532)}).i32(), 0);
+}
+
+TEST_P(TierTest, FuelIsDeterministicAndStopsInfiniteLoops) {
+  Limits limits;
+  limits.fuel = 1'000'000;
+  limits.deadline_ms = 0;
+  auto instance = Basics(GetParam(), limits);
+  // spin(n): one unit on entry, one per loop header (n + 1 of them).
+  EXPECT_EQ(CallOne(*instance, "spin", {Value::I32(1000)}).i32(), 1000);
+  EXPECT_EQ(instance->last_fuel_used(), 1002u);
+  // recurse(n): n + 1 function entries.
+  EXPECT_EQ(CallOne(*instance, "recurse", {Value::I32(50)}).i32(), 50);
+  EXPECT_EQ(instance->last_fuel_used(), 51u);
+
+  absl::Status status;
+  Trap trap = CallTrap(*instance, "forever", {}, &status);
+  EXPECT_EQ(trap.kind, TrapKind::kFuelExhausted);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(instance->last_fuel_used(), 1'000'000u);
+  // A loop that fits the budget exactly, and one that does not.
+  EXPECT_EQ(CallOne(*instance, "spin", {Value::I32(999'998)}).i32(), 999'998);
+  EXPECT_EQ(CallTrap(*instance, "spin", {Value::I32(999'999)}).kind, TrapKind::kFuelExhausted);
+  // The instance keeps working after a fuel trap.
+  EXPECT_EQ(CallOne(*instance, "add", {Value::I32(2), Value::I32(2)}).i32(), 4);
+}
+
+TEST_P(TierTest, WatchdogStopsRunawayCall) {
+  Limits limits;
+  limits.fuel = 0;  // unlimited: only the watchdog can stop it
+  limits.deadline_ms = 200;
+  auto instance = Basics(GetParam(), limits);
+  for (const char* name : {"busy", "busy_host"}) {
+    SCOPED_TRACE(name);
+    auto started = std::chrono::steady_clock::now();
+    absl::Status status;
+    Trap trap = CallTrap(*instance, name, {}, &status);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    EXPECT_EQ(trap.kind, TrapKind::kDeadlineExceeded);
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_GE(seconds, 0.19);
+    EXPECT_LT(seconds, 5.0);
+    EXPECT_EQ(CallOne(*instance, "add", {Value::I32(2), Value::I32(3)}).i32(), 5);
+  }
+}
+
+TEST_P(TierTest, CallDepthIsLimited) {
+  Limits limits;
+  limits.max_call_depth = 500;
+  auto instance = Basics(GetParam(), limits);
+  EXPECT_EQ(CallOne(*instance, "recurse", {Value::I32(499)}).i32(), 499);
+  absl::Status status;
+  EXPECT_EQ(CallTrap(*instance, "recurse", {Value::I32(500)}, &status).kind,
+            TrapKind::kCallStackExhausted);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(CallTrap(*instance, "endless", {Value::I32(1)}).kind, TrapKind::kCallStackExhausted);
+  // The depth counter unwinds with the trap: the next call starts from zero.
+  EXPECT_EQ(CallOne(*instance, "recurse", {Value::I32(499)}).i32(), 499);
+}
+
+TEST_P(TierTest, MemoryGrowthStopsAtTheLimit) {
+  Limits limits;
+  limits.max_memory_pages = 3;  // the module itself allows 4
+  auto instance = Basics(GetParam(), limits);
+  EXPECT_EQ(CallOne(*instance, "grow", {Value::I32(1)}).i32(), 1);
+  EXPECT_EQ(CallOne(*instance, "grow", {Value::I32(1)}).i32(), 2);
+  EXPECT_EQ(CallOne(*instance, "grow", {Value::I32(1)}).i32(), -1);
+  EXPECT_EQ(CallOne(*instance, "pages", {}).i32(), 3);
+  EXPECT_EQ(instance->memory().size(), 3u * 65536);
+  CallOne(*instance, "store", {Value::I32(3 * 65536 - 4), Value::I32(9)});
+  EXPECT_EQ(CallOne(*instance, "load", {Value::I32(3 * 65536 - 4)}).i32(), 9);
+
+  Limits tiny;
+  tiny.max_memory_pages = 100;
+  auto refused = SharedRuntime().Load(TestModule("big_memory"), tiny, false);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), testing::HasSubstr("1000 initial pages"));
+}
+
+TEST_P(TierTest, BatchCallRunsEveryRow) {
+  auto instance = Basics(GetParam());
+  auto add = instance->Function("add");
+  std::vector<Value> args, results(1000);
+  for (int i = 0; i < 1000; ++i) {
+    args.push_back(Value::I32(i));
+    args.push_back(Value::I32(i * 2));
+  }
+  ASSERT_TRUE(instance->CallBatch(*add, 1000, args, absl::MakeSpan(results)).ok());
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(results[i].i32(), i * 3);
+  // The first trap ends the batch.
+  auto div = instance->Function("div");
+  std::vector<Value> div_args = {Value::I32(6), Value::I32(3), Value::I32(1), Value::I32(0)};
+  Trap trap;
+  EXPECT_FALSE(instance->CallBatch(*div, 2, div_args, absl::MakeSpan(results), &trap).ok());
+  EXPECT_EQ(trap.kind, TrapKind::kIntegerDivideByZero);
+}
+
+TEST_P(TierTest, TrapsOnManyThreadsAtOnce) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 2000;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto instance = Basics(GetParam());
+      auto div = instance->Function("div");
+      auto load = instance->Function("load");
+      for (int i = 0; i < kRounds; ++i) {
+        Value out[1];
+        Trap trap;
+        if ((i + t) % 2 == 0) {
+          instance->Call(*div, {Value::I32(i), Value::I32(0)}, out, &trap);
+          if (trap.kind != TrapKind::kIntegerDivideByZero) ++wrong;
+        } else {
+          instance->Call(*load, {Value::I32(70000 + i)}, out, &trap);
+          if (trap.kind != TrapKind::kOutOfBounds) ++wrong;
+        }
+        if (!instance->Call(*div, {Value::I32(i), Value::I32(1)}, out).ok() || out[0].i32() != i) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST_P(TierTest, StartFunctionTrapFailsInstantiation) {
+  auto module = SharedRuntime().Load(TestModule("start"), Limits(), GetParam() == Tier::kNative);
+  ASSERT_TRUE(module.ok()) << module.status();
+  if (GetParam() == Tier::kNative) (*module)->WaitNative(120'000);
+  auto instance = (*module)->Instantiate({}, GetParam());
+  EXPECT_EQ(instance.status().code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(std::string(instance.status().message()), testing::HasSubstr("out of bounds"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiers, TierTest, testing::Values(Tier::kInterpreter, Tier::kNative),
+                         [](const testing::TestParamInfo<Tier>& info) {
+                           return std::string(info.param == Tier::kNative ? "native"
+                                                                          : "interpreter");
+                         });
+
+// Deep recursion with the depth limit out of the way: the native stack's guard page stops it, on
+// a worker thread, as the same trap; the process survives.
+TEST(NativeTest, StackOverflowOnWorkerThreadIsATrap) {
+  Limits limits;
+  limits.max_call_depth = 2'000'000'000;
+  limits.fuel = 0;
+  std::thread worker([&] {
+    auto instance = Basics(Tier::kNative, limits);
+    EXPECT_EQ(CallTrap(*instance, "endless", {Value::I32(1)}).kind, TrapKind::kCallStackExhausted);
+    EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(1)}).i32(), 2);
+    EXPECT_EQ(CallTrap(*instance, "endless", {Value::I32(1)}).kind, TrapKind::kCallStackExhausted);
+  });
+  worker.join();
+}
+
+// A fault in host code is not taken for a guest fault: the process crashes as it would without
+// the runtime.
+TEST(NativeDeathTest, HostFaultCrashesNormally) {
+  testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(
+      {
+        auto module = SharedRuntime().Load(TestModule("basics"), Limits(), true);
+        (*module)->WaitNative(120'000);
+        auto imports = BasicsImports();
+        imports[0].callback = [](HostContext&, absl::Span<const Value>, absl::Span<Value>) {
+          volatile int* null = nullptr;
+          *null = 1;
+          return absl::OkStatus();
+        };
+        auto instance = std::move((*module)->Instantiate(imports, Tier::kNative).value());
+        CallOne(*instance, "call_host", {Value::I32(1), Value::I32(2)});
+      },
+      "");
+}
+
+TEST(NativeTest, FreedInstancesReturnTheirAddressSpace) {
+  auto module = SharedRuntime().Load(TestModule("basics"), Limits(), true);
+  ASSERT_EQ((*module)->WaitNative(120'000).state, NativeStatus::State::kReady);
+  uint64_t before = native::ReservedBytes();
+  for (int i = 0; i < 200; ++i) {
+    auto instance = (*module)->Instantiate(BasicsImports(), Tier::kNative);
+    ASSERT_TRUE(instance.ok());
+    EXPECT_EQ(native::ReservedBytes(), before + (8ull << 30));
+  }
+  EXPECT_EQ(native::ReservedBytes(), before);
+}
+
+// An instance created on the interpreter moves to native code at a call boundary, keeping its
+// memory and globals.
+TEST(TieringTest, InstanceMovesToNativeWithItsState) {
+  TempDir dir;
+  RuntimeOptions options;
+  options.cache_dir = dir.path();
+  auto runtime = std::move(Runtime::Create(options).value());
+  auto module = runtime->Load(TestModule("basics"), Limits());
+  ASSERT_TRUE(module.ok());
+  auto instance = std::move((*module)->Instantiate(BasicsImports()).value());
+  // Compilation takes far longer than loading: the first instance starts on the interpreter.
+  ASSERT_EQ(instance->tier(), Tier::kInterpreter);
+  EXPECT_EQ(CallOne(*instance, "bump", {}).i32(), 1);
+  CallOne(*instance, "store", {Value::I32(4000), Value::I32(77)});
+  ASSERT_EQ((*module)->WaitNative(120'000).state, NativeStatus::State::kReady);
+  EXPECT_EQ(CallOne(*instance, "bump", {}).i32(), 2);
+  EXPECT_EQ(instance->tier(), Tier::kNative);
+  EXPECT_EQ(CallOne(*instance, "wide", {}).i64(), 2'000'000'000'000);
+  EXPECT_EQ(CallOne(*instance, "load", {Value::I32(4000)}).i32(), 77);
+  EXPECT_EQ(CallOne(*instance, "load", {Value::I32(16)}).i32(), 0x6164'6f6e);  // "noda"
+}
+
+TEST(CacheTest, SurvivesRestartAndIsInvalidatedByANewCompiler) {
+  TempDir dir;
+  RuntimeOptions options;
+  options.cache_dir = dir.path() + "/cache";
+  {
+    auto runtime = std::move(Runtime::Create(options).value());
+    auto module = runtime->Load(TestModule("basics"), Limits());
+    NativeStatus status = (*module)->WaitNative(120'000);
+    ASSERT_EQ(status.state, NativeStatus::State::kReady) << status.detail;
+    EXPECT_FALSE(status.cache_hit);
+  }
+  {
+    auto runtime = std::move(Runtime::Create(options).value());
+    auto module = runtime->Load(TestModule("basics"), Limits());
+    NativeStatus status = (*module)->WaitNative(120'000);
+    ASSERT_EQ(status.state, NativeStatus::State::kReady) << status.detail;
+    EXPECT_TRUE(status.cache_hit);
+    auto instance = std::move((*module)->Instantiate(BasicsImports()).value());
+    EXPECT_EQ(instance->tier(), Tier::kNative);
+    EXPECT_EQ(CallOne(*instance, "add", {Value::I32(20), Value::I32(22)}).i32(), 42);
+    // Other limits are another prepared module: not a hit.
+    Limits other;
+    other.max_call_depth = 77;
+    auto module2 = runtime->Load(TestModule("basics"), other);
+    EXPECT_FALSE((*module2)->WaitNative(120'000).cache_hit);
+  }
+  // A different compiler (here a wrapper script: another path, size and mtime).
+  std::string wrapper = dir.path() + "/cc-wrapper";
+  {
+    std::ofstream out(wrapper);
+    out << "#!/bin/sh\nexec cc \"$@\"\n";
+  }
+  chmod(wrapper.c_str(), 0755);
+  options.compiler = wrapper;
+  auto runtime = std::move(Runtime::Create(options).value());
+  auto module = runtime->Load(TestModule("basics"), Limits());
+  NativeStatus status = (*module)->WaitNative(120'000);
+  ASSERT_EQ(status.state, NativeStatus::State::kReady) << status.detail;
+  EXPECT_FALSE(status.cache_hit);
+}
+
+TEST(CacheTest, DamagedCacheEntryIsRebuilt) {
+  TempDir dir;
+  RuntimeOptions options;
+  options.cache_dir = dir.path();
+  {
+    auto runtime = std::move(Runtime::Create(options).value());
+    ASSERT_EQ((*runtime->Load(TestModule("basics"), Limits()))->WaitNative(120'000).state,
+              NativeStatus::State::kReady);
+  }
+  int damaged = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    if (entry.path().extension() == ".so") {
+      std::ofstream(entry.path(), std::ios::trunc) << "not an ELF file";
+      ++damaged;
+    }
+  }
+  ASSERT_EQ(damaged, 1);
+  auto runtime = std::move(Runtime::Create(options).value());
+  NativeStatus status = (*runtime->Load(TestModule("basics"), Limits()))->WaitNative(120'000);
+  EXPECT_EQ(status.state, NativeStatus::State::kReady) << status.detail;
+  EXPECT_FALSE(status.cache_hit);
+}
+
+TEST(CompilerTest, WithoutACompilerModulesRunOnTheInterpreter) {
+  TempDir dir;
+  RuntimeOptions options;
+  options.cache_dir = dir.path();
+  options.compiler = "/nonexistent/cc";
+  auto runtime = std::move(Runtime::Create(options).value());
+  EXPECT_THAT(runtime->native_unavailable_reason(), testing::HasSubstr("not found"));
+  auto module = runtime->Load(TestModule("basics"), Limits());
+  ASSERT_TRUE(module.ok());
+  NativeStatus status = (*module)->native_status();
+  EXPECT_EQ(status.state, NativeStatus::State::kDisabled);
+  EXPECT_THAT(status.detail, testing::HasSubstr("not found"));
+  auto instance = std::move((*module)->Instantiate(BasicsImports()).value());
+  EXPECT_EQ(instance->tier(), Tier::kInterpreter);
+  EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(2)}).i32(), 3);
+  EXPECT_EQ((*module)->Instantiate(BasicsImports(), Tier::kNative).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CompilerTest, CrashingTranslatorAndHangingCompilerLeaveTheInterpreterRunning) {
+  TempDir dir;
+  {
+    RuntimeOptions options;
+    options.cache_dir = dir.path() + "/a";
+    options.translator = {"/bin/sh", "-c", "kill -SEGV $$", "sh"};
+    auto runtime = std::move(Runtime::Create(options).value());
+    auto module = runtime->Load(TestModule("basics"), Limits());
+    NativeStatus status = (*module)->WaitNative(60'000);
+    EXPECT_EQ(status.state, NativeStatus::State::kFailed);
+    EXPECT_THAT(status.detail, testing::HasSubstr("signal 11"));
+    auto instance = std::move((*module)->Instantiate(BasicsImports()).value());
+    EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(2)}).i32(), 3);
+  }
+  {
+    std::string slow = dir.path() + "/slow-cc";
+    {
+      std::ofstream out(slow);
+      out << "#!/bin/sh\nsleep 30\n";
+    }
+    chmod(slow.c_str(), 0755);
+    RuntimeOptions options;
+    options.cache_dir = dir.path() + "/b";
+    options.compiler = slow;
+    options.compile_limits.timeout_ms = 300;
+    auto runtime = std::move(Runtime::Create(options).value());
+    auto started = std::chrono::steady_clock::now();
+    auto module = runtime->Load(TestModule("basics"), Limits());
+    NativeStatus status = (*module)->WaitNative(60'000);
+    EXPECT_EQ(status.state, NativeStatus::State::kFailed);
+    EXPECT_THAT(status.detail, testing::HasSubstr("killed"));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  }
+}
+
+TEST(LoadTest, RefusesUnsupportedAndHostileModules) {
+  Runtime& runtime = SharedRuntime();
+  auto simd = runtime.Load(TestModule("simd"), Limits(), false);
+  EXPECT_EQ(simd.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(simd.status().message()), testing::HasSubstr("simd"));
+  auto memory = runtime.Load(TestModule("import_memory"), Limits(), false);
+  EXPECT_THAT(std::string(memory.status().message()), testing::HasSubstr("may import only functions"));
+  auto reserved = runtime.Load(TestModule("reserved"), Limits(), false);
+  EXPECT_THAT(std::string(reserved.status().message()), testing::HasSubstr("reserved prefix"));
+
+  std::vector<uint8_t> good = TestModule("basics");
+  EXPECT_FALSE(runtime.Load({}, Limits(), false).ok());
+  std::vector<uint8_t> garbage(1000, 0xab);
+  EXPECT_EQ(runtime.Load(garbage, Limits(), false).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Every truncation of a valid module is refused cleanly, except those that end exactly at a
+  // section boundary (a shorter valid module).
+  size_t refused = 0;
+  for (size_t n = 0; n < good.size(); ++n) {
+    auto truncated = runtime.Load(absl::MakeConstSpan(good.data(), n), Limits(), false);
+    if (!truncated.ok()) {
+      EXPECT_EQ(truncated.status().code(), absl::StatusCode::kInvalidArgument);
+      ++refused;
+    }
+  }
+  EXPECT_GE(refused, good.size() - 12);
+  // A module needing more than the host offers fails at instantiation with the name.
+  auto module = runtime.Load(good, Limits(), false);
+  auto instance = (*module)->Instantiate({});
+  EXPECT_EQ(instance.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(instance.status().message()), testing::HasSubstr("host.add"));
+  auto imports = BasicsImports();
+  imports[0].params = {ValType::kI64};
+  EXPECT_EQ((*module)->Instantiate(imports).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LoadTest, DescribesTheModule) {
+  auto module = SharedRuntime().Load(TestModule("basics"), Limits(), false);
+  ASSERT_TRUE(module.ok());
+  const ModuleInfo& info = (*module)->info();
+  ASSERT_EQ(info.imports.size(), 3u);
+  EXPECT_EQ(info.imports[2].name, "mix");
+  EXPECT_EQ(SignatureToString(info.imports[2].signature), "(i64, f32, f64) -> (f64)");
+  EXPECT_TRUE(info.has_memory);
+  EXPECT_EQ(info.memory_initial_pages, 1u);
+  EXPECT_EQ(info.memory_max_pages, 4u);
+  EXPECT_EQ(info.hash.size(), 64u);
+  bool found = false;
+  for (const auto& e : info.exports) {
+    EXPECT_EQ(e.name.rfind("__nodata", 0), std::string::npos) << e.name;
+    if (e.name == "spin") found = true;
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace nodata::wasm

@@ -1,0 +1,2 @@
+;; Asks for 1000 initial pages (62.5 MiB).
+(module (memory (export "memory") 1000))
