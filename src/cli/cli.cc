@@ -11,6 +11,8 @@
 #include "CLI/CLI.hpp"
 #include "cli/client_commands.h"
 #include "cli/parquet_commands.h"
+#include "cli/wasm_commands.h"
+#include "wasm/native/translate.h"
 #include "common/strings.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -162,6 +164,10 @@ bool ApplyConfigFile(std::vector<std::string>* args, std::string* error) {
 }  // namespace
 
 int Main(int argc, char** argv) {
+  // The native tier's translator runs as a child process of this binary (not a user command).
+  if (argc >= 3 && std::string_view(argv[1]) == "wasm" && std::string_view(argv[2]) == "translate") {
+    return wasm::TranslateMain(argc - 2, argv + 2);
+  }
   CLI::App app{"nodata: durable event ingest, storage and streaming in one binary"};
   app.require_subcommand(1);
   std::string log_level = "info";
@@ -343,6 +349,23 @@ int Main(int argc, char** argv) {
       "inspect", "print a Parquet file's schema, row groups and statistics as JSON");
   inspect->add_option("file", parquet_file, "Parquet file")->required();
 
+  CLI::App* wasm_cmd = app.add_subcommand("wasm", "inspect and run WebAssembly modules (locally)");
+  wasm_cmd->require_subcommand(1);
+  std::string wasm_file;
+  CLI::App* wasm_inspect = wasm_cmd->add_subcommand(
+      "inspect", "print a module's imports, exports, memory and features, or why it is refused");
+  wasm_inspect->add_option("file", wasm_file, ".wasm file")->required();
+  WasmRunOptions wro;
+  CLI::App* wasm_run = wasm_cmd->add_subcommand("run", "call one exported function");
+  wasm_run->add_option("file", wro.path, ".wasm file")->required();
+  wasm_run->add_option("--invoke", wro.invoke, "exported function to call")->required();
+  wasm_run->add_option("args", wro.args, "arguments, by the function's parameter types");
+  wasm_run->add_option("--tier", wro.tier, "interp | native | auto")->capture_default_str();
+  wasm_run->add_option("--fuel", wro.fuel, "fuel budget of the call (default 1e9)");
+  wasm_run->add_option("--deadline-ms", wro.deadline_ms, "wall-clock limit (default 10000)");
+  wasm_run->add_option("--cache-dir", wro.cache_dir,
+                       "compiled-module cache (default ~/.cache/nodata/wasm)");
+
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
@@ -384,6 +407,8 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (inspect->parsed()) return ParquetInspect(parquet_file);
+  if (wasm_inspect->parsed()) return WasmInspect(wasm_file);
+  if (wasm_run->parsed()) return WasmRun(wro);
   if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention);
   if (update->parsed()) return TopicUpdate(co, topic_name, retention);
   if (flush->parsed()) return TopicFlush(co, topic_name);

@@ -1,0 +1,201 @@
+#include "cli/wasm_commands.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include "absl/strings/numbers.h"
+#include "common/strings.h"
+#include "nlohmann/json.hpp"
+#include "wasm/runtime.h"
+
+namespace nodata::cli {
+namespace {
+
+using nlohmann::json;
+using wasm::ValType;
+using wasm::Value;
+
+bool ReadModule(const std::string& path, std::vector<uint8_t>* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
+
+json Signature(const wasm::FuncSignature& sig) {
+  json params = json::array(), results = json::array();
+  for (ValType t : sig.params) params.push_back(wasm::ValTypeName(t));
+  for (ValType t : sig.results) results.push_back(wasm::ValTypeName(t));
+  return {{"params", params}, {"results", results}};
+}
+
+json ValueJson(const Value& v) {
+  json out = {{"type", wasm::ValTypeName(v.type)}};
+  switch (v.type) {
+    case ValType::kI32: out["value"] = v.i32(); break;
+    case ValType::kI64: out["value"] = std::to_string(v.i64()); break;  // beyond 2^53
+    case ValType::kF32:
+    case ValType::kF64: {
+      double d = v.type == ValType::kF32 ? v.f32() : v.f64();
+      if (std::isfinite(d)) {
+        out["value"] = d;
+      } else {
+        out["value"] = std::isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf");
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+bool ParseArg(const std::string& text, ValType type, Value* out) {
+  switch (type) {
+    case ValType::kI32: {
+      int64_t v;
+      if (!absl::SimpleAtoi(text, &v) || v < INT32_MIN || v > UINT32_MAX) return false;
+      *out = Value::I32(static_cast<int32_t>(static_cast<uint32_t>(v)));
+      return true;
+    }
+    case ValType::kI64: {
+      int64_t v;
+      uint64_t u;
+      if (absl::SimpleAtoi(text, &v)) {
+        *out = Value::I64(v);
+        return true;
+      }
+      if (!absl::SimpleAtoi(text, &u)) return false;
+      *out = Value::I64(static_cast<int64_t>(u));
+      return true;
+    }
+    case ValType::kF32: {
+      float v;
+      if (!absl::SimpleAtof(text, &v)) return false;
+      *out = Value::F32(v);
+      return true;
+    }
+    case ValType::kF64: {
+      double v;
+      if (!absl::SimpleAtod(text, &v)) return false;
+      *out = Value::F64(v);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string DefaultCacheDir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/nodata/wasm";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return std::string(home) + "/.cache/nodata/wasm";
+  }
+  return "/tmp/nodata-wasm-cache";
+}
+
+int Fail(const std::string& message) {
+  std::cerr << "nodata: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int WasmInspect(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  if (!ReadModule(path, &bytes)) return Fail("cannot read " + path);
+  auto runtime = wasm::Runtime::Create({});  // no cache: tier 1 is not needed to inspect
+  auto module = (*runtime)->Load(bytes, wasm::Limits(), /*native=*/false);
+  if (!module.ok()) {
+    json out = {{"valid", false},
+                {"size_bytes", bytes.size()},
+                {"error", ToStd(module.status().message())}};
+    std::cout << out.dump(2) << "\n";
+    return 1;
+  }
+  const wasm::ModuleInfo& info = (*module)->info();
+  json imports = json::array(), exports = json::array();
+  for (const auto& i : info.imports) {
+    json entry = {{"module", i.module}, {"name", i.name}, {"kind", wasm::KindName(i.kind)}};
+    if (i.kind == wasm::ModuleInfo::Kind::kFunction) entry["signature"] = Signature(i.signature);
+    imports.push_back(entry);
+  }
+  for (const auto& e : info.exports) {
+    json entry = {{"name", e.name}, {"kind", wasm::KindName(e.kind)}};
+    if (e.kind == wasm::ModuleInfo::Kind::kFunction) entry["signature"] = Signature(e.signature);
+    exports.push_back(entry);
+  }
+  json memory = nullptr;
+  if (info.has_memory) {
+    memory = {{"initial_pages", info.memory_initial_pages}};
+    memory["max_pages"] = info.memory_max_pages ? json(*info.memory_max_pages) : json(nullptr);
+  }
+  json out = {{"valid", true},         {"size_bytes", info.size_bytes},
+              {"sha256", info.hash},   {"functions", info.function_count},
+              {"imports", imports},    {"exports", exports},
+              {"memory", memory},      {"start_function", info.has_start},
+              {"features", info.features}};
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+int WasmRun(const WasmRunOptions& options) {
+  std::vector<uint8_t> bytes;
+  if (!ReadModule(options.path, &bytes)) return Fail("cannot read " + options.path);
+  std::optional<wasm::Tier> tier;
+  if (options.tier == "interp") {
+    tier = wasm::Tier::kInterpreter;
+  } else if (options.tier == "native") {
+    tier = wasm::Tier::kNative;
+  } else if (options.tier != "auto") {
+    return Fail("--tier must be interp, native or auto; got \"" + options.tier + "\"");
+  }
+  wasm::RuntimeOptions runtime_options;
+  runtime_options.cache_dir = options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
+  auto runtime = wasm::Runtime::Create(runtime_options);
+  wasm::Limits limits;
+  if (options.fuel != 0) limits.fuel = options.fuel;
+  if (options.deadline_ms != 0) limits.deadline_ms = options.deadline_ms;
+  bool native = tier != wasm::Tier::kInterpreter;
+  auto module = (*runtime)->Load(bytes, limits, native);
+  if (!module.ok()) return Fail(std::string(ToStd(module.status().message())));
+  if (tier == wasm::Tier::kNative) {
+    wasm::NativeStatus status = (*module)->WaitNative(10 * 60 * 1000);
+    if (status.state != wasm::NativeStatus::State::kReady) {
+      return Fail("native code is not available: " + status.detail);
+    }
+  }
+  auto instance = (*module)->Instantiate({}, tier);
+  if (!instance.ok()) return Fail(std::string(ToStd(instance.status().message())));
+  auto fn = (*instance)->Function(options.invoke);
+  if (!fn.ok()) return Fail(std::string(ToStd(fn.status().message())));
+  if (options.args.size() != fn->params.size()) {
+    return Fail(options.invoke + " takes " + std::to_string(fn->params.size()) + " arguments, " +
+                std::to_string(options.args.size()) + " given");
+  }
+  std::vector<Value> args(fn->params.size()), results(fn->results.size());
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (!ParseArg(options.args[i], fn->params[i], &args[i])) {
+      return Fail("argument " + std::to_string(i) + " (\"" + options.args[i] + "\") is not a valid " +
+                  wasm::ValTypeName(fn->params[i]));
+    }
+  }
+  wasm::Trap trap;
+  absl::Status status = (*instance)->Call(*fn, args, absl::MakeSpan(results), &trap);
+  json out = {{"tier", wasm::TierName((*instance)->tier())},
+              {"fuel_used", (*instance)->last_fuel_used()}};
+  if (!status.ok()) {
+    out["trap"] = {{"kind", wasm::TrapKindName(trap.kind)}, {"message", trap.message}};
+    std::cout << out.dump() << "\n";
+    return 3;
+  }
+  json values = json::array();
+  for (const Value& v : results) values.push_back(ValueJson(v));
+  out["results"] = values;
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
+}  // namespace nodata::cli
