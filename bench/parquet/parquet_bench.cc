@@ -31,6 +31,7 @@
 
 #include "parquet/reader.h"
 #include "parquet/writer.h"
+#include "bench/common/args.h"
 
 namespace {
 
@@ -99,19 +100,7 @@ uint64_t RawBytes(const Record& r) {
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-struct Args {
-  std::vector<std::string> argv;
-  std::string Get(std::string_view name, std::string fallback) const {
-    for (size_t i = 0; i + 1 < argv.size(); ++i) {
-      if (argv[i] == name) return argv[i + 1];
-    }
-    return fallback;
-  }
-  uint64_t GetInt(std::string_view name, uint64_t fallback) const {
-    std::string v = Get(name, "");
-    return v.empty() ? fallback : std::strtoull(v.c_str(), nullptr, 10);
-  }
-};
+using nodata::bench::Args;
 
 struct WriteResult {
   double seconds = 0, generate_seconds = 0;

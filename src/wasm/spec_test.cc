@@ -77,6 +77,10 @@ struct SpecCase {
   Tier tier;
 };
 
+void PrintTo(const SpecCase& c, std::ostream* os) {
+  *os << c.file << ".wast on the " << TierName(c.tier);
+}
+
 class SpecTest : public testing::TestWithParam<SpecCase> {};
 
 TEST_P(SpecTest, Passes) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 
+#include "common/status.h"
 #include "fmt/format.h"
 #include "wabt/binary-reader-ir.h"
 #include "wabt/binary-reader.h"
@@ -133,36 +134,54 @@ std::unique_ptr<wabt::Expr> Make(Args&&... args) {
 
 wabt::Var Index(wabt::Index i) { return wabt::Var(i, wabt::Location()); }
 
-// Walks every expression list of a function; records what the module uses and rewrites what the
-// instrumentation needs.
+// Adds the fuel and depth counters to every function. Two placements of the same counting:
+//   kGlobal: every charge reads and writes the fuel global (the interpreter; the watchdog stops a
+//            loop by setting the global below zero);
+//   kLocal:  functions with loops keep fuel in a local inside the function and write it back to
+//            the global before calls, on exit and when it runs out, so the C compiler keeps it in
+//            a register (native code; the watchdog interrupts it with a signal instead).
+// Both charge the same units at the same points, so budgets trap identically on both tiers.
+enum class FuelMode { kGlobal, kLocal };
+
 class Instrumenter {
  public:
-  Instrumenter(wabt::Index fuel_global, wabt::Index depth_global, uint32_t max_depth,
-               bool instrument)
-      : fuel_(fuel_global), depth_(depth_global), max_depth_(max_depth), instrument_(instrument) {}
+  Instrumenter(wabt::Index fuel_global, wabt::Index depth_global, uint32_t max_depth, FuelMode mode)
+      : fuel_(fuel_global), depth_(depth_global), max_depth_(max_depth), mode_(mode) {}
 
-  // Scans `func` (features, calls) and, when instrumenting, adds the counters.
   void Function(wabt::Func& func) {
     has_call_ = false;
-    Scan(func.exprs, 0);
-    if (!instrument_) return;
-    bool counts_depth = has_call_;
-    if (counts_depth) ReplaceReturns(func.exprs, 0);
-    // Body: [depth++ check] [fuel-- check] block(results) { body } [depth--]
+    has_loop_ = false;
+    Scan(func.exprs);
+    local_fuel_ = mode_ == FuelMode::kLocal && has_loop_;
+    if (local_fuel_) {
+      fuel_local_ = func.GetNumParamsAndLocals();
+      func.local_types.AppendDecl(wabt::Type::I64, 1);
+    }
+    const bool counts_depth = has_call_;
+    const bool wraps = counts_depth || local_fuel_;
+    Rewrite(func.exprs, 0, wraps);
+    // [depth++ check] [fuel-- check] [fuel → local] block(results) { body } [local → fuel] [depth--]
     wabt::ExprList body;
     if (counts_depth) AppendDepthEnter(body);
-    AppendFuelCharge(body);
-    if (counts_depth) {
+    AppendGlobalCharge(body);
+    if (local_fuel_) {
+      body.push_back(Make<wabt::GlobalGetExpr>(Index(fuel_)));
+      body.push_back(Make<wabt::LocalSetExpr>(Index(fuel_local_)));
+    }
+    if (wraps) {
       auto block = std::make_unique<wabt::BlockExpr>();
       block->block.decl.sig.result_types = func.decl.sig.result_types;
       block->block.exprs = std::move(func.exprs);
       body.push_back(std::move(block));
+    } else {
+      body.splice(body.end(), func.exprs);
+    }
+    if (local_fuel_) AppendStoreFuel(body);
+    if (counts_depth) {
       body.push_back(Make<wabt::GlobalGetExpr>(Index(depth_)));
       body.push_back(Make<wabt::ConstExpr>(wabt::Const::I32(1)));
       body.push_back(Make<wabt::BinaryExpr>(wabt::Opcode::I32Sub));
       body.push_back(Make<wabt::GlobalSetExpr>(Index(depth_)));
-    } else {
-      body.splice(body.end(), func.exprs);
     }
     func.exprs = std::move(body);
   }
@@ -171,7 +190,14 @@ class Instrumenter {
   bool tables_mutable() const { return tables_mutable_; }
 
  private:
-  void AppendFuelCharge(wabt::ExprList& list) {
+  static std::unique_ptr<wabt::IfExpr> TrapIf(wabt::ExprList before_trap) {
+    auto check = std::make_unique<wabt::IfExpr>();
+    check->true_.exprs.splice(check->true_.exprs.end(), before_trap);
+    check->true_.exprs.push_back(Make<wabt::UnreachableExpr>());
+    return check;
+  }
+
+  void AppendGlobalCharge(wabt::ExprList& list) {
     list.push_back(Make<wabt::GlobalGetExpr>(Index(fuel_)));
     list.push_back(Make<wabt::ConstExpr>(wabt::Const::I64(1)));
     list.push_back(Make<wabt::BinaryExpr>(wabt::Opcode::I64Sub));
@@ -179,9 +205,24 @@ class Instrumenter {
     list.push_back(Make<wabt::GlobalGetExpr>(Index(fuel_)));
     list.push_back(Make<wabt::ConstExpr>(wabt::Const::I64(0)));
     list.push_back(Make<wabt::CompareExpr>(wabt::Opcode::I64LtS));
-    auto check = std::make_unique<wabt::IfExpr>();
-    check->true_.exprs.push_back(Make<wabt::UnreachableExpr>());
-    list.push_back(std::move(check));
+    list.push_back(TrapIf({}));
+  }
+
+  void AppendLocalCharge(wabt::ExprList& list) {
+    list.push_back(Make<wabt::LocalGetExpr>(Index(fuel_local_)));
+    list.push_back(Make<wabt::ConstExpr>(wabt::Const::I64(1)));
+    list.push_back(Make<wabt::BinaryExpr>(wabt::Opcode::I64Sub));
+    list.push_back(Make<wabt::LocalTeeExpr>(Index(fuel_local_)));
+    list.push_back(Make<wabt::ConstExpr>(wabt::Const::I64(0)));
+    list.push_back(Make<wabt::CompareExpr>(wabt::Opcode::I64LtS));
+    wabt::ExprList store;
+    AppendStoreFuel(store);
+    list.push_back(TrapIf(std::move(store)));
+  }
+
+  void AppendStoreFuel(wabt::ExprList& list) {
+    list.push_back(Make<wabt::LocalGetExpr>(Index(fuel_local_)));
+    list.push_back(Make<wabt::GlobalSetExpr>(Index(fuel_)));
   }
 
   void AppendDepthEnter(wabt::ExprList& list) {
@@ -192,12 +233,11 @@ class Instrumenter {
     list.push_back(Make<wabt::GlobalGetExpr>(Index(depth_)));
     list.push_back(Make<wabt::ConstExpr>(wabt::Const::I32(max_depth_)));
     list.push_back(Make<wabt::CompareExpr>(wabt::Opcode::I32GtU));
-    auto check = std::make_unique<wabt::IfExpr>();
-    check->true_.exprs.push_back(Make<wabt::UnreachableExpr>());
-    list.push_back(std::move(check));
+    list.push_back(TrapIf({}));
   }
 
-  void Scan(wabt::ExprList& list, int nesting) {
+  // What the function uses: calls, loops, post-MVP features.
+  void Scan(wabt::ExprList& list) {
     for (wabt::Expr& expr : list) {
       switch (expr.type()) {
         case wabt::ExprType::Call:
@@ -205,22 +245,16 @@ class Instrumenter {
           has_call_ = true;
           break;
         case wabt::ExprType::Block:
-          Scan(wabt::cast<wabt::BlockExpr>(&expr)->block.exprs, nesting + 1);
+          Scan(wabt::cast<wabt::BlockExpr>(&expr)->block.exprs);
           break;
-        case wabt::ExprType::Loop: {
-          auto* loop = wabt::cast<wabt::LoopExpr>(&expr);
-          Scan(loop->block.exprs, nesting + 1);
-          if (instrument_) {
-            wabt::ExprList charge;
-            AppendFuelCharge(charge);
-            loop->block.exprs.splice(loop->block.exprs.begin(), charge);
-          }
+        case wabt::ExprType::Loop:
+          has_loop_ = true;
+          Scan(wabt::cast<wabt::LoopExpr>(&expr)->block.exprs);
           break;
-        }
         case wabt::ExprType::If: {
           auto* branch = wabt::cast<wabt::IfExpr>(&expr);
-          Scan(branch->true_.exprs, nesting + 1);
-          Scan(branch->false_, nesting + 1);
+          Scan(branch->true_.exprs);
+          Scan(branch->false_);
           break;
         }
         case wabt::ExprType::MemoryCopy:
@@ -253,28 +287,49 @@ class Instrumenter {
     }
   }
 
-  // `return` leaves the function; inside the wrapper block it must leave the block instead, so
-  // that the depth counter is decremented: `br <nesting>` does exactly that.
-  void ReplaceReturns(wabt::ExprList& list, wabt::Index nesting) {
+  // Charges fuel at loop headers, keeps the fuel local and global in step around calls, and —
+  // when the body is wrapped — turns `return` into a branch out of the wrapper block, so the exit
+  // code (fuel write-back, depth decrement) always runs.
+  void Rewrite(wabt::ExprList& list, wabt::Index nesting, bool wrapped) {
     for (auto it = list.begin(); it != list.end(); ++it) {
       switch (it->type()) {
-        case wabt::ExprType::Return: {
-          auto br = std::make_unique<wabt::BrExpr>(Index(nesting));
-          it = list.insert(it, std::move(br));
-          auto old = std::next(it);
-          list.erase(old);
+        case wabt::ExprType::Return:
+          if (wrapped) {
+            it = list.insert(it, std::make_unique<wabt::BrExpr>(Index(nesting)));
+            list.erase(std::next(it));
+          }
+          break;
+        case wabt::ExprType::Call:
+        case wabt::ExprType::CallIndirect:
+          if (local_fuel_) {
+            wabt::ExprList before;
+            AppendStoreFuel(before);
+            list.splice(it, before);
+            auto after = std::next(it);
+            list.insert(after, Make<wabt::GlobalGetExpr>(Index(fuel_)));
+            list.insert(after, Make<wabt::LocalSetExpr>(Index(fuel_local_)));
+            it = std::prev(after);
+          }
+          break;
+        case wabt::ExprType::Block:
+          Rewrite(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs, nesting + 1, wrapped);
+          break;
+        case wabt::ExprType::Loop: {
+          auto* loop = wabt::cast<wabt::LoopExpr>(&*it);
+          Rewrite(loop->block.exprs, nesting + 1, wrapped);
+          wabt::ExprList charge;
+          if (local_fuel_) {
+            AppendLocalCharge(charge);
+          } else {
+            AppendGlobalCharge(charge);
+          }
+          loop->block.exprs.splice(loop->block.exprs.begin(), charge);
           break;
         }
-        case wabt::ExprType::Block:
-          ReplaceReturns(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs, nesting + 1);
-          break;
-        case wabt::ExprType::Loop:
-          ReplaceReturns(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs, nesting + 1);
-          break;
         case wabt::ExprType::If: {
           auto* branch = wabt::cast<wabt::IfExpr>(&*it);
-          ReplaceReturns(branch->true_.exprs, nesting + 1);
-          ReplaceReturns(branch->false_, nesting + 1);
+          Rewrite(branch->true_.exprs, nesting + 1, wrapped);
+          Rewrite(branch->false_, nesting + 1, wrapped);
           break;
         }
         default:
@@ -286,8 +341,11 @@ class Instrumenter {
   wabt::Index fuel_;
   wabt::Index depth_;
   uint32_t max_depth_;
-  bool instrument_;
+  FuelMode mode_;
   bool has_call_ = false;
+  bool has_loop_ = false;
+  bool local_fuel_ = false;
+  wabt::Index fuel_local_ = 0;
   bool tables_mutable_ = false;
   std::set<std::string> features_;
 };
@@ -307,6 +365,77 @@ void AddExport(wabt::Module& module, std::string name, wabt::ExternalKind kind, 
   field->export_.kind = kind;
   field->export_.var = Index(index);
   module.AppendField(std::move(field));
+}
+
+// The memory maximum lowered to the limit; tables likewise.
+void ApplyLimits(wabt::Module& module, const Limits& limits) {
+  for (wabt::Memory* memory : module.memories) {
+    uint64_t max = memory->page_limits.has_max ? memory->page_limits.max : 65536;
+    memory->page_limits.max = std::min<uint64_t>(max, limits.max_memory_pages);
+    memory->page_limits.has_max = true;
+  }
+  for (wabt::Table* table : module.tables) {
+    uint64_t max = table->elem_limits.has_max ? table->elem_limits.max : UINT32_MAX;
+    table->elem_limits.max = std::min<uint64_t>(max, limits.max_table_elements);
+    table->elem_limits.has_max = true;
+  }
+}
+
+// Adds the counters and the host's exports to `module` and encodes it; records the exports in
+// `out` (the same for both fuel modes).
+absl::StatusOr<std::vector<uint8_t>> InstrumentAndEncode(wabt::Module& module, const Limits& limits,
+                                                         FuelMode mode, PreparedModule* out) {
+  out->exports.clear();
+  out->mutable_global_exports.clear();
+  // Counters and exports for the host.
+  std::vector<wabt::Index> mutable_globals;
+  for (wabt::Index i = module.num_global_imports; i < module.globals.size(); ++i) {
+    if (module.globals[i]->mutable_) mutable_globals.push_back(i);
+  }
+  // The start function runs before the host can set a budget: it gets one call's budget.
+  wabt::Index fuel = AddGlobal(module, wabt::Type::I64, wabt::Const::I64(FuelBudget(limits)));
+  wabt::Index depth = AddGlobal(module, wabt::Type::I32, wabt::Const::I32(0));
+  Instrumenter instrumenter(fuel, depth, limits.max_call_depth, mode);
+  for (wabt::Index i = module.num_func_imports; i < module.funcs.size(); ++i) {
+    instrumenter.Function(*module.funcs[i]);
+  }
+  out->tables_mutable = instrumenter.tables_mutable();
+  AddExport(module, kFuelExport, wabt::ExternalKind::Global, fuel);
+  AddExport(module, kDepthExport, wabt::ExternalKind::Global, depth);
+  if (!module.memories.empty()) AddExport(module, kMemoryExport, wabt::ExternalKind::Memory, 0);
+  for (wabt::Index g : mutable_globals) {
+    AddExport(module, fmt::format("{}{}", kGlobalExportPrefix, g), wabt::ExternalKind::Global, g);
+  }
+
+  for (size_t i = 0; i < module.exports.size(); ++i) {
+    const wabt::Export* e = module.exports[i];
+    PreparedExport entry{e->name, ToKind(e->kind), {}, ValType::kI32};
+    if (e->kind == wabt::ExternalKind::Func) {
+      entry.signature = ToSignature(module.GetFunc(e->var)->decl.sig);
+    } else if (e->kind == wabt::ExternalKind::Global) {
+      entry.global_type = ToValType(module.GetGlobal(e->var)->type);
+    }
+    int index = static_cast<int>(i);
+    if (e->name == kFuelExport) out->fuel_export = index;
+    if (e->name == kDepthExport) out->depth_export = index;
+    if (e->name == kMemoryExport) out->memory_export = index;
+    if (e->name.rfind(kGlobalExportPrefix, 0) == 0) out->mutable_global_exports.push_back(index);
+    out->exports.push_back(std::move(entry));
+  }
+
+  out->info.features.assign(instrumenter.features().begin(), instrumenter.features().end());
+
+  wabt::Errors errors;
+  if (wabt::Failed(wabt::ValidateModule(&module, &errors, wabt::ValidateOptions(SupportedFeatures())))) {
+    return absl::InternalError("instrumented module is invalid: " + FormatErrors(errors));
+  }
+  wabt::MemoryStream stream;
+  wabt::WriteBinaryOptions write_options(SupportedFeatures(), /*canonicalize_lebs=*/true,
+                                         /*relocatable=*/false, /*write_debug_names=*/false);
+  if (wabt::Failed(wabt::WriteBinaryModule(&stream, &module, write_options))) {
+    return absl::InternalError("could not encode the instrumented module");
+  }
+  return std::move(stream.output_buffer().data);
 }
 
 }  // namespace
@@ -389,9 +518,6 @@ absl::StatusOr<PreparedModule> Prepare(absl::Span<const uint8_t> bytes, const Li
           fmt::format("memory of {} initial pages exceeds the limit of {} pages",
                       memory->page_limits.initial, limits.max_memory_pages));
     }
-    uint64_t max = memory->page_limits.has_max ? memory->page_limits.max : 65536;
-    memory->page_limits.max = std::min<uint64_t>(max, limits.max_memory_pages);
-    memory->page_limits.has_max = true;
   }
   for (wabt::Table* table : module.tables) {
     if (table->elem_limits.initial > limits.max_table_elements) {
@@ -399,61 +525,15 @@ absl::StatusOr<PreparedModule> Prepare(absl::Span<const uint8_t> bytes, const Li
           fmt::format("table of {} elements exceeds the limit of {} elements",
                       table->elem_limits.initial, limits.max_table_elements));
     }
-    uint64_t max = table->elem_limits.has_max ? table->elem_limits.max : UINT32_MAX;
-    table->elem_limits.max = std::min<uint64_t>(max, limits.max_table_elements);
-    table->elem_limits.has_max = true;
   }
 
-  // Counters and exports for the host.
-  std::vector<wabt::Index> mutable_globals;
-  for (wabt::Index i = module.num_global_imports; i < module.globals.size(); ++i) {
-    if (module.globals[i]->mutable_) mutable_globals.push_back(i);
-  }
-  // The start function runs before the host can set a budget: it gets one call's budget.
-  wabt::Index fuel = AddGlobal(module, wabt::Type::I64, wabt::Const::I64(FuelBudget(limits)));
-  wabt::Index depth = AddGlobal(module, wabt::Type::I32, wabt::Const::I32(0));
-  Instrumenter instrumenter(fuel, depth, limits.max_call_depth, /*instrument=*/true);
-  for (wabt::Index i = module.num_func_imports; i < module.funcs.size(); ++i) {
-    instrumenter.Function(*module.funcs[i]);
-  }
-  out.tables_mutable = instrumenter.tables_mutable();
-  AddExport(module, kFuelExport, wabt::ExternalKind::Global, fuel);
-  AddExport(module, kDepthExport, wabt::ExternalKind::Global, depth);
-  if (!module.memories.empty()) AddExport(module, kMemoryExport, wabt::ExternalKind::Memory, 0);
-  for (wabt::Index g : mutable_globals) {
-    AddExport(module, fmt::format("{}{}", kGlobalExportPrefix, g), wabt::ExternalKind::Global, g);
-  }
-
-  for (size_t i = 0; i < module.exports.size(); ++i) {
-    const wabt::Export* e = module.exports[i];
-    PreparedExport entry{e->name, ToKind(e->kind), {}, ValType::kI32};
-    if (e->kind == wabt::ExternalKind::Func) {
-      entry.signature = ToSignature(module.GetFunc(e->var)->decl.sig);
-    } else if (e->kind == wabt::ExternalKind::Global) {
-      entry.global_type = ToValType(module.GetGlobal(e->var)->type);
-    }
-    int index = static_cast<int>(i);
-    if (e->name == kFuelExport) out.fuel_export = index;
-    if (e->name == kDepthExport) out.depth_export = index;
-    if (e->name == kMemoryExport) out.memory_export = index;
-    if (e->name.rfind(kGlobalExportPrefix, 0) == 0) out.mutable_global_exports.push_back(index);
-    out.exports.push_back(std::move(entry));
-  }
-
-  for (const std::string& f : instrumenter.features()) info.features.push_back(f);
-
-  wabt::Errors errors;
-  if (wabt::Failed(wabt::ValidateModule(&module, &errors, wabt::ValidateOptions(SupportedFeatures())))) {
-    return absl::InternalError("instrumented module is invalid: " + FormatErrors(errors));
-  }
-  wabt::MemoryStream stream;
-  wabt::WriteBinaryOptions write_options(SupportedFeatures(), /*canonicalize_lebs=*/true,
-                                         /*relocatable=*/false, /*write_debug_names=*/false);
-  if (wabt::Failed(wabt::WriteBinaryModule(&stream, &module, write_options))) {
-    return absl::InternalError("could not encode the instrumented module");
-  }
-  out.bytes = std::move(stream.output_buffer().data);
-  info.hash = Sha256Hex(out.bytes);
+  ApplyLimits(module, limits);
+  ASSIGN_OR_RETURN(out.bytes, InstrumentAndEncode(module, limits, FuelMode::kGlobal, &out));
+  wabt::Module native;
+  RETURN_IF_ERROR(ReadAndValidate(bytes, SupportedFeatures(), &native));
+  ApplyLimits(native, limits);
+  ASSIGN_OR_RETURN(out.native_bytes, InstrumentAndEncode(native, limits, FuelMode::kLocal, &out));
+  info.hash = Sha256Hex(out.native_bytes);
   return out;
 }
 

@@ -8,7 +8,9 @@
 //   - the memory's maximum lowered to Limits::max_memory_pages;
 //   - exports `__nodata_fuel`, `__nodata_depth`, `__nodata_memory` and `__nodata_global_<i>` for
 //     every mutable global, so the host can budget calls and move an instance between tiers.
-// A trap at `unreachable` with fuel below zero is a fuel trap; with depth past the limit, a call
+// Native code gets a variant that keeps fuel in a local inside functions with loops (same units
+// at the same points; see FuelMode in prepare.cc). A trap at `unreachable` with fuel below zero
+// is a fuel trap; with depth past the limit, a call
 // depth trap. Both tiers run these same bytes, which is what makes fuel deterministic.
 #pragma once
 
@@ -37,7 +39,8 @@ struct PreparedExport {
 };
 
 struct PreparedModule {
-  std::vector<uint8_t> bytes;  // the instrumented module, in the binary format
+  std::vector<uint8_t> bytes;         // instrumented for the interpreter (fuel in the global)
+  std::vector<uint8_t> native_bytes;  // instrumented for native code (fuel cached in locals)
   ModuleInfo info;             // of the user's module
   Limits limits;
   std::vector<FuncSignature> function_imports;  // in import order (only functions are allowed)

@@ -27,7 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Bumped whenever the glue ABI or rt.cc's behaviour that compiled code depends on changes.
-constexpr char kRuntimeVersion[] = "nodata-wasm-rt 1";
+constexpr char kRuntimeVersion[] = "nodata-wasm-rt 2";
 constexpr char kRuntimeHeader[] = "/usr/include/wasm-rt.h";
 
 std::string ReadFile(const std::string& path) {
@@ -86,7 +86,7 @@ absl::Status RunChild(const std::vector<std::string>& argv, const CompileLimits&
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execvp(args[0], args.data());
+    execv(args[0], args.data());
     _exit(127);
   }
   close(log_fd);
@@ -186,6 +186,24 @@ Declaration ParseDeclaration(const std::string& line) {
   return d;
 }
 
+// Linear memory never overlaps an instance's own fields, but the C compiler cannot know that: a
+// store into guest memory (through a u8 pointer) might change `instance->memory.data`, so the base
+// is reloaded after every store. Declaring every function's instance parameter `restrict` tells
+// it the truth. (Host functions reach the instance only through the runtime, never its fields.)
+absl::Status MarkInstanceRestrict(const std::string& path) {
+  std::string code = ReadFile(path);
+  const std::string from = fmt::format("(Z_{}_instance_t* instance", kTranslatedModuleName);
+  const std::string to = fmt::format("(Z_{}_instance_t* restrict instance", kTranslatedModuleName);
+  size_t count = 0;
+  for (size_t at = code.find(from); at != std::string::npos; at = code.find(from, at + to.size())) {
+    code.replace(at, from.size(), to);
+    ++count;
+  }
+  if (count == 0) return absl::InternalError("translated module has no instance parameters");
+  return WriteFile(path, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(code.data()),
+                                              code.size()));
+}
+
 }  // namespace
 
 NativeCode::~NativeCode() {
@@ -223,6 +241,13 @@ absl::StatusOr<Toolchain> ResolveToolchain(const RuntimeOptions& options) {
   t.limits = options.compile_limits;
   t.translator = options.translator;
   if (t.translator.empty()) t.translator = {"/proc/self/exe", "wasm"};
+  // Children are started with execv (no PATH search between fork and exec): resolve here.
+  t.translator[0] = FindInPath(t.translator[0]);
+  if (t.translator[0].empty()) {
+    return absl::FailedPreconditionError(
+        fmt::format("translator '{}' not found", options.translator.empty() ? "/proc/self/exe"
+                                                                             : options.translator[0]));
+  }
   t.compiler = FindInPath(options.compiler);
   if (t.compiler.empty()) {
     return absl::FailedPreconditionError(
@@ -406,13 +431,14 @@ absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolc
     }
   } cleanup{dir};
 
-  if (absl::Status s = WriteFile(dir + "/module.wasm", module.bytes); !s.ok()) return s;
+  if (absl::Status s = WriteFile(dir + "/module.wasm", module.native_bytes); !s.ok()) return s;
   std::vector<std::string> translate = toolchain.translator;
   translate.insert(translate.end(), {"translate", dir + "/module.wasm", dir + "/module.c",
                                      dir + "/module.h"});
   if (absl::Status s = RunChild(translate, toolchain.limits, dir + "/translate.log"); !s.ok()) {
     return absl::Status(s.code(), "translating to C: " + std::string(s.message()));
   }
+  if (absl::Status s = MarkInstanceRestrict(dir + "/module.c"); !s.ok()) return s;
   absl::StatusOr<std::string> glue = Glue(module, ReadFile(dir + "/module.h"));
   if (!glue.ok()) return glue.status();
   if (absl::Status s = WriteFile(dir + "/glue.c", absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(
