@@ -10,8 +10,8 @@ namespace nodata::wasm {
 // the memory maximum are written into the module itself), so both tiers enforce them identically.
 struct Limits {
   // CPU budget of one Call or CallBatch, in fuel units. One unit is spent on every function entry
-  // and on every loop iteration (the loop header), so the count depends only on the program and its
-  // input, never on the tier or the machine. 0 means unlimited. At ~1 ns per unit on tier 1, the
+  // and on every branch back to a loop (each further iteration), so the count depends only on the
+  // program and its input, never on the tier or the machine. 0 means unlimited. At ~1 ns per unit on tier 1, the
   // default stops a runaway routine after about a second of CPU.
   uint64_t fuel = 1'000'000'000;
 

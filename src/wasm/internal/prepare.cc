@@ -134,7 +134,9 @@ std::unique_ptr<wabt::Expr> Make(Args&&... args) {
 
 wabt::Var Index(wabt::Index i) { return wabt::Var(i, wabt::Location()); }
 
-// Adds the fuel and depth counters to every function. Two placements of the same counting:
+// Adds the fuel and depth counters to every function: one unit of fuel on function entry and one
+// on every branch back to a loop (a loop that runs once costs nothing extra). Two placements of
+// the same counting:
 //   kGlobal: every charge reads and writes the fuel global (the interpreter; the watchdog stops a
 //            loop by setting the global below zero);
 //   kLocal:  functions with loops keep fuel in a local inside the function and write it back to
@@ -287,9 +289,10 @@ class Instrumenter {
     }
   }
 
-  // Charges fuel at loop headers, keeps the fuel local and global in step around calls, and —
-  // when the body is wrapped — turns `return` into a branch out of the wrapper block, so the exit
-  // code (fuel write-back, depth decrement) always runs.
+  // Charges fuel on every branch back to a loop, keeps the fuel local and global in step around
+  // calls, and — when the body is wrapped — turns `return` into a branch out of the wrapper block,
+  // so the exit code (fuel write-back, depth decrement) always runs. `labels_` holds the enclosing
+  // labels, innermost last, true for loops.
   void Rewrite(wabt::ExprList& list, wabt::Index nesting, bool wrapped) {
     for (auto it = list.begin(); it != list.end(); ++it) {
       switch (it->type()) {
@@ -299,6 +302,36 @@ class Instrumenter {
             list.erase(std::next(it));
           }
           break;
+        case wabt::ExprType::Br:
+          if (TargetsLoop(wabt::cast<wabt::BrExpr>(&*it)->var)) {
+            wabt::ExprList charge;
+            AppendCharge(charge);
+            list.splice(it, charge);
+          }
+          break;
+        case wabt::ExprType::BrIf: {
+          const wabt::Var& target = wabt::cast<wabt::BrIfExpr>(&*it)->var;
+          if (!TargetsLoop(target)) break;
+          // br_if L (L a loop) → if { charge; br L+1 }: the charge only when the branch is taken.
+          auto taken = std::make_unique<wabt::IfExpr>();
+          AppendCharge(taken->true_.exprs);
+          taken->true_.exprs.push_back(std::make_unique<wabt::BrExpr>(Index(target.index() + 1)));
+          it = list.insert(it, std::move(taken));
+          list.erase(std::next(it));
+          break;
+        }
+        case wabt::ExprType::BrTable: {
+          // Charged once per br_table with a loop among its targets, whichever it takes.
+          auto* table = wabt::cast<wabt::BrTableExpr>(&*it);
+          bool loop = TargetsLoop(table->default_target);
+          for (const wabt::Var& v : table->targets) loop = loop || TargetsLoop(v);
+          if (loop) {
+            wabt::ExprList charge;
+            AppendCharge(charge);
+            list.splice(it, charge);
+          }
+          break;
+        }
         case wabt::ExprType::Call:
         case wabt::ExprType::CallIndirect:
           if (local_fuel_) {
@@ -312,24 +345,15 @@ class Instrumenter {
           }
           break;
         case wabt::ExprType::Block:
-          Rewrite(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs, nesting + 1, wrapped);
+          Nested(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs, false, nesting, wrapped);
           break;
-        case wabt::ExprType::Loop: {
-          auto* loop = wabt::cast<wabt::LoopExpr>(&*it);
-          Rewrite(loop->block.exprs, nesting + 1, wrapped);
-          wabt::ExprList charge;
-          if (local_fuel_) {
-            AppendLocalCharge(charge);
-          } else {
-            AppendGlobalCharge(charge);
-          }
-          loop->block.exprs.splice(loop->block.exprs.begin(), charge);
+        case wabt::ExprType::Loop:
+          Nested(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs, true, nesting, wrapped);
           break;
-        }
         case wabt::ExprType::If: {
           auto* branch = wabt::cast<wabt::IfExpr>(&*it);
-          Rewrite(branch->true_.exprs, nesting + 1, wrapped);
-          Rewrite(branch->false_, nesting + 1, wrapped);
+          Nested(branch->true_.exprs, false, nesting, wrapped);
+          Nested(branch->false_, false, nesting, wrapped);
           break;
         }
         default:
@@ -338,6 +362,28 @@ class Instrumenter {
     }
   }
 
+  void Nested(wabt::ExprList& list, bool loop, wabt::Index nesting, bool wrapped) {
+    labels_.push_back(loop);
+    Rewrite(list, nesting + 1, wrapped);
+    labels_.pop_back();
+  }
+
+  // Whether the branch target (a relative label depth) is a loop; depth == labels_.size() is the
+  // function's own label.
+  bool TargetsLoop(const wabt::Var& var) const {
+    wabt::Index depth = var.index();
+    return depth < labels_.size() && labels_[labels_.size() - 1 - depth];
+  }
+
+  void AppendCharge(wabt::ExprList& list) {
+    if (local_fuel_) {
+      AppendLocalCharge(list);
+    } else {
+      AppendGlobalCharge(list);
+    }
+  }
+
+  std::vector<bool> labels_;
   wabt::Index fuel_;
   wabt::Index depth_;
   uint32_t max_depth_;

@@ -1,8 +1,8 @@
 // Decoding, validation and instrumentation of a module, shared by both tiers.
 //
 // The prepared module is the user's module plus:
-//   - a mutable i64 global `__nodata_fuel`, decremented on every function entry and loop header;
-//     when it drops below zero the code executes `unreachable`;
+//   - a mutable i64 global `__nodata_fuel`, decremented on every function entry and every branch
+//     back to a loop; when it drops below zero the code executes `unreachable`;
 //   - a mutable i32 global `__nodata_depth`, incremented on entry to every function that calls,
 //     decremented on its exit; past Limits::max_call_depth the code executes `unreachable`;
 //   - the memory's maximum lowered to Limits::max_memory_pages;

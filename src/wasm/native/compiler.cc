@@ -27,7 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Bumped whenever the glue ABI or rt.cc's behaviour that compiled code depends on changes.
-constexpr char kRuntimeVersion[] = "nodata-wasm-rt 2";
+constexpr char kRuntimeVersion[] = "nodata-wasm-rt 3";
 constexpr char kRuntimeHeader[] = "/usr/include/wasm-rt.h";
 
 std::string ReadFile(const std::string& path) {
@@ -241,7 +241,13 @@ absl::StatusOr<Toolchain> ResolveToolchain(const RuntimeOptions& options) {
   t.limits = options.compile_limits;
   t.translator = options.translator;
   if (t.translator.empty()) t.translator = {"/proc/self/exe", "wasm"};
-  // Children are started with execv (no PATH search between fork and exec): resolve here.
+  // Children are started with execv (no PATH search between fork and exec): resolve here. This
+  // executable is named by its path, which tools that run it (valgrind) report faithfully.
+  if (t.translator[0] == "/proc/self/exe") {
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) t.translator[0] = self.string();
+  }
   t.translator[0] = FindInPath(t.translator[0]);
   if (t.translator[0].empty()) {
     return absl::FailedPreconditionError(
