@@ -83,6 +83,16 @@ lines.push(`| load-to-native, cold (Load to WaitNative ready, fresh cache dir) |
   `${ms(cold.median_ms)} | ${ms(cold.min_ms)} | ${ms(cold.max_ms)} | ${ms(median(cold.runtime_load_ms))} |`);
 lines.push(`| cache hit (new Runtime, Load + WaitNative, warm cache dir) | ${hit.all_ms.length} | ` +
   `${ms(hit.median_ms)} | ${ms(hit.min_ms)} | ${ms(hit.max_ms)} | ${ms(median(hit.runtime_load_ms))} |`);
+const calls = rows.filter((r) => r.kind === 'call');
+if (calls.length) {
+  const names = { guarded_entry: 'guarded entry into native code (rt.h GuardedCall, empty function)',
+    call: 'Instance::Call of a trivial export, tier 1',
+    call_with_deadline: 'the same with a deadline (watchdog armed and disarmed)' };
+  lines.push('');
+  lines.push('| call overhead | ns per call |');
+  lines.push('| --- | ---: |');
+  for (const c of calls) lines.push(`| ${names[c.what] ?? c.what} | ${c.ns_per_call.toFixed(1)} |`);
+}
 lines.push('');
 const t1Native = tier1.records_per_s / native.records_per_s;
 const t1Node = tier1.records_per_s / node.records_per_s;
@@ -105,5 +115,6 @@ if (arg('--json')) {
       tier0_to_native: tier0.records_per_s / native.records_per_s,
       node_to_native: node.records_per_s / native.records_per_s },
     latency_ms: { load_to_native_cold: cold.median_ms, cache_hit: hit.median_ms },
+    call_ns: Object.fromEntries(calls.map((c) => [c.what, c.ns_per_call])),
     targets: { tier1_to_native: 0.75, tier1_to_node: 1.0, load_to_native_ms: 300, cache_hit_ms: 1 } }, null, 2));
 }

@@ -51,6 +51,7 @@
 #include "wasm/runtime.h"
 #include "wasm/types.h"
 #include "bench/common/args.h"
+#include "wasm/native/rt.h"
 
 #ifndef NODATA_WASM_BENCH_AGG_WASM
 #define NODATA_WASM_BENCH_AGG_WASM "agg.wasm"
@@ -239,6 +240,12 @@ class Guest {
   std::unique_ptr<wasm::Instance> instance_;
   wasm::FunctionRef input_buffer_, aggregate_, sum_of_, count_of_, checksum_, reset_;
 };
+
+void PrintCall(const char* what, double seconds_per_call) {
+  std::printf("{\"kind\":\"call\",\"what\":\"%s\",\"ns_per_call\":%.2f}\n", what,
+              seconds_per_call * 1e9);
+  std::fflush(stdout);
+}
 
 // The runtime's defaults (cc -O2, this executable as the translator); BENCH_WASM_CFLAGS (space
 // separated) replaces the compiler flags, to compare settings.
@@ -459,6 +466,32 @@ int Bench(const Args& args) {
     wasm_results.push_back(guest.Run("tier0", prefix, batch, interp_repeat, probe_key));
     wasm_results.back().reference = native_prefix.checksum;
     PrintEngine(wasm_results.back(), batch);
+  }
+  // Call overhead: the guarded entry alone, then a whole Instance::Call of a trivial export
+  // (argument checks, fuel and depth setup, the guarded entry, result classification), without
+  // and with a deadline (the watchdog armed and disarmed around the call).
+  {
+    constexpr uint64_t kCalls = 2'000'000;
+    auto t0 = Clock::now();
+    for (uint64_t i = 0; i < kCalls; ++i) {
+      wasm::native::GuardedCall([](void*) {}, nullptr, i);
+    }
+    PrintCall("guarded_entry", Seconds(Clock::now() - t0) / kCalls);
+    for (uint64_t deadline_ms : {uint64_t{0}, uint64_t{10'000}}) {
+      wasm::Limits call_limits = limits;
+      call_limits.deadline_ms = deadline_ms;
+      Loaded l = LoadNative(*runtime, bytes, call_limits);
+      auto instance = l.module->Instantiate({}, wasm::Tier::kNative);
+      if (!instance.ok()) Die("Instantiate(kNative): " + instance.status().ToString());
+      auto fn = (*instance)->Function("dropped");
+      if (!fn.ok()) Die("no export dropped");
+      wasm::Value out[1];
+      t0 = Clock::now();
+      for (uint64_t i = 0; i < kCalls; ++i) {
+        if (!(*instance)->Call(*fn, {}, out).ok()) Die("dropped() failed");
+      }
+      PrintCall(deadline_ms ? "call_with_deadline" : "call", Seconds(Clock::now() - t0) / kCalls);
+    }
   }
   module.reset();
   runtime.reset();
