@@ -65,8 +65,11 @@ class CompileQueue {
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
+    for (auto& job : jobs_) job(true);
   }
-  void Push(std::function<void()> job) {
+  // `job(false)` runs on a worker; a job still queued when the queue is destroyed gets
+  // `job(true)` (cancelled) instead, so no module waits forever.
+  void Push(std::function<void(bool cancelled)> job) {
     {
       std::lock_guard lock(mu_);
       jobs_.push_back(std::move(job));
@@ -83,13 +86,13 @@ class CompileQueue {
       auto job = std::move(jobs_.front());
       jobs_.pop_front();
       lock.unlock();
-      job();
+      job(false);
       lock.lock();
     }
   }
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
+  std::deque<std::function<void(bool)>> jobs_;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };
@@ -398,8 +401,14 @@ class RuntimeImpl final : public Runtime {
                                       bytes.size(), toolchain_.limits.max_module_bytes));
     } else {
       std::weak_ptr<ModuleImpl> weak = module;
-      queue_->Push([weak, started, this] {
-        if (auto m = weak.lock()) m->Compile(toolchain_, started);
+      queue_->Push([weak, started, this](bool cancelled) {
+        auto m = weak.lock();
+        if (m == nullptr) return;
+        if (cancelled) {
+          m->SetDisabled("the runtime was shut down before native compilation");
+        } else {
+          m->Compile(toolchain_, started);
+        }
       });
     }
     return std::shared_ptr<Module>(std::move(module));

@@ -475,6 +475,34 @@ TEST(CompilerTest, CrashingTranslatorAndHangingCompilerLeaveTheInterpreterRunnin
   }
 }
 
+TEST(CompilerTest, ShutdownCancelsQueuedCompilations) {
+  TempDir dir;
+  std::string slow = dir.path() + "/slow-cc";
+  {
+    std::ofstream out(slow);
+    out << "#!/bin/sh\nsleep 30\n";
+  }
+  chmod(slow.c_str(), 0755);
+  RuntimeOptions options;
+  options.cache_dir = dir.path() + "/cache";
+  options.compiler = slow;
+  options.compile_threads = 1;
+  options.compile_limits.timeout_ms = 1000;
+  auto runtime = std::move(Runtime::Create(options).value());
+  auto busy = std::move(runtime->Load(TestModule("basics"), Limits()).value());
+  Limits other;
+  other.max_call_depth = 123;  // another prepared module: queued behind the first
+  auto queued = std::move(runtime->Load(TestModule("basics"), other).value());
+  runtime.reset();
+  EXPECT_EQ(busy->native_status().state, NativeStatus::State::kFailed);
+  NativeStatus status = queued->native_status();
+  EXPECT_EQ(status.state, NativeStatus::State::kDisabled);
+  EXPECT_THAT(status.detail, testing::HasSubstr("shut down"));
+  // Both keep running on the interpreter after their runtime is gone.
+  auto instance = std::move(queued->Instantiate(BasicsImports()).value());
+  EXPECT_EQ(CallOne(*instance, "add", {Value::I32(4), Value::I32(5)}).i32(), 9);
+}
+
 TEST(LoadTest, RefusesUnsupportedAndHostileModules) {
   Runtime& runtime = SharedRuntime();
   auto simd = runtime.Load(TestModule("simd"), Limits(), false);

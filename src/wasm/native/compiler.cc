@@ -91,6 +91,8 @@ absl::Status RunChild(const std::vector<std::string>& argv, const CompileLimits&
   }
   close(log_fd);
   close(null_fd);
+  // Wait on a pidfd with the timeout. The child is reaped only after its process group has been
+  // killed, so the group id cannot have been reused by then.
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   bool timed_out = false;
   if (pidfd >= 0) {
@@ -101,12 +103,11 @@ absl::Status RunChild(const std::vector<std::string>& argv, const CompileLimits&
     } while (rc < 0 && errno == EINTR);
     if (rc == 0) timed_out = true;
     close(pidfd);
+    kill(-pid, SIGKILL);  // on timeout the child, otherwise whatever it left in its group
   }
-  if (timed_out) kill(-pid, SIGKILL);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  kill(-pid, SIGKILL);  // whatever the child left behind in its group
   std::string output = Tail(ReadFile(log_path), 2000);
   if (timed_out) {
     return absl::DeadlineExceededError(

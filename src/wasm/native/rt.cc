@@ -139,7 +139,14 @@ void PrepareThread(ThreadState& s) {
     s.stack_low = reinterpret_cast<uintptr_t>(base);
     pthread_attr_destroy(&attr);
   }
-  // The alternate stack, with a guard page below it.
+  // The alternate stack, with a guard page below it; a large enough one the thread already has
+  // (installed by someone else) is kept.
+  stack_t current{};
+  if (sigaltstack(nullptr, &current) == 0 && !(current.ss_flags & SS_DISABLE) &&
+      current.ss_size >= kAltStackBytes / 2) {
+    s.ready = true;
+    return;
+  }
   size_t guard = getpagesize();
   void* mem = mmap(nullptr, kAltStackBytes + guard, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -217,10 +224,15 @@ TrapKind GuardedCall(GuardedFn fn, void* arg, uint64_t call_id) {
     s.jump = &buffer;
     s.host_calls = 0;
     s.call_id = call_id;
+    // The signal handlers read this state: it must be complete before wasm_calls says so.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     ++s.wasm_calls;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     fn(arg);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
   }
   --s.wasm_calls;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   s.jump = outer_jump;
   s.host_calls = outer_host_calls;
   s.call_id = outer_call_id;
