@@ -87,6 +87,17 @@ Trap CallTrap(Instance& instance, const std::string& name, std::vector<Value> ar
   return trap;
 }
 
+// An executable shell script `name` in `dir` with `body` after the #! line.
+std::string Script(const TempDir& dir, const std::string& name, const std::string& body) {
+  std::string path = dir.path() + "/" + name;
+  {
+    std::ofstream out(path);
+    out << "#!/bin/sh\n" << body << "\n";
+  }
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
 class TierTest : public testing::TestWithParam<Tier> {};
 
 TEST_P(TierTest, CallsHostFunctionsAndReadsMemory) {
@@ -384,12 +395,7 @@ TEST(CacheTest, SurvivesRestartAndIsInvalidatedByANewCompiler) {
     EXPECT_FALSE((*module2)->WaitNative(120'000).cache_hit);
   }
   // A different compiler (here a wrapper script: another path, size and mtime).
-  std::string wrapper = dir.path() + "/cc-wrapper";
-  {
-    std::ofstream out(wrapper);
-    out << "#!/bin/sh\nexec cc \"$@\"\n";
-  }
-  chmod(wrapper.c_str(), 0755);
+  std::string wrapper = Script(dir, "cc-wrapper", "exec cc \"$@\"");
   options.compiler = wrapper;
   auto runtime = std::move(Runtime::Create(options).value());
   auto module = runtime->Load(TestModule("basics"), Limits());
@@ -455,12 +461,7 @@ TEST(CompilerTest, CrashingTranslatorAndHangingCompilerLeaveTheInterpreterRunnin
     EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(2)}).i32(), 3);
   }
   {
-    std::string slow = dir.path() + "/slow-cc";
-    {
-      std::ofstream out(slow);
-      out << "#!/bin/sh\nsleep 30\n";
-    }
-    chmod(slow.c_str(), 0755);
+    std::string slow = Script(dir, "slow-cc", "sleep 30");
     RuntimeOptions options;
     options.cache_dir = dir.path() + "/b";
     options.compiler = slow;
@@ -477,12 +478,7 @@ TEST(CompilerTest, CrashingTranslatorAndHangingCompilerLeaveTheInterpreterRunnin
 
 TEST(CompilerTest, ShutdownCancelsQueuedCompilations) {
   TempDir dir;
-  std::string slow = dir.path() + "/slow-cc";
-  {
-    std::ofstream out(slow);
-    out << "#!/bin/sh\nsleep 30\n";
-  }
-  chmod(slow.c_str(), 0755);
+  std::string slow = Script(dir, "slow-cc", "sleep 30");
   RuntimeOptions options;
   options.cache_dir = dir.path() + "/cache";
   options.compiler = slow;
