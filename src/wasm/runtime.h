@@ -136,7 +136,9 @@ class Instance {
                                  absl::Span<Value> results, Trap* trap = nullptr) = 0;
   // The exported (or only) linear memory; empty if the module has none.
   virtual GuestMemory memory() = 0;
-  // Fuel spent by the last Call or CallBatch.
+  // Fuel spent by the last Call or CallBatch: exact, and the same on both tiers, when the call
+  // returned or ran out of fuel. After another trap native code may report less (fuel kept in a
+  // register by a function with loops is not written back when that function traps).
   virtual uint64_t last_fuel_used() const = 0;
 };
 
