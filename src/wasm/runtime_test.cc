@@ -16,6 +16,10 @@
 #include "wasm/test_support.h"
 
 namespace nodata::wasm {
+
+// Readable test names in CTest's listing.
+void PrintTo(Tier tier, std::ostream* os) { *os << TierName(tier); }
+
 namespace {
 
 using test::SharedRuntime;
@@ -490,7 +494,10 @@ TEST(CompilerTest, ShutdownCancelsQueuedCompilations) {
   other.max_call_depth = 123;  // another prepared module: queued behind the first
   auto queued = std::move(runtime->Load(TestModule("basics"), other).value());
   runtime.reset();
-  EXPECT_EQ(busy->native_status().state, NativeStatus::State::kFailed);
+  // The first compilation was either running (then killed at its timeout) or not yet picked up
+  // (then cancelled); the second was still queued, so it is cancelled.
+  EXPECT_THAT(busy->native_status().state,
+              testing::AnyOf(NativeStatus::State::kFailed, NativeStatus::State::kDisabled));
   NativeStatus status = queued->native_status();
   EXPECT_EQ(status.state, NativeStatus::State::kDisabled);
   EXPECT_THAT(status.detail, testing::HasSubstr("shut down"));
