@@ -24,6 +24,7 @@ namespace {
 
 using test::SharedRuntime;
 using test::TempDir;
+using test::TestOptions;
 using test::TestModule;
 
 std::vector<HostFunction> BasicsImports(std::atomic<int>* host_calls = nullptr) {
@@ -354,8 +355,7 @@ TEST(NativeTest, FreedInstancesReturnTheirAddressSpace) {
 // memory and globals.
 TEST(TieringTest, InstanceMovesToNativeWithItsState) {
   TempDir dir;
-  RuntimeOptions options;
-  options.cache_dir = dir.path();
+  RuntimeOptions options = TestOptions(dir.path());
   auto runtime = std::move(Runtime::Create(options).value());
   auto module = runtime->Load(TestModule("basics"), Limits());
   ASSERT_TRUE(module.ok());
@@ -374,8 +374,7 @@ TEST(TieringTest, InstanceMovesToNativeWithItsState) {
 
 TEST(CacheTest, SurvivesRestartAndIsInvalidatedByANewCompiler) {
   TempDir dir;
-  RuntimeOptions options;
-  options.cache_dir = dir.path() + "/cache";
+  RuntimeOptions options = TestOptions(dir.path() + "/cache");
   {
     auto runtime = std::move(Runtime::Create(options).value());
     auto module = runtime->Load(TestModule("basics"), Limits());
@@ -410,8 +409,7 @@ TEST(CacheTest, SurvivesRestartAndIsInvalidatedByANewCompiler) {
 
 TEST(CacheTest, DamagedCacheEntryIsRebuilt) {
   TempDir dir;
-  RuntimeOptions options;
-  options.cache_dir = dir.path();
+  RuntimeOptions options = TestOptions(dir.path());
   {
     auto runtime = std::move(Runtime::Create(options).value());
     ASSERT_EQ((*runtime->Load(TestModule("basics"), Limits()))->WaitNative(120'000).state,
@@ -433,8 +431,7 @@ TEST(CacheTest, DamagedCacheEntryIsRebuilt) {
 
 TEST(CompilerTest, WithoutACompilerModulesRunOnTheInterpreter) {
   TempDir dir;
-  RuntimeOptions options;
-  options.cache_dir = dir.path();
+  RuntimeOptions options = TestOptions(dir.path());
   options.compiler = "/nonexistent/cc";
   auto runtime = std::move(Runtime::Create(options).value());
   EXPECT_THAT(runtime->native_unavailable_reason(), testing::HasSubstr("not found"));
@@ -453,8 +450,7 @@ TEST(CompilerTest, WithoutACompilerModulesRunOnTheInterpreter) {
 TEST(CompilerTest, CrashingTranslatorAndHangingCompilerLeaveTheInterpreterRunning) {
   TempDir dir;
   {
-    RuntimeOptions options;
-    options.cache_dir = dir.path() + "/a";
+    RuntimeOptions options = TestOptions(dir.path() + "/a");
     options.translator = {"/bin/sh", "-c", "kill -SEGV $$", "sh"};
     auto runtime = std::move(Runtime::Create(options).value());
     auto module = runtime->Load(TestModule("basics"), Limits());
@@ -466,8 +462,7 @@ TEST(CompilerTest, CrashingTranslatorAndHangingCompilerLeaveTheInterpreterRunnin
   }
   {
     std::string slow = Script(dir, "slow-cc", "sleep 30");
-    RuntimeOptions options;
-    options.cache_dir = dir.path() + "/b";
+    RuntimeOptions options = TestOptions(dir.path() + "/b");
     options.compiler = slow;
     options.compile_limits.timeout_ms = 300;
     auto runtime = std::move(Runtime::Create(options).value());
@@ -483,8 +478,7 @@ TEST(CompilerTest, CrashingTranslatorAndHangingCompilerLeaveTheInterpreterRunnin
 TEST(CompilerTest, ShutdownCancelsQueuedCompilations) {
   TempDir dir;
   std::string slow = Script(dir, "slow-cc", "sleep 30");
-  RuntimeOptions options;
-  options.cache_dir = dir.path() + "/cache";
+  RuntimeOptions options = TestOptions(dir.path() + "/cache");
   options.compiler = slow;
   options.compile_threads = 1;
   options.compile_limits.timeout_ms = 1000;
