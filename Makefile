@@ -8,7 +8,7 @@ HTTP ?= 127.0.0.1:7071
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps build run test integration-test fuzz thread-safety sdk bench clean
+.PHONY: deps build run test integration-test fuzz asan thread-safety sdk bench clean
 
 deps:
 	./scripts/install-deps
@@ -26,6 +26,7 @@ test: deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
 	$(MAKE) thread-safety
 	$(MAKE) fuzz
+	$(MAKE) asan
 	$(MAKE) sdk
 	$(MAKE) integration-test
 
@@ -41,6 +42,13 @@ fuzz:
 	build-fuzz/src/log/log_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/log
 	build-fuzz/src/parquet/parquet_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus/parquet
 	build-fuzz/src/wasm/wasm_load_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 build-fuzz/corpus/wasm
+
+# The WebAssembly runtime's tests (both tiers: signal handling, longjmp out of native code, the
+# interpreter) under AddressSanitizer and LeakSanitizer, in the fuzz build.
+asan:
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODATA_FUZZ=ON > /dev/null
+	cmake --build build-fuzz -j$(JOBS) --target wasm_test
+	ASAN_OPTIONS=detect_leaks=1 build-fuzz/src/wasm/wasm_test --gtest_brief=1
 
 # A clang build of the server with -Wthread-safety as an error: checks every ABSL_GUARDED_BY.
 thread-safety:
