@@ -79,6 +79,9 @@ struct RuntimeOptions {
   CompileLimits compile_limits;
   // Tier 1 compilations that may run at once.
   int compile_threads = 1;
+  // Size the cache is kept under: after each compilation the least recently used objects (by
+  // mtime, which a cache hit refreshes) are deleted. Loaded objects stay mapped.
+  uint64_t cache_max_bytes = 1ull << 30;
 };
 
 enum class Tier { kInterpreter, kNative };

@@ -208,6 +208,30 @@ TEST_P(TierTest, WatchdogStopsRunawayCall) {
   }
 }
 
+// A host function that calls into another instance: the inner call's deadline stops the inner
+// call only; the outer call goes on and returns.
+TEST_P(TierTest, NestedCallsKeepTheirOwnDeadlines) {
+  Limits inner_limits;
+  inner_limits.fuel = 0;
+  inner_limits.deadline_ms = 150;
+  auto inner = Basics(GetParam(), inner_limits);
+  auto busy = inner->Function("busy");
+  ASSERT_TRUE(busy.ok());
+  Trap inner_trap;
+  auto imports = BasicsImports();
+  imports[0].callback = [&](HostContext&, absl::Span<const Value> args, absl::Span<Value> results) {
+    absl::Status s = inner->Call(*busy, {}, {}, &inner_trap);
+    results[0] = Value::I32(args[0].i32() + args[1].i32());
+    return s.code() == absl::StatusCode::kDeadlineExceeded ? absl::OkStatus() : s;
+  };
+  auto module = SharedRuntime().Load(TestModule("basics"), Limits(), GetParam() == Tier::kNative);
+  ASSERT_TRUE(module.ok());
+  if (GetParam() == Tier::kNative) (*module)->WaitNative(120'000);
+  auto outer = std::move((*module)->Instantiate(imports, GetParam()).value());
+  EXPECT_EQ(CallOne(*outer, "call_host", {Value::I32(20), Value::I32(22)}).i32(), 42);
+  EXPECT_EQ(inner_trap.kind, TrapKind::kDeadlineExceeded);
+}
+
 TEST_P(TierTest, CallDepthIsLimited) {
   Limits limits;
   limits.max_call_depth = 500;
@@ -404,6 +428,37 @@ TEST(CacheTest, SurvivesRestartAndIsInvalidatedByANewCompiler) {
   auto module = runtime->Load(TestModule("basics"), Limits());
   NativeStatus status = (*module)->WaitNative(120'000);
   ASSERT_EQ(status.state, NativeStatus::State::kReady) << status.detail;
+  EXPECT_FALSE(status.cache_hit);
+}
+
+TEST(CacheTest, StaysUnderItsSizeEvictingTheLeastRecentlyUsed) {
+  TempDir dir;
+  RuntimeOptions options = TestOptions(dir.path());
+  options.cache_max_bytes = 1;  // room for nothing but the object just built
+  auto runtime = std::move(Runtime::Create(options).value());
+  auto count = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+      n += e.path().extension() == ".so";
+    }
+    return n;
+  };
+  Limits a, b;
+  b.max_call_depth = 321;  // another prepared module, another object
+  auto first = std::move(runtime->Load(TestModule("basics"), a).value());
+  ASSERT_EQ(first->WaitNative(120'000).state, NativeStatus::State::kReady);
+  EXPECT_EQ(count(), 1);
+  auto second = std::move(runtime->Load(TestModule("basics"), b).value());
+  ASSERT_EQ(second->WaitNative(120'000).state, NativeStatus::State::kReady);
+  EXPECT_EQ(count(), 1);
+  // The evicted object stays loaded: the first module still runs native code.
+  auto instance = std::move(first->Instantiate(BasicsImports()).value());
+  EXPECT_EQ(instance->tier(), Tier::kNative);
+  EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(1)}).i32(), 2);
+  // And is rebuilt when needed again.
+  auto again = std::move(runtime->Load(TestModule("basics"), a).value());
+  NativeStatus status = again->WaitNative(120'000);
+  EXPECT_EQ(status.state, NativeStatus::State::kReady);
   EXPECT_FALSE(status.cache_hit);
 }
 

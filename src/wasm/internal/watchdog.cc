@@ -1,27 +1,41 @@
 #include "wasm/internal/watchdog.h"
 
+#include <algorithm>
 #include <condition_variable>
-#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace nodata::wasm::internal {
 
 namespace {
 constexpr auto kRepeat = std::chrono::milliseconds(5);
-}
+using Clock = std::chrono::steady_clock;
+}  // namespace
 
+// One slot per thread that has armed a call: the calls armed on it, innermost last (nested when
+// a host function calls into another instance). Slots live as long as their thread; the list
+// holds weak references.
 struct Watchdog::State {
-  struct Entry {
+  struct Armed {
     TierInstance* target;
-    std::chrono::steady_clock::time_point deadline;
-    bool fired = false;
+    uint64_t call_id;
+    Clock::time_point deadline;
+    bool fired;
   };
-  std::mutex mu;
+  struct Slot {
+    std::vector<Armed> calls;
+  };
+  std::mutex mu;  // guards every slot, the list and next_wake
   std::condition_variable cv;
-  std::map<uint64_t, Entry> calls;
-  std::chrono::steady_clock::time_point next_wake = std::chrono::steady_clock::time_point::max();
+  std::vector<std::weak_ptr<Slot>> slots;
+  Clock::time_point next_wake = Clock::time_point::max();
 };
+
+namespace {
+thread_local std::shared_ptr<Watchdog::State::Slot> t_slot;
+}  // namespace
 
 Watchdog& Watchdog::Get() {
   // Never destroyed: calls may be armed from threads that outlive static destruction.
@@ -33,10 +47,13 @@ Watchdog::Watchdog() : state_(new State()) {
   std::thread([this] { Run(); }).detach();
 }
 
-void Watchdog::Arm(uint64_t call_id, TierInstance& target,
-                   std::chrono::steady_clock::time_point deadline) {
+void Watchdog::Arm(uint64_t call_id, TierInstance& target, Clock::time_point deadline) {
   std::lock_guard lock(state_->mu);
-  state_->calls[call_id] = State::Entry{&target, deadline, false};
+  if (t_slot == nullptr) {
+    t_slot = std::make_shared<State::Slot>();
+    state_->slots.push_back(t_slot);
+  }
+  t_slot->calls.push_back(State::Armed{&target, call_id, deadline, false});
   if (deadline < state_->next_wake) {
     state_->next_wake = deadline;
     state_->cv.notify_one();
@@ -45,28 +62,37 @@ void Watchdog::Arm(uint64_t call_id, TierInstance& target,
 
 bool Watchdog::Disarm(uint64_t call_id) {
   std::lock_guard lock(state_->mu);
-  auto it = state_->calls.find(call_id);
-  if (it == state_->calls.end()) return false;
-  bool fired = it->second.fired;
-  state_->calls.erase(it);
+  if (t_slot == nullptr || t_slot->calls.empty() || t_slot->calls.back().call_id != call_id) {
+    return false;
+  }
+  bool fired = t_slot->calls.back().fired;
+  t_slot->calls.pop_back();
   return fired;
 }
 
 void Watchdog::Run() {
   std::unique_lock lock(state_->mu);
   for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    auto next = std::chrono::steady_clock::time_point::max();
-    for (auto& [id, entry] : state_->calls) {
-      if (entry.deadline <= now) {
-        entry.fired = true;
-        entry.target->Interrupt(id);
-        entry.deadline = now + kRepeat;
+    auto now = Clock::now();
+    auto next = Clock::time_point::max();
+    auto& slots = state_->slots;
+    slots.erase(std::remove_if(slots.begin(), slots.end(),
+                               [](const std::weak_ptr<State::Slot>& w) { return w.expired(); }),
+                slots.end());
+    for (const auto& weak : slots) {
+      std::shared_ptr<State::Slot> slot = weak.lock();
+      if (slot == nullptr) continue;
+      for (State::Armed& call : slot->calls) {
+        if (call.deadline <= now) {
+          call.fired = true;
+          call.target->Interrupt(call.call_id);
+          call.deadline = now + kRepeat;
+        }
+        next = std::min(next, call.deadline);
       }
-      next = std::min(next, entry.deadline);
     }
     state_->next_wake = next;
-    if (next == std::chrono::steady_clock::time_point::max()) {
+    if (next == Clock::time_point::max()) {
       state_->cv.wait(lock);
     } else {
       state_->cv.wait_until(lock, next);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -205,6 +206,42 @@ absl::Status MarkInstanceRestrict(const std::string& path) {
                                               code.size()));
 }
 
+// Deletes the least recently used objects until the cache is under its size, never `keep`; and
+// build directories an interrupted compilation left behind more than an hour ago.
+void EvictCache(const Toolchain& toolchain, const std::string& keep) {
+  struct Entry {
+    fs::path path;
+    fs::file_time_type used;
+    uintmax_t bytes;
+  };
+  std::vector<Entry> objects;
+  uintmax_t total = 0;
+  std::error_code ec;
+  const auto stale = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const auto& entry : fs::directory_iterator(toolchain.cache_dir, ec)) {
+    std::error_code entry_ec;
+    const fs::path& p = entry.path();
+    if (p.filename().string().rfind("build-", 0) == 0 && entry.is_directory(entry_ec) &&
+        entry.last_write_time(entry_ec) < stale) {
+      fs::remove_all(p, entry_ec);
+      continue;
+    }
+    if (p.extension() != ".so") continue;
+    Entry e{p, entry.last_write_time(entry_ec), entry.file_size(entry_ec)};
+    if (entry_ec) continue;
+    total += e.bytes;
+    objects.push_back(std::move(e));
+  }
+  if (total <= toolchain.cache_max_bytes) return;
+  std::sort(objects.begin(), objects.end(),
+            [](const Entry& a, const Entry& b) { return a.used < b.used; });
+  for (const Entry& e : objects) {
+    if (total <= toolchain.cache_max_bytes) break;
+    if (e.path == keep) continue;
+    if (fs::remove(e.path, ec)) total -= e.bytes;
+  }
+}
+
 }  // namespace
 
 NativeCode::~NativeCode() {
@@ -240,6 +277,7 @@ absl::StatusOr<Toolchain> ResolveToolchain(const RuntimeOptions& options) {
   t.cache_dir = options.cache_dir;
   t.flags = options.compiler_flags;
   t.limits = options.compile_limits;
+  t.cache_max_bytes = options.cache_max_bytes;
   t.translator = options.translator;
   if (t.translator.empty()) t.translator = {"/proc/self/exe", "wasm"};
   // Children are started with execv (no PATH search between fork and exec): resolve here. This
@@ -418,6 +456,7 @@ absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolc
     auto code = LoadShared(path, export_count);
     if (code.ok()) {
       *cache_hit = true;
+      utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: last to be evicted
       return code;
     }
     unlink(path.c_str());  // damaged or foreign: rebuild it
@@ -475,6 +514,7 @@ absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolc
     fsync(dir_fd);
     close(dir_fd);
   }
+  EvictCache(toolchain, path);
   return LoadShared(path, export_count);
 }
 

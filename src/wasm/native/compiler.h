@@ -45,6 +45,7 @@ struct Toolchain {
   std::vector<std::string> flags;
   std::string cache_dir;
   CompileLimits limits;
+  uint64_t cache_max_bytes = 0;
   std::string identity;  // translator, compiler and runtime versions: part of every cache key
 };
 
