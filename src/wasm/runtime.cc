@@ -245,6 +245,15 @@ class TieredInstance final : public Instance {
     if (results.size() < rows * sig.results.size()) {
       return absl::InvalidArgumentError("results span is too small");
     }
+    if (busy_) {
+      return absl::FailedPreconditionError(
+          "instance is already running a call (re-entered from a host function)");
+    }
+    busy_ = true;
+    struct Idle {
+      bool& busy;
+      ~Idle() { busy = false; }
+    } idle{busy_};
     arg_bits_.resize(args.size());
     for (size_t i = 0; i < args.size(); ++i) {
       ValType want = sig.params[i % sig.params.size()];
@@ -312,12 +321,13 @@ class TieredInstance final : public Instance {
 
  private:
   // Moves an interpreter instance onto native code at this call boundary: memory and mutable
-  // globals are copied into a fresh native instance. Modules with a start function or that mutate
-  // their tables keep their existing instances on the interpreter (new ones start native).
+  // globals are copied into a fresh native instance. Modules with a start function or with state
+  // beyond memory and globals (tables, dropped segments) keep their existing instances on the
+  // interpreter (new ones start native).
   void MaybeUpgrade() {
     if (pinned_ || current_->tier() == Tier::kNative || !module_->native_ready()) return;
     const internal::PreparedModule& pm = module_->prepared();
-    if (pm.info.has_start || pm.tables_mutable) {
+    if (pm.info.has_start || pm.hidden_state) {
       pinned_ = true;
       return;
     }
@@ -347,6 +357,7 @@ class TieredInstance final : public Instance {
   std::vector<HostFunction> imports_;
   std::unique_ptr<internal::TierInstance> current_;
   bool pinned_;
+  bool busy_ = false;  // a call is running: a host function must not re-enter this instance
   uint64_t last_fuel_used_ = 0;
   std::vector<uint64_t> arg_bits_;
   std::vector<uint64_t> result_bits_;

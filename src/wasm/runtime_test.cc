@@ -339,8 +339,44 @@ TEST(NativeTest, StackOverflowOnWorkerThreadIsATrap) {
     EXPECT_EQ(CallTrap(*instance, "endless", {Value::I32(1)}).kind, TrapKind::kCallStackExhausted);
     EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(1)}).i32(), 2);
     EXPECT_EQ(CallTrap(*instance, "endless", {Value::I32(1)}).kind, TrapKind::kCallStackExhausted);
+    // Calling the host at every level: the host is never entered without a reserve of stack.
+    EXPECT_EQ(CallTrap(*instance, "endless_host", {Value::I32(1)}).kind,
+              TrapKind::kCallStackExhausted);
+    EXPECT_EQ(CallOne(*instance, "add", {Value::I32(2), Value::I32(2)}).i32(), 4);
   });
   worker.join();
+}
+
+// A host function may not call back into the instance that called it.
+TEST_P(TierTest, ReentryFromAHostFunctionIsRefused) {
+  std::unique_ptr<Instance> instance;
+  absl::Status reentry;
+  auto imports = BasicsImports();
+  imports[0].callback = [&](HostContext&, absl::Span<const Value>, absl::Span<Value> results) {
+    auto add = instance->Function("add");
+    Value out[1];
+    reentry = instance->Call(*add, {Value::I32(1), Value::I32(1)}, out);
+    results[0] = Value::I32(7);
+    return absl::OkStatus();
+  };
+  auto module = SharedRuntime().Load(TestModule("basics"), Limits(), GetParam() == Tier::kNative);
+  if (GetParam() == Tier::kNative) (*module)->WaitNative(120'000);
+  instance = std::move((*module)->Instantiate(imports, GetParam()).value());
+  EXPECT_EQ(CallOne(*instance, "call_host", {Value::I32(1), Value::I32(2)}).i32(), 7);
+  EXPECT_EQ(reentry.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CallOne(*instance, "add", {Value::I32(1), Value::I32(2)}).i32(), 3);
+}
+
+// Two import entries of one host function: one thunk in the native glue, both bound.
+TEST_P(TierTest, RepeatedImportsBindTheSameFunction) {
+  auto module = SharedRuntime().Load(TestModule("dup_import"), Limits(), GetParam() == Tier::kNative);
+  ASSERT_TRUE(module.ok()) << module.status();
+  if (GetParam() == Tier::kNative) {
+    NativeStatus status = (*module)->WaitNative(120'000);
+    ASSERT_EQ(status.state, NativeStatus::State::kReady) << status.detail;
+  }
+  auto instance = std::move((*module)->Instantiate(BasicsImports(), GetParam()).value());
+  EXPECT_EQ(CallOne(*instance, "both", {Value::I32(10)}).i32(), 23);
 }
 
 // A fault in host code is not taken for a guest fault: the process crashes as it would without

@@ -181,7 +181,7 @@ class InterpInstance final : public TierInstance, public HostContext {
   // 8-byte write racing with the guest's own decrement, so the watchdog repeats it until the call
   // ends.
   // It touches only the global itself: the store's bookkeeping belongs to the calling thread.
-  void Interrupt(uint64_t) override {
+  void Interrupt(uint64_t, uint64_t) override {
     fuel_raw_->UnsafeSet(wi::Value::Make(static_cast<uint64_t>(INT64_MIN / 2)));
   }
 

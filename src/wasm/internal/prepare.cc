@@ -189,7 +189,7 @@ class Instrumenter {
   }
 
   std::set<std::string>& features() { return features_; }
-  bool tables_mutable() const { return tables_mutable_; }
+  bool hidden_state() const { return hidden_state_; }
 
  private:
   static std::unique_ptr<wabt::IfExpr> TrapIf(wabt::ExprList before_trap) {
@@ -262,14 +262,16 @@ class Instrumenter {
         case wabt::ExprType::MemoryCopy:
         case wabt::ExprType::MemoryFill:
         case wabt::ExprType::MemoryInit:
-        case wabt::ExprType::DataDrop:
           features_.insert("bulk-memory");
           break;
+        case wabt::ExprType::DataDrop:
         case wabt::ExprType::TableCopy:
         case wabt::ExprType::TableInit:
         case wabt::ExprType::ElemDrop:
+          // State outside memory and globals (tables, dropped segments): not carried when an
+          // instance moves between tiers.
           features_.insert("bulk-memory");
-          tables_mutable_ = true;
+          hidden_state_ = true;
           break;
         case wabt::ExprType::Unary: {
           wabt::Opcode op = wabt::cast<wabt::UnaryExpr>(&expr)->opcode;
@@ -392,7 +394,7 @@ class Instrumenter {
   bool has_loop_ = false;
   bool local_fuel_ = false;
   wabt::Index fuel_local_ = 0;
-  bool tables_mutable_ = false;
+  bool hidden_state_ = false;
   std::set<std::string> features_;
 };
 
@@ -445,7 +447,7 @@ absl::StatusOr<std::vector<uint8_t>> InstrumentAndEncode(wabt::Module& module, c
   for (wabt::Index i = module.num_func_imports; i < module.funcs.size(); ++i) {
     instrumenter.Function(*module.funcs[i]);
   }
-  out->tables_mutable = instrumenter.tables_mutable();
+  out->hidden_state = instrumenter.hidden_state();
   AddExport(module, kFuelExport, wabt::ExternalKind::Global, fuel);
   AddExport(module, kDepthExport, wabt::ExternalKind::Global, depth);
   if (!module.memories.empty()) AddExport(module, kMemoryExport, wabt::ExternalKind::Memory, 0);

@@ -49,7 +49,9 @@ struct PreparedModule {
   int depth_export = -1;
   int memory_export = -1;                  // -1 without a memory
   std::vector<int> mutable_global_exports;  // exports of every mutable global
-  bool tables_mutable = false;              // uses table.init / table.copy / elem.drop
+  // Changes state other than memory and globals (table.init, table.copy, elem.drop, data.drop),
+  // which moving an instance between tiers would not carry.
+  bool hidden_state = false;
 };
 
 // Decodes and validates `bytes` with nodata's feature set (MVP plus mutable globals, sign

@@ -33,9 +33,9 @@ class TierInstance {
   virtual void WriteGlobal(uint32_t export_index, uint64_t bits) = 0;
   // Grows memory to `pages` (never shrinks). For moving an instance between tiers.
   virtual bool GrowMemoryTo(uint32_t pages) = 0;
-  // Asks the running call `call_id` to stop with kDeadlineExceeded; safe from any thread while
-  // that call runs.
-  virtual void Interrupt(uint64_t call_id) = 0;
+  // Asks the running call `call_id`, made on `thread` (pthread_t), to stop with
+  // kDeadlineExceeded; safe from any thread while that call runs.
+  virtual void Interrupt(uint64_t call_id, uint64_t thread) = 0;
 };
 
 }  // namespace nodata::wasm::internal

@@ -1,5 +1,7 @@
 #include "wasm/internal/watchdog.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <memory>
@@ -21,6 +23,7 @@ struct Watchdog::State {
   struct Armed {
     TierInstance* target;
     uint64_t call_id;
+    uint64_t thread;  // pthread_t of the calling thread, alive while the call is armed
     Clock::time_point deadline;
     bool fired;
   };
@@ -53,7 +56,8 @@ void Watchdog::Arm(uint64_t call_id, TierInstance& target, Clock::time_point dea
     t_slot = std::make_shared<State::Slot>();
     state_->slots.push_back(t_slot);
   }
-  t_slot->calls.push_back(State::Armed{&target, call_id, deadline, false});
+  t_slot->calls.push_back(
+      State::Armed{&target, call_id, static_cast<uint64_t>(pthread_self()), deadline, false});
   if (deadline < state_->next_wake) {
     state_->next_wake = deadline;
     state_->cv.notify_one();
@@ -85,7 +89,7 @@ void Watchdog::Run() {
       for (State::Armed& call : slot->calls) {
         if (call.deadline <= now) {
           call.fired = true;
-          call.target->Interrupt(call.call_id);
+          call.target->Interrupt(call.call_id, call.thread);
           call.deadline = now + kRepeat;
         }
         next = std::min(next, call.deadline);

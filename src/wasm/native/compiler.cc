@@ -12,10 +12,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include "absl/types/span.h"
 
@@ -94,19 +96,36 @@ absl::Status RunChild(const std::vector<std::string>& argv, const CompileLimits&
   close(null_fd);
   // Wait on a pidfd with the timeout. The child is reaped only after its process group has been
   // killed, so the group id cannot have been reused by then.
+  const int timeout_ms = static_cast<int>(std::min<uint64_t>(limits.timeout_ms, INT_MAX));
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   bool timed_out = false;
+  int status = 0;
   if (pidfd >= 0) {
     struct pollfd p = {pidfd, POLLIN, 0};
     int rc;
     do {
-      rc = poll(&p, 1, static_cast<int>(limits.timeout_ms));
+      rc = poll(&p, 1, timeout_ms);
     } while (rc < 0 && errno == EINTR);
     if (rc == 0) timed_out = true;
     close(pidfd);
-    kill(-pid, SIGKILL);  // on timeout the child, otherwise whatever it left in its group
+  } else {
+    // No pidfd (an old kernel, or out of descriptors): poll the child's state (without reaping
+    // it) every 10 ms instead.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == pid) {
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        timed_out = true;
+        break;
+      }
+      usleep(10'000);
+    }
   }
-  int status = 0;
+  kill(-pid, SIGKILL);  // on timeout the child, otherwise whatever it left in its group
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   std::string output = Tail(ReadFile(log_path), 2000);
@@ -387,9 +406,12 @@ NODATA_API void nodata_free(void* instance) {{ Z_{0}_free((Z_{0}_instance_t*)ins
     out += fmt::format("NODATA_API void nodata_instantiate(void* instance, void* context) {{ {}); }}\n",
                        call);
   }
-  // Import thunks.
+  // Import thunks: one per (module, name), as wasm2c declares one symbol per pair; a repeated
+  // import binds to the same host function (Bind matches by name) so its first index serves.
+  std::set<std::pair<std::string, std::string>> thunks;
   for (size_t i = 0; i < module.info.imports.size(); ++i) {
     const auto& import = module.info.imports[i];
+    if (!thunks.insert({import.module, import.name}).second) continue;
     auto it = imports.find({import.module, import.name});
     if (it == imports.end()) {
       return absl::InternalError(fmt::format("import {}.{} missing from the translated header",

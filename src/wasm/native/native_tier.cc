@@ -59,7 +59,6 @@ class NativeInstance final : public internal::TierInstance, public HostContext {
     batch.results = results;
     batch.params = e.signature.params.size();
     batch.result_count = e.signature.results.size();
-    thread_.store(CurrentThread(), std::memory_order_release);
     TrapKind kind = GuardedCall(RunBatch, &batch, call_id);
     if (kind == TrapKind::kNone) return {};
     return {kind, Message(kind)};
@@ -101,9 +100,7 @@ class NativeInstance final : public internal::TierInstance, public HostContext {
     return wasm_rt_grow_memory(m, pages - m->pages) != UINT32_MAX;
   }
 
-  void Interrupt(uint64_t call_id) override {
-    InterruptThread(thread_.load(std::memory_order_acquire), call_id);
-  }
+  void Interrupt(uint64_t call_id, uint64_t thread) override { InterruptThread(thread, call_id); }
 
   // Called by the import thunks through nodata_wasm_host_call. Returns kNone or the trap to raise
   // once this frame is gone.
@@ -174,7 +171,6 @@ class NativeInstance final : public internal::TierInstance, public HostContext {
   std::vector<HostFunction> imports_;
   void* instance_ = nullptr;
   std::string host_error_;
-  std::atomic<uint64_t> thread_{0};
 };
 
 }  // namespace

@@ -28,14 +28,23 @@ constexpr uint64_t kReservationBytes = 8ull << 30;
 constexpr size_t kAltStackBytes = 64 * 1024;
 // Faults this close below a thread's stack are a stack overflow, not a memory access.
 constexpr uintptr_t kStackOverflowSlack = 256 * 1024;
+// Stack a host function called from guest code may use: with less left, the call traps.
+constexpr uintptr_t kHostStackReserve = 256 * 1024;
 
-// Per-thread state of guarded calls. Read by the signal handlers, so only plain fields.
+// One guarded call on a thread's stack. The signal handlers see only the innermost frame
+// (ThreadState::frame), which is set last on entry and reset first on exit, so they never see a
+// half-built or half-dismantled call.
+struct Frame {
+  jmp_buf jump;
+  uint64_t call_id = 0;
+  Frame* outer = nullptr;
+  volatile sig_atomic_t host_calls = 0;         // host functions entered from this call
+  volatile sig_atomic_t interrupt_pending = 0;  // the watchdog fired while in a host function
+};
+
+// Per-thread state. Read by the signal handlers, so only plain fields.
 struct ThreadState {
-  jmp_buf* jump = nullptr;      // innermost guarded call
-  int wasm_calls = 0;           // guarded calls on this thread's stack
-  int host_calls = 0;           // host functions entered from the innermost guarded call
-  uint64_t call_id = 0;         // innermost guarded call
-  volatile sig_atomic_t interrupt_pending = 0;
+  Frame* volatile frame = nullptr;  // innermost guarded call, or null outside guest code
   bool ready = false;
   uintptr_t stack_low = 0;
   void* alt_stack = nullptr;
@@ -64,12 +73,12 @@ std::atomic<uint64_t> g_reserved_bytes{0};
 int InterruptSignal() { return SIGRTMIN + 4; }
 
 [[noreturn]] void Jump(TrapKind kind) {
-  ThreadState& s = t_state;
-  if (s.jump == nullptr) {
+  Frame* frame = t_state.frame;
+  if (frame == nullptr) {
     std::fprintf(stderr, "nodata: wasm trap outside a guarded call: %s\n", TrapKindName(kind));
     std::abort();
   }
-  _longjmp(*s.jump, static_cast<int>(kind));
+  _longjmp(frame->jump, static_cast<int>(kind));
 }
 
 void Chain(int sig, siginfo_t* info, void* context) {
@@ -89,7 +98,8 @@ void Chain(int sig, siginfo_t* info, void* context) {
 
 void OnFault(int sig, siginfo_t* info, void* context) {
   ThreadState& s = t_state;
-  if (s.wasm_calls == 0 || s.host_calls != 0 || s.jump == nullptr) {
+  Frame* frame = s.frame;
+  if (frame == nullptr || frame->host_calls != 0) {
     Chain(sig, info, context);
     return;
   }
@@ -100,19 +110,21 @@ void OnFault(int sig, siginfo_t* info, void* context) {
 #endif
   bool overflow = (address < s.stack_low + getpagesize() && address + kStackOverflowSlack >= s.stack_low) ||
                   (sp != 0 && sp < s.stack_low + getpagesize());
-  _longjmp(*s.jump, static_cast<int>(overflow ? TrapKind::kCallStackExhausted
-                                              : TrapKind::kOutOfBounds));
+  _longjmp(frame->jump, static_cast<int>(overflow ? TrapKind::kCallStackExhausted
+                                                 : TrapKind::kOutOfBounds));
 }
 
 void OnInterrupt(int, siginfo_t* info, void*) {
-  ThreadState& s = t_state;
   auto call_id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(info->si_value.sival_ptr));
-  if (s.wasm_calls == 0 || s.call_id != call_id) return;  // that call has ended
-  if (s.host_calls != 0 || s.jump == nullptr) {
-    s.interrupt_pending = 1;  // applied when the host function returns
+  Frame* frame = t_state.frame;
+  // Only the innermost call is stopped here: an outer call's deadline is applied when control
+  // is back in it (the watchdog repeats its signal), never by jumping over a host function.
+  if (frame == nullptr || frame->call_id != call_id) return;
+  if (frame->host_calls != 0) {
+    frame->interrupt_pending = 1;  // applied when the host function returns
     return;
   }
-  _longjmp(*s.jump, static_cast<int>(TrapKind::kDeadlineExceeded));
+  _longjmp(frame->jump, static_cast<int>(TrapKind::kDeadlineExceeded));
 }
 
 void InstallHandlers() {
@@ -215,28 +227,20 @@ uint32_t GrowTable(Table* table, uint32_t delta, Element init) {
 TrapKind GuardedCall(GuardedFn fn, void* arg, uint64_t call_id) {
   ThreadState& s = t_state;
   if (!s.ready) PrepareThread(s);
-  jmp_buf buffer;
-  jmp_buf* const outer_jump = s.jump;
-  const int outer_host_calls = s.host_calls;
-  const uint64_t outer_call_id = s.call_id;
-  int code = _setjmp(buffer);
+  Frame frame;
+  frame.call_id = call_id;
+  frame.outer = s.frame;
+  // Nothing below is modified between _setjmp and a jump back to it.
+  int code = _setjmp(frame.jump);
   if (code == 0) {
-    s.jump = &buffer;
-    s.host_calls = 0;
-    s.call_id = call_id;
-    // The signal handlers read this state: it must be complete before wasm_calls says so.
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    ++s.wasm_calls;
+    s.frame = &frame;  // from here on the handlers act for this call
     std::atomic_signal_fence(std::memory_order_seq_cst);
     fn(arg);
     std::atomic_signal_fence(std::memory_order_seq_cst);
   }
-  --s.wasm_calls;
+  s.frame = frame.outer;  // idempotent: also right after a jump back here
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  s.jump = outer_jump;
-  s.host_calls = outer_host_calls;
-  s.call_id = outer_call_id;
-  if (s.wasm_calls == 0) s.interrupt_pending = 0;
   return static_cast<TrapKind>(code);
 }
 
@@ -246,7 +250,6 @@ void InterruptThread(uint64_t thread, uint64_t call_id) {
   pthread_sigqueue(static_cast<pthread_t>(thread), InterruptSignal(), value);
 }
 
-uint64_t CurrentThread() { return static_cast<uint64_t>(pthread_self()); }
 
 void SetTrapMessage(const char* message) {
   std::snprintf(t_state.message, sizeof(t_state.message), "%s", message);
@@ -255,13 +258,25 @@ const char* TrapMessage() { return t_state.message; }
 
 void TrapNow(TrapKind kind) { Jump(kind); }
 
-void EnterHost() { ++t_state.host_calls; }
+void EnterHost() {
+  ThreadState& s = t_state;
+  Frame* frame = s.frame;
+  if (frame == nullptr) return;  // host code outside any guarded call (moving an instance)
+  // Host code gets a reserve of stack: a guest that recursed close to the guard page would
+  // otherwise overflow inside the host function, where a fault is not the guest's.
+  auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (frame->host_calls == 0 && s.stack_low != 0 && sp < s.stack_low + kHostStackReserve) {
+    Jump(TrapKind::kCallStackExhausted);
+  }
+  frame->host_calls = frame->host_calls + 1;
+}
 
 void LeaveHost() {
-  ThreadState& s = t_state;
-  --s.host_calls;
-  if (s.host_calls == 0 && s.interrupt_pending) {
-    s.interrupt_pending = 0;
+  Frame* frame = t_state.frame;
+  if (frame == nullptr) return;
+  frame->host_calls = frame->host_calls - 1;
+  if (frame->host_calls == 0 && frame->interrupt_pending) {
+    frame->interrupt_pending = 0;
     Jump(TrapKind::kDeadlineExceeded);
   }
 }

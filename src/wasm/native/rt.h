@@ -28,13 +28,10 @@ using GuardedFn = void (*)(void* arg);
 // `call_id` identifies the call for InterruptThread. Re-entrant (host → wasm → host → wasm).
 TrapKind GuardedCall(GuardedFn fn, void* arg, uint64_t call_id);
 
-// Stops the guarded call `call_id` running on thread `thread` with kDeadlineExceeded: at once if it
-// is in wasm code, or when its current host function returns. Safe from any thread; a call that
-// already ended ignores it.
+// Stops the guarded call `call_id` running on thread `thread` (a pthread_t) with
+// kDeadlineExceeded: at once if it is in wasm code, or when its current host function returns.
+// Safe from any thread while `thread` is alive; a call that already ended ignores it.
 void InterruptThread(uint64_t thread, uint64_t call_id);
-
-// The calling thread, as InterruptThread names it.
-uint64_t CurrentThread();
 
 // A host function's failure (or a runtime error such as a failed allocation), to be turned into a
 // trap by the caller once it has released its resources. Message storage is per thread.

@@ -53,6 +53,10 @@
     (i32.add (call $rec (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))
   (func $endless (export "endless") (param i32) (result i32)
     (i32.add (call $endless (local.get 0)) (i32.const 1)))
+  ;; Endless recursion that calls the host at every level.
+  (func $endless_host (export "endless_host") (param i32) (result i32)
+    (drop (call $host_add (local.get 0) (i32.const 1)))
+    (i32.add (call $endless_host (local.get 0)) (i32.const 1)))
   (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
   (func (export "pages") (result i32) memory.size)
   (func (export "load") (param i32) (result i32) local.get 0 i32.load)
