@@ -14,18 +14,6 @@ namespace {
 
 namespace wi = wabt::interp;
 
-wabt::Features Features() {
-  wabt::Features f;
-  f.disable_simd();
-  f.disable_reference_types();
-  f.disable_multi_value();
-  f.enable_bulk_memory();
-  f.enable_sign_extension();
-  f.enable_sat_float_to_int();
-  f.enable_mutable_globals();
-  return f;
-}
-
 wabt::Type ToWabt(ValType t) {
   switch (t) {
     case ValType::kI32: return wabt::Type::I32;
@@ -95,7 +83,7 @@ TrapKind Classify(const std::string& message) {
 class InterpInstance final : public TierInstance, public HostContext {
  public:
   InterpInstance(const PreparedModule& module, std::vector<HostFunction> imports)
-      : module_(module), imports_(std::move(imports)), store_(Features()) {}
+      : module_(module), imports_(std::move(imports)), store_(SupportedFeatures()) {}
 
   absl::Status Init(const InterpModule& code, RawTrap* trap) {
     wi::Module::Ptr mod = wi::Module::New(store_, code.desc());
@@ -230,7 +218,7 @@ absl::StatusOr<std::unique_ptr<InterpModule>> InterpModule::Create(const Prepare
   std::unique_ptr<InterpModule> out(new InterpModule());
   out->desc_ = std::make_unique<wi::ModuleDesc>();
   wabt::Errors errors;
-  wabt::ReadBinaryOptions options(Features(), nullptr, false, true, false);
+  wabt::ReadBinaryOptions options(SupportedFeatures(), nullptr, false, true, false);
   if (wabt::Failed(wi::ReadBinaryInterp("module.wasm", module.bytes.data(), module.bytes.size(),
                                         options, &errors, out->desc_.get()))) {
     std::string text;

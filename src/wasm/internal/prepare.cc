@@ -19,10 +19,7 @@
 #include "wabt/validator.h"
 
 namespace nodata::wasm::internal {
-namespace {
 
-// The features nodata runs. Everything else (SIMD, threads, reference types, multi-value, tail
-// calls, exceptions, memory64, ...) is refused at load with the feature named.
 wabt::Features SupportedFeatures() {
   wabt::Features f;
 #define WABT_FEATURE(variable, flag, default_, help) f.disable_##variable();
@@ -34,6 +31,8 @@ wabt::Features SupportedFeatures() {
   f.enable_bulk_memory();
   return f;
 }
+
+namespace {
 
 // Standardized features nodata does not run, to name the one an unsupported module needs. Only
 // these are probed: wabt's experimental proposals (function references, GC, ...) assert on some

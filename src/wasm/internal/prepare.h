@@ -23,7 +23,17 @@
 #include "wasm/limits.h"
 #include "wasm/types.h"
 
+namespace wabt {
+class Features;
+}
+
 namespace nodata::wasm::internal {
+
+// The features nodata runs, for every decoder of a module (load, interpreter, translator): MVP plus
+// mutable globals, sign extension, saturating float-to-int and bulk memory. Everything else (SIMD,
+// threads, reference types, multi-value, tail calls, exceptions, memory64, ...) is refused at load
+// with the feature named.
+wabt::Features SupportedFeatures();
 
 inline constexpr char kFuelExport[] = "__nodata_fuel";
 inline constexpr char kDepthExport[] = "__nodata_depth";

@@ -15,12 +15,14 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-#include "absl/types/span.h"
 
+#include "absl/types/span.h"
+#include "common/fs.h"
+#include "common/status.h"
+#include "common/strings.h"
 #include "fmt/format.h"
 #include "wasm/native/translate.h"
 
@@ -33,27 +35,15 @@ namespace fs = std::filesystem;
 constexpr char kRuntimeVersion[] = "nodata-wasm-rt 3";
 constexpr char kRuntimeHeader[] = "/usr/include/wasm-rt.h";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+FileSystem& Files() { return PosixFileSystem(); }
 
-absl::Status WriteFile(const std::string& path, absl::Span<const uint8_t> data) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::InternalError(fmt::format("cannot create {}: {}", path, strerror(errno)));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n <= 0) {
-      close(fd);
-      return absl::InternalError(fmt::format("cannot write {}: {}", path, strerror(errno)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  close(fd);
-  return absl::OkStatus();
+// A file's contents, or empty if it cannot be read (for logs and optional inputs).
+std::string ReadOrEmpty(const std::string& path) { return Files().ReadFile(path).value_or(""); }
+
+// Writes a new scratch file of a build directory: no fsync, the directory is thrown away.
+absl::Status WriteScratch(const std::string& path, std::string_view data) {
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, Files().OpenAppendable(path));
+  return file->Append(data);
 }
 
 std::string Tail(const std::string& text, size_t max) {
@@ -128,7 +118,7 @@ absl::Status RunChild(const std::vector<std::string>& argv, const CompileLimits&
   kill(-pid, SIGKILL);  // on timeout the child, otherwise whatever it left in its group
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  std::string output = Tail(ReadFile(log_path), 2000);
+  std::string output = Tail(ReadOrEmpty(log_path), 2000);
   if (timed_out) {
     return absl::DeadlineExceededError(
         fmt::format("{} ran past {} ms and was killed", argv[0], limits.timeout_ms));
@@ -211,8 +201,7 @@ Declaration ParseDeclaration(const std::string& line) {
 // store into guest memory (through a u8 pointer) might change `instance->memory.data`, so the base
 // is reloaded after every store. Declaring every function's instance parameter `restrict` tells
 // it the truth. (Host functions reach the instance only through the runtime, never its fields.)
-absl::Status MarkInstanceRestrict(const std::string& path) {
-  std::string code = ReadFile(path);
+absl::StatusOr<std::string> RestrictInstances(std::string code) {
   const std::string from = fmt::format("(Z_{}_instance_t* instance", kTranslatedModuleName);
   const std::string to = fmt::format("(Z_{}_instance_t* restrict instance", kTranslatedModuleName);
   size_t count = 0;
@@ -221,8 +210,7 @@ absl::Status MarkInstanceRestrict(const std::string& path) {
     ++count;
   }
   if (count == 0) return absl::InternalError("translated module has no instance parameters");
-  return WriteFile(path, absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(code.data()),
-                                              code.size()));
+  return code;
 }
 
 // Deletes the least recently used objects until the cache is under its size, never `keep`; and
@@ -324,15 +312,14 @@ absl::StatusOr<Toolchain> ResolveToolchain(const RuntimeOptions& options) {
   if (ec || stat(real.c_str(), &st) != 0) {
     return absl::FailedPreconditionError(fmt::format("cannot stat compiler {}", t.compiler));
   }
-  std::string header = ReadFile(kRuntimeHeader);
+  std::string header = ReadOrEmpty(kRuntimeHeader);
   if (header.empty()) {
     return absl::FailedPreconditionError(
         fmt::format("{} not found (package wabt); modules run on the interpreter", kRuntimeHeader));
   }
-  fs::create_directories(t.cache_dir, ec);
-  if (ec) {
+  if (absl::Status s = Files().CreateDirs(t.cache_dir); !s.ok()) {
     return absl::FailedPreconditionError(
-        fmt::format("cannot create cache directory {}: {}", t.cache_dir, ec.message()));
+        fmt::format("cannot create cache directory {}: {}", t.cache_dir, ToStd(s.message())));
   }
   std::string identity = fmt::format("{}\n{}\ncompiler {} size {} mtime {}.{}\nflags", kRuntimeVersion,
                                      TranslatorVersion(), real.string(), st.st_size,
@@ -378,8 +365,7 @@ absl::StatusOr<std::string> Glue(const internal::PreparedModule& module, const s
   if (instantiate_line.empty()) return absl::InternalError("translated header has no instantiate");
 
   const std::string m = kTranslatedModuleName;
-  std::string out = fmt::format(R"(#include "module.c"
-
+  std::string out = fmt::format(R"(
 #define NODATA_API __attribute__((visibility("default")))
 extern void nodata_wasm_host_call(void* context, uint32_t import_index, uint64_t* slots);
 static inline f32 nodata_f32(uint64_t b) {{ uint32_t x = (uint32_t)b; f32 f; memcpy(&f, &x, 4); return f; }}
@@ -481,7 +467,7 @@ absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolc
       utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: last to be evicted
       return code;
     }
-    unlink(path.c_str());  // damaged or foreign: rebuild it
+    (void)Files().RemoveFile(path);  // damaged or foreign: rebuild it
   }
 
   std::string pattern = toolchain.cache_dir + "/build-XXXXXX";
@@ -493,49 +479,38 @@ absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolc
   std::string dir = dir_template.data();
   struct Cleanup {
     std::string dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
+    ~Cleanup() { (void)Files().RemoveAll(dir); }
   } cleanup{dir};
 
-  if (absl::Status s = WriteFile(dir + "/module.wasm", module.native_bytes); !s.ok()) return s;
+  RETURN_IF_ERROR(WriteScratch(
+      dir + "/module.wasm",
+      std::string_view(reinterpret_cast<const char*>(module.native_bytes.data()),
+                       module.native_bytes.size())));
   std::vector<std::string> translate = toolchain.translator;
   translate.insert(translate.end(), {"translate", dir + "/module.wasm", dir + "/module.c",
                                      dir + "/module.h"});
   if (absl::Status s = RunChild(translate, toolchain.limits, dir + "/translate.log"); !s.ok()) {
     return absl::Status(s.code(), "translating to C: " + std::string(s.message()));
   }
-  if (absl::Status s = MarkInstanceRestrict(dir + "/module.c"); !s.ok()) return s;
-  absl::StatusOr<std::string> glue = Glue(module, ReadFile(dir + "/module.h"));
-  if (!glue.ok()) return glue.status();
-  if (absl::Status s = WriteFile(dir + "/glue.c", absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(
-                                                                 glue->data()),
-                                                             glue->size()));
-      !s.ok()) {
-    return s;
-  }
+  // One translation unit: the translated module (instances marked restrict), then the glue.
+  ASSIGN_OR_RETURN(std::string unit, RestrictInstances(ReadOrEmpty(dir + "/module.c")));
+  ASSIGN_OR_RETURN(std::string glue, Glue(module, ReadOrEmpty(dir + "/module.h")));
+  RETURN_IF_ERROR(WriteScratch(dir + "/unit.c", unit + glue));
   std::vector<std::string> compile = {toolchain.compiler};
   compile.insert(compile.end(), toolchain.flags.begin(), toolchain.flags.end());
   compile.insert(compile.end(), {"-fPIC", "-shared", "-fvisibility=hidden", "-fstack-clash-protection",
-                                 "-DNDEBUG", "-w", "-o", dir + "/module.so", dir + "/glue.c", "-lm"});
+                                 "-DNDEBUG", "-w", "-o", dir + "/module.so", dir + "/unit.c", "-lm"});
   if (absl::Status s = RunChild(compile, toolchain.limits, dir + "/compile.log"); !s.ok()) {
     return absl::Status(s.code(), "compiling: " + std::string(s.message()));
   }
   // Durable before it becomes visible: a torn object in the cache would be loaded after a crash.
-  int fd = open((dir + "/module.so").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    fdatasync(fd);
-    close(fd);
+  // (Built in its own directory and renamed, so concurrent builds of one key never share a file.)
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> object, Files().OpenAppendable(dir + "/module.so"));
+    RETURN_IF_ERROR(object->Sync());
   }
-  if (rename((dir + "/module.so").c_str(), path.c_str()) != 0) {
-    return absl::InternalError(fmt::format("rename into {}: {}", path, strerror(errno)));
-  }
-  int dir_fd = open(toolchain.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
-  }
+  RETURN_IF_ERROR(Files().Rename(dir + "/module.so", path));
+  RETURN_IF_ERROR(Files().SyncDir(toolchain.cache_dir));
   EvictCache(toolchain, path);
   return LoadShared(path, export_count);
 }

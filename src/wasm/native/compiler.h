@@ -58,8 +58,8 @@ absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolc
                                                           const internal::PreparedModule& module,
                                                           bool* cache_hit);
 
-// The C glue compiled with the translated module: import thunks into the host, export
-// trampolines over raw slots, and the entry points NativeCode reads. `header` is the translated
+// The C glue appended to the translated module (one translation unit): import thunks into the
+// host, export trampolines over raw slots, and the entry points NativeCode reads. `header` is the translated
 // module's header, whose declarations give the exact symbol names.
 absl::StatusOr<std::string> Glue(const internal::PreparedModule& module, const std::string& header);
 

@@ -17,6 +17,7 @@
 #include "wabt/ir.h"
 #include "wabt/stream.h"
 #include "wabt/validator.h"
+#include "wasm/internal/prepare.h"
 
 namespace nodata::wasm {
 
@@ -39,14 +40,7 @@ int TranslateMain(int argc, char** argv) {
   }
   // The input is a module nodata prepared: the same features as at load, SIMD among the disabled
   // ones (the C writer of wabt 1.0.32 aborts on SIMD; here it is a decode error instead).
-  wabt::Features features;
-  features.disable_simd();
-  features.disable_reference_types();
-  features.disable_multi_value();
-  features.enable_bulk_memory();
-  features.enable_sign_extension();
-  features.enable_sat_float_to_int();
-  features.enable_mutable_globals();
+  const wabt::Features features = internal::SupportedFeatures();
   wabt::Errors errors;
   wabt::Module module;
   wabt::ReadBinaryOptions options(features, nullptr, false, true, false);
