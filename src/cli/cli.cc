@@ -1,6 +1,10 @@
 #include "cli/cli.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -10,6 +14,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/client_commands.h"
+#include "cli/client_util.h"
 #include "cli/parquet_commands.h"
 #include "cli/wasm_commands.h"
 #include "wasm/native/translate.h"
@@ -84,6 +89,10 @@ CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::s
   for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
   return app->add_option("--" + name, value, help)->envname(env)->capture_default_str();
 }
+
+// A repeatable option takes one value per occurrence (`--header a=1 --header b=2`), so that a
+// positional argument after it is never read as one more value.
+CLI::Option* OnePerFlag(CLI::Option* option) { return option->allow_extra_args(false); }
 
 // Reads a config file of `name = value` lines (TOML or INI style: `#`/`;` comments, `[section]`
 // lines ignored, values optionally quoted) into `--name value` pairs. Names are the serve flags.
@@ -161,15 +170,47 @@ bool ApplyConfigFile(std::vector<std::string>* args, std::string* error) {
   return true;
 }
 
+// Local commands read whole files: a directory, a fifo or a device is refused up front (reading
+// one would fail midway or wait forever).
+bool CheckRegularFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    std::cerr << "nodata: cannot read " << path << ": " << std::strerror(errno) << "\n";
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    std::cerr << "nodata: " << path << " is "
+              << (S_ISDIR(st.st_mode) ? "a directory" : "not a regular file") << "\n";
+    return false;
+  }
+  return true;
+}
+
+int Run(int argc, char** argv);
+
 }  // namespace
 
 int Main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "nodata: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "nodata: unexpected error\n";
+  }
+  return kExitFailed;
+}
+
+namespace {
+
+int Run(int argc, char** argv) {
   // The native tier's translator runs as a child process of this binary (not a user command).
   if (argc >= 3 && std::string_view(argv[1]) == "wasm" && std::string_view(argv[2]) == "translate") {
     return wasm::TranslateMain(argc - 2, argv + 2);
   }
-  CLI::App app{"nodata: durable event ingest, storage and streaming in one binary"};
+  CLI::App app{"nodata: durable event ingest, storage and streaming in one binary", "nodata"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("nodata ") + NODATA_VERSION);
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
       ->envname("NODATA_LOG_LEVEL");
@@ -274,7 +315,7 @@ int Main(int argc, char** argv) {
                          "output file (\"-\": stdout, JSONL only); for Parquet of several "
                          "partitions, a directory of partition=<p>/ files")
       ->required();
-  export_cmd->add_option("--partition", eo.partitions, "partition to export (repeatable)");
+  OnePerFlag(export_cmd->add_option("--partition", eo.partitions, "partition to export (repeatable)"));
   export_cmd->add_option("--from", eo.from, "first offset in each partition");
   add_client_flags(export_cmd);
   CLI::App* list = topic->add_subcommand("list", "list topics");
@@ -291,11 +332,18 @@ int Main(int argc, char** argv) {
   publish->add_option("--topic", po.topic, "topic");
   publish->add_option("--key", po.key, "partition key");
   publish->add_option("--id", po.id, "event id (dedupe key)");
-  publish->add_option("--header", po.headers, "header NAME=VALUE (repeatable)");
-  publish->add_option("--file", po.file, "JSONL file of events, one object per line");
+  OnePerFlag(publish->add_option("--header", po.headers, "header NAME=VALUE (repeatable)"));
+  publish->add_option("--file", po.file,
+                      "JSONL file of events, one object per line (\"-\": stdin); --topic, "
+                      "when given, wins over the lines' \"topic\"");
   publish->add_option("--batch", po.batch, "events per batch with --file")
       ->check(CLI::Range(1u, 100000u));
-  publish->add_option("data", po.data, "event data");
+  publish->add_option("--max-line-bytes", po.max_line_bytes,
+                      "longest JSONL line, or data on stdin, that is read")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 31));
+  CLI::Option* publish_data = publish->add_option(
+      "data", po.data, "event data (not given: read from stdin; '' for an empty event)");
   add_client_flags(publish);
 
   ConsumeOptions cons;
@@ -306,7 +354,8 @@ int Main(int argc, char** argv) {
   consume->add_option("--from", cons.from,
                       "earliest | latest | committed | offset:N | time:RFC3339 (default: "
                       "committed with a group, else earliest)");
-  consume->add_option("--partition", cons.partitions, "partition to read (repeatable; no group)");
+  OnePerFlag(
+      consume->add_option("--partition", cons.partitions, "partition to read (repeatable; no group)"));
   consume->add_option("--format", cons.format, "json (one object per line) | raw (data only)")
       ->capture_default_str();
   consume->add_option("--count", cons.count, "stop after this many records");
@@ -332,14 +381,15 @@ int Main(int argc, char** argv) {
   group_reset->add_option("--topic", group_topic, "topic")->required();
   group_reset->add_option("--to", reset_to, "earliest | latest | offset:N | time:RFC3339")
       ->required();
-  group_reset->add_option("--partition", reset_partitions, "partition (repeatable; default all)");
+  OnePerFlag(group_reset->add_option("--partition", reset_partitions,
+                                     "partition (repeatable; default all)"));
   add_client_flags(group_reset);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_error;
   if (!ApplyConfigFile(&args, &config_error)) {
     std::cerr << "nodata: " << config_error << "\n";
-    return 2;
+    return kExitUsage;
   }
   std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
   CLI::App* parquet = app.add_subcommand("parquet", "work with Parquet files (locally)");
@@ -369,7 +419,13 @@ int Main(int argc, char** argv) {
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every other parse error is a usage error.
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+  std::string address_error;
+  if (!NormalizeAddress(co.server, 7070, &co.server, &address_error)) {
+    std::cerr << "nodata: --server: " << address_error << "\n";
+    return kExitUsage;
   }
 
   auto logger = spdlog::stderr_color_mt("nodata");
@@ -377,16 +433,24 @@ int Main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   if (serve->parsed()) {
+    if (!NormalizeAddress(so.listen, 0, &so.listen, &address_error)) {
+      std::cerr << "nodata: --listen: " << address_error << "\n";
+      return kExitUsage;
+    }
+    if (!NormalizeAddress(so.http, 0, &so.http, &address_error)) {
+      std::cerr << "nodata: --http: " << address_error << "\n";
+      return kExitUsage;
+    }
     if (!ParseFsync(fsync, &so.broker)) {
       std::cerr << "nodata: --fsync must be always, never or interval:<ms>; got \"" << fsync
                 << "\"\n";
-      return 2;
+      return kExitUsage;
     }
     if (!ParseDuration(roll_interval, &so.broker.compaction.roll_interval_us)) {
       std::cerr << "nodata: --parquet-roll-interval must be a duration such as 30s, 10m or 1h; "
                    "got \""
                 << roll_interval << "\"\n";
-      return 2;
+      return kExitUsage;
     }
     if (compression == "zstd") {
       so.broker.parquet.codec = parquet::Codec::kZstd;
@@ -397,18 +461,22 @@ int Main(int argc, char** argv) {
     } else {
       std::cerr << "nodata: --parquet-compression must be zstd, snappy or none; got \""
                 << compression << "\"\n";
-      return 2;
+      return kExitUsage;
     }
     absl::Status s = server::RunServer(so);
     if (!s.ok()) {
       spdlog::error("{}", ToStd(s.ToString()));
-      return 1;
+      return kExitFailed;
     }
-    return 0;
+    return kExitOk;
   }
-  if (inspect->parsed()) return ParquetInspect(parquet_file);
-  if (wasm_inspect->parsed()) return WasmInspect(wasm_file);
-  if (wasm_run->parsed()) return WasmRun(wro);
+  if (inspect->parsed()) {
+    return CheckRegularFile(parquet_file) ? ParquetInspect(parquet_file) : kExitFailed;
+  }
+  if (wasm_inspect->parsed()) {
+    return CheckRegularFile(wasm_file) ? WasmInspect(wasm_file) : kExitFailed;
+  }
+  if (wasm_run->parsed()) return CheckRegularFile(wro.path) ? WasmRun(wro) : kExitFailed;
   if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention);
   if (update->parsed()) return TopicUpdate(co, topic_name, retention);
   if (flush->parsed()) return TopicFlush(co, topic_name);
@@ -423,13 +491,15 @@ int Main(int argc, char** argv) {
   if (get->parsed()) return TopicGet(co, topic_name);
   if (del->parsed()) return TopicDelete(co, topic_name);
   if (publish->parsed()) {
+    po.data_given = publish_data->count() > 0;
     if (po.file.empty() && po.topic.empty()) {
       std::cerr << "nodata: publish needs --topic (or --file with \"topic\" fields)\n";
-      return 2;
+      return kExitUsage;
     }
     return Publish(co, po);
   }
-  return 2;
+  return kExitUsage;
 }
 
+}  // namespace
 }  // namespace nodata::cli

@@ -3,7 +3,14 @@
 
 namespace nodata::cli {
 
-// Parses the arguments, runs the command and returns the process exit code.
+// Exit codes of every command (documented in the README).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;  // the command ran and failed: server error, I/O, bad data
+inline constexpr int kExitUsage = 2;   // the command line is wrong: unknown flag, bad value
+inline constexpr int kExitTrap = 3;    // `wasm run`: the called function trapped
+
+// Parses the arguments, runs the command and returns the process exit code. No exception
+// escapes: one that reaches here is printed and ends the command with kExitFailed.
 int Main(int argc, char** argv);
 
 }  // namespace nodata::cli

@@ -42,8 +42,10 @@ struct PublishOptions {
   std::string id;
   std::vector<std::string> headers;  // "k=v"
   std::string data;
-  std::string file;  // JSONL; replaces data
+  bool data_given = false;  // DATA was on the command line (else it comes from stdin)
+  std::string file;         // JSONL, "-" for stdin; replaces data
   uint32_t batch = 1000;
+  uint64_t max_line_bytes = 16u << 20;  // longest JSONL line (or stdin data) accepted
 };
 int Publish(const ClientOptions& c, const PublishOptions& p);
 

@@ -1,6 +1,7 @@
 #include "cli/client_util.h"
 
 #include <chrono>
+#include <cstdio>
 #include <iostream>
 
 namespace nodata::cli {
@@ -10,6 +11,60 @@ std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c) {
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
   return grpc::CreateCustomChannel(c.server, grpc::InsecureChannelCredentials(), args);
+}
+
+bool NormalizeAddress(const std::string& address, uint16_t default_port, std::string* out,
+                      std::string* error) {
+  if (address.rfind("unix:", 0) == 0 && address.size() > 5) {
+    *out = address;
+    return true;
+  }
+  std::string host, port;
+  if (!address.empty() && address.front() == '[') {
+    const size_t close = address.find(']');
+    if (close == std::string::npos) {
+      *error = "\"" + address + "\" has no closing ']'";
+      return false;
+    }
+    host = address.substr(0, close + 1);
+    const std::string rest = address.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') {
+        *error = "\"" + address + "\": expected ':' after ']'";
+        return false;
+      }
+      port = rest.substr(1);
+      if (port.empty()) port = "?";
+    }
+  } else {
+    const size_t colon = address.rfind(':');
+    if (colon != std::string::npos && address.find(':') != colon) {
+      *error = "\"" + address + "\": write an IPv6 address as [ADDRESS]:PORT";
+      return false;
+    }
+    host = address.substr(0, colon);
+    if (colon != std::string::npos) port = address.substr(colon + 1);
+    if (colon != std::string::npos && port.empty()) port = "?";
+  }
+  if (host.empty() || host == "[]" ||
+      host.find_first_of(" \t/") != std::string::npos) {
+    *error = "\"" + address + "\" names no host (want HOST:PORT)";
+    return false;
+  }
+  if (port.empty()) {
+    if (default_port == 0) {
+      *error = "\"" + address + "\" has no port (want HOST:PORT)";
+      return false;
+    }
+    port = std::to_string(default_port);
+  }
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) < (default_port == 0 ? 0 : 1) || std::stoi(port) > 65535) {
+    *error = "\"" + address + "\": the port must be a number from 1 to 65535";
+    return false;
+  }
+  *out = host + ":" + port;
+  return true;
 }
 
 std::string CodeName(grpc::StatusCode code) {
@@ -31,6 +86,19 @@ int Fail(const grpc::Status& s) {
 int Fail(const std::string& message) {
   std::cerr << "nodata: " << message << "\n";
   return 1;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int unit = 0;
+  while (v >= 1024 && unit < 4) {
+    v /= 1024;
+    ++unit;
+  }
+  char out[32];
+  std::snprintf(out, sizeof out, unit == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[unit]);
+  return out;
 }
 
 std::unique_ptr<grpc::ClientContext> Context(int seconds) {

@@ -11,11 +11,18 @@
 namespace nodata::cli {
 
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c);
+// Checks a server address and fills in the default port: "HOST:PORT", "HOST" (port
+// `default_port`), "[IPV6]:PORT", "[IPV6]", or "unix:PATH" as given. PORT is 1..65535; without a
+// default port (0, for listen addresses) it is required and may be 0 (any free port). On error, a message that names the address.
+bool NormalizeAddress(const std::string& address, uint16_t default_port, std::string* out,
+                      std::string* error);
 // "INVALID_ARGUMENT" and so on.
 std::string CodeName(grpc::StatusCode code);
 // Print "nodata: ..." on stderr and return the exit code 1.
 int Fail(const grpc::Status& s);
 int Fail(const std::string& message);
+// "512 B", "1.5 KiB", "3.2 GiB": sizes for people (tables and messages; --json prints bytes).
+std::string HumanBytes(uint64_t bytes);
 // A context with a deadline `seconds` from now.
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 30);
 

@@ -90,11 +90,11 @@ test('CLI errors: exit 1 with the gRPC status name on stderr', T, async (t) => {
   assert.deepEqual(parseJsonOut(args, r), []);
 });
 
-test('publish DATA prints the ack as one JSON line; same --id again is a duplicate', T, async (t) => {
+test('publish DATA --json prints the ack as one JSON line; same --id again is a duplicate', T, async (t) => {
   const srv = await startServer(t);
   const topic = topicName('cli-pub');
   const id = newId('cli');
-  const args = ['publish', '--topic', topic, '--key', 'user-1', '--id', id, '--header', 'a=b', '--header', 'c=d', '--server', srv.grpcAddr, 'hello world'];
+  const args = ['publish', '--topic', topic, '--key', 'user-1', '--id', id, '--header', 'a=b', '--header', 'c=d', '--server', srv.grpcAddr, '--json', 'hello world'];
   const r = await ok(args);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 1, `one JSON line: ${r.stdout}`);
@@ -112,7 +112,7 @@ test('publish DATA prints the ack as one JSON line; same --id again is a duplica
   // Same key => same partition as the API routes it; no --id => a server-assigned id.
   const viaApi = await srv.api.publish({ topic, key: Buffer.from('user-1'), data: Buffer.from('x') });
   assert.equal(viaApi.partition, ack.partition);
-  const noIdArgs = ['publish', '--topic', topic, '--server', srv.grpcAddr, 'no id'];
+  const noIdArgs = ['publish', '--topic', topic, '--server', srv.grpcAddr, '--json', 'no id'];
   const noId = JSON.parse((await ok(noIdArgs)).stdout.trim());
   assert.ok(noId.id.length > 0);
   assert.equal(noId.duplicate, false);
@@ -139,16 +139,20 @@ test('publish --file with 5000 JSONL lines; republishing the file only finds dup
     if (i % 10 === 7) {
       o.topic = side;
       sideCount++;
+    } else {
+      o.topic = main;
     }
     lines.push(JSON.stringify(o));
   }
   const file = path.join(dir, 'events.jsonl');
   fs.writeFileSync(file, lines.join('\n') + '\n');
 
-  const args = ['publish', '--topic', main, '--file', file, '--batch', '500', '--server', srv.grpcAddr];
+  // Without --topic, each line's "topic" says where it goes.
+  const args = ['publish', '--file', file, '--batch', '500', '--server', srv.grpcAddr, '--json'];
   const r = await ok(args);
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1));
   assert.equal(summary.published, 5000, describeRun(args, r));
+  assert.equal(summary.stored, 5000, describeRun(args, r));
   assert.equal(summary.duplicates, 0);
   assert.equal(typeof summary.seconds, 'number');
   assert.equal(sum(await srv.api.endOffsets(main)), 5000 - sideCount, 'GetTopic total of --topic');
@@ -158,6 +162,7 @@ test('publish --file with 5000 JSONL lines; republishing the file only finds dup
   const r2 = await ok(args);
   const summary2 = JSON.parse(r2.stdout.trim().split('\n').at(-1));
   assert.equal(summary2.duplicates, 5000, describeRun(args, r2));
+  assert.equal(summary2.stored, 0, describeRun(args, r2));
   assert.equal(sum(await srv.api.endOffsets(main)), 5000 - sideCount);
   assert.equal(sum(await srv.api.endOffsets(side)), sideCount);
 });

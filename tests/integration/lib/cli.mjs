@@ -7,10 +7,18 @@ export function runCli(args, opts) {
   return runProgram(nodataBin(), args, opts);
 }
 
-/** Runs any binary the same way; rejects only when it does not exit within timeoutMs. */
-export function runProgram(bin, args, { env = {}, timeoutMs = 60000 } = {}) {
+/**
+ * Runs any binary the same way; rejects only when it does not exit within timeoutMs. `input`
+ * (string or Buffer) is written to its stdin, which is otherwise /dev/null.
+ */
+export function runProgram(bin, args, { env = {}, timeoutMs = 60000, input, cwd } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const stdin = input === undefined ? 'ignore' : 'pipe';
+    const child = spawn(bin, args, { stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd });
+    if (input !== undefined) {
+      child.stdin.on('error', () => {}); // a command that exits early closes its stdin
+      child.stdin.end(input);
+    }
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
