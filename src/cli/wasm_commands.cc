@@ -10,6 +10,7 @@
 #include "common/strings.h"
 #include "nlohmann/json.hpp"
 #include "wasm/runtime.h"
+#include "wasm/text.h"
 
 namespace nodata::cli {
 namespace {
@@ -18,11 +19,25 @@ using nlohmann::json;
 using wasm::ValType;
 using wasm::Value;
 
-bool ReadModule(const std::string& path, std::vector<uint8_t>* out) {
+// Reads a module file: the binary format, or the text format (assembled here). An error
+// message on failure.
+std::string ReadModule(const std::string& path, std::vector<uint8_t>* out) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return true;
+  if (!in) return "cannot read " + path;
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return "cannot read " + path;
+  // Text is what has no NUL byte up front; anything else goes to the binary decoder, whose
+  // message (bad magic, truncated) fits a damaged binary better than a syntax error.
+  const bool text = !wasm::IsBinaryModule(bytes) &&
+                    std::string_view(bytes).substr(0, 4096).find('\0') == std::string_view::npos;
+  if (!text) {
+    out->assign(bytes.begin(), bytes.end());
+    return "";
+  }
+  auto binary = wasm::AssembleText(bytes, path);
+  if (!binary.ok()) return std::string(ToStd(binary.status().message()));
+  *out = std::move(binary).value();
+  return "";
 }
 
 json Signature(const wasm::FuncSignature& sig) {
@@ -105,7 +120,11 @@ int Fail(const std::string& message) {
 
 int WasmInspect(const std::string& path) {
   std::vector<uint8_t> bytes;
-  if (!ReadModule(path, &bytes)) return Fail("cannot read " + path);
+  if (std::string error = ReadModule(path, &bytes); !error.empty()) {
+    json out = {{"valid", false}, {"error", error}};
+    std::cout << out.dump(2) << "\n";
+    return 1;
+  }
   auto runtime = wasm::Runtime::Create({});  // no cache: tier 1 is not needed to inspect
   auto module = (*runtime)->Load(bytes, wasm::Limits(), /*native=*/false);
   if (!module.ok()) {
@@ -143,7 +162,7 @@ int WasmInspect(const std::string& path) {
 
 int WasmRun(const WasmRunOptions& options) {
   std::vector<uint8_t> bytes;
-  if (!ReadModule(options.path, &bytes)) return Fail("cannot read " + options.path);
+  if (std::string error = ReadModule(options.path, &bytes); !error.empty()) return Fail(error);
   std::optional<wasm::Tier> tier;
   if (options.tier == "interp") {
     tier = wasm::Tier::kInterpreter;
@@ -184,8 +203,11 @@ int WasmRun(const WasmRunOptions& options) {
   }
   wasm::Trap trap;
   absl::Status status = (*instance)->Call(*fn, args, absl::MakeSpan(results), &trap);
+  // A call stopped by its deadline did not count its fuel to the end: the count is unknown.
   json out = {{"tier", wasm::TierName((*instance)->tier())},
-              {"fuel_used", (*instance)->last_fuel_used()}};
+              {"fuel_used", !status.ok() && trap.kind == wasm::TrapKind::kDeadlineExceeded
+                                ? json(nullptr)
+                                : json((*instance)->last_fuel_used())}};
   if (!status.ok()) {
     out["trap"] = {{"kind", wasm::TrapKindName(trap.kind)}, {"message", trap.message}};
     std::cout << out.dump() << "\n";

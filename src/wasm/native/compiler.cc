@@ -451,23 +451,38 @@ NODATA_API void nodata_free(void* instance) {{ Z_{0}_free((Z_{0}_instance_t*)ins
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolchain,
-                                                          const internal::PreparedModule& module,
-                                                          bool* cache_hit) {
+namespace {
+
+std::string CachePath(const Toolchain& toolchain, const internal::PreparedModule& module) {
   std::string key_text = toolchain.identity + "\nmodule " + module.info.hash;
   std::string key = internal::Sha256Hex(
       absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(key_text.data()), key_text.size()));
-  std::string path = fmt::format("{}/{}.so", toolchain.cache_dir, key);
-  uint32_t export_count = static_cast<uint32_t>(module.exports.size());
-  *cache_hit = false;
-  if (access(path.c_str(), F_OK) == 0) {
-    auto code = LoadShared(path, export_count);
-    if (code.ok()) {
-      *cache_hit = true;
-      utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: last to be evicted
-      return code;
-    }
+  return fmt::format("{}/{}.so", toolchain.cache_dir, key);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NativeCode>> LoadCached(const Toolchain& toolchain,
+                                                       const internal::PreparedModule& module) {
+  const std::string path = CachePath(toolchain, module);
+  if (access(path.c_str(), F_OK) != 0) return absl::NotFoundError("not in the cache");
+  auto code = LoadShared(path, static_cast<uint32_t>(module.exports.size()));
+  if (!code.ok()) {
     (void)Files().RemoveFile(path);  // damaged or foreign: rebuild it
+    return absl::NotFoundError("damaged cache entry removed");
+  }
+  utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: last to be evicted
+  return code;
+}
+
+absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolchain,
+                                                          const internal::PreparedModule& module,
+                                                          bool* cache_hit) {
+  const std::string path = CachePath(toolchain, module);
+  *cache_hit = false;
+  if (auto cached = LoadCached(toolchain, module); cached.ok()) {
+    *cache_hit = true;
+    return cached;
   }
 
   std::string pattern = toolchain.cache_dir + "/build-XXXXXX";
@@ -512,7 +527,7 @@ absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolc
   RETURN_IF_ERROR(Files().Rename(dir + "/module.so", path));
   RETURN_IF_ERROR(Files().SyncDir(toolchain.cache_dir));
   EvictCache(toolchain, path);
-  return LoadShared(path, export_count);
+  return LoadShared(path, static_cast<uint32_t>(module.exports.size()));
 }
 
 }  // namespace nodata::wasm::native

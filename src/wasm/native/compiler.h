@@ -52,6 +52,12 @@ struct Toolchain {
 // Finds the compiler and the runtime header; the error says why tier 1 is unavailable.
 absl::StatusOr<Toolchain> ResolveToolchain(const RuntimeOptions& options);
 
+// Loads `module`'s shared object from the cache; NOT_FOUND when it is not there (a damaged entry
+// is removed and is not found either). Costs a hash, a stat and a dlopen: fit for the caller's
+// thread.
+absl::StatusOr<std::unique_ptr<NativeCode>> LoadCached(const Toolchain& toolchain,
+                                                       const internal::PreparedModule& module);
+
 // Loads `module`'s shared object from the cache, or builds and caches it first. `cache_hit`
 // tells which happened.
 absl::StatusOr<std::unique_ptr<NativeCode>> CompileOrLoad(const Toolchain& toolchain,
