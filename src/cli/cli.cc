@@ -98,6 +98,15 @@ CLI::Option* OnePerFlag(CLI::Option* option) { return option->allow_extra_args(f
 // lines ignored, values optionally quoted) into `--name value` pairs. Names are the serve flags.
 bool ReadConfig(const std::string& path, std::vector<std::pair<std::string, std::string>>* out,
                 std::string* error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    *error = "cannot read config file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    *error = "config file " + path + " is a directory";
+    return false;
+  }
   std::ifstream in(path);
   if (!in) {
     *error = "cannot read config file " + path;

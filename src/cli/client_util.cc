@@ -6,7 +6,16 @@
 
 namespace nodata::cli {
 
+namespace {
+// The server the command talks to, for error messages.
+std::string& ServerAddress() {
+  static std::string address;
+  return address;
+}
+}  // namespace
+
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c) {
+  ServerAddress() = c.server;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -79,6 +88,12 @@ std::string CodeName(grpc::StatusCode code) {
 }
 
 int Fail(const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && !ServerAddress().empty()) {
+    std::cerr << "nodata: UNAVAILABLE: cannot reach the server at " << ServerAddress()
+              << " (is `nodata serve` running there? --server or NODATA_SERVER): "
+              << s.error_message() << "\n";
+    return 1;
+  }
   std::cerr << "nodata: " << CodeName(s.error_code()) << ": " << s.error_message() << "\n";
   return 1;
 }

@@ -1,7 +1,11 @@
 // nodata topic export: a snapshot of a topic, read over gRPC (TopicService.ReadTopic), written
 // as JSONL (the format `nodata publish --file` reads back) or as Parquet in the cold tier's
 // schema.
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -127,14 +131,22 @@ int TopicExport(const ClientOptions& c, const std::string& name, const ExportOpt
   std::unique_ptr<ParquetOut> parquet_out;
   std::ofstream file;
   std::ostream* text = nullptr;
-  const std::string tmp = e.out + ".tmp";
+  // JSONL goes to a temporary file renamed into place, except into a fifo or a device, which is
+  // written as it is.
+  struct stat out_stat;
+  const bool out_exists = e.out != "-" && ::stat(e.out.c_str(), &out_stat) == 0;
+  if (e.format == "jsonl" && out_exists && S_ISDIR(out_stat.st_mode)) {
+    return Fail("--out " + e.out + " is a directory; JSONL goes to a file");
+  }
+  const bool direct = out_exists && !S_ISREG(out_stat.st_mode) && !S_ISDIR(out_stat.st_mode);
+  const std::string tmp = direct ? e.out : e.out + ".tmp";
   if (e.format == "parquet") {
     parquet_out = std::make_unique<ParquetOut>(e.out, partitions > 1);
   } else if (e.out == "-") {
     text = &std::cout;
   } else {
     file.open(tmp, std::ios::binary | std::ios::trunc);
-    if (!file) return Fail("cannot write " + tmp);
+    if (!file) return Fail("cannot write " + tmp + ": " + std::strerror(errno));
     text = &file;
   }
 
@@ -155,7 +167,7 @@ int TopicExport(const ClientOptions& c, const std::string& name, const ExportOpt
   if (!s.ok()) {
     if (file.is_open()) {
       file.close();
-      std::remove(tmp.c_str());
+      if (!direct) std::remove(tmp.c_str());
     }
     return Fail(s);
   }
@@ -164,8 +176,10 @@ int TopicExport(const ClientOptions& c, const std::string& name, const ExportOpt
     if (!st.ok()) return Fail(std::string(st.message()));
   } else if (file.is_open()) {
     file.close();
-    if (!file) return Fail("cannot write " + tmp);
-    if (std::rename(tmp.c_str(), e.out.c_str()) != 0) return Fail("cannot rename " + tmp);
+    if (!file) return Fail("cannot write " + tmp + ": " + std::strerror(errno));
+    if (!direct && std::rename(tmp.c_str(), e.out.c_str()) != 0) {
+      return Fail("cannot rename " + tmp + " to " + e.out + ": " + std::strerror(errno));
+    }
   } else {
     std::cout.flush();
   }

@@ -187,3 +187,41 @@ test('publish --file with a bad line exits 1 naming the line', T, async (t) => {
     assert.match(r.stderr, new RegExp(`(line\\D{0,3}${lineNo}\\b)|(:${lineNo}\\b)`, 'i'), `${what}: stderr names line ${lineNo}\n${describeRun(args, r)}`);
   }
 });
+
+test('--version, usage lines that say nodata, exit code 2 for usage errors, --server checked', T, async (t) => {
+  let r = await runCli(['--version']);
+  assert.equal(r.code, 0, describeRun(['--version'], r));
+  assert.match(r.stdout, /^nodata \d+\.\d+\.\d+\n$/);
+  r = await runCli(['topic', 'create', '--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^Usage: nodata topic create /m, r.stdout);
+  for (const args of [
+    ['topic', 'create'], // a required argument missing
+    ['topic', 'create', 'x', '--partitions', 'many'], // a bad value
+    ['publish', '--topic', 'x', '--no-such-flag', 'd'], // an unknown flag
+    ['topic', 'list', '--server', '127.0.0.1:99999'],
+    ['topic', 'list', '--server', '127.0.0.1:'],
+    ['topic', 'list', '--server', ':7070'],
+    ['topic', 'list', '--server', 'fe80::1:7070'],
+    ['serve', '--listen', '127.0.0.1:70000'],
+  ]) {
+    r = await runCli(args);
+    assert.equal(r.code, 2, describeRun(args, r));
+    assert.ok(r.stderr.length > 0, describeRun(args, r));
+  }
+  r = await runCli(['topic', 'list', '--server', '127.0.0.1:99999']);
+  assert.match(r.stderr, /--server: "127\.0\.0\.1:99999": the port must be a number from 1 to 65535/);
+
+  // A host without a port means port 7070; a reachable server by name works.
+  r = await runCli(['topic', 'list', '--server', '127.0.0.2']);
+  assert.equal(r.code, 1, describeRun(['topic', 'list', '--server', '127.0.0.2'], r));
+  assert.match(r.stderr, /cannot reach the server at 127\.0\.0\.2:7070/);
+  const srv = await startServer(t);
+  const port = srv.grpcAddr.split(':').at(-1);
+  for (const server of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+    r = await runCli(['topic', 'list', '--server', server, '--json']);
+    assert.equal(r.code, 0, describeRun(['topic', 'list', '--server', server], r));
+  }
+  r = await runCli(['topic', 'list', '--json'], { env: { NODATA_SERVER: `localhost:${port}` } });
+  assert.equal(r.code, 0, describeRun(['topic', 'list', 'NODATA_SERVER'], r));
+});
