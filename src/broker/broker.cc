@@ -351,7 +351,8 @@ class Broker::Impl {
     const int64_t bytes = topic.retention_bytes.load();
     // The topic's own setting, else (0) the server's default; -1 and 0 in the policy: none.
     const int64_t eff_ms = ms != storage::kRetentionDefault ? ms : options_.retention_ms;
-    const int64_t eff_bytes = bytes != storage::kRetentionDefault ? bytes : options_.retention_bytes;
+    const int64_t eff_bytes =
+        bytes != storage::kRetentionDefault ? bytes : options_.retention_bytes;
     p.max_age_us = eff_ms > 0 ? eff_ms * 1000 : 0;
     p.max_bytes = eff_bytes > 0 ? static_cast<uint64_t>(eff_bytes) : 0;
     return p;
@@ -1181,7 +1182,7 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOf
 
 absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view name) {
   RETURN_IF_ERROR(ValidateName("group", group));
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  RETURN_IF_ERROR(Find(name).status());
   if (groups_.HasMembers(std::string(group), std::string(name))) {
     return absl::FailedPreconditionError(
         StrCat("group \"", group, "\" has live members on topic \"", name,

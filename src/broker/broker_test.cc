@@ -197,7 +197,8 @@ TEST_F(BrokerTest, DeleteOfTheLongestNameIsAllOrNothing) {
   ASSERT_TRUE(broker->CreateTopic(name, 2).ok());
   ASSERT_TRUE(Publish(*broker, {Event(name, "a")}).ok());
   std::promise<absl::Status> flushed;
-  broker->FlushTopic(name, [&](absl::StatusOr<TopicInfo> info) { flushed.set_value(info.status()); });
+  broker->FlushTopic(name,
+                     [&](absl::StatusOr<TopicInfo> info) { flushed.set_value(info.status()); });
   ASSERT_TRUE(flushed.get_future().get().ok());
   ASSERT_TRUE(fs::exists(dir_ / "topics" / name));
   // The first move (hot tier), then the second (cold tier) fail: nothing is deleted.
