@@ -238,5 +238,53 @@ TEST_F(BrokerTest, DeleteCutShortAfterMovingTheFilesCompletesAtStart) {
   EXPECT_FALSE(fs::exists(dir_ / "trash"));
 }
 
+TEST_F(BrokerTest, AddPartitionsGrowsDurablyAndRoutesNewKeysByTheNewCount) {
+  std::vector<AckOut> before;
+  {
+    auto broker = Open();
+    ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+    // Events borrow their strings: these outlive every Publish.
+    std::vector<std::string> keys, ids_a, ids_b;
+    for (int i = 0; i < 40; ++i) {
+      keys.push_back(StrCat("k", i));
+      ids_a.push_back(StrCat("a", i));
+      ids_b.push_back(StrCat("b", i));
+    }
+    std::vector<EventIn> events;
+    for (int i = 0; i < 40; ++i) events.push_back(Event("t", ids_a[i], keys[i]));
+    auto acks = Publish(*broker, events);
+    ASSERT_TRUE(acks.ok());
+    before = *acks;
+    EXPECT_EQ(broker->AddPartitions("t", 1).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(broker->AddPartitions("t", 5000).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(broker->AddPartitions("missing", 5).status().code(), absl::StatusCode::kNotFound);
+    auto grown = broker->AddPartitions("t", 5);
+    ASSERT_TRUE(grown.ok()) << grown.status();
+    EXPECT_EQ(grown->partition_count, 5u);
+    events.clear();
+    for (int i = 0; i < 40; ++i) events.push_back(Event("t", ids_b[i], keys[i]));
+    acks = Publish(*broker, events);
+    ASSERT_TRUE(acks.ok());
+    for (int i = 0; i < 40; ++i) {
+      EXPECT_EQ((*acks)[i].partition, PartitionFor(keys[i], "", 5)) << keys[i];
+    }
+  }
+  auto broker = Open();
+  auto info = broker->GetTopic("t");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->partition_count, 5u);
+  uint64_t total = 0;
+  for (const auto& p : info->partitions) total += p.stats.record_count;
+  EXPECT_EQ(total, 80u);
+  // Records published before the grow stay where they were acknowledged.
+  for (size_t i = 0; i < before.size(); ++i) {
+    std::vector<log::Record> out;
+    ASSERT_TRUE(broker->Read("t", before[i].partition, before[i].offset, 1, 1 << 20, &out).ok());
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].id, StrCat("a", i));
+  }
+}
+
 }  // namespace
 }  // namespace nodata::broker
