@@ -26,6 +26,7 @@
 #include "prometheus/registry.h"
 #include "spdlog/spdlog.h"
 #include "storage/catalog.h"
+#include "storage/data_dir_lock.h"
 
 namespace nodata::broker {
 namespace {
@@ -72,14 +73,30 @@ uint32_t PartitionFor(std::string_view key, std::string_view id, uint32_t partit
 
 // A topic and its partitions. Held by shared_ptr: a publish in flight keeps it alive while
 // DeleteTopic drops it from the map.
+//
+// Partitions only grow (AddPartitions). `parts` and the gauge vectors are sized to the largest
+// count the topic may reach when it is opened and never resized; a new partition's slot is
+// filled before `partitions` is raised (release), so a reader that loaded `partitions` finds
+// every slot below it set, without a lock. Slots at or above `partitions` are not read.
 struct Topic {
-  Topic(std::string n, uint32_t p, int64_t created, int64_t window_us, size_t max_ids)
-      : name(std::move(n)), partitions(p), created_at_us(created), dedupe(window_us, max_ids) {}
+  Topic(std::string n, uint32_t p, uint32_t capacity, int64_t created, int64_t window_us,
+        size_t max_ids)
+      : name(std::move(n)),
+        partitions(p),
+        created_at_us(created),
+        parts(capacity),
+        dedupe(window_us, max_ids),
+        end_offset_gauges(capacity),
+        disk_bytes_gauges(capacity),
+        parquet_files_gauges(capacity),
+        parquet_bytes_gauges(capacity) {}
+
+  uint32_t count() const { return partitions.load(std::memory_order_acquire); }
 
   const std::string name;
-  const uint32_t partitions;
+  std::atomic<uint32_t> partitions;
   const int64_t created_at_us;
-  std::vector<std::unique_ptr<storage::Partition>> parts;  // fixed once open
+  std::vector<std::unique_ptr<storage::Partition>> parts;
   std::atomic<int64_t> retention_ms{0};     // as configured: 0 default, -1 unlimited
   std::atomic<int64_t> retention_bytes{0};
 
@@ -227,9 +244,13 @@ class Broker::Impl {
   }
 
   absl::Status Open() {
+    // Before anything is read or written: a second process on the same directory would
+    // overwrite the first one's files and catalog.
+    ASSIGN_OR_RETURN(lock_, storage::DataDirLock::Acquire(options_.data_dir));
     RETURN_IF_ERROR(fs_.CreateDirs(LogRoot()));
-    RETURN_IF_ERROR(fs_.RemoveAll(TrashRoot()));
     ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(options_.data_dir + "/meta.db"));
+    RETURN_IF_ERROR(FinishDeletes());
+    RETURN_IF_ERROR(fs_.RemoveAll(TrashRoot()));
     ASSIGN_OR_RETURN(std::vector<storage::TopicMeta> metas, catalog_->ListTopics());
     absl::flat_hash_map<std::string, bool> known;
     for (const auto& meta : metas) {
@@ -264,6 +285,7 @@ class Broker::Impl {
   absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, absl::FunctionRef<void(const log::DecodedRecord&)> visit);
   absl::StatusOr<TopicInfo> SetRetention(std::string_view name, TopicConfig config);
+  absl::StatusOr<TopicInfo> AddPartitions(std::string_view name, uint32_t partitions);
   void FlushTopic(std::string_view name,
                   absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
     auto topic = Find(name);
@@ -278,7 +300,7 @@ class Broker::Impl {
   void WhenReadable(std::string_view name, uint32_t partition, uint64_t offset,
                     std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn) {
     auto topic = Find(name);
-    if (!topic.ok() || partition >= (*topic)->partitions) {
+    if (!topic.ok() || partition >= (*topic)->count()) {
       std::move(fn)();
       return;
     }
@@ -306,11 +328,12 @@ class Broker::Impl {
   absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> ResetOffsets(
       std::string_view group, std::string_view topic, const StartSpec& to,
       const std::vector<uint32_t>& partitions);
+  absl::Status DeleteGroup(std::string_view group, std::string_view topic);
   void RefreshGroupMetrics();
 
   void SyncAll() {
     for (const auto& topic : AllTopics()) {
-      for (const auto& part : topic->parts) part->log().Sync().IgnoreError();
+      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->log().Sync().IgnoreError();
     }
   }
 
@@ -318,14 +341,20 @@ class Broker::Impl {
   std::string LogRoot() const { return options_.data_dir + "/log"; }
   std::string TrashRoot() const { return options_.data_dir + "/trash"; }
   std::string ColdRoot() const { return options_.data_dir + "/topics"; }
+  // A delete whose files moved into the trash but whose catalog entry stayed (a crash between
+  // the two) is completed: the move decided it.
+  absl::Status FinishDeletes();
 
   storage::RetentionPolicy RetentionOf(const Topic& topic) const {
     storage::RetentionPolicy p;
     const int64_t ms = topic.retention_ms.load();
     const int64_t bytes = topic.retention_bytes.load();
-    p.max_age_us = ms > 0 ? ms * 1000 : (ms == 0 ? options_.retention_ms * 1000 : 0);
-    p.max_bytes = bytes > 0 ? static_cast<uint64_t>(bytes)
-                            : (bytes == 0 ? options_.retention_bytes : 0);
+    // The topic's own setting, else (0) the server's default; -1 and 0 in the policy: none.
+    const int64_t eff_ms = ms != storage::kRetentionDefault ? ms : options_.retention_ms;
+    const int64_t eff_bytes =
+        bytes != storage::kRetentionDefault ? bytes : options_.retention_bytes;
+    p.max_age_us = eff_ms > 0 ? eff_ms * 1000 : 0;
+    p.max_bytes = eff_bytes > 0 ? static_cast<uint64_t>(eff_bytes) : 0;
     return p;
   }
   void UpdateGauges(const Topic& topic, uint32_t p, const storage::StorageStats& s) const {
@@ -339,6 +368,10 @@ class Broker::Impl {
   absl::Status MaintainTopic(Topic& topic, bool flush);
 
   absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
+  absl::StatusOr<std::unique_ptr<storage::Partition>> OpenPartition(const std::string& name,
+                                                                    uint32_t p);
+  // Registers partition `p`'s gauges; its slot in topic.parts is set.
+  void AddGauges(Topic& topic, uint32_t p);
   // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
   absl::StatusOr<std::shared_ptr<Topic>> Find(std::string_view name);
   absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
@@ -356,6 +389,8 @@ class Broker::Impl {
 
   BrokerOptions options_;
   FileSystem& fs_;
+  // Released last, once everything else of the data directory is closed.
+  std::unique_ptr<storage::DataDirLock> lock_;
   log::Syncer syncer_;
   std::unique_ptr<storage::Catalog> catalog_;
   IdGenerator ids_;
@@ -370,6 +405,7 @@ class Broker::Impl {
 
   // Serializes topic creation and deletion (catalog, directories, map).
   absl::Mutex admin_mu_;
+  uint64_t trash_seq_ ABSL_GUARDED_BY(admin_mu_) = 0;
   absl::Mutex topics_mu_ ABSL_ACQUIRED_AFTER(admin_mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<Topic>> topics_ ABSL_GUARDED_BY(topics_mu_);
 
@@ -402,23 +438,31 @@ class Broker::Impl {
   std::thread maintenance_;
 };
 
+absl::Status Broker::Impl::FinishDeletes() {
+  if (!fs_.Exists(TrashRoot())) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<std::string> entries, fs_.ListDir(TrashRoot()));
+  for (const std::string& entry : entries) {
+    const std::string path = TrashRoot() + "/" + entry;
+    if (!fs_.Exists(path + "/log")) continue;  // the delete never moved anything
+    auto name = fs_.ReadFile(path + "/topic");
+    if (!name.ok() || !ValidateTopicName(*name).ok()) continue;
+    if (fs_.Exists(LogRoot() + "/" + *name)) continue;  // moved back, or a newer topic
+    absl::Status s = catalog_->DeleteTopic(*name);
+    if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
+    if (s.ok()) spdlog::info("topic {}: finished its delete cut short", *name);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::TopicMeta& meta) {
-  auto topic = std::make_shared<Topic>(meta.name, meta.partitions, meta.created_at_us,
-                                       options_.dedupe_window_ms * 1000,
-                                       static_cast<size_t>(options_.dedupe_max_ids));
+  auto topic = std::make_shared<Topic>(
+      meta.name, meta.partitions, std::max(meta.partitions, options_.max_partitions),
+      meta.created_at_us, options_.dedupe_window_ms * 1000,
+      static_cast<size_t>(options_.dedupe_max_ids));
   topic->retention_ms = meta.retention_ms;
   topic->retention_bytes = meta.retention_bytes;
-  const std::string dir = LogRoot() + "/" + meta.name;
-  const std::string cold_dir = ColdRoot() + "/" + meta.name;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
-    auto log = storage::Partition::Open(fs_, StrCat(dir, "/", p),
-                                        StrCat(cold_dir, "/partition=", p), options_.log, syncer_,
-                                        options_.parquet);
-    if (!log.ok()) {
-      return absl::Status(log.status().code(), StrCat("topic ", meta.name, " partition ", p, ": ",
-                                                      ToStd(log.status().message())));
-    }
-    topic->parts.push_back(std::move(*log));
+    ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(meta.name, p));
   }
   // Rebuild the dedupe state from the logs: every id stored within the window, oldest first.
   struct Seen {
@@ -449,21 +493,34 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
   topic->events_in = &events_in_.Add({{"topic", meta.name}});
   topic->bytes_in = &bytes_in_.Add({{"topic", meta.name}});
   topic->duplicates = &duplicates_.Add({{"topic", meta.name}});
-  for (uint32_t p = 0; p < meta.partitions; ++p) {
-    std::map<std::string, std::string> labels{{"topic", meta.name}, {"partition", StrCat(p)}};
-    topic->end_offset_gauges.push_back(&end_offset_.Add(labels));
-    topic->disk_bytes_gauges.push_back(&disk_bytes_.Add(labels));
-    topic->parquet_files_gauges.push_back(&parquet_files_.Add(labels));
-    topic->parquet_bytes_gauges.push_back(&parquet_bytes_.Add(labels));
-    UpdateGauges(*topic, p, topic->parts[p]->Stats());
-  }
+  for (uint32_t p = 0; p < meta.partitions; ++p) AddGauges(*topic, p);
   return topic;
 }
 
-namespace {
+absl::StatusOr<std::unique_ptr<storage::Partition>> Broker::Impl::OpenPartition(
+    const std::string& name, uint32_t p) {
+  auto part = storage::Partition::Open(fs_, StrCat(LogRoot(), "/", name, "/", p),
+                                       StrCat(ColdRoot(), "/", name, "/partition=", p),
+                                       options_.log, syncer_, options_.parquet);
+  if (!part.ok()) {
+    return absl::Status(part.status().code(), StrCat("topic ", name, " partition ", p, ": ",
+                                                     ToStd(part.status().message())));
+  }
+  return part;
+}
 
-absl::Status ValidateConfig(const TopicConfig& config) {
-  if (config.retention_ms < -1 || config.retention_bytes < -1) {
+void Broker::Impl::AddGauges(Topic& topic, uint32_t p) {
+  std::map<std::string, std::string> labels{{"topic", topic.name}, {"partition", StrCat(p)}};
+  topic.end_offset_gauges[p] = &end_offset_.Add(labels);
+  topic.disk_bytes_gauges[p] = &disk_bytes_.Add(labels);
+  topic.parquet_files_gauges[p] = &parquet_files_.Add(labels);
+  topic.parquet_bytes_gauges[p] = &parquet_bytes_.Add(labels);
+  UpdateGauges(topic, p, topic.parts[p]->Stats());
+}
+
+absl::Status ValidateTopicConfig(const TopicConfig& config) {
+  if (config.retention_ms < -1 || config.retention_bytes < -1 ||
+      config.retention_ms > INT64_MAX / 1000) {
     return absl::InvalidArgumentError(
         "retention_ms and retention_bytes must be positive, 0 (the server's default) or -1 "
         "(unlimited)");
@@ -471,12 +528,10 @@ absl::Status ValidateConfig(const TopicConfig& config) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
 absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint32_t partitions,
                                                     TopicConfig config) {
   RETURN_IF_ERROR(ValidateTopicName(name));
-  RETURN_IF_ERROR(ValidateConfig(config));
+  RETURN_IF_ERROR(ValidateTopicConfig(config));
   if (partitions == 0) partitions = options_.default_partitions;
   if (partitions > options_.max_partitions) {
     return absl::InvalidArgumentError(StrCat("partitions is ", partitions, "; the limit is ",
@@ -564,14 +619,14 @@ std::vector<TopicInfo> Broker::Impl::ListTopics() {
 TopicInfo Broker::Impl::Describe(const Topic& topic) const {
   TopicInfo info;
   info.name = topic.name;
-  info.partition_count = topic.partitions;
+  info.partition_count = topic.count();
   info.created_at_us = topic.created_at_us;
   info.config.retention_ms = topic.retention_ms.load();
   info.config.retention_bytes = topic.retention_bytes.load();
   const storage::RetentionPolicy policy = RetentionOf(topic);
-  info.retention_ms = policy.max_age_us / 1000;
-  info.retention_bytes = policy.max_bytes;
-  for (uint32_t p = 0; p < topic.partitions; ++p) {
+  info.retention_ms = policy.max_age_us > 0 ? policy.max_age_us / 1000 : -1;
+  info.retention_bytes = policy.max_bytes > 0 ? static_cast<int64_t>(policy.max_bytes) : -1;
+  for (uint32_t p = 0; p < topic.count(); ++p) {
     PartitionInfo pi;
     pi.partition = p;
     pi.stats = topic.parts[p]->Stats();
@@ -585,27 +640,65 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   RETURN_IF_ERROR(ValidateTopicName(name));
   absl::MutexLock admin(&admin_mu_);
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  // The catalog decides: once the entry is gone the topic is gone, whatever happens next.
-  RETURN_IF_ERROR(catalog_->DeleteTopic(name));
+  // All or nothing: the topic's directories move into a trash entry of a short, unique name
+  // (any topic name fits under it), and only then does the catalog entry go. Should a step
+  // fail, the earlier ones are undone and the topic stays as it was. The entry's `topic` file
+  // lets the next start finish a delete cut short after the first move (see Open).
+  const std::string dir = LogRoot() + "/" + std::string(name);
+  const std::string cold_dir = ColdRoot() + "/" + std::string(name);
+  const std::string trash = StrCat(TrashRoot(), "/", NowMicros(), "-", ++trash_seq_);
+  auto cleanup = [&](absl::Status s) {
+    fs_.RemoveAll(trash).IgnoreError();
+    return absl::Status(s.code(), StrCat("deleting topic \"", name, "\" (nothing was deleted): ",
+                                         ToStd(s.message())));
+  };
+  if (absl::Status s = fs_.CreateDirs(trash); !s.ok()) return cleanup(s);
+  if (absl::Status s = fs_.WriteFileAtomic(trash + "/topic", name); !s.ok()) return cleanup(s);
   {
-    absl::MutexLock lock(&topics_mu_);
-    topics_.erase(Absl(name));
-  }
-  {
+    // Publishes wait; running compaction finishes its file first and none starts meanwhile.
     absl::MutexLock lock(&topic->mu);
+    for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Close();
+    auto undo = [&](absl::Status s, bool log_moved, bool cold_moved) {
+      absl::Status back;
+      if (cold_moved) back = fs_.Rename(trash + "/topics", cold_dir);
+      if (log_moved && back.ok()) back = fs_.Rename(trash + "/log", dir);
+      if (!back.ok()) {
+        // Short of a broken disk, a move just made can be reversed. If not, the files stay
+        // in the trash entry and the next start completes the delete.
+        spdlog::error("topic {}: cannot move its files back from {}: {}", name, trash,
+                      ToStd(back.message()));
+        return absl::Status(s.code(), StrCat("deleting topic \"", name, "\": ",
+                                             ToStd(s.message()), "; its files cannot be moved "
+                                             "back, so the delete completes at the next start"));
+      }
+      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Resume();
+      return cleanup(s);
+    };
+    if (absl::Status s = fs_.Rename(dir, trash + "/log"); !s.ok()) return undo(s, false, false);
+    const bool has_cold = fs_.Exists(cold_dir);
+    if (has_cold) {
+      if (absl::Status s = fs_.Rename(cold_dir, trash + "/topics"); !s.ok()) {
+        return undo(s, true, false);
+      }
+    }
+    if (absl::Status s = catalog_->DeleteTopic(name); !s.ok()) return undo(s, true, has_cold);
     topic->deleted = true;
     events_in_.Remove(topic->events_in);
     bytes_in_.Remove(topic->bytes_in);
     duplicates_.Remove(topic->duplicates);
-    for (auto* g : topic->end_offset_gauges) end_offset_.Remove(g);
-    for (auto* g : topic->disk_bytes_gauges) disk_bytes_.Remove(g);
-    for (auto* g : topic->parquet_files_gauges) parquet_files_.Remove(g);
-    for (auto* g : topic->parquet_bytes_gauges) parquet_bytes_.Remove(g);
+    for (uint32_t p = 0; p < topic->count(); ++p) {
+      end_offset_.Remove(topic->end_offset_gauges[p]);
+      disk_bytes_.Remove(topic->disk_bytes_gauges[p]);
+      parquet_files_.Remove(topic->parquet_files_gauges[p]);
+      parquet_bytes_.Remove(topic->parquet_bytes_gauges[p]);
+    }
   }
-  // Running compaction finishes its file first; none starts after this.
-  for (const auto& part : topic->parts) part->Close();
+  {
+    absl::MutexLock lock(&topics_mu_);
+    topics_.erase(Absl(name));
+  }
   // Subscribers waiting for records read again and find the topic gone.
-  for (const auto& part : topic->parts) part->log().WakeReaders();
+  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->log().WakeReaders();
   groups_.RevokeTopic(std::string(name));
   // The catalog dropped the topic's group offsets with its row (a trigger).
   {
@@ -619,24 +712,22 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
       }
     }
   }
-  // Move the directory aside first so that a topic of the same name can start clean at once,
-  // even while a publish in flight still holds the old files open.
-  const std::string dir = LogRoot() + "/" + std::string(name);
-  const std::string cold_dir = ColdRoot() + "/" + std::string(name);
-  const std::string trash = StrCat(TrashRoot(), "/", name, ".", NowMicros());
-  RETURN_IF_ERROR(fs_.CreateDirs(trash));
-  RETURN_IF_ERROR(fs_.Rename(dir, trash + "/log"));
-  if (fs_.Exists(cold_dir)) RETURN_IF_ERROR(fs_.Rename(cold_dir, trash + "/topics"));
-  return fs_.RemoveAll(trash);
+  // The topic is gone; files left in the trash (a publish in flight may hold some open) are
+  // removed at the next start.
+  if (absl::Status s = fs_.RemoveAll(trash); !s.ok()) {
+    spdlog::warn("topic {} deleted; its files stay in {} until the next start: {}", name, trash,
+                 ToStd(s.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Broker::Impl::Read(std::string_view name, uint32_t partition, uint64_t from,
                                 size_t max_records, size_t max_bytes,
                                 std::vector<log::Record>* out) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  if (partition >= topic->partitions) {
+  if (partition >= topic->count()) {
     return absl::InvalidArgumentError(
-        StrCat("topic \"", name, "\" has ", topic->partitions, " partitions; ", partition,
+        StrCat("topic \"", name, "\" has ", topic->count(), " partitions; ", partition,
                " is out of range"));
   }
   return topic->parts[partition]->Read(from, max_records, max_bytes, out);
@@ -646,9 +737,9 @@ absl::Status Broker::Impl::Scan(std::string_view name, uint32_t partition, uint6
                                 size_t max_records, size_t max_bytes,
                                 absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  if (partition >= topic->partitions) {
+  if (partition >= topic->count()) {
     return absl::InvalidArgumentError(
-        StrCat("topic \"", name, "\" has ", topic->partitions, " partitions; ", partition,
+        StrCat("topic \"", name, "\" has ", topic->count(), " partitions; ", partition,
                " is out of range"));
   }
   return topic->parts[partition]->Scan(from, max_records, max_bytes, visit);
@@ -755,7 +846,7 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
                                          const std::vector<uint32_t>& indices,
                                          PublishState& state,
                                          std::vector<std::pair<uint32_t, uint64_t>>* waits) {
-  const uint32_t n = topic.partitions;
+  const uint32_t n = topic.count();
   std::vector<std::vector<log::RecordView>> views(n);
   std::vector<std::vector<uint32_t>> owners(n);  // event index of each view
   std::vector<IdFingerprint> fingerprints(events.size());
@@ -866,8 +957,63 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   return absl::OkStatus();
 }
 
+absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
+                                                      uint32_t partitions) {
+  absl::MutexLock admin(&admin_mu_);
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  const uint32_t current = topic->count();
+  if (partitions < current) {
+    return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", current,
+                                             " partitions; partitions can only be added, not "
+                                             "removed (asked for ", partitions, ")"));
+  }
+  const uint32_t limit = std::min<uint32_t>(options_.max_partitions, topic->parts.size());
+  if (partitions > limit) {
+    return absl::InvalidArgumentError(StrCat("partitions is ", partitions, "; the limit is ",
+                                             limit));
+  }
+  if (partitions == current) return Describe(*topic);
+  // New partitions' directories first (any leftover of a grow cut short goes), then the catalog
+  // entry makes them exist; until then no record is routed to them.
+  const std::string dir = LogRoot() + "/" + std::string(name);
+  const std::string cold_dir = ColdRoot() + "/" + std::string(name);
+  std::vector<std::unique_ptr<storage::Partition>> added;
+  auto undo = [&](absl::Status s) {
+    added.clear();
+    for (uint32_t p = current; p < partitions; ++p) {
+      fs_.RemoveAll(StrCat(dir, "/", p)).IgnoreError();
+      fs_.RemoveAll(StrCat(cold_dir, "/partition=", p)).IgnoreError();
+    }
+    return s;
+  };
+  for (uint32_t p = current; p < partitions; ++p) {
+    absl::Status clean = fs_.RemoveAll(StrCat(dir, "/", p));
+    if (clean.ok()) clean = fs_.RemoveAll(StrCat(cold_dir, "/partition=", p));
+    if (!clean.ok()) return undo(clean);
+    auto part = OpenPartition(topic->name, p);
+    if (!part.ok()) return undo(part.status());
+    added.push_back(std::move(*part));
+  }
+  absl::Status s = fs_.SyncDir(dir);
+  if (s.ok() && fs_.Exists(cold_dir)) s = fs_.SyncDir(cold_dir);
+  if (s.ok()) s = catalog_->SetPartitions(name, partitions);
+  if (!s.ok()) return undo(s);
+  {
+    // Publishes route under topic->mu: each one sees either the old count or the new one.
+    absl::MutexLock lock(&topic->mu);
+    for (uint32_t p = current; p < partitions; ++p) {
+      topic->parts[p] = std::move(added[p - current]);
+      AddGauges(*topic, p);
+    }
+    topic->partitions.store(partitions, std::memory_order_release);
+  }
+  groups_.GrowTopic(topic->name, partitions);
+  spdlog::info("topic {}: {} partitions, was {}", name, partitions, current);
+  return Describe(*topic);
+}
+
 absl::StatusOr<TopicInfo> Broker::Impl::SetRetention(std::string_view name, TopicConfig config) {
-  RETURN_IF_ERROR(ValidateConfig(config));
+  RETURN_IF_ERROR(ValidateTopicConfig(config));
   absl::MutexLock admin(&admin_mu_);
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   RETURN_IF_ERROR(catalog_->SetRetention(name, config.retention_ms, config.retention_bytes));
@@ -880,8 +1026,8 @@ absl::StatusOr<uint64_t> Broker::Impl::ResolveStart(std::string_view name, uint3
                                                     const StartSpec& start,
                                                     std::optional<uint64_t> committed) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  if (partition >= topic->partitions) {
-    return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->partitions,
+  if (partition >= topic->count()) {
+    return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->count(),
                                              " partitions; ", partition, " is out of range"));
   }
   storage::Partition& part = *topic->parts[partition];
@@ -935,8 +1081,8 @@ absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_vie
     }
   }
   for (const auto& [p, offset] : offsets) {
-    if (p >= topic->partitions) {
-      return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->partitions,
+    if (p >= topic->count()) {
+      return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->count(),
                                                " partitions; ", p, " is out of range"));
     }
     const uint64_t end = topic->parts[p]->log().end_offset();
@@ -963,7 +1109,7 @@ absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view gr
         StrCat("group \"", group, "\" has no members and no committed offsets on topic \"",
                name, "\""));
   }
-  for (uint32_t p = 0; p < topic->partitions; ++p) {
+  for (uint32_t p = 0; p < topic->count(); ++p) {
     const storage::StorageStats s = topic->parts[p]->Stats();
     GroupPartitionInfo gp;
     gp.partition = p;
@@ -1023,7 +1169,7 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOf
   }
   std::vector<uint32_t> chosen = partitions;
   if (chosen.empty()) {
-    for (uint32_t p = 0; p < topic->partitions; ++p) chosen.push_back(p);
+    for (uint32_t p = 0; p < topic->count(); ++p) chosen.push_back(p);
   }
   std::vector<std::pair<uint32_t, uint64_t>> offsets;
   for (uint32_t p : chosen) {
@@ -1032,6 +1178,31 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOf
   }
   RETURN_IF_ERROR(catalog_->CommitOffsets(group, name, offsets));
   return offsets;
+}
+
+absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view name) {
+  RETURN_IF_ERROR(ValidateName("group", group));
+  RETURN_IF_ERROR(Find(name).status());
+  if (groups_.HasMembers(std::string(group), std::string(name))) {
+    return absl::FailedPreconditionError(
+        StrCat("group \"", group, "\" has live members on topic \"", name,
+               "\"; stop them before deleting the group"));
+  }
+  ASSIGN_OR_RETURN(int deleted, catalog_->DeleteOffsets(group, name));
+  if (deleted == 0) {
+    return absl::NotFoundError(
+        StrCat("group \"", group, "\" has no committed offsets on topic \"", name, "\""));
+  }
+  absl::MutexLock lock(&lag_mu_);
+  for (auto it = lag_gauges_.begin(); it != lag_gauges_.end();) {
+    if (std::get<0>(it->first) == group && std::get<1>(it->first) == name) {
+      consumer_lag_.Remove(it->second);
+      it = lag_gauges_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Broker::Impl::RefreshGroupMetrics() {
@@ -1045,7 +1216,7 @@ void Broker::Impl::RefreshGroupMetrics() {
 absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
   absl::Status first;
   const storage::RetentionPolicy retention = RetentionOf(topic);
-  for (uint32_t p = 0; p < topic.partitions; ++p) {
+  for (uint32_t p = 0; p < topic.count(); ++p) {
     storage::Partition& part = *topic.parts[p];
     auto compacted = part.Compact(options_.compaction, NowMicros(), flush, &cancel_compaction_);
     if (compacted.ok()) {
@@ -1141,7 +1312,9 @@ void Broker::Impl::Housekeeping() {
       last_roll_check = now_ms;
       const int64_t now_us = NowMicros();
       for (const auto& topic : AllTopics()) {
-        for (const auto& part : topic->parts) part->log().MaybeRollByAge(now_us).IgnoreError();
+        for (uint32_t p = 0; p < topic->count(); ++p) {
+          topic->parts[p]->log().MaybeRollByAge(now_us).IgnoreError();
+        }
       }
     }
   }
@@ -1166,6 +1339,9 @@ absl::StatusOr<TopicInfo> Broker::CreateTopic(std::string_view name, uint32_t pa
 }
 absl::StatusOr<TopicInfo> Broker::SetRetention(std::string_view name, TopicConfig config) {
   return impl_->SetRetention(name, config);
+}
+absl::StatusOr<TopicInfo> Broker::AddPartitions(std::string_view name, uint32_t partitions) {
+  return impl_->AddPartitions(name, partitions);
 }
 void Broker::FlushTopic(std::string_view name,
                         absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
@@ -1217,6 +1393,9 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::ResetOffsets(
     std::string_view group, std::string_view topic, const StartSpec& to,
     const std::vector<uint32_t>& partitions) {
   return impl_->ResetOffsets(group, topic, to, partitions);
+}
+absl::Status Broker::DeleteGroup(std::string_view group, std::string_view topic) {
+  return impl_->DeleteGroup(group, topic);
 }
 void Broker::RefreshGroupMetrics() { impl_->RefreshGroupMetrics(); }
 

@@ -20,6 +20,7 @@
 #include "log/format.h"
 #include "log/partition_log.h"
 #include "parquet/writer.h"
+#include "storage/catalog.h"
 #include "storage/partition.h"
 
 namespace prometheus {
@@ -47,9 +48,9 @@ struct BrokerOptions {
   // set to the dedupe window by the broker.
   parquet::WriterOptions parquet;
   storage::CompactionPolicy compaction;
-  // Retention of topics that do not set their own (per partition; 0: unlimited).
-  int64_t retention_ms = 0;
-  uint64_t retention_bytes = 0;
+  // Retention of topics that do not set their own (per partition; -1, and also 0: unlimited).
+  int64_t retention_ms = storage::kRetentionUnlimited;
+  int64_t retention_bytes = storage::kRetentionUnlimited;
   // How often the maintenance thread looks for due compaction and retention.
   int64_t maintenance_period_ms = 1000;
 };
@@ -87,8 +88,8 @@ struct TopicInfo {
   uint32_t partition_count = 0;
   int64_t created_at_us = 0;
   TopicConfig config;             // as set on the topic
-  int64_t retention_ms = 0;       // in effect (0: unlimited)
-  uint64_t retention_bytes = 0;   // in effect (0: unlimited)
+  int64_t retention_ms = -1;     // in effect (-1: unlimited)
+  int64_t retention_bytes = -1;  // in effect (-1: unlimited)
   std::vector<PartitionInfo> partitions;
 };
 
@@ -143,6 +144,11 @@ class Broker {
                                         TopicConfig config = {});
   // Changes a topic's retention; it applies at the next maintenance pass.
   absl::StatusOr<TopicInfo> SetRetention(std::string_view name, TopicConfig config);
+  // Grows a topic to `partitions` partitions, durably. Records stay where they are; keyed events
+  // published from now on are routed by the new count, so a key may move to another partition.
+  // INVALID_ARGUMENT for fewer partitions than the topic has or more than max_partitions; the
+  // same count is a no-op.
+  absl::StatusOr<TopicInfo> AddPartitions(std::string_view name, uint32_t partitions);
   // Seals every partition of the topic and compacts all its acknowledged records into Parquet
   // now; calls `done` (on the maintenance thread) once the files are durable.
   void FlushTopic(std::string_view name, absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done);
@@ -186,6 +192,9 @@ class Broker {
   absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> ResetOffsets(
       std::string_view group, std::string_view topic, const StartSpec& to,
       const std::vector<uint32_t>& partitions);
+  // Forgets a group's committed offsets on a topic. FAILED_PRECONDITION while the group has live
+  // members there, NOT_FOUND when it has no committed offset on the topic.
+  absl::Status DeleteGroup(std::string_view group, std::string_view topic);
   // Updates the consumer lag gauges (for a /metrics scrape).
   void RefreshGroupMetrics();
 
@@ -198,6 +207,9 @@ class Broker {
   explicit Broker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// INVALID_ARGUMENT unless each retention is positive, 0 (the server's default) or -1 (unlimited).
+absl::Status ValidateTopicConfig(const TopicConfig& config);
 
 // Partition of an event: from its key, or from its id when the key is empty. Stable across
 // versions (clients rely on key order): FNV-1a 64 with a final mix, modulo the partition count.

@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 
+#include "common/names.h"
 #include "common/strings.h"
 #include "common/testing/fault_fs.h"
 #include "gtest/gtest.h"
@@ -171,6 +173,117 @@ TEST_F(BrokerTest, DeleteRemovesDataAndNameCanBeReused) {
   ASSERT_TRUE(acks.ok());
   EXPECT_FALSE((*acks)[0].duplicate);
   EXPECT_EQ((*acks)[0].offset, 0u);
+}
+
+
+TEST_F(BrokerTest, SecondBrokerOnTheSameDirectoryIsRefused) {
+  auto broker = Open();
+  BrokerOptions options;
+  options.data_dir = dir_.string();
+  prometheus::Registry registry;
+  auto second = Broker::Open(options, fault_, registry);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(second.status().message()).find("is in use by another nodata process"),
+            std::string::npos)
+      << second.status();
+  broker.reset();
+  EXPECT_NE(Open(), nullptr);
+}
+
+TEST_F(BrokerTest, DeleteOfTheLongestNameIsAllOrNothing) {
+  const std::string name(kMaxTopicNameLength, 'n');
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic(name, 2).ok());
+  ASSERT_TRUE(Publish(*broker, {Event(name, "a")}).ok());
+  std::promise<absl::Status> flushed;
+  broker->FlushTopic(name,
+                     [&](absl::StatusOr<TopicInfo> info) { flushed.set_value(info.status()); });
+  ASSERT_TRUE(flushed.get_future().get().ok());
+  ASSERT_TRUE(fs::exists(dir_ / "topics" / name));
+  // The first move (hot tier), then the second (cold tier) fail: nothing is deleted.
+  for (int after : {0, 1}) {
+    fault_.FailRenameAfter(after);
+    absl::Status s = broker->DeleteTopic(name);
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(std::string(s.message()).find("nothing was deleted"), std::string::npos) << s;
+    ASSERT_TRUE(broker->GetTopic(name).ok());
+    EXPECT_TRUE(fs::exists(dir_ / "log" / name));
+    EXPECT_TRUE(fs::exists(dir_ / "topics" / name));
+    EXPECT_TRUE(fs::is_empty(dir_ / "trash"));
+    auto acks = Publish(*broker, {Event(name, StrCat("after-", after))});
+    ASSERT_TRUE(acks.ok()) << acks.status();
+    EXPECT_FALSE((*acks)[0].duplicate);
+  }
+  fault_.FailRenameAfter(-1);
+  ASSERT_TRUE(broker->DeleteTopic(name).ok());
+  EXPECT_EQ(broker->GetTopic(name).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir_ / "log" / name));
+  EXPECT_FALSE(fs::exists(dir_ / "topics" / name));
+  EXPECT_TRUE(fs::is_empty(dir_ / "trash"));
+}
+
+TEST_F(BrokerTest, DeleteCutShortAfterMovingTheFilesCompletesAtStart) {
+  {
+    auto broker = Open();
+    ASSERT_TRUE(Publish(*broker, {Event("gone", "a"), Event("kept", "b")}).ok());
+  }
+  // What a crash between the move into the trash and the catalog delete leaves.
+  fs::create_directories(dir_ / "trash" / "1-1");
+  fs::rename(dir_ / "log" / "gone", dir_ / "trash" / "1-1" / "log");
+  { std::ofstream(dir_ / "trash" / "1-1" / "topic") << "gone"; }
+  auto broker = Open();
+  EXPECT_EQ(broker->GetTopic("gone").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(broker->GetTopic("kept").ok());
+  EXPECT_FALSE(fs::exists(dir_ / "trash"));
+}
+
+TEST_F(BrokerTest, AddPartitionsGrowsDurablyAndRoutesNewKeysByTheNewCount) {
+  std::vector<AckOut> before;
+  {
+    auto broker = Open();
+    ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+    // Events borrow their strings: these outlive every Publish.
+    std::vector<std::string> keys, ids_a, ids_b;
+    for (int i = 0; i < 40; ++i) {
+      keys.push_back(StrCat("k", i));
+      ids_a.push_back(StrCat("a", i));
+      ids_b.push_back(StrCat("b", i));
+    }
+    std::vector<EventIn> events;
+    for (int i = 0; i < 40; ++i) events.push_back(Event("t", ids_a[i], keys[i]));
+    auto acks = Publish(*broker, events);
+    ASSERT_TRUE(acks.ok());
+    before = *acks;
+    EXPECT_EQ(broker->AddPartitions("t", 1).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(broker->AddPartitions("t", 5000).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(broker->AddPartitions("missing", 5).status().code(), absl::StatusCode::kNotFound);
+    auto grown = broker->AddPartitions("t", 5);
+    ASSERT_TRUE(grown.ok()) << grown.status();
+    EXPECT_EQ(grown->partition_count, 5u);
+    events.clear();
+    for (int i = 0; i < 40; ++i) events.push_back(Event("t", ids_b[i], keys[i]));
+    acks = Publish(*broker, events);
+    ASSERT_TRUE(acks.ok());
+    for (int i = 0; i < 40; ++i) {
+      EXPECT_EQ((*acks)[i].partition, PartitionFor(keys[i], "", 5)) << keys[i];
+    }
+  }
+  auto broker = Open();
+  auto info = broker->GetTopic("t");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->partition_count, 5u);
+  uint64_t total = 0;
+  for (const auto& p : info->partitions) total += p.stats.record_count;
+  EXPECT_EQ(total, 80u);
+  // Records published before the grow stay where they were acknowledged.
+  for (size_t i = 0; i < before.size(); ++i) {
+    std::vector<log::Record> out;
+    ASSERT_TRUE(broker->Read("t", before[i].partition, before[i].offset, 1, 1 << 20, &out).ok());
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].id, StrCat("a", i));
+  }
 }
 
 }  // namespace

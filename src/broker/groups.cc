@@ -1,5 +1,7 @@
 #include "broker/groups.h"
 
+#include <algorithm>
+
 #include "common/time.h"
 
 namespace nodata::broker {
@@ -38,7 +40,9 @@ GroupCoordinator::Membership GroupCoordinator::Join(const std::string& group,
       auto past = past_generations_.find({group, topic});
       if (past != past_generations_.end()) g.generation = past->second;
     }
-    g.partition_count = partition_count;
+    // Partition counts only grow: a joiner that read the count before a GrowTopic does not
+    // shrink the group's.
+    g.partition_count = std::max(g.partition_count, partition_count);
     auto it = g.members.find(consumer_id);
     if (it != g.members.end()) {
       pending.emplace_back(it->second.on_assignment, Assignment{{}, g.generation, true});
@@ -114,6 +118,19 @@ void GroupCoordinator::RevokeTopic(const std::string& topic) {
       }
       past_generations_[it->first] = it->second.generation + 1;
       it = groups_.erase(it);
+    }
+  }
+  for (auto& [fn, a] : pending) fn(a);
+}
+
+void GroupCoordinator::GrowTopic(const std::string& topic, uint32_t partition_count) {
+  Pending pending;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, g] : groups_) {
+      if (key.second != topic || g.partition_count >= partition_count) continue;
+      g.partition_count = partition_count;
+      Rebalance(g, &pending);
     }
   }
   for (auto& [fn, a] : pending) fn(a);

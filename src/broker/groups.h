@@ -64,6 +64,8 @@ class GroupCoordinator {
   std::vector<std::pair<std::pair<std::string, std::string>, uint32_t>> Live() const;
   // Revokes every member of groups on `topic` (it was deleted).
   void RevokeTopic(const std::string& topic);
+  // `topic` has grown to `partition_count` partitions: its groups rebalance over all of them.
+  void GrowTopic(const std::string& topic, uint32_t partition_count);
 
  private:
   struct Member {

@@ -275,10 +275,11 @@ int Run(int argc, char** argv) {
        "bytes of records per row group: bounds the memory of writing and reading")
       ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 32));
   Flag(serve, "retention-ms", so.broker.retention_ms,
-       "default retention by ingest time, per partition (0: unlimited)")
-      ->check(CLI::NonNegativeNumber);
+       "default retention by ingest time, per partition (-1: unlimited; 0 too)")
+      ->check(CLI::Range(int64_t{-1}, INT64_MAX / 1000));
   Flag(serve, "retention-bytes", so.broker.retention_bytes,
-       "default retention by size, per partition (0: unlimited)");
+       "default retention by size, per partition (-1: unlimited; 0 too)")
+      ->check(CLI::Range(int64_t{-1}, INT64_MAX));
   Flag(serve, "maintenance-ms", so.broker.maintenance_period_ms,
        "how often compaction and retention look for due work")
       ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
@@ -307,9 +308,13 @@ int Run(int argc, char** argv) {
   create->add_option("--partitions", partitions, "partition count (0: server default)");
   add_retention_flags(create);
   add_client_flags(create);
-  CLI::App* update = topic->add_subcommand("update", "change a topic's retention");
+  CLI::App* update =
+      topic->add_subcommand("update", "change a topic's retention or add partitions");
   update->add_option("name", topic_name, "topic name")->required();
   add_retention_flags(update);
+  std::optional<uint32_t> update_partitions;
+  update->add_option("--partitions", update_partitions,
+                     "grow to this many partitions (keys then map to other partitions)");
   add_client_flags(update);
   CLI::App* flush = topic->add_subcommand(
       "flush", "compact a topic's hot tier into Parquet files now (returns once durable)");
@@ -372,7 +377,7 @@ int Run(int argc, char** argv) {
   consume->add_flag("!--no-commit", cons.commit, "with a group: do not commit");
   add_client_flags(consume);
 
-  CLI::App* group = app.add_subcommand("group", "inspect and reset consumer groups");
+  CLI::App* group = app.add_subcommand("group", "inspect, reset and delete consumer groups");
   group->require_subcommand(1);
   std::string group_name, group_topic, reset_to;
   std::vector<uint32_t> reset_partitions;
@@ -393,6 +398,11 @@ int Run(int argc, char** argv) {
   OnePerFlag(group_reset->add_option("--partition", reset_partitions,
                                      "partition (repeatable; default all)"));
   add_client_flags(group_reset);
+  CLI::App* group_delete = group->add_subcommand(
+      "delete", "delete a group's committed offsets on a topic (no live members)");
+  group_delete->add_option("group", group_name, "group")->required();
+  group_delete->add_option("--topic", group_topic, "topic")->required();
+  add_client_flags(group_delete);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_error;
@@ -487,7 +497,7 @@ int Run(int argc, char** argv) {
   }
   if (wasm_run->parsed()) return CheckRegularFile(wro.path) ? WasmRun(wro) : kExitFailed;
   if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention);
-  if (update->parsed()) return TopicUpdate(co, topic_name, retention);
+  if (update->parsed()) return TopicUpdate(co, topic_name, retention, update_partitions);
   if (flush->parsed()) return TopicFlush(co, topic_name);
   if (export_cmd->parsed()) return TopicExport(co, topic_name, eo);
   if (consume->parsed()) return Consume(co, cons);
@@ -496,6 +506,7 @@ int Run(int argc, char** argv) {
   if (group_reset->parsed()) {
     return GroupReset(co, group_name, group_topic, reset_to, reset_partitions);
   }
+  if (group_delete->parsed()) return GroupDelete(co, group_name, group_topic);
   if (list->parsed()) return TopicList(co);
   if (get->parsed()) return TopicGet(co, topic_name);
   if (del->parsed()) return TopicDelete(co, topic_name);

@@ -42,6 +42,11 @@ json TopicJson(const nodata::v1::Topic& t) {
           {"partitions", parts}};
 }
 
+// A retention in effect as the server shows it: -1 is unlimited.
+std::string RetentionText(int64_t value, const char* unit) {
+  return value < 0 ? "unlimited" : std::to_string(value) + " " + unit;
+}
+
 void PrintTopicTable(const std::vector<const nodata::v1::Topic*>& topics, bool per_partition) {
   std::printf("%-32s %10s %14s %14s\n", "TOPIC", "PARTITIONS", "RECORDS", "BYTES");
   for (const auto* t : topics) {
@@ -115,25 +120,48 @@ int TopicGet(const ClientOptions& c, const std::string& name) {
     std::cout << TopicJson(resp.topic()) << "\n";
   } else {
     PrintTopicTable({&resp.topic()}, true);
+    std::printf("\nretention: %s, %s per partition\n",
+                RetentionText(resp.topic().retention_ms(), "ms").c_str(),
+                RetentionText(resp.topic().retention_bytes(), "bytes").c_str());
   }
   return 0;
 }
 
-int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention) {
+int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention,
+                std::optional<uint32_t> partitions) {
   auto stub = nodata::v1::TopicService::NewStub(Connect(c));
+  uint32_t before = 0;
+  if (partitions) {
+    nodata::v1::GetTopicRequest get;
+    get.set_name(name);
+    nodata::v1::GetTopicResponse got;
+    grpc::Status s = stub->GetTopic(Context().get(), get, &got);
+    if (!s.ok()) return Fail(s);
+    before = got.topic().partition_count();
+  }
   nodata::v1::UpdateTopicRequest req;
   req.set_name(name);
   if (retention.ms) req.set_retention_ms(*retention.ms);
   if (retention.bytes) req.set_retention_bytes(*retention.bytes);
+  if (partitions) req.set_partitions(*partitions);
   nodata::v1::UpdateTopicResponse resp;
   grpc::Status s = stub->UpdateTopic(Context().get(), req, &resp);
   if (!s.ok()) return Fail(s);
+  if (partitions && resp.topic().partition_count() > before) {
+    std::fprintf(stderr,
+                 "note: topic %s now has %u partitions (was %u). Keys now map to different "
+                 "partitions: events of one key published from now on may land in another "
+                 "partition than earlier ones, so ordering per key holds only from now on. "
+                 "Records already stored stay where they are.\n",
+                 name.c_str(), resp.topic().partition_count(), before);
+  }
   if (c.json) {
     std::cout << TopicJson(resp.topic()) << "\n";
   } else {
-    std::printf("updated topic %s: retention %ld ms, %ld bytes (0: unlimited)\n",
-                resp.topic().name().c_str(), static_cast<long>(resp.topic().retention_ms()),
-                static_cast<long>(resp.topic().retention_bytes()));
+    std::printf("updated topic %s: %u partitions, retention %s, %s\n",
+                resp.topic().name().c_str(), resp.topic().partition_count(),
+                RetentionText(resp.topic().retention_ms(), "ms").c_str(),
+                RetentionText(resp.topic().retention_bytes(), "bytes").c_str());
   }
   return 0;
 }

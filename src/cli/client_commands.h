@@ -21,7 +21,9 @@ struct RetentionFlags {
 
 int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions,
                 const RetentionFlags& retention);
-int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention);
+// `partitions`: grow the topic to this many (keys move to other partitions: said on stderr).
+int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention,
+                std::optional<uint32_t> partitions);
 int TopicFlush(const ClientOptions& c, const std::string& name);
 
 struct ExportOptions {
@@ -66,5 +68,7 @@ int GroupList(const ClientOptions& c, const std::string& topic);
 int GroupGet(const ClientOptions& c, const std::string& group, const std::string& topic);
 int GroupReset(const ClientOptions& c, const std::string& group, const std::string& topic,
                const std::string& to, const std::vector<uint32_t>& partitions);
+// Deletes a group's committed offsets on a topic (no live members).
+int GroupDelete(const ClientOptions& c, const std::string& group, const std::string& topic);
 
 }  // namespace nodata::cli

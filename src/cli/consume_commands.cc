@@ -252,4 +252,20 @@ int GroupReset(const ClientOptions& c, const std::string& group, const std::stri
   return 0;
 }
 
+int GroupDelete(const ClientOptions& c, const std::string& group, const std::string& topic) {
+  nodata::v1::DeleteGroupRequest req;
+  req.set_group(group);
+  req.set_topic(topic);
+  auto stub = nodata::v1::ConsumeService::NewStub(Connect(c));
+  nodata::v1::DeleteGroupResponse resp;
+  grpc::Status s = stub->DeleteGroup(Context().get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    std::cout << json{{"deleted", group}, {"topic", topic}} << "\n";
+  } else {
+    std::printf("deleted group %s on topic %s\n", group.c_str(), topic.c_str());
+  }
+  return 0;
+}
+
 }  // namespace nodata::cli

@@ -18,6 +18,12 @@ absl::Status ValidateName(std::string_view what, std::string_view name) {
   if (name == "." || name == "..") {
     return absl::InvalidArgumentError(StrCat(what, " name \"", name, "\" is reserved"));
   }
+  if (name.front() == '-') {
+    // Such a name reads as a flag on every command line (ours, ls, rm) that is given it.
+    return absl::InvalidArgumentError(StrCat(what, " name \"", name,
+                                             "\" starts with '-', which reads as a "
+                                             "command-line flag; start it with [a-zA-Z0-9._]"));
+  }
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-';

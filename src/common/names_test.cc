@@ -24,5 +24,16 @@ TEST(TopicName, RefusesPathsAndOddCharacters) {
   }
 }
 
+TEST(TopicName, RefusesALeadingDashThatReadsAsAFlag) {
+  EXPECT_TRUE(ValidateTopicName("a-b-").ok());
+  for (const std::string& bad : {std::string("-"), std::string("-x"), std::string("--help")}) {
+    absl::Status s = ValidateTopicName(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(std::string(s.message()).find("reads as a command-line flag"), std::string::npos)
+        << s;
+  }
+  EXPECT_EQ(ValidateName("group", "-g").code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace nodata

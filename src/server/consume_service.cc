@@ -675,6 +675,17 @@ class ConsumeServiceImpl final : public ConsumeService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* DeleteGroup(grpc::CallbackServerContext* ctx,
+                                        const nodata::v1::DeleteGroupRequest* request,
+                                        nodata::v1::DeleteGroupResponse*) override {
+    auto* reactor = ctx->DefaultReactor();
+    // An fsync'ed SQLite transaction: off the gRPC thread, like Commit.
+    pool_.Schedule([this, reactor, request] {
+      reactor->Finish(ToGrpc(broker_.DeleteGroup(request->group(), request->topic())));
+    });
+    return reactor;
+  }
+
  private:
   broker::Broker& broker_;
   SessionRegistry sessions_;

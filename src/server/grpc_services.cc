@@ -384,7 +384,7 @@ void FillTopic(const broker::TopicInfo& info, nodata::v1::Topic* out) {
     pi->set_parquet_bytes(p.stats.cold.bytes);
   }
   out->set_retention_ms(info.retention_ms);
-  out->set_retention_bytes(static_cast<int64_t>(info.retention_bytes));
+  out->set_retention_bytes(info.retention_bytes);
 }
 
 
@@ -548,7 +548,18 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
     broker::TopicConfig config = current->config;
     if (request->has_retention_ms()) config.retention_ms = request->retention_ms();
     if (request->has_retention_bytes()) config.retention_bytes = request->retention_bytes();
-    auto info = broker_.SetRetention(request->name(), config);
+    // Every part of the request is checked before any is applied.
+    if (absl::Status s = broker::ValidateTopicConfig(config); !s.ok()) {
+      reactor->Finish(ToGrpc(s));
+      return reactor;
+    }
+    absl::StatusOr<broker::TopicInfo> info = std::move(current);
+    if (request->has_partitions()) {
+      info = broker_.AddPartitions(request->name(), request->partitions());
+    }
+    if (info.ok() && (request->has_retention_ms() || request->has_retention_bytes())) {
+      info = broker_.SetRetention(request->name(), config);
+    }
     if (info.ok()) FillTopic(*info, response->mutable_topic());
     reactor->Finish(ToGrpc(info.status()));
     return reactor;

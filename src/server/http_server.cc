@@ -72,7 +72,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   std::memset(&callbacks, 0, sizeof callbacks);
   context->ctx = mg_start(&callbacks, nullptr, options);
   if (context->ctx == nullptr) {
-    return absl::UnavailableError(StrCat("cannot listen for HTTP on ", listen));
+    return absl::UnavailableError(
+        StrCat("cannot listen for HTTP on ", listen, " (address in use, or not a local address)"));
   }
   mg_set_request_handler(context->ctx, "/metrics$", Metrics, context.get());
   mg_set_request_handler(context->ctx, "/healthz$", Healthz, nullptr);

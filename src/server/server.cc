@@ -56,6 +56,9 @@ absl::Status RunServer(const ServerOptions& options) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port would then start and
+  // share the connections with the first. A port in use must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(ingest.get());
   builder.RegisterService(topics.get());
   builder.RegisterService(consume.get());
@@ -72,7 +75,8 @@ absl::Status RunServer(const ServerOptions& options) {
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    return absl::UnavailableError(StrCat("cannot listen for gRPC on ", options.listen));
+    return absl::UnavailableError(StrCat("cannot listen for gRPC on ", options.listen,
+                                         " (address in use, or not a local address)"));
   }
   broker::Broker& b = *broker;
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http,

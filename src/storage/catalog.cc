@@ -234,6 +234,17 @@ absl::StatusOr<std::map<uint32_t, uint64_t>> Catalog::GetOffsets(std::string_vie
   return out;
 }
 
+absl::StatusOr<int> Catalog::DeleteOffsets(std::string_view group, std::string_view topic) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "DELETE FROM group_offsets WHERE grp = ? AND topic = ?");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  st.BindText(1, group);
+  st.BindText(2, topic);
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "delete offsets");
+  return sqlite3_changes(db_);
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Catalog::ListGroups() {
   absl::MutexLock lock(&mu_);
   Statement st(db_, "SELECT DISTINCT grp, topic FROM group_offsets ORDER BY grp, topic");
@@ -259,6 +270,20 @@ absl::Status Catalog::SetRetention(std::string_view name, int64_t retention_ms,
   st.BindText(3, name);
   int rc = sqlite3_step(st.get());
   if (rc != SQLITE_DONE) return SqliteError(db_, rc, "set retention");
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::SetPartitions(std::string_view name, uint32_t partitions) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "UPDATE topics SET partitions = ? WHERE name = ?");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
+  st.BindInt(1, partitions);
+  st.BindText(2, name);
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "set partitions");
   if (sqlite3_changes(db_) == 0) {
     return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
   }

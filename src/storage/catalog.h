@@ -50,11 +50,15 @@ class Catalog {
   // Committed offsets of a group on a topic, by partition.
   absl::StatusOr<std::map<uint32_t, uint64_t>> GetOffsets(std::string_view group,
                                                           std::string_view topic);
+  // Forgets a group's committed offsets on a topic; returns how many partitions had one.
+  absl::StatusOr<int> DeleteOffsets(std::string_view group, std::string_view topic);
   // Every (group, topic) with committed offsets.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListGroups();
 
   // Sets a topic's retention; NOT_FOUND when there is no such topic.
   absl::Status SetRetention(std::string_view name, int64_t retention_ms, int64_t retention_bytes);
+  // Sets a topic's partition count; NOT_FOUND when there is no such topic.
+  absl::Status SetPartitions(std::string_view name, uint32_t partitions);
 
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}

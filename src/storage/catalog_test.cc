@@ -61,5 +61,30 @@ TEST(Catalog, GroupOffsetsGoWithTheirTopicAndNeverComeBack) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Catalog, DeleteOffsetsAndSetPartitions) {
+  auto dir = std::filesystem::temp_directory_path() / StrCat("nodata-catalog-admin-", ::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "meta.db").string();
+  {
+    auto catalog = Catalog::Open(path);
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    Catalog& c = **catalog;
+    ASSERT_TRUE(c.CreateTopic({"t", 2, 10}).ok());
+    ASSERT_TRUE(c.CommitOffsets("g", "t", {{0, 5}, {1, 7}}).ok());
+    ASSERT_TRUE(c.CommitOffsets("h", "t", {{0, 1}}).ok());
+    EXPECT_EQ(*c.DeleteOffsets("g", "t"), 2);
+    EXPECT_EQ(*c.DeleteOffsets("g", "t"), 0);
+    EXPECT_TRUE(c.GetOffsets("g", "t")->empty());
+    EXPECT_EQ(c.GetOffsets("h", "t")->size(), 1u);
+    ASSERT_TRUE(c.SetPartitions("t", 5).ok());
+    EXPECT_EQ(c.SetPartitions("missing", 5).code(), absl::StatusCode::kNotFound);
+  }
+  auto catalog = Catalog::Open(path);
+  ASSERT_TRUE(catalog.ok());
+  EXPECT_EQ((*(*catalog)->ListTopics())[0].partitions, 5u);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace nodata::storage

@@ -250,4 +250,9 @@ void Partition::Close() {
   closed_ = true;
 }
 
+void Partition::Resume() {
+  absl::MutexLock lock(&maintenance_mu_);
+  closed_ = false;
+}
+
 }  // namespace nodata::storage

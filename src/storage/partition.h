@@ -95,6 +95,8 @@ class Partition {
   // Waits for running maintenance; later Compact and ApplyRetention calls do nothing. For a
   // topic being deleted.
   void Close();
+  // Undoes Close, for a delete that failed and left the topic in place.
+  void Resume();
 
  private:
   Partition() = default;

@@ -266,7 +266,7 @@ test('retention deletes whole files by size and by age; start_offset follows', T
   let topic = await srv.api.flushTopic(name);
   const filesBefore = topic.partitions[0].parquet_file_count;
   assert.ok(filesBefore >= 5, `${filesBefore} files`);
-  assert.equal(topic.retention_bytes, 0);
+  assert.equal(topic.retention_bytes, -1, 'unlimited by default, shown as -1');
 
   // By size: keep about 30 KB of the partition.
   topic = await srv.api.updateTopic({ name, retention_bytes: 30000 });
@@ -295,7 +295,7 @@ test('retention deletes whole files by size and by age; start_offset follows', T
   assert.equal(topic.partitions[0].parquet_file_count, 0);
   assert.equal(topic.partitions[0].start_offset, topic.partitions[0].end_offset);
   assert.equal(topic.retention_ms, 300);
-  assert.equal(topic.retention_bytes, 0, '-1 is unlimited, shown as 0');
+  assert.equal(topic.retention_bytes, -1, '-1 is unlimited, shown as set');
   assert.equal((await srv.api.readTopic(name)).length, 0);
   await srv.restart({ how: 'term' });
   topic = await srv.api.getTopic(name);

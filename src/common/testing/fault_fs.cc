@@ -55,4 +55,15 @@ absl::Status FaultFs::WriteFileAtomic(const std::string& path, std::string_view 
   return base_.WriteFileAtomic(path, data);
 }
 
+absl::Status FaultFs::Rename(const std::string& from, const std::string& to) {
+  int64_t budget = rename_budget_.load();
+  while (budget >= 0) {
+    if (rename_budget_.compare_exchange_weak(budget, budget - 1)) {
+      if (budget == 0) return ErrnoToStatus(EIO, "rename " + from);
+      break;
+    }
+  }
+  return base_.Rename(from, to);
+}
+
 }  // namespace nodata::testing

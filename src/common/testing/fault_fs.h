@@ -22,6 +22,8 @@ class FaultFs final : public FileSystem {
   // Sync() fails with EIO while set.
   void SetFailSync(bool fail) { fail_sync_.store(fail); }
   uint64_t sync_count() const { return sync_count_.load(); }
+  // The rename after this many more successful ones fails with EIO, once. Negative: none fails.
+  void FailRenameAfter(int64_t renames) { rename_budget_.store(renames); }
 
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> OpenReadable(const std::string& path) override {
@@ -37,9 +39,7 @@ class FaultFs final : public FileSystem {
   absl::Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
   absl::Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
   absl::Status RemoveAll(const std::string& path) override { return base_.RemoveAll(path); }
-  absl::Status Rename(const std::string& from, const std::string& to) override {
-    return base_.Rename(from, to);
-  }
+  absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
   bool Exists(const std::string& path) override { return base_.Exists(path); }
 
@@ -49,6 +49,7 @@ class FaultFs final : public FileSystem {
   std::atomic<int64_t> write_budget_{-1};
   std::atomic<bool> disk_full_{false};
   std::atomic<bool> fail_sync_{false};
+  std::atomic<int64_t> rename_budget_{-1};
   std::atomic<uint64_t> sync_count_{0};
 };
 
