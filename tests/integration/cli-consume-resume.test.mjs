@@ -147,6 +147,20 @@ test('consume --until-end in a group commits what it printed; the next run start
   assert.equal(r.code, 0, describeRun(args, r));
   assert.deepEqual(lines(r.stdout).map((l) => l.id).sort(), second.map((e) => e.id).sort());
 
+  // A member that shares the topic with another reads only the partitions assigned to it.
+  const holder2 = srv.api.subscribe({ topic, group: 'shared', consumer_id: 'a' });
+  await holder2.waitFor((s) => s.partitions.length === 3, { what: 'the holder owns every partition' });
+  args = ['consume', '--topic', topic, '--group', 'shared', '--consumer-id', 'b', '--until-end', ...S];
+  r = await runCli(args, { timeoutMs: 20000 });
+  assert.equal(r.code, 0, describeRun(args, r));
+  const assigned = JSON.parse(r.stderr.split('\n')[0]).assignment;
+  assert.ok(assigned.length >= 1 && assigned.length < 3, r.stderr);
+  const ends = await srv.api.endOffsets(topic);
+  const got = lines(r.stdout);
+  assert.ok(got.every((l) => assigned.includes(l.partition)));
+  assert.equal(got.length, assigned.reduce((n, p) => n + ends[p], 0));
+  holder2.cancel();
+
   // A member that gets no partition (the other member has both of a 1-partition topic) is at
   // its end at once.
   const one = topicName('until-end-one');
