@@ -367,12 +367,16 @@ int Run(int argc, char** argv) {
   consume->add_option("--consumer-id", cons.consumer_id, "member id in the group");
   consume->add_option("--from", cons.from,
                       "earliest | latest | committed | offset:N | time:RFC3339 (default: "
-                      "committed with a group, else earliest)");
+                      "committed with a group, else earliest); offset:N outside a partition "
+                      "starts at its nearest end");
   OnePerFlag(
       consume->add_option("--partition", cons.partitions, "partition to read (repeatable; no group)"));
   consume->add_option("--format", cons.format, "json (one object per line) | raw (data only)")
       ->capture_default_str();
   consume->add_option("--count", cons.count, "stop after this many records");
+  consume->add_flag("--until-end", cons.until_end,
+                    "stop once every partition read reached its end offset of when consume "
+                    "started (with a group: the assigned partitions)");
   consume->add_option("--max-batch", cons.max_batch, "records per message from the server");
   consume->add_flag("!--no-commit", cons.commit, "with a group: do not commit");
   add_client_flags(consume);

@@ -59,6 +59,7 @@ struct ConsumeOptions {
   std::vector<uint32_t> partitions;
   std::string format = "json";  // json | raw
   uint64_t count = 0;           // stop after this many records; 0: run until interrupted
+  bool until_end = false;       // stop once each partition read reached its end at the start
   uint32_t max_batch = 0;
   bool commit = true;  // with a group: commit after each printed batch
 };

@@ -100,6 +100,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void Step();
   // Applies an assignment: records of new partitions start at the committed offsets.
   absl::Status Assign(const broker::Assignment& a);
+  // Where partition `p` starts; an offset outside its range starts at its nearest end when
+  // `clamp` (partitions differ in length, and retention moves their starts).
+  absl::StatusOr<uint64_t> ResolveStart(uint32_t p, const broker::StartSpec& spec,
+                                        std::optional<uint64_t> committed, bool clamp);
   void Write();
   void SetMessage(std::string_view bytes) {
     grpc::Slice slice(bytes.data(), bytes.size());
@@ -241,6 +245,22 @@ void Session::Start(const SubscribeRequest& request, const std::string& peer) {
   auto start = StartFrom(request.start(), has_group);
   if (!start.ok()) return fail(start.status());
   start_ = *start;
+  if (has_group && request.start_offsets_size() > 0) {
+    return fail(absl::InvalidArgumentError(
+        "start_offsets cannot be used in a group: members start at its committed offsets"));
+  }
+  std::map<uint32_t, uint64_t> start_offsets;
+  for (const auto& o : request.start_offsets()) {
+    if (o.partition() >= info->partition_count) {
+      return fail(absl::InvalidArgumentError(
+          StrCat("start_offsets: topic \"", topic_, "\" has ", info->partition_count,
+                 " partitions; ", o.partition(), " is out of range")));
+    }
+    if (!start_offsets.emplace(o.partition(), o.offset()).second) {
+      return fail(absl::InvalidArgumentError(
+          StrCat("start_offsets: partition ", o.partition(), " is listed twice")));
+    }
+  }
   for (uint32_t p : request.partitions()) {
     if (p >= info->partition_count) {
       return fail(absl::InvalidArgumentError(StrCat("topic \"", topic_, "\" has ",
@@ -272,8 +292,19 @@ void Session::Start(const SubscribeRequest& request, const std::string& peer) {
   }
   std::sort(chosen.begin(), chosen.end());
   chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+  for (const auto& [p, offset] : start_offsets) {
+    if (!std::binary_search(chosen.begin(), chosen.end(), p)) {
+      return fail(absl::InvalidArgumentError(
+          StrCat("start_offsets: partition ", p, " is not one of the partitions read")));
+    }
+  }
   for (uint32_t p : chosen) {
-    auto next = broker_.ResolveStart(topic_, p, start_, std::nullopt);
+    broker::StartSpec spec = start_;
+    if (auto it = start_offsets.find(p); it != start_offsets.end()) {
+      spec = broker::StartSpec{broker::StartSpec::Kind::kOffset};
+      spec.offset = it->second;
+    }
+    auto next = ResolveStart(p, spec, std::nullopt, request.clamp_start());
     if (!next.ok()) return fail(next.status());
     parts_.push_back(Part{p, *next});
   }
@@ -329,15 +360,7 @@ absl::Status Session::Assign(const broker::Assignment& a) {
     std::optional<uint64_t> c;
     if (it != committed.end()) c = it->second;
     broker::StartSpec spec = c ? broker::StartSpec{broker::StartSpec::Kind::kCommitted} : start_;
-    auto offset = broker_.ResolveStart(topic_, p, spec, c);
-    if (!offset.ok() && offset.status().code() == absl::StatusCode::kOutOfRange) {
-      // An explicit offset outside this partition (partitions differ in length) starts at its
-      // nearest end.
-      auto earliest = broker_.ResolveStart(topic_, p, broker::StartSpec{}, std::nullopt);
-      auto latest = broker_.ResolveStart(
-          topic_, p, broker::StartSpec{broker::StartSpec::Kind::kLatest}, std::nullopt);
-      if (earliest.ok() && latest.ok()) offset = std::clamp(spec.offset, *earliest, *latest);
-    }
+    auto offset = ResolveStart(p, spec, c, /*clamp=*/true);
     if (!offset.ok()) return offset.status();
     next.push_back(Part{p, *offset});
   }
@@ -350,6 +373,18 @@ absl::Status Session::Assign(const broker::Assignment& a) {
   out->set_generation(a.generation);
   SetMessage(response.SerializeAsString());
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Session::ResolveStart(uint32_t p, const broker::StartSpec& spec,
+                                               std::optional<uint64_t> committed, bool clamp) {
+  auto offset = broker_.ResolveStart(topic_, p, spec, committed);
+  if (clamp && !offset.ok() && offset.status().code() == absl::StatusCode::kOutOfRange) {
+    auto earliest = broker_.ResolveStart(topic_, p, broker::StartSpec{}, std::nullopt);
+    auto latest = broker_.ResolveStart(
+        topic_, p, broker::StartSpec{broker::StartSpec::Kind::kLatest}, std::nullopt);
+    if (earliest.ok() && latest.ok()) offset = std::clamp(spec.offset, *earliest, *latest);
+  }
+  return offset;
 }
 
 void Session::Step() {

@@ -87,10 +87,14 @@ export class NodataServer {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Starts the server and resolves once it printed `nodata ready ...`. */
-  async start({ readyTimeoutMs = 30000 } = {}) {
+  /**
+   * Starts the server and resolves once it printed `nodata ready ...`. samePorts: listen on the
+   * ports of the previous start (clients reconnect to the same address).
+   */
+  async start({ readyTimeoutMs = 30000, samePorts = false } = {}) {
     if (this.alive) throw new Error('server already running');
-    const [grpcPort, httpPort] = await twoFreePorts();
+    const [grpcPort, httpPort] = samePorts && this.ports ? this.ports : await twoFreePorts();
+    this.ports = [grpcPort, httpPort];
     const argv = [
       'serve',
       '--listen', `127.0.0.1:${grpcPort}`,
@@ -232,12 +236,15 @@ export class NodataServer {
     this.child = null;
   }
 
-  /** Stops (how: 'term' => SIGTERM, exit code 0 asserted; 'kill' => SIGKILL) and starts again on the same data dir. */
-  async restart({ how = 'term' } = {}) {
+  /**
+   * Stops (how: 'term' => SIGTERM, exit code 0 asserted; 'kill' => SIGKILL) and starts again on
+   * the same data dir; samePorts: on the same ports too.
+   */
+  async restart({ how = 'term', samePorts = false } = {}) {
     if (how === 'term') await this.stop();
     else if (how === 'kill') await this.kill();
     else throw new Error(`restart: unknown how=${how}`);
-    return this.start();
+    return this.start({ samePorts });
   }
 
   /** Throws if the server died on its own (crash) since it was last started. */
