@@ -82,6 +82,8 @@ struct Topic {
   std::vector<std::unique_ptr<storage::Partition>> parts;  // fixed once open
   std::atomic<int64_t> retention_ms{0};     // as configured: 0 default, -1 unlimited
   std::atomic<int64_t> retention_bytes{0};
+  DataFormat key_format = DataFormat::kBytes;  // fixed at creation
+  DataFormat data_format = DataFormat::kBytes;
 
   // Serializes dedupe and appends of the topic, so that two publishes of one id cannot both be
   // stored and each partition's offsets follow the order of the dedupe decisions.
@@ -342,6 +344,10 @@ class Broker::Impl {
   // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
   absl::StatusOr<std::shared_ptr<Topic>> Find(std::string_view name);
   absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
+  // INVALID_ARGUMENT naming the first of `indices` whose key or data is not of the topic's
+  // declared format.
+  absl::Status CheckFormats(const Topic& topic, absl::Span<const EventIn> events,
+                            const std::vector<uint32_t>& indices);
   absl::Status AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
                              const std::vector<uint32_t>& indices, PublishState& state,
                              std::vector<std::pair<uint32_t, uint64_t>>* waits);
@@ -408,12 +414,17 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
                                        static_cast<size_t>(options_.dedupe_max_ids));
   topic->retention_ms = meta.retention_ms;
   topic->retention_bytes = meta.retention_bytes;
+  topic->key_format = meta.key_format;
+  topic->data_format = meta.data_format;
+  parquet::WriterOptions parquet_options = options_.parquet;
+  parquet_options.key_format = meta.key_format;
+  parquet_options.data_format = meta.data_format;
   const std::string dir = LogRoot() + "/" + meta.name;
   const std::string cold_dir = ColdRoot() + "/" + meta.name;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
     auto log = storage::Partition::Open(fs_, StrCat(dir, "/", p),
                                         StrCat(cold_dir, "/partition=", p), options_.log, syncer_,
-                                        options_.parquet);
+                                        parquet_options);
     if (!log.ok()) {
       return absl::Status(log.status().code(), StrCat("topic ", meta.name, " partition ", p, ": ",
                                                       ToStd(log.status().message())));
@@ -490,7 +501,7 @@ absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint3
     }
   }
   storage::TopicMeta meta{std::string(name), partitions, NowMicros(), config.retention_ms,
-                          config.retention_bytes};
+                          config.retention_bytes, config.key_format, config.data_format};
   // Directories first: a crash before the catalog entry leaves an orphan that the next start
   // removes; the catalog entry then makes the topic exist.
   const std::string dir = LogRoot() + "/" + meta.name;
@@ -568,6 +579,8 @@ TopicInfo Broker::Impl::Describe(const Topic& topic) const {
   info.created_at_us = topic.created_at_us;
   info.config.retention_ms = topic.retention_ms.load();
   info.config.retention_bytes = topic.retention_bytes.load();
+  info.config.key_format = topic.key_format;
+  info.config.data_format = topic.data_format;
   const storage::RetentionPolicy policy = RetentionOf(topic);
   info.retention_ms = policy.max_age_us / 1000;
   info.retention_bytes = policy.max_bytes;
@@ -728,6 +741,16 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
   }
 
+  // Keys and data against the formats their topics declare, before anything of the batch is
+  // stored.
+  for (const auto& [topic, indices] : groups) {
+    absl::Status s = CheckFormats(*topic, events, indices);
+    if (!s.ok()) {
+      std::move(done)(std::move(s), {});
+      return;
+    }
+  }
+
   auto state = std::make_shared<PublishState>(events.size(), std::move(done));
   std::vector<std::pair<uint32_t, uint64_t>> waits;  // partition, end offset
   for (auto& [topic, indices] : groups) {
@@ -749,6 +772,30 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
   }
   state->Complete(absl::OkStatus());
+}
+
+absl::Status Broker::Impl::CheckFormats(const Topic& topic, absl::Span<const EventIn> events,
+                                        const std::vector<uint32_t>& indices) {
+  if (topic.key_format == DataFormat::kBytes && topic.data_format == DataFormat::kBytes) {
+    return absl::OkStatus();
+  }
+  for (uint32_t i : indices) {
+    // An empty key is no key (stored as null), whatever the format.
+    absl::Status s = events[i].key.empty() ? absl::OkStatus()
+                                           : CheckDataFormat(topic.key_format, events[i].key);
+    std::string_view what = "key";
+    if (s.ok()) {
+      s = CheckDataFormat(topic.data_format, events[i].data);
+      what = "data";
+    }
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          StrCat("event ", i, ": ", what, " is ", ToStd(s.message()), " (topic \"", topic.name,
+                 "\" has ", what, " format ",
+                 DataFormatName(what == "key" ? topic.key_format : topic.data_format), ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
