@@ -256,6 +256,14 @@ int Main(int argc, char** argv) {
   create->add_option("name", topic_name, "topic name")->required();
   create->add_option("--partitions", partitions, "partition count (0: server default)");
   add_retention_flags(create);
+  // Fixed for the topic: publishing refuses other values, Parquet files carry it.
+  FormatFlags formats;
+  create->add_option("--key-format", formats.key, "format of event keys: bytes | string | json")
+      ->check(CLI::IsMember({"bytes", "string", "json"}))
+      ->capture_default_str();
+  create->add_option("--data-format", formats.data, "format of event data: bytes | string | json")
+      ->check(CLI::IsMember({"bytes", "string", "json"}))
+      ->capture_default_str();
   add_client_flags(create);
   CLI::App* update = topic->add_subcommand("update", "change a topic's retention");
   update->add_option("name", topic_name, "topic name")->required();
@@ -409,7 +417,7 @@ int Main(int argc, char** argv) {
   if (inspect->parsed()) return ParquetInspect(parquet_file);
   if (wasm_inspect->parsed()) return WasmInspect(wasm_file);
   if (wasm_run->parsed()) return WasmRun(wro);
-  if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention);
+  if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention, formats);
   if (update->parsed()) return TopicUpdate(co, topic_name, retention);
   if (flush->parsed()) return TopicFlush(co, topic_name);
   if (export_cmd->parsed()) return TopicExport(co, topic_name, eo);

@@ -19,8 +19,14 @@ struct RetentionFlags {
   std::optional<int64_t> bytes;
 };
 
+// Declared formats of topic create: bytes | string | json.
+struct FormatFlags {
+  std::string key = "bytes";
+  std::string data = "bytes";
+};
+
 int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions,
-                const RetentionFlags& retention);
+                const RetentionFlags& retention, const FormatFlags& formats = {});
 int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention);
 int TopicFlush(const ClientOptions& c, const std::string& name);
 
