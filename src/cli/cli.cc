@@ -279,8 +279,9 @@ int Main(int argc, char** argv) {
   export_cmd->add_option("name", topic_name, "topic name")->required();
   export_cmd->add_option("--format", eo.format, "jsonl | parquet")->capture_default_str();
   export_cmd->add_option("--out", eo.out,
-                         "output file (\"-\": stdout, JSONL only); for Parquet of several "
-                         "partitions, a directory of partition=<p>/ files")
+                         "output file (\"-\": stdout, JSONL only); Parquet: one file with a "
+                         "partition column, or partition=<p>/ files when --out is an existing "
+                         "directory or ends in /")
       ->required();
   export_cmd->add_option("--partition", eo.partitions, "partition to export (repeatable)");
   export_cmd->add_option("--from", eo.from, "first offset in each partition");

@@ -32,7 +32,9 @@ int TopicFlush(const ClientOptions& c, const std::string& name);
 
 struct ExportOptions {
   std::string format = "jsonl";  // jsonl | parquet
-  std::string out;               // file; a directory for Parquet of several partitions
+  // A file (Parquet: one file with a partition column), or for Parquet an existing directory
+  // or a path ending in '/': partition=<p>/ files in it.
+  std::string out;
   std::vector<uint32_t> partitions;
   uint64_t from = 0;
 };
