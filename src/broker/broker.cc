@@ -99,6 +99,8 @@ struct Topic {
   std::vector<std::unique_ptr<storage::Partition>> parts;
   std::atomic<int64_t> retention_ms{0};     // as configured: 0 default, -1 unlimited
   std::atomic<int64_t> retention_bytes{0};
+  DataFormat key_format = DataFormat::kBytes;  // fixed at creation
+  DataFormat data_format = DataFormat::kBytes;
 
   // Serializes dedupe and appends of the topic, so that two publishes of one id cannot both be
   // stored and each partition's offsets follow the order of the dedupe decisions.
@@ -368,13 +370,17 @@ class Broker::Impl {
   absl::Status MaintainTopic(Topic& topic, bool flush);
 
   absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
-  absl::StatusOr<std::unique_ptr<storage::Partition>> OpenPartition(const std::string& name,
+  absl::StatusOr<std::unique_ptr<storage::Partition>> OpenPartition(const Topic& topic,
                                                                     uint32_t p);
   // Registers partition `p`'s gauges; its slot in topic.parts is set.
   void AddGauges(Topic& topic, uint32_t p);
   // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
   absl::StatusOr<std::shared_ptr<Topic>> Find(std::string_view name);
   absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
+  // INVALID_ARGUMENT naming the first of `indices` whose key or data is not of the topic's
+  // declared format.
+  absl::Status CheckFormats(const Topic& topic, absl::Span<const EventIn> events,
+                            const std::vector<uint32_t>& indices);
   absl::Status AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
                              const std::vector<uint32_t>& indices, PublishState& state,
                              std::vector<std::pair<uint32_t, uint64_t>>* waits);
@@ -461,8 +467,10 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
       static_cast<size_t>(options_.dedupe_max_ids));
   topic->retention_ms = meta.retention_ms;
   topic->retention_bytes = meta.retention_bytes;
+  topic->key_format = meta.key_format;
+  topic->data_format = meta.data_format;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
-    ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(meta.name, p));
+    ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(*topic, p));
   }
   // Rebuild the dedupe state from the logs: every id stored within the window, oldest first.
   struct Seen {
@@ -498,10 +506,15 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
 }
 
 absl::StatusOr<std::unique_ptr<storage::Partition>> Broker::Impl::OpenPartition(
-    const std::string& name, uint32_t p) {
+    const Topic& topic, uint32_t p) {
+  const std::string& name = topic.name;
+  // Parquet files carry the topic's formats as logical types.
+  parquet::WriterOptions parquet_options = options_.parquet;
+  parquet_options.key_format = topic.key_format;
+  parquet_options.data_format = topic.data_format;
   auto part = storage::Partition::Open(fs_, StrCat(LogRoot(), "/", name, "/", p),
                                        StrCat(ColdRoot(), "/", name, "/partition=", p),
-                                       options_.log, syncer_, options_.parquet);
+                                       options_.log, syncer_, parquet_options);
   if (!part.ok()) {
     return absl::Status(part.status().code(), StrCat("topic ", name, " partition ", p, ": ",
                                                      ToStd(part.status().message())));
@@ -545,7 +558,7 @@ absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint3
     }
   }
   storage::TopicMeta meta{std::string(name), partitions, NowMicros(), config.retention_ms,
-                          config.retention_bytes};
+                          config.retention_bytes, config.key_format, config.data_format};
   // Directories first: a crash before the catalog entry leaves an orphan that the next start
   // removes; the catalog entry then makes the topic exist.
   const std::string dir = LogRoot() + "/" + meta.name;
@@ -623,6 +636,8 @@ TopicInfo Broker::Impl::Describe(const Topic& topic) const {
   info.created_at_us = topic.created_at_us;
   info.config.retention_ms = topic.retention_ms.load();
   info.config.retention_bytes = topic.retention_bytes.load();
+  info.config.key_format = topic.key_format;
+  info.config.data_format = topic.data_format;
   const storage::RetentionPolicy policy = RetentionOf(topic);
   info.retention_ms = policy.max_age_us > 0 ? policy.max_age_us / 1000 : -1;
   info.retention_bytes = policy.max_bytes > 0 ? static_cast<int64_t>(policy.max_bytes) : -1;
@@ -819,6 +834,16 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
   }
 
+  // Keys and data against the formats their topics declare, before anything of the batch is
+  // stored.
+  for (const auto& [topic, indices] : groups) {
+    absl::Status s = CheckFormats(*topic, events, indices);
+    if (!s.ok()) {
+      std::move(done)(std::move(s), {});
+      return;
+    }
+  }
+
   auto state = std::make_shared<PublishState>(events.size(), std::move(done));
   std::vector<std::pair<uint32_t, uint64_t>> waits;  // partition, end offset
   for (auto& [topic, indices] : groups) {
@@ -840,6 +865,30 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
   }
   state->Complete(absl::OkStatus());
+}
+
+absl::Status Broker::Impl::CheckFormats(const Topic& topic, absl::Span<const EventIn> events,
+                                        const std::vector<uint32_t>& indices) {
+  if (topic.key_format == DataFormat::kBytes && topic.data_format == DataFormat::kBytes) {
+    return absl::OkStatus();
+  }
+  for (uint32_t i : indices) {
+    // An empty key is no key (stored as null), whatever the format.
+    absl::Status s = events[i].key.empty() ? absl::OkStatus()
+                                           : CheckDataFormat(topic.key_format, events[i].key);
+    std::string_view what = "key";
+    if (s.ok()) {
+      s = CheckDataFormat(topic.data_format, events[i].data);
+      what = "data";
+    }
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          StrCat("event ", i, ": ", what, " is ", ToStd(s.message()), " (topic \"", topic.name,
+                 "\" has ", what, " format ",
+                 DataFormatName(what == "key" ? topic.key_format : topic.data_format), ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
@@ -990,7 +1039,7 @@ absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
     absl::Status clean = fs_.RemoveAll(StrCat(dir, "/", p));
     if (clean.ok()) clean = fs_.RemoveAll(StrCat(cold_dir, "/partition=", p));
     if (!clean.ok()) return undo(clean);
-    auto part = OpenPartition(topic->name, p);
+    auto part = OpenPartition(*topic, p);
     if (!part.ok()) return undo(part.status());
     added.push_back(std::move(*part));
   }

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "broker/groups.h"
+#include "common/data_format.h"
 #include "common/fs.h"
 #include "log/format.h"
 #include "log/partition_log.h"
@@ -59,6 +60,10 @@ struct BrokerOptions {
 struct TopicConfig {
   int64_t retention_ms = 0;
   int64_t retention_bytes = 0;
+  // Declared formats of keys and data: publishing refuses values not of them, Parquet files
+  // carry them as logical types. Fixed at creation (SetRetention ignores them).
+  DataFormat key_format = DataFormat::kBytes;
+  DataFormat data_format = DataFormat::kBytes;
 };
 
 // One event as published, borrowed from the request for the duration of Publish's callback.

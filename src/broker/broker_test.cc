@@ -83,6 +83,43 @@ TEST_F(BrokerTest, DuplicateIdsAreAckedWithTheOriginalLocation) {
   EXPECT_EQ(total, 2u);
 }
 
+TEST_F(BrokerTest, DeclaredFormatsRefuseABatchBeforeAnythingIsStored) {
+  {
+    auto broker = Open();
+    TopicConfig json;
+    json.key_format = DataFormat::kString;
+    json.data_format = DataFormat::kJson;
+    ASSERT_TRUE(broker->CreateTopic("j", 2, json).ok());
+    std::vector<EventIn> batch = {Event("t", "a"), Event("j", "b", "k1"), Event("j", "c")};
+    batch[1].data = R"({"amt": 18})";
+    batch[2].data = R"({"amt": )";
+    auto refused = Publish(*broker, batch);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(refused.status().message().substr(0, 35), "event 2: data is not valid JSON: Th");
+    batch[2].data = "[]";
+    batch[2].key = "\xff";
+    refused = Publish(*broker, batch);
+    EXPECT_EQ(refused.status().message().substr(0, 30), "event 2: key is not valid UTF-");
+    // Nothing of either topic was stored ("t" was created by the first publish, empty).
+    for (const char* topic : {"t", "j"}) {
+      auto stored = broker->GetTopic(topic);
+      ASSERT_TRUE(stored.ok());
+      for (const auto& p : stored->partitions) EXPECT_EQ(p.stats.end_offset, 0u);
+    }
+    batch[2].key = "";  // no key
+    ASSERT_TRUE(Publish(*broker, batch).ok());
+  }
+  // Fixed at creation: the reopened broker still knows and enforces them.
+  auto broker = Open();
+  auto info = broker->GetTopic("j");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->config.key_format, DataFormat::kString);
+  EXPECT_EQ(info->config.data_format, DataFormat::kJson);
+  EXPECT_EQ(broker->GetTopic("t")->config.data_format, DataFormat::kBytes);
+  EXPECT_EQ(Publish(*broker, {Event("j", "d")}).status().code(),
+            absl::StatusCode::kInvalidArgument);  // "payload" is not JSON
+}
+
 TEST_F(BrokerTest, DedupeStateSurvivesRestart) {
   AckOut original;
   {

@@ -307,6 +307,14 @@ int Run(int argc, char** argv) {
   create->add_option("name", topic_name, "topic name")->required();
   create->add_option("--partitions", partitions, "partition count (0: server default)");
   add_retention_flags(create);
+  // Fixed for the topic: publishing refuses other values, Parquet files carry it.
+  FormatFlags formats;
+  create->add_option("--key-format", formats.key, "format of event keys: bytes | string | json")
+      ->check(CLI::IsMember({"bytes", "string", "json"}))
+      ->capture_default_str();
+  create->add_option("--data-format", formats.data, "format of event data: bytes | string | json")
+      ->check(CLI::IsMember({"bytes", "string", "json"}))
+      ->capture_default_str();
   add_client_flags(create);
   CLI::App* update =
       topic->add_subcommand("update", "change a topic's retention or add partitions");
@@ -326,8 +334,9 @@ int Run(int argc, char** argv) {
   export_cmd->add_option("name", topic_name, "topic name")->required();
   export_cmd->add_option("--format", eo.format, "jsonl | parquet")->capture_default_str();
   export_cmd->add_option("--out", eo.out,
-                         "output file (\"-\": stdout, JSONL only); for Parquet of several "
-                         "partitions, a directory of partition=<p>/ files")
+                         "output file (\"-\": stdout, JSONL only); Parquet: one file with a "
+                         "partition column, or partition=<p>/ files when --out is an existing "
+                         "directory or ends in /")
       ->required();
   OnePerFlag(export_cmd->add_option("--partition", eo.partitions, "partition to export (repeatable)"));
   export_cmd->add_option("--from", eo.from, "first offset in each partition");
@@ -500,7 +509,7 @@ int Run(int argc, char** argv) {
     return CheckRegularFile(wasm_file) ? WasmInspect(wasm_file) : kExitFailed;
   }
   if (wasm_run->parsed()) return CheckRegularFile(wro.path) ? WasmRun(wro) : kExitFailed;
-  if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention);
+  if (create->parsed()) return TopicCreate(co, topic_name, partitions, retention, formats);
   if (update->parsed()) return TopicUpdate(co, topic_name, retention, update_partitions);
   if (flush->parsed()) return TopicFlush(co, topic_name);
   if (export_cmd->parsed()) return TopicExport(co, topic_name, eo);

@@ -15,12 +15,20 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "cli/client_util.h"
+#include "common/data_format.h"
 #include "nodata/v1/nodata.grpc.pb.h"
+#include "server/grpc_util.h"
 
 namespace nodata::cli {
 namespace {
 
 using nlohmann::json;
+
+// "bytes", "string" or "json" for a topic's format as the server reports it.
+std::string FormatName(int format) {
+  auto f = server::DataFormatFromProto(format, "format");
+  return f.ok() ? std::string(DataFormatName(*f)) : "unknown(" + std::to_string(format) + ")";
+}
 
 json TopicJson(const nodata::v1::Topic& t) {
   json parts = json::array();
@@ -39,6 +47,8 @@ json TopicJson(const nodata::v1::Topic& t) {
           {"partition_count", t.partition_count()},
           {"retention_ms", t.retention_ms()},
           {"retention_bytes", t.retention_bytes()},
+          {"key_format", FormatName(t.key_format())},
+          {"data_format", FormatName(t.data_format())},
           {"partitions", parts}};
 }
 
@@ -58,6 +68,8 @@ void PrintTopicTable(const std::vector<const nodata::v1::Topic*>& topics, bool p
     std::printf("%-32s %10u %14lu %14lu\n", t->name().c_str(), t->partition_count(),
                 static_cast<unsigned long>(records), static_cast<unsigned long>(bytes));
     if (per_partition) {
+      std::printf("key format: %s, data format: %s\n", FormatName(t->key_format()).c_str(),
+                  FormatName(t->data_format()).c_str());
       std::printf("\n%10s %14s %14s %14s %14s\n", "PARTITION", "START", "END", "RECORDS", "BYTES");
       for (const auto& p : t->partitions()) {
         std::printf("%10u %14lu %14lu %14lu %14lu\n", p.partition(),
@@ -73,11 +85,17 @@ void PrintTopicTable(const std::vector<const nodata::v1::Topic*>& topics, bool p
 }  // namespace
 
 int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions,
-                const RetentionFlags& retention) {
+                const RetentionFlags& retention, const FormatFlags& formats) {
   auto stub = nodata::v1::TopicService::NewStub(Connect(c));
   nodata::v1::CreateTopicRequest req;
   req.set_name(name);
   req.set_partitions(partitions);
+  auto key_format = ParseDataFormat(formats.key);
+  auto data_format = ParseDataFormat(formats.data);
+  if (!key_format) return Fail("--key-format must be bytes, string or json");
+  if (!data_format) return Fail("--data-format must be bytes, string or json");
+  req.set_key_format(server::DataFormatToProto(*key_format));
+  req.set_data_format(server::DataFormatToProto(*data_format));
   if (retention.ms) req.set_retention_ms(*retention.ms);
   if (retention.bytes) req.set_retention_bytes(*retention.bytes);
   nodata::v1::CreateTopicResponse resp;

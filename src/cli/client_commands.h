@@ -19,8 +19,14 @@ struct RetentionFlags {
   std::optional<int64_t> bytes;
 };
 
+// Declared formats of topic create: bytes | string | json.
+struct FormatFlags {
+  std::string key = "bytes";
+  std::string data = "bytes";
+};
+
 int TopicCreate(const ClientOptions& c, const std::string& name, uint32_t partitions,
-                const RetentionFlags& retention);
+                const RetentionFlags& retention, const FormatFlags& formats = {});
 // `partitions`: grow the topic to this many (keys move to other partitions: said on stderr).
 int TopicUpdate(const ClientOptions& c, const std::string& name, const RetentionFlags& retention,
                 std::optional<uint32_t> partitions);
@@ -28,7 +34,9 @@ int TopicFlush(const ClientOptions& c, const std::string& name);
 
 struct ExportOptions {
   std::string format = "jsonl";  // jsonl | parquet
-  std::string out;               // file; a directory for Parquet of several partitions
+  // A file (Parquet: one file with a partition column), or for Parquet an existing directory
+  // or a path ending in '/': partition=<p>/ files in it.
+  std::string out;
   std::vector<uint32_t> partitions;
   uint64_t from = 0;
 };

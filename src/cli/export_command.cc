@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "nodata/v1/nodata.grpc.pb.h"
 #include "parquet/writer.h"
+#include "server/grpc_util.h"
 
 namespace nodata::cli {
 namespace {
@@ -42,38 +43,52 @@ parquet::Record ParquetRecord(const nodata::v1::Record& r) {
   return out;
 }
 
-// Parquet output: one file, or with several partitions a directory of
+// Parquet output: one file with a partition column, or a directory of
 // partition=<p>/<first>-<last>.parquet files (the cold tier's layout without dates).
 class ParquetOut {
  public:
-  ParquetOut(std::string out, bool directory) : out_(std::move(out)), directory_(directory) {}
-
-  absl::Status Add(const nodata::v1::Record& r) {
-    if (!writer_ || r.partition() != partition_) {
-      RETURN_IF_ERROR(Close());
-      partition_ = r.partition();
-      first_ = r.offset();
-      std::string dir = directory_ ? fmt::format("{}/partition={}", out_, partition_) : "";
-      if (!dir.empty()) std::filesystem::create_directories(dir);
-      tmp_ = directory_ ? fmt::format("{}/.{:020}.parquet.tmp", dir, first_) : out_ + ".tmp";
-      auto w = parquet::Writer::Open(tmp_);
-      if (!w.ok()) return w.status();
-      writer_ = std::move(*w);
-    }
-    last_ = r.offset();
-    ++records_;
-    return writer_->Write(ParquetRecord(r));
+  ParquetOut(std::string out, bool directory, parquet::WriterOptions options)
+      : out_(std::move(out)), directory_(directory), options_(std::move(options)) {
+    options_.partition_column = !directory_;
+    while (directory_ && out_.size() > 1 && out_.back() == '/') out_.pop_back();
   }
 
-  // Ends the output; a single-file export of no records is an empty file.
+  absl::Status Add(const nodata::v1::Record& r) {
+    if (directory_ && writer_ && r.partition() != partition_) RETURN_IF_ERROR(Close());
+    if (!writer_) RETURN_IF_ERROR(Open(r.partition(), r.offset()));
+    last_ = r.offset();
+    ++records_;
+    parquet::Record record = ParquetRecord(r);
+    record.partition = static_cast<int32_t>(r.partition());
+    return writer_->Write(record);
+  }
+
+  // Ends the output; a single-file export of no records is a file without rows.
   absl::Status Finish() {
-    if (!writer_ && files_ == 0 && !directory_) {
-      tmp_ = out_ + ".tmp";
-      auto w = parquet::Writer::Open(tmp_);
-      if (!w.ok()) return w.status();
-      writer_ = std::move(*w);
-    }
+    if (!writer_ && files_ == 0 && !directory_) RETURN_IF_ERROR(Open(0, 0));
     return Close();
+  }
+
+  uint64_t records() const { return records_; }
+  uint64_t files() const { return files_; }
+
+ private:
+  absl::Status Open(uint32_t partition, uint64_t first) {
+    partition_ = partition;
+    first_ = first;
+    if (directory_) {
+      const std::string dir = fmt::format("{}/partition={}", out_, partition_);
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (ec) return absl::InternalError(fmt::format("create {}: {}", dir, ec.message()));
+      tmp_ = fmt::format("{}/.{:020}.parquet.tmp", dir, first_);
+    } else {
+      tmp_ = out_ + ".tmp";
+    }
+    auto w = parquet::Writer::Open(tmp_, options_);
+    if (!w.ok()) return w.status();
+    writer_ = std::move(*w);
+    return absl::OkStatus();
   }
 
   absl::Status Close() {
@@ -91,12 +106,9 @@ class ParquetOut {
     return absl::OkStatus();
   }
 
-  uint64_t records() const { return records_; }
-  uint64_t files() const { return files_; }
-
- private:
-  const std::string out_;
+  std::string out_;
   const bool directory_;
+  parquet::WriterOptions options_;
   std::unique_ptr<parquet::Writer> writer_;
   uint32_t partition_ = 0;
   uint64_t first_ = 0, last_ = 0, records_ = 0, files_ = 0;
@@ -118,8 +130,15 @@ int TopicExport(const ClientOptions& c, const std::string& name, const ExportOpt
   nodata::v1::GetTopicResponse topic;
   grpc::Status s = stub->GetTopic(Context().get(), get, &topic);
   if (!s.ok()) return Fail(s);
-  const size_t partitions =
-      e.partitions.empty() ? topic.topic().partition_count() : e.partitions.size();
+  // Parquet keeps the topic's formats as logical types, as the cold tier does.
+  parquet::WriterOptions parquet_options;
+  auto key_format = server::DataFormatFromProto(topic.topic().key_format(), "key_format");
+  auto data_format = server::DataFormatFromProto(topic.topic().data_format(), "data_format");
+  if (key_format.ok()) parquet_options.key_format = *key_format;
+  if (data_format.ok()) parquet_options.data_format = *data_format;
+  // A directory when --out names one or ends in '/'; otherwise one file.
+  std::error_code ec;
+  const bool to_directory = e.out.ends_with('/') || std::filesystem::is_directory(e.out, ec);
 
   nodata::v1::ReadTopicRequest req;
   req.set_name(name);
@@ -141,7 +160,7 @@ int TopicExport(const ClientOptions& c, const std::string& name, const ExportOpt
   const bool direct = out_exists && !S_ISREG(out_stat.st_mode) && !S_ISDIR(out_stat.st_mode);
   const std::string tmp = direct ? e.out : e.out + ".tmp";
   if (e.format == "parquet") {
-    parquet_out = std::make_unique<ParquetOut>(e.out, partitions > 1);
+    parquet_out = std::make_unique<ParquetOut>(e.out, to_directory, parquet_options);
   } else if (e.out == "-") {
     text = &std::cout;
   } else {

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "absl/strings/escaping.h"
+#include "absl/time/time.h"
 #include "common/strings.h"
 #include "nlohmann/json.hpp"
 #include "parquet/reader.h"
@@ -40,12 +41,23 @@ const char* EncodingName(int encoding) {
   return encoding >= 0 && encoding < 10 ? kNames[encoding] : "UNKNOWN";
 }
 
-// A statistics bound as JSON: INT64 as a number; bytes as a string when they are printable
-// UTF-8-free ASCII, else as {"base64": ...}.
-json Bound(const std::string& plain, int physical_type) {
-  if (physical_type == 2 && plain.size() == 8) {
+// A statistics bound as JSON: a TIMESTAMP as an RFC 3339 string (UTC, microseconds); INT64 and
+// INT32 as a number; bytes as a string when they are printable ASCII, else as {"base64": ...}.
+json Bound(const std::string& plain, const parquet::ColumnSchema& column) {
+  if (column.physical_type == 2 && plain.size() == 8) {
     int64_t v;
     std::memcpy(&v, plain.data(), 8);
+    if (column.timestamp_unit_nanos > 0) {
+      const absl::Time t = column.timestamp_unit_nanos == 1   ? absl::FromUnixNanos(v)
+                           : column.timestamp_unit_nanos == 1000 ? absl::FromUnixMicros(v)
+                                                                 : absl::FromUnixMillis(v);
+      return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+    }
+    return v;
+  }
+  if (column.physical_type == 1 && plain.size() == 4) {
+    int32_t v;
+    std::memcpy(&v, plain.data(), 4);
     return v;
   }
   bool printable = true;
@@ -66,23 +78,26 @@ int ParquetInspect(const std::string& path) {
   const parquet::Reader& r = **reader;
   json schema = json::array();
   for (const auto& c : r.schema()) {
-    schema.push_back({{"path", c.path},
-                      {"type", TypeName(c.physical_type)},
-                      {"max_definition_level", c.max_definition_level},
-                      {"max_repetition_level", c.max_repetition_level}});
+    json column = {{"path", c.path},
+                   {"type", TypeName(c.physical_type)},
+                   {"max_definition_level", c.max_definition_level},
+                   {"max_repetition_level", c.max_repetition_level}};
+    if (!c.logical_type.empty()) column["logical_type"] = c.logical_type;
+    schema.push_back(std::move(column));
   }
   json groups = json::array();
   for (const auto& g : r.row_groups()) {
     json columns = json::array();
     for (size_t i = 0; i < g.columns.size(); ++i) {
       const auto& c = g.columns[i];
-      const int type = i < r.schema().size() ? r.schema()[i].physical_type : -1;
+      const parquet::ColumnSchema schema_of =
+          i < r.schema().size() ? r.schema()[i] : parquet::ColumnSchema{};
       json encodings = json::array();
       for (int e : c.encodings) encodings.push_back(EncodingName(e));
       json stats = json::object();
       if (c.statistics.null_count) stats["null_count"] = *c.statistics.null_count;
-      if (c.statistics.min_value) stats["min"] = Bound(*c.statistics.min_value, type);
-      if (c.statistics.max_value) stats["max"] = Bound(*c.statistics.max_value, type);
+      if (c.statistics.min_value) stats["min"] = Bound(*c.statistics.min_value, schema_of);
+      if (c.statistics.max_value) stats["max"] = Bound(*c.statistics.max_value, schema_of);
       columns.push_back({{"path", c.path},
                          {"codec", CodecName(c.codec)},
                          {"encodings", encodings},

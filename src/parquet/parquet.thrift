@@ -59,6 +59,7 @@ struct Statistics {
 }
 
 struct StringType {}
+struct JsonType {}
 struct MapType {}
 struct ListType {}
 
@@ -81,6 +82,7 @@ union LogicalType {
   2: MapType MAP
   3: ListType LIST
   8: TimestampType TIMESTAMP
+  12: JsonType JSON
 }
 
 struct SchemaElement {

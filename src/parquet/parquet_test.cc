@@ -148,6 +148,89 @@ TEST(Schema, ExposesLevelsOfTheMapColumns) {
   EXPECT_EQ(schema[7].max_definition_level, 3);
 }
 
+TEST(Schema, KeyAndDataCarryTheTopicsFormatsAsLogicalTypes) {
+  std::vector<Record> records = MakeRecords(50, 11);
+  for (size_t i = 0; i < records.size(); ++i) {
+    records[i].data = "{\"amt\":" + std::to_string(i) + ",\"note\":\"caf\u00e9\"}";
+  }
+  WriterOptions options;
+  options.key_format = DataFormat::kString;
+  options.data_format = DataFormat::kJson;
+  auto reader = Reader::Open(NewStringSource(WriteToString(records, options)));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const auto& schema = (*reader)->schema();
+  ASSERT_EQ(schema.size(), 8u);
+  EXPECT_EQ(schema[4].path, "key");
+  EXPECT_EQ(schema[4].physical_type, 6);  // still BYTE_ARRAY
+  EXPECT_EQ(schema[4].logical_type, "STRING");
+  EXPECT_EQ(schema[5].path, "data");
+  EXPECT_EQ(schema[5].physical_type, 6);
+  EXPECT_EQ(schema[5].logical_type, "JSON");
+  EXPECT_EQ(schema[1].logical_type, "TIMESTAMP(MICROS,true)");
+  EXPECT_EQ(schema[1].timestamp_unit_nanos, 1000);
+  EXPECT_EQ(schema[3].logical_type, "STRING");
+  EXPECT_EQ(schema[0].logical_type, "");
+  EXPECT_EQ(schema[0].timestamp_unit_nanos, 0);
+  // The bytes are stored as given and read back unchanged.
+  EXPECT_EQ(ReadAll(**reader), records);
+
+  // Bytes (the default) leave both columns without an annotation.
+  auto plain = Reader::Open(NewStringSource(WriteToString(records, {})));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->schema()[4].logical_type, "");
+  EXPECT_EQ((*plain)->schema()[5].logical_type, "");
+  options.data_format = DataFormat::kString;
+  auto text = Reader::Open(NewStringSource(WriteToString(records, options)));
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ((*text)->schema()[5].logical_type, "STRING");
+}
+
+TEST(Statistics, TextBoundsOfStringDataAreCutOnCharacterBoundaries) {
+  std::vector<Record> records(2);
+  records[0].data = "a" + std::string(40, 'x');
+  records[1].data = std::string(20, 'z') + "\u00e9\u00e9\u00e9";  // 2-byte characters at 20..25
+  WriterOptions options;
+  options.data_format = DataFormat::kString;
+  options.statistics_max_bytes = 21;
+  auto reader = Reader::Open(NewStringSource(WriteToString(records, options)));
+  ASSERT_TRUE(reader.ok());
+  const auto& stats = Column((*reader)->row_groups()[0], "data").statistics;
+  EXPECT_EQ(*stats.min_value, "a" + std::string(20, 'x'));
+  // 21 bytes would split "\u00e9": the bound is the ASCII prefix with its last byte raised.
+  EXPECT_EQ(*stats.max_value, std::string(19, 'z') + "{");
+}
+
+TEST(Writer, PartitionColumnHoldsEachRecordsPartition) {
+  std::vector<Record> records = MakeRecords(3000, 12);
+  for (size_t i = 0; i < records.size(); ++i) records[i].partition = static_cast<int32_t>(i / 1000);
+  WriterOptions options;
+  options.partition_column = true;
+  options.row_group_rows = 1100;  // row groups span partitions
+  options.page_size_bytes = 2048;
+  auto reader = Reader::Open(NewStringSource(WriteToString(records, options)));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const auto& schema = (*reader)->schema();
+  ASSERT_EQ(schema.size(), 9u);
+  EXPECT_EQ(schema[8].path, "partition");
+  EXPECT_EQ(schema[8].physical_type, 1);  // INT32
+  EXPECT_EQ(schema[8].max_definition_level, 0);
+  ASSERT_EQ((*reader)->row_groups().size(), 3u);
+  const auto& stats = Column((*reader)->row_groups()[1], "partition").statistics;
+  ASSERT_EQ(stats.min_value->size(), 4u);  // PLAIN INT32
+  int32_t min, max;
+  std::memcpy(&min, stats.min_value->data(), 4);
+  std::memcpy(&max, stats.max_value->data(), 4);
+  EXPECT_EQ(min, 1);
+  EXPECT_EQ(max, 2);
+  EXPECT_EQ(ReadAll(**reader), records);
+
+  // Without the option there is no such column and the partition reads as 0.
+  auto plain = Reader::Open(NewStringSource(WriteToString(records, {})));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->schema().size(), 8u);
+  EXPECT_EQ(ReadAll(**plain)[2500].partition, 0);
+}
+
 TEST(Statistics, MinMaxAndNullCountsPerColumnChunk) {
   auto records = MakeRecords(300, 7);
   records[10].id = "\xff\xfe";  // unsigned order: above every ASCII id

@@ -19,6 +19,7 @@ namespace nodata::parquet {
 namespace {
 
 using internal::kLeaves;
+using internal::kMaxLeaves;
 using internal::kNumLeaves;
 using internal::Leaf;
 
@@ -58,6 +59,53 @@ struct ResolvedLeaf {
   // Multiplier/divisor turning the file's TIMESTAMP unit into microseconds.
   int64_t ts_multiply = 1, ts_divide = 1;
 };
+
+// Bytes of a PLAIN value of an integer column (INT32 values are widened to int64 on reading);
+// 0 for other columns.
+int IntBytes(const ResolvedLeaf& leaf) {
+  switch (leaf.schema.physical_type) {
+    case format::Type::INT64:
+      return 8;
+    case format::Type::INT32:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+// The annotation of a schema element as parquet-format names it: the logical type when set,
+// else the legacy converted type; empty when there is neither.
+std::string LogicalTypeName(const format::SchemaElement& e) {
+  if (e.__isset.logicalType) {
+    const format::LogicalType& l = e.logicalType;
+    if (l.__isset.STRING) return "STRING";
+    if (l.__isset.JSON) return "JSON";
+    if (l.__isset.MAP) return "MAP";
+    if (l.__isset.LIST) return "LIST";
+    if (l.__isset.TIMESTAMP) {
+      const auto& unit = l.TIMESTAMP.unit;
+      const char* name = unit.__isset.MILLIS ? "MILLIS" : unit.__isset.NANOS ? "NANOS" : "MICROS";
+      return StrCat("TIMESTAMP(", name, ",", l.TIMESTAMP.isAdjustedToUTC ? "true" : "false", ")");
+    }
+  }
+  if (!e.__isset.converted_type) return "";
+  switch (e.converted_type) {
+    case format::ConvertedType::UTF8:
+      return "STRING";
+    case format::ConvertedType::JSON:
+      return "JSON";
+    case format::ConvertedType::MAP:
+      return "MAP";
+    case format::ConvertedType::LIST:
+      return "LIST";
+    case format::ConvertedType::TIMESTAMP_MILLIS:
+      return "TIMESTAMP(MILLIS,true)";
+    case format::ConvertedType::TIMESTAMP_MICROS:
+      return "TIMESTAMP(MICROS,true)";
+    default:
+      return StrCat("CONVERTED_TYPE(", static_cast<int>(e.converted_type), ")");
+  }
+}
 
 // Levels and non-null values of one column chunk.
 struct ColumnValues {
@@ -112,11 +160,13 @@ class Reader::Impl {
       return absl::OutOfRangeError(StrCat("no row group ", index));
     }
     const int64_t num_rows = row_groups_[index].num_rows;
-    std::array<ColumnValues, kNumLeaves> cols;
-    for (int i = 0; i < kNumLeaves; ++i) {
+    std::array<ColumnValues, kMaxLeaves> cols;
+    const int num_leaves = has_partition_ ? kMaxLeaves : kNumLeaves;
+    for (int i = 0; i < num_leaves; ++i) {
       RETURN_IF_ERROR(ReadColumnChunk(index, i, &cols[i]));
-      if (i < static_cast<int>(Leaf::kHeaderKey) &&
-          cols[i].def.size() != static_cast<size_t>(num_rows)) {
+      const bool one_per_row =
+          i < static_cast<int>(Leaf::kHeaderKey) || i == static_cast<int>(Leaf::kPartition);
+      if (one_per_row && cols[i].def.size() != static_cast<size_t>(num_rows)) {
         return Corrupt(StrCat("column ", kLeaves[i].path, " has ", cols[i].def.size(),
                               " values for ", num_rows, " rows"));
       }
@@ -156,6 +206,13 @@ class Reader::Impl {
       }
     }
     RETURN_IF_ERROR(AssembleHeaders(cols[6], cols[7], &records));
+    if (has_partition_) {
+      const ColumnValues& c = cols[static_cast<int>(Leaf::kPartition)];
+      if (c.ints.size() != records.size()) return Corrupt("partition column has nulls");
+      for (size_t r = 0; r < records.size(); ++r) {
+        records[r].partition = static_cast<int32_t>(c.ints[r]);
+      }
+    }
     return records;
   }
 
@@ -225,6 +282,7 @@ class Reader::Impl {
         leaf.schema.path += path[i];
       }
       leaf.schema.physical_type = static_cast<int>(e.type);
+      leaf.schema.logical_type = LogicalTypeName(e);
       leaf.schema.max_definition_level = def;
       leaf.schema.max_repetition_level = rep;
       leaf.def_at_depth = defs;
@@ -232,9 +290,16 @@ class Reader::Impl {
         const auto& unit = e.logicalType.TIMESTAMP.unit;
         if (unit.__isset.MILLIS) leaf.ts_multiply = 1000;
         if (unit.__isset.NANOS) leaf.ts_divide = 1000;
+        leaf.schema.timestamp_unit_nanos = unit.__isset.MILLIS ? 1000000
+                                           : unit.__isset.NANOS ? 1
+                                                                : 1000;
       } else if (e.__isset.converted_type &&
                  e.converted_type == format::ConvertedType::TIMESTAMP_MILLIS) {
         leaf.ts_multiply = 1000;
+        leaf.schema.timestamp_unit_nanos = 1000000;
+      } else if (e.__isset.converted_type &&
+                 e.converted_type == format::ConvertedType::TIMESTAMP_MICROS) {
+        leaf.schema.timestamp_unit_nanos = 1000;
       }
       all_leaves_.push_back(std::move(leaf));
     }
@@ -274,6 +339,16 @@ class Reader::Impl {
       }
       leaves_[i] = *it;
       column_index_[i] = static_cast<int>(it - all_leaves_.begin());
+    }
+    // An export's partition column, when there is one of the expected shape.
+    auto it = std::find_if(all_leaves_.begin(), all_leaves_.end(), [](const ResolvedLeaf& l) {
+      return l.schema.path == internal::kPartitionLeaf.path &&
+             l.schema.physical_type == format::Type::INT32 && l.schema.max_repetition_level == 0;
+    });
+    if (it != all_leaves_.end()) {
+      has_partition_ = true;
+      leaves_.push_back(*it);
+      column_index_[kNumLeaves] = static_cast<int>(it - all_leaves_.begin());
     }
     return absl::OkStatus();
   }
@@ -322,11 +397,19 @@ class Reader::Impl {
     return absl::OkStatus();
   }
 
-  absl::Status DecodePlain(bool is_int, std::string_view in, size_t count,
+  // `int_bytes` as IntBytes says.
+  absl::Status DecodePlain(int int_bytes, std::string_view in, size_t count,
                            ColumnValues* out) const {
-    if (is_int) {
+    if (int_bytes == 8) {
       if (in.size() / 8 < count) return Corrupt("PLAIN INT64 values truncated");
       for (size_t i = 0; i < count; ++i) out->ints.push_back(LoadFixed64(in.data() + 8 * i));
+      return absl::OkStatus();
+    }
+    if (int_bytes == 4) {
+      if (in.size() / 4 < count) return Corrupt("PLAIN INT32 values truncated");
+      for (size_t i = 0; i < count; ++i) {
+        out->ints.push_back(static_cast<int32_t>(LoadFixed32(in.data() + 4 * i)));
+      }
       return absl::OkStatus();
     }
     for (size_t i = 0; i < count; ++i) {
@@ -343,10 +426,11 @@ class Reader::Impl {
   absl::Status DecodeValues(const ResolvedLeaf& leaf, format::Encoding encoding,
                             std::string_view in, size_t count, const ColumnValues* dict,
                             ColumnValues* out) const {
-    const bool is_int = leaf.schema.physical_type == format::Type::INT64;
+    const int int_bytes = IntBytes(leaf);
+    const bool is_int = int_bytes > 0;
     switch (encoding) {
       case format::Encoding::PLAIN:
-        return DecodePlain(is_int, in, count, out);
+        return DecodePlain(int_bytes, in, count, out);
       case format::Encoding::PLAIN_DICTIONARY:
       case format::Encoding::RLE_DICTIONARY: {
         if (dict == nullptr) return Corrupt("dictionary-encoded page without a dictionary page");
@@ -422,14 +506,14 @@ class Reader::Impl {
   // filled even when the column's max level is 0.
   absl::Status ReadColumnChunk(int group, int leaf_index, ColumnValues* out) const {
     const ResolvedLeaf& leaf = leaves_[leaf_index];
-    const bool is_int = leaf.schema.physical_type == format::Type::INT64;
+    const int int_bytes = IntBytes(leaf);
     std::string chunk, page;
     std::optional<ColumnValues> dict;
     PageVisitor visitor;
     visitor.page_buffer = [&page](bool) { return &page; };
     visitor.dictionary = [&](std::string_view bytes, size_t count) {
       dict.emplace();
-      return DecodePlain(is_int, bytes, count, &*dict);
+      return DecodePlain(int_bytes, bytes, count, &*dict);
     };
     visitor.data = [&](format::Encoding encoding, std::string_view values, size_t non_null) {
       return DecodeValues(leaf, encoding, values, non_null, dict ? &*dict : nullptr, out);
@@ -779,8 +863,10 @@ class Reader::Impl {
   format::FileMetaData meta_;
   std::vector<ResolvedLeaf> all_leaves_;
   std::vector<ColumnSchema> schema_;
-  std::vector<ResolvedLeaf> leaves_;  // nodata's leaves, in kLeaves order
-  std::array<int, kNumLeaves> column_index_{};
+  // nodata's leaves, in kLeaves order, then the partition column when has_partition_.
+  std::vector<ResolvedLeaf> leaves_;
+  std::array<int, kMaxLeaves> column_index_{};
+  bool has_partition_ = false;
   std::vector<RowGroupInfo> row_groups_;
 };
 

@@ -25,6 +25,11 @@ struct ColumnSchema {
   int physical_type = 0;  // Parquet Type enum value (2 = INT64, 6 = BYTE_ARRAY)
   int max_definition_level = 0;
   int max_repetition_level = 0;
+  // The annotation: "STRING", "JSON", "TIMESTAMP(MICROS,true)", ... (the logical type, else the
+  // converted type); empty when there is none.
+  std::string logical_type;
+  // Of a TIMESTAMP column: nanoseconds per stored unit (1000 for MICROS); 0 for other columns.
+  int64_t timestamp_unit_nanos = 0;
 };
 
 // Column chunk statistics as stored: values are PLAIN-encoded (INT64: 8 bytes
@@ -102,7 +107,8 @@ class Reader {
 
   // Reads every column of row group `index` and assembles its records. A null
   // key becomes an empty key, a null headers map no headers, a null header
-  // value an empty value.
+  // value an empty value. An INT32 column "partition" (an export's) fills
+  // Record::partition.
   absl::StatusOr<std::vector<Record>> ReadRowGroup(int index) const;
 
   // Reads only the BYTE_ARRAY leaf column `path` (dotted, as in schema()) of

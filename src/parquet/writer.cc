@@ -25,6 +25,7 @@ namespace nodata::parquet {
 namespace {
 
 using internal::kLeaves;
+using internal::kMaxLeaves;
 using internal::kNumLeaves;
 using internal::Leaf;
 using internal::LeafSpec;
@@ -62,11 +63,18 @@ void PutFixed32(uint32_t v, std::string* out) {
 void PutFixed64(uint64_t v, std::string* out) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
-std::string Fixed64(int64_t v) {
+// An integer statistics bound, PLAIN-encoded for the column's physical type.
+std::string FixedInt(const LeafSpec& spec, int64_t v) {
   std::string s;
-  PutFixed64(static_cast<uint64_t>(v), &s);
+  if (spec.is_int32) {
+    PutFixed32(static_cast<uint32_t>(v), &s);
+  } else {
+    PutFixed64(static_cast<uint64_t>(v), &s);
+  }
   return s;
 }
+
+bool IsInt(const LeafSpec& spec) { return spec.is_int64 || spec.is_int32; }
 
 // A lower bound of `v` at most `limit` bytes long (cut on a UTF-8 character
 // boundary).
@@ -128,9 +136,9 @@ struct StatsAccumulator {
     format::Statistics s;
     s.__set_null_count(null_count);
     if (!has_value) return s;
-    if (spec.is_int64) {
-      s.__set_min_value(Fixed64(int_min));
-      s.__set_max_value(Fixed64(int_max));
+    if (IsInt(spec)) {
+      s.__set_min_value(FixedInt(spec, int_min));
+      s.__set_max_value(FixedInt(spec, int_max));
       s.__set_is_min_value_exact(true);
       s.__set_is_max_value_exact(true);
       return s;
@@ -286,28 +294,45 @@ format::SchemaElement Timestamp(std::string name) {
   return e;
 }
 
-format::SchemaElement String(std::string name, format::FieldRepetitionType repetition) {
+// A BYTE_ARRAY column annotated for its format: STRING (converted type UTF8) for text, JSON
+// (converted type JSON) for JSON documents, nothing for bytes.
+format::SchemaElement ByteArray(std::string name, format::FieldRepetitionType repetition,
+                                DataFormat data_format) {
   auto e = LeafElement(std::move(name), format::Type::BYTE_ARRAY, repetition);
-  e.__set_converted_type(format::ConvertedType::UTF8);
   format::LogicalType logical;
-  logical.__set_STRING(format::StringType());
+  switch (data_format) {
+    case DataFormat::kBytes:
+      return e;
+    case DataFormat::kString:
+      e.__set_converted_type(format::ConvertedType::UTF8);
+      logical.__set_STRING(format::StringType());
+      break;
+    case DataFormat::kJson:
+      e.__set_converted_type(format::ConvertedType::JSON);
+      logical.__set_JSON(format::JsonType());
+      break;
+  }
   e.__set_logicalType(logical);
   return e;
 }
 
-std::vector<format::SchemaElement> BuildSchema() {
+format::SchemaElement String(std::string name, format::FieldRepetitionType repetition) {
+  return ByteArray(std::move(name), repetition, DataFormat::kString);
+}
+
+std::vector<format::SchemaElement> BuildSchema(const WriterOptions& options) {
   using R = format::FieldRepetitionType;
   std::vector<format::SchemaElement> schema;
   format::SchemaElement root;
   root.__set_name("schema");
-  root.__set_num_children(7);
+  root.__set_num_children(options.partition_column ? 8 : 7);
   schema.push_back(root);
   schema.push_back(LeafElement("offset", format::Type::INT64, R::REQUIRED));
   schema.push_back(Timestamp("timestamp"));
   schema.push_back(Timestamp("ingest_time"));
   schema.push_back(String("id", R::REQUIRED));
-  schema.push_back(LeafElement("key", format::Type::BYTE_ARRAY, R::OPTIONAL));
-  schema.push_back(LeafElement("data", format::Type::BYTE_ARRAY, R::REQUIRED));
+  schema.push_back(ByteArray("key", R::OPTIONAL, options.key_format));
+  schema.push_back(ByteArray("data", R::REQUIRED, options.data_format));
   // The standard three-level MAP (LogicalTypes.md).
   format::SchemaElement headers;
   headers.__set_name("headers");
@@ -325,6 +350,10 @@ std::vector<format::SchemaElement> BuildSchema() {
   schema.push_back(key_value);
   schema.push_back(String("key", R::REQUIRED));
   schema.push_back(String("value", R::OPTIONAL));
+  if (options.partition_column) {
+    schema.push_back(LeafElement(std::string(internal::kPartitionLeaf.path), format::Type::INT32,
+                                 R::REQUIRED));
+  }
   return schema;
 }
 
@@ -376,8 +405,8 @@ struct EncodedChunk {
 // One row group: its rows shredded into columns, then its column chunks encoded. The writer
 // has two, so that one fills while the other is encoded, compressed and written.
 struct RowGroupBuffer {
-  ColumnBuffer columns[kNumLeaves];
-  EncodedChunk chunks[kNumLeaves];
+  ColumnBuffer columns[kMaxLeaves];
+  EncodedChunk chunks[kMaxLeaves];
   uint64_t rows = 0;
 
   void Clear() {
@@ -387,13 +416,13 @@ struct RowGroupBuffer {
   }
 };
 
-// Shreds rows from the front of `rows` into `columns` (one per kLeaves entry) until the row
-// group is full: `*buffered_rows` reaches `max_rows` or `*buffered_bytes` (raw record bytes)
-// reaches `max_bytes`. Returns the number of rows taken. One pass over the records, which are
-// mostly out of cache.
+// Shreds rows from the front of `rows` into `columns` (one per kLeaves entry, then the
+// partition column when `partition_column`) until the row group is full: `*buffered_rows`
+// reaches `max_rows` or `*buffered_bytes` (raw record bytes) reaches `max_bytes`. Returns the
+// number of rows taken. One pass over the records, which are mostly out of cache.
 size_t ShredRows(std::span<const Record> rows, uint64_t dict_max, uint64_t max_rows,
-                 uint64_t max_bytes, uint64_t* buffered_rows, uint64_t* buffered_bytes,
-                 ColumnBuffer* columns) {
+                 uint64_t max_bytes, bool partition_column, uint64_t* buffered_rows,
+                 uint64_t* buffered_bytes, ColumnBuffer* columns) {
   ColumnBuffer& offset = columns[static_cast<int>(Leaf::kOffset)];
   ColumnBuffer& timestamp = columns[static_cast<int>(Leaf::kTimestamp)];
   ColumnBuffer& ingest = columns[static_cast<int>(Leaf::kIngestTime)];
@@ -402,6 +431,7 @@ size_t ShredRows(std::span<const Record> rows, uint64_t dict_max, uint64_t max_r
   ColumnBuffer& data = columns[static_cast<int>(Leaf::kData)];
   ColumnBuffer& header_key = columns[static_cast<int>(Leaf::kHeaderKey)];
   ColumnBuffer& header_value = columns[static_cast<int>(Leaf::kHeaderValue)];
+  ColumnBuffer& partition = columns[static_cast<int>(Leaf::kPartition)];
   uint64_t num_rows = *buffered_rows, num_bytes = *buffered_bytes;
   size_t taken = 0;
   bool full = false;
@@ -420,6 +450,7 @@ size_t ShredRows(std::span<const Record> rows, uint64_t dict_max, uint64_t max_r
       key.AddBytes(r.key, dict_max);
     }
     data.AddBytes(r.data, dict_max);
+    if (partition_column) partition.ints.push_back(r.partition);
     // The map's key and value columns; an empty header list is an empty (not null) map.
     header_key.row_starts.push_back(header_key.num_levels);
     header_value.row_starts.push_back(header_value.num_levels);
@@ -448,6 +479,7 @@ size_t ShredRows(std::span<const Record> rows, uint64_t dict_max, uint64_t max_r
   for (ColumnBuffer* c : {&offset, &timestamp, &ingest, &id, &key, &data}) {
     c->num_levels += taken;
   }
+  if (partition_column) partition.num_levels += taken;
   *buffered_rows = num_rows;
   *buffered_bytes = num_bytes;
   return taken;
@@ -457,6 +489,17 @@ size_t ShredRows(std::span<const Record> rows, uint64_t dict_max, uint64_t max_r
 void AppendPlain(const LeafSpec& spec, const ColumnBuffer& col, size_t begin, size_t end,
                  std::string* out) {
   if (begin == end) return;
+  if (spec.is_int32) {
+    const size_t at = out->size();
+    out->resize(at + 4 * (end - begin));
+    char* p = out->data() + at;
+    for (size_t v = begin; v < end; ++v, p += 4) {
+      for (int i = 0; i < 4; ++i) {
+        p[i] = static_cast<char>(static_cast<uint32_t>(col.ints[v]) >> (8 * i));
+      }
+    }
+    return;
+  }
   if (spec.is_int64) {
     const size_t at = out->size();
     out->resize(at + 8 * (end - begin));
@@ -493,7 +536,9 @@ void EncodeColumnChunk(const LeafSpec& spec, const ColumnBuffer& col, size_t num
   out->num_pages = 0;
   const bool has_levels = spec.max_def > 0 || spec.max_rep > 0;
   format::ColumnMetaData meta;
-  meta.__set_type(spec.is_int64 ? format::Type::INT64 : format::Type::BYTE_ARRAY);
+  meta.__set_type(spec.is_int64   ? format::Type::INT64
+                  : spec.is_int32 ? format::Type::INT32
+                                  : format::Type::BYTE_ARRAY);
   meta.__set_path_in_schema(SplitPath(spec.path));
   meta.__set_codec(static_cast<format::CompressionCodec>(options.codec));
   meta.__set_num_values(static_cast<int64_t>(col.num_levels));
@@ -504,7 +549,7 @@ void EncodeColumnChunk(const LeafSpec& spec, const ColumnBuffer& col, size_t num
   // rows were buffered, and survived if it stayed within dictionary_max_bytes.
   const size_t num_values = col.num_values();
   bool use_dict = false;
-  if (!spec.is_int64 && num_values > 0 && col.dict_alive) {
+  if (!IsInt(spec) && num_values > 0 && col.dict_alive) {
     const uint64_t plain_bytes = 4 * num_values + col.bytes.size();
     const uint64_t dict_bytes = col.dict.plain_bytes();
     const uint64_t index_bytes =
@@ -571,9 +616,9 @@ void EncodeColumnChunk(const LeafSpec& spec, const ColumnBuffer& col, size_t num
           ++page_stats.null_count;
           continue;
         }
-        if (spec.is_int64) {
+        if (IsInt(spec)) {
           page_stats.AddInt(col.ints[value_pos]);
-          page_bytes += 8;
+          page_bytes += spec.is_int32 ? 4 : 8;
         } else {
           const size_t begin = value_pos == 0 ? 0 : col.ends[value_pos - 1];
           page_bytes += 4 + (col.ends[value_pos] - begin);
@@ -620,7 +665,7 @@ void EncodeColumnChunk(const LeafSpec& spec, const ColumnBuffer& col, size_t num
       AppendPlain(spec, col, value_begin, value_pos, &body);
     }
     ++data_pages;
-    chunk_stats.Merge(page_stats, spec.is_int64);
+    chunk_stats.Merge(page_stats, IsInt(spec));
   }
   format::PageEncodingStats es;
   es.__set_page_type(format::PageType::DATA_PAGE);
@@ -648,7 +693,14 @@ void EncodeColumnChunk(const LeafSpec& spec, const ColumnBuffer& col, size_t num
 class Writer::Impl {
  public:
   Impl(std::unique_ptr<Sink> sink, const WriterOptions& options)
-      : sink_(std::move(sink)), options_(options) {
+      : sink_(std::move(sink)),
+        options_(options),
+        num_columns_(options.partition_column ? kMaxLeaves : kNumLeaves) {
+    std::copy(kLeaves.begin(), kLeaves.end(), specs_.begin());
+    specs_[kNumLeaves] = internal::kPartitionLeaf;
+    // Text and JSON bounds are cut on character boundaries, as for the STRING columns.
+    specs_[static_cast<int>(Leaf::kKey)].is_utf8 = options.key_format != DataFormat::kBytes;
+    specs_[static_cast<int>(Leaf::kData)].is_utf8 = options.data_format != DataFormat::kBytes;
     const int threads = std::max(1, options.threads);
     for (int t = 0; t < threads; ++t) {
       compressors_.push_back(std::make_unique<internal::Compressor>(
@@ -685,7 +737,8 @@ class Writer::Impl {
   absl::Status WriteRows(std::span<const Record> rows) {
     while (!rows.empty()) {
       const size_t taken = ShredRows(rows, options_.dictionary_max_bytes, options_.row_group_rows,
-                                     options_.row_group_bytes, &buffered_rows_, &buffered_bytes_,
+                                     options_.row_group_bytes, options_.partition_column,
+                                     &buffered_rows_, &buffered_bytes_,
                                      buffers_[filling_]->columns);
       rows = rows.subspan(taken);
       if (buffered_rows_ >= options_.row_group_rows ||
@@ -708,11 +761,11 @@ class Writer::Impl {
     RETURN_IF_ERROR(FlushRowGroup());
     format::FileMetaData meta;
     meta.__set_version(1);
-    meta.__set_schema(BuildSchema());
+    meta.__set_schema(BuildSchema(options_));
     meta.__set_num_rows(static_cast<int64_t>(rows_written_.load()));
     meta.__set_row_groups(row_groups_);
     meta.__set_created_by(options_.created_by);
-    std::vector<format::ColumnOrder> orders(kNumLeaves);
+    std::vector<format::ColumnOrder> orders(num_columns_);
     for (auto& o : orders) o.__set_TYPE_ORDER(format::TypeDefinedOrder());
     meta.__set_column_orders(orders);
     std::string footer;
@@ -768,7 +821,7 @@ class Writer::Impl {
     // A column whose dictionary overflowed (unique ids, payloads) is not hashed again for the
     // next kDictionaryRetryRowGroups row groups: hashing values that are mostly distinct is
     // wasted work, with a cache miss per value once the table outgrows the cache.
-    for (int i = 0; i < kNumLeaves; ++i) {
+    for (int i = 0; i < num_columns_; ++i) {
       if (rg.columns[i].dict_overflowed) {
         dict_skip_[i] = kDictionaryRetryRowGroups;
       } else if (dict_skip_[i] > 0) {
@@ -777,17 +830,17 @@ class Writer::Impl {
       buffers_[filling_]->columns[i].dict_alive = dict_skip_[i] == 0;
     }
     // Largest column chunks first, so that their pages are ready to compress early.
-    int order[kNumLeaves];
-    uint64_t size[kNumLeaves];
-    for (int i = 0; i < kNumLeaves; ++i) {
+    int order[kMaxLeaves];
+    uint64_t size[kMaxLeaves];
+    for (int i = 0; i < num_columns_; ++i) {
       order[i] = i;
       size[i] = rg.columns[i].bytes.size() + 8 * rg.columns[i].ints.size();
     }
-    std::stable_sort(order, order + kNumLeaves, [&](int a, int b) { return size[a] > size[b]; });
+    std::stable_sort(order, order + num_columns_, [&](int a, int b) { return size[a] > size[b]; });
     absl::MutexLock lock(&mu_);
     flushing_ = &rg;
     flush_done_ = false;
-    for (int i : order) tasks_.push_back({i, -1});
+    for (int i = 0; i < num_columns_; ++i) tasks_.push_back({order[i], -1});
     return absl::OkStatus();
   }
 
@@ -839,7 +892,7 @@ class Writer::Impl {
     EncodedChunk& chunk = rg.chunks[task.column];
     if (skip) {
     } else if (task.page < 0) {
-      EncodeColumnChunk(kLeaves[task.column], rg.columns[task.column], rg.rows, options_, &chunk);
+      EncodeColumnChunk(specs_[task.column], rg.columns[task.column], rg.rows, options_, &chunk);
     } else {
       PendingPage& page = *chunk.pages[task.page];
       absl::StatusOr<size_t> size = compressor.CompressInto(page.body, &page.compressed);
@@ -877,7 +930,7 @@ class Writer::Impl {
     group.__set_file_offset(static_cast<int64_t>(position_.load()));
     group.__set_ordinal(static_cast<int16_t>(row_groups_.size()));
     int64_t uncompressed = 0, compressed = 0;
-    for (int i = 0; i < kNumLeaves; ++i) {
+    for (int i = 0; i < num_columns_; ++i) {
       EncodedChunk& encoded = rg.chunks[i];
       format::ColumnMetaData& meta = encoded.meta;
       for (size_t p = 0; p < encoded.num_pages; ++p) {
@@ -919,6 +972,10 @@ class Writer::Impl {
 
   const std::unique_ptr<Sink> sink_;
   const WriterOptions options_;
+  // The columns written: kLeaves (key and data with the options' formats), then the partition
+  // column when asked for.
+  const int num_columns_;
+  std::array<LeafSpec, kMaxLeaves> specs_;
 
   // The caller's state.
   absl::Status failed_;
@@ -927,7 +984,7 @@ class Writer::Impl {
   uint64_t buffered_bytes_ = 0;  // raw record bytes of those rows
   int filling_ = 0;
   // Per column: row groups left to shred without attempting a dictionary.
-  int dict_skip_[kNumLeaves] = {};
+  int dict_skip_[kMaxLeaves] = {};
 
   // The row group being filled and the one being flushed (or idle).
   std::unique_ptr<RowGroupBuffer> buffers_[2];

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/data_format.h"
 #include "parquet/io.h"
 
 namespace nodata::parquet {
@@ -24,6 +25,7 @@ struct Record {
   std::string key;  // empty is stored as null
   std::string data;
   std::vector<std::pair<std::string, std::string>> headers;  // order is preserved
+  int32_t partition = 0;  // written only with WriterOptions::partition_column
 
   friend bool operator==(const Record&, const Record&) = default;
 };
@@ -59,6 +61,13 @@ struct WriterOptions {
   // FlushRowGroup and Close return once everything is written. The file is the same for any
   // value.
   int threads = 1;
+  // The topic's declared formats: the key and data columns stay BYTE_ARRAY and get the logical
+  // type STRING (kString) or JSON (kJson), so that engines read them as text or JSON.
+  DataFormat key_format = DataFormat::kBytes;
+  DataFormat data_format = DataFormat::kBytes;
+  // Adds a required INT32 column "partition" after the record's columns (Record::partition):
+  // for a file holding records of several partitions, as `nodata topic export` writes.
+  bool partition_column = false;
 };
 
 // Writes one Parquet file. Rows are buffered per row group in memory. Not

@@ -385,6 +385,8 @@ void FillTopic(const broker::TopicInfo& info, nodata::v1::Topic* out) {
   }
   out->set_retention_ms(info.retention_ms);
   out->set_retention_bytes(info.retention_bytes);
+  out->set_key_format(DataFormatToProto(info.config.key_format));
+  out->set_data_format(DataFormatToProto(info.config.data_format));
 }
 
 
@@ -501,9 +503,16 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                         const nodata::v1::CreateTopicRequest* request,
                                         nodata::v1::CreateTopicResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    auto info = broker_.CreateTopic(request->name(), request->partitions(),
-                                    broker::TopicConfig{request->retention_ms(),
-                                                        request->retention_bytes()});
+    auto key_format = DataFormatFromProto(request->key_format(), "key_format");
+    auto data_format = DataFormatFromProto(request->data_format(), "data_format");
+    if (!key_format.ok() || !data_format.ok()) {
+      reactor->Finish(ToGrpc(!key_format.ok() ? key_format.status() : data_format.status()));
+      return reactor;
+    }
+    auto info = broker_.CreateTopic(
+        request->name(), request->partitions(),
+        broker::TopicConfig{request->retention_ms(), request->retention_bytes(), *key_format,
+                            *data_format});
     if (info.ok()) FillTopic(*info, response->mutable_topic());
     reactor->Finish(ToGrpc(info.status()));
     return reactor;

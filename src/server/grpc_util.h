@@ -1,4 +1,5 @@
-// Conversions shared by the gRPC services: statuses, timestamps, stored records.
+// Conversions shared by the gRPC services (and the CLI): statuses, timestamps, stored records,
+// data formats.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -8,6 +9,8 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/data_format.h"
 #include "common/strings.h"
 #include "log/format.h"
 #include "nodata/v1/nodata.pb.h"
@@ -55,6 +58,35 @@ inline void FillRecord(std::string_view topic, uint32_t partition, log::Record&&
   e->set_data(std::move(rec.data));
   SetTimestamp(rec.timestamp_us, e->mutable_timestamp());
   for (auto& [k, v] : rec.headers) (*e->mutable_headers())[k] = std::move(v);
+}
+
+inline nodata::v1::DataFormat DataFormatToProto(DataFormat format) {
+  switch (format) {
+    case DataFormat::kString:
+      return nodata::v1::DATA_FORMAT_STRING;
+    case DataFormat::kJson:
+      return nodata::v1::DATA_FORMAT_JSON;
+    case DataFormat::kBytes:
+      break;
+  }
+  return nodata::v1::DATA_FORMAT_BYTES;
+}
+
+// A requested format (`field` names it in the error); unspecified is bytes. INVALID_ARGUMENT for
+// a value the API does not define (proto3 enums are open).
+inline absl::StatusOr<DataFormat> DataFormatFromProto(int format, std::string_view field) {
+  switch (format) {
+    case nodata::v1::DATA_FORMAT_UNSPECIFIED:
+    case nodata::v1::DATA_FORMAT_BYTES:
+      return DataFormat::kBytes;
+    case nodata::v1::DATA_FORMAT_STRING:
+      return DataFormat::kString;
+    case nodata::v1::DATA_FORMAT_JSON:
+      return DataFormat::kJson;
+    default:
+      return absl::InvalidArgumentError(
+          StrCat(field, " ", format, " is not a DataFormat (1 bytes, 2 string, 3 json)"));
+  }
 }
 
 }  // namespace nodata::server

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <optional>
+
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/time.h"
@@ -108,6 +110,19 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) 
       return s;
     }
   }
+  // Version 3: declared key and data formats, by name (DataFormatName); older topics are bytes.
+  if (version < 3) {
+    s = catalog->Exec(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE topics ADD COLUMN key_format TEXT NOT NULL DEFAULT 'bytes';"
+        "ALTER TABLE topics ADD COLUMN data_format TEXT NOT NULL DEFAULT 'bytes';"
+        "UPDATE schema_version SET version = 3;"
+        "COMMIT;");
+    if (!s.ok()) {
+      catalog->Exec("ROLLBACK;").IgnoreError();
+      return s;
+    }
+  }
   return catalog;
 }
 
@@ -125,13 +140,15 @@ absl::Status Catalog::CreateTopic(const TopicMeta& topic) {
   absl::MutexLock lock(&mu_);
   Statement st(db_,
                "INSERT INTO topics (name, partitions, created_at_us, retention_ms, "
-               "retention_bytes) VALUES (?, ?, ?, ?, ?)");
+               "retention_bytes, key_format, data_format) VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
   st.BindText(1, topic.name);
   st.BindInt(2, topic.partitions);
   st.BindInt(3, topic.created_at_us);
   st.BindInt(4, topic.retention_ms);
   st.BindInt(5, topic.retention_bytes);
+  st.BindText(6, DataFormatName(topic.key_format));
+  st.BindText(7, DataFormatName(topic.data_format));
   int rc = sqlite3_step(st.get());
   if ((rc & 0xff) == SQLITE_CONSTRAINT) {
     return absl::AlreadyExistsError(StrCat("topic \"", topic.name, "\" already exists"));
@@ -156,8 +173,8 @@ absl::Status Catalog::DeleteTopic(std::string_view name) {
 absl::StatusOr<std::vector<TopicMeta>> Catalog::ListTopics() {
   absl::MutexLock lock(&mu_);
   Statement st(db_,
-               "SELECT name, partitions, created_at_us, retention_ms, retention_bytes FROM topics "
-               "ORDER BY name");
+               "SELECT name, partitions, created_at_us, retention_ms, retention_bytes, key_format, "
+               "data_format FROM topics ORDER BY name");
   if (!st.ok()) return SqliteError(db_, st.rc(), "prepare");
   std::vector<TopicMeta> out;
   for (;;) {
@@ -170,6 +187,16 @@ absl::StatusOr<std::vector<TopicMeta>> Catalog::ListTopics() {
     t.created_at_us = sqlite3_column_int64(st.get(), 2);
     t.retention_ms = sqlite3_column_int64(st.get(), 3);
     t.retention_bytes = sqlite3_column_int64(st.get(), 4);
+    for (auto [column, format] : {std::pair{5, &t.key_format}, std::pair{6, &t.data_format}}) {
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), column));
+      std::optional<DataFormat> parsed = ParseDataFormat(text ? text : "");
+      if (!parsed) {
+        return absl::DataLossError(StrCat("metadata: topic \"", t.name, "\" has an unknown ",
+                                          column == 5 ? "key" : "data", " format \"",
+                                          text ? text : "", "\""));
+      }
+      *format = *parsed;
+    }
     out.push_back(std::move(t));
   }
   return out;

@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/data_format.h"
 
 struct sqlite3;
 
@@ -28,6 +29,9 @@ struct TopicMeta {
   int64_t created_at_us = 0;
   int64_t retention_ms = kRetentionDefault;     // by ingest time, per partition
   int64_t retention_bytes = kRetentionDefault;  // per partition
+  // Declared formats of event keys and data, fixed at creation.
+  DataFormat key_format = DataFormat::kBytes;
+  DataFormat data_format = DataFormat::kBytes;
 };
 
 // Safe for concurrent use. Every change is durable (synchronous=FULL) when the call returns.

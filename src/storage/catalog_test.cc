@@ -1,5 +1,6 @@
 #include "storage/catalog.h"
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -32,6 +33,66 @@ TEST(Catalog, TopicsSurviveReopen) {
   EXPECT_TRUE((*catalog)->DeleteTopic("a").ok());
   EXPECT_EQ((*catalog)->DeleteTopic("a").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*catalog)->ListTopics()->size(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Catalog, DataFormatsSurviveReopen) {
+  auto dir = std::filesystem::temp_directory_path() / StrCat("nodata-catalog-formats-", ::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "meta.db").string();
+  {
+    auto catalog = Catalog::Open(path);
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    TopicMeta json{"j", 2, 10};
+    json.key_format = DataFormat::kString;
+    json.data_format = DataFormat::kJson;
+    ASSERT_TRUE((*catalog)->CreateTopic(json).ok());
+    ASSERT_TRUE((*catalog)->CreateTopic({"b", 1, 20}).ok());
+  }
+  auto catalog = Catalog::Open(path);
+  ASSERT_TRUE(catalog.ok());
+  auto topics = (*catalog)->ListTopics();
+  ASSERT_TRUE(topics.ok());
+  ASSERT_EQ(topics->size(), 2u);
+  EXPECT_EQ((*topics)[0].name, "b");
+  EXPECT_EQ((*topics)[0].key_format, DataFormat::kBytes);
+  EXPECT_EQ((*topics)[0].data_format, DataFormat::kBytes);
+  EXPECT_EQ((*topics)[1].key_format, DataFormat::kString);
+  EXPECT_EQ((*topics)[1].data_format, DataFormat::kJson);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Catalog, OpensAVersionTwoDatabaseWithItsTopicsAsBytes) {
+  auto dir = std::filesystem::temp_directory_path() / StrCat("nodata-catalog-v2-", ::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "meta.db").string();
+  {
+    // The tables as schema version 2 left them.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE topics (name TEXT PRIMARY KEY, partitions INTEGER NOT "
+                           "NULL, created_at_us INTEGER NOT NULL, retention_ms INTEGER NOT NULL "
+                           "DEFAULT 0, retention_bytes INTEGER NOT NULL DEFAULT 0);"
+                           "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                           "INSERT INTO schema_version VALUES (2);"
+                           "INSERT INTO topics VALUES ('old', 3, 5, 1000, -1);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto catalog = Catalog::Open(path);
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  auto topics = (*catalog)->ListTopics();
+  ASSERT_TRUE(topics.ok()) << topics.status();
+  ASSERT_EQ(topics->size(), 1u);
+  EXPECT_EQ((*topics)[0].partitions, 3u);
+  EXPECT_EQ((*topics)[0].retention_ms, 1000);
+  EXPECT_EQ((*topics)[0].retention_bytes, -1);
+  EXPECT_EQ((*topics)[0].key_format, DataFormat::kBytes);
+  EXPECT_EQ((*topics)[0].data_format, DataFormat::kBytes);
   std::filesystem::remove_all(dir);
 }
 

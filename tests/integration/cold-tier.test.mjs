@@ -5,20 +5,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { Code, codeName, expectStatus, grpc } from './lib/grpc.mjs';
 import { describeRun, parseJsonOut, runCli } from './lib/cli.mjs';
+import { duck, parquetFiles } from './lib/parquet.mjs';
 import { NodataServer, makeTempDir, startServer } from './lib/server.mjs';
 import { newId, sleep, topicName } from './lib/util.mjs';
 
 const T = { timeout: 180000 };
-
-async function duck() {
-  const instance = await DuckDBInstance.create(':memory:');
-  return instance.connect();
-}
 
 // Events with every field in use: binary data, keys (some empty), headers, producer timestamps.
 function makeEvents(topic, n, seed = 0) {
@@ -40,14 +35,6 @@ async function publishAll(api, events, batch = 500) {
   const acks = [];
   for (let i = 0; i < events.length; i += batch) acks.push(...(await api.publishBatch(events.slice(i, i + batch))));
   return acks;
-}
-
-function parquetFiles(dir) {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { recursive: true })
-    .filter((f) => f.endsWith('.parquet'))
-    .map((f) => path.join(dir, f))
-    .sort();
 }
 
 const utcDate = (micros) => new Date(Number(micros / 1000n)).toISOString().slice(0, 10);
@@ -350,9 +337,9 @@ test('topic export writes JSONL and Parquet equal to the stored records', T, asy
   rows.forEach((row, i) => assert.equal(row.o, i));
   assert.deepEqual(new Set(rows.map((x) => x.id)), new Set(expected.map((e) => e.id)));
 
-  // Every partition: a directory DuckDB reads with hive partitioning.
+  // Every partition into a directory (--out ends in '/'), which DuckDB reads with hive partitioning.
   const dir = path.join(out, 'dir');
-  args = ['topic', 'export', name, '--format', 'parquet', '--out', dir, '--server', srv.grpcAddr];
+  args = ['topic', 'export', name, '--format', 'parquet', '--out', `${dir}/`, '--server', srv.grpcAddr];
   r = await runCli(args);
   assert.equal(r.code, 0, describeRun(args, r));
   const n = (await con.runAndReadAll(
