@@ -58,25 +58,26 @@ std::string RetentionText(int64_t value, const char* unit) {
 }
 
 void PrintTopicTable(const std::vector<const nodata::v1::Topic*>& topics, bool per_partition) {
-  std::printf("%-32s %10s %14s %14s\n", "TOPIC", "PARTITIONS", "RECORDS", "BYTES");
+  std::printf("%-32s %10s %14s %12s\n", "TOPIC", "PARTITIONS", "RECORDS", "SIZE");
   for (const auto* t : topics) {
     uint64_t records = 0, bytes = 0;
     for (const auto& p : t->partitions()) {
       records += p.record_count();
       bytes += p.bytes_on_disk();
     }
-    std::printf("%-32s %10u %14lu %14lu\n", t->name().c_str(), t->partition_count(),
-                static_cast<unsigned long>(records), static_cast<unsigned long>(bytes));
+    std::printf("%-32s %10u %14lu %12s\n", t->name().c_str(), t->partition_count(),
+                static_cast<unsigned long>(records), HumanBytes(bytes).c_str());
     if (per_partition) {
       std::printf("key format: %s, data format: %s\n", FormatName(t->key_format()).c_str(),
                   FormatName(t->data_format()).c_str());
-      std::printf("\n%10s %14s %14s %14s %14s\n", "PARTITION", "START", "END", "RECORDS", "BYTES");
+      std::printf("\n%10s %14s %14s %14s %12s %12s\n", "PARTITION", "START", "END", "RECORDS",
+                  "SIZE", "PARQUET");
       for (const auto& p : t->partitions()) {
-        std::printf("%10u %14lu %14lu %14lu %14lu\n", p.partition(),
+        std::printf("%10u %14lu %14lu %14lu %12s %12s\n", p.partition(),
                     static_cast<unsigned long>(p.start_offset()),
                     static_cast<unsigned long>(p.end_offset()),
                     static_cast<unsigned long>(p.record_count()),
-                    static_cast<unsigned long>(p.bytes_on_disk()));
+                    HumanBytes(p.bytes_on_disk()).c_str(), HumanBytes(p.parquet_bytes()).c_str());
       }
     }
   }
@@ -199,8 +200,8 @@ int TopicFlush(const ClientOptions& c, const std::string& name) {
       files += p.parquet_file_count();
       bytes += p.parquet_bytes();
     }
-    std::printf("flushed topic %s: %lu Parquet files, %lu bytes\n", name.c_str(),
-                static_cast<unsigned long>(files), static_cast<unsigned long>(bytes));
+    std::printf("flushed topic %s: %lu Parquet files, %s\n", name.c_str(),
+                static_cast<unsigned long>(files), HumanBytes(bytes).c_str());
   }
   return 0;
 }

@@ -53,6 +53,11 @@ test('topic create/list/get/delete --json', T, async (t) => {
   // Without --json: human output that at least names the topic.
   args = ['topic', 'list', ...server];
   assert.ok((await ok(args)).stdout.includes(name), 'plain list names the topic');
+  // Sizes for people in tables; --json keeps bytes.
+  const table = (await ok(['topic', 'get', name, ...server])).stdout;
+  const row = table.split('\n').find((l) => l.startsWith(name));
+  assert.match(row, / 3 +12 +\d+(\.\d)? (B|KiB|MiB)$/, table);
+  assert.doesNotMatch(table, /\d{5,} *$/m, `no raw byte counts: ${table}`);
 
   args = ['topic', 'delete', name, ...server, '--json'];
   await ok(args);

@@ -51,10 +51,15 @@ test('a 249-character topic name works through create, publish, flush, export, r
   assert.equal(lines.length, total);
   assert.deepEqual(new Set(lines.map((l) => l.id)), new Set([...events.map((e) => e.id), 'via-cli']));
   const pq = path.join(out, 'pq');
-  await cli(srv, ['topic', 'export', NAME, '--format', 'parquet', '--out', pq], { json: false });
+  await cli(srv, ['topic', 'export', NAME, '--format', 'parquet', '--out', `${pq}/`], { json: false });
   const exported = (await con.runAndReadAll(
     `SELECT count(DISTINCT id)::INTEGER AS n FROM read_parquet('${pq}/**/*.parquet', hive_partitioning = true)`)).getRowObjects()[0];
   assert.equal(exported.n, total);
+  const single = path.join(out, 'all.parquet');
+  await cli(srv, ['topic', 'export', NAME, '--format', 'parquet', '--out', single], { json: false });
+  const exportedOne = (await con.runAndReadAll(
+    `SELECT count(DISTINCT id)::INTEGER AS n FROM read_parquet('${single}')`)).getRowObjects()[0];
+  assert.equal(exportedOne.n, total);
 
   // Restart keeps everything.
   await srv.restart();
