@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 namespace nodata::cli {
@@ -24,9 +25,12 @@ std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c) {
 
 bool NormalizeAddress(const std::string& address, uint16_t default_port, std::string* out,
                       std::string* error) {
-  if (address.rfind("unix:", 0) == 0 && address.size() > 5) {
-    *out = address;
-    return true;
+  // gRPC target URIs (unix:PATH, dns:///HOST:PORT, ipv4:ADDR:PORT, ipv6:[ADDR]:PORT) as given.
+  for (const char* scheme : {"unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:"}) {
+    if (address.rfind(scheme, 0) == 0 && address.size() > std::strlen(scheme)) {
+      *out = address;
+      return true;
+    }
   }
   std::string host, port;
   if (!address.empty() && address.front() == '[') {

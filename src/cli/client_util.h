@@ -12,8 +12,9 @@ namespace nodata::cli {
 
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c);
 // Checks a server address and fills in the default port: "HOST:PORT", "HOST" (port
-// `default_port`), "[IPV6]:PORT", "[IPV6]", or "unix:PATH" as given. PORT is 1..65535; without a
-// default port (0, for listen addresses) it is required and may be 0 (any free port). On error, a message that names the address.
+// `default_port`), "[IPV6]:PORT", "[IPV6]", or a gRPC target URI (unix:, dns:, ipv4:, ipv6:)
+// as given. PORT is 1..65535; without a default port (0, for listen addresses) it is required
+// and may be 0 (any free port). On error, a message that names the address.
 bool NormalizeAddress(const std::string& address, uint16_t default_port, std::string* out,
                       std::string* error);
 // "INVALID_ARGUMENT" and so on.

@@ -157,7 +157,12 @@ grpc::Status Consumer::LoadRanges() {
 grpc::Status Consumer::StartsAtEnd(uint32_t p, std::optional<uint64_t> position, bool* at_end) {
   *at_end = false;
   auto it = ranges_.find(p);
-  if (it == ranges_.end()) return grpc::Status::OK;  // not a partition: the server says so
+  // Not a partition when consume started: one added since (a grown topic) ended at 0 then; one
+  // that does not exist at all is refused by the server.
+  if (it == ranges_.end()) {
+    *at_end = true;
+    return grpc::Status::OK;
+  }
   const Range& r = it->second;
   if (r.start >= r.end) {
     *at_end = true;

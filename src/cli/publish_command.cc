@@ -383,9 +383,10 @@ int PublishFile(const ClientOptions& c, const PublishOptions& p) {
       failed_line = inflight.front().lines[index];
     }
     std::string outcome;
-    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-        status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
-      // The server refused the batch: it and the batches behind it were not stored.
+    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && index >= 0) {
+      // The server refused the batch before storing any of it (a bad event), and the batches
+      // pipelined behind it were not stored. Other errors (a full disk midway, a lost
+      // connection) may leave part of what was sent stored.
       outcome = "; nothing from line " + std::to_string(first_unacked) + " on was stored";
     } else {
       outcome = "; lines after " + std::to_string(last_acked_line) +

@@ -167,7 +167,7 @@ class Reader::Impl {
       const bool one_per_row =
           i < static_cast<int>(Leaf::kHeaderKey) || i == static_cast<int>(Leaf::kPartition);
       if (one_per_row && cols[i].def.size() != static_cast<size_t>(num_rows)) {
-        return Corrupt(StrCat("column ", kLeaves[i].path, " has ", cols[i].def.size(),
+        return Corrupt(StrCat("column ", leaves_[i].schema.path, " has ", cols[i].def.size(),
                               " values for ", num_rows, " rows"));
       }
     }

@@ -174,6 +174,32 @@ test('consume --until-end in a group commits what it printed; the next run start
   holder.cancel();
 });
 
+test('consume --until-end in a group exits when the topic grows under it', T, async (t) => {
+  const srv = await startServer(t);
+  const S = ['--server', srv.grpcAddr];
+  const topic = topicName('until-end-grow');
+  await srv.api.createTopic(topic, 2);
+  const big = 'x'.repeat(2000);
+  const published = [];
+  for (let b = 0; b < 8; b++) {
+    const batch = Array.from({ length: 2000 }, (_, i) => ev(topic, { key: `k${i % 13}`, data: `${b}-${i}-${big}` }));
+    await srv.api.publishBatch(batch);
+    published.push(...batch);
+  }
+  // Its stdout held, the member stays mid-topic while the topic grows and the group rebalances
+  // onto partitions that did not exist when it started.
+  const run = startConsume(['--topic', topic, '--group', 'grow', '--until-end', ...S], { hold: true });
+  t.after(() => run.child.kill('SIGKILL'));
+  for (let i = 0; i < 400 && !/"assignment":\[0,1\]/.test(run.stderr); i++) await sleep(25);
+  assert.match(run.stderr, /"assignment":\[0,1\]/, 'the member joined');
+  await srv.api.updateTopic({ name: topic, partitions: 4 });
+  run.release();
+  const { code } = await waitExit(run, 60000);
+  assert.equal(code, 0, run.stderr);
+  assert.match(run.stderr, /"assignment":\[0,1,2,3\]/, 'the member was assigned the new partitions');
+  assertExactlyOnce(lines(run.stdout), published);
+});
+
 test('consume --from offset:N applies per partition, clamping with a note', T, async (t) => {
   const srv = await startServer(t);
   const S = ['--server', srv.grpcAddr];

@@ -223,7 +223,7 @@ test('--version, usage lines that say nodata, exit code 2 for usage errors, --se
   assert.match(r.stderr, /cannot reach the server at 127\.0\.0\.2:7070/);
   const srv = await startServer(t);
   const port = srv.grpcAddr.split(':').at(-1);
-  for (const server of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+  for (const server of [`localhost:${port}`, `127.0.0.1:${port}`, `dns:///localhost:${port}`, `ipv4:127.0.0.1:${port}`]) {
     r = await runCli(['topic', 'list', '--server', server, '--json']);
     assert.equal(r.code, 0, describeRun(['topic', 'list', '--server', server], r));
   }
