@@ -373,6 +373,10 @@ int PublishFile(const ClientOptions& c, const PublishOptions& p) {
     return std::to_string(acked) + " events before line " + std::to_string(line) +
            " were stored (acknowledged)";
   };
+  if (!status.ok() && status.error_code() == grpc::StatusCode::UNAVAILABLE && acked == 0 &&
+      status.error_message().rfind("failed to connect", 0) == 0) {
+    return Fail(status);  // never reached the server: nothing was sent
+  }
   if (!status.ok()) {
     // Batches are answered in order: the first one without an answer is where it stopped.
     const uint64_t first_unacked = inflight.empty() ? line_no : inflight.front().lines.front();
