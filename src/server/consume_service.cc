@@ -223,11 +223,11 @@ void Session::Start(const SubscribeRequest& request, const std::string& peer) {
   created_at_us_ = info->created_at_us;
   const bool has_group = !group_.empty();
   if (has_group) {
-    absl::Status s = ValidateName("group", group_);
+    absl::Status s = broker_.ValidateGroup(group_, topic_);
     if (!s.ok()) return fail(s);
   }
   if (!consumer_id_.empty()) {
-    absl::Status s = ValidateName("consumer id", consumer_id_);
+    absl::Status s = ValidateNewName("consumer id", consumer_id_);
     if (!s.ok()) return fail(s);
   }
   if (request.max_batch() > kMaxBatch) {
