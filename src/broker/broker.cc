@@ -1086,6 +1086,8 @@ absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
     }
     topic->partitions.store(partitions, std::memory_order_release);
   }
+  // Subscribers reading every partition wait on the old ones: they look again and find the new.
+  for (uint32_t p = 0; p < current; ++p) topic->parts[p]->log().WakeReaders();
   groups_.GrowTopic(topic->name, partitions);
   spdlog::info("topic {}: {} partitions, was {}", name, partitions, current);
   return Describe(*topic);
