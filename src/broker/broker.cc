@@ -331,6 +331,7 @@ class Broker::Impl {
       std::string_view group, std::string_view topic, const StartSpec& to,
       const std::vector<uint32_t>& partitions);
   absl::Status DeleteGroup(std::string_view group, std::string_view topic);
+  absl::Status ValidateGroup(std::string_view group, std::string_view topic);
   void RefreshGroupMetrics();
 
   void SyncAll() {
@@ -543,7 +544,7 @@ absl::Status ValidateTopicConfig(const TopicConfig& config) {
 
 absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint32_t partitions,
                                                     TopicConfig config) {
-  RETURN_IF_ERROR(ValidateTopicName(name));
+  RETURN_IF_ERROR(ValidateNewName("topic", name));
   RETURN_IF_ERROR(ValidateTopicConfig(config));
   if (partitions == 0) partitions = options_.default_partitions;
   if (partitions > options_.max_partitions) {
@@ -657,7 +658,8 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   // All or nothing: the topic's directories move into a trash entry of a short, unique name
   // (any topic name fits under it), and only then does the catalog entry go. Should a step
-  // fail, the earlier ones are undone and the topic stays as it was. The entry's `topic` file
+  // fail, the earlier ones are undone and the topic stays as it was (if the files cannot be
+  // moved back, the topic goes at once, as the next start would decide). The entry's `topic` file
   // lets the next start finish a delete cut short after the first move (see Open).
   const std::string dir = LogRoot() + "/" + std::string(name);
   const std::string cold_dir = ColdRoot() + "/" + std::string(name);
@@ -669,44 +671,56 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   };
   if (absl::Status s = fs_.CreateDirs(trash); !s.ok()) return cleanup(s);
   if (absl::Status s = fs_.WriteFileAtomic(trash + "/topic", name); !s.ok()) return cleanup(s);
+  // Running compaction finishes its file first and none starts after this. Before topic->mu:
+  // a compaction can take seconds, and publishes need not wait for it. They wait for the moves
+  // below only; one that got in first is stored before the delete and goes with the topic.
+  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Close();
+  // A failed step; the topic stays when its files are moved back (`undone`).
+  absl::Status failed;
+  bool undone = false;
   {
-    // Publishes wait; running compaction finishes its file first and none starts meanwhile.
     absl::MutexLock lock(&topic->mu);
-    for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Close();
-    auto undo = [&](absl::Status s, bool log_moved, bool cold_moved) {
+    failed = fs_.Rename(dir, trash + "/log");
+    const bool log_moved = failed.ok();
+    bool cold_moved = false;
+    if (failed.ok() && fs_.Exists(cold_dir)) {
+      failed = fs_.Rename(cold_dir, trash + "/topics");
+      cold_moved = failed.ok();
+    }
+    if (failed.ok()) failed = catalog_->DeleteTopic(name);
+    if (!failed.ok()) {
       absl::Status back;
       if (cold_moved) back = fs_.Rename(trash + "/topics", cold_dir);
       if (log_moved && back.ok()) back = fs_.Rename(trash + "/log", dir);
-      if (!back.ok()) {
-        // Short of a broken disk, a move just made can be reversed. If not, the files stay
-        // in the trash entry and the next start completes the delete.
+      undone = back.ok();
+      if (!undone) {
+        // Short of a broken disk, a move just made can be reversed. If not, the hot tier's
+        // files are in the trash entry and the next start completes the delete: the topic
+        // goes now, so that no publish is acknowledged into files about to be removed.
         spdlog::error("topic {}: cannot move its files back from {}: {}", name, trash,
                       ToStd(back.message()));
-        return absl::Status(s.code(), StrCat("deleting topic \"", name, "\": ",
-                                             ToStd(s.message()), "; its files cannot be moved "
-                                             "back, so the delete completes at the next start"));
-      }
-      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Resume();
-      return cleanup(s);
-    };
-    if (absl::Status s = fs_.Rename(dir, trash + "/log"); !s.ok()) return undo(s, false, false);
-    const bool has_cold = fs_.Exists(cold_dir);
-    if (has_cold) {
-      if (absl::Status s = fs_.Rename(cold_dir, trash + "/topics"); !s.ok()) {
-        return undo(s, true, false);
+        failed = absl::Status(failed.code(),
+                              StrCat("deleting topic \"", name, "\": ", ToStd(failed.message()),
+                                     "; its files cannot be moved back, so the topic is deleted "
+                                     "now and its files are removed at the next start"));
       }
     }
-    if (absl::Status s = catalog_->DeleteTopic(name); !s.ok()) return undo(s, true, has_cold);
-    topic->deleted = true;
-    events_in_.Remove(topic->events_in);
-    bytes_in_.Remove(topic->bytes_in);
-    duplicates_.Remove(topic->duplicates);
-    for (uint32_t p = 0; p < topic->count(); ++p) {
-      end_offset_.Remove(topic->end_offset_gauges[p]);
-      disk_bytes_.Remove(topic->disk_bytes_gauges[p]);
-      parquet_files_.Remove(topic->parquet_files_gauges[p]);
-      parquet_bytes_.Remove(topic->parquet_bytes_gauges[p]);
+    if (!undone) {
+      topic->deleted = true;
+      events_in_.Remove(topic->events_in);
+      bytes_in_.Remove(topic->bytes_in);
+      duplicates_.Remove(topic->duplicates);
+      for (uint32_t p = 0; p < topic->count(); ++p) {
+        end_offset_.Remove(topic->end_offset_gauges[p]);
+        disk_bytes_.Remove(topic->disk_bytes_gauges[p]);
+        parquet_files_.Remove(topic->parquet_files_gauges[p]);
+        parquet_bytes_.Remove(topic->parquet_bytes_gauges[p]);
+      }
     }
+  }
+  if (undone) {
+    for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Resume();
+    return cleanup(failed);
   }
   {
     absl::MutexLock lock(&topics_mu_);
@@ -727,6 +741,7 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
       }
     }
   }
+  if (!failed.ok()) return failed;
   // The topic is gone; files left in the trash (a publish in flight may hold some open) are
   // removed at the next start.
   if (absl::Status s = fs_.RemoveAll(trash); !s.ok()) {
@@ -780,6 +795,11 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     const EventIn& e = events[i];
     if (i == 0 || e.topic != checked_topic) {
       absl::Status s = ValidateTopicName(e.topic);
+      // A name no new topic may have is refused here unless its topic exists, before any
+      // topic of the batch is created.
+      if (s.ok() && !ValidateNewName("topic", e.topic).ok() && !Find(e.topic).ok()) {
+        s = ValidateNewName("topic", e.topic);
+      }
       if (!s.ok()) {
         std::move(done)(absl::InvalidArgumentError(StrCat("event ", i, ": ", ToStd(s.message()))),
                         {});
@@ -895,7 +915,8 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
                                          const std::vector<uint32_t>& indices,
                                          PublishState& state,
                                          std::vector<std::pair<uint32_t, uint64_t>>* waits) {
-  const uint32_t n = topic.count();
+  // Sized outside the lock; a grow in between (rare) resizes them under it.
+  uint32_t n = topic.count();
   std::vector<std::vector<log::RecordView>> views(n);
   std::vector<std::vector<uint32_t>> owners(n);  // event index of each view
   std::vector<IdFingerprint> fingerprints(events.size());
@@ -905,6 +926,15 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
 
   absl::MutexLock lock(&topic.mu);
   if (topic.deleted) return absl::NotFoundError(StrCat("topic \"", topic.name, "\" was deleted"));
+  // The count that routes this batch is read under topic.mu, which a grow holds to raise it:
+  // routing and appends use one count, and a key's events keep their order across a grow.
+  if (const uint32_t now_n = topic.count(); now_n != n) {
+    n = now_n;
+    views.resize(n);
+    owners.resize(n);
+    wait_end.resize(n, 0);
+    next.resize(n);
+  }
   // Appends to the topic's partitions happen only under topic.mu, so the offsets each record
   // will get are known now, and dedupe needs one probe per event: claim the id at its future
   // location, or find where it already is (stored earlier or earlier in this batch).
@@ -1056,6 +1086,8 @@ absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
     }
     topic->partitions.store(partitions, std::memory_order_release);
   }
+  // Subscribers reading every partition wait on the old ones: they look again and find the new.
+  for (uint32_t p = 0; p < current; ++p) topic->parts[p]->log().WakeReaders();
   groups_.GrowTopic(topic->name, partitions);
   spdlog::info("topic {}: {} partitions, was {}", name, partitions, current);
   return Describe(*topic);
@@ -1109,7 +1141,7 @@ absl::StatusOr<uint64_t> Broker::Impl::ResolveStart(std::string_view name, uint3
 absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_view name,
                                          const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
                                          uint64_t generation, std::string_view consumer_id) {
-  RETURN_IF_ERROR(ValidateName("group", group));
+  RETURN_IF_ERROR(ValidateGroup(group, name));
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   if (offsets.empty()) return absl::InvalidArgumentError("no offsets to commit");
   if (generation > 0) {
@@ -1206,15 +1238,10 @@ absl::StatusOr<std::vector<GroupSummary>> Broker::Impl::ListGroups(std::string_v
 absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOffsets(
     std::string_view group, std::string_view name, const StartSpec& to,
     const std::vector<uint32_t>& partitions) {
-  RETURN_IF_ERROR(ValidateName("group", group));
+  RETURN_IF_ERROR(ValidateGroup(group, name));
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   if (to.kind == StartSpec::Kind::kCommitted) {
     return absl::InvalidArgumentError("reset needs earliest, latest, an offset or a timestamp");
-  }
-  if (groups_.HasMembers(std::string(group), std::string(name))) {
-    return absl::FailedPreconditionError(
-        StrCat("group \"", group, "\" has live members on topic \"", name,
-               "\"; stop them before resetting its offsets"));
   }
   std::vector<uint32_t> chosen = partitions;
   if (chosen.empty()) {
@@ -1225,20 +1252,43 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOf
     ASSIGN_OR_RETURN(uint64_t offset, ResolveStart(name, p, to, std::nullopt));
     offsets.emplace_back(p, offset);
   }
-  RETURN_IF_ERROR(catalog_->CommitOffsets(group, name, offsets));
+  // Atomic with joins, as in DeleteGroup: a member's commits would mix with the reset.
+  absl::Status committed;
+  if (!groups_.IfNoMembers(std::string(group), std::string(name),
+                           [&] { committed = catalog_->CommitOffsets(group, name, offsets); })) {
+    return absl::FailedPreconditionError(
+        StrCat("group \"", group, "\" has live members on topic \"", name,
+               "\"; stop them before resetting its offsets"));
+  }
+  RETURN_IF_ERROR(committed);
   return offsets;
+}
+
+absl::Status Broker::Impl::ValidateGroup(std::string_view group, std::string_view topic) {
+  RETURN_IF_ERROR(ValidateName("group", group));
+  absl::Status fresh = ValidateNewName("group", group);
+  if (fresh.ok() || groups_.HasMembers(std::string(group), std::string(topic))) {
+    return absl::OkStatus();
+  }
+  // A group stored before new names were refused a leading '-' goes on working.
+  auto committed = catalog_->GetOffsets(group, topic);
+  if (committed.ok() && !committed->empty()) return absl::OkStatus();
+  return fresh;
 }
 
 absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view name) {
   RETURN_IF_ERROR(ValidateName("group", group));
   RETURN_IF_ERROR(Find(name).status());
-  if (groups_.HasMembers(std::string(group), std::string(name))) {
+  // Atomic with joins: a member joining meanwhile could commit and then lose its offsets.
+  absl::StatusOr<int> deleted = 0;
+  if (!groups_.IfNoMembers(std::string(group), std::string(name),
+                           [&] { deleted = catalog_->DeleteOffsets(group, name); })) {
     return absl::FailedPreconditionError(
         StrCat("group \"", group, "\" has live members on topic \"", name,
                "\"; stop them before deleting the group"));
   }
-  ASSIGN_OR_RETURN(int deleted, catalog_->DeleteOffsets(group, name));
-  if (deleted == 0) {
+  RETURN_IF_ERROR(deleted.status());
+  if (*deleted == 0) {
     return absl::NotFoundError(
         StrCat("group \"", group, "\" has no committed offsets on topic \"", name, "\""));
   }
@@ -1445,6 +1495,9 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::ResetOffsets(
 }
 absl::Status Broker::DeleteGroup(std::string_view group, std::string_view topic) {
   return impl_->DeleteGroup(group, topic);
+}
+absl::Status Broker::ValidateGroup(std::string_view group, std::string_view topic) {
+  return impl_->ValidateGroup(group, topic);
 }
 void Broker::RefreshGroupMetrics() { impl_->RefreshGroupMetrics(); }
 

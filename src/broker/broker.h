@@ -200,6 +200,9 @@ class Broker {
   // Forgets a group's committed offsets on a topic. FAILED_PRECONDITION while the group has live
   // members there, NOT_FOUND when it has no committed offset on the topic.
   absl::Status DeleteGroup(std::string_view group, std::string_view topic);
+  // INVALID_ARGUMENT for a bad group name, and for one starting with '-' unless the group
+  // exists on `topic` (members or committed offsets): only new names must not read as a flag.
+  absl::Status ValidateGroup(std::string_view group, std::string_view topic);
   // Updates the consumer lag gauges (for a /metrics scrape).
   void RefreshGroupMetrics();
 

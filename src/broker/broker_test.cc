@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <thread>
 #include <set>
 
 #include "common/names.h"
@@ -12,6 +13,7 @@
 #include "common/testing/fault_fs.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
+#include "storage/catalog.h"
 
 namespace nodata::broker {
 namespace {
@@ -258,6 +260,100 @@ TEST_F(BrokerTest, DeleteOfTheLongestNameIsAllOrNothing) {
   EXPECT_FALSE(fs::exists(dir_ / "log" / name));
   EXPECT_FALSE(fs::exists(dir_ / "topics" / name));
   EXPECT_TRUE(fs::is_empty(dir_ / "trash"));
+}
+
+TEST_F(BrokerTest, DeleteWhoseFilesCannotBeMovedBackTakesTheTopicAwayNow) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+  ASSERT_TRUE(Publish(*broker, {Event("t", "a")}).ok());
+  std::promise<absl::Status> flushed;
+  broker->FlushTopic("t", [&](absl::StatusOr<TopicInfo> info) { flushed.set_value(info.status()); });
+  ASSERT_TRUE(flushed.get_future().get().ok());
+  // The hot tier moves into the trash, the cold tier's move fails, and so does the move back.
+  fault_.FailRenamesFrom(1);
+  absl::Status s = broker->DeleteTopic("t");
+  fault_.FailRenamesFrom(-1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("the topic is deleted now"), std::string::npos) << s;
+  // Gone now, as the next start decides: nothing is acknowledged into files in the trash.
+  EXPECT_EQ(broker->GetTopic("t").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(Publish(*broker, {Event("t", "b")}).ok());
+  broker.reset();
+  broker = Open();
+  EXPECT_EQ(broker->GetTopic("t").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir_ / "trash"));
+  auto acks = Publish(*broker, {Event("t", "a")});
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  EXPECT_FALSE((*acks)[0].duplicate);
+}
+
+TEST_F(BrokerTest, ExistingNamesStartingWithADashStayUsable) {
+  {
+    // Stored before new names were refused a leading '-'.
+    auto catalog = storage::Catalog::Open((dir_ / "meta.db").string());
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    ASSERT_TRUE((*catalog)->CreateTopic(storage::TopicMeta{"-tmp", 1, 1}).ok());
+    ASSERT_TRUE((*catalog)->CommitOffsets("-old", "-tmp", {{0, 0}}).ok());
+  }
+  auto broker = Open();
+  ASSERT_TRUE(broker->GetTopic("-tmp").ok());
+  auto acks = Publish(*broker, {Event("-tmp", "a")});
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  std::vector<log::Record> out;
+  ASSERT_TRUE(broker->Read("-tmp", 0, 0, 10, 1 << 20, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(broker->CommitOffsets("-old", "-tmp", {{0, 1}}).ok());
+  EXPECT_EQ(broker->CommitOffsets("-new", "-tmp", {{0, 1}}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(broker->DeleteGroup("-old", "-tmp").ok());
+  // New names may not start with '-'.
+  EXPECT_EQ(broker->CreateTopic("-new", 1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Publish(*broker, {Event("-new", "a")}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(broker->DeleteTopic("-tmp").ok());
+  EXPECT_EQ(broker->GetTopic("-tmp").status().code(), absl::StatusCode::kNotFound);
+  broker.reset();
+  broker = Open();
+  EXPECT_EQ(broker->GetTopic("-tmp").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(BrokerTest, GroupWithMembersIsNeitherDeletedNorReset) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 1).ok());
+  ASSERT_TRUE(broker->CommitOffsets("g", "t", {{0, 0}}).ok());
+  auto member = broker->groups().Join("g", "t", "c", "peer", 1, [](const Assignment&) {});
+  EXPECT_EQ(broker->DeleteGroup("g", "t").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(broker->ResetOffsets("g", "t", StartSpec{}, {}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  broker->groups().Leave(member);
+  EXPECT_TRUE(broker->ResetOffsets("g", "t", StartSpec{}, {}).ok());
+  EXPECT_TRUE(broker->DeleteGroup("g", "t").ok());
+  EXPECT_EQ(broker->DeleteGroup("g", "t").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(BrokerTest, DeleteWaitingForACompactionDoesNotStallPublishes) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 1).ok());
+  ASSERT_TRUE(Publish(*broker, {Event("t", "a")}).ok());
+  // A compaction that takes its time: its Parquet file cannot be opened until released.
+  fault_.HoldOpens(".parquet.tmp");
+  std::promise<absl::Status> flushed;
+  broker->FlushTopic("t", [&](absl::StatusOr<TopicInfo> info) { flushed.set_value(info.status()); });
+  while (fault_.held_opens() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The delete waits for the compaction; publishes meanwhile do not wait for the delete.
+  auto deleted = std::async(std::launch::async, [&] { return broker->DeleteTopic("t"); });
+  ASSERT_EQ(deleted.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  std::promise<absl::Status> published;
+  std::vector<EventIn> events{Event("t", "b")};
+  broker->Publish(events, [&](absl::Status s, std::vector<AckOut>) { published.set_value(s); });
+  auto done = published.get_future();
+  const bool prompt = done.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+  fault_.ReleaseOpens();
+  EXPECT_TRUE(prompt) << "a publish waited for the compaction the delete waits for";
+  EXPECT_TRUE(deleted.get().ok());
+  EXPECT_TRUE(done.get().ok());
+  flushed.get_future().get();
+  EXPECT_EQ(broker->GetTopic("t").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(BrokerTest, DeleteCutShortAfterMovingTheFilesCompletesAtStart) {

@@ -94,6 +94,14 @@ bool GroupCoordinator::HasMembers(const std::string& group, const std::string& t
   return groups_.contains({group, topic});
 }
 
+bool GroupCoordinator::IfNoMembers(const std::string& group, const std::string& topic,
+                                   absl::FunctionRef<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  if (groups_.contains({group, topic})) return false;
+  fn();
+  return true;
+}
+
 std::vector<std::pair<std::pair<std::string, std::string>, uint32_t>> GroupCoordinator::Live()
     const {
   absl::MutexLock lock(&mu_);

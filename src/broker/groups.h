@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 
 namespace nodata::broker {
@@ -60,6 +61,11 @@ class GroupCoordinator {
 
   GroupInfo Describe(const std::string& group, const std::string& topic) const;
   bool HasMembers(const std::string& group, const std::string& topic) const;
+  // Runs `fn` if (group, topic) has no members, with joins held off until it returns, so that
+  // no member joins and commits between the check and `fn` (a group's delete or reset). Returns
+  // whether `fn` ran. `fn` must not call back into the coordinator.
+  bool IfNoMembers(const std::string& group, const std::string& topic,
+                   absl::FunctionRef<void()> fn);
   // Every (group, topic) with live members, and their member counts.
   std::vector<std::pair<std::pair<std::string, std::string>, uint32_t>> Live() const;
   // Revokes every member of groups on `topic` (it was deleted).

@@ -1,5 +1,6 @@
 #include "common/names.h"
 
+#include "common/status.h"
 #include "common/strings.h"
 #include "absl/strings/escaping.h"
 #include "fmt/format.h"
@@ -18,12 +19,6 @@ absl::Status ValidateName(std::string_view what, std::string_view name) {
   if (name == "." || name == "..") {
     return absl::InvalidArgumentError(StrCat(what, " name \"", name, "\" is reserved"));
   }
-  if (name.front() == '-') {
-    // Such a name reads as a flag on every command line (ours, ls, rm) that is given it.
-    return absl::InvalidArgumentError(StrCat(what, " name \"", name,
-                                             "\" starts with '-', which reads as a "
-                                             "command-line flag; start it with [a-zA-Z0-9._]"));
-  }
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-';
@@ -33,6 +28,17 @@ absl::Status ValidateName(std::string_view what, std::string_view name) {
           fmt::format("{} name \"{}\" has character 0x{:02x}; allowed are [a-zA-Z0-9._-]",
                       what, shown, static_cast<unsigned char>(c)));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateNewName(std::string_view what, std::string_view name) {
+  RETURN_IF_ERROR(ValidateName(what, name));
+  if (name.front() == '-') {
+    // Such a name reads as a flag on every command line (ours, ls, rm) that is given it.
+    return absl::InvalidArgumentError(StrCat(what, " name \"", name,
+                                             "\" starts with '-', which reads as a "
+                                             "command-line flag; start it with [a-zA-Z0-9._]"));
   }
   return absl::OkStatus();
 }

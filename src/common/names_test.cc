@@ -24,15 +24,23 @@ TEST(TopicName, RefusesPathsAndOddCharacters) {
   }
 }
 
-TEST(TopicName, RefusesALeadingDashThatReadsAsAFlag) {
-  EXPECT_TRUE(ValidateTopicName("a-b-").ok());
+TEST(TopicName, RefusesALeadingDashThatReadsAsAFlagInNewNames) {
+  EXPECT_TRUE(ValidateNewName("topic", "a-b-").ok());
   for (const std::string& bad : {std::string("-"), std::string("-x"), std::string("--help")}) {
-    absl::Status s = ValidateTopicName(bad);
+    absl::Status s = ValidateNewName("topic", bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(std::string(s.message()).find("reads as a command-line flag"), std::string::npos)
         << s;
   }
-  EXPECT_EQ(ValidateName("group", "-g").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateNewName("group", "-g").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateNewName("group", "a/b").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TopicName, LooksUpExistingNamesThatStartWithADash) {
+  // Names stored before the rule for new names stay reachable.
+  EXPECT_TRUE(ValidateTopicName("-tmp").ok());
+  EXPECT_TRUE(ValidateName("group", "-g").ok());
+  EXPECT_EQ(ValidateTopicName("-a/b").code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

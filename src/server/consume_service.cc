@@ -104,6 +104,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // `clamp` (partitions differ in length, and retention moves their starts).
   absl::StatusOr<uint64_t> ResolveStart(uint32_t p, const broker::StartSpec& spec,
                                         std::optional<uint64_t> committed, bool clamp);
+  // With all_partitions_: adds partitions the topic grew by since, read from their start.
+  // Returns whether there were any.
+  bool AddGrownPartitions();
   void Write();
   void SetMessage(std::string_view bytes) {
     grpc::Slice slice(bytes.data(), bytes.size());
@@ -126,6 +129,8 @@ class Session : public std::enable_shared_from_this<Session> {
   int64_t created_at_us_ = 0;  // the topic's incarnation: a topic created again is another one
   size_t batch_bytes_ = kMaxBatchBytes;
   bool auto_commit_ = false;
+  // Reads every partition (no group, no list): partitions added by a grow join the read.
+  bool all_partitions_ = false;
   std::optional<broker::GroupCoordinator::Membership> membership_;
 
   // Owned by the running step (one at a time).
@@ -223,11 +228,11 @@ void Session::Start(const SubscribeRequest& request, const std::string& peer) {
   created_at_us_ = info->created_at_us;
   const bool has_group = !group_.empty();
   if (has_group) {
-    absl::Status s = ValidateName("group", group_);
+    absl::Status s = broker_.ValidateGroup(group_, topic_);
     if (!s.ok()) return fail(s);
   }
   if (!consumer_id_.empty()) {
-    absl::Status s = ValidateName("consumer id", consumer_id_);
+    absl::Status s = ValidateNewName("consumer id", consumer_id_);
     if (!s.ok()) return fail(s);
   }
   if (request.max_batch() > kMaxBatch) {
@@ -287,6 +292,7 @@ void Session::Start(const SubscribeRequest& request, const std::string& peer) {
     return;
   }
   std::vector<uint32_t> chosen(request.partitions().begin(), request.partitions().end());
+  all_partitions_ = chosen.empty();
   if (chosen.empty()) {
     for (uint32_t p = 0; p < info->partition_count; ++p) chosen.push_back(p);
   }
@@ -457,6 +463,10 @@ void Session::Step() {
     Write();
     return;
   }
+  if (AddGrownPartitions()) {
+    pool_.Schedule([self = shared_from_this()] { self->Step(); });
+    return;
+  }
   // A topic deleted and created again under its name (auto-create) is not this stream's topic.
   if (broker_.TopicCreatedAt(topic_) != created_at_us_) {
     Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -470,6 +480,7 @@ void Session::Step() {
     if (commit_dirty_) ArmCommitAlarm();
   }
   std::vector<Part> wait;
+  const uint32_t known = static_cast<uint32_t>(parts_.size());
   bool step_again = false;
   {
     absl::MutexLock lock(&mu_);
@@ -498,6 +509,25 @@ void Session::Step() {
       }
       self->Kick();
     });
+  }
+  // A grow wakes the readers of the partitions it had; one that came before they waited is
+  // seen here.
+  if (all_partitions_ &&
+      broker_.ResolveStart(topic_, known, broker::StartSpec{}, std::nullopt).ok()) {
+    Kick();
+  }
+}
+
+bool Session::AddGrownPartitions() {
+  if (!all_partitions_) return false;
+  bool grew = false;
+  for (;;) {
+    const auto p = static_cast<uint32_t>(parts_.size());
+    // Everything in a partition added after the start is new to this reader: earliest.
+    auto start = broker_.ResolveStart(topic_, p, broker::StartSpec{}, std::nullopt);
+    if (!start.ok()) return grew;
+    parts_.push_back(Part{p, *start});
+    grew = true;
   }
 }
 

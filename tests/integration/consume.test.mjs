@@ -386,3 +386,42 @@ test('records with large headers reach a client with the default 4 MiB message l
   assert.equal(sub.records.length, 40, `status ${JSON.stringify(sub.status)}`);
   sub.records.forEach((r, i) => assert.equal(r.event.headers.n, String(i)));
 });
+
+test('a subscriber without a group reads the partitions a grow adds, every record once', T, async (t) => {
+  const srv = await startServer(t, { args: ['--max-partitions', '8'] });
+  // Routing depends on the key and the count only: a 4-partition topic shows which keys go to
+  // partitions 2 and 3 once the topic below has 4.
+  const probe = topicName('probe');
+  await srv.api.createTopic(probe, 4);
+  const keys = Array.from({ length: 40 }, (_, i) => `key-${i}`);
+  const probeAcks = await srv.api.publishBatch(keys.map((key) => ev(probe, { key })));
+  const newKeys = keys.filter((_, i) => probeAcks[i].partition >= 2);
+  assert.ok(newKeys.length > 0);
+
+  const topic = topicName('grow-tail');
+  await srv.api.createTopic(topic, 2);
+  const before = keys.slice(0, 10).map((key) => ev(topic, { key }));
+  await srv.api.publishBatch(before);
+  const sub = srv.api.subscribe({ topic });
+  t.after(() => sub.cancel());
+  await sub.waitFor((s) => s.records.length === 10, { what: 'the records before the grow' });
+
+  // The subscriber waits on partitions 0 and 1; the grow adds 2 and 3, and only they get records.
+  await srv.api.updateTopic({ name: topic, partitions: 4 });
+  const onNew = newKeys.map((key) => ev(topic, { key }));
+  const newAcks = await srv.api.publishBatch(onNew);
+  assert.ok(newAcks.every((a) => a.partition >= 2), 'these keys route to the new partitions');
+  await sub.waitFor((s) => s.records.length === 10 + onNew.length, { timeoutMs: 10000, what: 'the records of the new partitions' });
+
+  // Then every partition gets records; each one arrives once.
+  const everywhere = keys.map((key) => ev(topic, { key }));
+  const acks = await srv.api.publishBatch(everywhere);
+  assert.deepEqual([...new Set(acks.map((a) => a.partition))].sort(), [0, 1, 2, 3]);
+  const all = [...before, ...onNew, ...everywhere];
+  await sub.waitFor((s) => s.records.length >= all.length, { timeoutMs: 10000, what: 'every record' });
+  await sleep(300);
+  assert.equal(sub.records.length, all.length, 'no record twice');
+  assert.deepEqual(new Set(sub.records.map((r) => r.event.id)), new Set(all.map((e) => e.id)));
+  sub.cancel();
+  await sub.end;
+});

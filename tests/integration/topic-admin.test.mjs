@@ -79,7 +79,8 @@ test('group delete: gRPC and CLI; FAILED_PRECONDITION with live members, NOT_FOU
   await expectStatus(del('g1'), Code.NOT_FOUND, 'deleting it again');
   await expectStatus(del('never'), Code.NOT_FOUND, 'a group without offsets');
   await expectStatus(del('g2', topicName('missing')), Code.NOT_FOUND, 'a missing topic');
-  await expectStatus(del('-g', topic), Code.INVALID_ARGUMENT, 'a bad group name');
+  await expectStatus(del('a/b', topic), Code.INVALID_ARGUMENT, 'a bad group name');
+  await expectStatus(del('-g', topic), Code.NOT_FOUND, 'a group name only new groups may not have');
 
   // A live member blocks the delete.
   const sub = srv.api.subscribe({ topic, group: 'g2', consumer_id: 'm1', auto_commit: false });
@@ -176,5 +177,8 @@ test('topic and group names starting with "-" are refused with the reason', T, a
   const topic = topicName('dash');
   await srv.api.createTopic(topic, 1);
   await expectStatus(srv.api.commit('-g', topic, [{ partition: 0, offset: 0 }]), Code.INVALID_ARGUMENT, 'Commit of group -g');
+  const joined = await srv.api.subscribe({ topic, group: '-g' }).end;
+  assert.equal(joined.code, Code.INVALID_ARGUMENT, 'Subscribe with the new group -g');
+  assert.match(joined.details, /reads as a command-line flag/);
   assert.deepEqual((await srv.api.listTopics()).map((x) => x.name), [topic]);
 });

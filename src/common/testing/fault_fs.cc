@@ -44,7 +44,26 @@ class FaultFile final : public WritableFile {
   std::unique_ptr<WritableFile> base_;
 };
 
+void FaultFs::HoldOpens(std::string suffix) {
+  absl::MutexLock lock(&hold_mu_);
+  hold_suffix_ = std::move(suffix);
+}
+
+int FaultFs::held_opens() {
+  absl::MutexLock lock(&hold_mu_);
+  return held_;
+}
+
 absl::StatusOr<std::unique_ptr<WritableFile>> FaultFs::OpenAppendable(const std::string& path) {
+  {
+    absl::MutexLock lock(&hold_mu_);
+    if (!hold_suffix_.empty() && path.ends_with(hold_suffix_)) {
+      ++held_;
+      hold_mu_.Await(absl::Condition(
+          +[](std::string* suffix) { return suffix->empty(); }, &hold_suffix_));
+      --held_;
+    }
+  }
   auto base = base_.OpenAppendable(path);
   if (!base.ok()) return base.status();
   return std::unique_ptr<WritableFile>(std::make_unique<FaultFile>(*this, std::move(*base)));
@@ -62,6 +81,11 @@ absl::Status FaultFs::Rename(const std::string& from, const std::string& to) {
       if (budget == 0) return ErrnoToStatus(EIO, "rename " + from);
       break;
     }
+  }
+  int64_t left = renames_left_.load();
+  while (left >= 0) {
+    if (left == 0) return ErrnoToStatus(EIO, "rename " + from);
+    if (renames_left_.compare_exchange_weak(left, left - 1)) break;
   }
   return base_.Rename(from, to);
 }

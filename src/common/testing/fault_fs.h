@@ -5,6 +5,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 #include "common/fs.h"
 
@@ -24,6 +28,14 @@ class FaultFs final : public FileSystem {
   uint64_t sync_count() const { return sync_count_.load(); }
   // The rename after this many more successful ones fails with EIO, once. Negative: none fails.
   void FailRenameAfter(int64_t renames) { rename_budget_.store(renames); }
+  // Every rename after this many more successful ones fails with EIO, until this is called
+  // with a negative count (a disk that broke).
+  void FailRenamesFrom(int64_t renames) { renames_left_.store(renames); }
+  // OpenAppendable of a path ending in `suffix` waits until ReleaseOpens (a slow disk).
+  void HoldOpens(std::string suffix);
+  void ReleaseOpens() { HoldOpens(""); }
+  // How many opens wait now.
+  int held_opens();
 
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> OpenReadable(const std::string& path) override {
@@ -50,7 +62,11 @@ class FaultFs final : public FileSystem {
   std::atomic<bool> disk_full_{false};
   std::atomic<bool> fail_sync_{false};
   std::atomic<int64_t> rename_budget_{-1};
+  std::atomic<int64_t> renames_left_{-1};
   std::atomic<uint64_t> sync_count_{0};
+  absl::Mutex hold_mu_;
+  std::string hold_suffix_ ABSL_GUARDED_BY(hold_mu_);
+  int held_ ABSL_GUARDED_BY(hold_mu_) = 0;
 };
 
 }  // namespace nodata::testing
