@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "wasm/runtime.h"
 #include "wasm/text.h"
+#include "cli/record_json.h"
 
 namespace nodata::cli {
 namespace {
@@ -26,10 +27,10 @@ std::string ReadModule(const std::string& path, std::vector<uint8_t>* out) {
   if (!in) return "cannot read " + path;
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return "cannot read " + path;
-  // Text is what has no NUL byte up front; anything else goes to the binary decoder, whose
+  // Text is UTF-8 without NUL bytes; anything else goes to the binary decoder, whose
   // message (bad magic, truncated) fits a damaged binary better than a syntax error.
   const bool text = !wasm::IsBinaryModule(bytes) &&
-                    std::string_view(bytes).substr(0, 4096).find('\0') == std::string_view::npos;
+                    bytes.find('\0') == std::string::npos && ValidUtf8(bytes);
   if (!text) {
     out->assign(bytes.begin(), bytes.end());
     return "";
@@ -122,7 +123,7 @@ int WasmInspect(const std::string& path) {
   std::vector<uint8_t> bytes;
   if (std::string error = ReadModule(path, &bytes); !error.empty()) {
     json out = {{"valid", false}, {"error", error}};
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return 1;
   }
   auto runtime = wasm::Runtime::Create({});  // no cache: tier 1 is not needed to inspect
@@ -131,7 +132,7 @@ int WasmInspect(const std::string& path) {
     json out = {{"valid", false},
                 {"size_bytes", bytes.size()},
                 {"error", ToStd(module.status().message())}};
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return 1;
   }
   const wasm::ModuleInfo& info = (*module)->info();
@@ -156,7 +157,7 @@ int WasmInspect(const std::string& path) {
               {"imports", imports},    {"exports", exports},
               {"memory", memory},      {"start_function", info.has_start},
               {"features", info.features}};
-  std::cout << out.dump(2) << "\n";
+  std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   return 0;
 }
 
@@ -210,13 +211,13 @@ int WasmRun(const WasmRunOptions& options) {
                                 : json((*instance)->last_fuel_used())}};
   if (!status.ok()) {
     out["trap"] = {{"kind", wasm::TrapKindName(trap.kind)}, {"message", trap.message}};
-    std::cout << out.dump() << "\n";
+    std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
     return 3;
   }
   json values = json::array();
   for (const Value& v : results) values.push_back(ValueJson(v));
   out["results"] = values;
-  std::cout << out.dump() << "\n";
+  std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   return 0;
 }
 

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -153,6 +153,18 @@ test('wasm inspect lists what V8 lists, and refuses SIMD that V8 runs', async ()
   const g = await runCli(['wasm', 'inspect', garbage]);
   assert.equal(g.code, 1);
   assert.equal(parseJsonOut(['wasm', 'inspect', garbage], g).valid, false);
+
+  // Bytes that are neither a binary module nor UTF-8 text, and text that is no module: a JSON
+  // refusal either way (no NUL byte, so the random case above can be either).
+  const noNul = join(dir, 'no-nul.wasm');
+  writeFileSync(noNul, Buffer.from(Array.from({ length: 300 }, (_, i) => 0x80 + (i % 0x7f))));
+  const notText = join(dir, 'not-a-module.wat');
+  writeFileSync(notText, 'hello ü wörld\n');
+  for (const file of [noNul, notText]) {
+    const r = await runCli(['wasm', 'inspect', file]);
+    assert.equal(r.code, 1, describeRun(['wasm', 'inspect', file], r));
+    assert.equal(parseJsonOut(['wasm', 'inspect', file], r).valid, false);
+  }
 });
 
 test('a second run loads native code from the cache', async () => {
