@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/time/time.h"
+#include "simdjson.h"
 
 namespace nodata::cli {
 
@@ -23,25 +24,8 @@ void PutBytes(json& j, const std::string& name, const std::string& bytes) {
 }  // namespace
 
 bool ValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    uint32_t cp = n == 1 ? c : c & (0xff >> (n + 1));
-    for (size_t k = 1; k < n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
-      return false;
-    }
-    i += n;
-  }
-  return true;
+  // The same validator as the topics' declared string and json formats (common/data_format).
+  return simdjson::validate_utf8(s.data(), s.size());
 }
 
 int64_t Micros(const google::protobuf::Timestamp& ts) {
