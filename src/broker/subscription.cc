@@ -97,6 +97,8 @@ class SubscriptionImpl : public std::enable_shared_from_this<SubscriptionImpl> {
   bool AddGrownPartitions();
   // Calls OnEnd once.
   void End(absl::Status status);
+  // After Close: the last commit, then leaving the group, on the pool.
+  void Leave();
   void AutoCommit(bool force);
   // Steps again once the auto-commit interval has passed.
   void ArmCommitTimer();
@@ -109,6 +111,7 @@ class SubscriptionImpl : public std::enable_shared_from_this<SubscriptionImpl> {
   // Set in Open, then read-only.
   SubscriptionOptions options_;
   int64_t created_at_us_ = 0;  // the topic's incarnation: a topic created again is another one
+  uint32_t partition_count_ = 0;  // when opened
   bool all_partitions_ = false;
   std::optional<GroupCoordinator::Membership> membership_;  // set in Start
 
@@ -143,6 +146,7 @@ absl::Status SubscriptionImpl::Open() {
   SubscriptionOptions& o = options_;
   ASSIGN_OR_RETURN(TopicInfo info, broker_.GetTopic(o.topic));
   created_at_us_ = info.created_at_us;
+  partition_count_ = info.partition_count;
   const bool has_group = !o.group.empty();
   if (has_group) RETURN_IF_ERROR(broker_.ValidateGroup(o.group, o.topic));
   if (!o.consumer_id.empty()) RETURN_IF_ERROR(ValidateNewName("consumer id", o.consumer_id));
@@ -233,15 +237,10 @@ void SubscriptionImpl::Start() {
     Kick();
     return;
   }
-  auto info = broker_.GetTopic(options_.topic);
-  if (!info.ok()) {
-    End(info.status());
-    return;
-  }
   // The first assignment arrives through OnAssignment, possibly before Join returns.
   std::weak_ptr<SubscriptionImpl> weak = weak_from_this();
   membership_ = broker_.groups().Join(options_.group, options_.topic, options_.consumer_id,
-                                      options_.peer, info->partition_count,
+                                      options_.peer, partition_count_,
                                       [weak](const Assignment& a) {
                                         if (auto self = weak.lock()) self->OnAssignment(a);
                                       });
@@ -328,13 +327,17 @@ bool SubscriptionImpl::BeginDelivery() {
 
 void SubscriptionImpl::EndDelivery() {
   std::optional<absl::Status> early;
+  bool closed;
   {
     absl::MutexLock lock(&mu_);
     delivering_ = false;
     early = std::move(early_ready_);
     early_ready_.reset();
+    closed = closed_;
   }
   if (early) Delivered(std::move(*early));
+  // Closed during the delivery: the last commit includes it if the sink took it.
+  if (closed) Leave();
 }
 
 void SubscriptionImpl::Step() {
@@ -454,10 +457,7 @@ SubscriptionImpl::Delivery SubscriptionImpl::DeliverFrom(SubscriptionSink& sink,
     EndDelivery();
     return Delivery::kDelivered;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    delivering_ = false;
-  }
+  EndDelivery();
   if (!batch.status_.ok()) {
     End(std::move(batch.status_));
     return Delivery::kEnded;
@@ -603,20 +603,25 @@ void SubscriptionImpl::Stop(absl::Status status) {
 }
 
 void SubscriptionImpl::Close() {
+  bool delivering;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
     closed_ = true;
     ended_ = true;
     sink_.reset();
+    delivering = delivering_;
   }
-  if (membership_ || options_.auto_commit) {
-    // On the pool: the final commit writes to disk, and the caller may be a transport's thread.
-    pool_.Schedule([self = shared_from_this()] {
-      if (self->options_.auto_commit) self->AutoCommit(/*force=*/true);
-      if (self->membership_) self->broker_.groups().Leave(*self->membership_);
-    });
-  }
+  if (!delivering) Leave();  // else once the delivery returns (EndDelivery)
+}
+
+void SubscriptionImpl::Leave() {
+  if (!membership_ && !options_.auto_commit) return;
+  // On the pool: the final commit writes to disk, and the caller may be a transport's thread.
+  pool_.Schedule([self = shared_from_this()] {
+    if (self->options_.auto_commit) self->AutoCommit(/*force=*/true);
+    if (self->membership_) self->broker_.groups().Leave(*self->membership_);
+  });
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Subscription::Open(

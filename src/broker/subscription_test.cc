@@ -432,7 +432,8 @@ TEST_F(SubscriptionTest, RetentionOvertakingAReaderMakesItSkipAhead) {
   ASSERT_TRUE(broker_->CreateTopic("t", 1, config).ok());
   auto flush = [&] {
     std::promise<absl::Status> done;
-    broker_->FlushTopic("t", [&](absl::StatusOr<TopicInfo> info) { done.set_value(info.status()); });
+    broker_->FlushTopic("t",
+                        [&](absl::StatusOr<TopicInfo> info) { done.set_value(info.status()); });
     ASSERT_TRUE(done.get_future().get().ok());
   };
   Publish("t", 0, 1, 10);
@@ -585,8 +586,9 @@ TEST_F(SubscriptionTest, ASnapshotStopsAtTheEndOffsetsSeenAtTheStart) {
   }
   EXPECT_TRUE(r->sink->end()->ok()) << *r->sink->end();
   // In the order given, repeats included, batches of at most two records.
-  EXPECT_EQ(r->sink->records(), (std::vector<std::pair<uint32_t, uint64_t>>{
-                                    {1, 1}, {1, 2}, {0, 1}, {0, 2}, {0, 3}, {0, 4}, {1, 1}, {1, 2}}));
+  EXPECT_EQ(r->sink->records(),
+            (std::vector<std::pair<uint32_t, uint64_t>>{
+                {1, 1}, {1, 2}, {0, 1}, {0, 2}, {0, 3}, {0, 4}, {1, 1}, {1, 2}}));
   EXPECT_EQ(r->sink->batches(), 4u);
 
   o.partitions = {};
