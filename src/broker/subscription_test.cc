@@ -90,13 +90,22 @@ class TestSink : public SubscriptionSink {
     return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
   }
   bool WaitForRecords(size_t n) {
-    return WaitFor([n](TestSink& s) { return s.records_.size() >= n; });
+    return WaitFor([n](TestSink& s) {
+      s.mu_.AssertHeld();
+      return s.records_.size() >= n;
+    });
   }
   bool WaitForEnd() {
-    return WaitFor([](TestSink& s) { return s.end_.has_value(); });
+    return WaitFor([](TestSink& s) {
+      s.mu_.AssertHeld();
+      return s.end_.has_value();
+    });
   }
   bool WaitForInFlight() {
-    return WaitFor([](TestSink& s) { return s.in_flight_; });
+    return WaitFor([](TestSink& s) {
+      s.mu_.AssertHeld();
+      return s.in_flight_;
+    });
   }
 
   std::vector<std::pair<uint32_t, uint64_t>> records() {
@@ -184,9 +193,7 @@ class SubscriptionTest : public ::testing::Test {
       events[i].data = ids[i];
     }
     std::promise<absl::Status> done;
-    broker_->Publish(events, [&done](absl::Status s, std::vector<AckOut>) {
-      done.set_value(s);
-    });
+    broker_->Publish(events, [&done](absl::Status s, std::vector<AckOut>) { done.set_value(s); });
     ASSERT_TRUE(done.get_future().get().ok());
   }
 
@@ -239,7 +246,6 @@ class SubscriptionTest : public ::testing::Test {
   int next_id_ = 0;
 };
 
-
 std::set<std::pair<uint32_t, uint64_t>> AsSet(const std::vector<std::pair<uint32_t, uint64_t>>& v) {
   return {v.begin(), v.end()};
 }
@@ -260,11 +266,17 @@ TEST_F(SubscriptionTest, ReadsEveryPartitionInTurnOneBatchInFlight) {
   EXPECT_EQ(r->sink->records().size(), 10u);
   EXPECT_EQ(r->sink->records()[0].first, 0u);
   r->sink->Take();
-  ASSERT_TRUE(r->sink->WaitFor([](TestSink& s) { return s.batches_ == 2 && s.in_flight_; }));
+  ASSERT_TRUE(r->sink->WaitFor([](TestSink& s) {
+    s.mu_.AssertHeld();
+    return s.batches_ == 2 && s.in_flight_;
+  }));
   EXPECT_EQ(r->sink->records()[10].first, 1u) << "partitions are read in turn";
   while (r->sink->records().size() < 75) {
     r->sink->Take();
-    ASSERT_TRUE(r->sink->WaitFor([](TestSink& s) { return s.in_flight_; }));
+    ASSERT_TRUE(r->sink->WaitFor([](TestSink& s) {
+      s.mu_.AssertHeld();
+      return s.in_flight_;
+    }));
   }
   r->sink->Take();
   std::set<std::pair<uint32_t, uint64_t>> want;
@@ -410,14 +422,20 @@ TEST_F(SubscriptionTest, ASecondMemberWithTheSameConsumerIdFencesTheFirst) {
   o.group = "g";
   o.consumer_id = "worker-1";
   Reader* first = MustOpen(o);
-  ASSERT_TRUE(first->sink->WaitFor([](TestSink& s) { return !s.assignments_.empty(); }));
+  ASSERT_TRUE(first->sink->WaitFor([](TestSink& s) {
+    s.mu_.AssertHeld();
+    return !s.assignments_.empty();
+  }));
   Reader* second = MustOpen(o);
   ASSERT_TRUE(first->sink->WaitForEnd());
   EXPECT_EQ(first->sink->end()->code(), absl::StatusCode::kAborted);
   EXPECT_EQ(first->sink->end()->message(),
             "consumer id \"worker-1\" was taken by a newer subscription, or the topic was "
             "deleted");
-  ASSERT_TRUE(second->sink->WaitFor([](TestSink& s) { return !s.assignments_.empty(); }));
+  ASSERT_TRUE(second->sink->WaitFor([](TestSink& s) {
+    s.mu_.AssertHeld();
+    return !s.assignments_.empty();
+  }));
   EXPECT_EQ(second->sink->assignments().back().partitions, (std::vector<uint32_t>{0, 1}));
   Publish("t", 1, 2, 1);
   ASSERT_TRUE(second->sink->WaitForRecords(1));
@@ -582,7 +600,10 @@ TEST_F(SubscriptionTest, ASnapshotStopsAtTheEndOffsetsSeenAtTheStart) {
   Publish("t", 1, 2, 4);
   while (!r->sink->end().has_value()) {
     r->sink->Take();
-    ASSERT_TRUE(r->sink->WaitFor([](TestSink& s) { return s.in_flight_ || s.end_.has_value(); }));
+    ASSERT_TRUE(r->sink->WaitFor([](TestSink& s) {
+      s.mu_.AssertHeld();
+      return s.in_flight_ || s.end_.has_value();
+    }));
   }
   EXPECT_TRUE(r->sink->end()->ok()) << *r->sink->end();
   // In the order given, repeats included, batches of at most two records.
