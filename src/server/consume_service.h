@@ -1,11 +1,12 @@
 // The ConsumeService: topics streamed to subscribers, with or without consumer groups, and
-// committed offsets. An adapter onto the broker's storage reads, append notifications and group
-// coordinator.
+// committed offsets. An adapter onto the broker's subscriptions (broker/subscription.h) and
+// group coordinator.
 #pragma once
 
 #include <memory>
 
 #include "broker/broker.h"
+#include "common/worker_pool.h"
 #include "nodata/v1/nodata.grpc.pb.h"
 
 namespace nodata::server {
@@ -18,7 +19,8 @@ class ConsumeService : public nodata::v1::ConsumeService::WithRawCallbackMethod_
   virtual void StopAll() = 0;
 };
 
-// `threads` run subscribers' reads. The broker must outlive the service.
-std::unique_ptr<ConsumeService> MakeConsumeService(broker::Broker& broker, int threads);
+// Subscriptions, commits and group deletes run on `pool`. The broker and the pool must outlive
+// the service, and the pool's queued jobs must have run before it goes (they refer to it).
+std::unique_ptr<ConsumeService> MakeConsumeService(broker::Broker& broker, WorkerPool& pool);
 
 }  // namespace nodata::server

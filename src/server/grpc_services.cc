@@ -5,11 +5,13 @@
 #include <optional>
 
 #include "absl/synchronization/mutex.h"
+#include "broker/subscription.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "prometheus/histogram.h"
 #include "server/grpc_util.h"
+#include "server/stream_writer.h"
 #include "prometheus/registry.h"
 
 namespace nodata::server {
@@ -390,114 +392,78 @@ void FillTopic(const broker::TopicInfo& info, nodata::v1::Topic* out) {
 }
 
 
-// Streams a snapshot of a topic: each chosen partition from the start offset up to its end
-// offset when the call started. One message in flight at a time, so gRPC's flow control bounds
-// what the server holds for a slow reader.
+// Streams a snapshot of a topic: a subscription of the chosen partitions, each read in turn from
+// the start offset up to its end offset when the call started. One message in flight at a time,
+// so gRPC's flow control bounds what the server holds for a slow reader.
+class ReadTopicStream final : public broker::SubscriptionSink {
+ public:
+  ReadTopicStream(grpc::ServerWriteReactor<nodata::v1::RecordBatch>* reactor, std::string name)
+      : name_(std::move(name)), writer_(reactor) {}
+
+  void OnAssignment(const broker::Assignment&) override {}  // not in a group
+
+  void OnBatch(broker::RecordBatch& batch) override {
+    batch_.Clear();
+    const uint32_t partition = batch.partition();
+    if (batch.ForEach([&](const log::DecodedRecord& r) {
+          FillRecord(name_, partition, r, batch_.add_records());
+        }) == 0) {
+      return;
+    }
+    writer_.Write(&batch_);
+  }
+
+  void OnEnd(absl::Status status) override { writer_.Finish(ToGrpc(status)); }
+
+  StreamWriter<nodata::v1::RecordBatch>& writer() { return writer_; }
+
+ private:
+  const std::string name_;
+  nodata::v1::RecordBatch batch_;  // the message in flight
+  StreamWriter<nodata::v1::RecordBatch> writer_;
+};
+
 class ReadTopicReactor final : public grpc::ServerWriteReactor<nodata::v1::RecordBatch> {
  public:
-  ReadTopicReactor(broker::Broker& broker, const nodata::v1::ReadTopicRequest& request)
-      : broker_(broker), name_(request.name()) {
-    auto info = broker_.GetTopic(name_);
-    if (!info.ok()) {
-      Finish(ToGrpc(info.status()));
+  ReadTopicReactor(broker::Broker& broker, WorkerPool& pool,
+                   const nodata::v1::ReadTopicRequest& request)
+      : stream_(std::make_shared<ReadTopicStream>(this, request.name())) {
+    broker::SubscriptionOptions o;
+    o.topic = request.name();
+    o.partitions.assign(request.partitions().begin(), request.partitions().end());
+    // From the start offset, or the partition's start when retention deleted past it.
+    o.start = broker::StartSpec{broker::StartSpec::Kind::kOffset, request.start_offset()};
+    o.clamp_start = true;
+    o.max_records = request.max_batch();
+    o.max_bytes = 16u << 20;
+    o.stop_at_end = true;
+    auto subscription = broker::Subscription::Open(broker, pool, std::move(o), stream_);
+    if (!subscription.ok()) {
+      stream_->writer().Finish(ToGrpc(subscription.status()));
       return;
     }
-    if (request.max_batch() > kMaxBatch) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          StrCat("max_batch is ", request.max_batch(), "; the limit is ",
-                                 kMaxBatch)));
-      return;
-    }
-    max_batch_ = request.max_batch() == 0 ? 1000 : request.max_batch();
-    std::vector<uint32_t> chosen(request.partitions().begin(), request.partitions().end());
-    if (chosen.empty()) {
-      for (uint32_t p = 0; p < info->partition_count; ++p) chosen.push_back(p);
-    }
-    for (uint32_t p : chosen) {
-      if (p >= info->partition_count) {
-        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            StrCat("topic \"", name_, "\" has ", info->partition_count,
-                                   " partitions; ", p, " is out of range")));
-        return;
-      }
-      const auto& stats = info->partitions[p].stats;
-      ranges_.push_back(Range{p, std::max(request.start_offset(), stats.start_offset),
-                              stats.end_offset});
-    }
-    Next();
+    subscription_ = std::move(*subscription);
+    subscription_->Start();
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the reader went away"));
-      return;
-    }
-    Next();
+    subscription_->Ready(ok ? absl::OkStatus() : absl::CancelledError("the reader went away"));
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    stream_->writer().Detach();
+    subscription_.reset();
+    delete this;
+  }
 
  private:
-  static constexpr uint32_t kMaxBatch = 10000;
-  struct Range {
-    uint32_t partition;
-    uint64_t next;
-    uint64_t end;
-  };
-
-  void Next() {
-    batch_.Clear();
-    std::vector<log::Record> records;
-    while (current_ < ranges_.size()) {
-      Range& r = ranges_[current_];
-      if (r.next >= r.end) {
-        ++current_;
-        continue;
-      }
-      records.clear();
-      absl::Status s = broker_.Read(name_, r.partition, r.next,
-                                    std::min<uint64_t>(max_batch_, r.end - r.next), 16u << 20,
-                                    &records);
-      if (s.code() == absl::StatusCode::kOutOfRange) {
-        // Retention deleted the range meanwhile: go on from the partition's new start.
-        auto info = broker_.GetTopic(name_);
-        if (info.ok() && info->partitions[r.partition].stats.start_offset > r.next) {
-          r.next = info->partitions[r.partition].stats.start_offset;
-          continue;
-        }
-      }
-      if (!s.ok()) {
-        Finish(ToGrpc(s));
-        return;
-      }
-      if (records.empty()) {
-        Finish(grpc::Status(grpc::StatusCode::INTERNAL,
-                            StrCat("partition ", r.partition, " returned nothing at offset ",
-                                   r.next)));
-        return;
-      }
-      for (log::Record& rec : records) {
-        if (rec.offset >= r.end) break;
-        FillRecord(name_, r.partition, std::move(rec), batch_.add_records());
-        r.next = rec.offset + 1;
-      }
-      StartWrite(&batch_);
-      return;
-    }
-    Finish(grpc::Status::OK);
-  }
-
-  broker::Broker& broker_;
-  const std::string name_;
-  uint32_t max_batch_ = 1000;
-  std::vector<Range> ranges_;
-  size_t current_ = 0;
-  nodata::v1::RecordBatch batch_;
+  std::shared_ptr<ReadTopicStream> stream_;
+  std::unique_ptr<broker::Subscription> subscription_;
 };
 
 class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService {
  public:
-  explicit TopicServiceImpl(broker::Broker& broker) : broker_(broker) {}
+  TopicServiceImpl(broker::Broker& broker, WorkerPool& pool) : broker_(broker), pool_(pool) {}
 
   grpc::ServerUnaryReactor* CreateTopic(grpc::CallbackServerContext* ctx,
                                         const nodata::v1::CreateTopicRequest* request,
@@ -588,11 +554,12 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
 
   grpc::ServerWriteReactor<nodata::v1::RecordBatch>* ReadTopic(
       grpc::CallbackServerContext*, const nodata::v1::ReadTopicRequest* request) override {
-    return new ReadTopicReactor(broker_, *request);
+    return new ReadTopicReactor(broker_, pool_, *request);
   }
 
  private:
   broker::Broker& broker_;
+  WorkerPool& pool_;
 };
 
 }  // namespace
@@ -603,8 +570,8 @@ std::unique_ptr<nodata::v1::IngestService::CallbackService> MakeIngestService(
 }
 
 std::unique_ptr<nodata::v1::TopicService::CallbackService> MakeTopicService(
-    broker::Broker& broker) {
-  return std::make_unique<TopicServiceImpl>(broker);
+    broker::Broker& broker, WorkerPool& pool) {
+  return std::make_unique<TopicServiceImpl>(broker, pool);
 }
 
 }  // namespace nodata::server

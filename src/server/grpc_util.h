@@ -45,19 +45,19 @@ inline int64_t TimestampMicros(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000000 + ts.nanos() / 1000;
 }
 
-// A stored record as the API returns it; moves the record's bytes.
-inline void FillRecord(std::string_view topic, uint32_t partition, log::Record&& rec,
+// A stored record as the API returns it, copied from the log's views.
+inline void FillRecord(std::string_view topic, uint32_t partition, const log::DecodedRecord& rec,
                        nodata::v1::Record* out) {
   out->set_partition(partition);
   out->set_offset(rec.offset);
   SetTimestamp(rec.ingest_time_us, out->mutable_ingest_time());
   auto* e = out->mutable_event();
   e->set_topic(std::string(topic));
-  e->set_id(std::move(rec.id));
-  e->set_key(std::move(rec.key));
-  e->set_data(std::move(rec.data));
+  e->set_id(std::string(rec.id));
+  e->set_key(std::string(rec.key));
+  e->set_data(std::string(rec.data));
   SetTimestamp(rec.timestamp_us, e->mutable_timestamp());
-  for (auto& [k, v] : rec.headers) (*e->mutable_headers())[k] = std::move(v);
+  for (const auto& [k, v] : rec.headers) (*e->mutable_headers())[std::string(k)] = std::string(v);
 }
 
 inline nodata::v1::DataFormat DataFormatToProto(DataFormat format) {

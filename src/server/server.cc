@@ -49,8 +49,10 @@ absl::Status RunServer(const ServerOptions& options) {
                    broker::Broker::Open(options.broker, PosixFileSystem(), registry));
 
   auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches);
-  auto topics = MakeTopicService(*broker);
-  auto consume = MakeConsumeService(*broker, options.egress_threads);
+  // Reads for subscribers and readers run here, off gRPC's threads and the sync threads.
+  auto egress = std::make_unique<WorkerPool>(options.egress_threads);
+  auto topics = MakeTopicService(*broker, *egress);
+  auto consume = MakeConsumeService(*broker, *egress);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -101,7 +103,9 @@ absl::Status RunServer(const ServerOptions& options) {
   // the same ids, which dedupe.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server->Wait();
-  consume.reset();  // runs its queued jobs (final commits) while the broker is open
+  // Runs the queued jobs (final commits) while the services and the broker are alive.
+  egress.reset();
+  consume.reset();
   spdlog::debug("gRPC stopped");
   http.reset();
   spdlog::debug("HTTP stopped");
