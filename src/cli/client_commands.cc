@@ -248,7 +248,9 @@ void AddTopicCommands(CommandSet& set) {
       ->check(CLI::IsMember({"bytes", "string", "json"}))
       ->capture_default_str();
   set.AddClientFlags(create);
-  set.OnParsed(create, [&] { return TopicCreate(co, topic_name, partitions, retention, formats); });
+  set.OnParsed(create, [&co, &topic_name, &partitions, &retention, &formats] {
+    return TopicCreate(co, topic_name, partitions, retention, formats);
+  });
   CLI::App* update =
       topic->add_subcommand("update", "change a topic's retention or add partitions");
   update->add_option("name", topic_name, "topic name")->required();
@@ -258,24 +260,26 @@ void AddTopicCommands(CommandSet& set) {
                      "grow to this many partitions (keys then map to other partitions)");
   set.AddClientFlags(update);
   set.OnParsed(update,
-               [&] { return TopicUpdate(co, topic_name, retention, update_partitions); });
+               [&co, &topic_name, &retention, &update_partitions] {
+                 return TopicUpdate(co, topic_name, retention, update_partitions);
+               });
   CLI::App* flush = topic->add_subcommand(
       "flush", "compact a topic's hot tier into Parquet files now (returns once durable)");
   flush->add_option("name", topic_name, "topic name")->required();
   set.AddClientFlags(flush);
-  set.OnParsed(flush, [&] { return TopicFlush(co, topic_name); });
+  set.OnParsed(flush, [&co, &topic_name] { return TopicFlush(co, topic_name); });
   AddTopicExportCommand(set, topic);
   CLI::App* list = topic->add_subcommand("list", "list topics");
   set.AddClientFlags(list);
-  set.OnParsed(list, [&] { return TopicList(co); });
+  set.OnParsed(list, [&co] { return TopicList(co); });
   CLI::App* get = topic->add_subcommand("get", "show a topic and its partitions");
   get->add_option("name", topic_name, "topic name")->required();
   set.AddClientFlags(get);
-  set.OnParsed(get, [&] { return TopicGet(co, topic_name); });
+  set.OnParsed(get, [&co, &topic_name] { return TopicGet(co, topic_name); });
   CLI::App* del = topic->add_subcommand("delete", "delete a topic and its data");
   del->add_option("name", topic_name, "topic name")->required();
   set.AddClientFlags(del);
-  set.OnParsed(del, [&] { return TopicDelete(co, topic_name); });
+  set.OnParsed(del, [&co, &topic_name] { return TopicDelete(co, topic_name); });
 }
 
 }  // namespace nodata::cli

@@ -604,13 +604,14 @@ void AddGroupCommands(CommandSet& set) {
   CLI::App* group_list = group->add_subcommand("list", "list groups with members or offsets");
   group_list->add_option("--topic", group_topic, "only groups on this topic");
   set.AddClientFlags(group_list);
-  set.OnParsed(group_list, [&] { return GroupList(co, group_topic); });
+  set.OnParsed(group_list, [&co, &group_topic] { return GroupList(co, group_topic); });
   CLI::App* group_get =
       group->add_subcommand("get", "show a group's members, committed offsets and lag");
   group_get->add_option("group", group_name, "group")->required();
   group_get->add_option("--topic", group_topic, "topic")->required();
   set.AddClientFlags(group_get);
-  set.OnParsed(group_get, [&] { return GroupGet(co, group_name, group_topic); });
+  set.OnParsed(group_get,
+               [&co, &group_name, &group_topic] { return GroupGet(co, group_name, group_topic); });
   CLI::App* group_reset =
       group->add_subcommand("reset", "move a group's committed offsets (no live members)");
   group_reset->add_option("group", group_name, "group")->required();
@@ -621,13 +622,17 @@ void AddGroupCommands(CommandSet& set) {
                                      "partition (repeatable; default all)"));
   set.AddClientFlags(group_reset);
   set.OnParsed(group_reset,
-               [&] { return GroupReset(co, group_name, group_topic, reset_to, reset_partitions); });
+               [&co, &group_name, &group_topic, &reset_to, &reset_partitions] {
+                 return GroupReset(co, group_name, group_topic, reset_to, reset_partitions);
+               });
   CLI::App* group_delete = group->add_subcommand(
       "delete", "delete a group's committed offsets on a topic (no live members)");
   group_delete->add_option("group", group_name, "group")->required();
   group_delete->add_option("--topic", group_topic, "topic")->required();
   set.AddClientFlags(group_delete);
-  set.OnParsed(group_delete, [&] { return GroupDelete(co, group_name, group_topic); });
+  set.OnParsed(group_delete, [&co, &group_name, &group_topic] {
+    return GroupDelete(co, group_name, group_topic);
+  });
 }
 
 }  // namespace nodata::cli
