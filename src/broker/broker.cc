@@ -253,7 +253,7 @@ class Broker::Impl {
     ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(options_.data_dir + "/meta.db"));
     RETURN_IF_ERROR(FinishDeletes());
     RETURN_IF_ERROR(fs_.RemoveAll(TrashRoot()));
-    ASSIGN_OR_RETURN(std::vector<storage::TopicMeta> metas, catalog_->ListTopics());
+    ASSIGN_OR_RETURN(std::vector<storage::TopicMeta> metas, catalog_->topics().List());
     absl::flat_hash_map<std::string, bool> known;
     for (const auto& meta : metas) {
       ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, OpenTopic(meta));
@@ -323,7 +323,7 @@ class Broker::Impl {
                                                                 std::string_view topic) {
     RETURN_IF_ERROR(ValidateName("group", group));
     ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, Find(topic));
-    return catalog_->GetOffsets(group, topic);
+    return catalog_->offsets().Get(group, topic);
   }
   absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, std::string_view topic);
   absl::StatusOr<std::vector<GroupSummary>> ListGroups(std::string_view topic);
@@ -454,7 +454,7 @@ absl::Status Broker::Impl::FinishDeletes() {
     auto name = fs_.ReadFile(path + "/topic");
     if (!name.ok() || !ValidateTopicName(*name).ok()) continue;
     if (fs_.Exists(LogRoot() + "/" + *name)) continue;  // moved back, or a newer topic
-    absl::Status s = catalog_->DeleteTopic(*name);
+    absl::Status s = catalog_->topics().Delete(*name);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
     if (s.ok()) spdlog::info("topic {}: finished its delete cut short", *name);
   }
@@ -574,7 +574,7 @@ absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint3
   }
   absl::Status s = fs_.SyncDir(LogRoot());
   if (s.ok()) s = fs_.SyncDir(ColdRoot());
-  if (s.ok()) s = catalog_->CreateTopic(meta);
+  if (s.ok()) s = catalog_->topics().Create(meta);
   if (!s.ok()) {
     topic->reset();
     fs_.RemoveAll(dir).IgnoreError();
@@ -687,7 +687,7 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
       failed = fs_.Rename(cold_dir, trash + "/topics");
       cold_moved = failed.ok();
     }
-    if (failed.ok()) failed = catalog_->DeleteTopic(name);
+    if (failed.ok()) failed = catalog_->topics().Delete(name);
     if (!failed.ok()) {
       absl::Status back;
       if (cold_moved) back = fs_.Rename(trash + "/topics", cold_dir);
@@ -1075,7 +1075,7 @@ absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
   }
   absl::Status s = fs_.SyncDir(dir);
   if (s.ok() && fs_.Exists(cold_dir)) s = fs_.SyncDir(cold_dir);
-  if (s.ok()) s = catalog_->SetPartitions(name, partitions);
+  if (s.ok()) s = catalog_->topics().SetPartitions(name, partitions);
   if (!s.ok()) return undo(s);
   {
     // Publishes route under topic->mu: each one sees either the old count or the new one.
@@ -1097,7 +1097,8 @@ absl::StatusOr<TopicInfo> Broker::Impl::SetRetention(std::string_view name, Topi
   RETURN_IF_ERROR(ValidateTopicConfig(config));
   absl::MutexLock admin(&admin_mu_);
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  RETURN_IF_ERROR(catalog_->SetRetention(name, config.retention_ms, config.retention_bytes));
+  RETURN_IF_ERROR(
+      catalog_->topics().SetRetention(name, config.retention_ms, config.retention_bytes));
   topic->retention_ms = config.retention_ms;
   topic->retention_bytes = config.retention_bytes;
   return Describe(*topic);
@@ -1172,7 +1173,7 @@ absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_vie
                                           " of partition ", p));
     }
   }
-  RETURN_IF_ERROR(catalog_->CommitOffsets(group, name, offsets));
+  RETURN_IF_ERROR(catalog_->offsets().Commit(group, name, offsets));
   return absl::OkStatus();
 }
 
@@ -1180,7 +1181,7 @@ absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view gr
                                                              std::string_view name) {
   RETURN_IF_ERROR(ValidateName("group", group));
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  ASSIGN_OR_RETURN(auto committed, catalog_->GetOffsets(group, name));
+  ASSIGN_OR_RETURN(auto committed, catalog_->offsets().Get(group, name));
   GroupDescription d;
   d.group = std::string(group);
   d.topic = std::string(name);
@@ -1220,7 +1221,7 @@ absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view gr
 
 absl::StatusOr<std::vector<GroupSummary>> Broker::Impl::ListGroups(std::string_view topic) {
   if (!topic.empty()) RETURN_IF_ERROR(Find(topic).status());
-  ASSIGN_OR_RETURN(auto stored, catalog_->ListGroups());
+  ASSIGN_OR_RETURN(auto stored, catalog_->offsets().ListGroups());
   std::set<std::pair<std::string, std::string>> keys(stored.begin(), stored.end());
   for (const auto& [key, n] : groups_.Live()) keys.insert(key);
   std::vector<GroupSummary> out;
@@ -1255,7 +1256,7 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOf
   // Atomic with joins, as in DeleteGroup: a member's commits would mix with the reset.
   absl::Status committed;
   if (!groups_.IfNoMembers(std::string(group), std::string(name),
-                           [&] { committed = catalog_->CommitOffsets(group, name, offsets); })) {
+                           [&] { committed = catalog_->offsets().Commit(group, name, offsets); })) {
     return absl::FailedPreconditionError(
         StrCat("group \"", group, "\" has live members on topic \"", name,
                "\"; stop them before resetting its offsets"));
@@ -1271,7 +1272,7 @@ absl::Status Broker::Impl::ValidateGroup(std::string_view group, std::string_vie
     return absl::OkStatus();
   }
   // A group stored before new names were refused a leading '-' goes on working.
-  auto committed = catalog_->GetOffsets(group, topic);
+  auto committed = catalog_->offsets().Get(group, topic);
   if (committed.ok() && !committed->empty()) return absl::OkStatus();
   return fresh;
 }
@@ -1282,7 +1283,7 @@ absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view 
   // Atomic with joins: a member joining meanwhile could commit and then lose its offsets.
   absl::StatusOr<int> deleted = 0;
   if (!groups_.IfNoMembers(std::string(group), std::string(name),
-                           [&] { deleted = catalog_->DeleteOffsets(group, name); })) {
+                           [&] { deleted = catalog_->offsets().Delete(group, name); })) {
     return absl::FailedPreconditionError(
         StrCat("group \"", group, "\" has live members on topic \"", name,
                "\"; stop them before deleting the group"));
@@ -1305,7 +1306,7 @@ absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view 
 }
 
 void Broker::Impl::RefreshGroupMetrics() {
-  auto stored = catalog_->ListGroups();
+  auto stored = catalog_->offsets().ListGroups();
   std::set<std::pair<std::string, std::string>> keys;
   if (stored.ok()) keys.insert(stored->begin(), stored->end());
   for (const auto& [key, n] : groups_.Live()) keys.insert(key);

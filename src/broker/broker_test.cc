@@ -292,8 +292,8 @@ TEST_F(BrokerTest, ExistingNamesStartingWithADashStayUsable) {
     // Stored before new names were refused a leading '-'.
     auto catalog = storage::Catalog::Open((dir_ / "meta.db").string());
     ASSERT_TRUE(catalog.ok()) << catalog.status();
-    ASSERT_TRUE((*catalog)->CreateTopic(storage::TopicMeta{"-tmp", 1, 1}).ok());
-    ASSERT_TRUE((*catalog)->CommitOffsets("-old", "-tmp", {{0, 0}}).ok());
+    ASSERT_TRUE((*catalog)->topics().Create(storage::TopicMeta{"-tmp", 1, 1}).ok());
+    ASSERT_TRUE((*catalog)->offsets().Commit("-old", "-tmp", {{0, 0}}).ok());
   }
   auto broker = Open();
   ASSERT_TRUE(broker->GetTopic("-tmp").ok());

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "cli/client_util.h"
+#include "cli/command_set.h"
 #include "common/data_format.h"
 #include "nodata/v1/nodata.grpc.pb.h"
 #include "server/grpc_util.h"
@@ -219,6 +220,66 @@ int TopicDelete(const ClientOptions& c, const std::string& name) {
     std::printf("deleted topic %s\n", name.c_str());
   }
   return 0;
+}
+
+void AddTopicCommands(CommandSet& set) {
+  CLI::App* topic = set.app().add_subcommand("topic", "manage topics");
+  topic->require_subcommand(1);
+  std::string& topic_name = set.Keep<std::string>();
+  uint32_t& partitions = set.Keep<uint32_t>();
+  RetentionFlags& retention = set.Keep<RetentionFlags>();
+  auto add_retention_flags = [&retention](CLI::App* cmd) {
+    cmd->add_option("--retention-ms", retention.ms,
+                    "retention by ingest time, per partition (0: server default, -1: unlimited)");
+    cmd->add_option("--retention-bytes", retention.bytes,
+                    "retention by size, per partition (0: server default, -1: unlimited)");
+  };
+  const ClientOptions& co = set.client();
+  CLI::App* create = topic->add_subcommand("create", "create a topic");
+  create->add_option("name", topic_name, "topic name")->required();
+  create->add_option("--partitions", partitions, "partition count (0: server default)");
+  add_retention_flags(create);
+  // Fixed for the topic: publishing refuses other values, Parquet files carry it.
+  FormatFlags& formats = set.Keep<FormatFlags>();
+  create->add_option("--key-format", formats.key, "format of event keys: bytes | string | json")
+      ->check(CLI::IsMember({"bytes", "string", "json"}))
+      ->capture_default_str();
+  create->add_option("--data-format", formats.data, "format of event data: bytes | string | json")
+      ->check(CLI::IsMember({"bytes", "string", "json"}))
+      ->capture_default_str();
+  set.AddClientFlags(create);
+  set.OnParsed(create, [&co, &topic_name, &partitions, &retention, &formats] {
+    return TopicCreate(co, topic_name, partitions, retention, formats);
+  });
+  CLI::App* update =
+      topic->add_subcommand("update", "change a topic's retention or add partitions");
+  update->add_option("name", topic_name, "topic name")->required();
+  add_retention_flags(update);
+  auto& update_partitions = set.Keep<std::optional<uint32_t>>();
+  update->add_option("--partitions", update_partitions,
+                     "grow to this many partitions (keys then map to other partitions)");
+  set.AddClientFlags(update);
+  set.OnParsed(update,
+               [&co, &topic_name, &retention, &update_partitions] {
+                 return TopicUpdate(co, topic_name, retention, update_partitions);
+               });
+  CLI::App* flush = topic->add_subcommand(
+      "flush", "compact a topic's hot tier into Parquet files now (returns once durable)");
+  flush->add_option("name", topic_name, "topic name")->required();
+  set.AddClientFlags(flush);
+  set.OnParsed(flush, [&co, &topic_name] { return TopicFlush(co, topic_name); });
+  AddTopicExportCommand(set, topic);
+  CLI::App* list = topic->add_subcommand("list", "list topics");
+  set.AddClientFlags(list);
+  set.OnParsed(list, [&co] { return TopicList(co); });
+  CLI::App* get = topic->add_subcommand("get", "show a topic and its partitions");
+  get->add_option("name", topic_name, "topic name")->required();
+  set.AddClientFlags(get);
+  set.OnParsed(get, [&co, &topic_name] { return TopicGet(co, topic_name); });
+  CLI::App* del = topic->add_subcommand("delete", "delete a topic and its data");
+  del->add_option("name", topic_name, "topic name")->required();
+  set.AddClientFlags(del);
+  set.OnParsed(del, [&co, &topic_name] { return TopicDelete(co, topic_name); });
 }
 
 }  // namespace nodata::cli

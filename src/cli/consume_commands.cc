@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "cli/client_commands.h"
 #include "cli/client_util.h"
+#include "cli/command_set.h"
 #include "cli/record_json.h"
 #include "nlohmann/json.hpp"
 #include "nodata/v1/nodata.grpc.pb.h"
@@ -564,6 +565,74 @@ int GroupDelete(const ClientOptions& c, const std::string& group, const std::str
     std::printf("deleted group %s on topic %s\n", group.c_str(), topic.c_str());
   }
   return 0;
+}
+
+void AddConsumeCommand(CommandSet& set) {
+  ConsumeOptions& cons = set.Keep<ConsumeOptions>();
+  CLI::App* consume = set.app().add_subcommand("consume", "print a topic's records as they come");
+  consume->add_option("--topic", cons.topic, "topic")->required();
+  consume->add_option("--group", cons.group, "consumer group to join (commits as it prints)");
+  consume->add_option("--consumer-id", cons.consumer_id, "member id in the group");
+  consume->add_option("--from", cons.from,
+                      "earliest | latest | committed | offset:N | time:RFC3339 (default: "
+                      "committed with a group, else earliest); offset:N outside a partition "
+                      "starts at its nearest end");
+  OnePerFlag(
+      consume->add_option("--partition", cons.partitions, "partition to read (repeatable; no group)"));
+  consume->add_option("--format", cons.format, "json (one object per line) | raw (data only)")
+      ->capture_default_str();
+  consume->add_option("--count", cons.count, "stop after this many records");
+  consume->add_flag("--until-end", cons.until_end,
+                    "stop once every partition read reached its end offset of when consume "
+                    "started (with a group: the assigned partitions)");
+  consume->add_option("--max-batch", cons.max_batch, "records per message from the server");
+  consume->add_flag("!--no-commit", cons.commit, "with a group: do not commit");
+  set.AddClientFlags(consume);
+  const ClientOptions& co = set.client();
+  set.OnParsed(consume, [&co, &cons] { return Consume(co, cons); });
+}
+
+void AddGroupCommands(CommandSet& set) {
+  CLI::App* group =
+      set.app().add_subcommand("group", "inspect, reset and delete consumer groups");
+  group->require_subcommand(1);
+  std::string& group_name = set.Keep<std::string>();
+  std::string& group_topic = set.Keep<std::string>();
+  std::string& reset_to = set.Keep<std::string>();
+  auto& reset_partitions = set.Keep<std::vector<uint32_t>>();
+  const ClientOptions& co = set.client();
+  CLI::App* group_list = group->add_subcommand("list", "list groups with members or offsets");
+  group_list->add_option("--topic", group_topic, "only groups on this topic");
+  set.AddClientFlags(group_list);
+  set.OnParsed(group_list, [&co, &group_topic] { return GroupList(co, group_topic); });
+  CLI::App* group_get =
+      group->add_subcommand("get", "show a group's members, committed offsets and lag");
+  group_get->add_option("group", group_name, "group")->required();
+  group_get->add_option("--topic", group_topic, "topic")->required();
+  set.AddClientFlags(group_get);
+  set.OnParsed(group_get,
+               [&co, &group_name, &group_topic] { return GroupGet(co, group_name, group_topic); });
+  CLI::App* group_reset =
+      group->add_subcommand("reset", "move a group's committed offsets (no live members)");
+  group_reset->add_option("group", group_name, "group")->required();
+  group_reset->add_option("--topic", group_topic, "topic")->required();
+  group_reset->add_option("--to", reset_to, "earliest | latest | offset:N | time:RFC3339")
+      ->required();
+  OnePerFlag(group_reset->add_option("--partition", reset_partitions,
+                                     "partition (repeatable; default all)"));
+  set.AddClientFlags(group_reset);
+  set.OnParsed(group_reset,
+               [&co, &group_name, &group_topic, &reset_to, &reset_partitions] {
+                 return GroupReset(co, group_name, group_topic, reset_to, reset_partitions);
+               });
+  CLI::App* group_delete = group->add_subcommand(
+      "delete", "delete a group's committed offsets on a topic (no live members)");
+  group_delete->add_option("group", group_name, "group")->required();
+  group_delete->add_option("--topic", group_topic, "topic")->required();
+  set.AddClientFlags(group_delete);
+  set.OnParsed(group_delete, [&co, &group_name, &group_topic] {
+    return GroupDelete(co, group_name, group_topic);
+  });
 }
 
 }  // namespace nodata::cli

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "cli/client_commands.h"
 #include "cli/client_util.h"
+#include "cli/command_set.h"
 #include "cli/record_json.h"
 #include "common/status.h"
 #include "fmt/format.h"
@@ -213,6 +214,25 @@ int TopicExport(const ClientOptions& c, const std::string& name, const ExportOpt
     }
   }
   return 0;
+}
+
+void AddTopicExportCommand(CommandSet& set, CLI::App* topic) {
+  std::string& topic_name = set.Keep<std::string>();
+  ExportOptions& eo = set.Keep<ExportOptions>();
+  CLI::App* export_cmd =
+      topic->add_subcommand("export", "write a snapshot of a topic as JSONL or Parquet");
+  export_cmd->add_option("name", topic_name, "topic name")->required();
+  export_cmd->add_option("--format", eo.format, "jsonl | parquet")->capture_default_str();
+  export_cmd->add_option("--out", eo.out,
+                         "output file (\"-\": stdout, JSONL only); Parquet: one file with a "
+                         "partition column, or partition=<p>/ files when --out is an existing "
+                         "directory or ends in /")
+      ->required();
+  OnePerFlag(export_cmd->add_option("--partition", eo.partitions, "partition to export (repeatable)"));
+  export_cmd->add_option("--from", eo.from, "first offset in each partition");
+  set.AddClientFlags(export_cmd);
+  const ClientOptions& co = set.client();
+  set.OnParsed(export_cmd, [&co, &topic_name, &eo] { return TopicExport(co, topic_name, eo); });
 }
 
 }  // namespace nodata::cli

@@ -5,6 +5,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/time/time.h"
+#include "cli/cli.h"
+#include "cli/command_set.h"
 #include "common/strings.h"
 #include "nlohmann/json.hpp"
 #include "parquet/reader.h"
@@ -119,6 +121,18 @@ int ParquetInspect(const std::string& path) {
   // A crafted file may carry bytes that are not UTF-8 in names: replaced, never thrown.
   std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   return 0;
+}
+
+void AddParquetCommands(CommandSet& set) {
+  CLI::App* parquet = set.app().add_subcommand("parquet", "work with Parquet files (locally)");
+  parquet->require_subcommand(1);
+  std::string& parquet_file = set.Keep<std::string>();
+  CLI::App* inspect = parquet->add_subcommand(
+      "inspect", "print a Parquet file's schema, row groups and statistics as JSON");
+  inspect->add_option("file", parquet_file, "Parquet file")->required();
+  set.OnParsed(inspect, [&parquet_file] {
+    return CheckRegularFile(parquet_file) ? ParquetInspect(parquet_file) : kExitFailed;
+  });
 }
 
 }  // namespace nodata::cli

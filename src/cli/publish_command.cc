@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/client_commands.h"
 #include "cli/client_util.h"
+#include "cli/command_set.h"
 #include "cli/record_json.h"
 #include "nlohmann/json.hpp"
 #include "nodata/v1/nodata.grpc.pb.h"
@@ -499,6 +500,36 @@ int Publish(const ClientOptions& c, const PublishOptions& p) {
                 a.partition(), static_cast<unsigned long>(a.offset()), a.id().c_str());
   }
   return kExitOk;
+}
+
+void AddPublishCommand(CommandSet& set) {
+  PublishOptions& po = set.Keep<PublishOptions>();
+  CLI::App* publish = set.app().add_subcommand("publish", "publish one event, or a JSONL file");
+  publish->add_option("--topic", po.topic, "topic");
+  publish->add_option("--key", po.key, "partition key");
+  publish->add_option("--id", po.id, "event id (dedupe key)");
+  OnePerFlag(publish->add_option("--header", po.headers, "header NAME=VALUE (repeatable)"));
+  publish->add_option("--file", po.file,
+                      "JSONL file of events, one object per line (\"-\": stdin); --topic, "
+                      "when given, wins over the lines' \"topic\"");
+  publish->add_option("--batch", po.batch, "events per batch with --file")
+      ->check(CLI::Range(1u, 100000u));
+  publish->add_option("--max-line-bytes", po.max_line_bytes,
+                      "longest JSONL line, or data on stdin, that is read")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 31));
+  CLI::Option* publish_data = publish->add_option(
+      "data", po.data, "event data (not given: read from stdin; '' for an empty event)");
+  set.AddClientFlags(publish);
+  const ClientOptions& co = set.client();
+  set.OnParsed(publish, [&co, &po, publish_data] {
+    po.data_given = publish_data->count() > 0;
+    if (po.file.empty() && po.topic.empty()) {
+      std::cerr << "nodata: publish needs --topic (or --file with \"topic\" fields)\n";
+      return kExitUsage;
+    }
+    return Publish(co, po);
+  });
 }
 
 }  // namespace nodata::cli

@@ -7,6 +7,8 @@
 #include <iterator>
 
 #include "absl/strings/numbers.h"
+#include "cli/cli.h"
+#include "cli/command_set.h"
 #include "common/strings.h"
 #include "nlohmann/json.hpp"
 #include "wasm/runtime.h"
@@ -219,6 +221,31 @@ int WasmRun(const WasmRunOptions& options) {
   out["results"] = values;
   std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   return 0;
+}
+
+void AddWasmCommands(CommandSet& set) {
+  CLI::App* wasm_cmd =
+      set.app().add_subcommand("wasm", "inspect and run WebAssembly modules (locally)");
+  wasm_cmd->require_subcommand(1);
+  std::string& wasm_file = set.Keep<std::string>();
+  CLI::App* wasm_inspect = wasm_cmd->add_subcommand(
+      "inspect", "print a module's imports, exports, memory and features, or why it is refused");
+  wasm_inspect->add_option("file", wasm_file, ".wasm file")->required();
+  set.OnParsed(wasm_inspect, [&wasm_file] {
+    return CheckRegularFile(wasm_file) ? WasmInspect(wasm_file) : kExitFailed;
+  });
+  WasmRunOptions& wro = set.Keep<WasmRunOptions>();
+  CLI::App* wasm_run = wasm_cmd->add_subcommand("run", "call one exported function");
+  wasm_run->add_option("file", wro.path, ".wasm file")->required();
+  wasm_run->add_option("--invoke", wro.invoke, "exported function to call")->required();
+  wasm_run->add_option("args", wro.args, "arguments, by the function's parameter types");
+  wasm_run->add_option("--tier", wro.tier, "interp | native | auto")->capture_default_str();
+  wasm_run->add_option("--fuel", wro.fuel, "fuel budget of the call (default 1e9)");
+  wasm_run->add_option("--deadline-ms", wro.deadline_ms, "wall-clock limit (default 10000)");
+  wasm_run->add_option("--cache-dir", wro.cache_dir,
+                       "compiled-module cache (default ~/.cache/nodata/wasm)");
+  set.OnParsed(wasm_run,
+               [&wro] { return CheckRegularFile(wro.path) ? WasmRun(wro) : kExitFailed; });
 }
 
 }  // namespace nodata::cli

@@ -4,12 +4,80 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/strings.h"
 #include "gtest/gtest.h"
 
 namespace nodata::storage {
 namespace {
+
+// A fresh directory for one test's database, removed at the end.
+class TempDb {
+ public:
+  explicit TempDb(std::string_view name)
+      : dir_(std::filesystem::temp_directory_path() /
+             StrCat("nodata-catalog-", name, "-", ::getpid())) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~TempDb() { std::filesystem::remove_all(dir_); }
+  std::string path() const { return (dir_ / "meta.db").string(); }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+// Runs `sql` on the database at `path` with SQLite alone, as an older nodata would have.
+void RunSql(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// The first column of every row of `sql`, as text ("" for NULL).
+std::vector<std::string> Column(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  std::vector<std::string> out;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    out.emplace_back(text ? text : "");
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+// `sqlite3 meta.db .dump` of a data directory written by nodata 0.1.0 at schema version 3:
+// three topics (retention, formats) and a group that committed offsets on one of them.
+constexpr const char* kVersionThreeDump = R"sql(
+CREATE TABLE topics (  name TEXT PRIMARY KEY,  partitions INTEGER NOT NULL,  created_at_us INTEGER NOT NULL, retention_ms INTEGER NOT NULL DEFAULT 0, retention_bytes INTEGER NOT NULL DEFAULT 0, key_format TEXT NOT NULL DEFAULT 'bytes', data_format TEXT NOT NULL DEFAULT 'bytes');
+INSERT INTO topics VALUES('events',3,1796291145402721,86400000,0,'bytes','bytes');
+INSERT INTO topics VALUES('json-topic',2,1796291145487971,0,-1,'string','json');
+INSERT INTO topics VALUES('plain',4,1796291145590419,0,0,'bytes','bytes');
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES(3);
+CREATE TABLE group_offsets (  grp TEXT NOT NULL,  topic TEXT NOT NULL,  partition INTEGER NOT NULL,  next_offset INTEGER NOT NULL,  updated_at_us INTEGER NOT NULL,  PRIMARY KEY (grp, topic, partition));
+INSERT INTO group_offsets VALUES('billing','events',0,2,1796291146046850);
+INSERT INTO group_offsets VALUES('billing','events',1,2,1796291146059838);
+INSERT INTO group_offsets VALUES('billing','events',2,1,1796291146067913);
+CREATE TRIGGER topics_delete_offsets AFTER DELETE ON topics BEGIN  DELETE FROM group_offsets WHERE topic = OLD.name; END;
+CREATE TRIGGER topics_insert_offsets AFTER INSERT ON topics BEGIN  DELETE FROM group_offsets WHERE topic = NEW.name; END;
+PRAGMA journal_mode=WAL;
+)sql";
+
+constexpr const char* kSchemaSql =
+    "SELECT type || ' ' || name || ': ' || sql FROM sqlite_master ORDER BY name";
 
 TEST(Catalog, TopicsSurviveReopen) {
   auto dir = std::filesystem::temp_directory_path() / StrCat("nodata-catalog-", ::getpid());
@@ -19,20 +87,20 @@ TEST(Catalog, TopicsSurviveReopen) {
   {
     auto catalog = Catalog::Open(path);
     ASSERT_TRUE(catalog.ok()) << catalog.status();
-    ASSERT_TRUE((*catalog)->CreateTopic({"b", 3, 10}).ok());
-    ASSERT_TRUE((*catalog)->CreateTopic({"a", 1, 20}).ok());
-    EXPECT_EQ((*catalog)->CreateTopic({"a", 2, 30}).code(), absl::StatusCode::kAlreadyExists);
+    ASSERT_TRUE((*catalog)->topics().Create({"b", 3, 10}).ok());
+    ASSERT_TRUE((*catalog)->topics().Create({"a", 1, 20}).ok());
+    EXPECT_EQ((*catalog)->topics().Create({"a", 2, 30}).code(), absl::StatusCode::kAlreadyExists);
   }
   auto catalog = Catalog::Open(path);
   ASSERT_TRUE(catalog.ok());
-  auto topics = (*catalog)->ListTopics();
+  auto topics = (*catalog)->topics().List();
   ASSERT_TRUE(topics.ok());
   ASSERT_EQ(topics->size(), 2u);
   EXPECT_EQ((*topics)[0].name, "a");
   EXPECT_EQ((*topics)[1].partitions, 3u);
-  EXPECT_TRUE((*catalog)->DeleteTopic("a").ok());
-  EXPECT_EQ((*catalog)->DeleteTopic("a").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ((*catalog)->ListTopics()->size(), 1u);
+  EXPECT_TRUE((*catalog)->topics().Delete("a").ok());
+  EXPECT_EQ((*catalog)->topics().Delete("a").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*catalog)->topics().List()->size(), 1u);
   std::filesystem::remove_all(dir);
 }
 
@@ -47,12 +115,12 @@ TEST(Catalog, DataFormatsSurviveReopen) {
     TopicMeta json{"j", 2, 10};
     json.key_format = DataFormat::kString;
     json.data_format = DataFormat::kJson;
-    ASSERT_TRUE((*catalog)->CreateTopic(json).ok());
-    ASSERT_TRUE((*catalog)->CreateTopic({"b", 1, 20}).ok());
+    ASSERT_TRUE((*catalog)->topics().Create(json).ok());
+    ASSERT_TRUE((*catalog)->topics().Create({"b", 1, 20}).ok());
   }
   auto catalog = Catalog::Open(path);
   ASSERT_TRUE(catalog.ok());
-  auto topics = (*catalog)->ListTopics();
+  auto topics = (*catalog)->topics().List();
   ASSERT_TRUE(topics.ok());
   ASSERT_EQ(topics->size(), 2u);
   EXPECT_EQ((*topics)[0].name, "b");
@@ -85,7 +153,7 @@ TEST(Catalog, OpensAVersionTwoDatabaseWithItsTopicsAsBytes) {
   }
   auto catalog = Catalog::Open(path);
   ASSERT_TRUE(catalog.ok()) << catalog.status();
-  auto topics = (*catalog)->ListTopics();
+  auto topics = (*catalog)->topics().List();
   ASSERT_TRUE(topics.ok()) << topics.status();
   ASSERT_EQ(topics->size(), 1u);
   EXPECT_EQ((*topics)[0].partitions, 3u);
@@ -103,22 +171,22 @@ TEST(Catalog, GroupOffsetsGoWithTheirTopicAndNeverComeBack) {
   auto catalog = Catalog::Open((dir / "meta.db").string());
   ASSERT_TRUE(catalog.ok()) << catalog.status();
   Catalog& c = **catalog;
-  ASSERT_TRUE(c.CreateTopic({"t", 2, 10}).ok());
-  ASSERT_TRUE(c.CommitOffsets("g", "t", {{0, 5}, {1, 7}}).ok());
-  ASSERT_TRUE(c.CommitOffsets("g", "t", {{1, 9}}).ok());
-  EXPECT_EQ(*c.GetOffsets("g", "t"), (std::map<uint32_t, uint64_t>{{0, 5}, {1, 9}}));
-  EXPECT_EQ(c.ListGroups()->size(), 1u);
+  ASSERT_TRUE(c.topics().Create({"t", 2, 10}).ok());
+  ASSERT_TRUE(c.offsets().Commit("g", "t", {{0, 5}, {1, 7}}).ok());
+  ASSERT_TRUE(c.offsets().Commit("g", "t", {{1, 9}}).ok());
+  EXPECT_EQ(*c.offsets().Get("g", "t"), (std::map<uint32_t, uint64_t>{{0, 5}, {1, 9}}));
+  EXPECT_EQ(c.offsets().ListGroups()->size(), 1u);
   // Deleting the topic deletes its offsets; a topic created again under the name has none.
-  ASSERT_TRUE(c.DeleteTopic("t").ok());
-  EXPECT_TRUE(c.GetOffsets("g", "t")->empty());
+  ASSERT_TRUE(c.topics().Delete("t").ok());
+  EXPECT_TRUE(c.offsets().Get("g", "t")->empty());
   // A commit for a topic that does not exist (racing its deletion) writes nothing.
-  EXPECT_EQ(c.CommitOffsets("g", "t", {{0, 1}}).code(), absl::StatusCode::kNotFound);
-  ASSERT_TRUE(c.CreateTopic({"t", 2, 20}).ok());
-  EXPECT_TRUE(c.GetOffsets("g", "t")->empty());
-  EXPECT_TRUE(c.ListGroups()->empty());
+  EXPECT_EQ(c.offsets().Commit("g", "t", {{0, 1}}).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(c.topics().Create({"t", 2, 20}).ok());
+  EXPECT_TRUE(c.offsets().Get("g", "t")->empty());
+  EXPECT_TRUE(c.offsets().ListGroups()->empty());
   // The catalog still takes writes after the refused commit (no transaction left open).
-  ASSERT_TRUE(c.CommitOffsets("g", "t", {{0, 3}}).ok());
-  EXPECT_EQ(*c.GetOffsets("g", "t"), (std::map<uint32_t, uint64_t>{{0, 3}}));
+  ASSERT_TRUE(c.offsets().Commit("g", "t", {{0, 3}}).ok());
+  EXPECT_EQ(*c.offsets().Get("g", "t"), (std::map<uint32_t, uint64_t>{{0, 3}}));
   std::filesystem::remove_all(dir);
 }
 
@@ -131,20 +199,126 @@ TEST(Catalog, DeleteOffsetsAndSetPartitions) {
     auto catalog = Catalog::Open(path);
     ASSERT_TRUE(catalog.ok()) << catalog.status();
     Catalog& c = **catalog;
-    ASSERT_TRUE(c.CreateTopic({"t", 2, 10}).ok());
-    ASSERT_TRUE(c.CommitOffsets("g", "t", {{0, 5}, {1, 7}}).ok());
-    ASSERT_TRUE(c.CommitOffsets("h", "t", {{0, 1}}).ok());
-    EXPECT_EQ(*c.DeleteOffsets("g", "t"), 2);
-    EXPECT_EQ(*c.DeleteOffsets("g", "t"), 0);
-    EXPECT_TRUE(c.GetOffsets("g", "t")->empty());
-    EXPECT_EQ(c.GetOffsets("h", "t")->size(), 1u);
-    ASSERT_TRUE(c.SetPartitions("t", 5).ok());
-    EXPECT_EQ(c.SetPartitions("missing", 5).code(), absl::StatusCode::kNotFound);
+    ASSERT_TRUE(c.topics().Create({"t", 2, 10}).ok());
+    ASSERT_TRUE(c.offsets().Commit("g", "t", {{0, 5}, {1, 7}}).ok());
+    ASSERT_TRUE(c.offsets().Commit("h", "t", {{0, 1}}).ok());
+    EXPECT_EQ(*c.offsets().Delete("g", "t"), 2);
+    EXPECT_EQ(*c.offsets().Delete("g", "t"), 0);
+    EXPECT_TRUE(c.offsets().Get("g", "t")->empty());
+    EXPECT_EQ(c.offsets().Get("h", "t")->size(), 1u);
+    ASSERT_TRUE(c.topics().SetPartitions("t", 5).ok());
+    EXPECT_EQ(c.topics().SetPartitions("missing", 5).code(), absl::StatusCode::kNotFound);
   }
   auto catalog = Catalog::Open(path);
   ASSERT_TRUE(catalog.ok());
-  EXPECT_EQ((*(*catalog)->ListTopics())[0].partitions, 5u);
+  EXPECT_EQ((*(*catalog)->topics().List())[0].partitions, 5u);
   std::filesystem::remove_all(dir);
+}
+
+TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeUnchanged) {
+  TempDb tmp("v3");
+  RunSql(tmp.path(), kVersionThreeDump);
+  const std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
+  {
+    auto catalog = Catalog::Open(tmp.path());
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    Catalog& c = **catalog;
+    auto topics = c.topics().List();
+    ASSERT_TRUE(topics.ok()) << topics.status();
+    ASSERT_EQ(topics->size(), 3u);
+    const TopicMeta& events = (*topics)[0];
+    EXPECT_EQ(events.name, "events");
+    EXPECT_EQ(events.partitions, 3u);
+    EXPECT_EQ(events.created_at_us, 1796291145402721);
+    EXPECT_EQ(events.retention_ms, 86400000);
+    EXPECT_EQ(events.retention_bytes, kRetentionDefault);
+    const TopicMeta& json = (*topics)[1];
+    EXPECT_EQ(json.retention_bytes, kRetentionUnlimited);
+    EXPECT_EQ(json.key_format, DataFormat::kString);
+    EXPECT_EQ(json.data_format, DataFormat::kJson);
+    EXPECT_EQ((*topics)[2].partitions, 4u);
+    EXPECT_EQ(*c.offsets().Get("billing", "events"),
+              (std::map<uint32_t, uint64_t>{{0, 2}, {1, 2}, {2, 1}}));
+    EXPECT_EQ(*c.offsets().ListGroups(),
+              (std::vector<std::pair<std::string, std::string>>{{"billing", "events"}}));
+    // The triggers written by version 3 still tie offsets to their topic.
+    ASSERT_TRUE(c.topics().Delete("events").ok());
+    EXPECT_TRUE(c.offsets().ListGroups()->empty());
+  }
+  EXPECT_EQ(Column(tmp.path(), kSchemaSql), schema_before);
+  EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
+            std::vector<std::string>{"3"});
+  EXPECT_EQ(Column(tmp.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+}
+
+TEST(CatalogSchema, ANewDatabaseHasTheTablesVersionThreeWrote) {
+  TempDb written("v3-written");
+  RunSql(written.path(), kVersionThreeDump);
+  TempDb fresh("fresh");
+  ASSERT_TRUE(Catalog::Open(fresh.path()).ok());
+  EXPECT_EQ(Column(fresh.path(), kSchemaSql), Column(written.path(), kSchemaSql));
+  EXPECT_EQ(Column(fresh.path(), "SELECT version FROM schema_version"),
+            std::vector<std::string>{"3"});
+  EXPECT_EQ(Column(fresh.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+}
+
+TEST(CatalogSchema, OpensAVersionOneDatabase) {
+  TempDb tmp("v1");
+  RunSql(tmp.path(),
+         "CREATE TABLE topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, "
+         "created_at_us INTEGER NOT NULL);"
+         "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+         "INSERT INTO schema_version VALUES (1);"
+         "INSERT INTO topics VALUES ('first', 2, 7);");
+  auto catalog = Catalog::Open(tmp.path());
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  auto topics = (*catalog)->topics().List();
+  ASSERT_TRUE(topics.ok()) << topics.status();
+  ASSERT_EQ(topics->size(), 1u);
+  EXPECT_EQ((*topics)[0].partitions, 2u);
+  EXPECT_EQ((*topics)[0].retention_ms, kRetentionDefault);
+  EXPECT_EQ((*topics)[0].data_format, DataFormat::kBytes);
+  // Version 1 had no group offsets: the migration created them.
+  ASSERT_TRUE((*catalog)->offsets().Commit("g", "first", {{1, 4}}).ok());
+  EXPECT_EQ(*(*catalog)->offsets().Get("g", "first"), (std::map<uint32_t, uint64_t>{{1, 4}}));
+  EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
+            std::vector<std::string>{"3"});
+}
+
+TEST(CatalogSchema, RefusesADatabaseOfANewerVersionAndLeavesItAlone) {
+  TempDb tmp("newer");
+  ASSERT_TRUE(Catalog::Open(tmp.path()).ok());
+  RunSql(tmp.path(), "UPDATE schema_version SET version = 4; CREATE TABLE later (x INTEGER);");
+  const std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
+  auto catalog = Catalog::Open(tmp.path());
+  ASSERT_EQ(catalog.status().code(), absl::StatusCode::kFailedPrecondition);
+  const std::string message(catalog.status().message());
+  EXPECT_NE(message.find("schema version 4"), std::string::npos) << message;
+  EXPECT_NE(message.find(tmp.path()), std::string::npos) << message;
+  EXPECT_NE(message.find("newer nodata"), std::string::npos) << message;
+  EXPECT_EQ(Column(tmp.path(), kSchemaSql), schema_before);
+  EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
+            std::vector<std::string>{"4"});
+}
+
+TEST(CatalogSchema, AFailedMigrationChangesNothing) {
+  TempDb tmp("failed");
+  // A version 2 database whose topics already have a key_format column: the step to version
+  // 3 fails at its ALTER TABLE, after it created group_offsets.
+  RunSql(tmp.path(),
+         "CREATE TABLE topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, "
+         "created_at_us INTEGER NOT NULL, retention_ms INTEGER NOT NULL DEFAULT 0, "
+         "retention_bytes INTEGER NOT NULL DEFAULT 0, key_format TEXT);"
+         "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+         "INSERT INTO schema_version VALUES (2);");
+  const std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
+  auto catalog = Catalog::Open(tmp.path());
+  ASSERT_FALSE(catalog.ok());
+  EXPECT_NE(catalog.status().message().find("to schema version 3"), absl::string_view::npos)
+      << catalog.status();
+  EXPECT_EQ(Column(tmp.path(), kSchemaSql), schema_before);
+  EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
+            std::vector<std::string>{"2"});
 }
 
 }  // namespace

@@ -1,0 +1,280 @@
+// nodata serve: the server's flags (also from the environment and a config file) and its start.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+#include "cli/client_util.h"
+#include "cli/command_set.h"
+#include "common/strings.h"
+#include "server/server.h"
+#include "spdlog/spdlog.h"
+
+namespace nodata::cli {
+namespace {
+
+// Parses --fsync: always | never | interval:<ms>.
+bool ParseFsync(const std::string& value, broker::BrokerOptions* options) {
+  if (value == "always") {
+    options->log.fsync = log::FsyncPolicy::kAlways;
+    return true;
+  }
+  if (value == "never") {
+    options->log.fsync = log::FsyncPolicy::kNever;
+    return true;
+  }
+  if (value.rfind("interval:", 0) == 0) {
+    try {
+      size_t used = 0;
+      std::string ms = value.substr(9);
+      long long v = std::stoll(ms, &used);
+      if (used != ms.size() || v <= 0) return false;
+      options->log.fsync = log::FsyncPolicy::kInterval;
+      options->fsync_interval_ms = v;
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  return false;
+}
+
+// Parses a duration: a number with a unit (ms, s, m, h, d), e.g. "500ms", "10m". Microseconds.
+bool ParseDuration(const std::string& value, int64_t* micros) {
+  size_t used = 0;
+  long long n;
+  try {
+    n = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (n <= 0) return false;
+  const std::string unit = value.substr(used);
+  int64_t scale;
+  if (unit == "ms") {
+    scale = 1000;
+  } else if (unit == "s") {
+    scale = 1000000;
+  } else if (unit == "m") {
+    scale = 60LL * 1000000;
+  } else if (unit == "h") {
+    scale = 3600LL * 1000000;
+  } else if (unit == "d") {
+    scale = 86400LL * 1000000;
+  } else {
+    return false;
+  }
+  if (n > INT64_MAX / scale) return false;
+  *micros = n * scale;
+  return true;
+}
+
+// Adds a flag that can also come from the environment (NODATA_<NAME>) and the config file.
+template <typename T>
+CLI::Option* Flag(CLI::App* app, const std::string& name, T& value, const std::string& help) {
+  std::string env = "NODATA_";
+  for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+  return app->add_option("--" + name, value, help)->envname(env)->capture_default_str();
+}
+
+// Reads a config file of `name = value` lines (TOML or INI style: `#`/`;` comments, `[section]`
+// lines ignored, values optionally quoted) into `--name value` pairs. Names are the serve flags.
+bool ReadConfig(const std::string& path, std::vector<std::pair<std::string, std::string>>* out,
+                std::string* error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    *error = "cannot read config file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    *error = "config file " + path + " is a directory";
+    return false;
+  }
+  std::ifstream in(path);
+  if (!in) {
+    *error = "cannot read config file " + path;
+    return false;
+  }
+  std::string line;
+  int line_no = 0;
+  auto trim = [](std::string v) {
+    size_t b = v.find_first_not_of(" \t\r");
+    size_t e = v.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
+  };
+  while (std::getline(in, line)) {
+    ++line_no;
+    std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';' || t[0] == '[') continue;
+    size_t eq = t.find('=');
+    if (eq == std::string::npos) {
+      *error = path + ":" + std::to_string(line_no) + ": expected name = value";
+      return false;
+    }
+    std::string name = trim(t.substr(0, eq));
+    std::string value = trim(t.substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    for (char& c : name) {
+      if (c == '_') c = '-';
+    }
+    out->emplace_back(name, value);
+  }
+  return true;
+}
+
+}  // namespace
+
+// Precedence: command line, then environment, then config file, then defaults. The config
+// file's settings become command-line arguments for the flags given neither way.
+bool ApplyServeConfigFile(std::vector<std::string>* args, std::string* error) {
+  auto serve = std::find(args->begin(), args->end(), "serve");
+  if (serve == args->end()) return true;
+  std::string path;
+  std::vector<std::string> given;
+  std::vector<std::string> rest;
+  for (auto it = serve + 1; it != args->end(); ++it) {
+    if (*it == "--config" && it + 1 != args->end()) {
+      path = *++it;
+      continue;
+    }
+    if (it->rfind("--config=", 0) == 0) {
+      path = it->substr(9);
+      continue;
+    }
+    if (it->rfind("--", 0) == 0) given.push_back(it->substr(2, it->find('=') - 2));
+    rest.push_back(*it);
+  }
+  if (path.empty()) return true;
+  std::vector<std::pair<std::string, std::string>> settings;
+  if (!ReadConfig(path, &settings, error)) return false;
+  std::vector<std::string> out(args->begin(), serve + 1);
+  for (const auto& [name, value] : settings) {
+    std::string env = "NODATA_";
+    for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+    if (std::find(given.begin(), given.end(), name) != given.end()) continue;
+    if (std::getenv(env.c_str()) != nullptr) continue;
+    out.push_back("--" + name);
+    out.push_back(value);
+  }
+  out.insert(out.end(), rest.begin(), rest.end());
+  *args = std::move(out);
+  return true;
+}
+
+void AddServeCommand(CommandSet& set) {
+  server::ServerOptions& so = set.Keep<server::ServerOptions>();
+  so.broker.data_dir = "./nodata-data";
+  std::string& fsync = set.Keep<std::string>();
+  fsync = "always";
+  CLI::App* serve = set.app().add_subcommand("serve", "run the server");
+  std::string& config_file = set.Keep<std::string>();
+  serve->add_option("--config", config_file,
+                    "config file of `name = value` lines naming these flags");
+  Flag(serve, "listen", so.listen, "gRPC listen address");
+  Flag(serve, "http", so.http, "HTTP listen address (/metrics, /healthz)");
+  Flag(serve, "data", so.broker.data_dir, "data directory");
+  Flag(serve, "fsync", fsync, "always | interval:<ms> | never");
+  Flag(serve, "default-partitions", so.broker.default_partitions,
+       "partitions of an auto-created topic")
+      ->check(CLI::Range(1u, 1u << 16));
+  Flag(serve, "max-partitions", so.broker.max_partitions, "largest partition count of a topic");
+  Flag(serve, "auto-create-topics", so.broker.auto_create_topics,
+       "create a topic on first publish");
+  Flag(serve, "max-event-bytes", so.broker.max_event_bytes,
+       "largest event (topic, id, key, data and headers)");
+  Flag(serve, "max-batch-events", so.broker.max_batch_events, "most events in one request");
+  Flag(serve, "max-batch-bytes", so.broker.max_batch_bytes, "largest request");
+  Flag(serve, "dedupe-window-ms", so.broker.dedupe_window_ms, "how long ids are remembered");
+  Flag(serve, "dedupe-max-ids", so.broker.dedupe_max_ids, "most ids remembered per topic");
+  Flag(serve, "segment-bytes", so.broker.log.segment_bytes, "segment size before a roll")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 31));
+  Flag(serve, "segment-ms", so.broker.log.segment_ms, "segment age before a roll");
+  Flag(serve, "sync-threads", so.broker.sync_threads, "threads running fdatasync")
+      ->check(CLI::Range(1, 64));
+  Flag(serve, "stream-inflight-batches", so.stream_inflight_batches,
+       "batches of one PublishStream stored concurrently")
+      ->check(CLI::Range(1, 1024));
+  Flag(serve, "egress-threads", so.egress_threads, "threads reading records for subscribers")
+      ->check(CLI::Range(1, 64));
+  Flag(serve, "keepalive-ms", so.keepalive_ms,
+       "keepalive ping interval and timeout: a subscriber silent this long is gone")
+      ->check(CLI::Range(100, 3600000));
+  Flag(serve, "parquet-roll-bytes", so.broker.compaction.roll_bytes,
+       "bytes of records (before compression) per Parquet file")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  std::string& roll_interval = set.Keep<std::string>();
+  roll_interval = "10m";
+  Flag(serve, "parquet-roll-interval", roll_interval,
+       "longest wait of a record in the hot tier before compaction (e.g. 30s, 10m, 1h)");
+  std::string& compression = set.Keep<std::string>();
+  compression = "zstd";
+  Flag(serve, "parquet-compression", compression, "zstd | snappy | none");
+  Flag(serve, "parquet-zstd-level", so.broker.parquet.zstd_level, "zstd level of Parquet pages")
+      ->check(CLI::Range(1, 19));
+  Flag(serve, "parquet-row-group-bytes", so.broker.parquet.row_group_bytes,
+       "bytes of records per row group: bounds the memory of writing and reading")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 32));
+  Flag(serve, "retention-ms", so.broker.retention_ms,
+       "default retention by ingest time, per partition (-1: unlimited; 0 too)")
+      ->check(CLI::Range(int64_t{-1}, INT64_MAX / 1000));
+  Flag(serve, "retention-bytes", so.broker.retention_bytes,
+       "default retention by size, per partition (-1: unlimited; 0 too)")
+      ->check(CLI::Range(int64_t{-1}, INT64_MAX));
+  Flag(serve, "maintenance-ms", so.broker.maintenance_period_ms,
+       "how often compaction and retention look for due work")
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+
+  set.OnParsed(serve, [&so, &fsync, &roll_interval, &compression] {
+    std::string address_error;
+    if (!NormalizeAddress(so.listen, 0, &so.listen, &address_error)) {
+      std::cerr << "nodata: --listen: " << address_error << "\n";
+      return kExitUsage;
+    }
+    if (!NormalizeAddress(so.http, 0, &so.http, &address_error)) {
+      std::cerr << "nodata: --http: " << address_error << "\n";
+      return kExitUsage;
+    }
+    if (!ParseFsync(fsync, &so.broker)) {
+      std::cerr << "nodata: --fsync must be always, never or interval:<ms>; got \"" << fsync
+                << "\"\n";
+      return kExitUsage;
+    }
+    if (!ParseDuration(roll_interval, &so.broker.compaction.roll_interval_us)) {
+      std::cerr << "nodata: --parquet-roll-interval must be a duration such as 30s, 10m or 1h; "
+                   "got \""
+                << roll_interval << "\"\n";
+      return kExitUsage;
+    }
+    if (compression == "zstd") {
+      so.broker.parquet.codec = parquet::Codec::kZstd;
+    } else if (compression == "snappy") {
+      so.broker.parquet.codec = parquet::Codec::kSnappy;
+    } else if (compression == "none") {
+      so.broker.parquet.codec = parquet::Codec::kUncompressed;
+    } else {
+      std::cerr << "nodata: --parquet-compression must be zstd, snappy or none; got \""
+                << compression << "\"\n";
+      return kExitUsage;
+    }
+    absl::Status s = server::RunServer(so);
+    if (!s.ok()) {
+      spdlog::error("{}", ToStd(s.ToString()));
+      return kExitFailed;
+    }
+    return kExitOk;
+  });
+}
+
+}  // namespace nodata::cli
