@@ -10,7 +10,7 @@
 //          seconds, records/s, MB/s of payload (10^6 B), client CPU (100 = one core).
 //          --decode protobuf (default): every message is parsed into the generated classes (on
 //          an arena, as a careful application would). --decode wire: every message is received
-//          as raw bytes (copied into one contiguous buffer) and walked field by field: each
+//          as raw bytes (its slices copied into one reused buffer) and walked field by field: each
 //          record's partition, offset and event (its data's size) are decoded and every length
 //          is bounds-checked, without building any object (as a zero-copy client would).
 #include <grpcpp/grpcpp.h>
@@ -305,12 +305,22 @@ int ReadWire(const Options& o, const nodata::v1::SubscribeRequest& req) {
                                                                     req));
   ReadStats stats;
   grpc::ByteBuffer buffer;
-  grpc::Slice slice;
+  std::vector<grpc::Slice> slices;
+  std::string joined;  // reused: a message in several slices is copied here
   bool malformed = false;
   while (stats.got < o.count && reader->Read(&buffer)) {
-    if (!buffer.DumpToSingleSlice(&slice).ok()) break;
-    const char* p = reinterpret_cast<const char*>(slice.begin());
-    if (!WalkResponse(Wire(p, p + slice.size()), &stats)) {
+    if (!buffer.Dump(&slices).ok()) break;
+    std::string_view bytes;
+    if (slices.size() == 1) {
+      bytes = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
+    } else {
+      joined.clear();
+      for (const grpc::Slice& s : slices) {
+        joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+      bytes = joined;
+    }
+    if (!WalkResponse(Wire(bytes.data(), bytes.data() + bytes.size()), &stats)) {
       malformed = true;
       break;
     }
