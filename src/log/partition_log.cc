@@ -130,6 +130,27 @@ class FrameScanner {
   absl::Status io_status_;
 };
 
+// The read buffer of a scan: the thread's own, kept from scan to scan, unless a scan further up
+// this thread's stack (a visitor that scans again) holds it; then a fresh one.
+class ScanBuffer {
+ public:
+  ScanBuffer() : owns_thread_buffer_(!thread_buffer_busy_) { thread_buffer_busy_ = true; }
+  ~ScanBuffer() {
+    if (owns_thread_buffer_) thread_buffer_busy_ = false;
+  }
+  ScanBuffer(const ScanBuffer&) = delete;
+  ScanBuffer& operator=(const ScanBuffer&) = delete;
+  std::string& bytes() { return owns_thread_buffer_ ? thread_buffer_ : own_; }
+
+ private:
+  static thread_local std::string thread_buffer_;
+  static thread_local bool thread_buffer_busy_;
+  const bool owns_thread_buffer_;
+  std::string own_;
+};
+thread_local std::string ScanBuffer::thread_buffer_;
+thread_local bool ScanBuffer::thread_buffer_busy_ = false;
+
 // True when a valid frame whose offset is at least `min_offset` starts anywhere in `bytes`:
 // damage followed by intact records, as opposed to a torn tail.
 bool ValidFrameFollows(std::string_view bytes, uint64_t min_offset) {
@@ -670,8 +691,8 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
                             std::min<uint64_t>(max_records - count, kMaxScanChunk) *
                                 kFrameHeaderBytes +
                             options_.index_interval_bytes + kScanSlackBytes;
-    thread_local std::string scan_buffer;
-    FrameScanner scanner(*seg->reader, position, seg_size, scan_buffer,
+    ScanBuffer buffer;
+    FrameScanner scanner(*seg->reader, position, seg_size, buffer.bytes(),
                          std::clamp<uint64_t>(wanted, kMinScanChunk, kMaxScanChunk));
     DecodedRecord record;
     while (count < max_records && bytes < max_bytes && from < end) {

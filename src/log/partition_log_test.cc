@@ -235,6 +235,25 @@ TEST_F(PartitionLogTest, ScansOfEverySizeShareTheReadBuffer) {
   }
 }
 
+// A visitor that scans again (another log, same thread) gets its own read buffer: the outer
+// scan's records stay intact.
+TEST_F(PartitionLogTest, ScanInsideAVisitorLeavesTheOuterScanIntact) {
+  auto log = Open();
+  ASSERT_TRUE(AppendAcked(*log, 50, 0, 3000).ok());
+  std::vector<Record> expected = ReadAll(*log);
+  size_t seen = 0;
+  absl::Status s = log->Scan(0, 1000, 1u << 30, [&](const DecodedRecord& outer) {
+    std::string before(outer.data);
+    std::vector<Record> inner;
+    ASSERT_TRUE(log->Read(49 - outer.offset, 3, 1u << 30, &inner).ok());
+    EXPECT_EQ(outer.data, before);
+    EXPECT_EQ(outer.data, expected[outer.offset].data);
+    ++seen;
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(seen, 50u);
+}
+
 TEST_F(PartitionLogTest, TornSegmentHeaderOfAnEmptySegmentIsRewritten) {
   LogOptions options;
   options.segment_bytes = 1024;
