@@ -6,9 +6,13 @@
 //
 // preload: PublishStream with batches of 1000 events and 8 in flight (fast, not measured).
 // read:    one Subscribe stream from the earliest offset, without a group, until N records have
-//          arrived. Every record is parsed into its message (on an arena, as a careful application
-//          would); offsets are checked to be dense per partition. Prints one JSON line: records,
+//          arrived; offsets are checked to be dense per partition. Prints one JSON line: records,
 //          seconds, records/s, MB/s of payload (10^6 B), client CPU (100 = one core).
+//          --decode protobuf (default): every message is parsed into the generated classes (on
+//          an arena, as a careful application would). --decode wire: every message is received
+//          as raw bytes (its slices copied into one reused buffer) and walked field by field: each
+//          record's partition, offset and event (its data's size) are decoded and every length
+//          is bounds-checked, without building any object (as a zero-copy client would).
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
@@ -37,6 +41,7 @@ struct Options {
   uint64_t count = 1000000;
   size_t payload = 100;
   uint32_t max_batch = 10000;
+  std::string decode = "protobuf";
   double rate = 10000;
   double seconds = 10;
   double warmup = 2;
@@ -181,6 +186,153 @@ int Latency(const Options& o) {
   return received.load() == sent ? 0 : 1;
 }
 
+// Protobuf wire format, just enough to walk a SubscribeResponse without building messages.
+class Wire {
+ public:
+  Wire(const char* p, const char* end) : p_(p), end_(end) {}
+  bool done() const { return p_ >= end_; }
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && p_ < end_; shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(*p_++);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (b < 0x80) return true;
+    }
+    return false;
+  }
+  // Reads a field's tag and, for a length-delimited field, its bytes (`*sub`); skips the value of
+  // fixed-size fields. False on malformed input.
+  bool Field(int* number, uint64_t* varint, Wire* sub) {
+    uint64_t tag;
+    if (!Varint(&tag)) return false;
+    *number = static_cast<int>(tag >> 3);
+    switch (tag & 7) {
+      case 0:
+        return Varint(varint);
+      case 1:
+        return Skip(8);
+      case 5:
+        return Skip(4);
+      case 2: {
+        uint64_t n;
+        if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+        *sub = Wire(p_, p_ + n);
+        p_ += n;
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+  size_t size() const { return static_cast<size_t>(end_ - p_); }
+
+ private:
+  bool Skip(size_t n) {
+    if (n > static_cast<size_t>(end_ - p_)) return false;
+    p_ += n;
+    return true;
+  }
+  const char* p_;
+  const char* end_;
+};
+
+struct ReadStats {
+  uint64_t got = 0, bytes = 0;
+  std::map<uint32_t, uint64_t> next;
+  bool dense = true;
+  void Record(uint32_t partition, uint64_t offset, size_t data_bytes) {
+    auto [it, fresh] = next.try_emplace(partition, offset);
+    if (it->second != offset) dense = false;
+    it->second = offset + 1;
+    bytes += data_bytes;
+    ++got;
+  }
+  // Prints the JSON line; true when all records arrived, densely.
+  bool Report(const Options& o, double seconds, double cpu) const {
+    std::printf(
+        "{\"records\": %lu, \"seconds\": %.3f, \"records_per_s\": %.0f, \"mb_per_s\": %.1f, "
+        "\"client_cpu\": %.0f, \"dense\": %s, \"decode\": \"%s\"}\n",
+        static_cast<unsigned long>(got), seconds, static_cast<double>(got) / seconds,
+        static_cast<double>(bytes) / seconds / 1e6, 100 * cpu / seconds, dense ? "true" : "false",
+        o.decode.c_str());
+    return got == o.count && dense;
+  }
+};
+
+// Walks SubscribeResponse{records = 1: RecordBatch{records = 1: Record{event = 1: Event{data = 4},
+// partition = 2, offset = 3}}}; false on malformed input.
+bool WalkResponse(Wire msg, ReadStats* stats) {
+  int field;
+  uint64_t v;
+  Wire batch(nullptr, nullptr);
+  while (!msg.done()) {
+    if (!msg.Field(&field, &v, &batch)) return false;
+    if (field != 1) continue;
+    Wire record(nullptr, nullptr);
+    while (!batch.done()) {
+      if (!batch.Field(&field, &v, &record)) return false;
+      if (field != 1) continue;
+      uint32_t partition = 0;
+      uint64_t offset = 0;
+      size_t data_bytes = 0;
+      Wire sub(nullptr, nullptr);
+      while (!record.done()) {
+        if (!record.Field(&field, &v, &sub)) return false;
+        if (field == 2) partition = static_cast<uint32_t>(v);
+        if (field == 3) offset = v;
+        if (field != 1) continue;
+        Wire value(nullptr, nullptr);
+        while (!sub.done()) {  // the Event
+          if (!sub.Field(&field, &v, &value)) return false;
+          if (field == 4) data_bytes = value.size();
+        }
+      }
+      stats->Record(partition, offset, data_bytes);
+    }
+  }
+  return true;
+}
+
+int ReadWire(const Options& o, const nodata::v1::SubscribeRequest& req) {
+  auto channel = Channel(o);
+  const grpc::internal::RpcMethod method("/nodata.v1.ConsumeService/Subscribe",
+                                         grpc::internal::RpcMethod::SERVER_STREAMING, channel);
+  grpc::ClientContext ctx;
+  const double cpu0 = CpuSeconds();
+  const auto t0 = Clock::now();
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel.get(), method, &ctx,
+                                                                    req));
+  ReadStats stats;
+  grpc::ByteBuffer buffer;
+  std::vector<grpc::Slice> slices;
+  std::string joined;  // reused: a message in several slices is copied here
+  bool malformed = false;
+  while (stats.got < o.count && reader->Read(&buffer)) {
+    if (!buffer.Dump(&slices).ok()) break;
+    std::string_view bytes;
+    if (slices.size() == 1) {
+      bytes = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
+    } else {
+      joined.clear();
+      for (const grpc::Slice& s : slices) {
+        joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+      bytes = joined;
+    }
+    if (!WalkResponse(Wire(bytes.data(), bytes.data() + bytes.size()), &stats)) {
+      malformed = true;
+      break;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = CpuSeconds() - cpu0;
+  ctx.TryCancel();
+  reader->Finish();
+  if (malformed) std::fprintf(stderr, "read: a malformed message\n");
+  return stats.Report(o, seconds, cpu) && !malformed ? 0 : 1;
+}
+
 int Read(const Options& o) {
   auto stub = nodata::v1::ConsumeService::NewStub(Channel(o));
   grpc::ClientContext ctx;
@@ -188,12 +340,15 @@ int Read(const Options& o) {
   req.set_topic(o.topic);
   req.mutable_start()->set_earliest(true);
   req.set_max_batch(o.max_batch);
+  if (o.decode == "wire") return ReadWire(o, req);
+  if (o.decode != "protobuf") {
+    std::fprintf(stderr, "--decode is protobuf or wire\n");
+    return 2;
+  }
   const double cpu0 = CpuSeconds();
   const auto t0 = Clock::now();
   auto reader = stub->Subscribe(&ctx, req);
-  uint64_t got = 0, bytes = 0;
-  std::map<uint32_t, uint64_t> next;
-  bool dense = true;
+  ReadStats stats;
   // Each message is parsed onto an arena reset per message: a few block allocations per batch
   // instead of several per record.
   google::protobuf::ArenaOptions blocks;
@@ -203,25 +358,16 @@ int Read(const Options& o) {
   for (;;) {
     arena.Reset();
     auto* msg = google::protobuf::Arena::CreateMessage<nodata::v1::SubscribeResponse>(&arena);
-    if (got >= o.count || !reader->Read(msg)) break;
+    if (stats.got >= o.count || !reader->Read(msg)) break;
     for (const auto& r : msg->records().records()) {
-      auto [it, fresh] = next.try_emplace(r.partition(), r.offset());
-      if (it->second != r.offset()) dense = false;
-      it->second = r.offset() + 1;
-      bytes += r.event().data().size();
-      ++got;
+      stats.Record(r.partition(), r.offset(), r.event().data().size());
     }
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   const double cpu = CpuSeconds() - cpu0;
   ctx.TryCancel();
   reader->Finish();
-  std::printf(
-      "{\"records\": %lu, \"seconds\": %.3f, \"records_per_s\": %.0f, \"mb_per_s\": %.1f, "
-      "\"client_cpu\": %.0f, \"dense\": %s}\n",
-      static_cast<unsigned long>(got), seconds, static_cast<double>(got) / seconds,
-      static_cast<double>(bytes) / seconds / 1e6, 100 * cpu / seconds, dense ? "true" : "false");
-  return got == o.count && dense ? 0 : 1;
+  return stats.Report(o, seconds, cpu) ? 0 : 1;
 }
 
 }  // namespace
@@ -241,6 +387,7 @@ int main(int argc, char** argv) {
     else if (k == "--topic") o.topic = v;
     else if (k == "--count") o.count = std::strtoull(v, nullptr, 10);
     else if (k == "--payload") o.payload = std::strtoull(v, nullptr, 10);
+    else if (k == "--decode") o.decode = v;
     else if (k == "--max-batch") o.max_batch = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     else if (k == "--rate") o.rate = std::strtod(v, nullptr);
     else if (k == "--seconds") o.seconds = std::strtod(v, nullptr);

@@ -26,6 +26,7 @@ for (const [a, b] of [
   ['nodata c++ hot tier', 'redis node XREAD COUNT 1000'],
   ['nodata c++ hot tier', 'jetstream node pull 1000'],
   ['nodata c++ Parquet', 'nodata c++ hot tier'],
+  ['nodata c++ wire Parquet', 'nodata c++ wire hot tier'],
 ]) {
   if (best(a) && best(b)) ratios.push(`${a} / ${b}: ${(best(a) / best(b)).toFixed(2)}×`);
 }

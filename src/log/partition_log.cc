@@ -52,13 +52,25 @@ struct PartitionLog::Segment {
 
 namespace {
 
+// A scan reads this much at a time at least, and at most (the largest read buffer a thread keeps).
+constexpr uint64_t kMinScanChunk = 64u << 10;
+constexpr uint64_t kMaxScanChunk = 2u << 20;
+// Read past what the limits ask for: a batch's last frame usually ends a little beyond them.
+constexpr uint64_t kScanSlackBytes = 16u << 10;
+
 // Reads frames sequentially from a file, in chunks.
 class FrameScanner {
  public:
   enum class Result { kRecord, kEnd, kTorn, kCorrupt, kIoError };
 
   FrameScanner(const RandomAccessFile& file, uint64_t position, uint64_t end)
-      : file_(file), position_(position), end_(end) {}
+      : file_(file), position_(position), end_(end), buf_(own_buf_), chunk_(kChunk) {}
+  // Reads into `buffer` (whose contents it overwrites and which must outlive it), `chunk_bytes`
+  // at a time: a reader that knows how much it wants reads it with one call, into memory it
+  // reuses, instead of zero-filling a fresh buffer per scan.
+  FrameScanner(const RandomAccessFile& file, uint64_t position, uint64_t end, std::string& buffer,
+               size_t chunk_bytes)
+      : file_(file), position_(position), end_(end), buf_(buffer), chunk_(chunk_bytes) {}
 
   Result Next(DecodedRecord* record) {
     for (;;) {
@@ -81,14 +93,14 @@ class FrameScanner {
       std::memmove(buf_.data(), buf_.data() + consumed_, filled_ - consumed_);
       filled_ -= consumed_;
       consumed_ = 0;
-      size_t want = kChunk;
-      if (avail.size() >= kFrameHeaderBytes) {
+      size_t want = chunk_;
+      if (filled_ >= kFrameHeaderBytes) {  // the moved frame's header is at the front now
         uint32_t body;
-        std::memcpy(&body, avail.data() + 4, 4);
+        std::memcpy(&body, buf_.data() + 4, 4);
         want = std::max<size_t>(want, kFrameHeaderBytes + body);
       }
       if (buf_.size() < want) buf_.resize(want);
-      size_t n = std::min<uint64_t>(buf_.size() - filled_, end_ - file_pos);
+      size_t n = std::min<uint64_t>(want - filled_, end_ - file_pos);
       auto read = file_.Read(file_pos, n, buf_.data() + filled_);
       if (!read.ok()) {
         io_status_ = read.status();
@@ -108,13 +120,36 @@ class FrameScanner {
   const RandomAccessFile& file_;
   uint64_t position_;
   const uint64_t end_;
-  std::string buf_ = std::string(kChunk, '\0');
+  std::string own_buf_;
+  std::string& buf_;
+  const size_t chunk_;  // bytes per read (more when one frame is longer)
   size_t filled_ = 0;
   size_t consumed_ = 0;
   uint64_t frame_position_ = 0;
   size_t frame_bytes_ = 0;
   absl::Status io_status_;
 };
+
+// The read buffer of a scan: the thread's own, kept from scan to scan, unless a scan further up
+// this thread's stack (a visitor that scans again) holds it; then a fresh one.
+class ScanBuffer {
+ public:
+  ScanBuffer() : owns_thread_buffer_(!thread_buffer_busy_) { thread_buffer_busy_ = true; }
+  ~ScanBuffer() {
+    if (owns_thread_buffer_) thread_buffer_busy_ = false;
+  }
+  ScanBuffer(const ScanBuffer&) = delete;
+  ScanBuffer& operator=(const ScanBuffer&) = delete;
+  std::string& bytes() { return owns_thread_buffer_ ? thread_buffer_ : own_; }
+
+ private:
+  static thread_local std::string thread_buffer_;
+  static thread_local bool thread_buffer_busy_;
+  const bool owns_thread_buffer_;
+  std::string own_;
+};
+thread_local std::string ScanBuffer::thread_buffer_;
+thread_local bool ScanBuffer::thread_buffer_busy_ = false;
 
 // True when a valid frame whose offset is at least `min_offset` starts anywhere in `bytes`:
 // damage followed by intact records, as opposed to a torn tail.
@@ -650,7 +685,15 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
       end = std::min(end, seg->end_offset);
       position = seg->PositionFor(from);
     }
-    FrameScanner scanner(*seg->reader, position, seg_size);
+    // What the limits let this scan take, plus the frame headers and the stretch before
+    // `from` since the index entry: usually read with one call.
+    const uint64_t wanted = std::min<uint64_t>(max_bytes - bytes, kMaxScanChunk) +
+                            std::min<uint64_t>(max_records - count, kMaxScanChunk) *
+                                kFrameHeaderBytes +
+                            options_.index_interval_bytes + kScanSlackBytes;
+    ScanBuffer buffer;
+    FrameScanner scanner(*seg->reader, position, seg_size, buffer.bytes(),
+                         std::clamp<uint64_t>(wanted, kMinScanChunk, kMaxScanChunk));
     DecodedRecord record;
     while (count < max_records && bytes < max_bytes && from < end) {
       auto r = scanner.Next(&record);

@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!reader.ok()) return 0;
   for (size_t g = 0; g < (*reader)->row_groups().size(); ++g) {
     (void)(*reader)->ReadRowGroup(static_cast<int>(g));
+    (void)(*reader)->ReadRowGroupViews(static_cast<int>(g));
   }
   return 0;
 }

@@ -48,12 +48,40 @@ std::string WriteToString(const std::vector<Record>& records, const WriterOption
   return file;
 }
 
+// The records ReadRowGroupViews returns, as owned records (partition from `like`, which views
+// do not read).
+std::vector<Record> FromViews(const RowGroupViews& v, const std::vector<Record>& like) {
+  std::vector<Record> out(v.rows());
+  EXPECT_EQ(v.header_begin.size(), v.rows() + 1);
+  for (size_t r = 0; r < v.rows() && r < like.size(); ++r) {
+    out[r].offset = v.offset[r];
+    out[r].timestamp_us = v.timestamp_us[r];
+    out[r].ingest_time_us = v.ingest_time_us[r];
+    out[r].id = std::string(v.id[r]);
+    out[r].key = std::string(v.key[r]);
+    out[r].data = std::string(v.data[r]);
+    for (uint32_t h = v.header_begin[r]; h < v.header_begin[r + 1]; ++h) {
+      out[r].headers.emplace_back(std::string(v.headers[h].first),
+                                  std::string(v.headers[h].second));
+    }
+    out[r].partition = like[r].partition;
+  }
+  return out;
+}
+
+// Every row group, read by ReadRowGroup; ReadRowGroupViews must return the same records.
 std::vector<Record> ReadAll(const Reader& reader) {
   std::vector<Record> out;
   for (size_t g = 0; g < reader.row_groups().size(); ++g) {
     auto records = reader.ReadRowGroup(static_cast<int>(g));
     EXPECT_TRUE(records.ok()) << records.status();
     if (!records.ok()) return out;
+    auto views = reader.ReadRowGroupViews(static_cast<int>(g));
+    EXPECT_TRUE(views.ok()) << views.status();
+    if (views.ok()) {
+      RowGroupViews moved = std::move(*views);  // the views stay valid when moved
+      EXPECT_EQ(FromViews(moved, *records), *records) << "row group " << g;
+    }
     out.insert(out.end(), records->begin(), records->end());
   }
   return out;
@@ -554,6 +582,7 @@ TEST(CorruptFile, FlippedBytesNeverCrash) {
         }
         for (size_t g = 0; g < (*reader)->row_groups().size(); ++g) {
           if (!(*reader)->ReadRowGroup(static_cast<int>(g)).ok()) ++errors;
+          if (!(*reader)->ReadRowGroupViews(static_cast<int>(g)).ok()) ++errors;
           ByteArrayColumn column;
           if (!(*reader)->ReadByteArrayColumn(static_cast<int>(g), "data", &column).ok()) ++errors;
           auto noop = [](const ByteArrayPage&) { return absl::OkStatus(); };

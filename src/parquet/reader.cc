@@ -527,9 +527,123 @@ class Reader::Impl {
   }
 
  public:
+  absl::StatusOr<RowGroupViews> ReadRowGroupViews(int index) const {
+    if (index < 0 || static_cast<size_t>(index) >= row_groups_.size()) {
+      return absl::OutOfRangeError(StrCat("no row group ", index));
+    }
+    const size_t num_rows = static_cast<size_t>(row_groups_[index].num_rows);
+    RowGroupViews out;
+    // Integer columns: one value per row, nulls 0.
+    std::vector<int64_t>* ints[] = {&out.offset, &out.timestamp_us, &out.ingest_time_us};
+    for (int i = 0; i < static_cast<int>(Leaf::kId); ++i) {
+      const ResolvedLeaf& leaf = leaves_[i];
+      ColumnValues c;
+      RETURN_IF_ERROR(ReadColumnChunk(index, i, &c));
+      if (c.def.size() != num_rows) return RowCountMismatch(i, c.def.size(), num_rows);
+      const auto max_def = static_cast<uint32_t>(leaf.schema.max_definition_level);
+      std::vector<int64_t>& column = *ints[i];
+      column.assign(num_rows, 0);
+      size_t v = 0;
+      for (size_t r = 0; r < num_rows; ++r) {
+        if (c.def[r] != max_def) continue;
+        if (v == c.ints.size()) return Corrupt(StrCat("column ", leaf.schema.path, " is short"));
+        const int64_t value = c.ints[v++];
+        column[r] = kLeaves[i].leaf == Leaf::kOffset ? value : ToMicros(leaf, value);
+      }
+    }
+    // Byte-array columns: views, nulls empty.
+    out.storage.resize(kNumLeaves - static_cast<int>(Leaf::kId));
+    std::vector<std::string_view>* views[] = {&out.id, &out.key, &out.data};
+    for (int i = static_cast<int>(Leaf::kId); i < kNumLeaves; ++i) {
+      ByteArrayColumn& c = out.storage[i - static_cast<int>(Leaf::kId)];
+      RETURN_IF_ERROR(ReadViews(index, column_index_[i], leaves_[i], &c));
+      if (i >= static_cast<int>(Leaf::kHeaderKey)) continue;
+      if (static_cast<size_t>(c.num_levels) != num_rows) {
+        return RowCountMismatch(i, static_cast<size_t>(c.num_levels), num_rows);
+      }
+      std::vector<std::string_view>& column = *views[i - static_cast<int>(Leaf::kId)];
+      if (c.definition_levels.empty()) {  // required: a value per row
+        if (c.values.size() != num_rows) return RowCountMismatch(i, c.values.size(), num_rows);
+        column = c.values;
+        continue;
+      }
+      const auto max_def = static_cast<uint32_t>(leaves_[i].schema.max_definition_level);
+      column.assign(num_rows, std::string_view());
+      size_t v = 0;
+      for (size_t r = 0; r < num_rows; ++r) {
+        if (c.definition_levels[r] != max_def) continue;
+        if (v == c.values.size()) return Corrupt(StrCat("column ", leaves_[i].schema.path,
+                                                        " is short"));
+        column[r] = c.values[v++];
+      }
+    }
+    RETURN_IF_ERROR(AssembleHeaderViews(num_rows, &out));
+    return out;
+  }
+
+ private:
+  absl::Status RowCountMismatch(int leaf, size_t values, size_t rows) const {
+    return Corrupt(StrCat("column ", leaves_[leaf].schema.path, " has ", values, " values for ",
+                          rows, " rows"));
+  }
+
+  // The headers map of every row from its key and value columns (storage[3] and [4]), shaped
+  // as AssembleHeaders expects them.
+  absl::Status AssembleHeaderViews(size_t num_rows, RowGroupViews* out) const {
+    const ByteArrayColumn& keys = out->storage[3];
+    const ByteArrayColumn& values = out->storage[4];
+    const ResolvedLeaf& key_leaf = leaves_[6];
+    if (keys.definition_levels.size() != values.definition_levels.size() ||
+        keys.repetition_levels != values.repetition_levels ||
+        keys.definition_levels.size() != keys.repetition_levels.size()) {
+      return Corrupt("header key and value columns have different shapes");
+    }
+    const uint32_t entry_def = static_cast<uint32_t>(key_leaf.def_at_depth[1]);
+    const auto key_max = static_cast<uint32_t>(key_leaf.schema.max_definition_level);
+    const auto value_max = static_cast<uint32_t>(leaves_[7].schema.max_definition_level);
+    out->header_begin.assign(num_rows + 1, 0);
+    size_t kv = 0, vv = 0;
+    int64_t row = -1;
+    for (size_t l = 0; l < keys.definition_levels.size(); ++l) {
+      if (keys.repetition_levels[l] == 0) {
+        ++row;
+        if (static_cast<size_t>(row) >= num_rows) {
+          return Corrupt("headers column has more rows than the row group");
+        }
+        out->header_begin[row] = static_cast<uint32_t>(out->headers.size());
+      }
+      if (row < 0) return Corrupt("headers column has more rows than the row group");
+      if (keys.definition_levels[l] < entry_def) continue;  // null or empty map
+      std::pair<std::string_view, std::string_view> entry;
+      if (keys.definition_levels[l] == key_max) {
+        if (kv == keys.values.size()) return Corrupt("header keys are short");
+        entry.first = keys.values[kv++];
+      }
+      if (values.definition_levels[l] == value_max) {
+        if (vv == values.values.size()) return Corrupt("header values are short");
+        entry.second = values.values[vv++];
+      }
+      out->headers.push_back(entry);
+    }
+    if (static_cast<size_t>(row + 1) != num_rows) {
+      return Corrupt("headers column has fewer rows than the row group");
+    }
+    out->header_begin[num_rows] = static_cast<uint32_t>(out->headers.size());
+    return absl::OkStatus();
+  }
+
+ public:
   absl::Status ReadByteArrayColumn(int group, std::string_view path, ByteArrayColumn* out) const {
     int column = 0;
     RETURN_IF_ERROR(FindByteArrayColumn(group, path, &column));
+    return ReadViews(group, column, all_leaves_[column], out);
+  }
+
+ private:
+  // Column `column` (index into all_leaves_, a BYTE_ARRAY leaf) of row group `group` as views.
+  absl::Status ReadViews(int group, int column, const ResolvedLeaf& leaf,
+                         ByteArrayColumn* out) const {
+    const std::string& path = leaf.schema.path;
     out->values.clear();
     out->definition_levels.clear();
     out->repetition_levels.clear();
@@ -552,11 +666,13 @@ class Reader::Impl {
       return decoder.Data(path, encoding, values, non_null, next_buffer, &out->values);
     };
     size_t levels = 0;
-    RETURN_IF_ERROR(WalkColumnChunk(group, column, all_leaves_[column], chunk, visitor,
+    RETURN_IF_ERROR(WalkColumnChunk(group, column, leaf, chunk, visitor,
                                     &out->definition_levels, &out->repetition_levels, &levels));
     out->num_levels = static_cast<int64_t>(levels);
     return absl::OkStatus();
   }
+
+ public:
 
   absl::Status ScanByteArrayColumn(int group, std::string_view path,
                                    const std::function<absl::Status(const ByteArrayPage&)>& fn,
@@ -890,6 +1006,9 @@ int64_t Reader::num_rows() const { return impl_->num_rows(); }
 const std::string& Reader::created_by() const { return impl_->created_by(); }
 absl::StatusOr<std::vector<Record>> Reader::ReadRowGroup(int index) const {
   return impl_->ReadRowGroup(index);
+}
+absl::StatusOr<RowGroupViews> Reader::ReadRowGroupViews(int index) const {
+  return impl_->ReadRowGroupViews(index);
 }
 absl::Status Reader::ReadByteArrayColumn(int index, std::string_view path,
                                          ByteArrayColumn* out) const {

@@ -92,6 +92,26 @@ struct ByteArrayScratch {
   std::vector<std::string_view> values;
 };
 
+// A row group's records as columns of views, as Reader::ReadRowGroupViews returns them: one
+// entry per row in every vector but `headers`. Nulls read as ReadRowGroup reads them (0, empty,
+// no headers). The views point into `storage`: valid while this object lives (moving it keeps
+// them valid). A plain value, not thread-safe.
+struct RowGroupViews {
+  std::vector<int64_t> offset;
+  std::vector<int64_t> timestamp_us;
+  std::vector<int64_t> ingest_time_us;
+  std::vector<std::string_view> id;
+  std::vector<std::string_view> key;
+  std::vector<std::string_view> data;
+  // Row r's headers are headers[header_begin[r], header_begin[r + 1]), in file order.
+  std::vector<uint32_t> header_begin;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  // The decompressed pages the views point into.
+  std::vector<ByteArrayColumn> storage;
+
+  size_t rows() const { return offset.size(); }
+};
+
 // An open Parquet file. The footer is parsed and validated by Open; column data
 // is read on demand. Safe for concurrent use after Open (reads are positional).
 class Reader {
@@ -110,6 +130,10 @@ class Reader {
   // value an empty value. An INT32 column "partition" (an export's) fills
   // Record::partition.
   absl::StatusOr<std::vector<Record>> ReadRowGroup(int index) const;
+  // The same records without a copy of any value: the byte-array columns are decoded into views
+  // of their decompressed pages (as ReadByteArrayColumn does). An export's "partition" column
+  // is not read.
+  absl::StatusOr<RowGroupViews> ReadRowGroupViews(int index) const;
 
   // Reads only the BYTE_ARRAY leaf column `path` (dotted, as in schema()) of
   // row group `index`, for scans that need one column: PLAIN and dictionary

@@ -1,6 +1,7 @@
 #include "server/record_encoder.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace nodata::server {
@@ -15,12 +16,8 @@ constexpr uint8_t Tag(int field, int wire_type) {
 constexpr size_t kHeadroom = 16;
 
 size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
+  // 7 bits per byte: ceil(significant bits / 7), one byte for 0.
+  return (static_cast<size_t>(std::bit_width(v | 1)) + 6) / 7;
 }
 
 char* PutVarint(char* p, uint64_t v) {
@@ -77,7 +74,12 @@ struct Ts {
 }  // namespace
 
 void RecordBatchEncoder::Begin(std::string_view topic) {
-  topic_ = topic;
+  // Every record repeats the topic: its field is encoded once per batch.
+  topic_field_.clear();
+  if (!topic.empty()) {
+    topic_field_.resize(FieldSize(topic.size()));
+    PutBytes(topic_field_.data(), Tag(1, 2), topic);
+  }
   count_ = 0;
   if (buf_.size() < kHeadroom) buf_.resize(kHeadroom);
   size_ = kHeadroom;
@@ -87,7 +89,7 @@ void RecordBatchEncoder::Add(uint32_t partition, const log::DecodedRecord& r) {
   const Ts ts(r.timestamp_us);
   const Ts ingest(r.ingest_time_us);
   // Event {topic = 1; id = 2; key = 3; data = 4; timestamp = 5; headers = 6 (map entries)}
-  size_t event = StringSize(topic_) + StringSize(r.id) + StringSize(r.key) + StringSize(r.data) +
+  size_t event = topic_field_.size() + StringSize(r.id) + StringSize(r.key) + StringSize(r.data) +
                  FieldSize(ts.Size());
   for (const auto& [k, v] : r.headers) event += FieldSize(StringSize(k) + StringSize(v));
   // Record {event = 1; partition = 2; offset = 3; ingest_time = 4}
@@ -101,7 +103,8 @@ void RecordBatchEncoder::Add(uint32_t partition, const log::DecodedRecord& r) {
   p = PutVarint(p, record);
   *p++ = static_cast<char>(Tag(1, 2));  // Record.event
   p = PutVarint(p, event);
-  if (!topic_.empty()) p = PutBytes(p, Tag(1, 2), topic_);
+  std::memcpy(p, topic_field_.data(), topic_field_.size());
+  p += topic_field_.size();
   if (!r.id.empty()) p = PutBytes(p, Tag(2, 2), r.id);
   if (!r.key.empty()) p = PutBytes(p, Tag(3, 2), r.key);
   if (!r.data.empty()) p = PutBytes(p, Tag(4, 2), r.data);

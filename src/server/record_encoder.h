@@ -26,7 +26,7 @@ class RecordBatchEncoder {
   // Grows and is reused: its bytes past `size_` are scratch, never zero-filled again.
   std::string buf_;
   size_t size_ = 0;
-  std::string_view topic_;
+  std::string topic_field_;  // Event.topic's tag, length and bytes (empty for no topic)
   size_t count_ = 0;
 };
 

@@ -67,5 +67,33 @@ TEST(RecordBatchEncoder, GeneratedCodeParsesEveryField) {
   EXPECT_EQ(resp.records().records_size(), 0);
 }
 
+// Every varint length (offsets at each 7-bit boundary, up to 10 bytes) and batches whose topics
+// change length from one Begin to the next.
+TEST(RecordBatchEncoder, VarintBoundariesAndTopicsOfEveryLength) {
+  RecordBatchEncoder enc;
+  const std::string long_topic(200, 't');  // a length of two varint bytes
+  for (std::string_view topic : {std::string_view(long_topic), std::string_view("a"),
+                                 std::string_view("orders")}) {
+    enc.Begin(topic);
+    std::vector<uint64_t> offsets;
+    for (int bits = 0; bits <= 64; bits += 7) {
+      const uint64_t edge = bits == 63 ? ~uint64_t{0} : (uint64_t{1} << bits);
+      offsets.push_back(edge - 1);
+      offsets.push_back(edge);
+    }
+    for (uint64_t offset : offsets) enc.Add(1, Rec(offset, 1, "i", "k", "d"));
+    std::string_view bytes = enc.Finish();
+    nodata::v1::SubscribeResponse resp;
+    ASSERT_TRUE(resp.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+    ASSERT_EQ(resp.records().records_size(), static_cast<int>(offsets.size()));
+    for (size_t i = 0; i < offsets.size(); ++i) {
+      const auto& r = resp.records().records(static_cast<int>(i));
+      EXPECT_EQ(r.offset(), offsets[i]);
+      EXPECT_EQ(r.event().topic(), topic);
+      EXPECT_EQ(r.event().data(), "d");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace nodata::server

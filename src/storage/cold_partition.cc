@@ -72,18 +72,6 @@ int LeafIndex(const parquet::Reader& reader, std::string_view path) {
   return -1;
 }
 
-log::Record ToLogRecord(parquet::Record&& r) {
-  log::Record out;
-  out.offset = static_cast<uint64_t>(r.offset);
-  out.timestamp_us = r.timestamp_us;
-  out.ingest_time_us = r.ingest_time_us;
-  out.id = std::move(r.id);
-  out.key = std::move(r.key);
-  out.data = std::move(r.data);
-  out.headers = std::move(r.headers);
-  return out;
-}
-
 absl::Status Damaged(const std::string& path, const absl::Status& s) {
   if (s.code() == absl::StatusCode::kUnavailable ||
       s.code() == absl::StatusCode::kResourceExhausted ||
@@ -109,8 +97,8 @@ std::string UtcDate(int64_t micros) {
 // A decoded row group, shared by concurrent readers of the same range.
 struct ColdPartition::CachedGroup {
   std::string path;
-  uint64_t first = 0;  // offset of rows[0]
-  std::vector<parquet::Record> rows;
+  uint64_t first = 0;  // offset of the first row
+  parquet::RowGroupViews rows;
 };
 
 absl::StatusOr<std::unique_ptr<ColdPartition>> ColdPartition::Open(
@@ -232,8 +220,8 @@ absl::StatusOr<std::shared_ptr<const parquet::Reader>> ColdPartition::OpenReader
   return shared;
 }
 
-absl::Status ColdPartition::Read(uint64_t from, size_t max_records, size_t max_bytes,
-                                 std::vector<log::Record>* out) const {
+absl::Status ColdPartition::Scan(uint64_t from, size_t max_records, size_t max_bytes,
+                                 absl::FunctionRef<void(const log::DecodedRecord&)> visit) const {
   ColdFile file;
   std::shared_ptr<const CachedGroup> group;
   {
@@ -248,7 +236,7 @@ absl::Status ColdPartition::Read(uint64_t from, size_t max_records, size_t max_b
       return absl::DataLossError(StrCat(dir_, ": offset ", from, " is missing from the cold tier"));
     }
     if (last_group_ && last_group_->path == file.path && from >= last_group_->first &&
-        from < last_group_->first + last_group_->rows.size()) {
+        from < last_group_->first + last_group_->rows.rows()) {
       group = last_group_;
     }
   }
@@ -296,33 +284,43 @@ absl::Status ColdPartition::Read(uint64_t from, size_t max_records, size_t max_b
     if (index < 0) {
       return absl::DataLossError(StrCat(file.path, ": offset ", from, " is in no row group"));
     }
-    auto rows = reader->ReadRowGroup(index);
+    auto rows = reader->ReadRowGroupViews(index);
     if (!rows.ok()) return Damaged(file.path, rows.status());
     auto fresh = std::make_shared<CachedGroup>();
     fresh->path = file.path;
     fresh->first = group_first;
     fresh->rows = std::move(*rows);
-    for (size_t i = 0; i < fresh->rows.size(); ++i) {
-      if (fresh->rows[i].offset != static_cast<int64_t>(group_first + i)) {
+    for (size_t i = 0; i < fresh->rows.rows(); ++i) {
+      if (fresh->rows.offset[i] != static_cast<int64_t>(group_first + i)) {
         return absl::DataLossError(StrCat(file.path, ": row group ", index, " holds offset ",
-                                          fresh->rows[i].offset, " where ", group_first + i,
+                                          fresh->rows.offset[i], " where ", group_first + i,
                                           " belongs"));
       }
     }
-    if (from < group_first || from >= group_first + fresh->rows.size()) {
+    if (from < group_first || from >= group_first + fresh->rows.rows()) {
       return absl::DataLossError(StrCat(file.path, ": offset ", from, " is in no row group"));
     }
     group = fresh;
     absl::MutexLock lock(&mu_);
     last_group_ = group;
   }
+  // The group stays alive (shared) while its rows are visited, without the lock.
   size_t bytes = 0;
-  for (size_t i = from - group->first; i < group->rows.size(); ++i) {
+  log::DecodedRecord view;
+  const parquet::RowGroupViews& rows = group->rows;
+  for (size_t i = from - group->first; i < rows.rows(); ++i) {
     if (max_records == 0 || bytes >= max_bytes) break;
-    parquet::Record copy = group->rows[i];
-    bytes += log::kMinBodyBytes + copy.id.size() + copy.key.size() + copy.data.size();
-    for (const auto& [k, v] : copy.headers) bytes += k.size() + v.size();
-    out->push_back(ToLogRecord(std::move(copy)));
+    view.offset = static_cast<uint64_t>(rows.offset[i]);
+    view.timestamp_us = rows.timestamp_us[i];
+    view.ingest_time_us = rows.ingest_time_us[i];
+    view.id = rows.id[i];
+    view.key = rows.key[i];
+    view.data = rows.data[i];
+    view.headers.assign(rows.headers.begin() + rows.header_begin[i],
+                        rows.headers.begin() + rows.header_begin[i + 1]);
+    bytes += log::kMinBodyBytes + view.id.size() + view.key.size() + view.data.size();
+    for (const auto& [k, v] : view.headers) bytes += k.size() + v.size();
+    visit(view);
     --max_records;
   }
   return absl::OkStatus();

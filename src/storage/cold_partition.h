@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/fs.h"
@@ -65,8 +66,9 @@ class ColdPartition {
   // Decodes at most one row group per call (found through the offset column's statistics), so
   // memory stays bounded by the row group size whatever the file size. OUT_OF_RANGE outside
   // the files; DATA_LOSS for a missing range or a damaged file.
-  absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
-                    std::vector<log::Record>* out) const;
+  // `visit` sees each record's views into the decoded row group, valid during the call only.
+  absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
+                    absl::FunctionRef<void(const log::DecodedRecord&)> visit) const;
 
   // Writes one new file after the last one. Records must come with consecutive offsets, from
   // `first_offset` on, all of the same UTC ingest date.

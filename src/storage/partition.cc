@@ -64,26 +64,13 @@ absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes
     if (st.code() != absl::StatusCode::kOutOfRange) return st;
     if (visited) return absl::OkStatus();
   }
-  std::vector<log::Record> cold;
-  absl::Status st = cold_->Read(from, max_records, max_bytes, &cold);
+  absl::Status st = cold_->Scan(from, max_records, max_bytes, visit);
   if (!st.ok() && st.code() != absl::StatusCode::kOutOfRange) {
     // Retention may have deleted the file while this read opened it.
     if (from < Stats().start_offset) {
       return absl::OutOfRangeError(StrCat("offset ", from, " was deleted while being read"));
     }
     return st;
-  }
-  log::DecodedRecord view;
-  for (const log::Record& r : cold) {
-    view.offset = r.offset;
-    view.timestamp_us = r.timestamp_us;
-    view.ingest_time_us = r.ingest_time_us;
-    view.flags = r.flags;
-    view.id = r.id;
-    view.key = r.key;
-    view.data = r.data;
-    view.headers.assign(r.headers.begin(), r.headers.end());
-    visit(view);
   }
   if (st.code() == absl::StatusCode::kOutOfRange) {
     const uint64_t start = Stats().start_offset;
