@@ -306,7 +306,7 @@ class Broker::Impl {
       std::move(fn)();
       return;
     }
-    (*topic)->parts[partition]->log().WhenReadable(offset, std::move(owner), std::move(fn));
+    (*topic)->parts[partition]->WhenReadable(offset, std::move(owner), std::move(fn));
   }
   std::optional<int64_t> TopicCreatedAt(std::string_view name) {
     auto topic = Find(name);
@@ -336,7 +336,7 @@ class Broker::Impl {
 
   void SyncAll() {
     for (const auto& topic : AllTopics()) {
-      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->log().Sync().IgnoreError();
+      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Sync().IgnoreError();
     }
   }
 
@@ -484,7 +484,7 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
   const int64_t now = NowMicros();
   const int64_t since = now - options_.dedupe_window_ms * 1000;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
-    RETURN_IF_ERROR(topic->parts[p]->log().ScanRecent(
+    RETURN_IF_ERROR(topic->parts[p]->ScanRecent(
         since, options_.dedupe_max_ids, [&](const log::DecodedRecord& r) {
           if (!r.id.empty()) {
             seen.push_back(Seen{r.ingest_time_us, p, r.offset, IdFingerprint::Of(r.id)});
@@ -727,7 +727,7 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
     topics_.erase(Absl(name));
   }
   // Subscribers waiting for records read again and find the topic gone.
-  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->log().WakeReaders();
+  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->WakeReaders();
   groups_.RevokeTopic(std::string(name));
   // The catalog dropped the topic's group offsets with its row (a trigger).
   {
@@ -879,7 +879,7 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
     for (const auto& [partition, end] : waits) {
       state->pending.fetch_add(1, std::memory_order_relaxed);
-      topic->parts[partition]->log().WhenAcked(end, [state](absl::Status st) {
+      topic->parts[partition]->WhenAcked(end, [state](absl::Status st) {
         state->Complete(std::move(st));
       });
     }
@@ -938,7 +938,7 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   // Appends to the topic's partitions happen only under topic.mu, so the offsets each record
   // will get are known now, and dedupe needs one probe per event: claim the id at its future
   // location, or find where it already is (stored earlier or earlier in this batch).
-  for (uint32_t p = 0; p < n; ++p) next[p] = topic.parts[p]->log().end_offset();
+  for (uint32_t p = 0; p < n; ++p) next[p] = topic.parts[p]->end_offset();
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
   for (uint32_t i : indices) {
@@ -997,7 +997,7 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   for (uint32_t p = 0; p < n; ++p) {
     if (views[p].empty()) continue;
     absl::StatusOr<uint64_t> first =
-        status.ok() ? topic.parts[p]->log().Append(views[p]) : absl::StatusOr<uint64_t>(status);
+        status.ok() ? topic.parts[p]->Append(views[p]) : absl::StatusOr<uint64_t>(status);
     if (first.ok() && *first != state.acks[owners[p][0]].offset) {
       first = absl::InternalError(StrCat("topic ", topic.name, " partition ", p, ": offset ",
                                          *first, " where ", state.acks[owners[p][0]].offset,
@@ -1087,7 +1087,7 @@ absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
     topic->partitions.store(partitions, std::memory_order_release);
   }
   // Subscribers reading every partition wait on the old ones: they look again and find the new.
-  for (uint32_t p = 0; p < current; ++p) topic->parts[p]->log().WakeReaders();
+  for (uint32_t p = 0; p < current; ++p) topic->parts[p]->WakeReaders();
   groups_.GrowTopic(topic->name, partitions);
   spdlog::info("topic {}: {} partitions, was {}", name, partitions, current);
   return Describe(*topic);
@@ -1166,7 +1166,7 @@ absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_vie
       return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->count(),
                                                " partitions; ", p, " is out of range"));
     }
-    const uint64_t end = topic->parts[p]->log().end_offset();
+    const uint64_t end = topic->parts[p]->end_offset();
     if (offset > end) {
       return absl::OutOfRangeError(StrCat("offset ", offset, " is past the end ", end,
                                           " of partition ", p));
@@ -1412,7 +1412,7 @@ void Broker::Impl::Housekeeping() {
       const int64_t now_us = NowMicros();
       for (const auto& topic : AllTopics()) {
         for (uint32_t p = 0; p < topic->count(); ++p) {
-          topic->parts[p]->log().MaybeRollByAge(now_us).IgnoreError();
+          topic->parts[p]->MaybeRollByAge(now_us).IgnoreError();
         }
       }
     }
