@@ -26,6 +26,7 @@
 #include "prometheus/registry.h"
 #include "spdlog/spdlog.h"
 #include "storage/catalog.h"
+#include "storage/data_dir.h"
 #include "storage/data_dir_lock.h"
 
 namespace nodata::broker {
@@ -155,6 +156,7 @@ class Broker::Impl {
  public:
   Impl(BrokerOptions options, FileSystem& fs, prometheus::Registry& registry)
       : options_(std::move(options)),
+        dir_(options_.data_dir),
         fs_(fs),
         syncer_(options_.sync_threads),
         events_in_(prometheus::BuildCounter()
@@ -249,10 +251,10 @@ class Broker::Impl {
     // Before anything is read or written: a second process on the same directory would
     // overwrite the first one's files and catalog.
     ASSIGN_OR_RETURN(lock_, storage::DataDirLock::Acquire(options_.data_dir));
-    RETURN_IF_ERROR(fs_.CreateDirs(LogRoot()));
-    ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(options_.data_dir + "/meta.db"));
+    RETURN_IF_ERROR(fs_.CreateDirs(dir_.LogRoot()));
+    ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(dir_.CatalogPath()));
     RETURN_IF_ERROR(FinishDeletes());
-    RETURN_IF_ERROR(fs_.RemoveAll(TrashRoot()));
+    RETURN_IF_ERROR(fs_.RemoveAll(dir_.TrashRoot()));
     ASSIGN_OR_RETURN(std::vector<storage::TopicMeta> metas, catalog_->ListTopics());
     absl::flat_hash_map<std::string, bool> known;
     for (const auto& meta : metas) {
@@ -262,14 +264,14 @@ class Broker::Impl {
       topics_[meta.name] = std::move(topic);
     }
     // Directories without a catalog entry are left over from a create or delete cut short.
-    ASSIGN_OR_RETURN(std::vector<std::string> dirs, fs_.ListDir(LogRoot()));
+    ASSIGN_OR_RETURN(std::vector<std::string> dirs, fs_.ListDir(dir_.LogRoot()));
     for (const std::string& dir : dirs) {
-      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(LogRoot() + "/" + dir));
+      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(dir_.TopicLogDir(dir)));
     }
-    RETURN_IF_ERROR(fs_.CreateDirs(ColdRoot()));
-    ASSIGN_OR_RETURN(std::vector<std::string> cold_dirs, fs_.ListDir(ColdRoot()));
+    RETURN_IF_ERROR(fs_.CreateDirs(dir_.ColdRoot()));
+    ASSIGN_OR_RETURN(std::vector<std::string> cold_dirs, fs_.ListDir(dir_.ColdRoot()));
     for (const std::string& dir : cold_dirs) {
-      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(ColdRoot() + "/" + dir));
+      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(dir_.TopicColdDir(dir)));
     }
     housekeeping_ = std::thread([this] { Housekeeping(); });
     maintenance_ = std::thread([this] { Maintenance(); });
@@ -341,9 +343,6 @@ class Broker::Impl {
   }
 
  private:
-  std::string LogRoot() const { return options_.data_dir + "/log"; }
-  std::string TrashRoot() const { return options_.data_dir + "/trash"; }
-  std::string ColdRoot() const { return options_.data_dir + "/topics"; }
   // A delete whose files moved into the trash but whose catalog entry stayed (a crash between
   // the two) is completed: the move decided it.
   absl::Status FinishDeletes();
@@ -395,6 +394,7 @@ class Broker::Impl {
   void Housekeeping();
 
   BrokerOptions options_;
+  const storage::DataDir dir_;
   FileSystem& fs_;
   // Released last, once everything else of the data directory is closed.
   std::unique_ptr<storage::DataDirLock> lock_;
@@ -446,14 +446,15 @@ class Broker::Impl {
 };
 
 absl::Status Broker::Impl::FinishDeletes() {
-  if (!fs_.Exists(TrashRoot())) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<std::string> entries, fs_.ListDir(TrashRoot()));
+  if (!fs_.Exists(dir_.TrashRoot())) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<std::string> entries, fs_.ListDir(dir_.TrashRoot()));
   for (const std::string& entry : entries) {
-    const std::string path = TrashRoot() + "/" + entry;
-    if (!fs_.Exists(path + "/log")) continue;  // the delete never moved anything
-    auto name = fs_.ReadFile(path + "/topic");
+    const std::string path = dir_.TrashEntry(entry);
+    // Without its log directory, the delete never moved anything.
+    if (!fs_.Exists(storage::DataDir::TrashedLog(path))) continue;
+    auto name = fs_.ReadFile(storage::DataDir::TrashedName(path));
     if (!name.ok() || !ValidateTopicName(*name).ok()) continue;
-    if (fs_.Exists(LogRoot() + "/" + *name)) continue;  // moved back, or a newer topic
+    if (fs_.Exists(dir_.TopicLogDir(*name))) continue;  // moved back, or a newer topic
     absl::Status s = catalog_->DeleteTopic(*name);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
     if (s.ok()) spdlog::info("topic {}: finished its delete cut short", *name);
@@ -513,9 +514,9 @@ absl::StatusOr<std::unique_ptr<storage::Partition>> Broker::Impl::OpenPartition(
   parquet::WriterOptions parquet_options = options_.parquet;
   parquet_options.key_format = topic.key_format;
   parquet_options.data_format = topic.data_format;
-  auto part = storage::Partition::Open(fs_, StrCat(LogRoot(), "/", name, "/", p),
-                                       StrCat(ColdRoot(), "/", name, "/partition=", p),
-                                       options_.log, syncer_, parquet_options);
+  auto part = storage::Partition::Open(fs_, dir_.PartitionLogDir(name, p),
+                                       dir_.PartitionColdDir(name, p), options_.log, syncer_,
+                                       parquet_options);
   if (!part.ok()) {
     return absl::Status(part.status().code(), StrCat("topic ", name, " partition ", p, ": ",
                                                      ToStd(part.status().message())));
@@ -562,8 +563,8 @@ absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint3
                           config.retention_bytes, config.key_format, config.data_format};
   // Directories first: a crash before the catalog entry leaves an orphan that the next start
   // removes; the catalog entry then makes the topic exist.
-  const std::string dir = LogRoot() + "/" + meta.name;
-  const std::string cold_dir = ColdRoot() + "/" + meta.name;
+  const std::string dir = dir_.TopicLogDir(meta.name);
+  const std::string cold_dir = dir_.TopicColdDir(meta.name);
   RETURN_IF_ERROR(fs_.RemoveAll(dir));
   RETURN_IF_ERROR(fs_.RemoveAll(cold_dir));
   auto topic = OpenTopic(meta);
@@ -572,8 +573,8 @@ absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint3
     fs_.RemoveAll(cold_dir).IgnoreError();
     return topic.status();
   }
-  absl::Status s = fs_.SyncDir(LogRoot());
-  if (s.ok()) s = fs_.SyncDir(ColdRoot());
+  absl::Status s = fs_.SyncDir(dir_.LogRoot());
+  if (s.ok()) s = fs_.SyncDir(dir_.ColdRoot());
   if (s.ok()) s = catalog_->CreateTopic(meta);
   if (!s.ok()) {
     topic->reset();
@@ -661,16 +662,18 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   // fail, the earlier ones are undone and the topic stays as it was (if the files cannot be
   // moved back, the topic goes at once, as the next start would decide). The entry's `topic` file
   // lets the next start finish a delete cut short after the first move (see Open).
-  const std::string dir = LogRoot() + "/" + std::string(name);
-  const std::string cold_dir = ColdRoot() + "/" + std::string(name);
-  const std::string trash = StrCat(TrashRoot(), "/", NowMicros(), "-", ++trash_seq_);
+  const std::string dir = dir_.TopicLogDir(name);
+  const std::string cold_dir = dir_.TopicColdDir(name);
+  const std::string trash = dir_.TrashEntry(StrCat(NowMicros(), "-", ++trash_seq_));
+  const std::string trash_log = storage::DataDir::TrashedLog(trash);
+  const std::string trash_cold = storage::DataDir::TrashedCold(trash);
   auto cleanup = [&](absl::Status s) {
     fs_.RemoveAll(trash).IgnoreError();
     return absl::Status(s.code(), StrCat("deleting topic \"", name, "\" (nothing was deleted): ",
                                          ToStd(s.message())));
   };
   if (absl::Status s = fs_.CreateDirs(trash); !s.ok()) return cleanup(s);
-  if (absl::Status s = fs_.WriteFileAtomic(trash + "/topic", name); !s.ok()) return cleanup(s);
+  if (absl::Status s = fs_.WriteFileAtomic(storage::DataDir::TrashedName(trash), name); !s.ok()) return cleanup(s);
   // Running compaction finishes its file first and none starts after this. Before topic->mu:
   // a compaction can take seconds, and publishes need not wait for it. They wait for the moves
   // below only; one that got in first is stored before the delete and goes with the topic.
@@ -680,18 +683,18 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   bool undone = false;
   {
     absl::MutexLock lock(&topic->mu);
-    failed = fs_.Rename(dir, trash + "/log");
+    failed = fs_.Rename(dir, trash_log);
     const bool log_moved = failed.ok();
     bool cold_moved = false;
     if (failed.ok() && fs_.Exists(cold_dir)) {
-      failed = fs_.Rename(cold_dir, trash + "/topics");
+      failed = fs_.Rename(cold_dir, trash_cold);
       cold_moved = failed.ok();
     }
     if (failed.ok()) failed = catalog_->DeleteTopic(name);
     if (!failed.ok()) {
       absl::Status back;
-      if (cold_moved) back = fs_.Rename(trash + "/topics", cold_dir);
-      if (log_moved && back.ok()) back = fs_.Rename(trash + "/log", dir);
+      if (cold_moved) back = fs_.Rename(trash_cold, cold_dir);
+      if (log_moved && back.ok()) back = fs_.Rename(trash_log, dir);
       undone = back.ok();
       if (!undone) {
         // Short of a broken disk, a move just made can be reversed. If not, the hot tier's
@@ -1054,20 +1057,20 @@ absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
   if (partitions == current) return Describe(*topic);
   // New partitions' directories first (any leftover of a grow cut short goes), then the catalog
   // entry makes them exist; until then no record is routed to them.
-  const std::string dir = LogRoot() + "/" + std::string(name);
-  const std::string cold_dir = ColdRoot() + "/" + std::string(name);
+  const std::string dir = dir_.TopicLogDir(name);
+  const std::string cold_dir = dir_.TopicColdDir(name);
   std::vector<std::unique_ptr<storage::Partition>> added;
   auto undo = [&](absl::Status s) {
     added.clear();
     for (uint32_t p = current; p < partitions; ++p) {
-      fs_.RemoveAll(StrCat(dir, "/", p)).IgnoreError();
-      fs_.RemoveAll(StrCat(cold_dir, "/partition=", p)).IgnoreError();
+      fs_.RemoveAll(dir_.PartitionLogDir(name, p)).IgnoreError();
+      fs_.RemoveAll(dir_.PartitionColdDir(name, p)).IgnoreError();
     }
     return s;
   };
   for (uint32_t p = current; p < partitions; ++p) {
-    absl::Status clean = fs_.RemoveAll(StrCat(dir, "/", p));
-    if (clean.ok()) clean = fs_.RemoveAll(StrCat(cold_dir, "/partition=", p));
+    absl::Status clean = fs_.RemoveAll(dir_.PartitionLogDir(name, p));
+    if (clean.ok()) clean = fs_.RemoveAll(dir_.PartitionColdDir(name, p));
     if (!clean.ok()) return undo(clean);
     auto part = OpenPartition(*topic, p);
     if (!part.ok()) return undo(part.status());
