@@ -304,8 +304,8 @@ class Broker::Impl {
   void WhenReadable(std::string_view name, uint32_t partition, uint64_t offset,
                     std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn) {
     auto topic = Find(name);
-    if (!topic.ok() || partition >= (*topic)->count()) {
-      std::move(fn)();
+    if (!topic.ok() || !CheckPartition(name, (*topic)->count(), partition).ok()) {
+      std::move(fn)();  // the next read says why
       return;
     }
     (*topic)->parts[partition]->WhenReadable(offset, std::move(owner), std::move(fn));
@@ -533,6 +533,13 @@ void Broker::Impl::AddGauges(Topic& topic, uint32_t p) {
   UpdateGauges(topic, p, topic.parts[p]->Stats());
 }
 
+absl::Status CheckPartition(std::string_view topic, uint32_t partition_count,
+                            uint32_t partition) {
+  if (partition < partition_count) return absl::OkStatus();
+  return absl::InvalidArgumentError(StrCat("topic \"", topic, "\" has ", partition_count,
+                                           " partitions; ", partition, " is out of range"));
+}
+
 absl::Status ValidateTopicConfig(const TopicConfig& config) {
   if (config.retention_ms < -1 || config.retention_bytes < -1 ||
       config.retention_ms > INT64_MAX / 1000) {
@@ -758,11 +765,7 @@ absl::Status Broker::Impl::Read(std::string_view name, uint32_t partition, uint6
                                 size_t max_records, size_t max_bytes,
                                 std::vector<log::Record>* out) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  if (partition >= topic->count()) {
-    return absl::InvalidArgumentError(
-        StrCat("topic \"", name, "\" has ", topic->count(), " partitions; ", partition,
-               " is out of range"));
-  }
+  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
   return topic->parts[partition]->Read(from, max_records, max_bytes, out);
 }
 
@@ -770,11 +773,7 @@ absl::Status Broker::Impl::Scan(std::string_view name, uint32_t partition, uint6
                                 size_t max_records, size_t max_bytes,
                                 absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  if (partition >= topic->count()) {
-    return absl::InvalidArgumentError(
-        StrCat("topic \"", name, "\" has ", topic->count(), " partitions; ", partition,
-               " is out of range"));
-  }
+  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
   return topic->parts[partition]->Scan(from, max_records, max_bytes, visit);
 }
 
@@ -1110,10 +1109,7 @@ absl::StatusOr<uint64_t> Broker::Impl::ResolveStart(std::string_view name, uint3
                                                     const StartSpec& start,
                                                     std::optional<uint64_t> committed) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  if (partition >= topic->count()) {
-    return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->count(),
-                                             " partitions; ", partition, " is out of range"));
-  }
+  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
   storage::Partition& part = *topic->parts[partition];
   const storage::StorageStats s = part.Stats();
   switch (start.kind) {
@@ -1165,10 +1161,7 @@ absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_vie
     }
   }
   for (const auto& [p, offset] : offsets) {
-    if (p >= topic->count()) {
-      return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", topic->count(),
-                                               " partitions; ", p, " is out of range"));
-    }
+    RETURN_IF_ERROR(CheckPartition(name, topic->count(), p));
     const uint64_t end = topic->parts[p]->end_offset();
     if (offset > end) {
       return absl::OutOfRangeError(StrCat("offset ", offset, " is past the end ", end,

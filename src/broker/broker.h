@@ -216,6 +216,10 @@ class Broker {
   std::unique_ptr<Impl> impl_;
 };
 
+// INVALID_ARGUMENT unless `partition` is below `partition_count`: the one "partition in range"
+// check, whose message names the topic and its partition count.
+absl::Status CheckPartition(std::string_view topic, uint32_t partition_count, uint32_t partition);
+
 // INVALID_ARGUMENT unless each retention is positive, 0 (the server's default) or -1 (unlimited).
 absl::Status ValidateTopicConfig(const TopicConfig& config);
 

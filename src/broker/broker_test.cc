@@ -419,5 +419,26 @@ TEST_F(BrokerTest, AddPartitionsGrowsDurablyAndRoutesNewKeysByTheNewCount) {
   }
 }
 
+TEST_F(BrokerTest, EveryReadAndCommitChecksThePartitionTheSameWay) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+  const std::string expected = "topic \"t\" has 2 partitions; 2 is out of range";
+  EXPECT_TRUE(CheckPartition("t", 2, 1).ok());
+  EXPECT_EQ(CheckPartition("t", 2, 2).message(), expected);
+  std::vector<log::Record> out;
+  absl::Status read = broker->Read("t", 2, 0, 10, 1 << 20, &out);
+  absl::Status scan = broker->Scan("t", 2, 0, 10, 1 << 20, [](const log::DecodedRecord&) {});
+  absl::Status start = broker->ResolveStart("t", 2, StartSpec{}, std::nullopt).status();
+  absl::Status commit = broker->CommitOffsets("g", "t", {{2, 0}});
+  for (const absl::Status& s : {read, scan, start, commit}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_EQ(s.message(), expected);
+  }
+  // A reader waiting on a partition that does not exist is called at once; its read says why.
+  bool called = false;
+  broker->WhenReadable("t", 2, 0, {}, [&] { called = true; });
+  EXPECT_TRUE(called);
+}
+
 }  // namespace
 }  // namespace nodata::broker
