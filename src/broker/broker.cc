@@ -13,17 +13,15 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/dedupe.h"
+#include "broker/internal/probe.h"
+#include "broker/internal/topic.h"
 #include "common/names.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "fmt/format.h"
-#include "log/syncer.h"
 #include "prometheus/counter.h"
-#include "prometheus/family.h"
-#include "prometheus/gauge.h"
-#include "prometheus/histogram.h"
-#include "prometheus/registry.h"
+#include "log/syncer.h"
 #include "spdlog/spdlog.h"
 #include "storage/catalog.h"
 #include "storage/data_dir.h"
@@ -72,50 +70,6 @@ uint32_t PartitionFor(std::string_view key, std::string_view id, uint32_t partit
   return static_cast<uint32_t>(Fnv1a(key.empty() ? id : key) % partitions);
 }
 
-// A topic and its partitions. Held by shared_ptr: a publish in flight keeps it alive while
-// DeleteTopic drops it from the map.
-//
-// Partitions only grow (AddPartitions). `parts` and the gauge vectors are sized to the largest
-// count the topic may reach when it is opened and never resized; a new partition's slot is
-// filled before `partitions` is raised (release), so a reader that loaded `partitions` finds
-// every slot below it set, without a lock. Slots at or above `partitions` are not read.
-struct Topic {
-  Topic(std::string n, uint32_t p, uint32_t capacity, int64_t created, int64_t window_us,
-        size_t max_ids)
-      : name(std::move(n)),
-        partitions(p),
-        created_at_us(created),
-        parts(capacity),
-        dedupe(window_us, max_ids),
-        end_offset_gauges(capacity),
-        disk_bytes_gauges(capacity),
-        parquet_files_gauges(capacity),
-        parquet_bytes_gauges(capacity) {}
-
-  uint32_t count() const { return partitions.load(std::memory_order_acquire); }
-
-  const std::string name;
-  std::atomic<uint32_t> partitions;
-  const int64_t created_at_us;
-  std::vector<std::unique_ptr<storage::Partition>> parts;
-  std::atomic<int64_t> retention_ms{0};     // as configured: 0 default, -1 unlimited
-  std::atomic<int64_t> retention_bytes{0};
-  DataFormat key_format = DataFormat::kBytes;  // fixed at creation
-  DataFormat data_format = DataFormat::kBytes;
-
-  // Serializes dedupe and appends of the topic, so that two publishes of one id cannot both be
-  // stored and each partition's offsets follow the order of the dedupe decisions.
-  absl::Mutex mu;
-  DedupeIndex dedupe ABSL_GUARDED_BY(mu);
-  bool deleted ABSL_GUARDED_BY(mu) = false;
-  prometheus::Counter* events_in = nullptr;
-  prometheus::Counter* bytes_in = nullptr;
-  prometheus::Counter* duplicates = nullptr;
-  std::vector<prometheus::Gauge*> end_offset_gauges;
-  std::vector<prometheus::Gauge*> disk_bytes_gauges;
-  std::vector<prometheus::Gauge*> parquet_files_gauges;
-  std::vector<prometheus::Gauge*> parquet_bytes_gauges;
-};
 
 namespace {
 
@@ -159,76 +113,10 @@ class Broker::Impl {
         dir_(options_.data_dir),
         fs_(fs),
         syncer_(options_.sync_threads),
-        events_in_(prometheus::BuildCounter()
-                       .Name("nodata_events_in_total")
-                       .Help("Events stored, per topic")
-                       .Register(registry)),
-        bytes_in_(prometheus::BuildCounter()
-                      .Name("nodata_bytes_in_total")
-                      .Help("Bytes of events stored (topic, id, key, data, headers), per topic")
-                      .Register(registry)),
-        duplicates_(prometheus::BuildCounter()
-                        .Name("nodata_duplicates_total")
-                        .Help("Events not stored again because their id was seen, per topic")
-                        .Register(registry)),
-        end_offset_(prometheus::BuildGauge()
-                        .Name("nodata_partition_end_offset")
-                        .Help("The next offset to be written, per partition")
-                        .Register(registry)),
-        disk_bytes_(prometheus::BuildGauge()
-                        .Name("nodata_disk_bytes")
-                        .Help("Bytes of hot-tier segments on disk, per partition")
-                        .Register(registry)),
-        fsync_latency_(prometheus::BuildHistogram()
-                           .Name("nodata_fsync_latency_seconds")
-                           .Help("Duration of each fdatasync of a partition log")
-                           .Register(registry)
-                           .Add({}, prometheus::Histogram::BucketBoundaries{
-                                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                        0.025, 0.05, 0.1, 0.25, 1})),
-        fsync_batch_(prometheus::BuildHistogram()
-                         .Name("nodata_fsync_batch_records")
-                         .Help("Records made durable by one fdatasync (group commit size)")
-                         .Register(registry)
-                         .Add({}, prometheus::Histogram::BucketBoundaries{
-                                      1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000})),
-        parquet_files_(prometheus::BuildGauge()
-                           .Name("nodata_parquet_files")
-                           .Help("Parquet files of the cold tier, per partition")
-                           .Register(registry)),
-        parquet_bytes_(prometheus::BuildGauge()
-                           .Name("nodata_parquet_bytes")
-                           .Help("Bytes of Parquet files of the cold tier, per partition")
-                           .Register(registry)),
-        compacted_files_(prometheus::BuildCounter()
-                             .Name("nodata_compaction_files_total")
-                             .Help("Parquet files written by compaction")
-                             .Register(registry)
-                             .Add({})),
-        compacted_records_(prometheus::BuildCounter()
-                               .Name("nodata_compaction_records_total")
-                               .Help("Records moved from the hot tier into Parquet files")
-                               .Register(registry)
-                               .Add({})),
-        compaction_errors_(prometheus::BuildCounter()
-                               .Name("nodata_compaction_errors_total")
-                               .Help("Compaction or retention passes that failed (retried)")
-                               .Register(registry)
-                               .Add({})),
-        retention_files_(prometheus::BuildCounter()
-                             .Name("nodata_retention_deleted_files_total")
-                             .Help("Parquet files deleted by retention")
-                             .Register(registry)
-                             .Add({})),
-        consumer_lag_(prometheus::BuildGauge()
-                          .Name("nodata_consumer_lag")
-                          .Help("Records between a group's committed offset and the partition's "
-                                "end, per group and partition")
-                          .Register(registry)) {
+        probe_(registry) {
     options_.compaction.keep_hot_us = options_.dedupe_window_ms * 1000;
     options_.log.on_sync = [this](double seconds, uint64_t records) {
-      fsync_latency_.Observe(seconds);
-      fsync_batch_.Observe(static_cast<double>(records));
+      probe_.ObserveSync(seconds, records);
     };
   }
 
@@ -335,6 +223,10 @@ class Broker::Impl {
   absl::Status DeleteGroup(std::string_view group, std::string_view topic);
   absl::Status ValidateGroup(std::string_view group, std::string_view topic);
   void RefreshGroupMetrics();
+  void RefreshMetrics() {
+    probe_.RefreshPartitions(AllTopics());
+    RefreshGroupMetrics();
+  }
 
   void SyncAll() {
     for (const auto& topic : AllTopics()) {
@@ -359,12 +251,6 @@ class Broker::Impl {
     p.max_bytes = eff_bytes > 0 ? static_cast<uint64_t>(eff_bytes) : 0;
     return p;
   }
-  void UpdateGauges(const Topic& topic, uint32_t p, const storage::StorageStats& s) const {
-    topic.end_offset_gauges[p]->Set(static_cast<double>(s.end_offset));
-    topic.disk_bytes_gauges[p]->Set(static_cast<double>(s.hot.bytes_on_disk));
-    topic.parquet_files_gauges[p]->Set(static_cast<double>(s.cold.file_count));
-    topic.parquet_bytes_gauges[p]->Set(static_cast<double>(s.cold.bytes));
-  }
   void Maintenance();
   // One pass of compaction and retention over `topic`; `flush` compacts everything now.
   absl::Status MaintainTopic(Topic& topic, bool flush);
@@ -372,8 +258,6 @@ class Broker::Impl {
   absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
   absl::StatusOr<std::unique_ptr<storage::Partition>> OpenPartition(const Topic& topic,
                                                                     uint32_t p);
-  // Registers partition `p`'s gauges; its slot in topic.parts is set.
-  void AddGauges(Topic& topic, uint32_t p);
   // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
   absl::StatusOr<std::shared_ptr<Topic>> Find(std::string_view name);
   absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
@@ -402,13 +286,8 @@ class Broker::Impl {
   std::unique_ptr<storage::Catalog> catalog_;
   IdGenerator ids_;
 
-  prometheus::Family<prometheus::Counter>& events_in_;
-  prometheus::Family<prometheus::Counter>& bytes_in_;
-  prometheus::Family<prometheus::Counter>& duplicates_;
-  prometheus::Family<prometheus::Gauge>& end_offset_;
-  prometheus::Family<prometheus::Gauge>& disk_bytes_;
-  prometheus::Histogram& fsync_latency_;
-  prometheus::Histogram& fsync_batch_;
+  // Declared before the topics: their logs report syncs to it until they close.
+  Probe probe_;
 
   // Serializes topic creation and deletion (catalog, directories, map).
   absl::Mutex admin_mu_;
@@ -420,18 +299,8 @@ class Broker::Impl {
   bool stopping_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
   std::thread housekeeping_;
 
-  prometheus::Family<prometheus::Gauge>& parquet_files_;
-  prometheus::Family<prometheus::Gauge>& parquet_bytes_;
-  prometheus::Counter& compacted_files_;
-  prometheus::Counter& compacted_records_;
-  prometheus::Counter& compaction_errors_;
-  prometheus::Counter& retention_files_;
 
   GroupCoordinator groups_;
-  prometheus::Family<prometheus::Gauge>& consumer_lag_;
-  absl::Mutex lag_mu_;
-  std::map<std::tuple<std::string, std::string, uint32_t>, prometheus::Gauge*> lag_gauges_
-      ABSL_GUARDED_BY(lag_mu_);
 
   // The maintenance thread: compaction, retention and flush requests.
   struct Flush {
@@ -500,10 +369,7 @@ absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::To
     for (const Seen& s : seen) topic->dedupe.Insert(s.id, {s.partition, s.offset}, s.ingest_us);
     topic->dedupe.Expire(now);
   }
-  topic->events_in = &events_in_.Add({{"topic", meta.name}});
-  topic->bytes_in = &bytes_in_.Add({{"topic", meta.name}});
-  topic->duplicates = &duplicates_.Add({{"topic", meta.name}});
-  for (uint32_t p = 0; p < meta.partitions; ++p) AddGauges(*topic, p);
+  probe_.AddTopic(*topic);
   return topic;
 }
 
@@ -522,15 +388,6 @@ absl::StatusOr<std::unique_ptr<storage::Partition>> Broker::Impl::OpenPartition(
                                                      ToStd(part.status().message())));
   }
   return part;
-}
-
-void Broker::Impl::AddGauges(Topic& topic, uint32_t p) {
-  std::map<std::string, std::string> labels{{"topic", topic.name}, {"partition", StrCat(p)}};
-  topic.end_offset_gauges[p] = &end_offset_.Add(labels);
-  topic.disk_bytes_gauges[p] = &disk_bytes_.Add(labels);
-  topic.parquet_files_gauges[p] = &parquet_files_.Add(labels);
-  topic.parquet_bytes_gauges[p] = &parquet_bytes_.Add(labels);
-  UpdateGauges(topic, p, topic.parts[p]->Stats());
 }
 
 absl::Status CheckPartition(std::string_view topic, uint32_t partition_count,
@@ -654,7 +511,6 @@ TopicInfo Broker::Impl::Describe(const Topic& topic) const {
     PartitionInfo pi;
     pi.partition = p;
     pi.stats = topic.parts[p]->Stats();
-    UpdateGauges(topic, p, pi.stats);
     info.partitions.push_back(pi);
   }
   return info;
@@ -717,15 +573,7 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
     }
     if (!undone) {
       topic->deleted = true;
-      events_in_.Remove(topic->events_in);
-      bytes_in_.Remove(topic->bytes_in);
-      duplicates_.Remove(topic->duplicates);
-      for (uint32_t p = 0; p < topic->count(); ++p) {
-        end_offset_.Remove(topic->end_offset_gauges[p]);
-        disk_bytes_.Remove(topic->disk_bytes_gauges[p]);
-        parquet_files_.Remove(topic->parquet_files_gauges[p]);
-        parquet_bytes_.Remove(topic->parquet_bytes_gauges[p]);
-      }
+      probe_.RemoveTopic(*topic);
     }
   }
   if (undone) {
@@ -740,17 +588,7 @@ absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
   for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->WakeReaders();
   groups_.RevokeTopic(std::string(name));
   // The catalog dropped the topic's group offsets with its row (a trigger).
-  {
-    absl::MutexLock lock(&lag_mu_);
-    for (auto it = lag_gauges_.begin(); it != lag_gauges_.end();) {
-      if (std::get<1>(it->first) == name) {
-        consumer_lag_.Remove(it->second);
-        it = lag_gauges_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
+  probe_.RemoveTopicLag(name);
   if (!failed.ok()) return failed;
   // The topic is gone; files left in the trash (a publish in flight may hold some open) are
   // removed at the next start.
@@ -1084,7 +922,7 @@ absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
     absl::MutexLock lock(&topic->mu);
     for (uint32_t p = current; p < partitions; ++p) {
       topic->parts[p] = std::move(added[p - current]);
-      AddGauges(*topic, p);
+      probe_.AddPartition(*topic, p);
     }
     topic->partitions.store(partitions, std::memory_order_release);
   }
@@ -1199,17 +1037,6 @@ absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view gr
     auto owner = d.live.owner.find(p);
     if (owner != d.live.owner.end()) gp.owner = owner->second;
     d.partitions.push_back(std::move(gp));
-    absl::MutexLock lock(&lag_mu_);
-    auto key = std::make_tuple(d.group, d.topic, p);
-    auto g = lag_gauges_.find(key);
-    if (g == lag_gauges_.end()) {
-      g = lag_gauges_
-              .emplace(key, &consumer_lag_.Add({{"group", d.group},
-                                                {"topic", d.topic},
-                                                {"partition", StrCat(p)}}))
-              .first;
-    }
-    g->second->Set(static_cast<double>(d.partitions.back().lag));
   }
   return d;
 }
@@ -1288,15 +1115,7 @@ absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view 
     return absl::NotFoundError(
         StrCat("group \"", group, "\" has no committed offsets on topic \"", name, "\""));
   }
-  absl::MutexLock lock(&lag_mu_);
-  for (auto it = lag_gauges_.begin(); it != lag_gauges_.end();) {
-    if (std::get<0>(it->first) == group && std::get<1>(it->first) == name) {
-      consumer_lag_.Remove(it->second);
-      it = lag_gauges_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  probe_.RemoveGroupLag(group, name);
   return absl::OkStatus();
 }
 
@@ -1305,7 +1124,10 @@ void Broker::Impl::RefreshGroupMetrics() {
   std::set<std::pair<std::string, std::string>> keys;
   if (stored.ok()) keys.insert(stored->begin(), stored->end());
   for (const auto& [key, n] : groups_.Live()) keys.insert(key);
-  for (const auto& [group, topic] : keys) DescribeGroup(group, topic).IgnoreError();
+  for (const auto& [group, topic] : keys) {
+    auto d = DescribeGroup(group, topic);
+    if (d.ok()) probe_.RefreshLag(*d);
+  }
 }
 
 absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
@@ -1315,10 +1137,9 @@ absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
     storage::Partition& part = *topic.parts[p];
     auto compacted = part.Compact(options_.compaction, NowMicros(), flush, &cancel_compaction_);
     if (compacted.ok()) {
-      compacted_files_.Increment(compacted->files);
-      compacted_records_.Increment(static_cast<double>(compacted->records));
+      probe_.CountCompaction(compacted->files, compacted->records);
     } else if (compacted.status().code() != absl::StatusCode::kCancelled) {
-      compaction_errors_.Increment();
+      probe_.CountMaintenanceError();
       if (first.ok()) {
         first = absl::Status(compacted.status().code(),
                              StrCat("compacting topic ", topic.name, " partition ", p, ": ",
@@ -1327,12 +1148,11 @@ absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
     }
     auto dropped = part.ApplyRetention(retention, NowMicros());
     if (dropped.ok()) {
-      retention_files_.Increment(*dropped);
+      probe_.CountRetentionDeletes(*dropped);
     } else {
-      compaction_errors_.Increment();
+      probe_.CountMaintenanceError();
       if (first.ok()) first = dropped.status();
     }
-    UpdateGauges(topic, p, part.Stats());
   }
   return first;
 }
@@ -1496,5 +1316,6 @@ absl::Status Broker::ValidateGroup(std::string_view group, std::string_view topi
   return impl_->ValidateGroup(group, topic);
 }
 void Broker::RefreshGroupMetrics() { impl_->RefreshGroupMetrics(); }
+void Broker::RefreshMetrics() { impl_->RefreshMetrics(); }
 
 }  // namespace nodata::broker

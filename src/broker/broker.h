@@ -205,6 +205,9 @@ class Broker {
   absl::Status ValidateGroup(std::string_view group, std::string_view topic);
   // Updates the consumer lag gauges (for a /metrics scrape).
   void RefreshGroupMetrics();
+  // Sets every gauge (partition offsets and sizes, consumer lag) from the state now: what a
+  // /metrics scrape calls before it collects. Queries set no gauge.
+  void RefreshMetrics();
 
   // Flushes every partition to disk; for the interval policy and shutdown.
   void SyncAll();

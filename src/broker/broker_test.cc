@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
+#include <optional>
 #include <thread>
 #include <set>
 
@@ -438,6 +440,49 @@ TEST_F(BrokerTest, EveryReadAndCommitChecksThePartitionTheSameWay) {
   bool called = false;
   broker->WhenReadable("t", 2, 0, {}, [&] { called = true; });
   EXPECT_TRUE(called);
+}
+
+// The value of the gauge `name` with exactly `labels`, or nullopt when it is not exported.
+std::optional<double> Gauge(prometheus::Registry& registry, const std::string& name,
+                            const std::map<std::string, std::string>& labels) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      std::map<std::string, std::string> have;
+      for (const auto& l : m.label) have[l.name] = l.value;
+      if (have == labels) return m.gauge.value;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST_F(BrokerTest, GaugesAreSetByTheScrapeNotByQueries) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 1).ok());
+  ASSERT_TRUE(Publish(*broker, {Event("t", "a"), Event("t", "b"), Event("t", "c")}).ok());
+  const std::map<std::string, std::string> part{{"topic", "t"}, {"partition", "0"}};
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), 0.0);  // as created
+  ASSERT_TRUE(broker->GetTopic("t").ok());
+  broker->ListTopics();
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), 0.0);
+  ASSERT_TRUE(broker->CommitOffsets("g", "t", {{0, 1}}).ok());
+  ASSERT_TRUE(broker->DescribeGroup("g", "t").ok());
+  ASSERT_TRUE(broker->ListGroups("").ok());
+  const std::map<std::string, std::string> lag{{"group", "g"}, {"topic", "t"}, {"partition", "0"}};
+  EXPECT_EQ(Gauge(*registry_, "nodata_consumer_lag", lag), std::nullopt);
+
+  broker->RefreshMetrics();
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), 3.0);
+  EXPECT_GT(*Gauge(*registry_, "nodata_disk_bytes", part), 0.0);
+  EXPECT_EQ(Gauge(*registry_, "nodata_parquet_files", part), 0.0);
+  EXPECT_EQ(Gauge(*registry_, "nodata_consumer_lag", lag), 2.0);
+
+  // A deleted group's and topic's series go with them.
+  ASSERT_TRUE(broker->DeleteGroup("g", "t").ok());
+  EXPECT_EQ(Gauge(*registry_, "nodata_consumer_lag", lag), std::nullopt);
+  ASSERT_TRUE(broker->DeleteTopic("t").ok());
+  broker->RefreshMetrics();
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), std::nullopt);
 }
 
 }  // namespace
