@@ -15,6 +15,7 @@
 #include "broker/dedupe.h"
 #include "broker/internal/probe.h"
 #include "broker/internal/topic.h"
+#include "broker/internal/topic_registry.h"
 #include "common/names.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -109,11 +110,7 @@ struct PublishState {
 class Broker::Impl {
  public:
   Impl(BrokerOptions options, FileSystem& fs, prometheus::Registry& registry)
-      : options_(std::move(options)),
-        dir_(options_.data_dir),
-        fs_(fs),
-        syncer_(options_.sync_threads),
-        probe_(registry) {
+      : options_(std::move(options)), fs_(fs), probe_(registry) {
     options_.compaction.keep_hot_us = options_.dedupe_window_ms * 1000;
     options_.log.on_sync = [this](double seconds, uint64_t records) {
       probe_.ObserveSync(seconds, records);
@@ -132,55 +129,27 @@ class Broker::Impl {
       maintenance_stopping_ = true;
     }
     if (maintenance_.joinable()) maintenance_.join();
-    SyncAll();
+    if (topics_) topics_->SyncAll();
   }
 
   absl::Status Open() {
+    const storage::DataDir dir(options_.data_dir);
     // Before anything is read or written: a second process on the same directory would
     // overwrite the first one's files and catalog.
-    ASSIGN_OR_RETURN(lock_, storage::DataDirLock::Acquire(options_.data_dir));
-    RETURN_IF_ERROR(fs_.CreateDirs(dir_.LogRoot()));
-    ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(dir_.CatalogPath()));
-    RETURN_IF_ERROR(FinishDeletes());
-    RETURN_IF_ERROR(fs_.RemoveAll(dir_.TrashRoot()));
-    ASSIGN_OR_RETURN(std::vector<storage::TopicMeta> metas, catalog_->ListTopics());
-    absl::flat_hash_map<std::string, bool> known;
-    for (const auto& meta : metas) {
-      ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, OpenTopic(meta));
-      known[meta.name] = true;
-      absl::MutexLock lock(&topics_mu_);
-      topics_[meta.name] = std::move(topic);
-    }
-    // Directories without a catalog entry are left over from a create or delete cut short.
-    ASSIGN_OR_RETURN(std::vector<std::string> dirs, fs_.ListDir(dir_.LogRoot()));
-    for (const std::string& dir : dirs) {
-      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(dir_.TopicLogDir(dir)));
-    }
-    RETURN_IF_ERROR(fs_.CreateDirs(dir_.ColdRoot()));
-    ASSIGN_OR_RETURN(std::vector<std::string> cold_dirs, fs_.ListDir(dir_.ColdRoot()));
-    for (const std::string& dir : cold_dirs) {
-      if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(dir_.TopicColdDir(dir)));
-    }
+    ASSIGN_OR_RETURN(lock_, storage::DataDirLock::Acquire(dir.root()));
+    RETURN_IF_ERROR(fs_.CreateDirs(dir.LogRoot()));
+    ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(dir.CatalogPath()));
+    topics_ = std::make_unique<TopicRegistry>(options_, fs_, *catalog_, probe_, groups_);
+    RETURN_IF_ERROR(topics_->Open());
     housekeeping_ = std::thread([this] { Housekeeping(); });
     maintenance_ = std::thread([this] { Maintenance(); });
     return absl::OkStatus();
   }
 
   void Publish(absl::Span<const EventIn> events, PublishDone done);
-  absl::StatusOr<TopicInfo> CreateTopic(std::string_view name, uint32_t partitions,
-                                        TopicConfig config);
-  absl::StatusOr<TopicInfo> GetTopic(std::string_view name);
-  std::vector<TopicInfo> ListTopics();
-  absl::Status DeleteTopic(std::string_view name);
-  absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    size_t max_bytes, std::vector<log::Record>* out);
-  absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    size_t max_bytes, absl::FunctionRef<void(const log::DecodedRecord&)> visit);
-  absl::StatusOr<TopicInfo> SetRetention(std::string_view name, TopicConfig config);
-  absl::StatusOr<TopicInfo> AddPartitions(std::string_view name, uint32_t partitions);
   void FlushTopic(std::string_view name,
                   absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
-    auto topic = Find(name);
+    auto topic = topics_->Find(name);
     if (!topic.ok()) {
       std::move(done)(topic.status());
       return;
@@ -189,30 +158,13 @@ class Broker::Impl {
     flushes_.push_back(Flush{std::move(*topic), std::move(done)});
   }
 
-  void WhenReadable(std::string_view name, uint32_t partition, uint64_t offset,
-                    std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn) {
-    auto topic = Find(name);
-    if (!topic.ok() || !CheckPartition(name, (*topic)->count(), partition).ok()) {
-      std::move(fn)();  // the next read says why
-      return;
-    }
-    (*topic)->parts[partition]->WhenReadable(offset, std::move(owner), std::move(fn));
-  }
-  std::optional<int64_t> TopicCreatedAt(std::string_view name) {
-    auto topic = Find(name);
-    if (!topic.ok()) return std::nullopt;
-    return (*topic)->created_at_us;
-  }
-  absl::StatusOr<uint64_t> ResolveStart(std::string_view topic, uint32_t partition,
-                                        const StartSpec& start, std::optional<uint64_t> committed);
-  GroupCoordinator& groups() { return groups_; }
   absl::Status CommitOffsets(std::string_view group, std::string_view topic,
                              const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
                              uint64_t generation, std::string_view consumer_id);
   absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
                                                                 std::string_view topic) {
     RETURN_IF_ERROR(ValidateName("group", group));
-    ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, Find(topic));
+    ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, topics_->Find(topic));
     return catalog_->GetOffsets(group, topic);
   }
   absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, std::string_view topic);
@@ -223,44 +175,10 @@ class Broker::Impl {
   absl::Status DeleteGroup(std::string_view group, std::string_view topic);
   absl::Status ValidateGroup(std::string_view group, std::string_view topic);
   void RefreshGroupMetrics();
-  void RefreshMetrics() {
-    probe_.RefreshPartitions(AllTopics());
-    RefreshGroupMetrics();
-  }
 
-  void SyncAll() {
-    for (const auto& topic : AllTopics()) {
-      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Sync().IgnoreError();
-    }
-  }
-
- private:
-  // A delete whose files moved into the trash but whose catalog entry stayed (a crash between
-  // the two) is completed: the move decided it.
-  absl::Status FinishDeletes();
-
-  storage::RetentionPolicy RetentionOf(const Topic& topic) const {
-    storage::RetentionPolicy p;
-    const int64_t ms = topic.retention_ms.load();
-    const int64_t bytes = topic.retention_bytes.load();
-    // The topic's own setting, else (0) the server's default; -1 and 0 in the policy: none.
-    const int64_t eff_ms = ms != storage::kRetentionDefault ? ms : options_.retention_ms;
-    const int64_t eff_bytes =
-        bytes != storage::kRetentionDefault ? bytes : options_.retention_bytes;
-    p.max_age_us = eff_ms > 0 ? eff_ms * 1000 : 0;
-    p.max_bytes = eff_bytes > 0 ? static_cast<uint64_t>(eff_bytes) : 0;
-    return p;
-  }
   void Maintenance();
   // One pass of compaction and retention over `topic`; `flush` compacts everything now.
   absl::Status MaintainTopic(Topic& topic, bool flush);
-
-  absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
-  absl::StatusOr<std::unique_ptr<storage::Partition>> OpenPartition(const Topic& topic,
-                                                                    uint32_t p);
-  // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
-  absl::StatusOr<std::shared_ptr<Topic>> Find(std::string_view name);
-  absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
   // INVALID_ARGUMENT naming the first of `indices` whose key or data is not of the topic's
   // declared format.
   absl::Status CheckFormats(const Topic& topic, absl::Span<const EventIn> events,
@@ -268,39 +186,21 @@ class Broker::Impl {
   absl::Status AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
                              const std::vector<uint32_t>& indices, PublishState& state,
                              std::vector<std::pair<uint32_t, uint64_t>>* waits);
-  TopicInfo Describe(const Topic& topic) const;
-  std::vector<std::shared_ptr<Topic>> AllTopics() {
-    absl::MutexLock lock(&topics_mu_);
-    std::vector<std::shared_ptr<Topic>> out;
-    for (const auto& [name, topic] : topics_) out.push_back(topic);
-    return out;
-  }
   void Housekeeping();
 
   BrokerOptions options_;
-  const storage::DataDir dir_;
   FileSystem& fs_;
   // Released last, once everything else of the data directory is closed.
   std::unique_ptr<storage::DataDirLock> lock_;
-  log::Syncer syncer_;
-  std::unique_ptr<storage::Catalog> catalog_;
-  IdGenerator ids_;
-
-  // Declared before the topics: their logs report syncs to it until they close.
   Probe probe_;
-
-  // Serializes topic creation and deletion (catalog, directories, map).
-  absl::Mutex admin_mu_;
-  uint64_t trash_seq_ ABSL_GUARDED_BY(admin_mu_) = 0;
-  absl::Mutex topics_mu_ ABSL_ACQUIRED_AFTER(admin_mu_);
-  absl::flat_hash_map<std::string, std::shared_ptr<Topic>> topics_ ABSL_GUARDED_BY(topics_mu_);
+  GroupCoordinator groups_;
+  std::unique_ptr<storage::Catalog> catalog_;
+  std::unique_ptr<TopicRegistry> topics_;
+  IdGenerator ids_;
 
   absl::Mutex housekeeping_mu_;
   bool stopping_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
   std::thread housekeeping_;
-
-
-  GroupCoordinator groups_;
 
   // The maintenance thread: compaction, retention and flush requests.
   struct Flush {
@@ -313,307 +213,6 @@ class Broker::Impl {
   std::atomic<bool> cancel_compaction_{false};
   std::thread maintenance_;
 };
-
-absl::Status Broker::Impl::FinishDeletes() {
-  if (!fs_.Exists(dir_.TrashRoot())) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<std::string> entries, fs_.ListDir(dir_.TrashRoot()));
-  for (const std::string& entry : entries) {
-    const std::string path = dir_.TrashEntry(entry);
-    // Without its log directory, the delete never moved anything.
-    if (!fs_.Exists(storage::DataDir::TrashedLog(path))) continue;
-    auto name = fs_.ReadFile(storage::DataDir::TrashedName(path));
-    if (!name.ok() || !ValidateTopicName(*name).ok()) continue;
-    if (fs_.Exists(dir_.TopicLogDir(*name))) continue;  // moved back, or a newer topic
-    absl::Status s = catalog_->DeleteTopic(*name);
-    if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
-    if (s.ok()) spdlog::info("topic {}: finished its delete cut short", *name);
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::OpenTopic(const storage::TopicMeta& meta) {
-  auto topic = std::make_shared<Topic>(
-      meta.name, meta.partitions, std::max(meta.partitions, options_.max_partitions),
-      meta.created_at_us, options_.dedupe_window_ms * 1000,
-      static_cast<size_t>(options_.dedupe_max_ids));
-  topic->retention_ms = meta.retention_ms;
-  topic->retention_bytes = meta.retention_bytes;
-  topic->key_format = meta.key_format;
-  topic->data_format = meta.data_format;
-  for (uint32_t p = 0; p < meta.partitions; ++p) {
-    ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(*topic, p));
-  }
-  // Rebuild the dedupe state from the logs: every id stored within the window, oldest first.
-  struct Seen {
-    int64_t ingest_us;
-    uint32_t partition;
-    uint64_t offset;
-    IdFingerprint id;
-  };
-  std::vector<Seen> seen;
-  const int64_t now = NowMicros();
-  const int64_t since = now - options_.dedupe_window_ms * 1000;
-  for (uint32_t p = 0; p < meta.partitions; ++p) {
-    RETURN_IF_ERROR(topic->parts[p]->ScanRecent(
-        since, options_.dedupe_max_ids, [&](const log::DecodedRecord& r) {
-          if (!r.id.empty()) {
-            seen.push_back(Seen{r.ingest_time_us, p, r.offset, IdFingerprint::Of(r.id)});
-          }
-        }));
-  }
-  std::stable_sort(seen.begin(), seen.end(), [](const Seen& a, const Seen& b) {
-    return a.ingest_us < b.ingest_us;
-  });
-  {
-    absl::MutexLock lock(&topic->mu);
-    for (const Seen& s : seen) topic->dedupe.Insert(s.id, {s.partition, s.offset}, s.ingest_us);
-    topic->dedupe.Expire(now);
-  }
-  probe_.AddTopic(*topic);
-  return topic;
-}
-
-absl::StatusOr<std::unique_ptr<storage::Partition>> Broker::Impl::OpenPartition(
-    const Topic& topic, uint32_t p) {
-  const std::string& name = topic.name;
-  // Parquet files carry the topic's formats as logical types.
-  parquet::WriterOptions parquet_options = options_.parquet;
-  parquet_options.key_format = topic.key_format;
-  parquet_options.data_format = topic.data_format;
-  auto part = storage::Partition::Open(fs_, dir_.PartitionLogDir(name, p),
-                                       dir_.PartitionColdDir(name, p), options_.log, syncer_,
-                                       parquet_options);
-  if (!part.ok()) {
-    return absl::Status(part.status().code(), StrCat("topic ", name, " partition ", p, ": ",
-                                                     ToStd(part.status().message())));
-  }
-  return part;
-}
-
-absl::Status CheckPartition(std::string_view topic, uint32_t partition_count,
-                            uint32_t partition) {
-  if (partition < partition_count) return absl::OkStatus();
-  return absl::InvalidArgumentError(StrCat("topic \"", topic, "\" has ", partition_count,
-                                           " partitions; ", partition, " is out of range"));
-}
-
-absl::Status ValidateTopicConfig(const TopicConfig& config) {
-  if (config.retention_ms < -1 || config.retention_bytes < -1 ||
-      config.retention_ms > INT64_MAX / 1000) {
-    return absl::InvalidArgumentError(
-        "retention_ms and retention_bytes must be positive, 0 (the server's default) or -1 "
-        "(unlimited)");
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<TopicInfo> Broker::Impl::CreateTopic(std::string_view name, uint32_t partitions,
-                                                    TopicConfig config) {
-  RETURN_IF_ERROR(ValidateNewName("topic", name));
-  RETURN_IF_ERROR(ValidateTopicConfig(config));
-  if (partitions == 0) partitions = options_.default_partitions;
-  if (partitions > options_.max_partitions) {
-    return absl::InvalidArgumentError(StrCat("partitions is ", partitions, "; the limit is ",
-                                             options_.max_partitions));
-  }
-  absl::MutexLock admin(&admin_mu_);
-  {
-    absl::MutexLock lock(&topics_mu_);
-    if (topics_.contains(Absl(name))) {
-      return absl::AlreadyExistsError(StrCat("topic \"", name, "\" already exists"));
-    }
-  }
-  storage::TopicMeta meta{std::string(name), partitions, NowMicros(), config.retention_ms,
-                          config.retention_bytes, config.key_format, config.data_format};
-  // Directories first: a crash before the catalog entry leaves an orphan that the next start
-  // removes; the catalog entry then makes the topic exist.
-  const std::string dir = dir_.TopicLogDir(meta.name);
-  const std::string cold_dir = dir_.TopicColdDir(meta.name);
-  RETURN_IF_ERROR(fs_.RemoveAll(dir));
-  RETURN_IF_ERROR(fs_.RemoveAll(cold_dir));
-  auto topic = OpenTopic(meta);
-  if (!topic.ok()) {
-    fs_.RemoveAll(dir).IgnoreError();
-    fs_.RemoveAll(cold_dir).IgnoreError();
-    return topic.status();
-  }
-  absl::Status s = fs_.SyncDir(dir_.LogRoot());
-  if (s.ok()) s = fs_.SyncDir(dir_.ColdRoot());
-  if (s.ok()) s = catalog_->CreateTopic(meta);
-  if (!s.ok()) {
-    topic->reset();
-    fs_.RemoveAll(dir).IgnoreError();
-    fs_.RemoveAll(cold_dir).IgnoreError();
-    return s;
-  }
-  TopicInfo info = Describe(**topic);
-  absl::MutexLock lock(&topics_mu_);
-  topics_[meta.name] = std::move(*topic);
-  return info;
-}
-
-absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::FindOrCreate(std::string_view name) {
-  {
-    absl::MutexLock lock(&topics_mu_);
-    auto it = topics_.find(Absl(name));
-    if (it != topics_.end()) return it->second;
-  }
-  if (!options_.auto_create_topics) {
-    return absl::NotFoundError(
-        StrCat("topic \"", name, "\" does not exist and auto-create is off"));
-  }
-  auto created = CreateTopic(name, 0, TopicConfig{});
-  if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
-    return created.status();
-  }
-  absl::MutexLock lock(&topics_mu_);
-  auto it = topics_.find(Absl(name));
-  if (it == topics_.end()) return absl::NotFoundError(StrCat("topic \"", name, "\" was deleted"));
-  return it->second;
-}
-
-absl::StatusOr<std::shared_ptr<Topic>> Broker::Impl::Find(std::string_view name) {
-  RETURN_IF_ERROR(ValidateTopicName(name));
-  absl::MutexLock lock(&topics_mu_);
-  auto it = topics_.find(Absl(name));
-  if (it == topics_.end()) {
-    return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
-  }
-  return it->second;
-}
-
-absl::StatusOr<TopicInfo> Broker::Impl::GetTopic(std::string_view name) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  return Describe(*topic);
-}
-
-std::vector<TopicInfo> Broker::Impl::ListTopics() {
-  std::vector<TopicInfo> out;
-  for (const auto& topic : AllTopics()) out.push_back(Describe(*topic));
-  std::sort(out.begin(), out.end(),
-            [](const TopicInfo& a, const TopicInfo& b) { return a.name < b.name; });
-  return out;
-}
-
-TopicInfo Broker::Impl::Describe(const Topic& topic) const {
-  TopicInfo info;
-  info.name = topic.name;
-  info.partition_count = topic.count();
-  info.created_at_us = topic.created_at_us;
-  info.config.retention_ms = topic.retention_ms.load();
-  info.config.retention_bytes = topic.retention_bytes.load();
-  info.config.key_format = topic.key_format;
-  info.config.data_format = topic.data_format;
-  const storage::RetentionPolicy policy = RetentionOf(topic);
-  info.retention_ms = policy.max_age_us > 0 ? policy.max_age_us / 1000 : -1;
-  info.retention_bytes = policy.max_bytes > 0 ? static_cast<int64_t>(policy.max_bytes) : -1;
-  for (uint32_t p = 0; p < topic.count(); ++p) {
-    PartitionInfo pi;
-    pi.partition = p;
-    pi.stats = topic.parts[p]->Stats();
-    info.partitions.push_back(pi);
-  }
-  return info;
-}
-
-absl::Status Broker::Impl::DeleteTopic(std::string_view name) {
-  RETURN_IF_ERROR(ValidateTopicName(name));
-  absl::MutexLock admin(&admin_mu_);
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  // All or nothing: the topic's directories move into a trash entry of a short, unique name
-  // (any topic name fits under it), and only then does the catalog entry go. Should a step
-  // fail, the earlier ones are undone and the topic stays as it was (if the files cannot be
-  // moved back, the topic goes at once, as the next start would decide). The entry's `topic` file
-  // lets the next start finish a delete cut short after the first move (see Open).
-  const std::string dir = dir_.TopicLogDir(name);
-  const std::string cold_dir = dir_.TopicColdDir(name);
-  const std::string trash = dir_.TrashEntry(StrCat(NowMicros(), "-", ++trash_seq_));
-  const std::string trash_log = storage::DataDir::TrashedLog(trash);
-  const std::string trash_cold = storage::DataDir::TrashedCold(trash);
-  auto cleanup = [&](absl::Status s) {
-    fs_.RemoveAll(trash).IgnoreError();
-    return absl::Status(s.code(), StrCat("deleting topic \"", name, "\" (nothing was deleted): ",
-                                         ToStd(s.message())));
-  };
-  if (absl::Status s = fs_.CreateDirs(trash); !s.ok()) return cleanup(s);
-  if (absl::Status s = fs_.WriteFileAtomic(storage::DataDir::TrashedName(trash), name); !s.ok()) return cleanup(s);
-  // Running compaction finishes its file first and none starts after this. Before topic->mu:
-  // a compaction can take seconds, and publishes need not wait for it. They wait for the moves
-  // below only; one that got in first is stored before the delete and goes with the topic.
-  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Close();
-  // A failed step; the topic stays when its files are moved back (`undone`).
-  absl::Status failed;
-  bool undone = false;
-  {
-    absl::MutexLock lock(&topic->mu);
-    failed = fs_.Rename(dir, trash_log);
-    const bool log_moved = failed.ok();
-    bool cold_moved = false;
-    if (failed.ok() && fs_.Exists(cold_dir)) {
-      failed = fs_.Rename(cold_dir, trash_cold);
-      cold_moved = failed.ok();
-    }
-    if (failed.ok()) failed = catalog_->DeleteTopic(name);
-    if (!failed.ok()) {
-      absl::Status back;
-      if (cold_moved) back = fs_.Rename(trash_cold, cold_dir);
-      if (log_moved && back.ok()) back = fs_.Rename(trash_log, dir);
-      undone = back.ok();
-      if (!undone) {
-        // Short of a broken disk, a move just made can be reversed. If not, the hot tier's
-        // files are in the trash entry and the next start completes the delete: the topic
-        // goes now, so that no publish is acknowledged into files about to be removed.
-        spdlog::error("topic {}: cannot move its files back from {}: {}", name, trash,
-                      ToStd(back.message()));
-        failed = absl::Status(failed.code(),
-                              StrCat("deleting topic \"", name, "\": ", ToStd(failed.message()),
-                                     "; its files cannot be moved back, so the topic is deleted "
-                                     "now and its files are removed at the next start"));
-      }
-    }
-    if (!undone) {
-      topic->deleted = true;
-      probe_.RemoveTopic(*topic);
-    }
-  }
-  if (undone) {
-    for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Resume();
-    return cleanup(failed);
-  }
-  {
-    absl::MutexLock lock(&topics_mu_);
-    topics_.erase(Absl(name));
-  }
-  // Subscribers waiting for records read again and find the topic gone.
-  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->WakeReaders();
-  groups_.RevokeTopic(std::string(name));
-  // The catalog dropped the topic's group offsets with its row (a trigger).
-  probe_.RemoveTopicLag(name);
-  if (!failed.ok()) return failed;
-  // The topic is gone; files left in the trash (a publish in flight may hold some open) are
-  // removed at the next start.
-  if (absl::Status s = fs_.RemoveAll(trash); !s.ok()) {
-    spdlog::warn("topic {} deleted; its files stay in {} until the next start: {}", name, trash,
-                 ToStd(s.message()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Broker::Impl::Read(std::string_view name, uint32_t partition, uint64_t from,
-                                size_t max_records, size_t max_bytes,
-                                std::vector<log::Record>* out) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
-  return topic->parts[partition]->Read(from, max_records, max_bytes, out);
-}
-
-absl::Status Broker::Impl::Scan(std::string_view name, uint32_t partition, uint64_t from,
-                                size_t max_records, size_t max_bytes,
-                                absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
-  return topic->parts[partition]->Scan(from, max_records, max_bytes, visit);
-}
 
 void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
   if (events.empty()) {
@@ -637,7 +236,7 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
       absl::Status s = ValidateTopicName(e.topic);
       // A name no new topic may have is refused here unless its topic exists, before any
       // topic of the batch is created.
-      if (s.ok() && !ValidateNewName("topic", e.topic).ok() && !Find(e.topic).ok()) {
+      if (s.ok() && !ValidateNewName("topic", e.topic).ok() && !topics_->Find(e.topic).ok()) {
         s = ValidateNewName("topic", e.topic);
       }
       if (!s.ok()) {
@@ -670,7 +269,7 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
   // Group by topic, keeping request order within each group.
   std::vector<std::pair<std::shared_ptr<Topic>, std::vector<uint32_t>>> groups;
   if (single_topic) {
-    auto topic = FindOrCreate(events[0].topic);
+    auto topic = topics_->FindOrCreate(events[0].topic);
     if (!topic.ok()) {
       std::move(done)(topic.status(), {});
       return;
@@ -683,7 +282,7 @@ void Broker::Impl::Publish(absl::Span<const EventIn> events, PublishDone done) {
     for (uint32_t i = 0; i < events.size(); ++i) {
       auto [it, inserted] = group_of.try_emplace(Absl(events[i].topic), groups.size());
       if (inserted) {
-        auto topic = FindOrCreate(events[i].topic);
+        auto topic = topics_->FindOrCreate(events[i].topic);
         if (!topic.ok()) {
           std::move(done)(topic.status(), {});
           return;
@@ -876,110 +475,11 @@ absl::Status Broker::Impl::AppendToTopic(Topic& topic, absl::Span<const EventIn>
   return absl::OkStatus();
 }
 
-absl::StatusOr<TopicInfo> Broker::Impl::AddPartitions(std::string_view name,
-                                                      uint32_t partitions) {
-  absl::MutexLock admin(&admin_mu_);
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  const uint32_t current = topic->count();
-  if (partitions < current) {
-    return absl::InvalidArgumentError(StrCat("topic \"", name, "\" has ", current,
-                                             " partitions; partitions can only be added, not "
-                                             "removed (asked for ", partitions, ")"));
-  }
-  const uint32_t limit = std::min<uint32_t>(options_.max_partitions, topic->parts.size());
-  if (partitions > limit) {
-    return absl::InvalidArgumentError(StrCat("partitions is ", partitions, "; the limit is ",
-                                             limit));
-  }
-  if (partitions == current) return Describe(*topic);
-  // New partitions' directories first (any leftover of a grow cut short goes), then the catalog
-  // entry makes them exist; until then no record is routed to them.
-  const std::string dir = dir_.TopicLogDir(name);
-  const std::string cold_dir = dir_.TopicColdDir(name);
-  std::vector<std::unique_ptr<storage::Partition>> added;
-  auto undo = [&](absl::Status s) {
-    added.clear();
-    for (uint32_t p = current; p < partitions; ++p) {
-      fs_.RemoveAll(dir_.PartitionLogDir(name, p)).IgnoreError();
-      fs_.RemoveAll(dir_.PartitionColdDir(name, p)).IgnoreError();
-    }
-    return s;
-  };
-  for (uint32_t p = current; p < partitions; ++p) {
-    absl::Status clean = fs_.RemoveAll(dir_.PartitionLogDir(name, p));
-    if (clean.ok()) clean = fs_.RemoveAll(dir_.PartitionColdDir(name, p));
-    if (!clean.ok()) return undo(clean);
-    auto part = OpenPartition(*topic, p);
-    if (!part.ok()) return undo(part.status());
-    added.push_back(std::move(*part));
-  }
-  absl::Status s = fs_.SyncDir(dir);
-  if (s.ok() && fs_.Exists(cold_dir)) s = fs_.SyncDir(cold_dir);
-  if (s.ok()) s = catalog_->SetPartitions(name, partitions);
-  if (!s.ok()) return undo(s);
-  {
-    // Publishes route under topic->mu: each one sees either the old count or the new one.
-    absl::MutexLock lock(&topic->mu);
-    for (uint32_t p = current; p < partitions; ++p) {
-      topic->parts[p] = std::move(added[p - current]);
-      probe_.AddPartition(*topic, p);
-    }
-    topic->partitions.store(partitions, std::memory_order_release);
-  }
-  // Subscribers reading every partition wait on the old ones: they look again and find the new.
-  for (uint32_t p = 0; p < current; ++p) topic->parts[p]->WakeReaders();
-  groups_.GrowTopic(topic->name, partitions);
-  spdlog::info("topic {}: {} partitions, was {}", name, partitions, current);
-  return Describe(*topic);
-}
-
-absl::StatusOr<TopicInfo> Broker::Impl::SetRetention(std::string_view name, TopicConfig config) {
-  RETURN_IF_ERROR(ValidateTopicConfig(config));
-  absl::MutexLock admin(&admin_mu_);
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  RETURN_IF_ERROR(catalog_->SetRetention(name, config.retention_ms, config.retention_bytes));
-  topic->retention_ms = config.retention_ms;
-  topic->retention_bytes = config.retention_bytes;
-  return Describe(*topic);
-}
-
-absl::StatusOr<uint64_t> Broker::Impl::ResolveStart(std::string_view name, uint32_t partition,
-                                                    const StartSpec& start,
-                                                    std::optional<uint64_t> committed) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
-  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
-  storage::Partition& part = *topic->parts[partition];
-  const storage::StorageStats s = part.Stats();
-  switch (start.kind) {
-    case StartSpec::Kind::kEarliest:
-      return s.start_offset;
-    case StartSpec::Kind::kLatest:
-      return s.end_offset;
-    case StartSpec::Kind::kCommitted:
-      if (!committed) return s.start_offset;
-      // Retention may have deleted past the committed offset: go on from what is left.
-      return std::clamp(*committed, s.start_offset, s.end_offset);
-    case StartSpec::Kind::kOffset:
-      if (start.offset < s.start_offset) {
-        return absl::OutOfRangeError(StrCat("offset ", start.offset, " of partition ", partition,
-                                            " was deleted; the earliest is ", s.start_offset));
-      }
-      if (start.offset > s.end_offset) {
-        return absl::OutOfRangeError(StrCat("offset ", start.offset, " is past the end ",
-                                            s.end_offset, " of partition ", partition));
-      }
-      return start.offset;
-    case StartSpec::Kind::kTime:
-      return part.OffsetForTime(start.time_us);
-  }
-  return absl::InternalError("unknown start position");
-}
-
 absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_view name,
                                          const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
                                          uint64_t generation, std::string_view consumer_id) {
   RETURN_IF_ERROR(ValidateGroup(group, name));
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_->Find(name));
   if (offsets.empty()) return absl::InvalidArgumentError("no offsets to commit");
   if (generation > 0) {
     // Fenced commit: only the current owner of each partition, in the current generation.
@@ -1013,7 +513,7 @@ absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_vie
 absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view group,
                                                              std::string_view name) {
   RETURN_IF_ERROR(ValidateName("group", group));
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_->Find(name));
   ASSIGN_OR_RETURN(auto committed, catalog_->GetOffsets(group, name));
   GroupDescription d;
   d.group = std::string(group);
@@ -1042,7 +542,7 @@ absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view gr
 }
 
 absl::StatusOr<std::vector<GroupSummary>> Broker::Impl::ListGroups(std::string_view topic) {
-  if (!topic.empty()) RETURN_IF_ERROR(Find(topic).status());
+  if (!topic.empty()) RETURN_IF_ERROR(topics_->Find(topic).status());
   ASSIGN_OR_RETURN(auto stored, catalog_->ListGroups());
   std::set<std::pair<std::string, std::string>> keys(stored.begin(), stored.end());
   for (const auto& [key, n] : groups_.Live()) keys.insert(key);
@@ -1062,7 +562,7 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOf
     std::string_view group, std::string_view name, const StartSpec& to,
     const std::vector<uint32_t>& partitions) {
   RETURN_IF_ERROR(ValidateGroup(group, name));
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_->Find(name));
   if (to.kind == StartSpec::Kind::kCommitted) {
     return absl::InvalidArgumentError("reset needs earliest, latest, an offset or a timestamp");
   }
@@ -1072,7 +572,7 @@ absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOf
   }
   std::vector<std::pair<uint32_t, uint64_t>> offsets;
   for (uint32_t p : chosen) {
-    ASSIGN_OR_RETURN(uint64_t offset, ResolveStart(name, p, to, std::nullopt));
+    ASSIGN_OR_RETURN(uint64_t offset, topics_->ResolveStart(name, p, to, std::nullopt));
     offsets.emplace_back(p, offset);
   }
   // Atomic with joins, as in DeleteGroup: a member's commits would mix with the reset.
@@ -1101,7 +601,7 @@ absl::Status Broker::Impl::ValidateGroup(std::string_view group, std::string_vie
 
 absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view name) {
   RETURN_IF_ERROR(ValidateName("group", group));
-  RETURN_IF_ERROR(Find(name).status());
+  RETURN_IF_ERROR(topics_->Find(name).status());
   // Atomic with joins: a member joining meanwhile could commit and then lose its offsets.
   absl::StatusOr<int> deleted = 0;
   if (!groups_.IfNoMembers(std::string(group), std::string(name),
@@ -1132,7 +632,7 @@ void Broker::Impl::RefreshGroupMetrics() {
 
 absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
   absl::Status first;
-  const storage::RetentionPolicy retention = RetentionOf(topic);
+  const storage::RetentionPolicy retention = topics_->RetentionOf(topic);
   for (uint32_t p = 0; p < topic.count(); ++p) {
     storage::Partition& part = *topic.parts[p];
     auto compacted = part.Compact(options_.compaction, NowMicros(), flush, &cancel_compaction_);
@@ -1187,7 +687,7 @@ void Broker::Impl::Maintenance() {
       }
       if (deleted) s = absl::NotFoundError(StrCat("topic \"", f.topic->name, "\" was deleted"));
       if (s.ok()) {
-        std::move(f.done)(Describe(*f.topic));
+        std::move(f.done)(topics_->Describe(*f.topic));
       } else {
         std::move(f.done)(s);
       }
@@ -1196,7 +696,7 @@ void Broker::Impl::Maintenance() {
     const int64_t now_ms = NowMicros() / 1000;
     if (now_ms - last_pass_ms < options_.maintenance_period_ms) continue;
     last_pass_ms = now_ms;
-    for (const auto& topic : AllTopics()) {
+    for (const auto& topic : topics_->All()) {
       absl::Status s = MaintainTopic(*topic, /*flush=*/false);
       if (!s.ok()) spdlog::warn("{} (retried at the next pass)", ToStd(s.message()));
     }
@@ -1221,12 +721,12 @@ void Broker::Impl::Housekeeping() {
           absl::Milliseconds(period_ms));
       if (stopping_) return;
     }
-    if (interval) SyncAll();
+    if (interval) topics_->SyncAll();
     const int64_t now_ms = NowMicros() / 1000;
     if (now_ms - last_roll_check >= kHousekeepingPeriodMs) {
       last_roll_check = now_ms;
       const int64_t now_us = NowMicros();
-      for (const auto& topic : AllTopics()) {
+      for (const auto& topic : topics_->All()) {
         for (uint32_t p = 0; p < topic->count(); ++p) {
           topic->parts[p]->MaybeRollByAge(now_us).IgnoreError();
         }
@@ -1250,44 +750,66 @@ void Broker::Publish(absl::Span<const EventIn> events, PublishDone done) {
 }
 absl::StatusOr<TopicInfo> Broker::CreateTopic(std::string_view name, uint32_t partitions,
                                               TopicConfig config) {
-  return impl_->CreateTopic(name, partitions, config);
+  return impl_->topics_->Create(name, partitions, config);
 }
 absl::StatusOr<TopicInfo> Broker::SetRetention(std::string_view name, TopicConfig config) {
-  return impl_->SetRetention(name, config);
+  return impl_->topics_->SetRetention(name, config);
 }
 absl::StatusOr<TopicInfo> Broker::AddPartitions(std::string_view name, uint32_t partitions) {
-  return impl_->AddPartitions(name, partitions);
+  return impl_->topics_->AddPartitions(name, partitions);
 }
 void Broker::FlushTopic(std::string_view name,
                         absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
   impl_->FlushTopic(name, std::move(done));
 }
-absl::StatusOr<TopicInfo> Broker::GetTopic(std::string_view name) { return impl_->GetTopic(name); }
-std::vector<TopicInfo> Broker::ListTopics() { return impl_->ListTopics(); }
-absl::Status Broker::DeleteTopic(std::string_view name) { return impl_->DeleteTopic(name); }
-absl::Status Broker::Read(std::string_view topic, uint32_t partition, uint64_t from,
-                          size_t max_records, size_t max_bytes, std::vector<log::Record>* out) {
-  return impl_->Read(topic, partition, from, max_records, max_bytes, out);
+absl::StatusOr<TopicInfo> Broker::GetTopic(std::string_view name) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
+  return impl_->topics_->Describe(*topic);
 }
-void Broker::SyncAll() { impl_->SyncAll(); }
-absl::Status Broker::Scan(std::string_view topic, uint32_t partition, uint64_t from,
+std::vector<TopicInfo> Broker::ListTopics() {
+  std::vector<TopicInfo> out;
+  for (const auto& topic : impl_->topics_->All()) out.push_back(impl_->topics_->Describe(*topic));
+  std::sort(out.begin(), out.end(),
+            [](const TopicInfo& a, const TopicInfo& b) { return a.name < b.name; });
+  return out;
+}
+absl::Status Broker::DeleteTopic(std::string_view name) { return impl_->topics_->Delete(name); }
+std::optional<int64_t> Broker::TopicCreatedAt(std::string_view name) {
+  auto topic = impl_->topics_->Find(name);
+  if (!topic.ok()) return std::nullopt;
+  return (*topic)->created_at_us;
+}
+void Broker::SyncAll() { impl_->topics_->SyncAll(); }
+
+// Reads.
+absl::Status Broker::Read(std::string_view name, uint32_t partition, uint64_t from,
+                          size_t max_records, size_t max_bytes, std::vector<log::Record>* out) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
+  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
+  return topic->parts[partition]->Read(from, max_records, max_bytes, out);
+}
+absl::Status Broker::Scan(std::string_view name, uint32_t partition, uint64_t from,
                           size_t max_records, size_t max_bytes,
                           absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
-  return impl_->Scan(topic, partition, from, max_records, max_bytes, visit);
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
+  RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
+  return topic->parts[partition]->Scan(from, max_records, max_bytes, visit);
 }
-void Broker::WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
+void Broker::WhenReadable(std::string_view name, uint32_t partition, uint64_t offset,
                           std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn) {
-  impl_->WhenReadable(topic, partition, offset, std::move(owner), std::move(fn));
-}
-std::optional<int64_t> Broker::TopicCreatedAt(std::string_view topic) {
-  return impl_->TopicCreatedAt(topic);
+  auto topic = impl_->topics_->Find(name);
+  if (!topic.ok() || !CheckPartition(name, (*topic)->count(), partition).ok()) {
+    std::move(fn)();  // the next read says why
+    return;
+  }
+  (*topic)->parts[partition]->WhenReadable(offset, std::move(owner), std::move(fn));
 }
 absl::StatusOr<uint64_t> Broker::ResolveStart(std::string_view topic, uint32_t partition,
                                               const StartSpec& start,
                                               std::optional<uint64_t> committed) {
-  return impl_->ResolveStart(topic, partition, start, committed);
+  return impl_->topics_->ResolveStart(topic, partition, start, committed);
 }
-GroupCoordinator& Broker::groups() { return impl_->groups(); }
+GroupCoordinator& Broker::groups() { return impl_->groups_; }
 absl::Status Broker::CommitOffsets(std::string_view group, std::string_view topic,
                                    const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
                                    uint64_t generation, std::string_view consumer_id) {
@@ -1316,6 +838,9 @@ absl::Status Broker::ValidateGroup(std::string_view group, std::string_view topi
   return impl_->ValidateGroup(group, topic);
 }
 void Broker::RefreshGroupMetrics() { impl_->RefreshGroupMetrics(); }
-void Broker::RefreshMetrics() { impl_->RefreshMetrics(); }
+void Broker::RefreshMetrics() {
+  impl_->probe_.RefreshPartitions(impl_->topics_->All());
+  impl_->RefreshGroupMetrics();
+}
 
 }  // namespace nodata::broker
