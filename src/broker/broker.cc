@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/dedupe.h"
+#include "broker/internal/group_manager.h"
 #include "broker/internal/probe.h"
 #include "broker/internal/publisher.h"
 #include "broker/internal/topic.h"
@@ -68,8 +69,9 @@ class Broker::Impl {
     ASSIGN_OR_RETURN(lock_, storage::DataDirLock::Acquire(dir.root()));
     RETURN_IF_ERROR(fs_.CreateDirs(dir.LogRoot()));
     ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(dir.CatalogPath()));
-    topics_ = std::make_unique<TopicRegistry>(options_, fs_, *catalog_, probe_, groups_);
+    topics_ = std::make_unique<TopicRegistry>(options_, fs_, *catalog_, probe_, coordinator_);
     RETURN_IF_ERROR(topics_->Open());
+    groups_ = std::make_unique<GroupManager>(*topics_, *catalog_, coordinator_, probe_);
     publisher_ = std::make_unique<Publisher>(options_, *topics_);
     housekeeping_ = std::thread([this] { Housekeeping(); });
     maintenance_ = std::thread([this] { Maintenance(); });
@@ -87,23 +89,6 @@ class Broker::Impl {
     flushes_.push_back(Flush{std::move(*topic), std::move(done)});
   }
 
-  absl::Status CommitOffsets(std::string_view group, std::string_view topic,
-                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
-                             uint64_t generation, std::string_view consumer_id);
-  absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
-                                                                std::string_view topic) {
-    RETURN_IF_ERROR(ValidateName("group", group));
-    ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, topics_->Find(topic));
-    return catalog_->GetOffsets(group, topic);
-  }
-  absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, std::string_view topic);
-  absl::StatusOr<std::vector<GroupSummary>> ListGroups(std::string_view topic);
-  absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> ResetOffsets(
-      std::string_view group, std::string_view topic, const StartSpec& to,
-      const std::vector<uint32_t>& partitions);
-  absl::Status DeleteGroup(std::string_view group, std::string_view topic);
-  absl::Status ValidateGroup(std::string_view group, std::string_view topic);
-  void RefreshGroupMetrics();
 
   void Maintenance();
   // One pass of compaction and retention over `topic`; `flush` compacts everything now.
@@ -115,9 +100,10 @@ class Broker::Impl {
   // Released last, once everything else of the data directory is closed.
   std::unique_ptr<storage::DataDirLock> lock_;
   Probe probe_;
-  GroupCoordinator groups_;
+  GroupCoordinator coordinator_;
   std::unique_ptr<storage::Catalog> catalog_;
   std::unique_ptr<TopicRegistry> topics_;
+  std::unique_ptr<GroupManager> groups_;
   std::unique_ptr<Publisher> publisher_;
 
   absl::Mutex housekeeping_mu_;
@@ -135,161 +121,6 @@ class Broker::Impl {
   std::atomic<bool> cancel_compaction_{false};
   std::thread maintenance_;
 };
-
-absl::Status Broker::Impl::CommitOffsets(std::string_view group, std::string_view name,
-                                         const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
-                                         uint64_t generation, std::string_view consumer_id) {
-  RETURN_IF_ERROR(ValidateGroup(group, name));
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_->Find(name));
-  if (offsets.empty()) return absl::InvalidArgumentError("no offsets to commit");
-  if (generation > 0) {
-    // Fenced commit: only the current owner of each partition, in the current generation.
-    const GroupInfo live = groups_.Describe(std::string(group), std::string(name));
-    if (live.generation != generation) {
-      return absl::FailedPreconditionError(
-          StrCat("group \"", group, "\" is at generation ", live.generation, ", not ",
-                 generation, ": the commit is from before a rebalance"));
-    }
-    for (const auto& [p, offset] : offsets) {
-      auto owner = live.owner.find(p);
-      if (owner == live.owner.end() || owner->second != consumer_id) {
-        return absl::FailedPreconditionError(StrCat("partition ", p, " is not assigned to \"",
-                                                    consumer_id, "\" in generation ",
-                                                    generation));
-      }
-    }
-  }
-  for (const auto& [p, offset] : offsets) {
-    RETURN_IF_ERROR(CheckPartition(name, topic->count(), p));
-    const uint64_t end = topic->parts[p]->end_offset();
-    if (offset > end) {
-      return absl::OutOfRangeError(StrCat("offset ", offset, " is past the end ", end,
-                                          " of partition ", p));
-    }
-  }
-  RETURN_IF_ERROR(catalog_->CommitOffsets(group, name, offsets));
-  return absl::OkStatus();
-}
-
-absl::StatusOr<GroupDescription> Broker::Impl::DescribeGroup(std::string_view group,
-                                                             std::string_view name) {
-  RETURN_IF_ERROR(ValidateName("group", group));
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_->Find(name));
-  ASSIGN_OR_RETURN(auto committed, catalog_->GetOffsets(group, name));
-  GroupDescription d;
-  d.group = std::string(group);
-  d.topic = std::string(name);
-  d.live = groups_.Describe(d.group, d.topic);
-  if (d.live.members.empty() && committed.empty()) {
-    return absl::NotFoundError(
-        StrCat("group \"", group, "\" has no members and no committed offsets on topic \"",
-               name, "\""));
-  }
-  for (uint32_t p = 0; p < topic->count(); ++p) {
-    const storage::StorageStats s = topic->parts[p]->Stats();
-    GroupPartitionInfo gp;
-    gp.partition = p;
-    gp.end_offset = s.end_offset;
-    auto it = committed.find(p);
-    if (it != committed.end()) gp.committed = it->second;
-    const uint64_t from = std::clamp(gp.committed.value_or(s.start_offset), s.start_offset,
-                                     s.end_offset);
-    gp.lag = s.end_offset - from;
-    auto owner = d.live.owner.find(p);
-    if (owner != d.live.owner.end()) gp.owner = owner->second;
-    d.partitions.push_back(std::move(gp));
-  }
-  return d;
-}
-
-absl::StatusOr<std::vector<GroupSummary>> Broker::Impl::ListGroups(std::string_view topic) {
-  if (!topic.empty()) RETURN_IF_ERROR(topics_->Find(topic).status());
-  ASSIGN_OR_RETURN(auto stored, catalog_->ListGroups());
-  std::set<std::pair<std::string, std::string>> keys(stored.begin(), stored.end());
-  for (const auto& [key, n] : groups_.Live()) keys.insert(key);
-  std::vector<GroupSummary> out;
-  for (const auto& [group, name] : keys) {
-    if (!topic.empty() && name != topic) continue;
-    auto d = DescribeGroup(group, name);
-    if (!d.ok()) continue;  // its topic was deleted meanwhile
-    GroupSummary sum{group, name, static_cast<uint32_t>(d->live.members.size()), 0};
-    for (const auto& p : d->partitions) sum.lag += p.lag;
-    out.push_back(std::move(sum));
-  }
-  return out;
-}
-
-absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::Impl::ResetOffsets(
-    std::string_view group, std::string_view name, const StartSpec& to,
-    const std::vector<uint32_t>& partitions) {
-  RETURN_IF_ERROR(ValidateGroup(group, name));
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_->Find(name));
-  if (to.kind == StartSpec::Kind::kCommitted) {
-    return absl::InvalidArgumentError("reset needs earliest, latest, an offset or a timestamp");
-  }
-  std::vector<uint32_t> chosen = partitions;
-  if (chosen.empty()) {
-    for (uint32_t p = 0; p < topic->count(); ++p) chosen.push_back(p);
-  }
-  std::vector<std::pair<uint32_t, uint64_t>> offsets;
-  for (uint32_t p : chosen) {
-    ASSIGN_OR_RETURN(uint64_t offset, topics_->ResolveStart(name, p, to, std::nullopt));
-    offsets.emplace_back(p, offset);
-  }
-  // Atomic with joins, as in DeleteGroup: a member's commits would mix with the reset.
-  absl::Status committed;
-  if (!groups_.IfNoMembers(std::string(group), std::string(name),
-                           [&] { committed = catalog_->CommitOffsets(group, name, offsets); })) {
-    return absl::FailedPreconditionError(
-        StrCat("group \"", group, "\" has live members on topic \"", name,
-               "\"; stop them before resetting its offsets"));
-  }
-  RETURN_IF_ERROR(committed);
-  return offsets;
-}
-
-absl::Status Broker::Impl::ValidateGroup(std::string_view group, std::string_view topic) {
-  RETURN_IF_ERROR(ValidateName("group", group));
-  absl::Status fresh = ValidateNewName("group", group);
-  if (fresh.ok() || groups_.HasMembers(std::string(group), std::string(topic))) {
-    return absl::OkStatus();
-  }
-  // A group stored before new names were refused a leading '-' goes on working.
-  auto committed = catalog_->GetOffsets(group, topic);
-  if (committed.ok() && !committed->empty()) return absl::OkStatus();
-  return fresh;
-}
-
-absl::Status Broker::Impl::DeleteGroup(std::string_view group, std::string_view name) {
-  RETURN_IF_ERROR(ValidateName("group", group));
-  RETURN_IF_ERROR(topics_->Find(name).status());
-  // Atomic with joins: a member joining meanwhile could commit and then lose its offsets.
-  absl::StatusOr<int> deleted = 0;
-  if (!groups_.IfNoMembers(std::string(group), std::string(name),
-                           [&] { deleted = catalog_->DeleteOffsets(group, name); })) {
-    return absl::FailedPreconditionError(
-        StrCat("group \"", group, "\" has live members on topic \"", name,
-               "\"; stop them before deleting the group"));
-  }
-  RETURN_IF_ERROR(deleted.status());
-  if (*deleted == 0) {
-    return absl::NotFoundError(
-        StrCat("group \"", group, "\" has no committed offsets on topic \"", name, "\""));
-  }
-  probe_.RemoveGroupLag(group, name);
-  return absl::OkStatus();
-}
-
-void Broker::Impl::RefreshGroupMetrics() {
-  auto stored = catalog_->ListGroups();
-  std::set<std::pair<std::string, std::string>> keys;
-  if (stored.ok()) keys.insert(stored->begin(), stored->end());
-  for (const auto& [key, n] : groups_.Live()) keys.insert(key);
-  for (const auto& [group, topic] : keys) {
-    auto d = DescribeGroup(group, topic);
-    if (d.ok()) probe_.RefreshLag(*d);
-  }
-}
 
 absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
   absl::Status first;
@@ -470,38 +301,40 @@ absl::StatusOr<uint64_t> Broker::ResolveStart(std::string_view topic, uint32_t p
                                               std::optional<uint64_t> committed) {
   return impl_->topics_->ResolveStart(topic, partition, start, committed);
 }
-GroupCoordinator& Broker::groups() { return impl_->groups_; }
+GroupCoordinator& Broker::groups() { return impl_->coordinator_; }
 absl::Status Broker::CommitOffsets(std::string_view group, std::string_view topic,
                                    const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
                                    uint64_t generation, std::string_view consumer_id) {
-  return impl_->CommitOffsets(group, topic, offsets, generation, consumer_id);
+  return impl_->groups_->CommitOffsets(group, topic, offsets, generation, consumer_id);
 }
 absl::StatusOr<std::map<uint32_t, uint64_t>> Broker::CommittedOffsets(std::string_view group,
                                                                       std::string_view topic) {
-  return impl_->CommittedOffsets(group, topic);
+  return impl_->groups_->CommittedOffsets(group, topic);
 }
 absl::StatusOr<GroupDescription> Broker::DescribeGroup(std::string_view group,
                                                        std::string_view topic) {
-  return impl_->DescribeGroup(group, topic);
+  return impl_->groups_->DescribeGroup(group, topic);
 }
 absl::StatusOr<std::vector<GroupSummary>> Broker::ListGroups(std::string_view topic) {
-  return impl_->ListGroups(topic);
+  return impl_->groups_->ListGroups(topic);
 }
 absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::ResetOffsets(
     std::string_view group, std::string_view topic, const StartSpec& to,
     const std::vector<uint32_t>& partitions) {
-  return impl_->ResetOffsets(group, topic, to, partitions);
+  return impl_->groups_->ResetOffsets(group, topic, to, partitions);
 }
 absl::Status Broker::DeleteGroup(std::string_view group, std::string_view topic) {
-  return impl_->DeleteGroup(group, topic);
+  return impl_->groups_->DeleteGroup(group, topic);
 }
 absl::Status Broker::ValidateGroup(std::string_view group, std::string_view topic) {
-  return impl_->ValidateGroup(group, topic);
+  return impl_->groups_->ValidateGroup(group, topic);
 }
-void Broker::RefreshGroupMetrics() { impl_->RefreshGroupMetrics(); }
+void Broker::RefreshGroupMetrics() {
+  for (const GroupDescription& d : impl_->groups_->DescribeAll()) impl_->probe_.RefreshLag(d);
+}
 void Broker::RefreshMetrics() {
   impl_->probe_.RefreshPartitions(impl_->topics_->All());
-  impl_->RefreshGroupMetrics();
+  RefreshGroupMetrics();
 }
 
 }  // namespace nodata::broker
