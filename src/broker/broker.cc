@@ -1,41 +1,20 @@
+// The facade: opens the data directory and wires the broker's parts together; each method
+// forwards to the part that owns its concern (see README.md).
 #include "broker/broker.h"
 
 #include <algorithm>
-#include <atomic>
-#include <deque>
-#include <set>
-#include <tuple>
-#include <random>
-#include <thread>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "broker/dedupe.h"
 #include "broker/internal/group_manager.h"
+#include "broker/internal/maintenance.h"
 #include "broker/internal/probe.h"
 #include "broker/internal/publisher.h"
-#include "broker/internal/topic.h"
 #include "broker/internal/topic_registry.h"
-#include "common/names.h"
 #include "common/status.h"
-#include "common/strings.h"
-#include "common/time.h"
-#include "fmt/format.h"
-#include "prometheus/counter.h"
-#include "log/syncer.h"
-#include "spdlog/spdlog.h"
 #include "storage/catalog.h"
 #include "storage/data_dir.h"
 #include "storage/data_dir_lock.h"
 
 namespace nodata::broker {
-namespace {
-
-constexpr int64_t kHousekeepingPeriodMs = 1000;
-
-}  // namespace
 
 class Broker::Impl {
  public:
@@ -48,17 +27,7 @@ class Broker::Impl {
   }
 
   ~Impl() {
-    {
-      absl::MutexLock lock(&housekeeping_mu_);
-      stopping_ = true;
-    }
-    if (housekeeping_.joinable()) housekeeping_.join();
-    cancel_compaction_ = true;
-    {
-      absl::MutexLock lock(&maintenance_mu_);
-      maintenance_stopping_ = true;
-    }
-    if (maintenance_.joinable()) maintenance_.join();
+    if (maintenance_) maintenance_->Stop();
     if (topics_) topics_->SyncAll();
   }
 
@@ -73,27 +42,10 @@ class Broker::Impl {
     RETURN_IF_ERROR(topics_->Open());
     groups_ = std::make_unique<GroupManager>(*topics_, *catalog_, coordinator_, probe_);
     publisher_ = std::make_unique<Publisher>(options_, *topics_);
-    housekeeping_ = std::thread([this] { Housekeeping(); });
-    maintenance_ = std::thread([this] { Maintenance(); });
+    maintenance_ = std::make_unique<Maintenance>(options_, *topics_, probe_);
+    maintenance_->Start();
     return absl::OkStatus();
   }
-
-  void FlushTopic(std::string_view name,
-                  absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
-    auto topic = topics_->Find(name);
-    if (!topic.ok()) {
-      std::move(done)(topic.status());
-      return;
-    }
-    absl::MutexLock lock(&maintenance_mu_);
-    flushes_.push_back(Flush{std::move(*topic), std::move(done)});
-  }
-
-
-  void Maintenance();
-  // One pass of compaction and retention over `topic`; `flush` compacts everything now.
-  absl::Status MaintainTopic(Topic& topic, bool flush);
-  void Housekeeping();
 
   BrokerOptions options_;
   FileSystem& fs_;
@@ -105,127 +57,8 @@ class Broker::Impl {
   std::unique_ptr<TopicRegistry> topics_;
   std::unique_ptr<GroupManager> groups_;
   std::unique_ptr<Publisher> publisher_;
-
-  absl::Mutex housekeeping_mu_;
-  bool stopping_ ABSL_GUARDED_BY(housekeeping_mu_) = false;
-  std::thread housekeeping_;
-
-  // The maintenance thread: compaction, retention and flush requests.
-  struct Flush {
-    std::shared_ptr<Topic> topic;
-    absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done;
-  };
-  absl::Mutex maintenance_mu_;
-  std::deque<Flush> flushes_ ABSL_GUARDED_BY(maintenance_mu_);
-  bool maintenance_stopping_ ABSL_GUARDED_BY(maintenance_mu_) = false;
-  std::atomic<bool> cancel_compaction_{false};
-  std::thread maintenance_;
+  std::unique_ptr<Maintenance> maintenance_;
 };
-
-absl::Status Broker::Impl::MaintainTopic(Topic& topic, bool flush) {
-  absl::Status first;
-  const storage::RetentionPolicy retention = topics_->RetentionOf(topic);
-  for (uint32_t p = 0; p < topic.count(); ++p) {
-    storage::Partition& part = *topic.parts[p];
-    auto compacted = part.Compact(options_.compaction, NowMicros(), flush, &cancel_compaction_);
-    if (compacted.ok()) {
-      probe_.CountCompaction(compacted->files, compacted->records);
-    } else if (compacted.status().code() != absl::StatusCode::kCancelled) {
-      probe_.CountMaintenanceError();
-      if (first.ok()) {
-        first = absl::Status(compacted.status().code(),
-                             StrCat("compacting topic ", topic.name, " partition ", p, ": ",
-                                    ToStd(compacted.status().message())));
-      }
-    }
-    auto dropped = part.ApplyRetention(retention, NowMicros());
-    if (dropped.ok()) {
-      probe_.CountRetentionDeletes(*dropped);
-    } else {
-      probe_.CountMaintenanceError();
-      if (first.ok()) first = dropped.status();
-    }
-  }
-  return first;
-}
-
-void Broker::Impl::Maintenance() {
-  std::vector<Flush> flushes;
-  int64_t last_pass_ms = 0;
-  for (;;) {
-    {
-      absl::MutexLock lock(&maintenance_mu_);
-      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(maintenance_mu_) {
-        return maintenance_stopping_ || !flushes_.empty();
-      };
-      maintenance_mu_.AwaitWithTimeout(absl::Condition(&wake),
-                                       absl::Milliseconds(options_.maintenance_period_ms));
-      if (maintenance_stopping_) {
-        flushes.assign(std::make_move_iterator(flushes_.begin()),
-                       std::make_move_iterator(flushes_.end()));
-        flushes_.clear();
-        break;
-      }
-      flushes.assign(std::make_move_iterator(flushes_.begin()),
-                     std::make_move_iterator(flushes_.end()));
-      flushes_.clear();
-    }
-    for (Flush& f : flushes) {
-      absl::Status s = MaintainTopic(*f.topic, /*flush=*/true);
-      bool deleted;
-      {
-        absl::MutexLock lock(&f.topic->mu);
-        deleted = f.topic->deleted;
-      }
-      if (deleted) s = absl::NotFoundError(StrCat("topic \"", f.topic->name, "\" was deleted"));
-      if (s.ok()) {
-        std::move(f.done)(topics_->Describe(*f.topic));
-      } else {
-        std::move(f.done)(s);
-      }
-    }
-    flushes.clear();
-    const int64_t now_ms = NowMicros() / 1000;
-    if (now_ms - last_pass_ms < options_.maintenance_period_ms) continue;
-    last_pass_ms = now_ms;
-    for (const auto& topic : topics_->All()) {
-      absl::Status s = MaintainTopic(*topic, /*flush=*/false);
-      if (!s.ok()) spdlog::warn("{} (retried at the next pass)", ToStd(s.message()));
-    }
-  }
-  for (Flush& f : flushes) {
-    std::move(f.done)(absl::UnavailableError("the server is shutting down"));
-  }
-}
-
-void Broker::Impl::Housekeeping() {
-  const bool interval = options_.log.fsync == log::FsyncPolicy::kInterval;
-  const int64_t period_ms =
-      interval ? std::max<int64_t>(1, std::min(options_.fsync_interval_ms, kHousekeepingPeriodMs))
-               : kHousekeepingPeriodMs;
-  int64_t last_roll_check = 0;
-  for (;;) {
-    {
-      absl::MutexLock lock(&housekeeping_mu_);
-      housekeeping_mu_.AwaitWithTimeout(
-          absl::Condition(
-              +[](bool* stopping) { return *stopping; }, &stopping_),
-          absl::Milliseconds(period_ms));
-      if (stopping_) return;
-    }
-    if (interval) topics_->SyncAll();
-    const int64_t now_ms = NowMicros() / 1000;
-    if (now_ms - last_roll_check >= kHousekeepingPeriodMs) {
-      last_roll_check = now_ms;
-      const int64_t now_us = NowMicros();
-      for (const auto& topic : topics_->All()) {
-        for (uint32_t p = 0; p < topic->count(); ++p) {
-          topic->parts[p]->MaybeRollByAge(now_us).IgnoreError();
-        }
-      }
-    }
-  }
-}
 
 Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Broker::~Broker() = default;
@@ -237,9 +70,12 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Open(BrokerOptions options, File
   return std::unique_ptr<Broker>(new Broker(std::move(impl)));
 }
 
+// Publishing.
 void Broker::Publish(absl::Span<const EventIn> events, PublishDone done) {
   impl_->publisher_->Publish(events, std::move(done));
 }
+
+// Topics.
 absl::StatusOr<TopicInfo> Broker::CreateTopic(std::string_view name, uint32_t partitions,
                                               TopicConfig config) {
   return impl_->topics_->Create(name, partitions, config);
@@ -252,7 +88,7 @@ absl::StatusOr<TopicInfo> Broker::AddPartitions(std::string_view name, uint32_t 
 }
 void Broker::FlushTopic(std::string_view name,
                         absl::AnyInvocable<void(absl::StatusOr<TopicInfo>) &&> done) {
-  impl_->FlushTopic(name, std::move(done));
+  impl_->maintenance_->Flush(name, std::move(done));
 }
 absl::StatusOr<TopicInfo> Broker::GetTopic(std::string_view name) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
@@ -301,6 +137,8 @@ absl::StatusOr<uint64_t> Broker::ResolveStart(std::string_view topic, uint32_t p
                                               std::optional<uint64_t> committed) {
   return impl_->topics_->ResolveStart(topic, partition, start, committed);
 }
+
+// Groups and offsets.
 GroupCoordinator& Broker::groups() { return impl_->coordinator_; }
 absl::Status Broker::CommitOffsets(std::string_view group, std::string_view topic,
                                    const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
@@ -329,6 +167,8 @@ absl::Status Broker::DeleteGroup(std::string_view group, std::string_view topic)
 absl::Status Broker::ValidateGroup(std::string_view group, std::string_view topic) {
   return impl_->groups_->ValidateGroup(group, topic);
 }
+
+// Metrics.
 void Broker::RefreshGroupMetrics() {
   for (const GroupDescription& d : impl_->groups_->DescribeAll()) impl_->probe_.RefreshLag(d);
 }
