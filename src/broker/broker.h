@@ -18,10 +18,9 @@
 #include "broker/groups.h"
 #include "common/data_format.h"
 #include "common/fs.h"
-#include "log/format.h"
-#include "log/partition_log.h"
-#include "parquet/writer.h"
 #include "storage/catalog.h"
+// The only door to the tiers: it also declares the record, log and Parquet option types used
+// below (log::Record, log::DecodedRecord, log::LogOptions, parquet::WriterOptions).
 #include "storage/partition.h"
 
 namespace prometheus {
@@ -164,7 +163,8 @@ class Broker {
   // Reads acknowledged records of one partition from either tier; see storage::Partition::Read.
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, std::vector<log::Record>* out);
-  // Read without copies from the hot tier: `visit` sees views valid during the call only.
+  // Read without copies, from either tier like Read: `visit` sees views valid during the call
+  // only.
   absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, absl::FunctionRef<void(const log::DecodedRecord&)> visit);
 
