@@ -170,7 +170,7 @@ absl::Status ValidateTopicConfig(const TopicConfig& config) {
 }
 
 absl::StatusOr<TopicInfo> TopicRegistry::Create(std::string_view name, uint32_t partitions,
-                                                    TopicConfig config) {
+                                                TopicConfig config) {
   RETURN_IF_ERROR(ValidateNewName("topic", name));
   RETURN_IF_ERROR(ValidateTopicConfig(config));
   if (partitions == 0) partitions = options_.default_partitions;
@@ -348,8 +348,7 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<TopicInfo> TopicRegistry::AddPartitions(std::string_view name,
-                                                      uint32_t partitions) {
+absl::StatusOr<TopicInfo> TopicRegistry::AddPartitions(std::string_view name, uint32_t partitions) {
   absl::MutexLock admin(&admin_mu_);
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   const uint32_t current = topic->count();
@@ -416,8 +415,8 @@ absl::StatusOr<TopicInfo> TopicRegistry::SetRetention(std::string_view name, Top
 }
 
 absl::StatusOr<uint64_t> TopicRegistry::ResolveStart(std::string_view name, uint32_t partition,
-                                                    const StartSpec& start,
-                                                    std::optional<uint64_t> committed) {
+                                                     const StartSpec& start,
+                                                     std::optional<uint64_t> committed) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
   storage::Partition& part = *topic->parts[partition];
@@ -446,6 +445,5 @@ absl::StatusOr<uint64_t> TopicRegistry::ResolveStart(std::string_view name, uint
   }
   return absl::InternalError("unknown start position");
 }
-
 
 }  // namespace nodata::broker
