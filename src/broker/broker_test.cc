@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -483,6 +484,52 @@ TEST_F(BrokerTest, GaugesAreSetByTheScrapeNotByQueries) {
   ASSERT_TRUE(broker->DeleteTopic("t").ok());
   broker->RefreshMetrics();
   EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), std::nullopt);
+}
+
+TEST_F(BrokerTest, CommitsAreFencedByGenerationAndOwnerAndLagFollowsThem) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+  std::vector<EventIn> events;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(StrCat("id-", i));
+  for (const std::string& id : ids) events.push_back(Event("t", id));
+  auto acks = Publish(*broker, events);
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  std::map<uint32_t, uint64_t> ends;
+  for (const AckOut& a : *acks) ends[a.partition] = std::max(ends[a.partition], a.offset + 1);
+
+  auto a = broker->groups().Join("g", "t", "a", "peer", 2, [](const Assignment&) {});
+  const uint64_t gen_a = broker->groups().Describe("g", "t").generation;
+  auto b = broker->groups().Join("g", "t", "b", "peer", 2, [](const Assignment&) {});
+  const GroupInfo live = broker->groups().Describe("g", "t");
+  ASSERT_GT(live.generation, gen_a);
+  const uint32_t of_b = live.owner.at(0) == "b" ? 0 : 1;
+  // From before the rebalance, and for a partition another member owns: refused.
+  EXPECT_EQ(broker->CommitOffsets("g", "t", {{of_b, 1}}, gen_a, "a").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(broker->CommitOffsets("g", "t", {{of_b, 1}}, live.generation, "a").code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The owner in the current generation commits; past the end is out of range.
+  EXPECT_TRUE(broker->CommitOffsets("g", "t", {{of_b, 1}}, live.generation, "b").ok());
+  EXPECT_EQ(broker->CommitOffsets("g", "t", {{of_b, ends[of_b] + 1}}, live.generation, "b").code(),
+            absl::StatusCode::kOutOfRange);
+
+  auto d = broker->DescribeGroup("g", "t");
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->partitions.size(), 2u);
+  const GroupPartitionInfo& committed = d->partitions[of_b];
+  EXPECT_EQ(committed.committed, 1u);
+  EXPECT_EQ(committed.lag, ends[of_b] - 1);
+  EXPECT_EQ(committed.owner, "b");
+  // Without a committed offset, the lag counts from the partition's start.
+  EXPECT_EQ(d->partitions[1 - of_b].lag, ends[1 - of_b]);
+  auto list = broker->ListGroups("t");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].members, 2u);
+  EXPECT_EQ((*list)[0].lag, ends[0] + ends[1] - 1);
+  broker->groups().Leave(a);
+  broker->groups().Leave(b);
 }
 
 }  // namespace
