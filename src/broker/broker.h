@@ -170,7 +170,7 @@ class Broker {
 
   // Consumption. Calls `fn` once the record at `offset` of the partition is acknowledged (at
   // once when it is, or when the topic or partition does not exist: the next read says why).
-  // `owner` as in log::PartitionLog::WhenReadable.
+  // `owner` as in storage::Partition::WhenReadable.
   void WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
                     std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn);
   // When the topic of that name was created (it changes when the topic is deleted and created
