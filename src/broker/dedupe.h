@@ -11,9 +11,9 @@
 namespace nodata::broker {
 
 // A 128-bit fingerprint (XXH3-128) of an event id. The dedupe index keeps fingerprints, not ids:
-// no allocation per id (the fingerprint is 16 of a slot's 40 bytes, see DedupeIndex). Two distinct ids share a fingerprint with probability
-// about n²/2¹²⁹ — for a million remembered ids, ~10⁻²⁷ — which is far below the disk's own
-// undetected error rate.
+// no allocation per id (the fingerprint is 16 of a slot's 40 bytes, see DedupeIndex). Two
+// distinct ids share a fingerprint with probability about n²/2¹²⁹ — for a million remembered
+// ids, ~10⁻²⁷ — which is far below the disk's own undetected error rate.
 struct IdFingerprint {
   uint64_t low = 0;
   uint64_t high = 0;

@@ -285,7 +285,9 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
                                          ToStd(s.message())));
   };
   if (absl::Status s = fs_.CreateDirs(trash); !s.ok()) return cleanup(s);
-  if (absl::Status s = fs_.WriteFileAtomic(storage::DataDir::TrashedName(trash), name); !s.ok()) return cleanup(s);
+  if (absl::Status s = fs_.WriteFileAtomic(storage::DataDir::TrashedName(trash), name); !s.ok()) {
+    return cleanup(s);
+  }
   // Running compaction finishes its file first and none starts after this. Before topic->mu:
   // a compaction can take seconds, and publishes need not wait for it. They wait for the moves
   // below only; one that got in first is stored before the delete and goes with the topic.
