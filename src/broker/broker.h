@@ -18,10 +18,9 @@
 #include "broker/groups.h"
 #include "common/data_format.h"
 #include "common/fs.h"
-#include "log/format.h"
-#include "log/partition_log.h"
-#include "parquet/writer.h"
 #include "storage/catalog.h"
+// The only door to the tiers: it also declares the record, log and Parquet option types used
+// below (log::Record, log::DecodedRecord, log::LogOptions, parquet::WriterOptions).
 #include "storage/partition.h"
 
 namespace prometheus {
@@ -164,13 +163,14 @@ class Broker {
   // Reads acknowledged records of one partition from either tier; see storage::Partition::Read.
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, std::vector<log::Record>* out);
-  // Read without copies from the hot tier: `visit` sees views valid during the call only.
+  // Read without copies, from either tier like Read: `visit` sees views valid during the call
+  // only.
   absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
                     size_t max_bytes, absl::FunctionRef<void(const log::DecodedRecord&)> visit);
 
   // Consumption. Calls `fn` once the record at `offset` of the partition is acknowledged (at
   // once when it is, or when the topic or partition does not exist: the next read says why).
-  // `owner` as in log::PartitionLog::WhenReadable.
+  // `owner` as in storage::Partition::WhenReadable.
   void WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
                     std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn);
   // When the topic of that name was created (it changes when the topic is deleted and created
@@ -205,6 +205,9 @@ class Broker {
   absl::Status ValidateGroup(std::string_view group, std::string_view topic);
   // Updates the consumer lag gauges (for a /metrics scrape).
   void RefreshGroupMetrics();
+  // Sets every gauge (partition offsets and sizes, consumer lag) from the state now: what a
+  // /metrics scrape calls before it collects. Queries set no gauge.
+  void RefreshMetrics();
 
   // Flushes every partition to disk; for the interval policy and shutdown.
   void SyncAll();
@@ -215,6 +218,10 @@ class Broker {
   explicit Broker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// INVALID_ARGUMENT unless `partition` is below `partition_count`: the one "partition in range"
+// check, whose message names the topic and its partition count.
+absl::Status CheckPartition(std::string_view topic, uint32_t partition_count, uint32_t partition);
 
 // INVALID_ARGUMENT unless each retention is positive, 0 (the server's default) or -1 (unlimited).
 absl::Status ValidateTopicConfig(const TopicConfig& config);

@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
+#include <optional>
 #include <thread>
 #include <set>
 
@@ -417,6 +420,116 @@ TEST_F(BrokerTest, AddPartitionsGrowsDurablyAndRoutesNewKeysByTheNewCount) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].id, StrCat("a", i));
   }
+}
+
+TEST_F(BrokerTest, EveryReadAndCommitChecksThePartitionTheSameWay) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+  const std::string expected = "topic \"t\" has 2 partitions; 2 is out of range";
+  EXPECT_TRUE(CheckPartition("t", 2, 1).ok());
+  EXPECT_EQ(CheckPartition("t", 2, 2).message(), expected);
+  std::vector<log::Record> out;
+  absl::Status read = broker->Read("t", 2, 0, 10, 1 << 20, &out);
+  absl::Status scan = broker->Scan("t", 2, 0, 10, 1 << 20, [](const log::DecodedRecord&) {});
+  absl::Status start = broker->ResolveStart("t", 2, StartSpec{}, std::nullopt).status();
+  absl::Status commit = broker->CommitOffsets("g", "t", {{2, 0}});
+  for (const absl::Status& s : {read, scan, start, commit}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_EQ(s.message(), expected);
+  }
+  // A reader waiting on a partition that does not exist is called at once; its read says why.
+  bool called = false;
+  broker->WhenReadable("t", 2, 0, {}, [&] { called = true; });
+  EXPECT_TRUE(called);
+}
+
+// The value of the gauge `name` with exactly `labels`, or nullopt when it is not exported.
+std::optional<double> Gauge(prometheus::Registry& registry, const std::string& name,
+                            const std::map<std::string, std::string>& labels) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      std::map<std::string, std::string> have;
+      for (const auto& l : m.label) have[l.name] = l.value;
+      if (have == labels) return m.gauge.value;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST_F(BrokerTest, GaugesAreSetByTheScrapeNotByQueries) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 1).ok());
+  ASSERT_TRUE(Publish(*broker, {Event("t", "a"), Event("t", "b"), Event("t", "c")}).ok());
+  const std::map<std::string, std::string> part{{"topic", "t"}, {"partition", "0"}};
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), 0.0);  // as created
+  ASSERT_TRUE(broker->GetTopic("t").ok());
+  broker->ListTopics();
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), 0.0);
+  ASSERT_TRUE(broker->CommitOffsets("g", "t", {{0, 1}}).ok());
+  ASSERT_TRUE(broker->DescribeGroup("g", "t").ok());
+  ASSERT_TRUE(broker->ListGroups("").ok());
+  const std::map<std::string, std::string> lag{{"group", "g"}, {"topic", "t"}, {"partition", "0"}};
+  EXPECT_EQ(Gauge(*registry_, "nodata_consumer_lag", lag), std::nullopt);
+
+  broker->RefreshMetrics();
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), 3.0);
+  EXPECT_GT(*Gauge(*registry_, "nodata_disk_bytes", part), 0.0);
+  EXPECT_EQ(Gauge(*registry_, "nodata_parquet_files", part), 0.0);
+  EXPECT_EQ(Gauge(*registry_, "nodata_consumer_lag", lag), 2.0);
+
+  // A deleted group's and topic's series go with them.
+  ASSERT_TRUE(broker->DeleteGroup("g", "t").ok());
+  EXPECT_EQ(Gauge(*registry_, "nodata_consumer_lag", lag), std::nullopt);
+  ASSERT_TRUE(broker->DeleteTopic("t").ok());
+  broker->RefreshMetrics();
+  EXPECT_EQ(Gauge(*registry_, "nodata_partition_end_offset", part), std::nullopt);
+}
+
+TEST_F(BrokerTest, CommitsAreFencedByGenerationAndOwnerAndLagFollowsThem) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+  std::vector<EventIn> events;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(StrCat("id-", i));
+  for (const std::string& id : ids) events.push_back(Event("t", id));
+  auto acks = Publish(*broker, events);
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  std::map<uint32_t, uint64_t> ends;
+  for (const AckOut& a : *acks) ends[a.partition] = std::max(ends[a.partition], a.offset + 1);
+
+  auto a = broker->groups().Join("g", "t", "a", "peer", 2, [](const Assignment&) {});
+  const uint64_t gen_a = broker->groups().Describe("g", "t").generation;
+  auto b = broker->groups().Join("g", "t", "b", "peer", 2, [](const Assignment&) {});
+  const GroupInfo live = broker->groups().Describe("g", "t");
+  ASSERT_GT(live.generation, gen_a);
+  const uint32_t of_b = live.owner.at(0) == "b" ? 0 : 1;
+  // From before the rebalance, and for a partition another member owns: refused.
+  EXPECT_EQ(broker->CommitOffsets("g", "t", {{of_b, 1}}, gen_a, "a").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(broker->CommitOffsets("g", "t", {{of_b, 1}}, live.generation, "a").code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The owner in the current generation commits; past the end is out of range.
+  EXPECT_TRUE(broker->CommitOffsets("g", "t", {{of_b, 1}}, live.generation, "b").ok());
+  EXPECT_EQ(broker->CommitOffsets("g", "t", {{of_b, ends[of_b] + 1}}, live.generation, "b").code(),
+            absl::StatusCode::kOutOfRange);
+
+  auto d = broker->DescribeGroup("g", "t");
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->partitions.size(), 2u);
+  const GroupPartitionInfo& committed = d->partitions[of_b];
+  EXPECT_EQ(committed.committed, 1u);
+  EXPECT_EQ(committed.lag, ends[of_b] - 1);
+  EXPECT_EQ(committed.owner, "b");
+  // Without a committed offset, the lag counts from the partition's start.
+  EXPECT_EQ(d->partitions[1 - of_b].lag, ends[1 - of_b]);
+  auto list = broker->ListGroups("t");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].members, 2u);
+  EXPECT_EQ((*list)[0].lag, ends[0] + ends[1] - 1);
+  broker->groups().Leave(a);
+  broker->groups().Leave(b);
 }
 
 }  // namespace

@@ -11,9 +11,9 @@
 namespace nodata::broker {
 
 // A 128-bit fingerprint (XXH3-128) of an event id. The dedupe index keeps fingerprints, not ids:
-// no allocation per id, 16 bytes each. Two distinct ids share a fingerprint with probability
-// about n²/2¹²⁹ — for a million remembered ids, ~10⁻²⁷ — which is far below the disk's own
-// undetected error rate.
+// no allocation per id (the fingerprint is 16 of a slot's 40 bytes, see DedupeIndex). Two
+// distinct ids share a fingerprint with probability about n²/2¹²⁹ — for a million remembered
+// ids, ~10⁻²⁷ — which is far below the disk's own undetected error rate.
 struct IdFingerprint {
   uint64_t low = 0;
   uint64_t high = 0;
@@ -29,12 +29,17 @@ struct IdFingerprint {
 // Maps an event id to where the event was stored, for ids seen within a time window, holding at
 // most `max_ids` (the oldest go first). Not thread-safe: the topic's lock guards it.
 //
-// Built for one cache miss per published event and no pauses: a linear-probing table of 32-byte
+// Built for one cache miss per published event and no pauses: a linear-probing table of 40-byte
 // slots on huge pages. An id older than the window or the cap is not removed when it expires; it
 // is stale by its sequence number, skipped by lookups and reused by inserts, and a sweeper that
 // walks a few slots per insert deletes it for good (backward-shift deletion, so no tombstones),
 // keeping the table's load bounded without ever rebuilding it at steady state. Prefetch() lets a
 // batch overlap its cache misses.
+//
+// Size and load, stated here only: a slot is 40 bytes (36 of fields, padded to 8). Once an insert
+// would fill more than 70% of the slots (live or stale), the table doubles if more than half of
+// them hold live ids, else rehashes at its size without the stale ones: the load stays at most
+// 70%. A topic at the default cap of 1M ids thus has 2^21 slots, 80 MiB.
 class DedupeIndex {
  public:
   struct Location {
@@ -74,6 +79,7 @@ class DedupeIndex {
     uint64_t seq = kEmpty;  // insertion sequence number + 1, or kEmpty / kErased
     uint32_t partition = 0;
   };
+  static_assert(sizeof(Slot) == 40, "the class comment states the slot size");
   // Anonymous memory: an all-zero slot is empty and fresh pages come zeroed on first touch.
   // Large tables ask for huge pages: lookups are random, and 4 KiB pages would add a TLB miss to
   // nearly every one.
@@ -87,8 +93,8 @@ class DedupeIndex {
     uint64_t first_seq;  // first entry inserted with this ingest time
     int64_t ingest_us;
   };
-  // Slots the sweeper examines per insert; with the growth threshold below it bounds the stale
-  // entries at capacity/16, so the load stays under 70%.
+  // Slots the sweeper examines per insert: it bounds the stale entries at about capacity/16, so
+  // that live ids, not stale ones, decide when the table grows.
   static constexpr size_t kSweepPerInsert = 16;
 
   uint64_t live_from_seq() const {

@@ -83,8 +83,7 @@ absl::Status RunServer(const ServerOptions& options) {
   broker::Broker& b = *broker;
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http,
                    HttpServer::Start(options.http, [&registry, &b] {
-                     b.ListTopics();  // refreshes the offset and disk gauges
-                     b.RefreshGroupMetrics();
+                     b.RefreshMetrics();  // gauges are set at scrape time
                      return prometheus::TextSerializer().Serialize(registry.Collect());
                    }));
 

@@ -11,6 +11,7 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "storage/data_dir.h"
 
 namespace nodata::storage {
 namespace {
@@ -32,7 +33,7 @@ std::string HolderPid(int fd) {
 
 absl::StatusOr<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& dir) {
   RETURN_IF_ERROR(PosixFileSystem().CreateDirs(dir));
-  const std::string path = dir + "/LOCK";
+  const std::string path = DataDir(dir).LockPath();
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int err = errno;

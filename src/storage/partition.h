@@ -7,12 +7,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "common/fs.h"
 #include "log/partition_log.h"
 #include "log/syncer.h"
@@ -54,7 +57,8 @@ struct StorageStats {
   uint64_t bytes_on_disk = 0;  // both tiers
 };
 
-// Safe for concurrent use: appends (through log()), reads, compaction and retention.
+// Safe for concurrent use: appends, reads, compaction and retention. The only way to a
+// partition's tiers: nothing outside storage/ holds the hot log or the cold files.
 class Partition {
  public:
   static absl::StatusOr<std::unique_ptr<Partition>> Open(FileSystem& fs, std::string log_dir,
@@ -63,9 +67,44 @@ class Partition {
                                                          log::Syncer& syncer,
                                                          parquet::WriterOptions parquet_options);
 
-  // The hot tier, for appends and acknowledgements.
-  log::PartitionLog& log() { return *log_; }
   const ColdPartition& cold() const { return *cold_; }
+
+  // Appends go to the hot tier; these forward to log::PartitionLog, whose contracts apply
+  // (inline: the publish path calls them per partition of each batch).
+  //
+  // Writes `records` with consecutive offsets from end_offset() and returns the first one;
+  // all or nothing. Written, not yet acknowledged: see WhenAcked.
+  absl::StatusOr<uint64_t> Append(absl::Span<const log::RecordView> records) {
+    return log_->Append(records);
+  }
+  // Calls `done` once every offset below `end_offset` is acknowledged under the fsync policy,
+  // or with the error that made that impossible; inline or on a sync thread.
+  void WhenAcked(uint64_t end_offset, absl::AnyInvocable<void(absl::Status) &&> done) {
+    log_->WhenAcked(end_offset, std::move(done));
+  }
+  // The append notification: calls `fn` once the record at `offset` is acknowledged (inline
+  // when it is); a waiter whose `owner` expired is dropped uncalled.
+  void WhenReadable(uint64_t offset, std::weak_ptr<const void> owner,
+                    absl::AnyInvocable<void() &&> fn) {
+    log_->WhenReadable(offset, std::move(owner), std::move(fn));
+  }
+  // Runs every pending WhenReadable callback now (the partition is going away or growing).
+  void WakeReaders() { log_->WakeReaders(); }
+  // The offset the next appended record gets.
+  uint64_t end_offset() const { return log_->end_offset(); }
+  // Visits, oldest first, the newest hot-tier records until `min_records` or back before
+  // `since_us` (ingest time): what the dedupe state is rebuilt from.
+  absl::Status ScanRecent(int64_t since_us, uint64_t min_records,
+                          absl::FunctionRef<void(const log::DecodedRecord&)> visit) const {
+    return log_->ScanRecent(since_us, min_records, visit);
+  }
+  // Flushes written records to disk now (for the interval policy and shutdown).
+  absl::Status Sync() { return log_->Sync(); }
+  // Seals the active segment when it has records and is older than the log's segment_ms.
+  absl::Status MaybeRollByAge(int64_t now_us) { return log_->MaybeRollByAge(now_us); }
+  // Seals the active segment when it has records and its oldest one was ingested at or before
+  // `oldest_at_most_us` (INT64_MAX: whenever it has records).
+  absl::Status Seal(int64_t oldest_at_most_us) { return log_->Seal(oldest_at_most_us); }
 
   // Reads acknowledged records from `from` on, from whichever tier holds them. May return fewer
   // than asked (a read stops at a file or segment boundary); nothing means `from` is the end.
@@ -73,7 +112,8 @@ class Partition {
   // range.
   absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
                     std::vector<log::Record>* out) const;
-  // Read without copies from the hot tier: `visit` sees views valid during the call only.
+  // Read without copies, from either tier like Read: `visit` sees views valid during the call
+  // only (hot-tier records are not copied; cold ones are decoded into a batch first).
   absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
                     absl::FunctionRef<void(const log::DecodedRecord&)> visit) const;
 

@@ -47,7 +47,7 @@ class PartitionTest : public ::testing::Test {
   static void Append(Partition& p, int n, int64_t ingest_us) {
     std::vector<std::string> ids, data;
     for (int i = 0; i < n; ++i) {
-      ids.push_back(StrCat("id-", p.log().end_offset() + i));
+      ids.push_back(StrCat("id-", p.end_offset() + i));
       data.push_back(std::string(100, static_cast<char>('a' + i % 26)));
     }
     std::vector<std::pair<std::string_view, std::string_view>> headers = {{"h", "v"}};
@@ -62,10 +62,10 @@ class PartitionTest : public ::testing::Test {
       v.headers = headers;
       views.push_back(v);
     }
-    auto first = p.log().Append(views);
+    auto first = p.Append(views);
     ASSERT_TRUE(first.ok()) << first.status();
     std::promise<absl::Status> done;
-    p.log().WhenAcked(*first + n, [&](absl::Status s) { done.set_value(s); });
+    p.WhenAcked(*first + n, [&](absl::Status s) { done.set_value(s); });
     ASSERT_TRUE(done.get_future().get().ok());
   }
 
@@ -149,7 +149,7 @@ TEST_F(PartitionTest, NothingIsCompactedUntilDueThenRollsBySize) {
   auto p = Open();
   const int64_t t = kBeforeMidnight - 3600LL * 1000000;
   Append(*p, 2000, t);
-  ASSERT_TRUE(p->log().Seal(std::numeric_limits<int64_t>::max()).ok());
+  ASSERT_TRUE(p->Seal(std::numeric_limits<int64_t>::max()).ok());
   CompactionPolicy policy = Policy();
   // Small and recent: stays hot.
   auto r = p->Compact(policy, t + 1000, false, nullptr);
@@ -234,7 +234,7 @@ TEST_F(PartitionTest, LostHotTierNeverReusesColdOffsets) {
   }
   fs::remove_all(LogDir());
   auto p = Open();
-  EXPECT_EQ(p->log().end_offset(), 40u);
+  EXPECT_EQ(p->end_offset(), 40u);
   Append(*p, 1, t + 2000);
   std::vector<log::Record> all = ReadAll(*p, 0);
   ASSERT_EQ(all.size(), 41u);
@@ -325,7 +325,7 @@ TEST_F(PartitionTest, DamagedParquetFileGivesDataLossNotACrash) {
   std::vector<log::Record> out;
   EXPECT_EQ(p->Read(10, 10, 1 << 20, &out).code(), absl::StatusCode::kDataLoss);
   // Appends go on after the damaged range.
-  EXPECT_EQ(p->log().end_offset(), 100u);
+  EXPECT_EQ(p->end_offset(), 100u);
 }
 
 }  // namespace

@@ -1,0 +1,89 @@
+// The open topics of a data directory. Internal to broker/.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/broker.h"
+#include "broker/groups.h"
+#include "broker/internal/probe.h"
+#include "broker/internal/topic.h"
+#include "common/fs.h"
+#include "log/syncer.h"
+#include "storage/topic_store.h"
+#include "storage/data_dir.h"
+
+namespace nodata::broker {
+
+// Opens, creates, grows, reconfigures, finds and deletes topics: the catalog entries, the
+// partitions' directories and the map of open topics. Creates and deletes are all or nothing
+// (see Delete). Safe for concurrent use; admin operations are serialized.
+//
+// `options`, `fs`, `topic_store`, `probe` and `groups` must outlive the registry. Topic series are
+// registered with `probe`; a delete or grow tells `groups` (its members are revoked or
+// rebalanced).
+class TopicRegistry {
+ public:
+  TopicRegistry(const BrokerOptions& options, FileSystem& fs, storage::TopicStore& topic_store,
+                Probe& probe, GroupCoordinator& groups);
+  ~TopicRegistry();
+
+  // Finishes deletes cut short, opens every topic of the catalog (recovering its partitions and
+  // rebuilding its dedupe state) and removes directories no topic owns.
+  absl::Status Open();
+
+  absl::StatusOr<TopicInfo> Create(std::string_view name, uint32_t partitions,
+                                   TopicConfig config);
+  absl::StatusOr<TopicInfo> SetRetention(std::string_view name, TopicConfig config);
+  absl::StatusOr<TopicInfo> AddPartitions(std::string_view name, uint32_t partitions);
+  absl::Status Delete(std::string_view name);
+
+  // The open topic `name`: INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing topic.
+  absl::StatusOr<std::shared_ptr<Topic>> Find(std::string_view name);
+  // Find, creating the topic with the defaults when auto-create is on.
+  absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
+  std::vector<std::shared_ptr<Topic>> All();
+
+  TopicInfo Describe(const Topic& topic) const;
+  // The retention in effect: the topic's own, else the server's default.
+  storage::RetentionPolicy RetentionOf(const Topic& topic) const;
+  // The offset a reader starting at `start` reads first; see Broker::ResolveStart.
+  absl::StatusOr<uint64_t> ResolveStart(std::string_view name, uint32_t partition,
+                                        const StartSpec& start,
+                                        std::optional<uint64_t> committed);
+  // Flushes every partition to disk.
+  void SyncAll();
+
+ private:
+  // A delete whose files moved into the trash but whose catalog entry stayed (a crash between
+  // the two) is completed: the move decided it.
+  absl::Status FinishDeletes();
+  absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
+  absl::StatusOr<std::unique_ptr<storage::Partition>> OpenPartition(const Topic& topic,
+                                                                    uint32_t p);
+
+  const BrokerOptions& options_;
+  FileSystem& fs_;
+  const storage::DataDir dir_;
+  storage::TopicStore& topic_store_;
+  Probe& probe_;
+  GroupCoordinator& groups_;
+  // Declared before the topics: their logs use it until they close.
+  log::Syncer syncer_;
+
+  // Serializes topic creation and deletion (catalog, directories, map).
+  absl::Mutex admin_mu_;
+  uint64_t trash_seq_ ABSL_GUARDED_BY(admin_mu_) = 0;
+  absl::Mutex topics_mu_ ABSL_ACQUIRED_AFTER(admin_mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<Topic>> topics_ ABSL_GUARDED_BY(topics_mu_);
+};
+
+}  // namespace nodata::broker

@@ -1,0 +1,37 @@
+#include "storage/data_dir.h"
+
+#include "common/strings.h"
+
+namespace nodata::storage {
+
+std::string DataDir::LockPath() const { return root_ + "/LOCK"; }
+std::string DataDir::CatalogPath() const { return root_ + "/meta.db"; }
+std::string DataDir::LogRoot() const { return root_ + "/log"; }
+std::string DataDir::ColdRoot() const { return root_ + "/topics"; }
+std::string DataDir::TrashRoot() const { return root_ + "/trash"; }
+
+std::string DataDir::TopicLogDir(std::string_view topic) const {
+  return StrCat(LogRoot(), "/", topic);
+}
+std::string DataDir::TopicColdDir(std::string_view topic) const {
+  return StrCat(ColdRoot(), "/", topic);
+}
+std::string DataDir::PartitionLogDir(std::string_view topic, uint32_t partition) const {
+  return StrCat(LogRoot(), "/", topic, "/", partition);
+}
+std::string DataDir::PartitionColdDir(std::string_view topic, uint32_t partition) const {
+  return StrCat(ColdRoot(), "/", topic, "/partition=", partition);
+}
+
+std::string DataDir::TrashEntry(std::string_view entry) const {
+  return StrCat(TrashRoot(), "/", entry);
+}
+std::string DataDir::TrashedName(std::string_view entry_path) {
+  return StrCat(entry_path, "/topic");
+}
+std::string DataDir::TrashedLog(std::string_view entry_path) { return StrCat(entry_path, "/log"); }
+std::string DataDir::TrashedCold(std::string_view entry_path) {
+  return StrCat(entry_path, "/topics");
+}
+
+}  // namespace nodata::storage

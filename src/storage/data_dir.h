@@ -1,0 +1,47 @@
+// The data directory's layout, in one place. Persistent format: existing data directories are
+// found by these paths, so none of them is ever renamed.
+//
+//   DATA/LOCK                                 DataDirLock's lock file
+//   DATA/meta.db                              the catalog (SQLite)
+//   DATA/log/<topic>/<partition>/             hot tier: a partition's segments
+//   DATA/topics/<topic>/partition=<p>/        cold tier: a partition's Parquet files
+//   DATA/trash/<entry>/{topic,log,topics}     a topic being deleted (its name, both tiers)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace nodata::storage {
+
+// Paths of a data directory's parts. A value; thread-compatible.
+class DataDir {
+ public:
+  explicit DataDir(std::string root) : root_(std::move(root)) {}
+
+  const std::string& root() const { return root_; }
+  std::string LockPath() const;
+  std::string CatalogPath() const;
+
+  // Roots of the tiers; each topic has one directory under each.
+  std::string LogRoot() const;
+  std::string ColdRoot() const;
+  std::string TopicLogDir(std::string_view topic) const;
+  std::string TopicColdDir(std::string_view topic) const;
+  std::string PartitionLogDir(std::string_view topic, uint32_t partition) const;
+  std::string PartitionColdDir(std::string_view topic, uint32_t partition) const;
+
+  // Deleted topics: an entry of a short unique name (any topic name fits under it) holding the
+  // topic's name and its two tier directories, moved there whole.
+  std::string TrashRoot() const;
+  std::string TrashEntry(std::string_view entry) const;
+  static std::string TrashedName(std::string_view entry_path);
+  static std::string TrashedLog(std::string_view entry_path);
+  static std::string TrashedCold(std::string_view entry_path);
+
+ private:
+  std::string root_;
+};
+
+}  // namespace nodata::storage
