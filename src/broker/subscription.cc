@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "common/names.h"
@@ -136,6 +137,7 @@ class SubscriptionImpl : public std::enable_shared_from_this<SubscriptionImpl> {
   bool ended_ ABSL_GUARDED_BY(mu_) = false;  // OnEnd called, or closed: nothing more to the sink
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool delivering_ ABSL_GUARDED_BY(mu_) = false;  // the sink is inside OnAssignment or OnBatch
+  std::thread::id delivering_thread_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> early_ready_ ABSL_GUARDED_BY(mu_);  // Ready during delivering_
   std::optional<Assignment> pending_assignment_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> waiting_ ABSL_GUARDED_BY(mu_);  // partitions with a notification pending
@@ -167,10 +169,8 @@ absl::Status SubscriptionImpl::Open() {
   }
   std::map<uint32_t, uint64_t> start_offsets;
   for (const auto& [p, offset] : o.start_offsets) {
-    if (p >= info.partition_count) {
-      return absl::InvalidArgumentError(
-          StrCat("start_offsets: topic \"", o.topic, "\" has ", info.partition_count,
-                 " partitions; ", p, " is out of range"));
+    if (absl::Status s = CheckPartition(o.topic, info.partition_count, p); !s.ok()) {
+      return absl::InvalidArgumentError(StrCat("start_offsets: ", ToStd(s.message())));
     }
     if (!start_offsets.emplace(p, offset).second) {
       return absl::InvalidArgumentError(
@@ -178,11 +178,7 @@ absl::Status SubscriptionImpl::Open() {
     }
   }
   for (uint32_t p : o.partitions) {
-    if (p >= info.partition_count) {
-      return absl::InvalidArgumentError(StrCat("topic \"", o.topic, "\" has ",
-                                               info.partition_count, " partitions; ", p,
-                                               " is out of range"));
-    }
+    RETURN_IF_ERROR(CheckPartition(o.topic, info.partition_count, p));
   }
   if (has_group) {
     if (!o.partitions.empty()) {
@@ -322,6 +318,7 @@ bool SubscriptionImpl::BeginDelivery() {
   absl::MutexLock lock(&mu_);
   if (ended_) return false;
   delivering_ = true;
+  delivering_thread_ = std::this_thread::get_id();
   return true;
 }
 
@@ -611,8 +608,14 @@ void SubscriptionImpl::Close() {
     ended_ = true;
     sink_.reset();
     delivering = delivering_;
+    // A sink may call Ready on the handle until its callback returns: the handle outlives it.
+    // (From inside the callback itself there is nothing to wait for.)
+    if (delivering && delivering_thread_ != std::this_thread::get_id()) {
+      mu_.Await(absl::Condition(
+          +[](bool* delivering) { return !*delivering; }, &delivering_));
+    }
   }
-  if (!delivering) Leave();  // else once the delivery returns (EndDelivery)
+  if (!delivering) Leave();  // else EndDelivery did, once the delivery returned
 }
 
 void SubscriptionImpl::Leave() {

@@ -112,7 +112,9 @@ class Subscription {
   // Ends the subscription with `status` (OnEnd) as soon as no delivery is in flight.
   void Stop(absl::Status status);
   // The sink is going away: nothing more is delivered to it; the last auto-commit and leaving
-  // the group happen on the pool. Not from a sink callback; the destructor does it too.
+  // the group happen on the pool. Waits for a sink callback running on another thread to
+  // return, so that once Close returns no callback runs and none uses this handle. Not from a
+  // sink callback; the destructor does it too.
   void Close();
 
   // The member's consumer id (made up when none was given).
