@@ -112,14 +112,14 @@ void Broker::SyncAll() { impl_->topics_->SyncAll(); }
 
 // Reads.
 absl::Status Broker::Read(std::string_view name, uint32_t partition, uint64_t from,
-                          size_t max_records, size_t max_bytes, std::vector<log::Record>* out) {
+                          size_t max_records, size_t max_bytes, std::vector<Record>* out) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
   RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
   return topic->parts[partition]->Read(from, max_records, max_bytes, out);
 }
 absl::Status Broker::Scan(std::string_view name, uint32_t partition, uint64_t from,
                           size_t max_records, size_t max_bytes,
-                          absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
+                          absl::FunctionRef<void(const DecodedRecord&)> visit) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
   RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
   return topic->parts[partition]->Scan(from, max_records, max_bytes, visit);

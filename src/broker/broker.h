@@ -18,9 +18,10 @@
 #include "broker/groups.h"
 #include "common/data_format.h"
 #include "common/fs.h"
+#include "common/record.h"
 #include "storage/catalog.h"
-// The only door to the tiers: it also declares the record, log and Parquet option types used
-// below (log::Record, log::DecodedRecord, log::LogOptions, parquet::WriterOptions).
+// The only door to the tiers: it also declares the log and Parquet option types used below
+// (log::LogOptions, parquet::WriterOptions).
 #include "storage/partition.h"
 
 namespace prometheus {
@@ -162,11 +163,11 @@ class Broker {
 
   // Reads acknowledged records of one partition from either tier; see storage::Partition::Read.
   absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    size_t max_bytes, std::vector<log::Record>* out);
+                    size_t max_bytes, std::vector<Record>* out);
   // Read without copies, from either tier like Read: `visit` sees views valid during the call
   // only.
   absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    size_t max_bytes, absl::FunctionRef<void(const log::DecodedRecord&)> visit);
+                    size_t max_bytes, absl::FunctionRef<void(const DecodedRecord&)> visit);
 
   // Consumption. Calls `fn` once the record at `offset` of the partition is acknowledged (at
   // once when it is, or when the topic or partition does not exist: the next read says why).

@@ -302,7 +302,7 @@ TEST_F(BrokerTest, ExistingNamesStartingWithADashStayUsable) {
   ASSERT_TRUE(broker->GetTopic("-tmp").ok());
   auto acks = Publish(*broker, {Event("-tmp", "a")});
   ASSERT_TRUE(acks.ok()) << acks.status();
-  std::vector<log::Record> out;
+  std::vector<Record> out;
   ASSERT_TRUE(broker->Read("-tmp", 0, 0, 10, 1 << 20, &out).ok());
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(broker->CommitOffsets("-old", "-tmp", {{0, 1}}).ok());
@@ -415,7 +415,7 @@ TEST_F(BrokerTest, AddPartitionsGrowsDurablyAndRoutesNewKeysByTheNewCount) {
   EXPECT_EQ(total, 80u);
   // Records published before the grow stay where they were acknowledged.
   for (size_t i = 0; i < before.size(); ++i) {
-    std::vector<log::Record> out;
+    std::vector<Record> out;
     ASSERT_TRUE(broker->Read("t", before[i].partition, before[i].offset, 1, 1 << 20, &out).ok());
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].id, StrCat("a", i));
@@ -428,9 +428,9 @@ TEST_F(BrokerTest, EveryReadAndCommitChecksThePartitionTheSameWay) {
   const std::string expected = "topic \"t\" has 2 partitions; 2 is out of range";
   EXPECT_TRUE(CheckPartition("t", 2, 1).ok());
   EXPECT_EQ(CheckPartition("t", 2, 2).message(), expected);
-  std::vector<log::Record> out;
+  std::vector<Record> out;
   absl::Status read = broker->Read("t", 2, 0, 10, 1 << 20, &out);
-  absl::Status scan = broker->Scan("t", 2, 0, 10, 1 << 20, [](const log::DecodedRecord&) {});
+  absl::Status scan = broker->Scan("t", 2, 0, 10, 1 << 20, [](const DecodedRecord&) {});
   absl::Status start = broker->ResolveStart("t", 2, StartSpec{}, std::nullopt).status();
   absl::Status commit = broker->CommitOffsets("g", "t", {{2, 0}});
   for (const absl::Status& s : {read, scan, start, commit}) {

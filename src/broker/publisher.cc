@@ -224,7 +224,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
                                       std::vector<std::pair<uint32_t, uint64_t>>* waits) {
   // Sized outside the lock; a grow in between (rare) resizes them under it.
   uint32_t n = topic.count();
-  std::vector<std::vector<log::RecordView>> views(n);
+  std::vector<std::vector<RecordView>> views(n);
   std::vector<std::vector<uint32_t>> owners(n);  // event index of each view
   std::vector<IdFingerprint> fingerprints(events.size());
   std::vector<uint64_t> wait_end(n, 0);
@@ -283,10 +283,10 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
       ++dups;
       continue;
     }
-    const uint32_t flags = assigned ? log::kFlagServerAssignedId : 0;
+    const uint32_t flags = assigned ? kFlagServerAssignedId : 0;
     ack.partition = p;
     ack.offset = next[p]++;
-    log::RecordView v;
+    RecordView v;
     v.id = id;
     v.key = e.key;
     v.data = e.data;
@@ -321,7 +321,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
       }
       continue;
     }
-    for (const log::RecordView& v : views[p]) {
+    for (const RecordView& v : views[p]) {
       stored_bytes += v.id.size() + v.key.size() + v.data.size();
     }
     stored += views[p].size();

@@ -22,13 +22,13 @@ constexpr int64_t kAutoCommitIntervalUs = 1000 * 1000;
 constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
 }  // namespace
 
-size_t RecordBatch::ForEach(absl::FunctionRef<void(const log::DecodedRecord&)> visit) {
+size_t RecordBatch::ForEach(absl::FunctionRef<void(const DecodedRecord&)> visit) {
   for (;;) {
     if (next_ >= end_) return 0;
     const size_t max_records = static_cast<size_t>(
         std::min<uint64_t>(max_records_, end_ - next_));
     absl::Status s = broker_.Scan(topic_, partition_, next_, max_records, max_bytes_,
-                                  [&](const log::DecodedRecord& r) {
+                                  [&](const DecodedRecord& r) {
                                     visit(r);
                                     next_ = r.offset + 1;
                                     ++count_;

@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "broker/broker.h"
 #include "common/worker_pool.h"
-#include "log/format.h"
+#include "common/record.h"
 
 namespace nodata::broker {
 
@@ -58,7 +58,7 @@ class RecordBatch {
   // Visits the batch's records in offset order; the views are valid during `visit` only. Once
   // per OnBatch. Returns how many were visited: 0 when the partition had nothing new after all,
   // and then the sink delivers nothing and does not call Ready.
-  size_t ForEach(absl::FunctionRef<void(const log::DecodedRecord&)> visit);
+  size_t ForEach(absl::FunctionRef<void(const DecodedRecord&)> visit);
 
  private:
   friend class SubscriptionImpl;

@@ -47,7 +47,7 @@ class TestSink : public SubscriptionSink {
   void OnBatch(RecordBatch& batch) override {
     std::vector<std::pair<uint32_t, uint64_t>> got;
     std::vector<std::string> data;
-    batch.ForEach([&](const log::DecodedRecord& r) {
+    batch.ForEach([&](const DecodedRecord& r) {
       got.emplace_back(batch.partition(), r.offset);
       data.emplace_back(r.data);
     });

@@ -125,7 +125,7 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::T
   const int64_t since = now - options_.dedupe_window_ms * 1000;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
     RETURN_IF_ERROR(topic->parts[p]->ScanRecent(
-        since, options_.dedupe_max_ids, [&](const log::DecodedRecord& r) {
+        since, options_.dedupe_max_ids, [&](const DecodedRecord& r) {
           if (!r.id.empty()) {
             seen.push_back(Seen{r.ingest_time_us, p, r.offset, IdFingerprint::Of(r.id)});
           }

@@ -29,20 +29,6 @@ constexpr size_t kIndexFixedBytes = 8 + 8 + 8 + 8 + 8 + 8 + 4;  // + entries + c
 
 }  // namespace
 
-Record Record::From(const DecodedRecord& r) {
-  Record out;
-  out.offset = r.offset;
-  out.timestamp_us = r.timestamp_us;
-  out.ingest_time_us = r.ingest_time_us;
-  out.flags = r.flags;
-  out.id = std::string(r.id);
-  out.key = std::string(r.key);
-  out.data = std::string(r.data);
-  out.headers.reserve(r.headers.size());
-  for (const auto& [k, v] : r.headers) out.headers.emplace_back(std::string(k), std::string(v));
-  return out;
-}
-
 size_t FrameSize(const RecordView& r) {
   size_t n = kFrameHeaderBytes + kMinBodyBytes + r.id.size() + r.key.size() + r.data.size();
   for (const auto& [k, v] : r.headers) n += 8 + k.size() + v.size();

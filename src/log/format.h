@@ -10,11 +10,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/record.h"
 
 namespace nodata::log {
 
-// Record flag bits.
-inline constexpr uint32_t kFlagServerAssignedId = 1u << 0;
+// The record types are the shared model (common/record.h); the log frames them.
+using nodata::DecodedRecord;
+using nodata::kFlagServerAssignedId;
+using nodata::Record;
+using nodata::RecordView;
 
 // Frame: crc32c(4, masked, over length and body) | length(4) | body(length). Little endian.
 inline constexpr size_t kFrameHeaderBytes = 8;
@@ -27,43 +31,6 @@ inline constexpr uint32_t kMaxBodyBytes = 256u << 20;
 inline constexpr char kSegmentMagic[8] = {'N', 'D', 'L', 'O', 'G', 'S', 'E', 'G'};
 inline constexpr uint32_t kSegmentVersion = 1;
 inline constexpr size_t kSegmentHeaderBytes = 32;
-
-// An event as the log stores it, borrowed from the caller.
-struct RecordView {
-  std::string_view id;
-  std::string_view key;
-  std::string_view data;
-  int64_t timestamp_us = 0;
-  int64_t ingest_time_us = 0;
-  uint32_t flags = 0;
-  absl::Span<const std::pair<std::string_view, std::string_view>> headers;
-};
-
-// A record decoded from a frame; the views point into the frame's buffer.
-struct DecodedRecord {
-  uint64_t offset = 0;
-  int64_t timestamp_us = 0;
-  int64_t ingest_time_us = 0;
-  uint32_t flags = 0;
-  std::string_view id;
-  std::string_view key;
-  std::string_view data;
-  std::vector<std::pair<std::string_view, std::string_view>> headers;
-};
-
-// An owned record, as reads return it.
-struct Record {
-  uint64_t offset = 0;
-  int64_t timestamp_us = 0;
-  int64_t ingest_time_us = 0;
-  uint32_t flags = 0;
-  std::string id;
-  std::string key;
-  std::string data;
-  std::vector<std::pair<std::string, std::string>> headers;
-
-  static Record From(const DecodedRecord& r);
-};
 
 // Size of the frame EncodeFrame appends for `r`.
 size_t FrameSize(const RecordView& r);

@@ -75,7 +75,7 @@ class SubscribeStream final : public broker::SubscriptionSink {
   void OnBatch(broker::RecordBatch& batch) override {
     encoder_.Begin(topic_);
     const uint32_t partition = batch.partition();
-    if (batch.ForEach([&](const log::DecodedRecord& r) { encoder_.Add(partition, r); }) == 0) {
+    if (batch.ForEach([&](const DecodedRecord& r) { encoder_.Add(partition, r); }) == 0) {
       return;
     }
     SetMessage(encoder_.Finish());

@@ -405,7 +405,7 @@ class ReadTopicStream final : public broker::SubscriptionSink {
   void OnBatch(broker::RecordBatch& batch) override {
     batch_.Clear();
     const uint32_t partition = batch.partition();
-    if (batch.ForEach([&](const log::DecodedRecord& r) {
+    if (batch.ForEach([&](const DecodedRecord& r) {
           FillRecord(name_, partition, r, batch_.add_records());
         }) == 0) {
       return;

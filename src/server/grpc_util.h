@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "common/data_format.h"
 #include "common/strings.h"
-#include "log/format.h"
+#include "common/record.h"
 #include "nodata/v1/nodata.pb.h"
 
 namespace nodata::server {
@@ -46,7 +46,7 @@ inline int64_t TimestampMicros(const google::protobuf::Timestamp& ts) {
 }
 
 // A stored record as the API returns it, copied from the log's views.
-inline void FillRecord(std::string_view topic, uint32_t partition, const log::DecodedRecord& rec,
+inline void FillRecord(std::string_view topic, uint32_t partition, const DecodedRecord& rec,
                        nodata::v1::Record* out) {
   out->set_partition(partition);
   out->set_offset(rec.offset);

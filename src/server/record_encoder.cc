@@ -85,7 +85,7 @@ void RecordBatchEncoder::Begin(std::string_view topic) {
   size_ = kHeadroom;
 }
 
-void RecordBatchEncoder::Add(uint32_t partition, const log::DecodedRecord& r) {
+void RecordBatchEncoder::Add(uint32_t partition, const DecodedRecord& r) {
   const Ts ts(r.timestamp_us);
   const Ts ingest(r.ingest_time_us);
   // Event {topic = 1; id = 2; key = 3; data = 4; timestamp = 5; headers = 6 (map entries)}

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "log/format.h"
+#include "common/record.h"
 
 namespace nodata::server {
 
@@ -17,7 +17,7 @@ class RecordBatchEncoder {
  public:
   // Starts a new SubscribeResponse{records: RecordBatch{...}} for records of `topic`.
   void Begin(std::string_view topic);
-  void Add(uint32_t partition, const log::DecodedRecord& r);
+  void Add(uint32_t partition, const DecodedRecord& r);
   size_t count() const { return count_; }
   // The encoded SubscribeResponse; valid until the next Begin.
   std::string_view Finish();

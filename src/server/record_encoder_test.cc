@@ -6,9 +6,9 @@
 namespace nodata::server {
 namespace {
 
-log::DecodedRecord Rec(uint64_t offset, int64_t ts_us, std::string_view id, std::string_view key,
+DecodedRecord Rec(uint64_t offset, int64_t ts_us, std::string_view id, std::string_view key,
                        std::string_view data) {
-  log::DecodedRecord r;
+  DecodedRecord r;
   r.offset = offset;
   r.timestamp_us = ts_us;
   r.ingest_time_us = ts_us + 7;
@@ -24,10 +24,10 @@ TEST(RecordBatchEncoder, GeneratedCodeParsesEveryField) {
   const std::string binary("\0\xff\x01", 3);
   for (int round = 0; round < 2; ++round) {  // the buffer is reused
     enc.Begin("orders");
-    log::DecodedRecord a = Rec(0, 0, "", "", "");  // every field at its default
-    log::DecodedRecord b = Rec(1234567890123, 1700000000123456, "id-1", binary, big);
+    DecodedRecord a = Rec(0, 0, "", "", "");  // every field at its default
+    DecodedRecord b = Rec(1234567890123, 1700000000123456, "id-1", binary, big);
     b.headers = {{"h", "v"}, {"", ""}, {"k", big}};
-    log::DecodedRecord c = Rec(5, -1500001, "neg", "k", "d");  // before 1970
+    DecodedRecord c = Rec(5, -1500001, "neg", "k", "d");  // before 1970
     enc.Add(0, a);
     enc.Add(3, b);
     enc.Add(4000000000u, c);

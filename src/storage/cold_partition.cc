@@ -221,7 +221,7 @@ absl::StatusOr<std::shared_ptr<const parquet::Reader>> ColdPartition::OpenReader
 }
 
 absl::Status ColdPartition::Scan(uint64_t from, size_t max_records, size_t max_bytes,
-                                 absl::FunctionRef<void(const log::DecodedRecord&)> visit) const {
+                                 absl::FunctionRef<void(const DecodedRecord&)> visit) const {
   ColdFile file;
   std::shared_ptr<const CachedGroup> group;
   {
@@ -306,7 +306,7 @@ absl::Status ColdPartition::Scan(uint64_t from, size_t max_records, size_t max_b
   }
   // The group stays alive (shared) while its rows are visited, without the lock.
   size_t bytes = 0;
-  log::DecodedRecord view;
+  DecodedRecord view;
   const parquet::RowGroupViews& rows = group->rows;
   for (size_t i = from - group->first; i < rows.rows(); ++i) {
     if (max_records == 0 || bytes >= max_bytes) break;
@@ -373,7 +373,7 @@ ColdPartition::FileBuilder::~FileBuilder() {
   }
 }
 
-absl::Status ColdPartition::FileBuilder::Add(const log::Record& r) {
+absl::Status ColdPartition::FileBuilder::Add(const Record& r) {
   if (finished_) return absl::FailedPreconditionError("file already finished");
   if (r.offset != next_offset_) {
     return absl::InvalidArgumentError(

@@ -68,14 +68,14 @@ class ColdPartition {
   // the files; DATA_LOSS for a missing range or a damaged file.
   // `visit` sees each record's views into the decoded row group, valid during the call only.
   absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
-                    absl::FunctionRef<void(const log::DecodedRecord&)> visit) const;
+                    absl::FunctionRef<void(const DecodedRecord&)> visit) const;
 
   // Writes one new file after the last one. Records must come with consecutive offsets, from
   // `first_offset` on, all of the same UTC ingest date.
   class FileBuilder {
    public:
     ~FileBuilder();  // without Finish the temporary file is removed
-    absl::Status Add(const log::Record& record);
+    absl::Status Add(const Record& record);
     uint64_t records() const { return next_offset_ - first_offset_; }
     uint64_t raw_bytes() const { return raw_bytes_; }
     const std::string& date() const { return date_; }

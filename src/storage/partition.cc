@@ -17,7 +17,7 @@ constexpr size_t kReadChunkBytes = 8u << 20;
 absl::StatusOr<std::unique_ptr<Partition>> Partition::Open(FileSystem& fs, std::string log_dir,
                                                            std::string cold_dir,
                                                            log::LogOptions log_options,
-                                                           log::Syncer& syncer,
+                                                           WorkerPool& syncer,
                                                            parquet::WriterOptions parquet_options) {
   std::unique_ptr<Partition> p(new Partition());
   ASSIGN_OR_RETURN(p->cold_,
@@ -41,13 +41,13 @@ StorageStats Partition::Stats() const {
 }
 
 absl::Status Partition::Read(uint64_t from, size_t max_records, size_t max_bytes,
-                             std::vector<log::Record>* out) const {
+                             std::vector<Record>* out) const {
   return Scan(from, max_records, max_bytes,
-              [out](const log::DecodedRecord& r) { out->push_back(log::Record::From(r)); });
+              [out](const DecodedRecord& r) { out->push_back(Record::From(r)); });
 }
 
 absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes,
-                             absl::FunctionRef<void(const log::DecodedRecord&)> visit) const {
+                             absl::FunctionRef<void(const DecodedRecord&)> visit) const {
   const StorageStats s = Stats();
   if (from < s.start_offset) {
     return absl::OutOfRangeError(StrCat("offset ", from, " is before the partition's start ",
@@ -55,7 +55,7 @@ absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes
   }
   if (from >= s.hot.start_offset) {
     bool visited = false;
-    absl::Status st = log_->Scan(from, max_records, max_bytes, [&](const log::DecodedRecord& r) {
+    absl::Status st = log_->Scan(from, max_records, max_bytes, [&](const DecodedRecord& r) {
       visited = true;
       visit(r);
     });
@@ -106,12 +106,12 @@ absl::StatusOr<uint64_t> Partition::OffsetForTime(int64_t time_us) const {
       }
     }
   }
-  std::vector<log::Record> batch;
+  std::vector<Record> batch;
   while (from < s.end_offset) {
     batch.clear();
     RETURN_IF_ERROR(Read(from, kReadChunkRecords, kReadChunkBytes, &batch));
     if (batch.empty()) break;
-    for (const log::Record& r : batch) {
+    for (const Record& r : batch) {
       if (r.ingest_time_us >= time_us) return r.offset;
     }
     from = batch.back().offset + 1;
@@ -170,7 +170,7 @@ absl::StatusOr<uint64_t> Partition::WriteFile(uint64_t from, uint64_t until, uin
                                               CompactionResult* result) {
   std::unique_ptr<ColdPartition::FileBuilder> file;
   int64_t day = 0;
-  std::vector<log::Record> batch;
+  std::vector<Record> batch;
   while (from < until) {
     if (cancel && cancel->load(std::memory_order_relaxed)) return absl::CancelledError("stopping");
     batch.clear();
@@ -179,7 +179,7 @@ absl::StatusOr<uint64_t> Partition::WriteFile(uint64_t from, uint64_t until, uin
     if (batch.empty()) {
       return absl::InternalError(StrCat(log_->dir(), ": no record at sealed offset ", from));
     }
-    for (const log::Record& r : batch) {
+    for (const Record& r : batch) {
       if (r.offset >= until) break;
       if (!file) {
         day = UtcDay(r.ingest_time_us);

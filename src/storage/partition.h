@@ -18,7 +18,7 @@
 #include "absl/types/span.h"
 #include "common/fs.h"
 #include "log/partition_log.h"
-#include "log/syncer.h"
+#include "common/worker_pool.h"
 #include "parquet/writer.h"
 #include "storage/cold_partition.h"
 
@@ -64,7 +64,7 @@ class Partition {
   static absl::StatusOr<std::unique_ptr<Partition>> Open(FileSystem& fs, std::string log_dir,
                                                          std::string cold_dir,
                                                          log::LogOptions log_options,
-                                                         log::Syncer& syncer,
+                                                         WorkerPool& syncer,
                                                          parquet::WriterOptions parquet_options);
 
   const ColdPartition& cold() const { return *cold_; }
@@ -74,7 +74,7 @@ class Partition {
   //
   // Writes `records` with consecutive offsets from end_offset() and returns the first one;
   // all or nothing. Written, not yet acknowledged: see WhenAcked.
-  absl::StatusOr<uint64_t> Append(absl::Span<const log::RecordView> records) {
+  absl::StatusOr<uint64_t> Append(absl::Span<const RecordView> records) {
     return log_->Append(records);
   }
   // Calls `done` once every offset below `end_offset` is acknowledged under the fsync policy,
@@ -95,7 +95,7 @@ class Partition {
   // Visits, oldest first, the newest hot-tier records until `min_records` or back before
   // `since_us` (ingest time): what the dedupe state is rebuilt from.
   absl::Status ScanRecent(int64_t since_us, uint64_t min_records,
-                          absl::FunctionRef<void(const log::DecodedRecord&)> visit) const {
+                          absl::FunctionRef<void(const DecodedRecord&)> visit) const {
     return log_->ScanRecent(since_us, min_records, visit);
   }
   // Flushes written records to disk now (for the interval policy and shutdown).
@@ -111,11 +111,11 @@ class Partition {
   // OUT_OF_RANGE below the start (deleted by retention); DATA_LOSS for a damaged or missing
   // range.
   absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
-                    std::vector<log::Record>* out) const;
+                    std::vector<Record>* out) const;
   // Read without copies, from either tier like Read: `visit` sees views valid during the call
   // only (hot-tier records are not copied; cold ones are decoded into a batch first).
   absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
-                    absl::FunctionRef<void(const log::DecodedRecord&)> visit) const;
+                    absl::FunctionRef<void(const DecodedRecord&)> visit) const;
 
   StorageStats Stats() const;
 

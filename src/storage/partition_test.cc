@@ -51,9 +51,9 @@ class PartitionTest : public ::testing::Test {
       data.push_back(std::string(100, static_cast<char>('a' + i % 26)));
     }
     std::vector<std::pair<std::string_view, std::string_view>> headers = {{"h", "v"}};
-    std::vector<log::RecordView> views;
+    std::vector<RecordView> views;
     for (int i = 0; i < n; ++i) {
-      log::RecordView v;
+      RecordView v;
       v.id = ids[i];
       v.key = i % 2 ? "k" : "";
       v.data = data[i];
@@ -69,8 +69,8 @@ class PartitionTest : public ::testing::Test {
     ASSERT_TRUE(done.get_future().get().ok());
   }
 
-  static std::vector<log::Record> ReadAll(const Partition& p, uint64_t from) {
-    std::vector<log::Record> out;
+  static std::vector<Record> ReadAll(const Partition& p, uint64_t from) {
+    std::vector<Record> out;
     for (;;) {
       size_t before = out.size();
       absl::Status s = p.Read(from, 1000, 1 << 20, &out);
@@ -108,7 +108,7 @@ TEST_F(PartitionTest, FlushMovesRecordsToParquetAndReadsSpanBothTiers) {
   auto p = Open();
   const int64_t t = kBeforeMidnight - 3600LL * 1000000;
   Append(*p, 500, t);
-  const std::vector<log::Record> before = ReadAll(*p, 0);
+  const std::vector<Record> before = ReadAll(*p, 0);
   ASSERT_EQ(before.size(), 500u);
 
   auto r = p->Compact(Policy(), t + 1000, /*flush=*/true, nullptr);
@@ -126,7 +126,7 @@ TEST_F(PartitionTest, FlushMovesRecordsToParquetAndReadsSpanBothTiers) {
   EXPECT_EQ(s.cold.file_count, 1u);
 
   Append(*p, 10, t + 2000);  // hot again
-  std::vector<log::Record> after = ReadAll(*p, 0);
+  std::vector<Record> after = ReadAll(*p, 0);
   ASSERT_EQ(after.size(), 510u);
   for (size_t i = 0; i < before.size(); ++i) {
     EXPECT_EQ(after[i].offset, before[i].offset);
@@ -138,7 +138,7 @@ TEST_F(PartitionTest, FlushMovesRecordsToParquetAndReadsSpanBothTiers) {
     EXPECT_EQ(after[i].headers, before[i].headers);
   }
   // A read starting inside the cold tier at an arbitrary offset.
-  std::vector<log::Record> mid;
+  std::vector<Record> mid;
   ASSERT_TRUE(p->Read(321, 5, 1 << 20, &mid).ok());
   ASSERT_EQ(mid.size(), 5u);
   EXPECT_EQ(mid[0].offset, 321u);
@@ -219,7 +219,7 @@ TEST_F(PartitionTest, CrashLeftoversAreCleanedAndNothingIsDuplicated) {
   auto r = p->Compact(Policy(), t + 3000, true, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->records, 50u);
-  std::vector<log::Record> all = ReadAll(*p, 0);
+  std::vector<Record> all = ReadAll(*p, 0);
   ASSERT_EQ(all.size(), 350u);
   for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i].offset, i);
   EXPECT_EQ(p->Stats().hot.start_offset, 350u);
@@ -236,7 +236,7 @@ TEST_F(PartitionTest, LostHotTierNeverReusesColdOffsets) {
   auto p = Open();
   EXPECT_EQ(p->end_offset(), 40u);
   Append(*p, 1, t + 2000);
-  std::vector<log::Record> all = ReadAll(*p, 0);
+  std::vector<Record> all = ReadAll(*p, 0);
   ASSERT_EQ(all.size(), 41u);
   EXPECT_EQ(all.back().offset, 40u);
 }
@@ -273,7 +273,7 @@ TEST_F(PartitionTest, RetentionDeletesWholeFilesAndMovesTheStart) {
   ASSERT_TRUE(dropped.ok());
   EXPECT_EQ(*dropped, 2u);
   EXPECT_EQ(p->Stats().start_offset, 200u);
-  std::vector<log::Record> out;
+  std::vector<Record> out;
   EXPECT_EQ(p->Read(150, 10, 1 << 20, &out).code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(ReadAll(*p, 200).size(), 200u);
   // By bytes: keep at most one file's worth.
@@ -303,7 +303,7 @@ TEST_F(PartitionTest, ReadsUseFooterStatisticsToDecodeOneRowGroup) {
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*reader)->row_groups().size(), 10u);
   // A read stops at its row group's end: it decoded that group only.
-  std::vector<log::Record> out;
+  std::vector<Record> out;
   ASSERT_TRUE(p->Read(777, 1000, 1 << 20, &out).ok());
   ASSERT_EQ(out.size(), 23u);
   EXPECT_EQ(out.front().offset, 777u);
@@ -322,7 +322,7 @@ TEST_F(PartitionTest, DamagedParquetFileGivesDataLossNotACrash) {
   fs::resize_file(path, fs::file_size(path) / 2);
   auto p = Open();
   ASSERT_NE(p, nullptr);
-  std::vector<log::Record> out;
+  std::vector<Record> out;
   EXPECT_EQ(p->Read(10, 10, 1 << 20, &out).code(), absl::StatusCode::kDataLoss);
   // Appends go on after the damaged range.
   EXPECT_EQ(p->end_offset(), 100u);

@@ -17,7 +17,7 @@
 #include "broker/internal/probe.h"
 #include "broker/internal/topic.h"
 #include "common/fs.h"
-#include "log/syncer.h"
+#include "common/worker_pool.h"
 #include "storage/topic_store.h"
 #include "storage/data_dir.h"
 
@@ -77,7 +77,7 @@ class TopicRegistry {
   Probe& probe_;
   GroupCoordinator& groups_;
   // Declared before the topics: their logs use it until they close.
-  log::Syncer syncer_;
+  WorkerPool syncer_;
 
   // Serializes topic creation and deletion (catalog, directories, map).
   absl::Mutex admin_mu_;
