@@ -111,43 +111,43 @@ std::optional<int64_t> Broker::TopicCreatedAt(std::string_view name) {
 void Broker::SyncAll() { impl_->topics_->SyncAll(); }
 
 // Reads.
-absl::Status Broker::Read(std::string_view name, uint32_t partition, uint64_t from,
+absl::Status Broker::Read(std::string_view name, PartitionId partition, Offset from,
                           size_t max_records, size_t max_bytes, std::vector<Record>* out) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
   RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
-  return topic->parts[partition]->Read(from, max_records, max_bytes, out);
+  return topic->part(partition).Read(from, max_records, max_bytes, out);
 }
-absl::Status Broker::Scan(std::string_view name, uint32_t partition, uint64_t from,
+absl::Status Broker::Scan(std::string_view name, PartitionId partition, Offset from,
                           size_t max_records, size_t max_bytes,
                           absl::FunctionRef<void(const DecodedRecord&)> visit) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, impl_->topics_->Find(name));
   RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
-  return topic->parts[partition]->Scan(from, max_records, max_bytes, visit);
+  return topic->part(partition).Scan(from, max_records, max_bytes, visit);
 }
-void Broker::WhenReadable(std::string_view name, uint32_t partition, uint64_t offset,
+void Broker::WhenReadable(std::string_view name, PartitionId partition, Offset offset,
                           std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn) {
   auto topic = impl_->topics_->Find(name);
   if (!topic.ok() || !CheckPartition(name, (*topic)->count(), partition).ok()) {
     std::move(fn)();  // the next read says why
     return;
   }
-  (*topic)->parts[partition]->WhenReadable(offset, std::move(owner), std::move(fn));
+  (*topic)->part(partition).WhenReadable(offset, std::move(owner), std::move(fn));
 }
-absl::StatusOr<uint64_t> Broker::ResolveStart(std::string_view topic, uint32_t partition,
-                                              const StartSpec& start,
-                                              std::optional<uint64_t> committed) {
+absl::StatusOr<Offset> Broker::ResolveStart(std::string_view topic, PartitionId partition,
+                                            const StartSpec& start,
+                                            std::optional<Offset> committed) {
   return impl_->topics_->ResolveStart(topic, partition, start, committed);
 }
 
 // Groups and offsets.
 GroupCoordinator& Broker::groups() { return impl_->coordinator_; }
 absl::Status Broker::CommitOffsets(std::string_view group, std::string_view topic,
-                                   const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                                   const std::vector<std::pair<PartitionId, Offset>>& offsets,
                                    uint64_t generation, std::string_view consumer_id) {
   return impl_->groups_->CommitOffsets(group, topic, offsets, generation, consumer_id);
 }
-absl::StatusOr<std::map<uint32_t, uint64_t>> Broker::CommittedOffsets(std::string_view group,
-                                                                      std::string_view topic) {
+absl::StatusOr<std::map<PartitionId, Offset>> Broker::CommittedOffsets(std::string_view group,
+                                                                        std::string_view topic) {
   return impl_->groups_->CommittedOffsets(group, topic);
 }
 absl::StatusOr<GroupDescription> Broker::DescribeGroup(std::string_view group,
@@ -157,9 +157,9 @@ absl::StatusOr<GroupDescription> Broker::DescribeGroup(std::string_view group,
 absl::StatusOr<std::vector<GroupSummary>> Broker::ListGroups(std::string_view topic) {
   return impl_->groups_->ListGroups(topic);
 }
-absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> Broker::ResetOffsets(
+absl::StatusOr<std::vector<std::pair<PartitionId, Offset>>> Broker::ResetOffsets(
     std::string_view group, std::string_view topic, const StartSpec& to,
-    const std::vector<uint32_t>& partitions) {
+    const std::vector<PartitionId>& partitions) {
   return impl_->groups_->ResetOffsets(group, topic, to, partitions);
 }
 absl::Status Broker::DeleteGroup(std::string_view group, std::string_view topic) {

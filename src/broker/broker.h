@@ -18,6 +18,7 @@
 #include "broker/groups.h"
 #include "common/data_format.h"
 #include "common/fs.h"
+#include "common/ids.h"
 #include "common/record.h"
 #include "storage/catalog.h"
 // The only door to the tiers: it also declares the log and Parquet option types used below
@@ -77,14 +78,14 @@ struct EventIn {
 };
 
 struct AckOut {
-  uint32_t partition = 0;
-  uint64_t offset = 0;
+  PartitionId partition{};
+  Offset offset{};
   bool duplicate = false;
   std::string assigned_id;  // set when the server assigned the id
 };
 
 struct PartitionInfo {
-  uint32_t partition = 0;
+  PartitionId partition{};
   storage::StorageStats stats;
 };
 
@@ -102,14 +103,14 @@ struct TopicInfo {
 struct StartSpec {
   enum class Kind { kEarliest, kLatest, kCommitted, kOffset, kTime };
   Kind kind = Kind::kEarliest;
-  uint64_t offset = 0;  // kOffset
+  Offset offset{};      // kOffset
   int64_t time_us = 0;  // kTime: ingest time
 };
 
 struct GroupPartitionInfo {
-  uint32_t partition = 0;
-  std::optional<uint64_t> committed;
-  uint64_t end_offset = 0;
+  PartitionId partition{};
+  std::optional<Offset> committed;
+  Offset end_offset{};
   uint64_t lag = 0;   // from the committed offset (the partition's start without one) to the end
   std::string owner;  // consumer id of the live member reading it
 };
@@ -162,42 +163,42 @@ class Broker {
   absl::Status DeleteTopic(std::string_view name);
 
   // Reads acknowledged records of one partition from either tier; see storage::Partition::Read.
-  absl::Status Read(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    size_t max_bytes, std::vector<Record>* out);
+  absl::Status Read(std::string_view topic, PartitionId partition, Offset from,
+                    size_t max_records, size_t max_bytes, std::vector<Record>* out);
   // Read without copies, from either tier like Read: `visit` sees views valid during the call
   // only.
-  absl::Status Scan(std::string_view topic, uint32_t partition, uint64_t from, size_t max_records,
-                    size_t max_bytes, absl::FunctionRef<void(const DecodedRecord&)> visit);
+  absl::Status Scan(std::string_view topic, PartitionId partition, Offset from,
+                    size_t max_records, size_t max_bytes,
+                    absl::FunctionRef<void(const DecodedRecord&)> visit);
 
   // Consumption. Calls `fn` once the record at `offset` of the partition is acknowledged (at
   // once when it is, or when the topic or partition does not exist: the next read says why).
   // `owner` as in storage::Partition::WhenReadable.
-  void WhenReadable(std::string_view topic, uint32_t partition, uint64_t offset,
+  void WhenReadable(std::string_view topic, PartitionId partition, Offset offset,
                     std::weak_ptr<const void> owner, absl::AnyInvocable<void() &&> fn);
   // When the topic of that name was created (it changes when the topic is deleted and created
   // again); nullopt when there is none.
   std::optional<int64_t> TopicCreatedAt(std::string_view topic);
   // The offset a reader starting at `start` reads first. OUT_OF_RANGE for an offset below the
   // start or past the end; `committed` is the group's offset for kCommitted.
-  absl::StatusOr<uint64_t> ResolveStart(std::string_view topic, uint32_t partition,
-                                        const StartSpec& start,
-                                        std::optional<uint64_t> committed);
+  absl::StatusOr<Offset> ResolveStart(std::string_view topic, PartitionId partition,
+                                      const StartSpec& start, std::optional<Offset> committed);
   GroupCoordinator& groups();
   // Durably stores a group's next offsets; OUT_OF_RANGE past a partition's end. With a
   // generation, FAILED_PRECONDITION unless `consumer_id` owns every partition in it.
   absl::Status CommitOffsets(std::string_view group, std::string_view topic,
-                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                             const std::vector<std::pair<PartitionId, Offset>>& offsets,
                              uint64_t generation = 0, std::string_view consumer_id = {});
-  absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
-                                                                std::string_view topic);
+  absl::StatusOr<std::map<PartitionId, Offset>> CommittedOffsets(std::string_view group,
+                                                                  std::string_view topic);
   // NOT_FOUND for a group with neither members nor committed offsets on the topic.
   absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, std::string_view topic);
   // Groups with members or committed offsets; `topic` empty: on every topic.
   absl::StatusOr<std::vector<GroupSummary>> ListGroups(std::string_view topic);
   // Moves a group's committed offsets; FAILED_PRECONDITION while it has live members.
-  absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> ResetOffsets(
+  absl::StatusOr<std::vector<std::pair<PartitionId, Offset>>> ResetOffsets(
       std::string_view group, std::string_view topic, const StartSpec& to,
-      const std::vector<uint32_t>& partitions);
+      const std::vector<PartitionId>& partitions);
   // Forgets a group's committed offsets on a topic. FAILED_PRECONDITION while the group has live
   // members there, NOT_FOUND when it has no committed offset on the topic.
   absl::Status DeleteGroup(std::string_view group, std::string_view topic);
@@ -222,13 +223,14 @@ class Broker {
 
 // INVALID_ARGUMENT unless `partition` is below `partition_count`: the one "partition in range"
 // check, whose message names the topic and its partition count.
-absl::Status CheckPartition(std::string_view topic, uint32_t partition_count, uint32_t partition);
+absl::Status CheckPartition(std::string_view topic, uint32_t partition_count,
+                            PartitionId partition);
 
 // INVALID_ARGUMENT unless each retention is positive, 0 (the server's default) or -1 (unlimited).
 absl::Status ValidateTopicConfig(const TopicConfig& config);
 
 // Partition of an event: from its key, or from its id when the key is empty. Stable across
 // versions (clients rely on key order): FNV-1a 64 with a final mix, modulo the partition count.
-uint32_t PartitionFor(std::string_view key, std::string_view id, uint32_t partitions);
+PartitionId PartitionFor(std::string_view key, std::string_view id, uint32_t partitions);
 
 }  // namespace nodata::broker

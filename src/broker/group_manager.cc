@@ -10,7 +10,7 @@
 
 namespace nodata::broker {
 
-absl::StatusOr<std::map<uint32_t, uint64_t>> GroupManager::CommittedOffsets(
+absl::StatusOr<std::map<PartitionId, Offset>> GroupManager::CommittedOffsets(
     std::string_view group, std::string_view topic) {
   RETURN_IF_ERROR(ValidateName("group", group));
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, topics_.Find(topic));
@@ -18,7 +18,7 @@ absl::StatusOr<std::map<uint32_t, uint64_t>> GroupManager::CommittedOffsets(
 }
 
 absl::Status GroupManager::CommitOffsets(std::string_view group, std::string_view name,
-                                         const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                                         const std::vector<std::pair<PartitionId, Offset>>& offsets,
                                          uint64_t generation, std::string_view consumer_id) {
   RETURN_IF_ERROR(ValidateGroup(group, name));
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_.Find(name));
@@ -42,7 +42,7 @@ absl::Status GroupManager::CommitOffsets(std::string_view group, std::string_vie
   }
   for (const auto& [p, offset] : offsets) {
     RETURN_IF_ERROR(CheckPartition(name, topic->count(), p));
-    const uint64_t end = topic->parts[p]->end_offset();
+    const Offset end = topic->part(p).end_offset();
     if (offset > end) {
       return absl::OutOfRangeError(StrCat("offset ", offset, " is past the end ", end,
                                           " of partition ", p));
@@ -66,15 +66,16 @@ absl::StatusOr<GroupDescription> GroupManager::DescribeGroup(std::string_view gr
         StrCat("group \"", group, "\" has no members and no committed offsets on topic \"",
                name, "\""));
   }
-  for (uint32_t p = 0; p < topic->count(); ++p) {
-    const storage::StorageStats s = topic->parts[p]->Stats();
+  for (uint32_t i = 0; i < topic->count(); ++i) {
+    const PartitionId p(i);
+    const storage::StorageStats s = topic->part(p).Stats();
     GroupPartitionInfo gp;
     gp.partition = p;
     gp.end_offset = s.end_offset;
     auto it = committed.find(p);
     if (it != committed.end()) gp.committed = it->second;
-    const uint64_t from = std::clamp(gp.committed.value_or(s.start_offset), s.start_offset,
-                                     s.end_offset);
+    const Offset from = std::clamp(gp.committed.value_or(s.start_offset), s.start_offset,
+                                   s.end_offset);
     gp.lag = s.end_offset - from;
     auto owner = d.live.owner.find(p);
     if (owner != d.live.owner.end()) gp.owner = owner->second;
@@ -100,21 +101,21 @@ absl::StatusOr<std::vector<GroupSummary>> GroupManager::ListGroups(std::string_v
   return out;
 }
 
-absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> GroupManager::ResetOffsets(
+absl::StatusOr<std::vector<std::pair<PartitionId, Offset>>> GroupManager::ResetOffsets(
     std::string_view group, std::string_view name, const StartSpec& to,
-    const std::vector<uint32_t>& partitions) {
+    const std::vector<PartitionId>& partitions) {
   RETURN_IF_ERROR(ValidateGroup(group, name));
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, topics_.Find(name));
   if (to.kind == StartSpec::Kind::kCommitted) {
     return absl::InvalidArgumentError("reset needs earliest, latest, an offset or a timestamp");
   }
-  std::vector<uint32_t> chosen = partitions;
+  std::vector<PartitionId> chosen = partitions;
   if (chosen.empty()) {
-    for (uint32_t p = 0; p < topic->count(); ++p) chosen.push_back(p);
+    for (uint32_t p = 0; p < topic->count(); ++p) chosen.push_back(PartitionId(p));
   }
-  std::vector<std::pair<uint32_t, uint64_t>> offsets;
-  for (uint32_t p : chosen) {
-    ASSIGN_OR_RETURN(uint64_t offset, topics_.ResolveStart(name, p, to, std::nullopt));
+  std::vector<std::pair<PartitionId, Offset>> offsets;
+  for (PartitionId p : chosen) {
+    ASSIGN_OR_RETURN(Offset offset, topics_.ResolveStart(name, p, to, std::nullopt));
     offsets.emplace_back(p, offset);
   }
   // Atomic with joins, as in DeleteGroup: a member's commits would mix with the reset.

@@ -17,7 +17,7 @@ void GroupCoordinator::Rebalance(Group& g, Pending* pending) {
   }
   if (members.empty()) return;
   for (uint32_t p = 0; p < g.partition_count; ++p) {
-    members[p % members.size()]->partitions.push_back(p);
+    members[p % members.size()]->partitions.push_back(PartitionId(p));
   }
   for (Member* m : members) {
     pending->emplace_back(m->on_assignment, Assignment{m->partitions, g.generation, false});
@@ -84,7 +84,7 @@ GroupInfo GroupCoordinator::Describe(const std::string& group, const std::string
   info.generation = g->second.generation;
   for (const auto& [id, m] : g->second.members) {
     info.members.push_back(MemberInfo{m.consumer_id, m.peer, m.joined_at_us, m.partitions});
-    for (uint32_t p : m.partitions) info.owner[p] = m.consumer_id;
+    for (PartitionId p : m.partitions) info.owner[p] = m.consumer_id;
   }
   return info;
 }

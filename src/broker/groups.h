@@ -14,11 +14,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
+#include "common/ids.h"
 
 namespace nodata::broker {
 
 struct Assignment {
-  std::vector<uint32_t> partitions;
+  std::vector<PartitionId> partitions;
   uint64_t generation = 0;
   // The member was replaced by a newer subscription with its consumer id: it must stop.
   bool revoked = false;
@@ -28,13 +29,13 @@ struct MemberInfo {
   std::string consumer_id;
   std::string peer;
   int64_t joined_at_us = 0;
-  std::vector<uint32_t> partitions;
+  std::vector<PartitionId> partitions;
 };
 
 struct GroupInfo {
   uint64_t generation = 0;
   std::vector<MemberInfo> members;      // by consumer id
-  std::map<uint32_t, std::string> owner;  // partition -> consumer id
+  std::map<PartitionId, std::string> owner;  // partition -> consumer id
 };
 
 // Safe for concurrent use. Assignment callbacks run outside the coordinator's lock, possibly
@@ -80,7 +81,7 @@ class GroupCoordinator {
     std::string peer;
     int64_t joined_at_us;
     OnAssignment on_assignment;
-    std::vector<uint32_t> partitions;
+    std::vector<PartitionId> partitions;
   };
   struct Group {
     uint64_t generation = 0;

@@ -87,14 +87,14 @@ void Probe::ObserveSync(double seconds, uint64_t records) {
 }
 
 void Probe::AddTopic(Topic& topic) {
-  topic.events_in = &events_in_.Add({{"topic", topic.name}});
-  topic.bytes_in = &bytes_in_.Add({{"topic", topic.name}});
-  topic.duplicates = &duplicates_.Add({{"topic", topic.name}});
+  topic.events_in = &events_in_.Add({{"topic", topic.name.str()}});
+  topic.bytes_in = &bytes_in_.Add({{"topic", topic.name.str()}});
+  topic.duplicates = &duplicates_.Add({{"topic", topic.name.str()}});
   for (uint32_t p = 0; p < topic.count(); ++p) AddPartition(topic, p);
 }
 
 void Probe::AddPartition(const Topic& topic, uint32_t p) {
-  const std::map<std::string, std::string> labels{{"topic", topic.name},
+  const std::map<std::string, std::string> labels{{"topic", topic.name.str()},
                                                   {"partition", StrCat(p)}};
   PartitionGauges g;
   g.end_offset = &end_offset_.Add(labels);
@@ -103,7 +103,7 @@ void Probe::AddPartition(const Topic& topic, uint32_t p) {
   g.parquet_bytes = &parquet_bytes_.Add(labels);
   Set(g, topic.parts[p]->Stats());
   absl::MutexLock lock(&mu_);
-  TopicSeries& series = topics_[topic.name];
+  TopicSeries& series = topics_[topic.name.str()];
   if (series.topic != &topic) series = TopicSeries{&topic, {}};
   if (series.partitions.size() <= p) series.partitions.resize(p + 1);
   series.partitions[p] = g;
@@ -114,7 +114,7 @@ void Probe::RemoveTopic(Topic& topic) {
   bytes_in_.Remove(topic.bytes_in);
   duplicates_.Remove(topic.duplicates);
   absl::MutexLock lock(&mu_);
-  auto it = topics_.find(topic.name);
+  auto it = topics_.find(topic.name.str());
   if (it == topics_.end() || it->second.topic != &topic) return;
   for (const PartitionGauges& g : it->second.partitions) {
     end_offset_.Remove(g.end_offset);
@@ -157,7 +157,7 @@ void Probe::CountMaintenanceError() { compaction_errors_.Increment(); }
 void Probe::CountRetentionDeletes(uint32_t files) { retention_files_.Increment(files); }
 
 void Probe::Set(const PartitionGauges& g, const storage::StorageStats& s) {
-  g.end_offset->Set(static_cast<double>(s.end_offset));
+  g.end_offset->Set(static_cast<double>(s.end_offset.value()));
   g.disk_bytes->Set(static_cast<double>(s.hot.bytes_on_disk));
   g.parquet_files->Set(static_cast<double>(s.cold.file_count));
   g.parquet_bytes->Set(static_cast<double>(s.cold.bytes));
@@ -166,7 +166,7 @@ void Probe::Set(const PartitionGauges& g, const storage::StorageStats& s) {
 void Probe::RefreshPartitions(const std::vector<std::shared_ptr<Topic>>& topics) {
   absl::MutexLock lock(&mu_);
   for (const auto& topic : topics) {
-    auto it = topics_.find(topic->name);
+    auto it = topics_.find(topic->name.str());
     if (it == topics_.end() || it->second.topic != topic.get()) continue;
     const std::vector<PartitionGauges>& gauges = it->second.partitions;
     const uint32_t n = std::min<uint32_t>(topic->count(), gauges.size());

@@ -38,8 +38,8 @@ absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), 
 
 }  // namespace
 
-uint32_t PartitionFor(std::string_view key, std::string_view id, uint32_t partitions) {
-  return static_cast<uint32_t>(Fnv1a(key.empty() ? id : key) % partitions);
+PartitionId PartitionFor(std::string_view key, std::string_view id, uint32_t partitions) {
+  return PartitionId(static_cast<uint32_t>(Fnv1a(key.empty() ? id : key) % partitions));
 }
 
 IdGenerator::IdGenerator() {
@@ -187,7 +187,7 @@ void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
     for (const auto& [partition, end] : waits) {
       state->pending.fetch_add(1, std::memory_order_relaxed);
-      topic->parts[partition]->WhenAcked(end, [state](absl::Status st) {
+      topic->parts[partition]->WhenAcked(Offset(end), [state](absl::Status st) {
         state->Complete(std::move(st));
       });
     }
@@ -245,7 +245,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   // Appends to the topic's partitions happen only under topic.mu, so the offsets each record
   // will get are known now, and dedupe needs one probe per event: claim the id at its future
   // location, or find where it already is (stored earlier or earlier in this batch).
-  for (uint32_t p = 0; p < n; ++p) next[p] = topic.parts[p]->end_offset();
+  for (uint32_t p = 0; p < n; ++p) next[p] = topic.parts[p]->end_offset().value();
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
   for (uint32_t i : indices) {
@@ -272,20 +272,20 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
     // from the Ack and may publish again): all are deduped alike.
     const bool assigned = !ack.assigned_id.empty();
     std::string_view id = assigned ? std::string_view(ack.assigned_id) : e.id;
-    const uint32_t p = PartitionFor(e.key, id, n);
+    const uint32_t p = PartitionFor(e.key, id, n).value();
     std::optional<DedupeIndex::Location> known =
         topic.dedupe.FindOrInsert(fingerprints[i], {p, next[p]}, now);
     if (known) {
-      ack.partition = known->partition;
-      ack.offset = known->offset;
+      ack.partition = PartitionId(known->partition);
+      ack.offset = Offset(known->offset);
       ack.duplicate = true;
       wait_end[known->partition] = std::max(wait_end[known->partition], known->offset + 1);
       ++dups;
       continue;
     }
     const uint32_t flags = assigned ? kFlagServerAssignedId : 0;
-    ack.partition = p;
-    ack.offset = next[p]++;
+    ack.partition = PartitionId(p);
+    ack.offset = Offset(next[p]++);
     RecordView v;
     v.id = id;
     v.key = e.key;
@@ -303,8 +303,8 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   uint64_t stored_bytes = 0;
   for (uint32_t p = 0; p < n; ++p) {
     if (views[p].empty()) continue;
-    absl::StatusOr<uint64_t> first =
-        status.ok() ? topic.parts[p]->Append(views[p]) : absl::StatusOr<uint64_t>(status);
+    absl::StatusOr<Offset> first =
+        status.ok() ? topic.parts[p]->Append(views[p]) : absl::StatusOr<Offset>(status);
     if (first.ok() && *first != state.acks[owners[p][0]].offset) {
       first = absl::InternalError(StrCat("topic ", topic.name, " partition ", p, ": offset ",
                                          *first, " where ", state.acks[owners[p][0]].offset,

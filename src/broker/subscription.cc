@@ -19,7 +19,7 @@ namespace nodata::broker {
 
 namespace {
 constexpr int64_t kAutoCommitIntervalUs = 1000 * 1000;
-constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
+constexpr Offset kNoEnd(std::numeric_limits<uint64_t>::max());
 }  // namespace
 
 size_t RecordBatch::ForEach(absl::FunctionRef<void(const DecodedRecord&)> visit) {
@@ -30,7 +30,7 @@ size_t RecordBatch::ForEach(absl::FunctionRef<void(const DecodedRecord&)> visit)
     absl::Status s = broker_.Scan(topic_, partition_, next_, max_records, max_bytes_,
                                   [&](const DecodedRecord& r) {
                                     visit(r);
-                                    next_ = r.offset + 1;
+                                    next_ = r.offset.Next();
                                     ++count_;
                                   });
     if (s.code() == absl::StatusCode::kOutOfRange && count_ == 0) {
@@ -38,7 +38,7 @@ size_t RecordBatch::ForEach(absl::FunctionRef<void(const DecodedRecord&)> visit)
       auto start = broker_.ResolveStart(topic_, partition_, StartSpec{}, std::nullopt);
       if (start.ok() && *start > next_) {
         spdlog::warn("reader of {} partition {}: offsets {}..{} were deleted before it read them",
-                     topic_, partition_, next_, *start - 1);
+                     topic_, partition_.value(), next_.value(), start->value() - 1);
         next_ = *start;
         continue;
       }
@@ -68,9 +68,9 @@ class SubscriptionImpl : public std::enable_shared_from_this<SubscriptionImpl> {
 
  private:
   struct Part {
-    uint32_t partition;
-    uint64_t next;
-    uint64_t end = kNoEnd;  // with stop_at_end
+    PartitionId partition;
+    Offset next;
+    Offset end = kNoEnd;  // with stop_at_end
   };
 
   void OnAssignment(const Assignment& a);
@@ -91,8 +91,8 @@ class SubscriptionImpl : public std::enable_shared_from_this<SubscriptionImpl> {
   absl::Status Assign(const Assignment& a);
   // Where partition `p` starts; an offset outside its range starts at its nearest end when
   // `clamp` (partitions differ in length, and retention moves their starts).
-  absl::StatusOr<uint64_t> ResolveStart(uint32_t p, const StartSpec& spec,
-                                        std::optional<uint64_t> committed, bool clamp);
+  absl::StatusOr<Offset> ResolveStart(PartitionId p, const StartSpec& spec,
+                                      std::optional<Offset> committed, bool clamp);
   // With all_partitions_: adds partitions the topic grew by since, read from their start.
   // Returns whether there were any.
   bool AddGrownPartitions();
@@ -120,11 +120,12 @@ class SubscriptionImpl : public std::enable_shared_from_this<SubscriptionImpl> {
   std::vector<Part> parts_;
   size_t round_robin_ = 0;  // with stop_at_end: the part being read
   uint64_t generation_ = 0;
-  std::map<uint32_t, uint64_t> in_flight_;  // next offsets once the delivery in flight is taken
+  std::map<PartitionId, Offset> in_flight_;  // next offsets once the delivery in flight is taken
 
   // Auto-commit: also touched by Close's final commit, which may overlap a step's end.
   absl::Mutex commit_mu_;
-  std::map<uint32_t, uint64_t> delivered_ ABSL_GUARDED_BY(commit_mu_);  // next offset per partition
+  // The next offset of each partition.
+  std::map<PartitionId, Offset> delivered_ ABSL_GUARDED_BY(commit_mu_);
   bool commit_dirty_ ABSL_GUARDED_BY(commit_mu_) = false;
   int64_t last_commit_us_ ABSL_GUARDED_BY(commit_mu_) = 0;
 
@@ -140,7 +141,7 @@ class SubscriptionImpl : public std::enable_shared_from_this<SubscriptionImpl> {
   std::thread::id delivering_thread_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> early_ready_ ABSL_GUARDED_BY(mu_);  // Ready during delivering_
   std::optional<Assignment> pending_assignment_ ABSL_GUARDED_BY(mu_);
-  std::set<uint32_t> waiting_ ABSL_GUARDED_BY(mu_);  // partitions with a notification pending
+  std::set<PartitionId> waiting_ ABSL_GUARDED_BY(mu_);  // partitions with a notification pending
   bool commit_timer_set_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -167,7 +168,7 @@ absl::Status SubscriptionImpl::Open() {
     return absl::InvalidArgumentError(
         "start_offsets cannot be used in a group: members start at its committed offsets");
   }
-  std::map<uint32_t, uint64_t> start_offsets;
+  std::map<PartitionId, Offset> start_offsets;
   for (const auto& [p, offset] : o.start_offsets) {
     if (absl::Status s = CheckPartition(o.topic, info.partition_count, p); !s.ok()) {
       return absl::InvalidArgumentError(StrCat("start_offsets: ", ToStd(s.message())));
@@ -177,7 +178,7 @@ absl::Status SubscriptionImpl::Open() {
           StrCat("start_offsets: partition ", p, " is listed twice"));
     }
   }
-  for (uint32_t p : o.partitions) {
+  for (PartitionId p : o.partitions) {
     RETURN_IF_ERROR(CheckPartition(o.topic, info.partition_count, p));
   }
   if (has_group) {
@@ -194,10 +195,10 @@ absl::Status SubscriptionImpl::Open() {
     }
     return absl::OkStatus();
   }
-  std::vector<uint32_t> chosen = o.partitions;
+  std::vector<PartitionId> chosen = o.partitions;
   all_partitions_ = chosen.empty() && !o.stop_at_end;
   if (chosen.empty()) {
-    for (uint32_t p = 0; p < info.partition_count; ++p) chosen.push_back(p);
+    for (uint32_t p = 0; p < info.partition_count; ++p) chosen.push_back(PartitionId(p));
   }
   if (!o.stop_at_end) {
     // A snapshot reads the partitions as listed; a subscription reads each once, in turn.
@@ -210,13 +211,13 @@ absl::Status SubscriptionImpl::Open() {
           StrCat("start_offsets: partition ", p, " is not one of the partitions read"));
     }
   }
-  for (uint32_t p : chosen) {
+  for (PartitionId p : chosen) {
     StartSpec spec = o.start;
     if (auto it = start_offsets.find(p); it != start_offsets.end()) {
       spec = StartSpec{StartSpec::Kind::kOffset};
       spec.offset = it->second;
     }
-    ASSIGN_OR_RETURN(uint64_t next, ResolveStart(p, spec, std::nullopt, o.clamp_start));
+    ASSIGN_OR_RETURN(Offset next, ResolveStart(p, spec, std::nullopt, o.clamp_start));
     Part part{p, next};
     if (o.stop_at_end) {
       ASSIGN_OR_RETURN(part.end, broker_.ResolveStart(o.topic, p,
@@ -279,7 +280,7 @@ absl::Status SubscriptionImpl::Assign(const Assignment& a) {
   }
   ASSIGN_OR_RETURN(auto committed, broker_.CommittedOffsets(options_.group, options_.topic));
   std::vector<Part> next;
-  for (uint32_t p : a.partitions) {
+  for (PartitionId p : a.partitions) {
     // A partition kept across the rebalance goes on where it was; a new one starts at the
     // group's committed offset.
     auto kept = std::find_if(parts_.begin(), parts_.end(),
@@ -289,10 +290,10 @@ absl::Status SubscriptionImpl::Assign(const Assignment& a) {
       continue;
     }
     auto it = committed.find(p);
-    std::optional<uint64_t> c;
+    std::optional<Offset> c;
     if (it != committed.end()) c = it->second;
     const StartSpec spec = c ? StartSpec{StartSpec::Kind::kCommitted} : options_.start;
-    ASSIGN_OR_RETURN(uint64_t offset, ResolveStart(p, spec, c, /*clamp=*/true));
+    ASSIGN_OR_RETURN(Offset offset, ResolveStart(p, spec, c, /*clamp=*/true));
     next.push_back(Part{p, offset});
   }
   parts_ = std::move(next);
@@ -301,9 +302,9 @@ absl::Status SubscriptionImpl::Assign(const Assignment& a) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> SubscriptionImpl::ResolveStart(uint32_t p, const StartSpec& spec,
-                                                        std::optional<uint64_t> committed,
-                                                        bool clamp) {
+absl::StatusOr<Offset> SubscriptionImpl::ResolveStart(PartitionId p, const StartSpec& spec,
+                                                      std::optional<Offset> committed,
+                                                      bool clamp) {
   auto offset = broker_.ResolveStart(options_.topic, p, spec, committed);
   if (clamp && !offset.ok() && offset.status().code() == absl::StatusCode::kOutOfRange) {
     auto earliest = broker_.ResolveStart(options_.topic, p, StartSpec{}, std::nullopt);
@@ -404,7 +405,7 @@ void SubscriptionImpl::Step() {
     if (dirty) ArmCommitTimer();
   }
   std::vector<Part> wait;
-  const auto known = static_cast<uint32_t>(parts_.size());
+  const PartitionId known(static_cast<uint32_t>(parts_.size()));
   bool step_again = false;
   {
     absl::MutexLock lock(&mu_);
@@ -468,7 +469,7 @@ bool SubscriptionImpl::DeliverBatch(SubscriptionSink& sink) {
     for (; round_robin_ < parts_.size(); ++round_robin_) {
       Part& part = parts_[round_robin_];
       if (part.next >= part.end) continue;
-      const uint64_t from = part.next;
+      const Offset from = part.next;
       const Delivery d = DeliverFrom(sink, part);
       if (d != Delivery::kNothing) return true;
       // Nothing, unless retention moved the partition's start past the end.
@@ -499,7 +500,7 @@ bool SubscriptionImpl::AddGrownPartitions() {
   if (!all_partitions_) return false;
   bool grew = false;
   for (;;) {
-    const auto p = static_cast<uint32_t>(parts_.size());
+    const PartitionId p(static_cast<uint32_t>(parts_.size()));
     // Everything in a partition added after the start is new to this reader: earliest.
     auto start = broker_.ResolveStart(options_.topic, p, StartSpec{}, std::nullopt);
     if (!start.ok()) return grew;
@@ -539,7 +540,7 @@ void SubscriptionImpl::AutoCommit(bool force) {
   if (!commit_dirty_) return;
   const int64_t now = NowMicros();
   if (!force && now - last_commit_us_ < kAutoCommitIntervalUs) return;
-  std::vector<std::pair<uint32_t, uint64_t>> offsets(delivered_.begin(), delivered_.end());
+  std::vector<std::pair<PartitionId, Offset>> offsets(delivered_.begin(), delivered_.end());
   absl::Status s = broker_.CommitOffsets(options_.group, options_.topic, offsets);
   if (!s.ok()) {
     spdlog::warn("auto-commit of group {} on {}: {}", options_.group, options_.topic,

@@ -32,9 +32,9 @@ struct SubscriptionOptions {
   std::string consumer_id;  // empty: one is made up
   std::string peer;         // shown by DescribeGroup
   // Without a group: the partitions read; none means every partition, and those a grow adds.
-  std::vector<uint32_t> partitions;
+  std::vector<PartitionId> partitions;
   // Per-partition starts (partition, offset) overriding `start`; not in a group.
-  std::vector<std::pair<uint32_t, uint64_t>> start_offsets;
+  std::vector<std::pair<PartitionId, Offset>> start_offsets;
   StartSpec start;  // kCommitted needs a group
   // An offset outside a partition's range starts at its nearest end instead of failing.
   bool clamp_start = false;
@@ -54,7 +54,7 @@ class SubscriptionImpl;
 // record only: a batch of views cannot outlive the read).
 class RecordBatch {
  public:
-  uint32_t partition() const { return partition_; }
+  PartitionId partition() const { return partition_; }
   // Visits the batch's records in offset order; the views are valid during `visit` only. Once
   // per OnBatch. Returns how many were visited: 0 when the partition had nothing new after all,
   // and then the sink delivers nothing and does not call Ready.
@@ -62,16 +62,16 @@ class RecordBatch {
 
  private:
   friend class SubscriptionImpl;
-  RecordBatch(Broker& broker, const std::string& topic, uint32_t partition, uint64_t& next,
-              uint64_t end, size_t max_records, size_t max_bytes)
+  RecordBatch(Broker& broker, const std::string& topic, PartitionId partition, Offset& next,
+              Offset end, size_t max_records, size_t max_bytes)
       : broker_(broker), topic_(topic), partition_(partition), next_(next), end_(end),
         max_records_(max_records), max_bytes_(max_bytes) {}
 
   Broker& broker_;
   const std::string& topic_;
-  uint32_t partition_;
-  uint64_t& next_;  // the partition's read position, moved past what is visited
-  uint64_t end_;    // nothing at or past it is visited
+  PartitionId partition_;
+  Offset& next_;  // the partition's read position, moved past what is visited
+  Offset end_;    // nothing at or past it is visited
   size_t max_records_;
   size_t max_bytes_;
   size_t count_ = 0;

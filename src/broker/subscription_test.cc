@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/fs.h"
 #include "common/strings.h"
+#include "common/testing/ids.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 
@@ -19,7 +20,10 @@ namespace nodata::broker {
 namespace {
 
 namespace fs = std::filesystem;
-using Offsets = std::map<uint32_t, uint64_t>;
+using Offsets = std::map<PartitionId, Offset>;
+using ::nodata::testing::OffsetMap;
+using ::nodata::testing::PartitionOffsets;
+using ::nodata::testing::Partitions;
 
 // Collects what a subscription delivers. With `auto_ready` it takes every delivery at once
 // (from inside the callback); otherwise the test calls Ready, like a slow transport.
@@ -48,7 +52,7 @@ class TestSink : public SubscriptionSink {
     std::vector<std::pair<uint32_t, uint64_t>> got;
     std::vector<std::string> data;
     batch.ForEach([&](const DecodedRecord& r) {
-      got.emplace_back(batch.partition(), r.offset);
+      got.emplace_back(batch.partition().value(), r.offset.value());
       data.emplace_back(r.data);
     });
     if (got.empty()) return;
@@ -181,7 +185,7 @@ class SubscriptionTest : public ::testing::Test {
       std::string key;
       for (int k = 0;; ++k) {
         key = StrCat("k", k);
-        if (PartitionFor(key, "", partitions) == partition) break;
+        if (PartitionFor(key, "", partitions) == PartitionId(partition)) break;
       }
       keys.push_back(key);
     }
@@ -228,7 +232,7 @@ class SubscriptionTest : public ::testing::Test {
       if (c.ok()) {
         Offsets got = *c;
         for (const auto& [p, e] : end) {
-          if (e == 0 && !got.count(p)) got[p] = 0;
+          if (e == Offset(0) && !got.count(p)) got[p] = Offset(0);
         }
         if (got == end) return true;
       }
@@ -326,7 +330,7 @@ TEST_F(SubscriptionTest, GroupOfThreeJoiningAndLeavingDeliversEveryRecordOnce) {
   std::set<std::pair<uint32_t, uint64_t>> published;
   auto publish_round = [&](int per_partition) {
     for (uint32_t p = 0; p < kParts; ++p) {
-      const uint64_t start = EndOffsets("t")[p];
+      const uint64_t start = EndOffsets("t")[PartitionId(p)].value();
       Publish("t", p, kParts, per_partition);
       for (int i = 0; i < per_partition; ++i) published.emplace(p, start + i);
     }
@@ -396,13 +400,13 @@ TEST_F(SubscriptionTest, AutoCommitAfterTheIntervalAndOnClose) {
   ASSERT_TRUE(r->sink->WaitForRecords(8));
   // Nothing else happens: the timer commits within the interval.
   ASSERT_TRUE(WaitCommittedToEnd("g", "t"));
-  EXPECT_EQ(*broker_->CommittedOffsets("g", "t"), (Offsets{{0, 5}, {1, 3}}));
+  EXPECT_EQ(*broker_->CommittedOffsets("g", "t"), OffsetMap({{0, 5}, {1, 3}}));
 
   Publish("t", 1, 2, 2);
   ASSERT_TRUE(r->sink->WaitForRecords(10));
   r->sub->Close();  // before the interval: the final commit
   pool_.WaitIdle();
-  EXPECT_EQ(*broker_->CommittedOffsets("g", "t"), (Offsets{{0, 5}, {1, 5}}));
+  EXPECT_EQ(*broker_->CommittedOffsets("g", "t"), OffsetMap({{0, 5}, {1, 5}}));
   EXPECT_FALSE(broker_->groups().HasMembers("g", "t")) << "closing leaves the group";
 
   // Without auto-commit nothing is committed.
@@ -436,7 +440,7 @@ TEST_F(SubscriptionTest, ASecondMemberWithTheSameConsumerIdFencesTheFirst) {
     s.mu_.AssertHeld();
     return !s.assignments_.empty();
   }));
-  EXPECT_EQ(second->sink->assignments().back().partitions, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(second->sink->assignments().back().partitions, Partitions({0, 1}));
   Publish("t", 1, 2, 1);
   ASSERT_TRUE(second->sink->WaitForRecords(1));
   // The fenced member's close does not remove its replacement.
@@ -469,10 +473,11 @@ TEST_F(SubscriptionTest, RetentionOvertakingAReaderMakesItSkipAhead) {
   config.retention_bytes = 1;
   ASSERT_TRUE(broker_->SetRetention("t", config).ok());
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (broker_->GetTopic("t")->partitions[0].stats.start_offset < 20 && absl::Now() < deadline) {
+  while (broker_->GetTopic("t")->partitions[0].stats.start_offset < Offset(20) &&
+         absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  ASSERT_EQ(broker_->GetTopic("t")->partitions[0].stats.start_offset, 20u);
+  ASSERT_EQ(broker_->GetTopic("t")->partitions[0].stats.start_offset, Offset(20));
   for (int i = 0; i < 3; ++i) {
     r->sink->Take();
     ASSERT_TRUE(r->sink->WaitForInFlight());
@@ -517,14 +522,14 @@ TEST_F(SubscriptionTest, StartPositionsAndClamp) {
   o.topic = "t";
   o.start = StartSpec{StartSpec::Kind::kLatest};
   Reader* latest = MustOpen(o);
-  o.start = StartSpec{StartSpec::Kind::kOffset, 3};
+  o.start = StartSpec{StartSpec::Kind::kOffset, Offset(3)};
   EXPECT_EQ(Open(o).status().code(), absl::StatusCode::kOutOfRange) << "past the end of 1";
   o.clamp_start = true;
   Reader* clamped = MustOpen(o);  // 0 from 3, 1 from its end 2
   o.clamp_start = false;
   o.start = StartSpec{};
-  o.partitions = {1, 0, 1};
-  o.start_offsets = {{0, 4}};
+  o.partitions = Partitions({1, 0, 1});
+  o.start_offsets = PartitionOffsets({{0, 4}});
   Reader* chosen = MustOpen(o);
   ASSERT_TRUE(clamped->sink->WaitForRecords(2));
   ASSERT_TRUE(chosen->sink->WaitForRecords(3));
@@ -547,12 +552,12 @@ TEST_F(SubscriptionTest, StartPositionsAndClamp) {
   b.auto_commit = true;
   EXPECT_EQ(error(b).message(), "auto_commit needs a group");
   b.auto_commit = false;
-  b.partitions = {2};
+  b.partitions = Partitions({2});
   EXPECT_EQ(error(b).message(), "topic \"t\" has 2 partitions; 2 is out of range");
-  b.partitions = {1};
-  b.start_offsets = {{0, 0}};
+  b.partitions = Partitions({1});
+  b.start_offsets = PartitionOffsets({{0, 0}});
   EXPECT_EQ(error(b).message(), "start_offsets: partition 0 is not one of the partitions read");
-  b.start_offsets = {{1, 0}, {1, 1}};
+  b.start_offsets = PartitionOffsets({{1, 0}, {1, 1}});
   EXPECT_EQ(error(b).message(), "start_offsets: partition 1 is listed twice");
   b.group = "g";
   b.start_offsets = {};
@@ -568,7 +573,7 @@ TEST_F(SubscriptionTest, AReaderOfEveryPartitionPicksUpThoseAGrowAdds) {
   SubscriptionOptions o;
   o.topic = "t";
   Reader* all = MustOpen(o);
-  o.partitions = {0, 1};
+  o.partitions = Partitions({0, 1});
   Reader* listed = MustOpen(o);
   ASSERT_TRUE(all->sink->WaitForRecords(1));
   ASSERT_TRUE(listed->sink->WaitForRecords(1));
@@ -591,8 +596,8 @@ TEST_F(SubscriptionTest, ASnapshotStopsAtTheEndOffsetsSeenAtTheStart) {
   o.topic = "t";
   o.stop_at_end = true;
   o.max_records = 2;
-  o.partitions = {1, 0, 1};
-  o.start = StartSpec{StartSpec::Kind::kOffset, 1};
+  o.partitions = Partitions({1, 0, 1});
+  o.start = StartSpec{StartSpec::Kind::kOffset, Offset(1)};
   o.clamp_start = true;
   Reader* r = MustOpen(o, /*auto_ready=*/false);
   ASSERT_TRUE(r->sink->WaitForInFlight());
@@ -613,7 +618,7 @@ TEST_F(SubscriptionTest, ASnapshotStopsAtTheEndOffsetsSeenAtTheStart) {
   EXPECT_EQ(r->sink->batches(), 4u);
 
   o.partitions = {};
-  o.start = StartSpec{StartSpec::Kind::kOffset, 100};
+  o.start = StartSpec{StartSpec::Kind::kOffset, Offset(100)};
   Reader* past = MustOpen(o);
   ASSERT_TRUE(past->sink->WaitForEnd());
   EXPECT_TRUE(past->sink->end()->ok());

@@ -16,8 +16,8 @@ absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), 
 }  // namespace
 
 absl::Status CheckPartition(std::string_view topic, uint32_t partition_count,
-                            uint32_t partition) {
-  if (partition < partition_count) return absl::OkStatus();
+                            PartitionId partition) {
+  if (partition.value() < partition_count) return absl::OkStatus();
   return absl::InvalidArgumentError(StrCat("topic \"", topic, "\" has ", partition_count,
                                            " partitions; ", partition, " is out of range"));
 }
@@ -49,12 +49,16 @@ absl::Status TopicRegistry::Open() {
   // Directories without a catalog entry are left over from a create or delete cut short.
   ASSIGN_OR_RETURN(std::vector<std::string> dirs, fs_.ListDir(dir_.LogRoot()));
   for (const std::string& dir : dirs) {
-    if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(dir_.TopicLogDir(dir)));
+    if (!known.contains(dir)) {
+      RETURN_IF_ERROR(fs_.RemoveAll(storage::DataDir::Child(dir_.LogRoot(), dir)));
+    }
   }
   RETURN_IF_ERROR(fs_.CreateDirs(dir_.ColdRoot()));
   ASSIGN_OR_RETURN(std::vector<std::string> cold_dirs, fs_.ListDir(dir_.ColdRoot()));
   for (const std::string& dir : cold_dirs) {
-    if (!known.contains(dir)) RETURN_IF_ERROR(fs_.RemoveAll(dir_.TopicColdDir(dir)));
+    if (!known.contains(dir)) {
+      RETURN_IF_ERROR(fs_.RemoveAll(storage::DataDir::Child(dir_.ColdRoot(), dir)));
+    }
   }
   return absl::OkStatus();
 }
@@ -92,8 +96,10 @@ absl::Status TopicRegistry::FinishDeletes() {
     // Without its log directory, the delete never moved anything.
     if (!fs_.Exists(storage::DataDir::TrashedLog(path))) continue;
     auto name = fs_.ReadFile(storage::DataDir::TrashedName(path));
-    if (!name.ok() || !ValidateTopicName(*name).ok()) continue;
-    if (fs_.Exists(dir_.TopicLogDir(*name))) continue;  // moved back, or a newer topic
+    if (!name.ok()) continue;
+    auto topic = TopicName::Parse(*name);
+    if (!topic.ok()) continue;
+    if (fs_.Exists(dir_.TopicLogDir(*topic))) continue;  // moved back, or a newer topic
     absl::Status s = topic_store_.Delete(*name);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
     if (s.ok()) spdlog::info("topic {}: finished its delete cut short", *name);
@@ -102,8 +108,13 @@ absl::Status TopicRegistry::FinishDeletes() {
 }
 
 absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::TopicMeta& meta) {
+  auto name = TopicName::Parse(meta.name);
+  if (!name.ok()) {
+    return absl::DataLossError(
+        StrCat("the catalog holds a bad topic name: ", ToStd(name.status().message())));
+  }
   auto topic = std::make_shared<Topic>(
-      meta.name, meta.partitions, std::max(meta.partitions, options_.max_partitions),
+      *std::move(name), meta.partitions, std::max(meta.partitions, options_.max_partitions),
       meta.created_at_us, options_.dedupe_window_ms * 1000,
       static_cast<size_t>(options_.dedupe_max_ids));
   topic->retention_ms = meta.retention_ms;
@@ -111,7 +122,7 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::T
   topic->key_format = meta.key_format;
   topic->data_format = meta.data_format;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
-    ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(*topic, p));
+    ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(*topic, PartitionId(p)));
   }
   // Rebuild the dedupe state from the logs: every id stored within the window, oldest first.
   struct Seen {
@@ -127,7 +138,7 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::T
     RETURN_IF_ERROR(topic->parts[p]->ScanRecent(
         since, options_.dedupe_max_ids, [&](const DecodedRecord& r) {
           if (!r.id.empty()) {
-            seen.push_back(Seen{r.ingest_time_us, p, r.offset, IdFingerprint::Of(r.id)});
+            seen.push_back(Seen{r.ingest_time_us, p, r.offset.value(), IdFingerprint::Of(r.id)});
           }
         }));
   }
@@ -144,8 +155,8 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::T
 }
 
 absl::StatusOr<std::unique_ptr<storage::Partition>> TopicRegistry::OpenPartition(
-    const Topic& topic, uint32_t p) {
-  const std::string& name = topic.name;
+    const Topic& topic, PartitionId p) {
+  const TopicName& name = topic.name;
   // Parquet files carry the topic's formats as logical types.
   parquet::WriterOptions parquet_options = options_.parquet;
   parquet_options.key_format = topic.key_format;
@@ -190,8 +201,9 @@ absl::StatusOr<TopicInfo> TopicRegistry::Create(std::string_view name, uint32_t 
                           config.retention_bytes, config.key_format, config.data_format};
   // Directories first: a crash before the catalog entry leaves an orphan that the next start
   // removes; the catalog entry then makes the topic exist.
-  const std::string dir = dir_.TopicLogDir(meta.name);
-  const std::string cold_dir = dir_.TopicColdDir(meta.name);
+  ASSIGN_OR_RETURN(const TopicName topic_name, TopicName::Parse(name));
+  const std::string dir = dir_.TopicLogDir(topic_name);
+  const std::string cold_dir = dir_.TopicColdDir(topic_name);
   RETURN_IF_ERROR(fs_.RemoveAll(dir));
   RETURN_IF_ERROR(fs_.RemoveAll(cold_dir));
   auto topic = OpenTopic(meta);
@@ -247,7 +259,7 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Find(std::string_view name
 
 TopicInfo TopicRegistry::Describe(const Topic& topic) const {
   TopicInfo info;
-  info.name = topic.name;
+  info.name = topic.name.str();
   info.partition_count = topic.count();
   info.created_at_us = topic.created_at_us;
   info.config.retention_ms = topic.retention_ms.load();
@@ -259,7 +271,7 @@ TopicInfo TopicRegistry::Describe(const Topic& topic) const {
   info.retention_bytes = policy.max_bytes > 0 ? static_cast<int64_t>(policy.max_bytes) : -1;
   for (uint32_t p = 0; p < topic.count(); ++p) {
     PartitionInfo pi;
-    pi.partition = p;
+    pi.partition = PartitionId(p);
     pi.stats = topic.parts[p]->Stats();
     info.partitions.push_back(pi);
   }
@@ -275,8 +287,8 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
   // fail, the earlier ones are undone and the topic stays as it was (if the files cannot be
   // moved back, the topic goes at once, as the next start would decide). The entry's `topic` file
   // lets the next start finish a delete cut short after the first move (see Open).
-  const std::string dir = dir_.TopicLogDir(name);
-  const std::string cold_dir = dir_.TopicColdDir(name);
+  const std::string dir = dir_.TopicLogDir(topic->name);
+  const std::string cold_dir = dir_.TopicColdDir(topic->name);
   const std::string trash = dir_.TrashEntry(StrCat(NowMicros(), "-", ++trash_seq_));
   const std::string trash_log = storage::DataDir::TrashedLog(trash);
   const std::string trash_cold = storage::DataDir::TrashedCold(trash);
@@ -368,22 +380,22 @@ absl::StatusOr<TopicInfo> TopicRegistry::AddPartitions(std::string_view name, ui
   if (partitions == current) return Describe(*topic);
   // New partitions' directories first (any leftover of a grow cut short goes), then the catalog
   // entry makes them exist; until then no record is routed to them.
-  const std::string dir = dir_.TopicLogDir(name);
-  const std::string cold_dir = dir_.TopicColdDir(name);
+  const std::string dir = dir_.TopicLogDir(topic->name);
+  const std::string cold_dir = dir_.TopicColdDir(topic->name);
   std::vector<std::unique_ptr<storage::Partition>> added;
   auto undo = [&](absl::Status s) {
     added.clear();
     for (uint32_t p = current; p < partitions; ++p) {
-      fs_.RemoveAll(dir_.PartitionLogDir(name, p)).IgnoreError();
-      fs_.RemoveAll(dir_.PartitionColdDir(name, p)).IgnoreError();
+      fs_.RemoveAll(dir_.PartitionLogDir(topic->name, PartitionId(p))).IgnoreError();
+      fs_.RemoveAll(dir_.PartitionColdDir(topic->name, PartitionId(p))).IgnoreError();
     }
     return s;
   };
   for (uint32_t p = current; p < partitions; ++p) {
-    absl::Status clean = fs_.RemoveAll(dir_.PartitionLogDir(name, p));
-    if (clean.ok()) clean = fs_.RemoveAll(dir_.PartitionColdDir(name, p));
+    absl::Status clean = fs_.RemoveAll(dir_.PartitionLogDir(topic->name, PartitionId(p)));
+    if (clean.ok()) clean = fs_.RemoveAll(dir_.PartitionColdDir(topic->name, PartitionId(p)));
     if (!clean.ok()) return undo(clean);
-    auto part = OpenPartition(*topic, p);
+    auto part = OpenPartition(*topic, PartitionId(p));
     if (!part.ok()) return undo(part.status());
     added.push_back(std::move(*part));
   }
@@ -402,7 +414,7 @@ absl::StatusOr<TopicInfo> TopicRegistry::AddPartitions(std::string_view name, ui
   }
   // Subscribers reading every partition wait on the old ones: they look again and find the new.
   for (uint32_t p = 0; p < current; ++p) topic->parts[p]->WakeReaders();
-  groups_.GrowTopic(topic->name, partitions);
+  groups_.GrowTopic(topic->name.str(), partitions);
   spdlog::info("topic {}: {} partitions, was {}", name, partitions, current);
   return Describe(*topic);
 }
@@ -417,12 +429,12 @@ absl::StatusOr<TopicInfo> TopicRegistry::SetRetention(std::string_view name, Top
   return Describe(*topic);
 }
 
-absl::StatusOr<uint64_t> TopicRegistry::ResolveStart(std::string_view name, uint32_t partition,
-                                                     const StartSpec& start,
-                                                     std::optional<uint64_t> committed) {
+absl::StatusOr<Offset> TopicRegistry::ResolveStart(std::string_view name, PartitionId partition,
+                                                   const StartSpec& start,
+                                                   std::optional<Offset> committed) {
   ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
   RETURN_IF_ERROR(CheckPartition(name, topic->count(), partition));
-  storage::Partition& part = *topic->parts[partition];
+  storage::Partition& part = topic->part(partition);
   const storage::StorageStats s = part.Stats();
   switch (start.kind) {
     case StartSpec::Kind::kEarliest:

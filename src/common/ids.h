@@ -1,14 +1,42 @@
-// Strong ids for the values that cross module boundaries: a partition's number and a record's
-// offset. Each wraps its integer so that an offset cannot be passed where a partition goes (or
-// a count where an offset goes) without saying so; they cost nothing at run time.
+// Strong ids for the values that cross module boundaries: a topic's name, a partition's number
+// and a record's offset. Each wraps its value so that an offset cannot be passed where a
+// partition goes (or a count where an offset goes, or any string where a checked name goes)
+// without saying so; the integer ones cost nothing at run time.
 #pragma once
 
 #include <compare>
 #include <cstdint>
 #include <ostream>
+#include <string>
+#include <string_view>
 #include <utility>
 
+#include "absl/status/statusor.h"
+#include "common/names.h"
+
 namespace nodata {
+
+// A topic's name, checked by ValidateTopicName: safe as one directory name, which is what the
+// data directory makes of it. Only Parse makes one, so a path built from a TopicName needs no
+// further check. Reads as the string it holds.
+class TopicName {
+ public:
+  static absl::StatusOr<TopicName> Parse(std::string_view name) {
+    if (absl::Status s = ValidateTopicName(name); !s.ok()) return s;
+    return TopicName(std::string(name));
+  }
+
+  const std::string& str() const { return name_; }
+  operator std::string_view() const { return name_; }  // NOLINT: a name reads as its text
+
+  friend bool operator==(const TopicName&, const TopicName&) = default;
+  friend auto operator<=>(const TopicName&, const TopicName&) = default;
+  friend std::ostream& operator<<(std::ostream& os, const TopicName& t) { return os << t.name_; }
+
+ private:
+  explicit TopicName(std::string name) : name_(std::move(name)) {}
+  std::string name_;
+};
 
 // A partition's number within its topic, from 0.
 class PartitionId {

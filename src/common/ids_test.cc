@@ -17,6 +17,10 @@ static_assert(!std::is_convertible_v<PartitionId, Offset>);
 static_assert(!std::is_convertible_v<Offset, PartitionId>);
 static_assert(sizeof(PartitionId) == sizeof(uint32_t) && sizeof(Offset) == sizeof(uint64_t));
 static_assert(std::is_trivially_copyable_v<PartitionId> && std::is_trivially_copyable_v<Offset>);
+// A name is made only by Parse: no string becomes one unchecked.
+static_assert(!std::is_convertible_v<std::string, TopicName>);
+static_assert(!std::is_constructible_v<TopicName, std::string_view>);
+static_assert(std::is_convertible_v<TopicName, std::string_view>);
 
 TEST(Ids, OffsetArithmeticCountsRecords) {
   constexpr Offset start(10);
@@ -37,6 +41,20 @@ TEST(Ids, OrderHashAndPrint) {
   std::ostringstream os;
   os << PartitionId(3) << "@" << Offset(42);
   EXPECT_EQ(os.str(), "3@42");
+}
+
+TEST(Ids, TopicNameParsesOnlySafeNames) {
+  auto name = TopicName::Parse("orders.v2_eu-1");
+  ASSERT_TRUE(name.ok()) << name.status();
+  EXPECT_EQ(name->str(), "orders.v2_eu-1");
+  EXPECT_EQ(std::string_view(*name), "orders.v2_eu-1");
+  for (std::string_view bad : {"", ".", "..", "a/b", "../x", "a b", "x\\y", "caf\xc3\xa9"}) {
+    auto parsed = TopicName::Parse(bad);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_FALSE(TopicName::Parse(std::string(kMaxTopicNameLength + 1, 'a')).ok());
+  EXPECT_TRUE(TopicName::Parse(std::string(kMaxTopicNameLength, 'a')).ok());
+  EXPECT_LT(*TopicName::Parse("a"), *TopicName::Parse("b"));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "common/ids.h"
 
 namespace nodata {
 
@@ -31,7 +32,7 @@ struct RecordView {
 // A stored record read without copies; the views point into the reader's buffer and are valid
 // only as long as the read that produced them says.
 struct DecodedRecord {
-  uint64_t offset = 0;
+  Offset offset{};
   int64_t timestamp_us = 0;
   int64_t ingest_time_us = 0;
   uint32_t flags = 0;
@@ -43,7 +44,7 @@ struct DecodedRecord {
 
 // An owned stored record, as copying reads return it.
 struct Record {
-  uint64_t offset = 0;
+  Offset offset{};
   int64_t timestamp_us = 0;
   int64_t ingest_time_us = 0;
   uint32_t flags = 0;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/strings/string_view.h"
+#include "common/ids.h"
 
 namespace nodata {
 namespace strings_internal {
@@ -24,6 +25,9 @@ inline void Append(std::string* out, T v) {
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   out->append(buf, r.ptr);
 }
+inline void Append(std::string* out, PartitionId p) { Append(out, p.value()); }
+inline void Append(std::string* out, Offset o) { Append(out, o.value()); }
+inline void Append(std::string* out, const TopicName& t) { out->append(t.str()); }
 inline void Append(std::string* out, double v) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, v);

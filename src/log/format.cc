@@ -75,7 +75,7 @@ FrameResult DecodeFrame(std::string_view buf, size_t* frame_bytes, DecodedRecord
 
   const char* p = buf.data() + kFrameHeaderBytes;
   const char* end = p + body;
-  record->offset = Get64(p);
+  record->offset = Offset(Get64(p));
   record->timestamp_us = static_cast<int64_t>(Get64(p + 8));
   record->ingest_time_us = static_cast<int64_t>(Get64(p + 16));
   record->flags = Get32(p + 24);

@@ -31,7 +31,7 @@ TEST(Framing, RoundTripsEveryField) {
   size_t n = 0;
   ASSERT_EQ(DecodeFrame(buf, &n, &out), FrameResult::kOk);
   EXPECT_EQ(n, buf.size());
-  EXPECT_EQ(out.offset, 77u);
+  EXPECT_EQ(out.offset.value(), 77u);
   EXPECT_EQ(out.id, in.id);
   EXPECT_EQ(out.key, in.key);
   EXPECT_EQ(out.data, in.data);

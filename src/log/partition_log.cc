@@ -291,7 +291,7 @@ absl::Status PartitionLog::LoadSealedSegment(Segment& seg, uint64_t expected_end
     if (r != FrameScanner::Result::kRecord) {
       return Corrupt(seg.path, scanner.position(), "damaged record in a sealed segment");
     }
-    if (record.offset != expected) {
+    if (record.offset.value() != expected) {
       return Corrupt(seg.path, scanner.frame_position(),
                      StrCat("offset ", record.offset, " where ", expected, " belongs"));
     }
@@ -339,7 +339,7 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
     auto r = scanner.Next(&record);
     if (r == FrameScanner::Result::kEnd) break;
     if (r == FrameScanner::Result::kIoError) return scanner.io_status();
-    if (r == FrameScanner::Result::kRecord && record.offset == expected) {
+    if (r == FrameScanner::Result::kRecord && record.offset.value() == expected) {
       seg.NoteRecord(expected, scanner.frame_position(), record.ingest_time_us,
                      options_.index_interval_bytes);
       ++expected;
@@ -702,8 +702,8 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
         return absl::DataLossError(StrCat(seg->path, ": damaged record at byte ",
                                                 scanner.position(), " (offset ", from, ")"));
       }
-      if (record.offset < from) continue;
-      if (record.offset != from) {
+      if (record.offset.value() < from) continue;
+      if (record.offset.value() != from) {
         return absl::DataLossError(StrCat(seg->path, ": found offset ", record.offset,
                                                 " where ", from, " belongs"));
       }

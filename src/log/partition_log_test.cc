@@ -82,12 +82,12 @@ TEST_F(PartitionLogTest, AppendsDenseOffsetsAndReadsThemBack) {
   auto records = ReadAll(*log);
   ASSERT_EQ(records.size(), 15u);
   for (size_t i = 0; i < records.size(); ++i) {
-    EXPECT_EQ(records[i].offset, i);
+    EXPECT_EQ(records[i].offset.value(), i);
     EXPECT_TRUE(records[i].data.starts_with(StrCat("v", i)));
   }
   auto tail = ReadAll(*log, 12);
   ASSERT_EQ(tail.size(), 3u);
-  EXPECT_EQ(tail[0].offset, 12u);
+  EXPECT_EQ(tail[0].offset.value(), 12u);
   EXPECT_EQ(log->Stats().end_offset, 15u);
 }
 
@@ -113,7 +113,7 @@ TEST_F(PartitionLogTest, RollsSegmentsBySizeAndIndexesEachOne) {
     EXPECT_GT(log->Stats().segment_count, 5u);
     auto records = ReadAll(*log, 333);
     ASSERT_EQ(records.size(), 67u);
-    EXPECT_EQ(records.front().offset, 333u);
+    EXPECT_EQ(records.front().offset.value(), 333u);
   }
   // Remove one index: it is rebuilt; the others are loaded.
   syncer_.WaitIdle();  // index files are written in the background
@@ -124,7 +124,7 @@ TEST_F(PartitionLogTest, RollsSegmentsBySizeAndIndexesEachOne) {
   EXPECT_TRUE(fs::exists(dir_ / IndexFileName(0)));
   auto records = ReadAll(*log);
   ASSERT_EQ(records.size(), 400u);
-  for (size_t i = 0; i < records.size(); ++i) ASSERT_EQ(records[i].offset, i);
+  for (size_t i = 0; i < records.size(); ++i) ASSERT_EQ(records[i].offset.value(), i);
 }
 
 TEST_F(PartitionLogTest, RecoveryTruncatesTornTail) {
@@ -145,7 +145,7 @@ TEST_F(PartitionLogTest, RecoveryTruncatesTornTail) {
   ASSERT_TRUE(AppendAcked(*log, 2, 8).ok());
   auto records = ReadAll(*log);
   ASSERT_EQ(records.size(), 10u);
-  EXPECT_EQ(records[9].offset, 9u);
+  EXPECT_EQ(records[9].offset.value(), 9u);
 }
 
 TEST_F(PartitionLogTest, RecoveryTruncatesZeroFilledTail) {
@@ -227,7 +227,7 @@ TEST_F(PartitionLogTest, ScansOfEverySizeShareTheReadBuffer) {
       ASSERT_TRUE(log->Read(from, 7, max_bytes, &out).ok());
       ASSERT_FALSE(out.empty());
       for (const Record& r : out) {
-        ASSERT_EQ(r.offset, from);
+        ASSERT_EQ(r.offset.value(), from);
         ASSERT_EQ(r.data, all[from].data);
         ++from;
       }
@@ -245,9 +245,9 @@ TEST_F(PartitionLogTest, ScanInsideAVisitorLeavesTheOuterScanIntact) {
   absl::Status s = log->Scan(0, 1000, 1u << 30, [&](const DecodedRecord& outer) {
     std::string before(outer.data);
     std::vector<Record> inner;
-    ASSERT_TRUE(log->Read(49 - outer.offset, 3, 1u << 30, &inner).ok());
+    ASSERT_TRUE(log->Read(49 - outer.offset.value(), 3, 1u << 30, &inner).ok());
     EXPECT_EQ(outer.data, before);
-    EXPECT_EQ(outer.data, expected[outer.offset].data);
+    EXPECT_EQ(outer.data, expected[outer.offset.value()].data);
     ++seen;
   });
   ASSERT_TRUE(s.ok()) << s;
@@ -320,7 +320,7 @@ TEST_F(PartitionLogTest, ShortWriteIsUndone) {
   ASSERT_TRUE(AppendAcked(*log, 1, 3).ok());
   auto records = ReadAll(*log);
   ASSERT_EQ(records.size(), 4u);
-  EXPECT_EQ(records[3].offset, 3u);
+  EXPECT_EQ(records[3].offset.value(), 3u);
 }
 
 TEST_F(PartitionLogTest, FailedFsyncIsNeverAcknowledgedAndStopsWrites) {
@@ -345,7 +345,7 @@ TEST_F(PartitionLogTest, ScanRecentVisitsRecordsSinceATime) {
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(AppendAcked(*log, 5, i * 5, 40).ok());
   std::vector<uint64_t> seen;
   ASSERT_TRUE(log->ScanRecent(1000 + 90, 1u << 30, [&](const DecodedRecord& r) {
-                   seen.push_back(r.offset);
+                   seen.push_back(r.offset.value());
                  }).ok());
   ASSERT_EQ(seen.size(), 10u);
   EXPECT_EQ(seen.front(), 90u);

@@ -16,7 +16,8 @@
 
 namespace nodata::parquet {
 
-// One record of a topic partition as stored in the cold tier.
+// One record of a topic partition as stored in the cold tier, in the file's physical types
+// (the offset is a Parquet INT64); storage/ converts it to and from the common record model.
 struct Record {
   int64_t offset = 0;
   int64_t timestamp_us = 0;    // producer timestamp, microseconds since the Unix epoch (UTC)

@@ -41,7 +41,7 @@ absl::StatusOr<broker::StartSpec> StartFrom(const nodata::v1::StartPosition& p, 
       break;
     case nodata::v1::StartPosition::kOffset:
       s.kind = K::kOffset;
-      s.offset = p.offset();
+      s.offset = Offset(p.offset());
       break;
     case nodata::v1::StartPosition::kTimestamp: {
       const auto& ts = p.timestamp();
@@ -66,7 +66,7 @@ class SubscribeStream final : public broker::SubscriptionSink {
   void OnAssignment(const broker::Assignment& a) override {
     SubscribeResponse response;
     auto* out = response.mutable_assignment();
-    for (uint32_t p : a.partitions) out->add_partitions(p);
+    for (PartitionId p : a.partitions) out->add_partitions(p.value());
     out->set_generation(a.generation);
     SetMessage(response.SerializeAsString());
     writer_.Write(&message_);
@@ -74,7 +74,7 @@ class SubscribeStream final : public broker::SubscriptionSink {
 
   void OnBatch(broker::RecordBatch& batch) override {
     encoder_.Begin(topic_);
-    const uint32_t partition = batch.partition();
+    const PartitionId partition = batch.partition();
     if (batch.ForEach([&](const DecodedRecord& r) { encoder_.Add(partition, r); }) == 0) {
       return;
     }
@@ -123,9 +123,9 @@ absl::StatusOr<broker::SubscriptionOptions> OptionsFrom(broker::Broker& broker, 
   }
   o.start = *start;
   for (const auto& s : request.start_offsets()) {
-    o.start_offsets.emplace_back(s.partition(), s.offset());
+    o.start_offsets.emplace_back(PartitionId(s.partition()), Offset(s.offset()));
   }
-  o.partitions.assign(request.partitions().begin(), request.partitions().end());
+  o.partitions = PartitionIds(request.partitions());
   o.clamp_start = request.clamp_start();
   return o;
 }
@@ -231,8 +231,10 @@ class ConsumeServiceImpl final : public ConsumeService {
     auto* reactor = ctx->DefaultReactor();
     // A commit is an fsync'ed SQLite transaction: off the gRPC thread.
     pool_.Schedule([this, reactor, request] {
-      std::vector<std::pair<uint32_t, uint64_t>> offsets;
-      for (const auto& o : request->offsets()) offsets.emplace_back(o.partition(), o.offset());
+      std::vector<std::pair<PartitionId, Offset>> offsets;
+      for (const auto& o : request->offsets()) {
+        offsets.emplace_back(PartitionId(o.partition()), Offset(o.offset()));
+      }
       reactor->Finish(ToGrpc(broker_.CommitOffsets(request->group(), request->topic(), offsets,
                                                    request->generation(),
                                                    request->consumer_id())));
@@ -252,16 +254,16 @@ class ConsumeServiceImpl final : public ConsumeService {
       for (const auto& m : d->live.members) {
         auto* out = response->add_members();
         out->set_consumer_id(m.consumer_id);
-        for (uint32_t p : m.partitions) out->add_partitions(p);
+        for (PartitionId p : m.partitions) out->add_partitions(p.value());
         SetTimestamp(m.joined_at_us, out->mutable_joined_at());
         out->set_peer(m.peer);
       }
       for (const auto& p : d->partitions) {
         auto* out = response->add_partitions();
-        out->set_partition(p.partition);
+        out->set_partition(p.partition.value());
         out->set_has_committed(p.committed.has_value());
-        out->set_committed_offset(p.committed.value_or(0));
-        out->set_end_offset(p.end_offset);
+        out->set_committed_offset(p.committed.value_or(Offset()).value());
+        out->set_end_offset(p.end_offset.value());
         out->set_lag(p.lag);
         out->set_consumer_id(p.owner);
       }
@@ -302,13 +304,13 @@ class ConsumeServiceImpl final : public ConsumeService {
       reactor->Finish(ToGrpc(to.status()));
       return reactor;
     }
-    std::vector<uint32_t> partitions(request->partitions().begin(), request->partitions().end());
-    auto offsets = broker_.ResetOffsets(request->group(), request->topic(), *to, partitions);
+    auto offsets = broker_.ResetOffsets(request->group(), request->topic(), *to,
+                                        PartitionIds(request->partitions()));
     if (offsets.ok()) {
       for (const auto& [p, o] : *offsets) {
         auto* out = response->add_offsets();
-        out->set_partition(p);
-        out->set_offset(o);
+        out->set_partition(p.value());
+        out->set_offset(o.value());
       }
     }
     reactor->Finish(ToGrpc(offsets.status()));

@@ -72,8 +72,8 @@ struct Converted {
 
 void FillAck(const nodata::v1::Event& e, AckOut& in, nodata::v1::Ack* out) {
   out->set_topic(e.topic());
-  out->set_partition(in.partition);
-  out->set_offset(in.offset);
+  out->set_partition(in.partition.value());
+  out->set_offset(in.offset.value());
   out->set_duplicate(in.duplicate);
   if (in.assigned_id.empty()) {
     out->set_id(e.id());
@@ -375,9 +375,9 @@ void FillTopic(const broker::TopicInfo& info, nodata::v1::Topic* out) {
   out->mutable_created_at()->set_nanos(static_cast<int32_t>(info.created_at_us % 1000000) * 1000);
   for (const auto& p : info.partitions) {
     auto* pi = out->add_partitions();
-    pi->set_partition(p.partition);
-    pi->set_start_offset(p.stats.start_offset);
-    pi->set_end_offset(p.stats.end_offset);
+    pi->set_partition(p.partition.value());
+    pi->set_start_offset(p.stats.start_offset.value());
+    pi->set_end_offset(p.stats.end_offset.value());
     pi->set_record_count(p.stats.record_count);
     pi->set_bytes_on_disk(p.stats.bytes_on_disk);
     pi->set_segment_count(p.stats.hot.segment_count);
@@ -404,7 +404,7 @@ class ReadTopicStream final : public broker::SubscriptionSink {
 
   void OnBatch(broker::RecordBatch& batch) override {
     batch_.Clear();
-    const uint32_t partition = batch.partition();
+    const PartitionId partition = batch.partition();
     if (batch.ForEach([&](const DecodedRecord& r) {
           FillRecord(name_, partition, r, batch_.add_records());
         }) == 0) {
@@ -430,9 +430,9 @@ class ReadTopicReactor final : public grpc::ServerWriteReactor<nodata::v1::Recor
       : stream_(std::make_shared<ReadTopicStream>(this, request.name())) {
     broker::SubscriptionOptions o;
     o.topic = request.name();
-    o.partitions.assign(request.partitions().begin(), request.partitions().end());
+    o.partitions = PartitionIds(request.partitions());
     // From the start offset, or the partition's start when retention deleted past it.
-    o.start = broker::StartSpec{broker::StartSpec::Kind::kOffset, request.start_offset()};
+    o.start = broker::StartSpec{broker::StartSpec::Kind::kOffset, Offset(request.start_offset())};
     o.clamp_start = true;
     o.max_records = request.max_batch();
     o.max_bytes = 16u << 20;

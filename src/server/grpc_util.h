@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/data_format.h"
+#include "common/ids.h"
 #include "common/strings.h"
 #include "common/record.h"
 #include "nodata/v1/nodata.pb.h"
@@ -45,11 +47,20 @@ inline int64_t TimestampMicros(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000000 + ts.nanos() / 1000;
 }
 
+// A request's partition numbers.
+inline std::vector<PartitionId> PartitionIds(
+    const google::protobuf::RepeatedField<uint32_t>& partitions) {
+  std::vector<PartitionId> out;
+  out.reserve(partitions.size());
+  for (uint32_t p : partitions) out.push_back(PartitionId(p));
+  return out;
+}
+
 // A stored record as the API returns it, copied from the log's views.
-inline void FillRecord(std::string_view topic, uint32_t partition, const DecodedRecord& rec,
+inline void FillRecord(std::string_view topic, PartitionId partition, const DecodedRecord& rec,
                        nodata::v1::Record* out) {
-  out->set_partition(partition);
-  out->set_offset(rec.offset);
+  out->set_partition(partition.value());
+  out->set_offset(rec.offset.value());
   SetTimestamp(rec.ingest_time_us, out->mutable_ingest_time());
   auto* e = out->mutable_event();
   e->set_topic(std::string(topic));

@@ -85,7 +85,9 @@ void RecordBatchEncoder::Begin(std::string_view topic) {
   size_ = kHeadroom;
 }
 
-void RecordBatchEncoder::Add(uint32_t partition, const DecodedRecord& r) {
+void RecordBatchEncoder::Add(PartitionId partition_id, const DecodedRecord& r) {
+  const uint32_t partition = partition_id.value();
+  const uint64_t offset = r.offset.value();
   const Ts ts(r.timestamp_us);
   const Ts ingest(r.ingest_time_us);
   // Event {topic = 1; id = 2; key = 3; data = 4; timestamp = 5; headers = 6 (map entries)}
@@ -94,7 +96,7 @@ void RecordBatchEncoder::Add(uint32_t partition, const DecodedRecord& r) {
   for (const auto& [k, v] : r.headers) event += FieldSize(StringSize(k) + StringSize(v));
   // Record {event = 1; partition = 2; offset = 3; ingest_time = 4}
   const size_t record = FieldSize(event) + (partition ? 1 + VarintSize(partition) : 0) +
-                        (r.offset ? 1 + VarintSize(r.offset) : 0) + FieldSize(ingest.Size());
+                        (offset ? 1 + VarintSize(offset) : 0) + FieldSize(ingest.Size());
   const size_t at = size_;
   size_ += FieldSize(record);
   if (buf_.size() < size_) buf_.resize(std::max(size_, 2 * buf_.size()));
@@ -121,9 +123,9 @@ void RecordBatchEncoder::Add(uint32_t partition, const DecodedRecord& r) {
     *p++ = static_cast<char>(Tag(2, 0));
     p = PutVarint(p, partition);
   }
-  if (r.offset) {
+  if (offset) {
     *p++ = static_cast<char>(Tag(3, 0));
-    p = PutVarint(p, r.offset);
+    p = PutVarint(p, offset);
   }
   *p++ = static_cast<char>(Tag(4, 2));
   p = PutVarint(p, ingest.Size());

@@ -17,7 +17,7 @@ class RecordBatchEncoder {
  public:
   // Starts a new SubscribeResponse{records: RecordBatch{...}} for records of `topic`.
   void Begin(std::string_view topic);
-  void Add(uint32_t partition, const DecodedRecord& r);
+  void Add(PartitionId partition, const DecodedRecord& r);
   size_t count() const { return count_; }
   // The encoded SubscribeResponse; valid until the next Begin.
   std::string_view Finish();

@@ -9,7 +9,7 @@ namespace {
 DecodedRecord Rec(uint64_t offset, int64_t ts_us, std::string_view id, std::string_view key,
                        std::string_view data) {
   DecodedRecord r;
-  r.offset = offset;
+  r.offset = Offset(offset);
   r.timestamp_us = ts_us;
   r.ingest_time_us = ts_us + 7;
   r.id = id;
@@ -28,9 +28,9 @@ TEST(RecordBatchEncoder, GeneratedCodeParsesEveryField) {
     DecodedRecord b = Rec(1234567890123, 1700000000123456, "id-1", binary, big);
     b.headers = {{"h", "v"}, {"", ""}, {"k", big}};
     DecodedRecord c = Rec(5, -1500001, "neg", "k", "d");  // before 1970
-    enc.Add(0, a);
-    enc.Add(3, b);
-    enc.Add(4000000000u, c);
+    enc.Add(PartitionId(0), a);
+    enc.Add(PartitionId(3), b);
+    enc.Add(PartitionId(4000000000u), c);
     ASSERT_EQ(enc.count(), 3u);
     std::string_view bytes = enc.Finish();
     nodata::v1::SubscribeResponse resp;
@@ -81,7 +81,7 @@ TEST(RecordBatchEncoder, VarintBoundariesAndTopicsOfEveryLength) {
       offsets.push_back(edge - 1);
       offsets.push_back(edge);
     }
-    for (uint64_t offset : offsets) enc.Add(1, Rec(offset, 1, "i", "k", "d"));
+    for (uint64_t offset : offsets) enc.Add(PartitionId(1), Rec(offset, 1, "i", "k", "d"));
     std::string_view bytes = enc.Finish();
     nodata::v1::SubscribeResponse resp;
     ASSERT_TRUE(resp.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));

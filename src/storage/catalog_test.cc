@@ -10,10 +10,14 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "common/testing/ids.h"
 #include "gtest/gtest.h"
 
 namespace nodata::storage {
 namespace {
+
+using ::nodata::testing::OffsetMap;
+using ::nodata::testing::PartitionOffsets;
 
 // A fresh directory for one test's database, removed at the end.
 class TempDb {
@@ -172,21 +176,22 @@ TEST(Catalog, GroupOffsetsGoWithTheirTopicAndNeverComeBack) {
   ASSERT_TRUE(catalog.ok()) << catalog.status();
   Catalog& c = **catalog;
   ASSERT_TRUE(c.topics().Create({"t", 2, 10}).ok());
-  ASSERT_TRUE(c.offsets().Commit("g", "t", {{0, 5}, {1, 7}}).ok());
-  ASSERT_TRUE(c.offsets().Commit("g", "t", {{1, 9}}).ok());
-  EXPECT_EQ(*c.offsets().Get("g", "t"), (std::map<uint32_t, uint64_t>{{0, 5}, {1, 9}}));
+  ASSERT_TRUE(c.offsets().Commit("g", "t", PartitionOffsets({{0, 5}, {1, 7}})).ok());
+  ASSERT_TRUE(c.offsets().Commit("g", "t", PartitionOffsets({{1, 9}})).ok());
+  EXPECT_EQ(*c.offsets().Get("g", "t"), OffsetMap({{0, 5}, {1, 9}}));
   EXPECT_EQ(c.offsets().ListGroups()->size(), 1u);
   // Deleting the topic deletes its offsets; a topic created again under the name has none.
   ASSERT_TRUE(c.topics().Delete("t").ok());
   EXPECT_TRUE(c.offsets().Get("g", "t")->empty());
   // A commit for a topic that does not exist (racing its deletion) writes nothing.
-  EXPECT_EQ(c.offsets().Commit("g", "t", {{0, 1}}).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c.offsets().Commit("g", "t", PartitionOffsets({{0, 1}})).code(),
+            absl::StatusCode::kNotFound);
   ASSERT_TRUE(c.topics().Create({"t", 2, 20}).ok());
   EXPECT_TRUE(c.offsets().Get("g", "t")->empty());
   EXPECT_TRUE(c.offsets().ListGroups()->empty());
   // The catalog still takes writes after the refused commit (no transaction left open).
-  ASSERT_TRUE(c.offsets().Commit("g", "t", {{0, 3}}).ok());
-  EXPECT_EQ(*c.offsets().Get("g", "t"), (std::map<uint32_t, uint64_t>{{0, 3}}));
+  ASSERT_TRUE(c.offsets().Commit("g", "t", PartitionOffsets({{0, 3}})).ok());
+  EXPECT_EQ(*c.offsets().Get("g", "t"), OffsetMap({{0, 3}}));
   std::filesystem::remove_all(dir);
 }
 
@@ -200,8 +205,8 @@ TEST(Catalog, DeleteOffsetsAndSetPartitions) {
     ASSERT_TRUE(catalog.ok()) << catalog.status();
     Catalog& c = **catalog;
     ASSERT_TRUE(c.topics().Create({"t", 2, 10}).ok());
-    ASSERT_TRUE(c.offsets().Commit("g", "t", {{0, 5}, {1, 7}}).ok());
-    ASSERT_TRUE(c.offsets().Commit("h", "t", {{0, 1}}).ok());
+    ASSERT_TRUE(c.offsets().Commit("g", "t", PartitionOffsets({{0, 5}, {1, 7}})).ok());
+    ASSERT_TRUE(c.offsets().Commit("h", "t", PartitionOffsets({{0, 1}})).ok());
     EXPECT_EQ(*c.offsets().Delete("g", "t"), 2);
     EXPECT_EQ(*c.offsets().Delete("g", "t"), 0);
     EXPECT_TRUE(c.offsets().Get("g", "t")->empty());
@@ -237,8 +242,7 @@ TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeUnchanged) {
     EXPECT_EQ(json.key_format, DataFormat::kString);
     EXPECT_EQ(json.data_format, DataFormat::kJson);
     EXPECT_EQ((*topics)[2].partitions, 4u);
-    EXPECT_EQ(*c.offsets().Get("billing", "events"),
-              (std::map<uint32_t, uint64_t>{{0, 2}, {1, 2}, {2, 1}}));
+    EXPECT_EQ(*c.offsets().Get("billing", "events"), OffsetMap({{0, 2}, {1, 2}, {2, 1}}));
     EXPECT_EQ(*c.offsets().ListGroups(),
               (std::vector<std::pair<std::string, std::string>>{{"billing", "events"}}));
     // The triggers written by version 3 still tie offsets to their topic.
@@ -279,8 +283,8 @@ TEST(CatalogSchema, OpensAVersionOneDatabase) {
   EXPECT_EQ((*topics)[0].retention_ms, kRetentionDefault);
   EXPECT_EQ((*topics)[0].data_format, DataFormat::kBytes);
   // Version 1 had no group offsets: the migration created them.
-  ASSERT_TRUE((*catalog)->offsets().Commit("g", "first", {{1, 4}}).ok());
-  EXPECT_EQ(*(*catalog)->offsets().Get("g", "first"), (std::map<uint32_t, uint64_t>{{1, 4}}));
+  ASSERT_TRUE((*catalog)->offsets().Commit("g", "first", PartitionOffsets({{1, 4}})).ok());
+  EXPECT_EQ(*(*catalog)->offsets().Get("g", "first"), OffsetMap({{1, 4}}));
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
             std::vector<std::string>{"3"});
 }

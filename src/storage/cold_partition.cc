@@ -310,7 +310,7 @@ absl::Status ColdPartition::Scan(uint64_t from, size_t max_records, size_t max_b
   const parquet::RowGroupViews& rows = group->rows;
   for (size_t i = from - group->first; i < rows.rows(); ++i) {
     if (max_records == 0 || bytes >= max_bytes) break;
-    view.offset = static_cast<uint64_t>(rows.offset[i]);
+    view.offset = Offset(static_cast<uint64_t>(rows.offset[i]));
     view.timestamp_us = rows.timestamp_us[i];
     view.ingest_time_us = rows.ingest_time_us[i];
     view.id = rows.id[i];
@@ -375,12 +375,12 @@ ColdPartition::FileBuilder::~FileBuilder() {
 
 absl::Status ColdPartition::FileBuilder::Add(const Record& r) {
   if (finished_) return absl::FailedPreconditionError("file already finished");
-  if (r.offset != next_offset_) {
+  if (r.offset.value() != next_offset_) {
     return absl::InvalidArgumentError(
         StrCat("record offset ", r.offset, " where ", next_offset_, " belongs"));
   }
   parquet::Record p;
-  p.offset = static_cast<int64_t>(r.offset);
+  p.offset = static_cast<int64_t>(r.offset.value());
   p.timestamp_us = r.timestamp_us;
   p.ingest_time_us = r.ingest_time_us;
   p.id = r.id;

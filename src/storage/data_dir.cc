@@ -10,17 +10,21 @@ std::string DataDir::LogRoot() const { return root_ + "/log"; }
 std::string DataDir::ColdRoot() const { return root_ + "/topics"; }
 std::string DataDir::TrashRoot() const { return root_ + "/trash"; }
 
-std::string DataDir::TopicLogDir(std::string_view topic) const {
+std::string DataDir::TopicLogDir(const TopicName& topic) const {
   return StrCat(LogRoot(), "/", topic);
 }
-std::string DataDir::TopicColdDir(std::string_view topic) const {
+std::string DataDir::TopicColdDir(const TopicName& topic) const {
   return StrCat(ColdRoot(), "/", topic);
 }
-std::string DataDir::PartitionLogDir(std::string_view topic, uint32_t partition) const {
+std::string DataDir::PartitionLogDir(const TopicName& topic, PartitionId partition) const {
   return StrCat(LogRoot(), "/", topic, "/", partition);
 }
-std::string DataDir::PartitionColdDir(std::string_view topic, uint32_t partition) const {
+std::string DataDir::PartitionColdDir(const TopicName& topic, PartitionId partition) const {
   return StrCat(ColdRoot(), "/", topic, "/partition=", partition);
+}
+
+std::string DataDir::Child(std::string_view root, std::string_view entry) {
+  return StrCat(root, "/", entry);
 }
 
 std::string DataDir::TrashEntry(std::string_view entry) const {

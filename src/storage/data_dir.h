@@ -13,6 +13,8 @@
 #include <string_view>
 #include <utility>
 
+#include "common/ids.h"
+
 namespace nodata::storage {
 
 // Paths of a data directory's parts. A value; thread-compatible.
@@ -24,13 +26,16 @@ class DataDir {
   std::string LockPath() const;
   std::string CatalogPath() const;
 
-  // Roots of the tiers; each topic has one directory under each.
+  // Roots of the tiers; each topic has one directory under each, named after it (a TopicName
+  // is safe as one). What else is found under a root is a child of it: see Child.
   std::string LogRoot() const;
   std::string ColdRoot() const;
-  std::string TopicLogDir(std::string_view topic) const;
-  std::string TopicColdDir(std::string_view topic) const;
-  std::string PartitionLogDir(std::string_view topic, uint32_t partition) const;
-  std::string PartitionColdDir(std::string_view topic, uint32_t partition) const;
+  std::string TopicLogDir(const TopicName& topic) const;
+  std::string TopicColdDir(const TopicName& topic) const;
+  std::string PartitionLogDir(const TopicName& topic, PartitionId partition) const;
+  std::string PartitionColdDir(const TopicName& topic, PartitionId partition) const;
+  // `entry`, a name listed in directory `root`, as a path.
+  static std::string Child(std::string_view root, std::string_view entry);
 
   // Deleted topics: an entry of a short unique name (any topic name fits under it) holding the
   // topic's name and its two tier directories, moved there whole.

@@ -13,10 +13,12 @@ TEST(DataDir, PathsAreTheDocumentedLayout) {
   EXPECT_EQ(dir.CatalogPath(), "/data/meta.db");
   EXPECT_EQ(dir.LogRoot(), "/data/log");
   EXPECT_EQ(dir.ColdRoot(), "/data/topics");
-  EXPECT_EQ(dir.TopicLogDir("orders"), "/data/log/orders");
-  EXPECT_EQ(dir.TopicColdDir("orders"), "/data/topics/orders");
-  EXPECT_EQ(dir.PartitionLogDir("orders", 3), "/data/log/orders/3");
-  EXPECT_EQ(dir.PartitionColdDir("orders", 3), "/data/topics/orders/partition=3");
+  const TopicName orders = *TopicName::Parse("orders");
+  EXPECT_EQ(dir.TopicLogDir(orders), "/data/log/orders");
+  EXPECT_EQ(dir.TopicColdDir(orders), "/data/topics/orders");
+  EXPECT_EQ(dir.PartitionLogDir(orders, PartitionId(3)), "/data/log/orders/3");
+  EXPECT_EQ(dir.PartitionColdDir(orders, PartitionId(3)), "/data/topics/orders/partition=3");
+  EXPECT_EQ(DataDir::Child(dir.LogRoot(), "stray"), "/data/log/stray");
   EXPECT_EQ(dir.TrashRoot(), "/data/trash");
   const std::string entry = dir.TrashEntry("17-1");
   EXPECT_EQ(entry, "/data/trash/17-1");

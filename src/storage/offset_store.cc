@@ -15,7 +15,7 @@ using internal::SqliteError;
 using internal::Statement;
 
 absl::Status OffsetStore::Commit(std::string_view group, std::string_view topic,
-                                 const std::vector<std::pair<uint32_t, uint64_t>>& offsets) {
+                                 const std::vector<std::pair<PartitionId, Offset>>& offsets) {
   absl::MutexLock lock(&db_.mu);
   sqlite3* const db = db_.db;
   RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE;"));
@@ -34,8 +34,8 @@ absl::Status OffsetStore::Commit(std::string_view group, std::string_view topic,
     sqlite3_reset(st.get());
     st.BindText(1, group);
     st.BindText(2, topic);
-    st.BindInt(3, partition);
-    st.BindInt(4, static_cast<int64_t>(offset));
+    st.BindInt(3, partition.value());
+    st.BindInt(4, static_cast<int64_t>(offset.value()));
     st.BindInt(5, now);
     int rc = sqlite3_step(st.get());
     if (rc != SQLITE_DONE) {
@@ -53,7 +53,7 @@ absl::Status OffsetStore::Commit(std::string_view group, std::string_view topic,
   return s;
 }
 
-absl::StatusOr<std::map<uint32_t, uint64_t>> OffsetStore::Get(std::string_view group,
+absl::StatusOr<std::map<PartitionId, Offset>> OffsetStore::Get(std::string_view group,
                                                               std::string_view topic) {
   absl::MutexLock lock(&db_.mu);
   sqlite3* const db = db_.db;
@@ -61,13 +61,13 @@ absl::StatusOr<std::map<uint32_t, uint64_t>> OffsetStore::Get(std::string_view g
   if (!st.ok()) return SqliteError(db, st.rc(), "prepare");
   st.BindText(1, group);
   st.BindText(2, topic);
-  std::map<uint32_t, uint64_t> out;
+  std::map<PartitionId, Offset> out;
   for (;;) {
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return SqliteError(db, rc, "get offsets");
-    out[static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0))] =
-        static_cast<uint64_t>(sqlite3_column_int64(st.get(), 1));
+    out[PartitionId(static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0)))] =
+        Offset(static_cast<uint64_t>(sqlite3_column_int64(st.get(), 1)));
   }
   return out;
 }

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/ids.h"
 
 namespace nodata::storage {
 
@@ -30,9 +31,9 @@ class OffsetStore {
   // Stores a group's offsets (partition, next offset) on a topic, all or none. NOT_FOUND, and
   // nothing stored, when the topic does not exist (a commit racing the topic's deletion).
   absl::Status Commit(std::string_view group, std::string_view topic,
-                      const std::vector<std::pair<uint32_t, uint64_t>>& offsets);
+                      const std::vector<std::pair<PartitionId, Offset>>& offsets);
   // Committed offsets of a group on a topic, by partition.
-  absl::StatusOr<std::map<uint32_t, uint64_t>> Get(std::string_view group, std::string_view topic);
+  absl::StatusOr<std::map<PartitionId, Offset>> Get(std::string_view group, std::string_view topic);
   // Forgets a group's committed offsets on a topic; returns how many partitions had one.
   absl::StatusOr<int> Delete(std::string_view group, std::string_view topic);
   // Every (group, topic) with committed offsets, in order.

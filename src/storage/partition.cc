@@ -32,26 +32,27 @@ StorageStats Partition::Stats() const {
   StorageStats s;
   s.hot = log_->Stats();
   s.cold = cold_->Stats();
-  s.end_offset = s.hot.end_offset;
-  s.start_offset =
-      s.cold.file_count > 0 ? s.cold.start_offset : std::max(s.cold.end_offset, s.hot.start_offset);
+  s.end_offset = Offset(s.hot.end_offset);
+  s.start_offset = Offset(s.cold.file_count > 0 ? s.cold.start_offset
+                                                : std::max(s.cold.end_offset, s.hot.start_offset));
   s.record_count = s.end_offset - s.start_offset;
   s.bytes_on_disk = s.hot.bytes_on_disk + s.cold.bytes;
   return s;
 }
 
-absl::Status Partition::Read(uint64_t from, size_t max_records, size_t max_bytes,
+absl::Status Partition::Read(Offset from, size_t max_records, size_t max_bytes,
                              std::vector<Record>* out) const {
   return Scan(from, max_records, max_bytes,
               [out](const DecodedRecord& r) { out->push_back(Record::From(r)); });
 }
 
-absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes,
+absl::Status Partition::Scan(Offset from_offset, size_t max_records, size_t max_bytes,
                              absl::FunctionRef<void(const DecodedRecord&)> visit) const {
+  const uint64_t from = from_offset.value();
   const StorageStats s = Stats();
-  if (from < s.start_offset) {
+  if (from_offset < s.start_offset) {
     return absl::OutOfRangeError(StrCat("offset ", from, " is before the partition's start ",
-                                        s.start_offset, " (older records were deleted)"));
+                                        s.start_offset.value(), " (older records were deleted)"));
   }
   if (from >= s.hot.start_offset) {
     bool visited = false;
@@ -67,13 +68,13 @@ absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes
   absl::Status st = cold_->Scan(from, max_records, max_bytes, visit);
   if (!st.ok() && st.code() != absl::StatusCode::kOutOfRange) {
     // Retention may have deleted the file while this read opened it.
-    if (from < Stats().start_offset) {
+    if (from_offset < Stats().start_offset) {
       return absl::OutOfRangeError(StrCat("offset ", from, " was deleted while being read"));
     }
     return st;
   }
   if (st.code() == absl::StatusCode::kOutOfRange) {
-    const uint64_t start = Stats().start_offset;
+    const uint64_t start = Stats().start_offset.value();
     if (from < start) {
       return absl::OutOfRangeError(StrCat("offset ", from, " is before the partition's start ",
                                           start, " (older records were deleted)"));
@@ -85,36 +86,37 @@ absl::Status Partition::Scan(uint64_t from, size_t max_records, size_t max_bytes
   return st;
 }
 
-absl::StatusOr<uint64_t> Partition::OffsetForTime(int64_t time_us) const {
+absl::StatusOr<Offset> Partition::OffsetForTime(int64_t time_us) const {
   const StorageStats s = Stats();
+  const uint64_t start = s.start_offset.value();
   // The first stretch (file or segment) holding a record ingested at or after `time_us`.
-  uint64_t from = s.end_offset;
+  uint64_t from = s.end_offset.value();
   bool found = false;
   for (const ColdFile& f : cold_->Files()) {
     if (f.max_ingest_us >= time_us) {
-      from = std::max(f.first_offset, s.start_offset);
+      from = std::max(f.first_offset, start);
       found = true;
       break;
     }
   }
   if (!found) {
     for (const auto& seg : log_->Segments()) {
-      if (seg.end_offset > seg.base_offset && seg.end_offset > s.start_offset &&
+      if (seg.end_offset > seg.base_offset && seg.end_offset > start &&
           seg.max_ingest_us >= time_us) {
-        from = std::max({seg.base_offset, s.start_offset, s.cold.end_offset});
+        from = std::max({seg.base_offset, start, s.cold.end_offset});
         break;
       }
     }
   }
   std::vector<Record> batch;
-  while (from < s.end_offset) {
+  while (Offset(from) < s.end_offset) {
     batch.clear();
-    RETURN_IF_ERROR(Read(from, kReadChunkRecords, kReadChunkBytes, &batch));
+    RETURN_IF_ERROR(Read(Offset(from), kReadChunkRecords, kReadChunkBytes, &batch));
     if (batch.empty()) break;
     for (const Record& r : batch) {
       if (r.ingest_time_us >= time_us) return r.offset;
     }
-    from = batch.back().offset + 1;
+    from = batch.back().offset.Next().value();
   }
   return s.end_offset;
 }
@@ -180,15 +182,15 @@ absl::StatusOr<uint64_t> Partition::WriteFile(uint64_t from, uint64_t until, uin
       return absl::InternalError(StrCat(log_->dir(), ": no record at sealed offset ", from));
     }
     for (const Record& r : batch) {
-      if (r.offset >= until) break;
+      if (r.offset.value() >= until) break;
       if (!file) {
         day = UtcDay(r.ingest_time_us);
-        ASSIGN_OR_RETURN(file, cold_->StartFile(r.offset, UtcDate(r.ingest_time_us)));
+        ASSIGN_OR_RETURN(file, cold_->StartFile(r.offset.value(), UtcDate(r.ingest_time_us)));
       } else if (UtcDay(r.ingest_time_us) != day || file->raw_bytes() >= roll_bytes) {
         goto finish;
       }
       RETURN_IF_ERROR(file->Add(r));
-      from = r.offset + 1;
+      from = r.offset.value() + 1;
     }
   }
 finish:

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "common/fs.h"
+#include "common/ids.h"
 #include "log/partition_log.h"
 #include "common/worker_pool.h"
 #include "parquet/writer.h"
@@ -49,8 +50,8 @@ struct CompactionResult {
 };
 
 struct StorageStats {
-  uint64_t start_offset = 0;  // first offset still stored
-  uint64_t end_offset = 0;    // the next offset to be written
+  Offset start_offset{};  // first offset still stored
+  Offset end_offset{};    // the next offset to be written
   uint64_t record_count = 0;  // end_offset - start_offset
   log::PartitionStats hot;
   ColdStats cold;
@@ -74,24 +75,26 @@ class Partition {
   //
   // Writes `records` with consecutive offsets from end_offset() and returns the first one;
   // all or nothing. Written, not yet acknowledged: see WhenAcked.
-  absl::StatusOr<uint64_t> Append(absl::Span<const RecordView> records) {
-    return log_->Append(records);
+  absl::StatusOr<Offset> Append(absl::Span<const RecordView> records) {
+    absl::StatusOr<uint64_t> first = log_->Append(records);
+    if (!first.ok()) return first.status();
+    return Offset(*first);
   }
   // Calls `done` once every offset below `end_offset` is acknowledged under the fsync policy,
   // or with the error that made that impossible; inline or on a sync thread.
-  void WhenAcked(uint64_t end_offset, absl::AnyInvocable<void(absl::Status) &&> done) {
-    log_->WhenAcked(end_offset, std::move(done));
+  void WhenAcked(Offset end_offset, absl::AnyInvocable<void(absl::Status) &&> done) {
+    log_->WhenAcked(end_offset.value(), std::move(done));
   }
   // The append notification: calls `fn` once the record at `offset` is acknowledged (inline
   // when it is); a waiter whose `owner` expired is dropped uncalled.
-  void WhenReadable(uint64_t offset, std::weak_ptr<const void> owner,
+  void WhenReadable(Offset offset, std::weak_ptr<const void> owner,
                     absl::AnyInvocable<void() &&> fn) {
-    log_->WhenReadable(offset, std::move(owner), std::move(fn));
+    log_->WhenReadable(offset.value(), std::move(owner), std::move(fn));
   }
   // Runs every pending WhenReadable callback now (the partition is going away or growing).
   void WakeReaders() { log_->WakeReaders(); }
   // The offset the next appended record gets.
-  uint64_t end_offset() const { return log_->end_offset(); }
+  Offset end_offset() const { return Offset(log_->end_offset()); }
   // Visits, oldest first, the newest hot-tier records until `min_records` or back before
   // `since_us` (ingest time): what the dedupe state is rebuilt from.
   absl::Status ScanRecent(int64_t since_us, uint64_t min_records,
@@ -110,18 +113,18 @@ class Partition {
   // than asked (a read stops at a file or segment boundary); nothing means `from` is the end.
   // OUT_OF_RANGE below the start (deleted by retention); DATA_LOSS for a damaged or missing
   // range.
-  absl::Status Read(uint64_t from, size_t max_records, size_t max_bytes,
+  absl::Status Read(Offset from, size_t max_records, size_t max_bytes,
                     std::vector<Record>* out) const;
   // Read without copies, from either tier like Read: `visit` sees views valid during the call
   // only (hot-tier records are not copied; cold ones are decoded into a batch first).
-  absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
+  absl::Status Scan(Offset from, size_t max_records, size_t max_bytes,
                     absl::FunctionRef<void(const DecodedRecord&)> visit) const;
 
   StorageStats Stats() const;
 
   // The first offset whose record was ingested at or after `time_us`; the end offset when none
   // is. Looks through file and segment time ranges first, then scans one file or segment.
-  absl::StatusOr<uint64_t> OffsetForTime(int64_t time_us) const;
+  absl::StatusOr<Offset> OffsetForTime(int64_t time_us) const;
 
   // Moves sealed hot-tier records into Parquet files when the policy says they are due, then
   // drops compacted segments. With `flush`, seals the active segment and compacts everything

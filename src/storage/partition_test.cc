@@ -73,10 +73,10 @@ class PartitionTest : public ::testing::Test {
     std::vector<Record> out;
     for (;;) {
       size_t before = out.size();
-      absl::Status s = p.Read(from, 1000, 1 << 20, &out);
+      absl::Status s = p.Read(Offset(from), 1000, 1 << 20, &out);
       EXPECT_TRUE(s.ok()) << s;
       if (!s.ok() || out.size() == before) break;
-      from = out.back().offset + 1;
+      from = out.back().offset.value() + 1;
     }
     return out;
   }
@@ -120,8 +120,8 @@ TEST_F(PartitionTest, FlushMovesRecordsToParquetAndReadsSpanBothTiers) {
             std::vector<std::string>{
                 "date=2026-11-25/00000000000000000000-00000000000000000499.parquet"});
   StorageStats s = p->Stats();
-  EXPECT_EQ(s.start_offset, 0u);
-  EXPECT_EQ(s.end_offset, 500u);
+  EXPECT_EQ(s.start_offset.value(), 0u);
+  EXPECT_EQ(s.end_offset.value(), 500u);
   EXPECT_EQ(s.hot.start_offset, 500u);  // every compacted segment left the hot tier
   EXPECT_EQ(s.cold.file_count, 1u);
 
@@ -139,9 +139,9 @@ TEST_F(PartitionTest, FlushMovesRecordsToParquetAndReadsSpanBothTiers) {
   }
   // A read starting inside the cold tier at an arbitrary offset.
   std::vector<Record> mid;
-  ASSERT_TRUE(p->Read(321, 5, 1 << 20, &mid).ok());
+  ASSERT_TRUE(p->Read(Offset(321), 5, 1 << 20, &mid).ok());
   ASSERT_EQ(mid.size(), 5u);
-  EXPECT_EQ(mid[0].offset, 321u);
+  EXPECT_EQ(mid[0].offset.value(), 321u);
   EXPECT_EQ(mid[0].id, "id-321");
 }
 
@@ -214,14 +214,14 @@ TEST_F(PartitionTest, CrashLeftoversAreCleanedAndNothingIsDuplicated) {
   EXPECT_EQ(ParquetFiles().size(), 1u);  // the temporary file is gone
   StorageStats s = p->Stats();
   EXPECT_EQ(s.hot.start_offset, 0u);  // the compacted segments were still there
-  EXPECT_EQ(s.end_offset, 350u);
+  EXPECT_EQ(s.end_offset.value(), 350u);
   // Redoing the work compacts only what is not in Parquet yet and drops the hot copies.
   auto r = p->Compact(Policy(), t + 3000, true, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->records, 50u);
   std::vector<Record> all = ReadAll(*p, 0);
   ASSERT_EQ(all.size(), 350u);
-  for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i].offset, i);
+  for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i].offset.value(), i);
   EXPECT_EQ(p->Stats().hot.start_offset, 350u);
 }
 
@@ -234,11 +234,11 @@ TEST_F(PartitionTest, LostHotTierNeverReusesColdOffsets) {
   }
   fs::remove_all(LogDir());
   auto p = Open();
-  EXPECT_EQ(p->end_offset(), 40u);
+  EXPECT_EQ(p->end_offset().value(), 40u);
   Append(*p, 1, t + 2000);
   std::vector<Record> all = ReadAll(*p, 0);
   ASSERT_EQ(all.size(), 41u);
-  EXPECT_EQ(all.back().offset, 40u);
+  EXPECT_EQ(all.back().offset.value(), 40u);
 }
 
 TEST_F(PartitionTest, FailedParquetWriteLeavesTheHotTierIntactAndIsRetried) {
@@ -272,9 +272,9 @@ TEST_F(PartitionTest, RetentionDeletesWholeFilesAndMovesTheStart) {
   auto dropped = p->ApplyRetention(age, t + 4 * 3600LL * 1000000);
   ASSERT_TRUE(dropped.ok());
   EXPECT_EQ(*dropped, 2u);
-  EXPECT_EQ(p->Stats().start_offset, 200u);
+  EXPECT_EQ(p->Stats().start_offset.value(), 200u);
   std::vector<Record> out;
-  EXPECT_EQ(p->Read(150, 10, 1 << 20, &out).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(p->Read(Offset(150), 10, 1 << 20, &out).code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(ReadAll(*p, 200).size(), 200u);
   // By bytes: keep at most one file's worth.
   RetentionPolicy bytes;
@@ -282,11 +282,11 @@ TEST_F(PartitionTest, RetentionDeletesWholeFilesAndMovesTheStart) {
   dropped = p->ApplyRetention(bytes, t + 4 * 3600LL * 1000000);
   ASSERT_TRUE(dropped.ok());
   EXPECT_EQ(*dropped, 1u);
-  EXPECT_EQ(p->Stats().start_offset, 300u);
+  EXPECT_EQ(p->Stats().start_offset.value(), 300u);
   // The start survives a restart.
   p.reset();
   p = Open();
-  EXPECT_EQ(p->Stats().start_offset, 300u);
+  EXPECT_EQ(p->Stats().start_offset.value(), 300u);
   EXPECT_EQ(ReadAll(*p, 300).size(), 100u);
 }
 
@@ -304,10 +304,10 @@ TEST_F(PartitionTest, ReadsUseFooterStatisticsToDecodeOneRowGroup) {
   EXPECT_EQ((*reader)->row_groups().size(), 10u);
   // A read stops at its row group's end: it decoded that group only.
   std::vector<Record> out;
-  ASSERT_TRUE(p->Read(777, 1000, 1 << 20, &out).ok());
+  ASSERT_TRUE(p->Read(Offset(777), 1000, 1 << 20, &out).ok());
   ASSERT_EQ(out.size(), 23u);
-  EXPECT_EQ(out.front().offset, 777u);
-  EXPECT_EQ(out.back().offset, 799u);
+  EXPECT_EQ(out.front().offset.value(), 777u);
+  EXPECT_EQ(out.back().offset.value(), 799u);
 }
 
 TEST_F(PartitionTest, DamagedParquetFileGivesDataLossNotACrash) {
@@ -323,9 +323,9 @@ TEST_F(PartitionTest, DamagedParquetFileGivesDataLossNotACrash) {
   auto p = Open();
   ASSERT_NE(p, nullptr);
   std::vector<Record> out;
-  EXPECT_EQ(p->Read(10, 10, 1 << 20, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(p->Read(Offset(10), 10, 1 << 20, &out).code(), absl::StatusCode::kDataLoss);
   // Appends go on after the damaged range.
-  EXPECT_EQ(p->end_offset(), 100u);
+  EXPECT_EQ(p->end_offset().value(), 100u);
 }
 
 }  // namespace

@@ -32,15 +32,15 @@ class GroupManager {
 
   absl::Status ValidateGroup(std::string_view group, std::string_view topic);
   absl::Status CommitOffsets(std::string_view group, std::string_view topic,
-                             const std::vector<std::pair<uint32_t, uint64_t>>& offsets,
+                             const std::vector<std::pair<PartitionId, Offset>>& offsets,
                              uint64_t generation, std::string_view consumer_id);
-  absl::StatusOr<std::map<uint32_t, uint64_t>> CommittedOffsets(std::string_view group,
+  absl::StatusOr<std::map<PartitionId, Offset>> CommittedOffsets(std::string_view group,
                                                                 std::string_view topic);
   absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, std::string_view topic);
   absl::StatusOr<std::vector<GroupSummary>> ListGroups(std::string_view topic);
-  absl::StatusOr<std::vector<std::pair<uint32_t, uint64_t>>> ResetOffsets(
+  absl::StatusOr<std::vector<std::pair<PartitionId, Offset>>> ResetOffsets(
       std::string_view group, std::string_view topic, const StartSpec& to,
-      const std::vector<uint32_t>& partitions);
+      const std::vector<PartitionId>& partitions);
   absl::Status DeleteGroup(std::string_view group, std::string_view topic);
 
   // Every group on every topic that has members or committed offsets, described now (for the

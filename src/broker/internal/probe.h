@@ -90,7 +90,7 @@ class Probe {
 
   absl::Mutex mu_;
   std::map<std::string, TopicSeries, std::less<>> topics_ ABSL_GUARDED_BY(mu_);
-  std::map<std::tuple<std::string, std::string, uint32_t>, prometheus::Gauge*> lag_
+  std::map<std::tuple<std::string, std::string, PartitionId>, prometheus::Gauge*> lag_
       ABSL_GUARDED_BY(mu_);
 };
 

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/dedupe.h"
 #include "common/data_format.h"
+#include "common/ids.h"
 #include "storage/partition.h"
 
 namespace prometheus {
@@ -28,7 +29,7 @@ namespace nodata::broker {
 // `partitions` is raised (release), so a reader that loaded `partitions` finds every slot below
 // it set, without a lock. Slots at or above `partitions` are not read.
 struct Topic {
-  Topic(std::string n, uint32_t p, uint32_t capacity, int64_t created, int64_t window_us,
+  Topic(TopicName n, uint32_t p, uint32_t capacity, int64_t created, int64_t window_us,
         size_t max_ids)
       : name(std::move(n)),
         partitions(p),
@@ -37,8 +38,10 @@ struct Topic {
         dedupe(window_us, max_ids) {}
 
   uint32_t count() const { return partitions.load(std::memory_order_acquire); }
+  // A partition below count() (see CheckPartition).
+  storage::Partition& part(PartitionId p) const { return *parts[p.value()]; }
 
-  const std::string name;
+  const TopicName name;
   std::atomic<uint32_t> partitions;
   const int64_t created_at_us;
   std::vector<std::unique_ptr<storage::Partition>> parts;

@@ -56,9 +56,8 @@ class TopicRegistry {
   // The retention in effect: the topic's own, else the server's default.
   storage::RetentionPolicy RetentionOf(const Topic& topic) const;
   // The offset a reader starting at `start` reads first; see Broker::ResolveStart.
-  absl::StatusOr<uint64_t> ResolveStart(std::string_view name, uint32_t partition,
-                                        const StartSpec& start,
-                                        std::optional<uint64_t> committed);
+  absl::StatusOr<Offset> ResolveStart(std::string_view name, PartitionId partition,
+                                      const StartSpec& start, std::optional<Offset> committed);
   // Flushes every partition to disk.
   void SyncAll();
 
@@ -68,7 +67,7 @@ class TopicRegistry {
   absl::Status FinishDeletes();
   absl::StatusOr<std::shared_ptr<Topic>> OpenTopic(const storage::TopicMeta& meta);
   absl::StatusOr<std::unique_ptr<storage::Partition>> OpenPartition(const Topic& topic,
-                                                                    uint32_t p);
+                                                                    PartitionId p);
 
   const BrokerOptions& options_;
   FileSystem& fs_;
