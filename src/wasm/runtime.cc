@@ -281,7 +281,8 @@ class TieredInstance final : public Instance {
     result_bits_.assign(rows * sig.results.size(), 0);
 
     const internal::PreparedModule& pm = module_->prepared();
-    const Limits& limits = pm.limits;
+    Limits limits = pm.limits;
+    if (fuel_ != 0) limits.fuel = fuel_;
     const int64_t budget = internal::FuelBudget(limits);
     current_->WriteGlobal(pm.fuel_export, static_cast<uint64_t>(budget));
     current_->WriteGlobal(pm.depth_export, 0);
@@ -331,6 +332,7 @@ class TieredInstance final : public Instance {
 
   GuestMemory memory() override { return current_->memory(); }
   uint64_t last_fuel_used() const override { return last_fuel_used_; }
+  void SetFuel(uint64_t fuel) override { fuel_ = fuel; }
 
  private:
   // Moves an interpreter instance onto native code at this call boundary: memory and mutable
@@ -372,6 +374,7 @@ class TieredInstance final : public Instance {
   bool pinned_;
   bool busy_ = false;  // a call is running: a host function must not re-enter this instance
   uint64_t last_fuel_used_ = 0;
+  uint64_t fuel_ = 0;  // SetFuel's budget; 0: the module's
   std::vector<uint64_t> arg_bits_;
   std::vector<uint64_t> result_bits_;
 };

@@ -137,6 +137,9 @@ class Instance {
   // One fuel budget and one deadline cover the whole batch; the first trap ends it.
   virtual absl::Status CallBatch(const FunctionRef& fn, size_t rows, absl::Span<const Value> args,
                                  absl::Span<Value> results, Trap* trap = nullptr) = 0;
+  // The fuel budget of the calls that follow, in place of the module's Limits::fuel (0: the
+  // module's again): for hosts whose budget depends on the call, such as a batch of n records.
+  virtual void SetFuel(uint64_t fuel) = 0;
   // The exported (or only) linear memory; empty if the module has none.
   virtual GuestMemory memory() = 0;
   // Fuel spent by the last Call or CallBatch: exact, and the same on both tiers, when the call

@@ -186,6 +186,16 @@ TEST_P(TierTest, FuelIsDeterministicAndStopsInfiniteLoops) {
   EXPECT_EQ(CallTrap(*instance, "spin", {Value::I32(1'000'000)}).kind, TrapKind::kFuelExhausted);
   // The instance keeps working after a fuel trap.
   EXPECT_EQ(CallOne(*instance, "add", {Value::I32(2), Value::I32(2)}).i32(), 4);
+
+  // A budget set for the calls that follow replaces the module's, on both tiers.
+  instance->SetFuel(101);
+  EXPECT_EQ(CallOne(*instance, "spin", {Value::I32(100)}).i32(), 100);
+  EXPECT_EQ(CallTrap(*instance, "spin", {Value::I32(101)}, &status).kind,
+            TrapKind::kFuelExhausted);
+  EXPECT_NE(std::string(status.message()).find("fuel of 101 exhausted"), std::string::npos)
+      << status;
+  instance->SetFuel(0);
+  EXPECT_EQ(CallOne(*instance, "spin", {Value::I32(999'999)}).i32(), 999'999);
 }
 
 TEST_P(TierTest, WatchdogStopsRunawayCall) {
