@@ -5,7 +5,8 @@
 #
 #   sdk/component/build.sh      # BUILD (default <repo>/build-component-sdk), RUSTC (/usr/bin/rustc)
 #
-# Leaves $BUILD/c/<example>.wasm, $BUILD/cxx/<example>.wasm and $BUILD/rust/<example>.wasm, and
+# Leaves $BUILD/c/<example>.wasm, $BUILD/cxx/<example>.wasm and $BUILD/rust/<example>.wasm (and the
+# test component probe.wasm in c/ and rust/), and
 # each module's imports in $BUILD/<lang>/<example>.imports (wasm-objdump), for
 # tests/component-sdk/.
 set -euo pipefail
@@ -34,3 +35,19 @@ done
 # A test-only component over the rest of the API (tests/component-sdk/fixtures).
 clang --target=wasm32-wasi -mexec-model=reactor -O2 -std=c11 -Wall -Wextra -Werror \
   -Wl,--strip-debug -I"$here/c" -o "$BUILD/c/probe.wasm" "$repo/tests/component-sdk/fixtures/probe.c"
+
+echo "== component-sdk: Rust crate and examples ($BUILD/rust, $("$RUSTC" --version))"
+mkdir -p "$BUILD/rust"
+rustc_wasm=("$RUSTC" --edition 2021 --target wasm32-wasi -C opt-level=2 -C strip=debuginfo -D warnings)
+"${rustc_wasm[@]}" --crate-type rlib --crate-name nodata_component \
+  -o "$BUILD/rust/libnodata_component.rlib" "$here/rust/src/lib.rs"
+build_rust() {  # name source
+  "${rustc_wasm[@]}" --crate-type cdylib --crate-name "$1" \
+    --extern nodata_component="$BUILD/rust/libnodata_component.rlib" -o "$BUILD/rust/$1.wasm" "$2"
+  imports "$BUILD/rust/$1.wasm"
+}
+pids=()
+for e in "${examples[@]}"; do build_rust "$e" "$here/rust/examples/$e.rs" & pids+=($!); done
+build_rust probe "$repo/tests/component-sdk/fixtures/probe.rs" & pids+=($!)
+for p in "${pids[@]}"; do wait "$p"; done
+echo "component-sdk: built $(ls "$BUILD"/{c,cxx,rust}/*.wasm | wc -l) modules in $BUILD"

@@ -14,7 +14,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
 const DIR = process.env.COMPONENT_SDK_DIR ?? join(repo, 'build-component-sdk');
 // c: the C examples; cxx: the same sources compiled as C++; rust: the Rust crate's examples.
-export const LANGS = ['c', 'cxx'];
+export const LANGS = ['c', 'cxx', 'rust'];
 const EXAMPLES = ['filter', 'field_map', 'router'];
 
 const ND_ERR_NO_OUTPUT = -1;
@@ -281,25 +281,78 @@ for (const lang of LANGS) {
   });
 }
 
-test('probe: explicit timestamps, built headers, header lookup, nd_emit and logs (C)', async () => {
-  const c = await loadComponent(new WebAssembly.Module(readFileSync(join(DIR, 'c', 'probe.wasm'))), { outputs: 2 });
-  const records = [
-    { partition: 3, offset: 42n, timestampUs: 100n, key: 'k', data: 'd', headers: [['trace', 't-1']] },
-    { partition: 0, offset: 2n ** 63n + 5n, timestampUs: -7n, key: '', data: 'copy me',
-      headers: [['copy', ''], ['x', 'y']] },
+for (const lang of ['c', 'rust']) {
+  test(`${lang} probe: explicit timestamps, built headers, header lookup, emit and logs`, async () => {
+    const c = await load(lang, 'probe', { outputs: 2 });
+    const records = [
+      { partition: 3, offset: 42n, timestampUs: 100n, key: 'k', data: 'd', headers: [['trace', 't-1']] },
+      { partition: 0, offset: 2n ** 63n + 5n, timestampUs: -7n, key: '', data: 'copy me',
+        headers: [['copy', ''], ['x', 'y']] },
+    ];
+    const res = c.process(records);
+    assert.equal(res.rc, 0);
+    assert.deepEqual(res.emits.map((e) => ({ ...e, key: e.key.toString(), data: e.data.toString(),
+      headers: e.headers.map(([n, v]) => [n.toString(), v.toString()]) })), [
+      { output: 0, inputIndex: 0, key: 'k', data: 'p=3 o=42', rawTimestampUs: 101n, timestampUs: 101n,
+        headers: [['index', '0'], ['trace', 't-1']] },
+      { output: 0, inputIndex: 1, key: '', data: `p=0 o=${2n ** 63n + 5n}`, rawTimestampUs: -1n,
+        timestampUs: -7n, headers: [['index', '1'], ['trace', 'none']] },
+      { output: 1, inputIndex: 1, key: 'copy', data: 'copy me', rawTimestampUs: -1n, timestampUs: -7n,
+        headers: [] },
+    ]);
+    assert.deepEqual(res.logs, [{ level: 1, text: 'record 0' }, { level: 1, text: 'record 1' }]);
+  });
+}
+
+// What an output looks like for comparing languages (rc, and every emit in order).
+const comparable = (res) => ({ rc: res.rc, trap: res.trap && String(res.trap), emits: res.emits });
+
+test('the Rust and C examples produce identical outputs for the same input', async () => {
+  const r = rng(2024);
+  const json = (i) => (i % 11 === 5 ? '{"name": tru}' : i % 13 === 0 ? '{"other":1}'
+    : JSON.stringify({ name: r() < 0.5 ? word(r, 8) : Math.floor(r() * 1e6) - 5e5, a: [1, { b: 'c' }] }));
+  const batches = [
+    ...Array.from({ length: 20 }, (_, b) => randomRecords(r, 1 + b * 7, (i) => (r() < 0.6 ? json(i) : word(r, 30)))),
+    [], randomRecords(r, 1), randomRecords(r, 300, (i) => json(i + 1)),
   ];
-  const res = c.process(records);
-  assert.equal(res.rc, 0);
-  assert.deepEqual(res.emits.map((e) => ({ ...e, key: e.key.toString(), data: e.data.toString(),
-    headers: e.headers.map(([n, v]) => [n.toString(), v.toString()]) })), [
-    { output: 0, inputIndex: 0, key: 'k', data: 'p=3 o=42', rawTimestampUs: 101n, timestampUs: 101n,
-      headers: [['index', '0'], ['trace', 't-1']] },
-    { output: 0, inputIndex: 1, key: '', data: `p=0 o=${2n ** 63n + 5n}`, rawTimestampUs: -1n,
-      timestampUs: -7n, headers: [['index', '1'], ['trace', 'none']] },
-    { output: 1, inputIndex: 1, key: 'copy', data: 'copy me', rawTimestampUs: -1n, timestampUs: -7n,
-      headers: [] },
-  ]);
-  assert.deepEqual(res.logs, [{ level: 1, text: 'record 0' }, { level: 1, text: 'record 1' }]);
+  const setups = [
+    ['filter', { config: 'a' }], ['filter', { config: '' }], ['filter', { config: 'é' }],
+    ['field_map', { config: 'name' }], ['field_map', { config: 'a' }], ['field_map', { config: 'zz' }],
+    ['router', { config: 'eu-=1,us-=2,hash=3', outputs: 6 }], ['router', { config: 'x=3,hash=40', outputs: 5 }],
+    ['router', { outputs: 2 }], ['probe', { outputs: 2 }],
+  ];
+  let emitted = 0;
+  let failed = 0;
+  for (const [name, opts] of setups) {
+    const c = await load('c', name, opts);
+    const rust = await load('rust', name, opts);
+    const cxx = name === 'probe' ? null : await load('cxx', name, opts);
+    for (const [i, batch] of batches.entries()) {
+      const want = comparable(c.process(batch));
+      assert.deepEqual(comparable(rust.process(batch)), want, `${name} ${JSON.stringify(opts)} batch ${i}`);
+      if (cxx) assert.deepEqual(comparable(cxx.process(batch)), want, `C++ ${name} batch ${i}`);
+      emitted += want.emits.length;
+      if (want.rc !== 0) failed += 1;
+    }
+    // Malformed batches too.
+    for (let n = 0; n < 60; n += 3) {
+      const raw = encodeBatch(batches[3]).subarray(0, n);
+      assert.deepEqual(comparable(rust.process({ raw })), comparable(c.process({ raw })), `${name} cut ${n}`);
+    }
+  }
+  assert.ok(emitted > 5000, `${emitted} outputs compared`);
+  assert.ok(failed > 5, `${failed} failing batches compared`);
+
+  // The same configurations are refused by both.
+  for (const config of ['hash=0', ',a=1', 'a=1,,b=2', 'a=99999', '=']) {
+    const outcome = async (lang) => load(lang, 'router', { config }).then(() => 'ok', (e) => e.message);
+    assert.equal(await outcome('rust'), await outcome('c'), config);
+  }
+  for (const config of ['a=1,', 'a=1,b=2,hash=7', '=3']) {
+    const c = await load('c', 'router', { config, outputs: 8 });
+    const rust = await load('rust', 'router', { config, outputs: 8 });
+    assert.deepEqual(comparable(rust.process(batches[5])), comparable(c.process(batches[5])), config);
+  }
 });
 
 // The import lists the SDK READMEs record ("- `name.wasm`: a.b, c.d", continued on indented
@@ -321,6 +374,15 @@ test('the C README lists exactly the imports of the built C and C++ examples', (
       const actual = WebAssembly.Module.imports(wasmOf(lang, name)).map((i) => `${i.module}.${i.name}`).sort();
       assert.deepEqual(actual, listed.get(name), `${lang}/${name}`);
     }
+  }
+});
+
+test('the Rust README lists exactly the imports of the built Rust examples', () => {
+  const listed = readmeImports(join(repo, 'sdk', 'component', 'rust', 'README.md'));
+  assert.deepEqual([...listed.keys()].sort(), [...EXAMPLES].sort());
+  for (const name of EXAMPLES) {
+    const actual = WebAssembly.Module.imports(wasmOf('rust', name)).map((i) => `${i.module}.${i.name}`).sort();
+    assert.deepEqual(actual, listed.get(name), `rust/${name}`);
   }
 });
 
