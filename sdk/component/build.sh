@@ -5,10 +5,8 @@
 #
 #   sdk/component/build.sh      # BUILD (default <repo>/build-component-sdk), RUSTC (/usr/bin/rustc)
 #
-# Leaves $BUILD/c/<example>.wasm, $BUILD/cxx/<example>.wasm and $BUILD/rust/<example>.wasm (and the
-# test component probe.wasm in c/ and rust/), and
-# each module's imports in $BUILD/<lang>/<example>.imports (wasm-objdump), for
-# tests/component-sdk/.
+# Leaves $BUILD/{c,cxx,rust}/<example>.wasm (and the test component probe.wasm in c/ and rust/)
+# for tests/component-sdk/, with each module's imports in <example>.imports (wasm-objdump).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +15,13 @@ BUILD="${BUILD:-$repo/build-component-sdk}"
 case "$BUILD" in /*) ;; *) BUILD="$repo/$BUILD" ;; esac
 RUSTC="${RUSTC:-/usr/bin/rustc}"
 examples=(filter field_map router)
+
+missing() { echo "component-sdk: $1 is missing: run \`make deps\` (scripts/install-deps)" >&2; exit 1; }
+command -v clang > /dev/null || missing clang
+command -v wasm-objdump > /dev/null || missing "wasm-objdump (wabt)"
+[[ -f /usr/lib/wasm32-wasi/crt1-reactor.o ]] || missing wasi-libc
+[[ -x "$RUSTC" ]] || missing "$RUSTC (rustc)"
+[[ -d "$("$RUSTC" --print sysroot)/lib/rustlib/wasm32-wasi" ]] || missing "Rust's wasm32-wasi std (libstd-rust-dev-wasm32)"
 
 imports() { wasm-objdump -x -j Import "$1" | sed -n 's/.* <- //p' > "${1%.wasm}.imports"; }
 
@@ -46,8 +51,6 @@ build_rust() {  # name source
     --extern nodata_component="$BUILD/rust/libnodata_component.rlib" -o "$BUILD/rust/$1.wasm" "$2"
   imports "$BUILD/rust/$1.wasm"
 }
-pids=()
-for e in "${examples[@]}"; do build_rust "$e" "$here/rust/examples/$e.rs" & pids+=($!); done
-build_rust probe "$repo/tests/component-sdk/fixtures/probe.rs" & pids+=($!)
-for p in "${pids[@]}"; do wait "$p"; done
+for e in "${examples[@]}"; do build_rust "$e" "$here/rust/examples/$e.rs"; done
+build_rust probe "$repo/tests/component-sdk/fixtures/probe.rs"
 echo "component-sdk: built $(ls "$BUILD"/{c,cxx,rust}/*.wasm | wc -l) modules in $BUILD"
