@@ -18,6 +18,7 @@ export const LANGS = ['c', 'cxx', 'rust'];
 const EXAMPLES = ['filter', 'field_map', 'router'];
 
 const ND_ERR_NO_OUTPUT = -1;
+const ND_ERR_TOO_LARGE = -3;
 const ND_ERR_BAD_BATCH = -5;
 const ND_ERR_BAD_INPUT = -6;
 
@@ -214,6 +215,11 @@ for (const lang of LANGS) {
     const failed = few.process(records);
     assert.equal(failed.trap, null);
     assert.equal(failed.rc, ND_ERR_NO_OUTPUT);
+    const small = await load(lang, 'router', { outputs: 2, maxRecordBytes: 40 });
+    const big = small.process([{ key: 'k', data: 'x'.repeat(10) }, { key: 'k', data: 'x'.repeat(20) }]);
+    assert.equal(big.trap, null);
+    assert.equal(big.rc, ND_ERR_TOO_LARGE, 'the host\'s size limit comes back as the batch result');
+    assert.equal(big.emits.length, 2, 'the first record went out before the second was refused');
 
     // A configuration that does not parse fails nd_init, with a log line saying why.
     for (const config of ['hash=0', 'eu-', 'x=70000', 'hash=abc']) {
