@@ -8,7 +8,7 @@ HTTP ?= 127.0.0.1:7071
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps build run test integration-test fuzz asan thread-safety sdk bench clean
+.PHONY: deps build run test integration-test fuzz asan thread-safety sdk component-sdk bench clean
 
 deps:
 	./scripts/install-deps
@@ -28,6 +28,7 @@ test: deps build
 	$(MAKE) fuzz
 	$(MAKE) asan
 	$(MAKE) sdk
+	$(MAKE) component-sdk
 	$(MAKE) integration-test
 
 # libFuzzer over the decoders of untrusted bytes: the log's frames and recovery, Parquet files,
@@ -59,6 +60,12 @@ thread-safety:
 # it through find_package(nodata); the examples land in build-sdk/examples/ for sdk.test.mjs.
 sdk:
 	BUILD=build-sdk JOBS=2 sdk/cpp/test.sh
+
+# The WebAssembly component SDKs (sdk/component): every example built to build-component-sdk/ and
+# run on Node's V8 through an independent host of the component ABI (tests/component-sdk/).
+component-sdk:
+	sdk/component/build.sh
+	node --test tests/component-sdk/
 
 integration-test:
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
