@@ -212,6 +212,13 @@ class WasmTransform::Host {
     instance_.reset();
     ASSIGN_OR_RETURN(instance_, module_->Instantiate(imports_));
     ASSIGN_OR_RETURN(process_, instance_->Function("nd_process"));
+    // A WASI reactor's constructors (wasi-libc's, C++ static objects) run first.
+    if (auto reactor = instance_->Function("_initialize"); reactor.ok()) {
+      instance_->SetFuel(options_.fuel_per_record);
+      if (absl::Status s = instance_->Call(*reactor, {}, {}); !s.ok()) {
+        return absl::FailedPreconditionError(StrCat("_initialize: ", ToStd(s.message())));
+      }
+    }
     auto init = instance_->Function("nd_init");
     if (!init.ok()) return absl::OkStatus();
     Value rc[1];
@@ -498,6 +505,7 @@ absl::StatusOr<std::shared_ptr<wasm::Module>> WasmTransform::Load(
   RETURN_IF_ERROR(CheckExport(info, kMarker, {}, {}, true));
   RETURN_IF_ERROR(CheckExport(info, "nd_process", {I32}, {I32}, true));
   RETURN_IF_ERROR(CheckExport(info, "nd_init", {}, {I32}, false));
+  RETURN_IF_ERROR(CheckExport(info, "_initialize", {}, {}, false));
   const bool has_memory = std::any_of(info.exports.begin(), info.exports.end(), [](const auto& e) {
     return e.name == "memory" && e.kind == wasm::ModuleInfo::Kind::kMemory;
   });
