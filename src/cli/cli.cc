@@ -54,6 +54,7 @@ int Run(int argc, char** argv) {
   AddGroupCommands(commands);
   AddParquetCommands(commands);
   AddWasmCommands(commands);
+  AddComponentCommands(commands);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_error;

@@ -7,7 +7,7 @@ namespace nodata::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // the command ran and failed: server error, I/O, bad data
 inline constexpr int kExitUsage = 2;   // the command line is wrong: unknown flag, bad value
-inline constexpr int kExitTrap = 3;    // `wasm run`: the called function trapped
+inline constexpr int kExitTrap = 3;    // `wasm run` trapped; `component test`: a record failed
 
 // Parses the arguments, runs the command and returns the process exit code. No exception
 // escapes: one that reaches here is printed and ends the command with kExitFailed.

@@ -55,14 +55,6 @@ std::string RawValue(od::value value, std::string* out) {
   return "";
 }
 
-// Bytes as "name" when they are UTF-8 text, else as "name_base64".
-void PutBytes(json& j, const std::string& name, const std::string& bytes) {
-  if (ValidUtf8(bytes)) {
-    j[name] = bytes;
-  } else {
-    j[name + "_base64"] = absl::Base64Escape(bytes);
-  }
-}
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/escaping.h"
 #include "nlohmann/json.hpp"
 #include "nodata/v1/nodata.pb.h"
 #include "simdjson.h"
@@ -19,6 +20,16 @@ namespace nodata::cli {
 nlohmann::json RecordJson(const nodata::v1::Record& r);
 
 bool ValidUtf8(std::string_view s);
+
+// Bytes as "name" when they are UTF-8 text, else as "name_base64".
+template <typename Json>
+void PutBytes(Json& j, const std::string& name, const std::string& bytes) {
+  if (ValidUtf8(bytes)) {
+    j[name] = bytes;
+  } else {
+    j[name + "_base64"] = absl::Base64Escape(bytes);
+  }
+}
 int64_t Micros(const google::protobuf::Timestamp& ts);
 // RFC 3339 in UTC with microseconds.
 std::string Rfc3339(int64_t micros);

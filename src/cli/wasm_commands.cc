@@ -22,27 +22,6 @@ using nlohmann::json;
 using wasm::ValType;
 using wasm::Value;
 
-// Reads a module file: the binary format, or the text format (assembled here). An error
-// message on failure.
-std::string ReadModule(const std::string& path, std::vector<uint8_t>* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "cannot read " + path;
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return "cannot read " + path;
-  // Text is UTF-8 without NUL bytes; anything else goes to the binary decoder, whose
-  // message (bad magic, truncated) fits a damaged binary better than a syntax error.
-  const bool text = !wasm::IsBinaryModule(bytes) &&
-                    bytes.find('\0') == std::string::npos && ValidUtf8(bytes);
-  if (!text) {
-    out->assign(bytes.begin(), bytes.end());
-    return "";
-  }
-  auto binary = wasm::AssembleText(bytes, path);
-  if (!binary.ok()) return std::string(ToStd(binary.status().message()));
-  *out = std::move(binary).value();
-  return "";
-}
-
 json Signature(const wasm::FuncSignature& sig) {
   json params = json::array(), results = json::array();
   for (ValType t : sig.params) params.push_back(wasm::ValTypeName(t));
@@ -104,6 +83,48 @@ bool ParseArg(const std::string& text, ValType type, Value* out) {
   return false;
 }
 
+
+int Fail(const std::string& message) {
+  std::cerr << "nodata: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+// Reads a module file: the binary format, or the text format (assembled here). An error
+// message on failure.
+std::string ReadModule(const std::string& path, std::vector<uint8_t>* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "cannot read " + path;
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return "cannot read " + path;
+  // Text is UTF-8 without NUL bytes; anything else goes to the binary decoder, whose
+  // message (bad magic, truncated) fits a damaged binary better than a syntax error.
+  const bool text = !wasm::IsBinaryModule(bytes) &&
+                    bytes.find('\0') == std::string::npos && ValidUtf8(bytes);
+  if (!text) {
+    out->assign(bytes.begin(), bytes.end());
+    return "";
+  }
+  auto binary = wasm::AssembleText(bytes, path);
+  if (!binary.ok()) return std::string(ToStd(binary.status().message()));
+  *out = std::move(binary).value();
+  return "";
+}
+
+std::string ParseTier(const std::string& text, std::optional<wasm::Tier>* tier) {
+  if (text == "interp") {
+    *tier = wasm::Tier::kInterpreter;
+  } else if (text == "native") {
+    *tier = wasm::Tier::kNative;
+  } else if (text == "auto") {
+    tier->reset();
+  } else {
+    return "--tier must be interp, native or auto; got \"" + text + "\"";
+  }
+  return "";
+}
+
 std::string DefaultCacheDir() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
     return std::string(xdg) + "/nodata/wasm";
@@ -113,13 +134,6 @@ std::string DefaultCacheDir() {
   }
   return "/tmp/nodata-wasm-cache";
 }
-
-int Fail(const std::string& message) {
-  std::cerr << "nodata: " << message << "\n";
-  return 1;
-}
-
-}  // namespace
 
 int WasmInspect(const std::string& path) {
   std::vector<uint8_t> bytes;
@@ -167,13 +181,7 @@ int WasmRun(const WasmRunOptions& options) {
   std::vector<uint8_t> bytes;
   if (std::string error = ReadModule(options.path, &bytes); !error.empty()) return Fail(error);
   std::optional<wasm::Tier> tier;
-  if (options.tier == "interp") {
-    tier = wasm::Tier::kInterpreter;
-  } else if (options.tier == "native") {
-    tier = wasm::Tier::kNative;
-  } else if (options.tier != "auto") {
-    return Fail("--tier must be interp, native or auto; got \"" + options.tier + "\"");
-  }
+  if (std::string error = ParseTier(options.tier, &tier); !error.empty()) return Fail(error);
   wasm::RuntimeOptions runtime_options;
   runtime_options.cache_dir = options.cache_dir.empty() ? DefaultCacheDir() : options.cache_dir;
   auto runtime = wasm::Runtime::Create(runtime_options);

@@ -3,10 +3,22 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "wasm/runtime.h"
+
 namespace nodata::cli {
+
+// Reads a module file: the binary format, or the text format (assembled here). An error
+// message on failure.
+std::string ReadModule(const std::string& path, std::vector<uint8_t>* out);
+// Where compiled modules are cached by default: $XDG_CACHE_HOME/nodata/wasm, else
+// ~/.cache/nodata/wasm.
+std::string DefaultCacheDir();
+// `--tier interp|native|auto` (auto: nullopt); an error message for anything else.
+std::string ParseTier(const std::string& text, std::optional<wasm::Tier>* tier);
 
 // `nodata wasm inspect FILE`: validity, imports, exports, memory and features as JSON on stdout.
 // Exit code 0 for a module nodata accepts, 1 otherwise (with the reason in the JSON).

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import {
   loadComponent, encodeBatch, decodeBatch, NODATA_IMPORTS, WASI_PROVIDED,
 } from './abi-host.mjs';
+import { rng } from './prng.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
@@ -31,17 +32,6 @@ function wasmOf(lang, name) {
 }
 const load = (lang, name, opts) => loadComponent(wasmOf(lang, name), opts);
 
-// A small deterministic PRNG (mulberry32), so failures replay.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = (r, xs) => xs[Math.floor(r() * xs.length)];
 const word = (r, n) => Array.from({ length: n }, () => pick(r, 'abcdefghij-_ é'.split(''))).join('');
 
