@@ -109,6 +109,8 @@ std::optional<int64_t> Broker::TopicCreatedAt(std::string_view name) {
   return (*topic)->created_at_us;
 }
 void Broker::SyncAll() { impl_->topics_->SyncAll(); }
+storage::ComponentStore& Broker::component_store() { return impl_->catalog_->components(); }
+const std::string& Broker::data_dir() const { return impl_->options_.data_dir; }
 
 // Reads.
 absl::Status Broker::Read(std::string_view name, PartitionId partition, Offset from,

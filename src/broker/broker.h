@@ -214,6 +214,11 @@ class Broker {
   // Flushes every partition to disk; for the interval policy and shutdown.
   void SyncAll();
 
+  // The catalog's store of components: the components module keeps its registry in the
+  // catalog the broker opened, under the data directory lock the broker holds.
+  storage::ComponentStore& component_store();
+  const std::string& data_dir() const;
+
   class Impl;
 
  private:

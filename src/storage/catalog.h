@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "storage/component_store.h"
 #include "storage/offset_store.h"
 #include "storage/topic_store.h"
 
@@ -18,7 +19,7 @@ struct SqliteDb;
 // Owns the SQLite connection and the stores over it. Safe for concurrent use; the stores live
 // as long as the Catalog. Every change is durable (WAL, synchronous=FULL) when the call returns.
 //
-// A later concern (the components a server runs, the checkpoints of aggregations) gets its own
+// A later concern (such as the checkpoints of aggregations) gets its own
 // store class beside these, an accessor here, and its tables in a new migration step
 // (internal/catalog_schema.cc), over the same connection.
 class Catalog {
@@ -32,6 +33,7 @@ class Catalog {
 
   TopicStore& topics() { return topics_; }
   OffsetStore& offsets() { return offsets_; }
+  ComponentStore& components() { return components_; }
 
  private:
   explicit Catalog(std::unique_ptr<internal::SqliteDb> db);
@@ -39,6 +41,7 @@ class Catalog {
   const std::unique_ptr<internal::SqliteDb> db_;
   TopicStore topics_;
   OffsetStore offsets_;
+  ComponentStore components_;
 };
 
 }  // namespace nodata::storage

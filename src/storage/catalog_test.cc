@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -220,10 +221,17 @@ TEST(Catalog, DeleteOffsetsAndSetPartitions) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeUnchanged) {
+// What the step to version 4 adds to a version 3 catalog, as kSchemaSql lists it (the primary
+// key's automatic index has no SQL: an empty row).
+constexpr const char* kComponentsTableSql =
+    "table components: CREATE TABLE components (  name TEXT PRIMARY KEY,  kind TEXT NOT NULL,  spec TEXT NOT NULL,"
+    "  module_sha256 TEXT NOT NULL,  created_at_us INTEGER NOT NULL,"
+    "  updated_at_us INTEGER NOT NULL)";
+
+TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeAndAddsComponents) {
   TempDb tmp("v3");
   RunSql(tmp.path(), kVersionThreeDump);
-  const std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
+  std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
   {
     auto catalog = Catalog::Open(tmp.path());
     ASSERT_TRUE(catalog.ok()) << catalog.status();
@@ -248,21 +256,33 @@ TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeUnchanged) {
     // The triggers written by version 3 still tie offsets to their topic.
     ASSERT_TRUE(c.topics().Delete("events").ok());
     EXPECT_TRUE(c.offsets().ListGroups()->empty());
+    // Version 4's components table, empty.
+    EXPECT_TRUE(c.components().List()->empty());
   }
-  EXPECT_EQ(Column(tmp.path(), kSchemaSql), schema_before);
+  // Nothing of version 3 changed; the components table came.
+  schema_before.insert(schema_before.end(), {kComponentsTableSql, ""});
+  std::vector<std::string> schema_after = Column(tmp.path(), kSchemaSql);
+  std::sort(schema_before.begin(), schema_before.end());
+  std::sort(schema_after.begin(), schema_after.end());
+  EXPECT_EQ(schema_after, schema_before);
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"3"});
+            std::vector<std::string>{"4"});
   EXPECT_EQ(Column(tmp.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
 }
 
-TEST(CatalogSchema, ANewDatabaseHasTheTablesVersionThreeWrote) {
+TEST(CatalogSchema, ANewDatabaseHasTheTablesVersionThreeWroteAndComponents) {
   TempDb written("v3-written");
   RunSql(written.path(), kVersionThreeDump);
   TempDb fresh("fresh");
   ASSERT_TRUE(Catalog::Open(fresh.path()).ok());
-  EXPECT_EQ(Column(fresh.path(), kSchemaSql), Column(written.path(), kSchemaSql));
+  std::vector<std::string> want = Column(written.path(), kSchemaSql);
+  want.insert(want.end(), {kComponentsTableSql, ""});
+  std::vector<std::string> got = Column(fresh.path(), kSchemaSql);
+  std::sort(want.begin(), want.end());
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);
   EXPECT_EQ(Column(fresh.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"3"});
+            std::vector<std::string>{"4"});
   EXPECT_EQ(Column(fresh.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
 }
 
@@ -286,23 +306,55 @@ TEST(CatalogSchema, OpensAVersionOneDatabase) {
   ASSERT_TRUE((*catalog)->offsets().Commit("g", "first", PartitionOffsets({{1, 4}})).ok());
   EXPECT_EQ(*(*catalog)->offsets().Get("g", "first"), OffsetMap({{1, 4}}));
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"3"});
+            std::vector<std::string>{"4"});
 }
 
 TEST(CatalogSchema, RefusesADatabaseOfANewerVersionAndLeavesItAlone) {
   TempDb tmp("newer");
   ASSERT_TRUE(Catalog::Open(tmp.path()).ok());
-  RunSql(tmp.path(), "UPDATE schema_version SET version = 4; CREATE TABLE later (x INTEGER);");
+  RunSql(tmp.path(), "UPDATE schema_version SET version = 5; CREATE TABLE later (x INTEGER);");
   const std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
   auto catalog = Catalog::Open(tmp.path());
   ASSERT_EQ(catalog.status().code(), absl::StatusCode::kFailedPrecondition);
   const std::string message(catalog.status().message());
-  EXPECT_NE(message.find("schema version 4"), std::string::npos) << message;
+  EXPECT_NE(message.find("schema version 5"), std::string::npos) << message;
   EXPECT_NE(message.find(tmp.path()), std::string::npos) << message;
   EXPECT_NE(message.find("newer nodata"), std::string::npos) << message;
   EXPECT_EQ(Column(tmp.path(), kSchemaSql), schema_before);
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"4"});
+            std::vector<std::string>{"5"});
+}
+
+TEST(Catalog, ComponentsAreCreatedUpdatedListedAndDeleted) {
+  TempDb tmp("components");
+  auto catalog = Catalog::Open(tmp.path());
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  ComponentStore& store = (*catalog)->components();
+  ComponentRow a{"b-filter", "wasm", R"({"input":"in"})", "aa", 10, 10};
+  ComponentRow b{"a-map", "wasm", "{}", "bb", 11, 11};
+  ASSERT_TRUE(store.Create(a).ok());
+  ASSERT_TRUE(store.Create(b).ok());
+  EXPECT_EQ(store.Create(a).code(), absl::StatusCode::kAlreadyExists);
+  a.spec = R"({"input":"other"})";
+  a.module_sha256 = "cc";
+  a.updated_at_us = 20;
+  ASSERT_TRUE(store.Update(a).ok());
+  auto rows = store.List();
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].name, "a-map");  // by name
+  EXPECT_EQ((*rows)[1].spec, R"({"input":"other"})");
+  EXPECT_EQ((*rows)[1].module_sha256, "cc");
+  EXPECT_EQ((*rows)[1].created_at_us, 10);
+  EXPECT_EQ((*rows)[1].updated_at_us, 20);
+  ASSERT_TRUE(store.Delete("a-map").ok());
+  EXPECT_EQ(store.Delete("a-map").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store.Update(b).code(), absl::StatusCode::kNotFound);
+  catalog->reset();
+  // Durable: a new open sees what was left.
+  auto again = Catalog::Open(tmp.path());
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ((*again)->components().List()->size(), 1u);
 }
 
 TEST(CatalogSchema, AFailedMigrationChangesNothing) {

@@ -9,6 +9,10 @@ std::string DataDir::CatalogPath() const { return root_ + "/meta.db"; }
 std::string DataDir::LogRoot() const { return root_ + "/log"; }
 std::string DataDir::ColdRoot() const { return root_ + "/topics"; }
 std::string DataDir::TrashRoot() const { return root_ + "/trash"; }
+std::string DataDir::ComponentsRoot() const { return root_ + "/components"; }
+std::string DataDir::ComponentModule(std::string_view sha256_hex) const {
+  return StrCat(ComponentsRoot(), "/", sha256_hex, ".wasm");
+}
 
 std::string DataDir::TopicLogDir(const TopicName& topic) const {
   return StrCat(LogRoot(), "/", topic);

@@ -37,6 +37,10 @@ class DataDir {
   // `entry`, a name listed in directory `root`, as a path.
   static std::string Child(std::string_view root, std::string_view entry);
 
+  // WebAssembly component modules by content: <root>/components/<sha256>.wasm.
+  std::string ComponentsRoot() const;
+  std::string ComponentModule(std::string_view sha256_hex) const;
+
   // Deleted topics: an entry of a short unique name (any topic name fits under it) holding the
   // topic's name and its two tier directories, moved there whole.
   std::string TrashRoot() const;

@@ -50,6 +50,15 @@ constexpr Migration kMigrations[] = {
      "  DELETE FROM group_offsets WHERE topic = NEW.name; END;"
      "ALTER TABLE topics ADD COLUMN key_format TEXT NOT NULL DEFAULT 'bytes';"
      "ALTER TABLE topics ADD COLUMN data_format TEXT NOT NULL DEFAULT 'bytes';"},
+    // 4: the components a server runs (docs/formats/component-abi.md); module bytes are files.
+    {4,
+     "CREATE TABLE IF NOT EXISTS components ("
+     "  name TEXT PRIMARY KEY,"
+     "  kind TEXT NOT NULL,"
+     "  spec TEXT NOT NULL,"
+     "  module_sha256 TEXT NOT NULL,"
+     "  created_at_us INTEGER NOT NULL,"
+     "  updated_at_us INTEGER NOT NULL);"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == kCatalogSchemaVersion);
 

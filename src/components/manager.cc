@@ -1,0 +1,741 @@
+#include "components/manager.h"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/subscription.h"
+#include "common/names.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/time.h"
+#include "components/wasm_transform.h"
+#include "nlohmann/json.hpp"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
+#include "spdlog/spdlog.h"
+#include "storage/component_store.h"
+#include "storage/data_dir.h"
+
+namespace nodata::components {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t kMaxNameLength = 200;
+// A runner that stopped on an error starts again after this long.
+constexpr absl::Duration kRestartDelay = absl::Seconds(1);
+
+std::string Sha256Hex(std::string_view bytes) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : digest) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::string SpecJson(const ComponentSpec& s) {
+  json j = {{"input", s.input},
+            {"outputs", s.outputs},
+            {"config_base64", absl::Base64Escape(s.config)},
+            {"on_error", OnErrorName(s.on_error)},
+            {"fuel_per_record", s.fuel_per_record},
+            {"parallelism", s.parallelism}};
+  return j.dump();
+}
+
+absl::StatusOr<ComponentSpec> SpecFromJson(std::string_view name, std::string_view text) {
+  ComponentSpec s;
+  s.name = std::string(name);
+  try {
+    const json j = json::parse(text);
+    s.input = j.at("input").get<std::string>();
+    s.outputs = j.at("outputs").get<std::vector<std::string>>();
+    std::string config;
+    if (!absl::Base64Unescape(j.at("config_base64").get<std::string>(), &config)) {
+      return absl::DataLossError("bad config_base64");
+    }
+    s.config = std::move(config);
+    auto on_error = OnErrorFromName(j.at("on_error").get<std::string>());
+    if (!on_error) return absl::DataLossError("bad on_error");
+    s.on_error = *on_error;
+    s.fuel_per_record = j.at("fuel_per_record").get<uint64_t>();
+    s.parallelism = j.at("parallelism").get<uint32_t>();
+  } catch (const json::exception& e) {
+    return absl::DataLossError(StrCat("component \"", name, "\": bad spec in the catalog: ",
+                                      e.what()));
+  }
+  return s;
+}
+
+std::string GroupOf(std::string_view name) { return StrCat("component.", name); }
+std::string DeadLetterTopic(std::string_view name) { return StrCat(name, ".dead-letter"); }
+
+}  // namespace
+
+const char* OnErrorName(OnError e) {
+  switch (e) {
+    case OnError::kDeadLetter: return "dead-letter";
+    case OnError::kSkip: return "skip";
+    case OnError::kStop: return "stop";
+  }
+  return "dead-letter";
+}
+std::optional<OnError> OnErrorFromName(std::string_view name) {
+  if (name == "dead-letter" || name.empty()) return OnError::kDeadLetter;
+  if (name == "skip") return OnError::kSkip;
+  if (name == "stop") return OnError::kStop;
+  return std::nullopt;
+}
+const char* StateName(State s) {
+  switch (s) {
+    case State::kStarting: return "STARTING";
+    case State::kRunning: return "RUNNING";
+    case State::kFailed: return "FAILED";
+    case State::kStopped: return "STOPPED";
+  }
+  return "STARTING";
+}
+
+// One component at work: a group member on its input topic, one transform per input partition,
+// batches published then committed. Shared with the subscription's sink and the jobs in flight.
+class Runner : public std::enable_shared_from_this<Runner> {
+ public:
+  Runner(broker::Broker& broker, WorkerPool& pool, wasm::Runtime& runtime,
+         const ManagerOptions& options, ComponentSpec spec, std::string sha256,
+         std::shared_ptr<wasm::Module> module, int64_t created_at_us, int64_t updated_at_us)
+      : broker_(broker), pool_(pool), runtime_(runtime), options_(options),
+        spec_(std::move(spec)), sha256_(std::move(sha256)), module_(std::move(module)),
+        created_at_us_(created_at_us), updated_at_us_(updated_at_us) {}
+
+  // Joins the group and starts delivering; on failure the runner is FAILED and retries later.
+  void Start();
+  // Leaves the group; no callback runs once it returns.
+  void Stop();
+
+  void SetModule(std::string sha256, std::shared_ptr<wasm::Module> module,
+                 std::optional<std::string> config, int64_t now_us) {
+    absl::MutexLock lock(&mu_);
+    sha256_ = std::move(sha256);
+    pending_module_ = std::move(module);
+    if (config) spec_.config = std::move(*config);
+    updated_at_us_ = now_us;
+  }
+
+  ComponentInfo Info();
+  const ComponentSpec& spec() const { return spec_; }
+  // The component stops with `status` as its last error; with `restart`, it rejoins later.
+  void Fail(const absl::Status& status, bool restart);
+
+ private:
+  class Sink;
+  friend class Sink;
+
+  void Ready() {
+    std::shared_ptr<broker::Subscription> sub;
+    {
+      absl::MutexLock lock(&mu_);
+      sub = subscription_;
+    }
+    if (sub != nullptr) sub->Ready();
+  }
+
+  void OnAssignment(const broker::Assignment& a) {
+    absl::MutexLock lock(&mu_);
+    generation_ = a.generation;
+    // Instances of partitions no longer read go.
+    for (auto it = transforms_.begin(); it != transforms_.end();) {
+      if (std::find(a.partitions.begin(), a.partitions.end(), it->first) == a.partitions.end()) {
+        it = transforms_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (state_ == State::kStarting) state_ = State::kRunning;
+  }
+  void OnBatch(broker::RecordBatch& batch);
+  void OnEnd(absl::Status status);
+  // Publishes `events`, then commits `next` for `partition`, then takes the next batch.
+  struct Pending;
+  void PublishAndCommit(std::shared_ptr<Pending> pending);
+
+  broker::Broker& broker_;
+  WorkerPool& pool_;
+  wasm::Runtime& runtime_;
+  const ManagerOptions& options_;
+
+  absl::Mutex mu_;
+  ComponentSpec spec_;
+  std::string sha256_;
+  std::shared_ptr<wasm::Module> module_;
+  std::shared_ptr<wasm::Module> pending_module_;  // swapped in at the next batch
+  const int64_t created_at_us_;
+  int64_t updated_at_us_;
+  State state_ = State::kStarting;
+  std::string last_error_;
+  uint64_t generation_ = 0;
+  std::map<PartitionId, std::unique_ptr<WasmTransform>> transforms_;
+  std::string tier_;
+  std::shared_ptr<broker::Subscription> subscription_;
+  bool stopped_ = false;
+
+  std::atomic<uint64_t> records_in_{0};
+  std::atomic<uint64_t> records_out_{0};
+  std::atomic<uint64_t> errors_{0};
+  std::atomic<uint64_t> dead_lettered_{0};
+  std::atomic<uint64_t> fuel_{0};
+};
+
+class Runner::Sink final : public broker::SubscriptionSink {
+ public:
+  explicit Sink(std::weak_ptr<Runner> runner) : runner_(std::move(runner)) {}
+  void OnAssignment(const broker::Assignment& a) override {
+    if (auto r = runner_.lock()) {
+      r->OnAssignment(a);
+      r->Ready();
+    }
+  }
+  void OnBatch(broker::RecordBatch& batch) override {
+    if (auto r = runner_.lock()) r->OnBatch(batch);
+  }
+  void OnEnd(absl::Status status) override {
+    if (auto r = runner_.lock()) r->OnEnd(std::move(status));
+  }
+
+ private:
+  std::weak_ptr<Runner> runner_;
+};
+
+// A batch's outputs on their way: the events borrow from the owned strings here.
+struct Runner::Pending {
+  PartitionId partition;
+  Offset next;  // the input offset to commit once the events are acknowledged
+  std::vector<Record> records;  // the inputs (dead letters borrow from them)
+  // What the events borrow; deques, so that adding never moves what was lent.
+  std::deque<std::string> strings;
+  std::deque<std::vector<std::pair<std::string_view, std::string_view>>> headers;
+  std::vector<broker::EventIn> events;
+  uint64_t outputs = 0;
+  uint64_t dead_lettered = 0;
+  bool stop_after = false;  // --on-error stop: the runner fails once this batch is committed
+  std::string stop_error;
+};
+
+void Runner::Start() {
+  broker::SubscriptionOptions o;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    o.topic = spec_.input;
+    o.group = GroupOf(spec_.name);
+    o.consumer_id = GroupOf(spec_.name);
+    o.peer = "component";
+    o.max_records = options_.max_batch_records;
+    o.max_bytes = 16u << 20;
+    o.auto_commit = false;  // committed after the outputs are acknowledged
+  }
+  auto sub = broker::Subscription::Open(broker_, pool_, std::move(o),
+                                        std::make_shared<Sink>(weak_from_this()));
+  if (!sub.ok()) {
+    Fail(sub.status(), /*restart=*/true);
+    return;
+  }
+  std::shared_ptr<broker::Subscription> started;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    subscription_ = std::move(*sub);
+    started = subscription_;
+  }
+  started->Start();
+}
+
+void Runner::Stop() {
+  std::shared_ptr<broker::Subscription> sub;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+    state_ = State::kStopped;
+    sub = std::move(subscription_);
+  }
+  if (sub != nullptr) sub->Close();
+}
+
+void Runner::Fail(const absl::Status& status, bool restart) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    state_ = State::kFailed;
+    last_error_ = std::string(ToStd(status.message()));
+  }
+  spdlog::warn("component {}: {}", spec_.name, ToStd(status.message()));
+  if (!restart) return;
+  std::weak_ptr<Runner> weak = weak_from_this();
+  pool_.ScheduleAfter(kRestartDelay, [weak] {
+    auto self = weak.lock();
+    if (!self) return;
+    std::shared_ptr<broker::Subscription> old;
+    {
+      absl::MutexLock lock(&self->mu_);
+      if (self->stopped_) return;
+      old = std::move(self->subscription_);
+      self->state_ = State::kStarting;
+    }
+    if (old != nullptr) old->Close();
+    self->Start();
+  });
+}
+
+void Runner::OnEnd(absl::Status status) {
+  if (status.ok()) status = absl::AbortedError("the input subscription ended");
+  Fail(status, /*restart=*/true);
+}
+
+void Runner::OnBatch(broker::RecordBatch& batch) {
+  const PartitionId partition = batch.partition();
+  std::vector<Record> records;
+  batch.ForEach([&](const DecodedRecord& r) { records.push_back(Record::From(r)); });
+  if (records.empty()) return;
+  records_in_ += records.size();
+
+  WasmTransform* transform;
+  absl::Status made_error;
+  ComponentSpec spec;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_module_ != nullptr) {  // an update takes effect at this batch boundary
+      module_ = std::move(pending_module_);
+      transforms_.clear();
+    }
+    spec = spec_;
+    auto& slot = transforms_[partition];
+    if (slot == nullptr) {
+      TransformOptions t;
+      t.outputs = static_cast<uint32_t>(spec_.outputs.size());
+      t.config = spec_.config;
+      t.fuel_per_record = spec_.fuel_per_record;
+      t.max_event_bytes = options_.max_event_bytes;
+      const std::string name = spec_.name;
+      auto made = WasmTransform::Create(module_, std::move(t), [name](int level, std::string_view line) {
+        if (level >= 3) {
+          spdlog::error("component {}: {}", name, line);
+        } else if (level == 2) {
+          spdlog::warn("component {}: {}", name, line);
+        } else {
+          spdlog::info("component {}: {}", name, line);
+        }
+      });
+      if (!made.ok()) {
+        transforms_.erase(partition);
+        made_error = made.status();
+      } else {
+        slot = std::move(*made);
+        tier_ = wasm::TierName(slot->tier());
+      }
+    }
+    transform = made_error.ok() ? transforms_[partition].get() : nullptr;
+  }
+  if (transform == nullptr) {
+    // No Ready: the component stays stopped until it is updated or reset.
+    Fail(made_error, /*restart=*/false);
+    return;
+  }
+  // One thread at a time per runner: the subscription delivers one batch until Ready.
+  auto result = transform->Process(partition, records);
+  if (!result.ok()) {
+    Fail(result.status(), /*restart=*/true);
+    return;
+  }
+  fuel_ += result->fuel_used;
+
+  auto pending = std::make_shared<Pending>();
+  pending->partition = partition;
+  pending->next = records.back().offset.Next();
+  pending->records = std::move(records);  // moving the vector leaves its strings in place
+  const std::vector<Record>& inputs = pending->records;
+  auto keep = [&](std::string s) -> std::string_view {
+    pending->strings.push_back(std::move(s));
+    return pending->strings.back();
+  };
+  std::vector<uint32_t> index(inputs.size(), 0);
+  for (Output& o : result->outputs) {
+    const Record& in = inputs[o.input_index];
+    broker::EventIn e;
+    e.topic = spec.outputs[o.output];
+    e.id = keep(StrCat(spec.name, ":", partition, ":", in.offset, ":", index[o.input_index]++));
+    e.key = keep(std::move(o.key));
+    e.data = keep(std::move(o.data));
+    e.timestamp_us = o.timestamp_us;
+    auto& h = pending->headers.emplace_back();
+    for (auto& [k, v] : o.headers) h.emplace_back(keep(std::move(k)), keep(std::move(v)));
+    e.headers = h;
+    pending->events.push_back(e);
+  }
+  pending->outputs = pending->events.size();
+  for (const FailedRecord& f : result->failed) {
+    ++errors_;
+    const Record& in = inputs[f.input_index];
+    if (spec.on_error == OnError::kStop) {
+      // Commit up to the failing record; outputs of it and of later inputs are not published
+      // (outputs come in input order, so they are the tail).
+      pending->next = in.offset;
+      pending->stop_after = true;
+      pending->stop_error = StrCat("record ", partition, "/", in.offset, ": ", f.error);
+      size_t keep_events = 0;
+      for (const Output& o : result->outputs) {
+        if (inputs[o.input_index].offset < in.offset) ++keep_events;
+      }
+      pending->events.resize(keep_events);
+      pending->outputs = keep_events;
+      break;
+    }
+    if (spec.on_error == OnError::kSkip) continue;
+    broker::EventIn e;
+    e.topic = keep(DeadLetterTopic(spec.name));
+    e.id = keep(StrCat(spec.name, ":", partition, ":", in.offset, ":dead-letter"));
+    e.key = in.key;
+    e.data = in.data;
+    e.timestamp_us = in.timestamp_us;
+    auto& h = pending->headers.emplace_back();
+    for (const auto& [k, v] : in.headers) h.emplace_back(k, v);
+    h.emplace_back("nodata-error", keep(f.error));
+    h.emplace_back("nodata-source", keep(StrCat(spec.input, "/", partition, "/", in.offset)));
+    h.emplace_back("nodata-component", keep(spec.name));
+    e.headers = h;
+    pending->events.push_back(e);
+    ++pending->dead_lettered;
+  }
+  PublishAndCommit(std::move(pending));
+}
+
+void Runner::PublishAndCommit(std::shared_ptr<Pending> pending) {
+  std::shared_ptr<Runner> self = shared_from_this();
+  auto commit = [self, pending](absl::Status published) {
+    if (!published.ok()) {
+      self->Fail(published, /*restart=*/true);
+      return;
+    }
+    self->records_out_ += pending->outputs;
+    self->dead_lettered_ += pending->dead_lettered;
+    uint64_t generation;
+    std::string group;
+    std::string input;
+    {
+      absl::MutexLock lock(&self->mu_);
+      generation = self->generation_;
+      group = GroupOf(self->spec_.name);
+      input = self->spec_.input;
+    }
+    absl::Status s = self->broker_.CommitOffsets(group, input, {{pending->partition, pending->next}},
+                                                 generation, group);
+    if (!s.ok()) {
+      // Fenced or gone: the partition moved on; a restart rejoins the group.
+      self->Fail(s, /*restart=*/true);
+      return;
+    }
+    if (pending->stop_after) {
+      self->Fail(absl::AbortedError(pending->stop_error), /*restart=*/false);
+      return;
+    }
+    self->Ready();
+  };
+  if (pending->events.empty()) {
+    pool_.Schedule([commit] { commit(absl::OkStatus()); });
+    return;
+  }
+  broker_.Publish(pending->events, [this, pending, commit](absl::Status s,
+                                                           std::vector<broker::AckOut>) mutable {
+    // Acknowledged on a sync thread: the commit (an fsync'ed transaction) runs on the pool.
+    pool_.Schedule([commit, s] { commit(s); });
+  });
+}
+
+ComponentInfo Runner::Info() {
+  ComponentInfo info;
+  {
+    absl::MutexLock lock(&mu_);
+    info.spec = spec_;
+    info.module_sha256 = sha256_;
+    info.state = state_;
+    info.tier = tier_;
+    info.last_error = last_error_;
+    info.created_at_us = created_at_us_;
+    info.updated_at_us = updated_at_us_;
+  }
+  info.records_in = records_in_;
+  info.records_out = records_out_;
+  info.errors = errors_;
+  info.dead_lettered = dead_lettered_;
+  info.mean_fuel_per_record =
+      info.records_in == 0 ? 0 : static_cast<double>(fuel_) / static_cast<double>(info.records_in);
+  auto group = broker_.DescribeGroup(GroupOf(info.spec.name), info.spec.input);
+  if (group.ok()) {
+    for (const auto& p : group->partitions) {
+      info.lag.push_back({p.partition.value(), p.committed.value_or(Offset()).value(),
+                          p.end_offset.value(), p.lag});
+    }
+  }
+  return info;
+}
+
+class Manager::Impl {
+ public:
+  Impl(ManagerOptions options, broker::Broker& broker, FileSystem& fs)
+      : options_(std::move(options)), broker_(broker), fs_(fs), dir_(options_.data_dir),
+        pool_(std::max(1, options_.threads)) {}
+
+  absl::Status Open() {
+    wasm::RuntimeOptions runtime_options;
+    if (options_.native) {
+      runtime_options.cache_dir = options_.wasm_cache_dir.empty()
+                                      ? StrCat(options_.data_dir, "/wasm-cache")
+                                      : options_.wasm_cache_dir;
+    }
+    ASSIGN_OR_RETURN(runtime_, wasm::Runtime::Create(runtime_options));
+    RETURN_IF_ERROR(fs_.CreateDirs(dir_.ComponentsRoot()));
+    ASSIGN_OR_RETURN(std::vector<storage::ComponentRow> rows, store().List());
+    std::set<std::string> used;
+    for (const storage::ComponentRow& row : rows) {
+      used.insert(row.module_sha256 + ".wasm");
+      ASSIGN_OR_RETURN(ComponentSpec spec, SpecFromJson(row.name, row.spec));
+      auto bytes = fs_.ReadFile(dir_.ComponentModule(row.module_sha256));
+      std::shared_ptr<wasm::Module> module;
+      absl::Status loaded = bytes.status();
+      if (bytes.ok()) {
+        auto m = LoadModule(*bytes);
+        loaded = m.status();
+        if (m.ok()) module = *m;
+      }
+      auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, std::move(spec),
+                                             row.module_sha256, module, row.created_at_us,
+                                             row.updated_at_us);
+      {
+        absl::MutexLock lock(&mu_);
+        runners_[row.name] = runner;
+      }
+      if (!loaded.ok()) {
+        runner->Fail(absl::Status(loaded.code(), StrCat("loading its module: ",
+                                                        ToStd(loaded.message()))),
+                     /*restart=*/false);
+        continue;
+      }
+      runner->Start();
+    }
+    // Module files no component names (a crash between writing one and its row).
+    auto files = fs_.ListDir(dir_.ComponentsRoot());
+    if (files.ok()) {
+      for (const std::string& f : *files) {
+        if (!used.contains(f)) {
+          fs_.RemoveFile(storage::DataDir::Child(dir_.ComponentsRoot(), f)).IgnoreError();
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  ~Impl() {
+    std::map<std::string, std::shared_ptr<Runner>> runners;
+    {
+      absl::MutexLock lock(&mu_);
+      runners.swap(runners_);
+    }
+    for (auto& [name, runner] : runners) runner->Stop();
+  }
+
+  absl::StatusOr<ComponentInfo> Add(ComponentSpec spec, std::string bytes) {
+    RETURN_IF_ERROR(ValidateNewName("component", spec.name));
+    if (spec.name.size() > kMaxNameLength) {
+      return absl::InvalidArgumentError(
+          StrCat("component name is ", spec.name.size(), " bytes; the limit is ", kMaxNameLength));
+    }
+    if (spec.outputs.empty()) return absl::InvalidArgumentError("a transform needs an output topic");
+    RETURN_IF_ERROR(broker_.GetTopic(spec.input).status());
+    for (const std::string& out : spec.outputs) {
+      if (out == spec.input) {
+        return absl::InvalidArgumentError(
+            StrCat("topic \"", out, "\" is both the input and an output"));
+      }
+      RETURN_IF_ERROR(broker_.GetTopic(out).status());
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<wasm::Module> module, LoadModule(bytes));
+    if (spec.on_error == OnError::kDeadLetter) {
+      auto created = broker_.CreateTopic(DeadLetterTopic(spec.name), 1);
+      if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
+        return created.status();
+      }
+    }
+    absl::MutexLock admin(&admin_mu_);
+    {
+      absl::MutexLock lock(&mu_);
+      if (runners_.contains(spec.name)) {
+        return absl::AlreadyExistsError(StrCat("component \"", spec.name, "\" already exists"));
+      }
+    }
+    const std::string sha = Sha256Hex(bytes);
+    RETURN_IF_ERROR(fs_.WriteFileAtomic(dir_.ComponentModule(sha), bytes));
+    const int64_t now = NowMicros();
+    storage::ComponentRow row{spec.name, "wasm", SpecJson(spec), sha, now, now};
+    RETURN_IF_ERROR(store().Create(row));
+    auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, spec, sha, module,
+                                           now, now);
+    {
+      absl::MutexLock lock(&mu_);
+      runners_[spec.name] = runner;
+    }
+    runner->Start();
+    return runner->Info();
+  }
+
+  absl::StatusOr<ComponentInfo> Get(std::string_view name) {
+    ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
+    return runner->Info();
+  }
+
+  std::vector<ComponentInfo> List() {
+    std::vector<std::shared_ptr<Runner>> runners;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [name, r] : runners_) runners.push_back(r);
+    }
+    std::vector<ComponentInfo> out;
+    for (auto& r : runners) out.push_back(r->Info());
+    return out;
+  }
+
+  absl::StatusOr<ComponentInfo> Update(std::string_view name, std::string bytes,
+                                       std::optional<std::string> config) {
+    absl::MutexLock admin(&admin_mu_);
+    ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
+    ASSIGN_OR_RETURN(std::shared_ptr<wasm::Module> module, LoadModule(bytes));
+    const std::string sha = Sha256Hex(bytes);
+    RETURN_IF_ERROR(fs_.WriteFileAtomic(dir_.ComponentModule(sha), bytes));
+    ComponentSpec spec = runner->Info().spec;
+    if (config) spec.config = *config;
+    const int64_t now = NowMicros();
+    RETURN_IF_ERROR(store().Update({spec.name, "wasm", SpecJson(spec), sha, 0, now}));
+    runner->SetModule(sha, std::move(module), std::move(config), now);
+    return runner->Info();
+  }
+
+  absl::StatusOr<ComponentInfo> Reset(std::string_view name, const broker::StartSpec& to) {
+    absl::MutexLock admin(&admin_mu_);
+    ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
+    const ComponentInfo before = runner->Info();
+    // The group's offsets move only without members: stop, reset, start a new runner.
+    runner->Stop();
+    // The member leaves the group on the pool, just after: an admin call waits for it briefly.
+    auto reset = broker_.ResetOffsets(GroupOf(name), before.spec.input, to, {});
+    for (int i = 0; i < 500 && reset.status().code() == absl::StatusCode::kFailedPrecondition &&
+                    broker_.groups().HasMembers(GroupOf(name), before.spec.input);
+         ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+      reset = broker_.ResetOffsets(GroupOf(name), before.spec.input, to, {});
+    }
+    std::shared_ptr<wasm::Module> module;
+    {
+      auto bytes = fs_.ReadFile(dir_.ComponentModule(before.module_sha256));
+      if (bytes.ok()) {
+        auto m = LoadModule(*bytes);
+        if (m.ok()) module = *m;
+      }
+    }
+    auto fresh = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, before.spec,
+                                          before.module_sha256, module, before.created_at_us,
+                                          NowMicros());
+    {
+      absl::MutexLock lock(&mu_);
+      runners_[std::string(name)] = fresh;
+    }
+    fresh->Start();
+    if (!reset.ok()) return reset.status();
+    return fresh->Info();
+  }
+
+  absl::Status Remove(std::string_view name) {
+    absl::MutexLock admin(&admin_mu_);
+    ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
+    runner->Stop();
+    RETURN_IF_ERROR(store().Delete(name));
+    for (int i = 0; i < 500 && broker_.groups().HasMembers(GroupOf(name), runner->spec().input);
+         ++i) {
+      absl::SleepFor(absl::Milliseconds(10));  // the member leaves on the pool, just after
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      runners_.erase(std::string(name));
+    }
+    absl::Status dropped = broker_.DeleteGroup(GroupOf(name), runner->spec().input);
+    if (!dropped.ok() && dropped.code() != absl::StatusCode::kNotFound) {
+      spdlog::warn("component {}: removing its group: {}", name, ToStd(dropped.message()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  storage::ComponentStore& store() { return broker_.component_store(); }
+
+  absl::StatusOr<std::shared_ptr<wasm::Module>> LoadModule(std::string_view bytes) {
+    return WasmTransform::Load(
+        *runtime_, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
+        wasm::Limits{}, options_.native);
+  }
+
+  absl::StatusOr<std::shared_ptr<Runner>> Find(std::string_view name) {
+    absl::MutexLock lock(&mu_);
+    auto it = runners_.find(std::string(name));
+    if (it == runners_.end()) {
+      return absl::NotFoundError(StrCat("component \"", name, "\" does not exist"));
+    }
+    return it->second;
+  }
+
+  const ManagerOptions options_;
+  broker::Broker& broker_;
+  FileSystem& fs_;
+  const storage::DataDir dir_;
+  std::unique_ptr<wasm::Runtime> runtime_;
+  WorkerPool pool_;
+  absl::Mutex admin_mu_;  // serializes add, update, reset and remove
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Runner>> runners_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<std::unique_ptr<Manager>> Manager::Open(ManagerOptions options,
+                                                       broker::Broker& broker, FileSystem& fs,
+                                                       prometheus::Registry&) {
+  auto impl = std::make_unique<Impl>(std::move(options), broker, fs);
+  RETURN_IF_ERROR(impl->Open());
+  return std::unique_ptr<Manager>(new Manager(std::move(impl)));
+}
+
+Manager::Manager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Manager::~Manager() = default;
+
+absl::StatusOr<ComponentInfo> Manager::Add(ComponentSpec spec, std::string module_bytes) {
+  return impl_->Add(std::move(spec), std::move(module_bytes));
+}
+absl::StatusOr<ComponentInfo> Manager::Get(std::string_view name) { return impl_->Get(name); }
+std::vector<ComponentInfo> Manager::List() { return impl_->List(); }
+absl::StatusOr<ComponentInfo> Manager::Update(std::string_view name, std::string module_bytes,
+                                              std::optional<std::string> config) {
+  return impl_->Update(name, std::move(module_bytes), std::move(config));
+}
+absl::StatusOr<ComponentInfo> Manager::Reset(std::string_view name, const broker::StartSpec& to) {
+  return impl_->Reset(name, to);
+}
+absl::Status Manager::Remove(std::string_view name) { return impl_->Remove(name); }
+
+}  // namespace nodata::components

@@ -1,0 +1,243 @@
+#include "components/manager.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "common/strings.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "wasm/text.h"
+
+namespace nodata::components {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every input to outputs 0 and 1 (the template at 32768: key "k", data "hi", the input's
+// timestamp); an input whose offset is 3 (mod 100) traps.
+constexpr std::string_view kFanOutWithPoison = R"((module
+  (import "nodata" "batch_read" (func $batch_read (param i32 i32) (result i32)))
+  (import "nodata" "emit" (func $emit (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 32768) "\00\00\00\00\ff\ff\ff\ff\ff\ff\ff\ff\01\00\00\00k\02\00\00\00hi\00\00\00\00")
+  (func (export "nodata_component_v1"))
+  (func (export "nd_process") (param $n i32) (result i32)
+    (local $count i32) (local $i i32) (local $p i32)
+    (drop (call $batch_read (i32.const 0) (local.get $n)))
+    (local.set $count (i32.load (i32.const 0)))
+    ;; Walks the records (no headers): a record whose offset is 3 mod 100 traps when alone and
+    ;; fails a larger batch (the host then isolates it).
+    (local.set $p (i32.const 4))
+    (block $ok (loop $scan
+      (br_if $ok (i32.ge_u (local.get $i) (local.get $count)))
+      (if (i64.eq (i64.rem_u (i64.load offset=4 (local.get $p)) (i64.const 100)) (i64.const 3))
+        (then (if (i32.eq (local.get $count) (i32.const 1)) (then unreachable))
+              (return (i32.const 1))))
+      ;; partition 4, offset 8, timestamp 8, key, data, header count
+      (local.set $p (i32.add (i32.add (local.get $p) (i32.const 24))
+                             (i32.load offset=20 (local.get $p))))
+      (local.set $p (i32.add (i32.add (local.get $p) (i32.const 8))
+                             (i32.load (local.get $p))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $scan)))
+    (local.set $i (i32.const 0))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+        (i32.store (i32.const 32768) (local.get $i))
+        (if (call $emit (i32.const 0) (i32.const 32768) (i32.const 27)) (then (return (i32.const 10))))
+        (if (call $emit (i32.const 1) (i32.const 32768) (i32.const 27)) (then (return (i32.const 11))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i32.const 0)))
+)";
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           StrCat("nodata-components-", ::getpid(), "-",
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    OpenBroker();
+    for (const char* t : {"in", "out-a", "out-b"}) ASSERT_TRUE(broker_->CreateTopic(t, 2).ok());
+    auto bytes = wasm::AssembleText(kFanOutWithPoison, "fanout.wat");
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    module_.assign(bytes->begin(), bytes->end());
+  }
+  void TearDown() override {
+    manager_.reset();
+    broker_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void OpenBroker() {
+    broker::BrokerOptions options;
+    options.data_dir = dir_.string();
+    auto broker = broker::Broker::Open(options, PosixFileSystem(), registry_);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(*broker);
+  }
+  void OpenManager() {
+    ManagerOptions options;
+    options.data_dir = dir_.string();
+    options.native = false;  // this test binary is no translator
+    auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
+    ASSERT_TRUE(m.ok()) << m.status();
+    manager_ = std::move(*m);
+  }
+
+  void Publish(const std::string& topic, int from, int n) {
+    std::vector<std::string> ids;
+    for (int i = from; i < from + n; ++i) ids.push_back(StrCat("e", i));
+    std::vector<broker::EventIn> events(n);
+    for (int i = 0; i < n; ++i) {
+      events[i].topic = topic;
+      events[i].id = ids[i];
+      events[i].data = ids[i];
+    }
+    std::promise<absl::Status> done;
+    broker_->Publish(events, [&](absl::Status s, std::vector<broker::AckOut>) { done.set_value(s); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+
+  // Every record of a topic: id -> count.
+  std::map<std::string, int> Ids(const std::string& topic) {
+    std::map<std::string, int> out;
+    auto info = broker_->GetTopic(topic);
+    if (!info.ok()) return out;
+    for (const auto& p : info->partitions) {
+      std::vector<Record> records;
+      EXPECT_TRUE(broker_->Read(topic, p.partition, p.stats.start_offset, 1'000'000, 1u << 30,
+                                &records)
+                      .ok());
+      for (const Record& r : records) ++out[r.id];
+    }
+    return out;
+  }
+
+  // Waits until the component committed every input record.
+  bool WaitCaughtUp(const std::string& name) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      auto info = manager_->Get(name);
+      if (info.ok() && !info->lag.empty()) {
+        uint64_t lag = 0;
+        for (const auto& p : info->lag) lag += p.end - p.committed;
+        if (lag == 0) return true;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+
+  fs::path dir_;
+  prometheus::Registry registry_;
+  std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<Manager> manager_;
+  std::string module_;
+};
+
+TEST_F(ManagerTest, TransformsFansOutDeadLettersAndSurvivesARestart) {
+  OpenManager();
+  ComponentSpec spec;
+  spec.name = "fan";
+  spec.input = "in";
+  spec.outputs = {"out-a", "out-b"};
+  Publish("in", 0, 300);
+  auto added = manager_->Add(spec, module_);
+  ASSERT_TRUE(added.ok()) << added.status();
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  auto info = manager_->Get("fan");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, State::kRunning) << info->last_error;
+  EXPECT_EQ(info->records_in, 300u);
+
+  // Offsets 3, 103, 203 of each partition trap: dead-lettered with the error named.
+  std::map<std::string, int> a = Ids("out-a"), b = Ids("out-b"), dl = Ids("fan.dead-letter");
+  uint64_t poisoned = 0;
+  {
+    auto topic = broker_->GetTopic("in");
+    for (const auto& p : topic->partitions) {
+      for (uint64_t o = 3; o < p.stats.end_offset.value(); o += 100) ++poisoned;
+    }
+  }
+  EXPECT_EQ(dl.size(), poisoned);
+  EXPECT_EQ(a.size(), 300 - poisoned);
+  EXPECT_EQ(b.size(), 300 - poisoned);
+  for (const auto& [id, n] : a) EXPECT_EQ(n, 1) << id;
+  EXPECT_EQ(info->records_out, 2 * (300 - poisoned));
+  EXPECT_EQ(info->dead_lettered, poisoned);
+  // Output ids name the input: <component>:<partition>:<offset>:<index>; b's are index 1.
+  EXPECT_EQ(a.count("fan:0:0:0") + a.count("fan:1:0:0"), 2u);
+  EXPECT_EQ(b.count("fan:0:0:1") + b.count("fan:1:0:1"), 2u);
+  std::vector<Record> dead;
+  ASSERT_TRUE(broker_->Read("fan.dead-letter", PartitionId(0), Offset(0), 10, 1 << 20, &dead).ok());
+  ASSERT_FALSE(dead.empty());
+  std::map<std::string, std::string> headers(dead[0].headers.begin(), dead[0].headers.end());
+  EXPECT_NE(headers["nodata-error"].find("unreachable"), std::string::npos);
+  EXPECT_EQ(headers["nodata-component"], "fan");
+
+  // Restart: the component is loaded from the catalog and goes on; nothing is published twice.
+  manager_.reset();
+  broker_.reset();
+  OpenBroker();
+  OpenManager();
+  Publish("in", 300, 100);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  a = Ids("out-a");
+  for (const auto& [id, n] : a) EXPECT_EQ(n, 1) << id;
+  EXPECT_GE(a.size(), 400 - poisoned - 4);
+
+  // Reset to earliest reprocesses every input: the outputs are duplicates, dropped by id.
+  const size_t before = a.size();
+  auto reset = manager_->Reset("fan", broker::StartSpec{});
+  ASSERT_TRUE(reset.ok()) << reset.status();
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  auto again = manager_->Get("fan");
+  EXPECT_EQ(again->records_in, 400u);
+  EXPECT_EQ(Ids("out-a").size(), before);
+
+  // Remove: gone, and its group with it.
+  ASSERT_TRUE(manager_->Remove("fan").ok());
+  EXPECT_EQ(manager_->Get("fan").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker_->DescribeGroup("component.fan", "in").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ManagerTest, AddRefusesBadComponents) {
+  OpenManager();
+  ComponentSpec spec;
+  spec.name = "x";
+  spec.input = "in";
+  spec.outputs = {"out-a"};
+  EXPECT_EQ(manager_->Add(spec, "not wasm").status().code(), absl::StatusCode::kInvalidArgument);
+  auto plain = wasm::AssembleText("(module (memory (export \"memory\") 1))", "plain.wat");
+  auto refused = manager_->Add(spec, std::string(plain->begin(), plain->end()));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("not a nodata component"), std::string::npos);
+  spec.outputs = {"in"};
+  EXPECT_EQ(manager_->Add(spec, module_).status().code(), absl::StatusCode::kInvalidArgument);
+  spec.outputs = {"missing"};
+  EXPECT_EQ(manager_->Add(spec, module_).status().code(), absl::StatusCode::kNotFound);
+  spec.outputs = {};
+  EXPECT_EQ(manager_->Add(spec, module_).status().code(), absl::StatusCode::kInvalidArgument);
+  spec.outputs = {"out-a"};
+  spec.name = "../evil";
+  EXPECT_EQ(manager_->Add(spec, module_).status().code(), absl::StatusCode::kInvalidArgument);
+  spec.name = "ok";
+  ASSERT_TRUE(manager_->Add(spec, module_).ok());
+  EXPECT_EQ(manager_->Add(spec, module_).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(manager_->List().size(), 1u);
+}
+
+}  // namespace
+}  // namespace nodata::components
