@@ -1,0 +1,113 @@
+// The components of a server: their registry (durable in the catalog, module bytes in the data
+// directory) and the runners that move records through them. A WebAssembly component consumes
+// its input topic as consumer group `component.<name>` through the broker's subscription and
+// publishes its outputs through the publish path with ids derived from their input, committing
+// the input offsets only once the outputs are acknowledged (docs/formats/component-abi.md,
+// "Exactly-once output").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "broker/broker.h"
+#include "common/fs.h"
+#include "common/worker_pool.h"
+#include "wasm/runtime.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace nodata::components {
+
+enum class OnError { kDeadLetter, kSkip, kStop };
+const char* OnErrorName(OnError e);  // "dead-letter", "skip", "stop"
+std::optional<OnError> OnErrorFromName(std::string_view name);
+
+enum class State { kStarting, kRunning, kFailed, kStopped };
+const char* StateName(State s);  // "STARTING", "RUNNING", "FAILED", "STOPPED"
+
+// What a component is, as registered.
+struct ComponentSpec {
+  std::string name;                  // [a-zA-Z0-9._-]{1,200}; the group is component.<name>
+  std::string input;                 // the input topic
+  std::vector<std::string> outputs;  // output topics, numbered from 0 in this order
+  std::string config;                // what the `config` import hands out
+  OnError on_error = OnError::kDeadLetter;
+  uint64_t fuel_per_record = 100'000'000;
+  uint32_t parallelism = 0;          // instances at most (0: one per input partition)
+};
+
+struct PartitionLag {
+  uint32_t partition = 0;
+  uint64_t committed = 0;  // the next input offset to process
+  uint64_t end = 0;
+  uint64_t lag = 0;
+};
+
+// A component as GetComponent reports it.
+struct ComponentInfo {
+  ComponentSpec spec;
+  std::string kind = "wasm";
+  std::string module_sha256;  // of the module bytes as given
+  State state = State::kStarting;
+  std::string tier;           // "interpreter" | "native" (of the instances running)
+  uint64_t records_in = 0;
+  uint64_t records_out = 0;
+  uint64_t errors = 0;         // records that failed (whatever the policy did with them)
+  uint64_t dead_lettered = 0;
+  std::string last_error;
+  double mean_fuel_per_record = 0;
+  std::vector<PartitionLag> lag;
+  int64_t created_at_us = 0;
+  int64_t updated_at_us = 0;
+};
+
+struct ManagerOptions {
+  std::string data_dir;  // module bytes under DATA/components/
+  // The compiled-module cache of the runtime (empty: DATA/wasm-cache).
+  std::string wasm_cache_dir;
+  // Threads that run component batches, all components together.
+  int threads = 2;
+  // Records per batch at most.
+  size_t max_batch_records = 1000;
+  uint64_t max_event_bytes = 1u << 20;
+};
+
+// Safe for concurrent use.
+class Manager {
+ public:
+  // Loads every registered component and starts it. `broker` and `registry` must outlive it.
+  static absl::StatusOr<std::unique_ptr<Manager>> Open(ManagerOptions options,
+                                                       broker::Broker& broker, FileSystem& fs,
+                                                       prometheus::Registry& registry);
+  ~Manager();  // stops every runner (the group's members leave; offsets stay committed)
+
+  // Registers and starts a WebAssembly component. INVALID_ARGUMENT for a bad name, a module that
+  // is not a component, no outputs, an input that is also an output; ALREADY_EXISTS; NOT_FOUND
+  // for an input or output topic that does not exist.
+  absl::StatusOr<ComponentInfo> Add(ComponentSpec spec, std::string module_bytes);
+  absl::StatusOr<ComponentInfo> Get(std::string_view name);
+  std::vector<ComponentInfo> List();
+  // Swaps the module at a batch boundary; the position is kept. `spec_config` replaces the
+  // configuration when given.
+  absl::StatusOr<ComponentInfo> Update(std::string_view name, std::string module_bytes,
+                                       std::optional<std::string> config);
+  // Moves the component's input position (its group's offsets) and restarts it.
+  absl::StatusOr<ComponentInfo> Reset(std::string_view name, const broker::StartSpec& to);
+  // Stops the component, forgets it and drops its group's offsets.
+  absl::Status Remove(std::string_view name);
+
+  class Impl;
+
+ private:
+  explicit Manager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nodata::components
