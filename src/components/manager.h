@@ -72,6 +72,8 @@ struct ManagerOptions {
   std::string data_dir;  // module bytes under DATA/components/
   // The compiled-module cache of the runtime (empty: DATA/wasm-cache).
   std::string wasm_cache_dir;
+  // Compile modules to native code in the background (tier 1); without, the interpreter.
+  bool native = true;
   // Threads that run component batches, all components together.
   int threads = 2;
   // Records per batch at most.
