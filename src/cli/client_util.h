@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/client_commands.h"
+#include "nodata/v1/nodata.pb.h"
 
 namespace nodata::cli {
 
@@ -24,6 +25,9 @@ int Fail(const grpc::Status& s);
 int Fail(const std::string& message);
 // "512 B", "1.5 KiB", "3.2 GiB": sizes for people (tables and messages; --json prints bytes).
 std::string HumanBytes(uint64_t bytes);
+// "earliest" | "latest" | "committed" | "offset:N" | "time:RFC3339" into `out`; an error
+// message otherwise.
+std::string ParsePosition(const std::string& s, nodata::v1::StartPosition* out);
 // A context with a deadline `seconds` from now.
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 30);
 

@@ -1,7 +1,9 @@
 // `nodata component ...`. `component test` runs a WebAssembly transform locally on a file of
-// records, with the server's host (components/wasm_transform.h), and prints its outputs.
+// records, with the server's host (components/wasm_transform.h), and prints its outputs;
+// `add|list|get|update|reset|remove` manage the server's components (ComponentService).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -9,14 +11,20 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "cli/cli.h"
+#include "cli/client_util.h"
 #include "cli/command_set.h"
 #include "cli/record_json.h"
 #include "cli/wasm_commands.h"
 #include "common/strings.h"
+#include "components/manager.h"
 #include "components/wasm_transform.h"
 #include "nlohmann/json.hpp"
+#include "nodata/v1/nodata.grpc.pb.h"
 #include "parquet/reader.h"
 #include "simdjson.h"
 
@@ -42,9 +50,23 @@ struct Input {
   Record record;
 };
 
-int Fail(const std::string& message) {
+// `component test` is a local command: its errors read "error: ...".
+int LocalFail(const std::string& message) {
   std::cerr << "error: " << message << "\n";
   return kExitFailed;
+}
+
+// `--config STRING|@FILE`: the bytes of FILE, or STRING itself. An error message on failure.
+std::string ReadConfig(const std::string& flag, std::string* out) {
+  if (flag.empty() || flag[0] != '@') {
+    *out = flag;
+    return "";
+  }
+  std::ifstream in(flag.substr(1), std::ios::binary);
+  if (!in) return "cannot read " + flag.substr(1);
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (in.bad()) return "cannot read " + flag.substr(1);
+  return "";
 }
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
@@ -117,41 +139,37 @@ std::string ReadJsonLines(const std::string& path, std::vector<Input>* out) {
 
 int ComponentTest(const ComponentTestOptions& o) {
   std::vector<uint8_t> bytes;
-  if (std::string error = ReadModule(o.path, &bytes); !error.empty()) return Fail(error);
+  if (std::string error = ReadModule(o.path, &bytes); !error.empty()) return LocalFail(error);
   std::optional<wasm::Tier> tier;
-  if (std::string error = ParseTier(o.tier, &tier); !error.empty()) return Fail(error);
-  if (o.outputs == 0) return Fail("--outputs must be at least 1");
-  if (o.batch == 0) return Fail("--batch must be at least 1");
+  if (std::string error = ParseTier(o.tier, &tier); !error.empty()) return LocalFail(error);
+  if (o.outputs == 0) return LocalFail("--outputs must be at least 1");
+  if (o.batch == 0) return LocalFail("--batch must be at least 1");
   components::TransformOptions options;
   options.outputs = o.outputs;
   options.fuel_per_record = o.fuel_per_record;
   options.log_lines_per_second = 1000;
-  if (!o.config.empty() && o.config[0] == '@') {
-    std::ifstream in(o.config.substr(1), std::ios::binary);
-    if (!in) return Fail("cannot read " + o.config.substr(1));
-    options.config.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  } else {
-    options.config = o.config;
+  if (std::string error = ReadConfig(o.config, &options.config); !error.empty()) {
+    return LocalFail(error);
   }
 
   std::vector<Input> inputs;
   const std::string error = EndsWith(o.input, ".parquet") ? ReadParquet(o.input, &inputs)
                                                           : ReadJsonLines(o.input, &inputs);
-  if (!error.empty()) return Fail(o.input + ": " + error);
+  if (!error.empty()) return LocalFail(o.input + ": " + error);
 
   wasm::RuntimeOptions runtime_options;
   if (tier != wasm::Tier::kInterpreter) {
     runtime_options.cache_dir = o.cache_dir.empty() ? DefaultCacheDir() : o.cache_dir;
   }
   auto runtime = wasm::Runtime::Create(runtime_options);
-  if (!runtime.ok()) return Fail(std::string(ToStd(runtime.status().message())));
+  if (!runtime.ok()) return LocalFail(std::string(ToStd(runtime.status().message())));
   auto module = components::WasmTransform::Load(**runtime, bytes, wasm::Limits{},
                                                 tier != wasm::Tier::kInterpreter);
-  if (!module.ok()) return Fail(std::string(ToStd(module.status().message())));
+  if (!module.ok()) return LocalFail(std::string(ToStd(module.status().message())));
   if (tier == wasm::Tier::kNative) {
     wasm::NativeStatus status = (*module)->WaitNative(10 * 60 * 1000);
     if (status.state != wasm::NativeStatus::State::kReady) {
-      return Fail("native code is not available: " + status.detail);
+      return LocalFail("native code is not available: " + status.detail);
     }
   }
   static constexpr const char* kLevels[] = {"debug", "info", "warning", "error"};
@@ -159,7 +177,7 @@ int ComponentTest(const ComponentTestOptions& o) {
       *module, options, [](int level, std::string_view line) {
         std::cerr << "component " << kLevels[level] << ": " << line << "\n";
       });
-  if (!transform.ok()) return Fail(std::string(ToStd(transform.status().message())));
+  if (!transform.ok()) return LocalFail(std::string(ToStd(transform.status().message())));
 
   // Batches are runs of one partition's records, in the file's order.
   uint64_t failed = 0;
@@ -172,7 +190,7 @@ int ComponentTest(const ComponentTestOptions& o) {
       batch.push_back(inputs[at++].record);
     }
     auto result = (*transform)->Process(partition, batch);
-    if (!result.ok()) return Fail(std::string(ToStd(result.status().message())));
+    if (!result.ok()) return LocalFail(std::string(ToStd(result.status().message())));
     std::vector<uint32_t> index(batch.size(), 0);  // each input's outputs so far
     for (const components::Output& out : result->outputs) {
       const Record& in = batch[out.input_index];
@@ -204,10 +222,339 @@ int ComponentTest(const ComponentTestOptions& o) {
   return kExitOk;
 }
 
+// The client commands: the ComponentService over gRPC.
+
+struct ComponentAddOptions {
+  std::string name;
+  std::string wasm;       // the module file (.wasm, or .wat text)
+  std::string transform;  // IN:OUT[,OUT...]
+  std::string config;     // STRING, or @FILE
+  std::string on_error = "dead-letter";
+  uint64_t fuel_per_record = components::ComponentSpec{}.fuel_per_record;
+  uint32_t parallelism = 0;
+};
+
+struct ComponentUpdateOptions {
+  std::string name;
+  std::string wasm;
+  std::optional<std::string> config;  // unset: kept
+};
+
+// Adding or updating loads a module on the server (and compiles it): more than a metadata call.
+constexpr int kModuleCallSeconds = 120;
+
+// "STARTING" and so on, from the API's COMPONENT_STATE_STARTING.
+std::string StateName(nodata::v1::ComponentState state) {
+  const std::string name = nodata::v1::ComponentState_Name(state);
+  constexpr std::string_view kPrefix = "COMPONENT_STATE_";
+  if (name.rfind(kPrefix, 0) == 0) return name.substr(kPrefix.size());
+  return name.empty() ? "unknown(" + std::to_string(state) + ")" : name;
+}
+
+std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+uint64_t TotalLag(const nodata::v1::Component& c) {
+  uint64_t lag = 0;
+  for (const auto& l : c.lag()) lag += l.lag();
+  return lag;
+}
+
+json ComponentJson(const nodata::v1::Component& c) {
+  json lag = json::array();
+  for (const auto& l : c.lag()) {
+    lag.push_back({{"partition", l.partition()},
+                   {"committed", l.committed()},
+                   {"end", l.end()},
+                   {"lag", l.lag()}});
+  }
+  json j = {{"name", c.name()},
+            {"kind", c.kind()},
+            {"state", StateName(c.state())},
+            {"input", c.input()},
+            {"outputs", json(std::vector<std::string>(c.outputs().begin(), c.outputs().end()))}};
+  PutBytes(j, "config", c.config());
+  j["on_error"] = c.on_error();
+  j["fuel_per_record"] = c.fuel_per_record();
+  j["parallelism"] = c.parallelism();
+  j["tier"] = c.tier();
+  j["records_in"] = c.records_in();
+  j["records_out"] = c.records_out();
+  j["errors"] = c.errors();
+  j["dead_lettered"] = c.dead_lettered();
+  j["last_error"] = c.last_error();
+  j["mean_fuel_per_record"] = c.mean_fuel_per_record();
+  j["lag"] = lag;
+  j["module_sha256"] = c.module_sha256();
+  j["created_at"] = Rfc3339(Micros(c.created_at()));
+  j["updated_at"] = Rfc3339(Micros(c.updated_at()));
+  return j;
+}
+
+void PrintComponent(const nodata::v1::Component& c) {
+  std::cout << ComponentJson(c).dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+void PrintComponentTable(const std::vector<const nodata::v1::Component*>& components) {
+  std::printf("%-24s %-5s %-9s %-24s %-32s %12s %12s %8s %10s\n", "COMPONENT", "KIND", "STATE",
+              "INPUT", "OUTPUTS", "RECORDS IN", "RECORDS OUT", "ERRORS", "LAG");
+  for (const auto* c : components) {
+    std::printf("%-24s %-5s %-9s %-24s %-32s %12lu %12lu %8lu %10lu\n", c->name().c_str(),
+                c->kind().c_str(), StateName(c->state()).c_str(), c->input().c_str(),
+                Joined(c->outputs()).c_str(), static_cast<unsigned long>(c->records_in()),
+                static_cast<unsigned long>(c->records_out()),
+                static_cast<unsigned long>(c->errors()),
+                static_cast<unsigned long>(TotalLag(*c)));
+  }
+}
+
+void PrintComponentDetails(const nodata::v1::Component& c) {
+  PrintComponentTable({&c});
+  std::printf("\non error: %s, fuel per record: %lu, parallelism: %s, tier: %s\n",
+              c.on_error().c_str(), static_cast<unsigned long>(c.fuel_per_record()),
+              c.parallelism() == 0 ? "one per input partition"
+                                   : std::to_string(c.parallelism()).c_str(),
+              c.tier().empty() ? "-" : c.tier().c_str());
+  std::printf("dead-lettered: %lu, mean fuel per record: %.0f, config: %s\n",
+              static_cast<unsigned long>(c.dead_lettered()), c.mean_fuel_per_record(),
+              HumanBytes(c.config().size()).c_str());
+  std::printf("module sha256: %s\ncreated: %s, updated: %s\n", c.module_sha256().c_str(),
+              Rfc3339(Micros(c.created_at())).c_str(), Rfc3339(Micros(c.updated_at())).c_str());
+  if (!c.last_error().empty()) std::printf("last error: %s\n", c.last_error().c_str());
+  std::printf("\n%10s %14s %14s %14s\n", "PARTITION", "COMMITTED", "END", "LAG");
+  for (const auto& l : c.lag()) {
+    std::printf("%10u %14lu %14lu %14lu\n", l.partition(),
+                static_cast<unsigned long>(l.committed()), static_cast<unsigned long>(l.end()),
+                static_cast<unsigned long>(l.lag()));
+  }
+}
+
+// A module file's bytes as the API takes them (the text format assembled). An error message on
+// failure.
+std::string ReadModuleBytes(const std::string& path, std::string* out) {
+  std::vector<uint8_t> bytes;
+  if (std::string error = ReadModule(path, &bytes); !error.empty()) return error;
+  out->assign(bytes.begin(), bytes.end());
+  return "";
+}
+
+// `--transform IN:OUT[,OUT...]` into the request; an error message on failure.
+std::string ParseTransform(const std::string& text, nodata::v1::AddComponentRequest* req) {
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return "--transform wants IN:OUT[,OUT...], got \"" + text + "\"";
+  }
+  req->set_input(text.substr(0, colon));
+  for (size_t at = colon + 1;;) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    if (comma == at) return "--transform names an empty output topic in \"" + text + "\"";
+    req->add_outputs(text.substr(at, comma - at));
+    if (comma == text.size()) break;
+    at = comma + 1;
+  }
+  return "";
+}
+
+int ComponentAdd(const ClientOptions& c, const ComponentAddOptions& o) {
+  nodata::v1::AddComponentRequest req;
+  req.set_name(o.name);
+  if (std::string error = ParseTransform(o.transform, &req); !error.empty()) return Fail(error);
+  if (std::string error = ReadConfig(o.config, req.mutable_config()); !error.empty()) {
+    return Fail("--config: " + error);
+  }
+  if (std::string error = ReadModuleBytes(o.wasm, req.mutable_wasm()); !error.empty()) {
+    return Fail("--wasm: " + error);
+  }
+  req.set_on_error(o.on_error);
+  req.set_fuel_per_record(o.fuel_per_record);
+  req.set_parallelism(o.parallelism);
+  auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
+  nodata::v1::AddComponentResponse resp;
+  grpc::Status s = stub->AddComponent(Context(kModuleCallSeconds).get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  const nodata::v1::Component& added = resp.component();
+  if (c.json) {
+    PrintComponent(added);
+  } else {
+    std::printf("added component %s: %s -> %s (%s)\n", added.name().c_str(),
+                added.input().c_str(), Joined(added.outputs()).c_str(),
+                StateName(added.state()).c_str());
+  }
+  return kExitOk;
+}
+
+int ComponentList(const ClientOptions& c) {
+  auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
+  nodata::v1::ListComponentsResponse resp;
+  grpc::Status s = stub->ListComponents(Context().get(), {}, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    json out = json::array();
+    for (const auto& component : resp.components()) out.push_back(ComponentJson(component));
+    std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  } else {
+    std::vector<const nodata::v1::Component*> components;
+    for (const auto& component : resp.components()) components.push_back(&component);
+    PrintComponentTable(components);
+  }
+  return kExitOk;
+}
+
+int ComponentGet(const ClientOptions& c, const std::string& name) {
+  auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
+  nodata::v1::GetComponentRequest req;
+  req.set_name(name);
+  nodata::v1::GetComponentResponse resp;
+  grpc::Status s = stub->GetComponent(Context().get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    PrintComponent(resp.component());
+  } else {
+    PrintComponentDetails(resp.component());
+  }
+  return kExitOk;
+}
+
+int ComponentUpdate(const ClientOptions& c, const ComponentUpdateOptions& o) {
+  nodata::v1::UpdateComponentRequest req;
+  req.set_name(o.name);
+  if (std::string error = ReadModuleBytes(o.wasm, req.mutable_wasm()); !error.empty()) {
+    return Fail("--wasm: " + error);
+  }
+  if (o.config) {
+    if (std::string error = ReadConfig(*o.config, req.mutable_config()); !error.empty()) {
+      return Fail("--config: " + error);
+    }
+  }
+  auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
+  nodata::v1::UpdateComponentResponse resp;
+  grpc::Status s = stub->UpdateComponent(Context(kModuleCallSeconds).get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    PrintComponent(resp.component());
+  } else {
+    std::printf("updated component %s: module sha256 %s\n", resp.component().name().c_str(),
+                resp.component().module_sha256().c_str());
+  }
+  return kExitOk;
+}
+
+int ComponentReset(const ClientOptions& c, const std::string& name, const std::string& to) {
+  nodata::v1::ResetComponentRequest req;
+  req.set_name(name);
+  if (std::string error = ParsePosition(to, req.mutable_to()); !error.empty()) {
+    return Fail("--to: " + error);
+  }
+  auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
+  nodata::v1::ResetComponentResponse resp;
+  grpc::Status s = stub->ResetComponent(Context().get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    PrintComponent(resp.component());
+    return kExitOk;
+  }
+  std::printf("reset component %s to %s\n", name.c_str(), to.c_str());
+  for (const auto& l : resp.component().lag()) {
+    std::printf("partition %u -> %lu\n", l.partition(), static_cast<unsigned long>(l.committed()));
+  }
+  return kExitOk;
+}
+
+int ComponentRemove(const ClientOptions& c, const std::string& name) {
+  auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
+  nodata::v1::RemoveComponentRequest req;
+  req.set_name(name);
+  nodata::v1::RemoveComponentResponse resp;
+  grpc::Status s = stub->RemoveComponent(Context().get(), req, &resp);
+  if (!s.ok()) return Fail(s);
+  if (c.json) {
+    std::cout << json{{"removed", name}} << "\n";
+  } else {
+    std::printf("removed component %s\n", name.c_str());
+  }
+  return kExitOk;
+}
+
+void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
+  const ClientOptions& co = set.client();
+  std::string& name = set.Keep<std::string>();
+
+  ComponentAddOptions& a = set.Keep<ComponentAddOptions>();
+  CLI::App* add = component->add_subcommand(
+      "add", "register a WebAssembly transform on the server and start it");
+  add->add_option("name", a.name, "component name ([a-zA-Z0-9._-], at most 200)")->required();
+  add->add_option("--wasm", a.wasm, "the module (.wasm, or .wat text)")->required();
+  add->add_option("--transform", a.transform,
+                  "IN:OUT[,OUT...]: the input topic and the output topics, numbered from 0")
+      ->required();
+  add->add_option("--config", a.config, "the component's configuration: STRING or @FILE");
+  add->add_option("--on-error", a.on_error,
+                  "a record that fails: dead-letter (to NAME.dead-letter) | skip | stop")
+      ->check(CLI::IsMember({"dead-letter", "skip", "stop"}))
+      ->capture_default_str();
+  add->add_option("--fuel-per-record", a.fuel_per_record, "fuel budget per input record")
+      ->capture_default_str();
+  add->add_option("--parallelism", a.parallelism,
+                  "instances at most (0: one per input partition)")
+      ->capture_default_str();
+  set.AddClientFlags(add);
+  set.OnParsed(add, [&co, &a] {
+    if (!CheckRegularFile(a.wasm)) return kExitFailed;
+    if (!a.config.empty() && a.config[0] == '@' && !CheckRegularFile(a.config.substr(1))) {
+      return kExitFailed;
+    }
+    return ComponentAdd(co, a);
+  });
+
+  CLI::App* list = component->add_subcommand("list", "list the server's components");
+  set.AddClientFlags(list);
+  set.OnParsed(list, [&co] { return ComponentList(co); });
+
+  CLI::App* get = component->add_subcommand(
+      "get", "show a component: state, counters, lag per input partition");
+  get->add_option("name", name, "component name")->required();
+  set.AddClientFlags(get);
+  set.OnParsed(get, [&co, &name] { return ComponentGet(co, name); });
+
+  ComponentUpdateOptions& u = set.Keep<ComponentUpdateOptions>();
+  CLI::App* update = component->add_subcommand(
+      "update", "replace a component's module (and configuration) keeping its position");
+  update->add_option("name", u.name, "component name")->required();
+  update->add_option("--wasm", u.wasm, "the new module (.wasm, or .wat text)")->required();
+  update->add_option("--config", u.config, "new configuration: STRING or @FILE (default: kept)");
+  set.AddClientFlags(update);
+  set.OnParsed(update, [&co, &u] {
+    if (!CheckRegularFile(u.wasm)) return kExitFailed;
+    if (u.config && !u.config->empty() && (*u.config)[0] == '@' &&
+        !CheckRegularFile(u.config->substr(1))) {
+      return kExitFailed;
+    }
+    return ComponentUpdate(co, u);
+  });
+
+  std::string& reset_to = set.Keep<std::string>();
+  CLI::App* reset = component->add_subcommand(
+      "reset", "move a component's input position and process the records from there again");
+  reset->add_option("name", name, "component name")->required();
+  reset->add_option("--to", reset_to, "earliest | latest | offset:N | time:RFC3339")->required();
+  set.AddClientFlags(reset);
+  set.OnParsed(reset, [&co, &name, &reset_to] { return ComponentReset(co, name, reset_to); });
+
+  CLI::App* remove = component->add_subcommand(
+      "remove", "stop a component, forget it and delete its group's offsets");
+  remove->add_option("name", name, "component name")->required();
+  set.AddClientFlags(remove);
+  set.OnParsed(remove, [&co, &name] { return ComponentRemove(co, name); });
+}
+
 }  // namespace
 
 void AddComponentCommands(CommandSet& set) {
-  CLI::App* component = set.app().add_subcommand("component", "WebAssembly components");
+  CLI::App* component = set.app().add_subcommand(
+      "component", "WebAssembly components: run one locally, or manage the server's");
   component->require_subcommand(1);
   ComponentTestOptions& o = set.Keep<ComponentTestOptions>();
   CLI::App* test = component->add_subcommand(
@@ -231,6 +578,7 @@ void AddComponentCommands(CommandSet& set) {
     if (o.input != "-" && !CheckRegularFile(o.input)) return kExitFailed;
     return ComponentTest(o);
   });
+  AddComponentClientCommands(set, component);
 }
 
 }  // namespace nodata::cli

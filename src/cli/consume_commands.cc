@@ -27,36 +27,6 @@ namespace {
 
 using nlohmann::json;
 
-// "earliest" | "latest" | "committed" | "offset:N" | "time:RFC3339" into `out`; an error
-// message otherwise.
-std::string ParsePosition(const std::string& s, nodata::v1::StartPosition* out) {
-  if (s == "earliest") {
-    out->set_earliest(true);
-  } else if (s == "latest") {
-    out->set_latest(true);
-  } else if (s == "committed") {
-    out->set_committed(true);
-  } else if (s.rfind("offset:", 0) == 0) {
-    const std::string n = s.substr(7);
-    if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos || n.size() > 19) {
-      return "offset:N wants a non-negative integer, got \"" + n + "\"";
-    }
-    out->set_offset(std::stoull(n));
-  } else if (s.rfind("time:", 0) == 0) {
-    absl::Time t;
-    std::string error;
-    if (!absl::ParseTime(absl::RFC3339_full, s.substr(5), &t, &error)) {
-      return "time: wants an RFC 3339 time such as 2026-11-26T10:00:00Z (" + error + ")";
-    }
-    const int64_t us = absl::ToUnixMicros(t);
-    out->mutable_timestamp()->set_seconds(us / 1000000 - (us % 1000000 < 0 ? 1 : 0));
-    out->mutable_timestamp()->set_nanos(static_cast<int32_t>(((us % 1000000) + 1000000) % 1000000) * 1000);
-  } else {
-    return "a position is earliest, latest, committed, offset:N or time:RFC3339; got \"" + s + "\"";
-  }
-  return "";
-}
-
 // Retrying a stream the server dropped (a restart, a crash): the first wait, the longest, and
 // how long the stream may keep failing before consume gives up.
 constexpr std::chrono::milliseconds kFirstRetryDelay{100};

@@ -14,14 +14,6 @@
 #include "server/stream_writer.h"
 
 namespace nodata::server {
-namespace {
-
-using nodata::v1::SubscribeRequest;
-using nodata::v1::SubscribeResponse;
-
-// About this many bytes of records per message (one record may go past it): well under the 4 MiB
-// a gRPC client accepts by default.
-constexpr size_t kMaxBatchBytes = 1u << 20;
 
 absl::StatusOr<broker::StartSpec> StartFrom(const nodata::v1::StartPosition& p, bool group) {
   broker::StartSpec s;
@@ -55,6 +47,15 @@ absl::StatusOr<broker::StartSpec> StartFrom(const nodata::v1::StartPosition& p, 
   }
   return s;
 }
+
+namespace {
+
+using nodata::v1::SubscribeRequest;
+using nodata::v1::SubscribeResponse;
+
+// About this many bytes of records per message (one record may go past it): well under the 4 MiB
+// a gRPC client accepts by default.
+constexpr size_t kMaxBatchBytes = 1u << 20;
 
 // One Subscribe stream as the sink of its subscription: encodes each delivery by hand from the
 // log's views (see record_encoder.h) into the stream's one message in flight.

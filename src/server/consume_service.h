@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "absl/status/statusor.h"
 #include "broker/broker.h"
 #include "common/worker_pool.h"
 #include "nodata/v1/nodata.grpc.pb.h"
@@ -18,6 +19,11 @@ class ConsumeService : public nodata::v1::ConsumeService::WithRawCallbackMethod_
   // Ends every subscription with UNAVAILABLE, for a shutdown.
   virtual void StopAll() = 0;
 };
+
+// A requested start position. `group`: whether the subscription has a group (an unset position
+// is then the committed offset, else the earliest). INVALID_ARGUMENT for a timestamp out of
+// range.
+absl::StatusOr<broker::StartSpec> StartFrom(const nodata::v1::StartPosition& p, bool group);
 
 // Subscriptions, commits and group deletes run on `pool`. The broker and the pool must outlive
 // the service, and the pool's queued jobs must have run before it goes (they refer to it).

@@ -1,4 +1,5 @@
-// gRPC adapters of the public API (proto/nodata/v1) onto the broker. No storage logic here.
+// gRPC adapters of the public API (proto/nodata/v1) onto the broker and the components. No
+// storage logic here.
 #pragma once
 
 #include <memory>
@@ -11,6 +12,10 @@ namespace prometheus {
 class Registry;
 }
 
+namespace nodata::components {
+class Manager;
+}
+
 namespace nodata::server {
 
 // Both services are safe for concurrent use; the broker and registry must outlive them.
@@ -19,5 +24,10 @@ std::unique_ptr<nodata::v1::IngestService::CallbackService> MakeIngestService(
     broker::Broker& broker, prometheus::Registry& registry, int stream_inflight_batches);
 std::unique_ptr<nodata::v1::TopicService::CallbackService> MakeTopicService(
     broker::Broker& broker, WorkerPool& pool);
+// The ComponentService (component_service.cc): adds, updates, resets and removes run on `pool`.
+// The manager and the pool must outlive the service, and the pool's queued jobs must have run
+// before it goes.
+std::unique_ptr<nodata::v1::ComponentService::CallbackService> MakeComponentService(
+    components::Manager& manager, WorkerPool& pool);
 
 }  // namespace nodata::server

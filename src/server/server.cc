@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "components/manager.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "server/consume_service.h"
@@ -19,6 +20,13 @@
 #include "spdlog/spdlog.h"
 
 namespace nodata::server {
+namespace {
+
+// AddComponent and UpdateComponent carry a whole module: requests hold modules of up to this
+// size (the native tier's own limit, wasm::CompileLimits) whatever --max-batch-bytes is.
+constexpr uint64_t kMaxModuleMessageBytes = 16ull << 20;
+
+}  // namespace
 
 absl::Status RunServer(const ServerOptions& options) {
   // Block the stop signals in every thread started from here on; the main thread waits for
@@ -48,11 +56,23 @@ absl::Status RunServer(const ServerOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<broker::Broker> broker,
                    broker::Broker::Open(options.broker, PosixFileSystem(), registry));
 
+  // The registered components start here and run until shutdown.
+  components::ManagerOptions component_options;
+  component_options.data_dir = options.broker.data_dir;
+  component_options.max_event_bytes = options.broker.max_event_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<components::Manager> components,
+                   components::Manager::Open(std::move(component_options), *broker,
+                                             PosixFileSystem(), registry));
+
   auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches);
   // Reads for subscribers and readers run here, off gRPC's threads and the sync threads.
   auto egress = std::make_unique<WorkerPool>(options.egress_threads);
   auto topics = MakeTopicService(*broker, *egress);
   auto consume = MakeConsumeService(*broker, *egress);
+  // Adding or updating a component loads its module; one thread, apart from the egress pool,
+  // so that a slow load never delays subscribers.
+  auto component_admin = std::make_unique<WorkerPool>(1);
+  auto component_service = MakeComponentService(*components, *component_admin);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -64,14 +84,18 @@ absl::Status RunServer(const ServerOptions& options) {
   builder.RegisterService(ingest.get());
   builder.RegisterService(topics.get());
   builder.RegisterService(consume.get());
+  builder.RegisterService(component_service.get());
   // Dead subscribers (a crashed host, a cut network) are noticed by keepalive pings, which end
   // their streams and so their group membership.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // Room for a full batch plus protobuf framing; larger messages get RESOURCE_EXHAUSTED.
-  const uint64_t max_message = options.broker.max_batch_bytes + (options.broker.max_batch_events * 64) +
-                               (1u << 20);
+  // Room for a full batch plus protobuf framing, and for a component's module with its
+  // configuration; larger messages get RESOURCE_EXHAUSTED.
+  const uint64_t max_message =
+      std::max<uint64_t>(options.broker.max_batch_bytes + (options.broker.max_batch_events * 64),
+                         kMaxModuleMessageBytes) +
+      (1u << 20);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<uint64_t>(max_message, std::numeric_limits<int>::max())));
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
@@ -105,7 +129,12 @@ absl::Status RunServer(const ServerOptions& options) {
   // Runs the queued jobs (final commits) while the services and the broker are alive.
   egress.reset();
   consume.reset();
+  component_admin.reset();
+  component_service.reset();
   spdlog::debug("gRPC stopped");
+  // The components' last batches are published and committed while the broker is alive.
+  components.reset();
+  spdlog::debug("components stopped");
   http.reset();
   spdlog::debug("HTTP stopped");
   broker->SyncAll();

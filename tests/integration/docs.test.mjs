@@ -111,6 +111,12 @@ test('every command in README.md and docs/ runs as written', { timeout: 600000 }
   const scratch = makeTempDir('nodata-docs-');
   t.after(() => fs.rmSync(scratch, { recursive: true, force: true }));
   fs.cpSync(path.join(REPO_ROOT, 'examples'), path.join(scratch, 'examples'), { recursive: true });
+  // The component examples the docs name (filter.wasm, router.wasm), built by `make component-sdk`.
+  const components = path.join(process.env.COMPONENT_SDK_DIR ?? path.join(REPO_ROOT, 'build-component-sdk'), 'c');
+  for (const name of ['filter.wasm', 'router.wasm', 'field_map.wasm']) {
+    assert.ok(fs.existsSync(path.join(components, name)), `${path.join(components, name)} is missing: run \`make component-sdk\` first`);
+    fs.copyFileSync(path.join(components, name), path.join(scratch, name));
+  }
   const srv = await startServer(t, { args: ['--parquet-roll-interval', '1s', '--maintenance-ms', '100'] });
   const env = { NODATA_SERVER: srv.grpcAddr, XDG_CACHE_HOME: path.join(scratch, 'cache') };
 

@@ -222,7 +222,7 @@ export class Subscription {
   }
 }
 
-/** Thin promise API over one server's IngestService and TopicService clients. */
+/** Thin promise API over one server's IngestService, TopicService, ConsumeService and ComponentService clients. */
 export class Api {
   constructor(addr, { separateConnection = false } = {}) {
     const { nodata } = protos();
@@ -230,6 +230,26 @@ export class Api {
     this.ingest = makeClient(nodata.IngestService, addr, { separateConnection });
     this.topics = makeClient(nodata.TopicService, addr, { separateConnection });
     this.consume = makeClient(nodata.ConsumeService, addr, { separateConnection });
+    this.components = makeClient(nodata.ComponentService, addr, { separateConnection });
+  }
+  /** AddComponent; resolves with the Component. Modules load on the server: a longer deadline. */
+  async addComponent(request, opts = { timeoutMs: 120000 }) {
+    return (await unary(this.components, 'AddComponent', request, opts)).component;
+  }
+  async getComponent(name, opts) {
+    return (await unary(this.components, 'GetComponent', { name }, opts)).component;
+  }
+  async listComponents(opts) {
+    return (await unary(this.components, 'ListComponents', {}, opts)).components;
+  }
+  async updateComponent(request, opts = { timeoutMs: 120000 }) {
+    return (await unary(this.components, 'UpdateComponent', request, opts)).component;
+  }
+  async resetComponent(name, to, opts) {
+    return (await unary(this.components, 'ResetComponent', { name, to }, opts)).component;
+  }
+  async removeComponent(name, opts) {
+    return unary(this.components, 'RemoveComponent', { name }, opts);
   }
   /** A Subscribe stream; see Subscription. */
   subscribe(request, opts) {
@@ -302,5 +322,6 @@ export class Api {
     this.ingest.close();
     this.topics.close();
     this.consume.close();
+    this.components.close();
   }
 }
