@@ -137,6 +137,14 @@ class Runner : public std::enable_shared_from_this<Runner> {
 
   ComponentInfo Info();
   const ComponentSpec& spec() const { return spec_; }
+  // Counts go on across a reset: the new runner starts from the old one's.
+  void InheritCounters(const Runner& old) {
+    records_in_ = old.records_in_.load();
+    records_out_ = old.records_out_.load();
+    errors_ = old.errors_.load();
+    dead_lettered_ = old.dead_lettered_.load();
+    fuel_ = old.fuel_.load();
+  }
   // The component stops with `status` as its last error; with `restart`, it rejoins later.
   void Fail(const absl::Status& status, bool restart);
 
@@ -388,6 +396,10 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
   for (const FailedRecord& f : result->failed) {
     ++errors_;
     const Record& in = inputs[f.input_index];
+    {
+      absl::MutexLock lock(&mu_);
+      last_error_ = StrCat("record ", partition, "/", in.offset, ": ", f.error);
+    }
     if (spec.on_error == OnError::kStop) {
       // Commit up to the failing record; outputs of it and of later inputs are not published
       // (outputs come in input order, so they are the tail).
@@ -655,6 +667,7 @@ class Manager::Impl {
     auto fresh = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, before.spec,
                                           before.module_sha256, module, before.created_at_us,
                                           NowMicros());
+    fresh->InheritCounters(*runner);
     {
       absl::MutexLock lock(&mu_);
       runners_[std::string(name)] = fresh;
