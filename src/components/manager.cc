@@ -21,6 +21,9 @@
 #include "components/wasm_transform.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "spdlog/spdlog.h"
 #include "storage/component_store.h"
@@ -110,14 +113,86 @@ const char* StateName(State s) {
   return "STARTING";
 }
 
+// The /metrics series of the components, labelled by component.
+struct Metrics {
+  explicit Metrics(prometheus::Registry& registry)
+      : records_in(prometheus::BuildCounter()
+                       .Name("nodata_component_records_in_total")
+                       .Help("Input records a component processed")
+                       .Register(registry)),
+        records_out(prometheus::BuildCounter()
+                        .Name("nodata_component_records_out_total")
+                        .Help("Output records a component published")
+                        .Register(registry)),
+        errors(prometheus::BuildCounter()
+                   .Name("nodata_component_errors_total")
+                   .Help("Input records that failed in a component (a trap, fuel, non-zero)")
+                   .Register(registry)),
+        dead_lettered(prometheus::BuildCounter()
+                          .Name("nodata_component_dead_lettered_total")
+                          .Help("Failed input records published to <component>.dead-letter")
+                          .Register(registry)),
+        lag(prometheus::BuildGauge()
+                .Name("nodata_component_lag")
+                .Help("Input records not yet committed by a component, all partitions")
+                .Register(registry)),
+        process_seconds(prometheus::BuildHistogram()
+                            .Name("nodata_component_process_seconds")
+                            .Help("Time a component took over one batch of input records")
+                            .Register(registry)) {}
+
+  prometheus::Family<prometheus::Counter>& records_in;
+  prometheus::Family<prometheus::Counter>& records_out;
+  prometheus::Family<prometheus::Counter>& errors;
+  prometheus::Family<prometheus::Counter>& dead_lettered;
+  prometheus::Family<prometheus::Gauge>& lag;
+  prometheus::Family<prometheus::Histogram>& process_seconds;
+};
+
+// One component's series; removed with the component.
+class Series {
+ public:
+  Series(Metrics& m, const std::string& name) : m_(m) {
+    const std::map<std::string, std::string> labels{{"component", name}};
+    in_ = &m.records_in.Add(labels);
+    out_ = &m.records_out.Add(labels);
+    errors_ = &m.errors.Add(labels);
+    dead_ = &m.dead_lettered.Add(labels);
+    lag_ = &m.lag.Add(labels);
+    process_ = &m.process_seconds.Add(
+        labels, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+                                                        5});
+  }
+  ~Series() {
+    m_.records_in.Remove(in_);
+    m_.records_out.Remove(out_);
+    m_.errors.Remove(errors_);
+    m_.dead_lettered.Remove(dead_);
+    m_.lag.Remove(lag_);
+    m_.process_seconds.Remove(process_);
+  }
+  prometheus::Counter* in_;
+  prometheus::Counter* out_;
+  prometheus::Counter* errors_;
+  prometheus::Counter* dead_;
+  prometheus::Gauge* lag_;
+  prometheus::Histogram* process_;
+
+ private:
+  Metrics& m_;
+};
+
 // One component at work: a group member on its input topic, one transform per input partition,
 // batches published then committed. Shared with the subscription's sink and the jobs in flight.
 class Runner : public std::enable_shared_from_this<Runner> {
  public:
   Runner(broker::Broker& broker, WorkerPool& pool, wasm::Runtime& runtime,
-         const ManagerOptions& options, ComponentSpec spec, std::string sha256,
-         std::shared_ptr<wasm::Module> module, int64_t created_at_us, int64_t updated_at_us)
+         const ManagerOptions& options, std::shared_ptr<Series> series, ComponentSpec spec,
+         std::string sha256, std::shared_ptr<wasm::Module> module, int64_t created_at_us,
+         int64_t updated_at_us)
       : broker_(broker), pool_(pool), runtime_(runtime), options_(options),
+        series_(std::move(series)),
         spec_(std::move(spec)), sha256_(std::move(sha256)), module_(std::move(module)),
         created_at_us_(created_at_us), updated_at_us_(updated_at_us) {}
 
@@ -137,6 +212,7 @@ class Runner : public std::enable_shared_from_this<Runner> {
 
   ComponentInfo Info();
   const ComponentSpec& spec() const { return spec_; }
+  const std::shared_ptr<Series>& series() const { return series_; }
   // Counts go on across a reset: the new runner starts from the old one's.
   void InheritCounters(const Runner& old) {
     records_in_ = old.records_in_.load();
@@ -184,6 +260,8 @@ class Runner : public std::enable_shared_from_this<Runner> {
   WorkerPool& pool_;
   wasm::Runtime& runtime_;
   const ManagerOptions& options_;
+  const std::shared_ptr<Series> series_;  // shared with the runner a reset replaces it by
+  std::atomic<int64_t> lag_refreshed_us_{0};
 
   absl::Mutex mu_;
   ComponentSpec spec_;
@@ -318,6 +396,8 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
   batch.ForEach([&](const DecodedRecord& r) { records.push_back(Record::From(r)); });
   if (records.empty()) return;
   records_in_ += records.size();
+  series_->in_->Increment(static_cast<double>(records.size()));
+  const int64_t started_us = NowMicros();
 
   WasmTransform* transform;
   absl::Status made_error;
@@ -368,6 +448,8 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
     return;
   }
   fuel_ += result->fuel_used;
+  series_->process_->Observe(static_cast<double>(NowMicros() - started_us) / 1e6);
+  series_->errors_->Increment(static_cast<double>(result->failed.size()));
 
   auto pending = std::make_shared<Pending>();
   pending->partition = partition;
@@ -442,6 +524,8 @@ void Runner::PublishAndCommit(std::shared_ptr<Pending> pending) {
     }
     self->records_out_ += pending->outputs;
     self->dead_lettered_ += pending->dead_lettered;
+    self->series_->out_->Increment(static_cast<double>(pending->outputs));
+    self->series_->dead_->Increment(static_cast<double>(pending->dead_lettered));
     uint64_t generation;
     std::string group;
     std::string input;
@@ -457,6 +541,17 @@ void Runner::PublishAndCommit(std::shared_ptr<Pending> pending) {
       // Fenced or gone: the partition moved on; a restart rejoins the group.
       self->Fail(s, /*restart=*/true);
       return;
+    }
+    // The lag gauge, at most about once a second (it reads the group's committed offsets).
+    const int64_t now = NowMicros();
+    if (now - self->lag_refreshed_us_.load() > 1'000'000) {
+      self->lag_refreshed_us_ = now;
+      auto d = self->broker_.DescribeGroup(group, input);
+      if (d.ok()) {
+        uint64_t lag = 0;
+        for (const auto& p : d->partitions) lag += p.lag;
+        self->series_->lag_->Set(static_cast<double>(lag));
+      }
     }
     if (pending->stop_after) {
       self->Fail(absl::AbortedError(pending->stop_error), /*restart=*/false);
@@ -505,9 +600,10 @@ ComponentInfo Runner::Info() {
 
 class Manager::Impl {
  public:
-  Impl(ManagerOptions options, broker::Broker& broker, FileSystem& fs)
+  Impl(ManagerOptions options, broker::Broker& broker, FileSystem& fs,
+       prometheus::Registry& registry)
       : options_(std::move(options)), broker_(broker), fs_(fs), dir_(options_.data_dir),
-        pool_(std::max(1, options_.threads)) {}
+        metrics_(registry), pool_(std::max(1, options_.threads)) {}
 
   absl::Status Open() {
     wasm::RuntimeOptions runtime_options;
@@ -531,7 +627,9 @@ class Manager::Impl {
         loaded = m.status();
         if (m.ok()) module = *m;
       }
-      auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, std::move(spec),
+      auto series = std::make_shared<Series>(metrics_, row.name);
+      auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, series,
+                                             std::move(spec),
                                              row.module_sha256, module, row.created_at_us,
                                              row.updated_at_us);
       {
@@ -601,7 +699,9 @@ class Manager::Impl {
     const int64_t now = NowMicros();
     storage::ComponentRow row{spec.name, "wasm", SpecJson(spec), sha, now, now};
     RETURN_IF_ERROR(store().Create(row));
-    auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, spec, sha, module,
+    auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_,
+                                           std::make_shared<Series>(metrics_, spec.name), spec,
+                                           sha, module,
                                            now, now);
     {
       absl::MutexLock lock(&mu_);
@@ -664,7 +764,8 @@ class Manager::Impl {
         if (m.ok()) module = *m;
       }
     }
-    auto fresh = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, before.spec,
+    auto fresh = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, runner->series(),
+                                          before.spec,
                                           before.module_sha256, module, before.created_at_us,
                                           NowMicros());
     fresh->InheritCounters(*runner);
@@ -719,6 +820,7 @@ class Manager::Impl {
   broker::Broker& broker_;
   FileSystem& fs_;
   const storage::DataDir dir_;
+  Metrics metrics_;
   std::unique_ptr<wasm::Runtime> runtime_;
   WorkerPool pool_;
   absl::Mutex admin_mu_;  // serializes add, update, reset and remove
@@ -728,8 +830,8 @@ class Manager::Impl {
 
 absl::StatusOr<std::unique_ptr<Manager>> Manager::Open(ManagerOptions options,
                                                        broker::Broker& broker, FileSystem& fs,
-                                                       prometheus::Registry&) {
-  auto impl = std::make_unique<Impl>(std::move(options), broker, fs);
+                                                       prometheus::Registry& registry) {
+  auto impl = std::make_unique<Impl>(std::move(options), broker, fs, registry);
   RETURN_IF_ERROR(impl->Open());
   return std::unique_ptr<Manager>(new Manager(std::move(impl)));
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -58,6 +59,25 @@ constexpr std::string_view kFanOutWithPoison = R"((module
         (br $next)))
     (i32.const 0)))
 )";
+
+// A series' value (a counter's or a histogram's sample count) by name and labels; nullopt when
+// the registry has none.
+std::optional<double> Series(prometheus::Registry& registry, const std::string& name,
+                             const std::string& component) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      for (const auto& l : m.label) {
+        if (l.name != "component" || l.value != component) continue;
+        if (family.type == prometheus::MetricType::Histogram) {
+          return static_cast<double>(m.histogram.sample_count);
+        }
+        return family.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 class ManagerTest : public ::testing::Test {
  protected:
@@ -176,6 +196,16 @@ TEST_F(ManagerTest, TransformsFansOutDeadLettersAndSurvivesARestart) {
   for (const auto& [id, n] : a) EXPECT_EQ(n, 1) << id;
   EXPECT_EQ(info->records_out, 2 * (300 - poisoned));
   EXPECT_EQ(info->dead_lettered, poisoned);
+  // The same counts on /metrics.
+  EXPECT_EQ(Series(registry_, "nodata_component_records_in_total", "fan"), 300.0);
+  EXPECT_EQ(Series(registry_, "nodata_component_records_out_total", "fan"),
+            2.0 * static_cast<double>(300 - poisoned));
+  EXPECT_EQ(Series(registry_, "nodata_component_errors_total", "fan"),
+            static_cast<double>(poisoned));
+  EXPECT_EQ(Series(registry_, "nodata_component_dead_lettered_total", "fan"),
+            static_cast<double>(poisoned));
+  EXPECT_GE(Series(registry_, "nodata_component_process_seconds", "fan").value_or(0), 1.0);
+  EXPECT_TRUE(Series(registry_, "nodata_component_lag", "fan").has_value());
   // Output ids name the input: <component>:<partition>:<offset>:<index>; b's are index 1.
   EXPECT_EQ(a.count("fan:0:0:0") + a.count("fan:1:0:0"), 2u);
   EXPECT_EQ(b.count("fan:0:0:1") + b.count("fan:1:0:1"), 2u);
@@ -199,15 +229,17 @@ TEST_F(ManagerTest, TransformsFansOutDeadLettersAndSurvivesARestart) {
 
   // Reset to earliest reprocesses every input: the outputs are duplicates, dropped by id.
   const size_t before = a.size();
+  const uint64_t read_before = manager_->Get("fan")->records_in;  // since the restart
   auto reset = manager_->Reset("fan", broker::StartSpec{});
   ASSERT_TRUE(reset.ok()) << reset.status();
   ASSERT_TRUE(WaitCaughtUp("fan"));
   auto again = manager_->Get("fan");
-  EXPECT_EQ(again->records_in, 400u);
+  EXPECT_EQ(again->records_in, read_before + 400);  // every input read again, counts go on
   EXPECT_EQ(Ids("out-a").size(), before);
 
   // Remove: gone, and its group with it.
   ASSERT_TRUE(manager_->Remove("fan").ok());
+  EXPECT_EQ(Series(registry_, "nodata_component_records_in_total", "fan"), std::nullopt);
   EXPECT_EQ(manager_->Get("fan").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(broker_->DescribeGroup("component.fan", "in").status().code(),
             absl::StatusCode::kNotFound);
