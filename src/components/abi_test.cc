@@ -32,7 +32,8 @@ TEST(BatchEncoder, WritesTheDocumentedLayout) {
   empty.offset = Offset(9);
   enc.Add(PartitionId(3), empty);
   const std::string b(enc.Finish());
-  ASSERT_EQ(b.size(), 4u + (4 + 8 + 8 + 4 + 1 + 4 + 4 + 4 + 4 + 1 + 4 + 2) + (4 + 8 + 8 + 4 + 4 + 4));
+  ASSERT_EQ(b.size(),
+            4u + (4 + 8 + 8 + 4 + 1 + 4 + 4 + 4 + 4 + 1 + 4 + 2) + (4 + 8 + 8 + 4 + 4 + 4));
   EXPECT_EQ(Le(b, 0, 4), 2u);                         // count
   EXPECT_EQ(Le(b, 4, 4), 3u);                         // partition
   EXPECT_EQ(Le(b, 8, 8), 0x0102030405060708u);        // offset

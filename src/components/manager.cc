@@ -183,15 +183,37 @@ class Series {
   Metrics& m_;
 };
 
+// Publishes in flight, all components together: the manager waits for them before its pool
+// goes (an acknowledgement schedules the commit on that pool).
+class InFlight {
+ public:
+  void Add() {
+    absl::MutexLock lock(&mu_);
+    ++n_;
+  }
+  void Done() {
+    absl::MutexLock lock(&mu_);
+    --n_;
+  }
+  void WaitNone() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &n_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  int n_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 // One component at work: a group member on its input topic, one transform per input partition,
 // batches published then committed. Shared with the subscription's sink and the jobs in flight.
 class Runner : public std::enable_shared_from_this<Runner> {
  public:
-  Runner(broker::Broker& broker, WorkerPool& pool, wasm::Runtime& runtime,
+  Runner(broker::Broker& broker, WorkerPool& pool, InFlight& in_flight, wasm::Runtime& runtime,
          const ManagerOptions& options, std::shared_ptr<Series> series, ComponentSpec spec,
          std::string sha256, std::shared_ptr<wasm::Module> module, int64_t created_at_us,
          int64_t updated_at_us)
-      : broker_(broker), pool_(pool), runtime_(runtime), options_(options),
+      : broker_(broker), pool_(pool), in_flight_(in_flight), runtime_(runtime), options_(options),
         series_(std::move(series)),
         spec_(std::move(spec)), sha256_(std::move(sha256)), module_(std::move(module)),
         created_at_us_(created_at_us), updated_at_us_(updated_at_us) {}
@@ -258,6 +280,7 @@ class Runner : public std::enable_shared_from_this<Runner> {
 
   broker::Broker& broker_;
   WorkerPool& pool_;
+  InFlight& in_flight_;
   wasm::Runtime& runtime_;
   const ManagerOptions& options_;
   const std::shared_ptr<Series> series_;  // shared with the runner a reset replaces it by
@@ -417,7 +440,7 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
       t.fuel_per_record = spec_.fuel_per_record;
       t.max_event_bytes = options_.max_event_bytes;
       const std::string name = spec_.name;
-      auto made = WasmTransform::Create(module_, std::move(t), [name](int level, std::string_view line) {
+      auto log = [name](int level, std::string_view line) {
         if (level >= 3) {
           spdlog::error("component {}: {}", name, line);
         } else if (level == 2) {
@@ -425,7 +448,8 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
         } else {
           spdlog::info("component {}: {}", name, line);
         }
-      });
+      };
+      auto made = WasmTransform::Create(module_, std::move(t), std::move(log));
       if (!made.ok()) {
         transforms_.erase(partition);
         made_error = made.status();
@@ -464,7 +488,7 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
   for (Output& o : result->outputs) {
     const Record& in = inputs[o.input_index];
     broker::EventIn e;
-    e.topic = spec.outputs[o.output];
+    e.topic = keep(spec.outputs[o.output]);
     e.id = keep(StrCat(spec.name, ":", partition, ":", in.offset, ":", index[o.input_index]++));
     e.key = keep(std::move(o.key));
     e.data = keep(std::move(o.data));
@@ -535,8 +559,8 @@ void Runner::PublishAndCommit(std::shared_ptr<Pending> pending) {
       group = GroupOf(self->spec_.name);
       input = self->spec_.input;
     }
-    absl::Status s = self->broker_.CommitOffsets(group, input, {{pending->partition, pending->next}},
-                                                 generation, group);
+    absl::Status s = self->broker_.CommitOffsets(
+        group, input, {{pending->partition, pending->next}}, generation, group);
     if (!s.ok()) {
       // Fenced or gone: the partition moved on; a restart rejoins the group.
       self->Fail(s, /*restart=*/true);
@@ -559,14 +583,21 @@ void Runner::PublishAndCommit(std::shared_ptr<Pending> pending) {
     }
     self->Ready();
   };
+  in_flight_.Add();
   if (pending->events.empty()) {
-    pool_.Schedule([commit] { commit(absl::OkStatus()); });
+    pool_.Schedule([this, commit] {
+      commit(absl::OkStatus());
+      in_flight_.Done();
+    });
     return;
   }
   broker_.Publish(pending->events, [this, pending, commit](absl::Status s,
                                                            std::vector<broker::AckOut>) mutable {
     // Acknowledged on a sync thread: the commit (an fsync'ed transaction) runs on the pool.
-    pool_.Schedule([commit, s] { commit(s); });
+    pool_.Schedule([this, commit, s] {
+      commit(s);
+      in_flight_.Done();
+    });
   });
 }
 
@@ -628,8 +659,8 @@ class Manager::Impl {
         if (m.ok()) module = *m;
       }
       auto series = std::make_shared<Series>(metrics_, row.name);
-      auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, series,
-                                             std::move(spec),
+      auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
+                                             series, std::move(spec),
                                              row.module_sha256, module, row.created_at_us,
                                              row.updated_at_us);
       {
@@ -663,6 +694,7 @@ class Manager::Impl {
       runners.swap(runners_);
     }
     for (auto& [name, runner] : runners) runner->Stop();
+    in_flight_.WaitNone();  // before the pool goes: acknowledgements schedule onto it
   }
 
   absl::StatusOr<ComponentInfo> Add(ComponentSpec spec, std::string bytes) {
@@ -671,7 +703,9 @@ class Manager::Impl {
       return absl::InvalidArgumentError(
           StrCat("component name is ", spec.name.size(), " bytes; the limit is ", kMaxNameLength));
     }
-    if (spec.outputs.empty()) return absl::InvalidArgumentError("a transform needs an output topic");
+    if (spec.outputs.empty()) {
+      return absl::InvalidArgumentError("a transform needs an output topic");
+    }
     RETURN_IF_ERROR(broker_.GetTopic(spec.input).status());
     for (const std::string& out : spec.outputs) {
       if (out == spec.input) {
@@ -699,7 +733,7 @@ class Manager::Impl {
     const int64_t now = NowMicros();
     storage::ComponentRow row{spec.name, "wasm", SpecJson(spec), sha, now, now};
     RETURN_IF_ERROR(store().Create(row));
-    auto runner = std::make_shared<Runner>(broker_, pool_, *runtime_, options_,
+    auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
                                            std::make_shared<Series>(metrics_, spec.name), spec,
                                            sha, module,
                                            now, now);
@@ -764,8 +798,8 @@ class Manager::Impl {
         if (m.ok()) module = *m;
       }
     }
-    auto fresh = std::make_shared<Runner>(broker_, pool_, *runtime_, options_, runner->series(),
-                                          before.spec,
+    auto fresh = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
+                                          runner->series(), before.spec,
                                           before.module_sha256, module, before.created_at_us,
                                           NowMicros());
     fresh->InheritCounters(*runner);
@@ -822,6 +856,7 @@ class Manager::Impl {
   const storage::DataDir dir_;
   Metrics metrics_;
   std::unique_ptr<wasm::Runtime> runtime_;
+  InFlight in_flight_;
   WorkerPool pool_;
   absl::Mutex admin_mu_;  // serializes add, update, reset and remove
   absl::Mutex mu_;

@@ -125,7 +125,8 @@ class ManagerTest : public ::testing::Test {
       events[i].data = ids[i];
     }
     std::promise<absl::Status> done;
-    broker_->Publish(events, [&](absl::Status s, std::vector<broker::AckOut>) { done.set_value(s); });
+    broker_->Publish(events,
+                     [&](absl::Status s, std::vector<broker::AckOut>) { done.set_value(s); });
     ASSERT_TRUE(done.get_future().get().ok());
   }
 

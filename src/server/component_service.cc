@@ -147,8 +147,9 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
     const auto position = request->to().position_case();
     if (position == nodata::v1::StartPosition::POSITION_NOT_SET ||
         position == nodata::v1::StartPosition::kCommitted) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "reset needs a position: earliest, latest, offset or timestamp"));
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       "reset needs a position: earliest, latest, offset or timestamp"));
       return reactor;
     }
     absl::StatusOr<broker::StartSpec> to = StartFrom(request->to(), /*group=*/true);
