@@ -70,7 +70,8 @@ void BatchEncoder::Begin() {
   count_ = 0;
 }
 
-void BatchEncoder::Add(PartitionId partition, const DecodedRecord& r) {
+template <typename R>
+void BatchEncoder::Put(PartitionId partition, const R& r) {
   Put32(&buf_, partition.value());
   Put64(&buf_, r.offset.value());
   Put64(&buf_, static_cast<uint64_t>(r.timestamp_us));
@@ -79,6 +80,9 @@ void BatchEncoder::Add(PartitionId partition, const DecodedRecord& r) {
   PutHeaders(&buf_, r.headers);
   ++count_;
 }
+
+void BatchEncoder::Add(PartitionId partition, const DecodedRecord& r) { Put(partition, r); }
+void BatchEncoder::Add(PartitionId partition, const Record& r) { Put(partition, r); }
 
 std::string_view BatchEncoder::Finish() {
   for (int i = 0; i < 4; ++i) buf_[i] = static_cast<char>(count_ >> (8 * i));

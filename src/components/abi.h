@@ -25,11 +25,15 @@ class BatchEncoder {
  public:
   void Begin();
   void Add(PartitionId partition, const DecodedRecord& r);
+  void Add(PartitionId partition, const Record& r);
   uint32_t count() const { return count_; }
   // The encoding; valid until the next Begin.
   std::string_view Finish();
 
  private:
+  template <typename R>
+  void Put(PartitionId partition, const R& r);
+
   std::string buf_;
   uint32_t count_ = 0;
 };

@@ -137,7 +137,7 @@ class WasmTransform::Host {
     BatchResult result;
     if (records.empty()) return result;
     encoder_.Begin();
-    for (const Record& r : records) encoder_.Add(partition, View(r));
+    for (const Record& r : records) encoder_.Add(partition, r);
     Attempt all = Run(encoder_.Finish(), encoder_.count());
     result.fuel_used += all.fuel_used;
     if (all.ok) {
@@ -152,7 +152,7 @@ class WasmTransform::Host {
     // Isolate the failing records: each alone, in order.
     for (uint32_t i = 0; i < records.size(); ++i) {
       encoder_.Begin();
-      encoder_.Add(partition, View(records[i]));
+      encoder_.Add(partition, records[i]);
       Attempt one = Run(encoder_.Finish(), 1);
       result.fuel_used += one.fuel_used;
       if (one.ok) {
@@ -180,17 +180,6 @@ class WasmTransform::Host {
     std::vector<Emitted> emitted;
     uint64_t fuel_used = 0;
   };
-
-  static DecodedRecord View(const Record& r) {
-    DecodedRecord d;
-    d.offset = r.offset;
-    d.timestamp_us = r.timestamp_us;
-    d.ingest_time_us = r.ingest_time_us;
-    d.key = r.key;
-    d.data = r.data;
-    for (const auto& [k, v] : r.headers) d.headers.emplace_back(k, v);
-    return d;
-  }
 
   // Outputs of records[base + input_index], timestamps resolved.
   static void Collect(absl::Span<const Record> records, uint32_t base,
