@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -227,7 +228,11 @@ int ComponentTest(const ComponentTestOptions& o) {
 struct ComponentAddOptions {
   std::string name;
   std::string wasm;       // the module file (.wasm, or .wat text)
+  std::string exec;       // or a program
+  std::vector<std::string> args;  // the program's, after `--`
   std::string transform;  // IN:OUT[,OUT...]
+  std::string source;     // OUT[,OUT...]: a program that publishes
+  std::string sink;       // IN: a program that consumes
   std::string config;     // STRING, or @FILE
   std::string on_error = "dead-letter";
   uint64_t fuel_per_record = components::ComponentSpec{}.fuel_per_record;
@@ -237,7 +242,15 @@ struct ComponentAddOptions {
 struct ComponentUpdateOptions {
   std::string name;
   std::string wasm;
+  std::string exec;
+  std::vector<std::string> args;
   std::optional<std::string> config;  // unset: kept
+};
+
+struct ComponentLogsOptions {
+  std::string name;
+  bool follow = false;
+  uint32_t tail = 0;
 };
 
 // Adding or updating loads a module on the server (and compiles it): more than a metadata call.
@@ -291,6 +304,12 @@ json ComponentJson(const nodata::v1::Component& c) {
   j["module_sha256"] = c.module_sha256();
   j["created_at"] = Rfc3339(Micros(c.created_at()));
   j["updated_at"] = Rfc3339(Micros(c.updated_at()));
+  if (c.kind() == "program") {
+    j["exec"] = c.exec();
+    j["args"] = std::vector<std::string>(c.args().begin(), c.args().end());
+    j["pid"] = c.pid();
+    j["restarts"] = c.restarts();
+  }
   return j;
 }
 
@@ -299,10 +318,10 @@ void PrintComponent(const nodata::v1::Component& c) {
 }
 
 void PrintComponentTable(const std::vector<const nodata::v1::Component*>& components) {
-  std::printf("%-24s %-5s %-9s %-24s %-32s %12s %12s %8s %10s\n", "COMPONENT", "KIND", "STATE",
+  std::printf("%-24s %-7s %-9s %-24s %-32s %12s %12s %8s %10s\n", "COMPONENT", "KIND", "STATE",
               "INPUT", "OUTPUTS", "RECORDS IN", "RECORDS OUT", "ERRORS", "LAG");
   for (const auto* c : components) {
-    std::printf("%-24s %-5s %-9s %-24s %-32s %12lu %12lu %8lu %10lu\n", c->name().c_str(),
+    std::printf("%-24s %-7s %-9s %-24s %-32s %12lu %12lu %8lu %10lu\n", c->name().c_str(),
                 c->kind().c_str(), StateName(c->state()).c_str(), c->input().c_str(),
                 Joined(c->outputs()).c_str(), static_cast<unsigned long>(c->records_in()),
                 static_cast<unsigned long>(c->records_out()),
@@ -313,17 +332,27 @@ void PrintComponentTable(const std::vector<const nodata::v1::Component*>& compon
 
 void PrintComponentDetails(const nodata::v1::Component& c) {
   PrintComponentTable({&c});
-  std::printf("\non error: %s, fuel per record: %lu, parallelism: %s, tier: %s\n",
-              c.on_error().c_str(), static_cast<unsigned long>(c.fuel_per_record()),
-              c.parallelism() == 0 ? "one per input partition"
-                                   : std::to_string(c.parallelism()).c_str(),
-              c.tier().empty() ? "-" : c.tier().c_str());
-  std::printf("dead-lettered: %lu, mean fuel per record: %.0f, config: %s\n",
-              static_cast<unsigned long>(c.dead_lettered()), c.mean_fuel_per_record(),
-              HumanBytes(c.config().size()).c_str());
-  std::printf("module sha256: %s\ncreated: %s, updated: %s\n", c.module_sha256().c_str(),
-              Rfc3339(Micros(c.created_at())).c_str(), Rfc3339(Micros(c.updated_at())).c_str());
-  if (!c.last_error().empty()) std::printf("last error: %s\n", c.last_error().c_str());
+  if (c.kind() == "program") {
+    std::string command = c.exec();
+    for (const std::string& a : c.args()) command += " " + a;
+    std::printf("\nexec: %s\npid: %d, restarts: %lu, config: %s\n", command.c_str(), c.pid(),
+                static_cast<unsigned long>(c.restarts()), HumanBytes(c.config().size()).c_str());
+    std::printf("created: %s, updated: %s\n", Rfc3339(Micros(c.created_at())).c_str(),
+                Rfc3339(Micros(c.updated_at())).c_str());
+    if (!c.last_error().empty()) std::printf("last exit: %s\n", c.last_error().c_str());
+  } else {
+    std::printf("\non error: %s, fuel per record: %lu, parallelism: %s, tier: %s\n",
+                c.on_error().c_str(), static_cast<unsigned long>(c.fuel_per_record()),
+                c.parallelism() == 0 ? "one per input partition"
+                                     : std::to_string(c.parallelism()).c_str(),
+                c.tier().empty() ? "-" : c.tier().c_str());
+    std::printf("dead-lettered: %lu, mean fuel per record: %.0f, config: %s\n",
+                static_cast<unsigned long>(c.dead_lettered()), c.mean_fuel_per_record(),
+                HumanBytes(c.config().size()).c_str());
+    std::printf("module sha256: %s\ncreated: %s, updated: %s\n", c.module_sha256().c_str(),
+                Rfc3339(Micros(c.created_at())).c_str(), Rfc3339(Micros(c.updated_at())).c_str());
+    if (!c.last_error().empty()) std::printf("last error: %s\n", c.last_error().c_str());
+  }
   std::printf("\n%10s %14s %14s %14s\n", "PARTITION", "COMMITTED", "END", "LAG");
   for (const auto& l : c.lag()) {
     std::printf("%10u %14lu %14lu %14lu\n", l.partition(),
@@ -358,15 +387,45 @@ std::string ParseTransform(const std::string& text, nodata::v1::AddComponentRequ
   return "";
 }
 
+// A program's path as the server takes it: absolute, from the working directory.
+std::string AbsolutePath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
 int ComponentAdd(const ClientOptions& c, const ComponentAddOptions& o) {
   nodata::v1::AddComponentRequest req;
   req.set_name(o.name);
-  if (std::string error = ParseTransform(o.transform, &req); !error.empty()) return Fail(error);
+  const int shapes = !o.transform.empty() + !o.source.empty() + !o.sink.empty();
+  if (o.wasm.empty() == o.exec.empty()) return Fail("give one of --wasm FILE and --exec PATH");
+  if (shapes != 1) return Fail("give one of --transform IN:OUT, --source OUT and --sink IN");
+  if (!o.wasm.empty() && o.transform.empty()) {
+    return Fail("a WebAssembly component is a transform: --transform IN:OUT[,OUT...]");
+  }
+  if (!o.transform.empty()) {
+    if (std::string error = ParseTransform(o.transform, &req); !error.empty()) return Fail(error);
+  } else if (!o.source.empty()) {
+    // A source's outputs: the --transform syntax after its colon.
+    nodata::v1::AddComponentRequest outputs;
+    if (std::string error = ParseTransform("-:" + o.source, &outputs); !error.empty()) {
+      return Fail("--source wants OUT[,OUT...], got \"" + o.source + "\"");
+    }
+    *req.mutable_outputs() = outputs.outputs();
+  } else {
+    req.set_input(o.sink);
+  }
   if (std::string error = ReadConfig(o.config, req.mutable_config()); !error.empty()) {
     return Fail("--config: " + error);
   }
-  if (std::string error = ReadModuleBytes(o.wasm, req.mutable_wasm()); !error.empty()) {
-    return Fail("--wasm: " + error);
+  if (!o.wasm.empty()) {
+    if (std::string error = ReadModuleBytes(o.wasm, req.mutable_wasm()); !error.empty()) {
+      return Fail("--wasm: " + error);
+    }
+  } else {
+    req.set_exec(AbsolutePath(o.exec));
+    for (const std::string& a : o.args) req.add_args(a);
   }
   req.set_on_error(o.on_error);
   req.set_fuel_per_record(o.fuel_per_record);
@@ -380,7 +439,8 @@ int ComponentAdd(const ClientOptions& c, const ComponentAddOptions& o) {
     PrintComponent(added);
   } else {
     std::printf("added component %s: %s -> %s (%s)\n", added.name().c_str(),
-                added.input().c_str(), Joined(added.outputs()).c_str(),
+                added.input().empty() ? "-" : added.input().c_str(),
+                added.outputs().empty() ? "-" : Joined(added.outputs()).c_str(),
                 StateName(added.state()).c_str());
   }
   return kExitOk;
@@ -421,8 +481,20 @@ int ComponentGet(const ClientOptions& c, const std::string& name) {
 int ComponentUpdate(const ClientOptions& c, const ComponentUpdateOptions& o) {
   nodata::v1::UpdateComponentRequest req;
   req.set_name(o.name);
-  if (std::string error = ReadModuleBytes(o.wasm, req.mutable_wasm()); !error.empty()) {
-    return Fail("--wasm: " + error);
+  if (!o.wasm.empty() && !o.exec.empty()) return Fail("give --wasm FILE or --exec PATH, not both");
+  if (!o.wasm.empty()) {
+    if (std::string error = ReadModuleBytes(o.wasm, req.mutable_wasm()); !error.empty()) {
+      return Fail("--wasm: " + error);
+    }
+  }
+  if (!o.exec.empty()) {
+    req.set_exec(AbsolutePath(o.exec));
+    for (const std::string& a : o.args) req.add_args(a);
+  } else if (!o.args.empty()) {
+    return Fail("program arguments need --exec PATH");
+  }
+  if (o.wasm.empty() && o.exec.empty() && !o.config) {
+    return Fail("nothing to update: give --wasm, --exec or --config");
   }
   if (o.config) {
     if (std::string error = ReadConfig(*o.config, req.mutable_config()); !error.empty()) {
@@ -436,8 +508,13 @@ int ComponentUpdate(const ClientOptions& c, const ComponentUpdateOptions& o) {
   if (c.json) {
     PrintComponent(resp.component());
   } else {
-    std::printf("updated component %s: module sha256 %s\n", resp.component().name().c_str(),
-                resp.component().module_sha256().c_str());
+    const nodata::v1::Component& u = resp.component();
+    if (u.kind() == "program") {
+      std::printf("updated component %s: %s restarted\n", u.name().c_str(), u.exec().c_str());
+    } else {
+      std::printf("updated component %s: module sha256 %s\n", u.name().c_str(),
+                  u.module_sha256().c_str());
+    }
   }
   return kExitOk;
 }
@@ -463,6 +540,38 @@ int ComponentReset(const ClientOptions& c, const std::string& name, const std::s
   return kExitOk;
 }
 
+// Prints a component's log lines until the stream ends (without --follow: once the lines kept
+// are printed; with it: when the component is removed, or on Ctrl-C).
+int ComponentLogs(const ClientOptions& c, const ComponentLogsOptions& o) {
+  auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
+  nodata::v1::TailComponentLogRequest req;
+  req.set_name(o.name);
+  req.set_follow(o.follow);
+  req.set_tail(o.tail);
+  auto ctx = o.follow ? std::make_unique<grpc::ClientContext>() : Context();
+  auto reader = stub->TailComponentLog(ctx.get(), req);
+  nodata::v1::TailComponentLogResponse resp;
+  while (reader->Read(&resp)) {
+    for (const nodata::v1::ComponentLogLine& l : resp.lines()) {
+      if (c.json) {
+        json j = {{"seq", l.seq()},
+                  {"time", Rfc3339(Micros(l.time()))},
+                  {"stream", l.stream()},
+                  {"level", l.level()},
+                  {"text", l.text()}};
+        std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+      } else {
+        std::cout << Rfc3339(Micros(l.time())) << " " << l.stream() << " " << l.level() << " "
+                  << l.text() << "\n";
+      }
+    }
+    std::cout.flush();
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return Fail(s);
+  return kExitOk;
+}
+
 int ComponentRemove(const ClientOptions& c, const std::string& name) {
   auto stub = nodata::v1::ComponentService::NewStub(Connect(c));
   nodata::v1::RemoveComponentRequest req;
@@ -484,12 +593,17 @@ void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
 
   ComponentAddOptions& a = set.Keep<ComponentAddOptions>();
   CLI::App* add = component->add_subcommand(
-      "add", "register a WebAssembly transform on the server and start it");
+      "add",
+      "register a component on the server and start it: a WebAssembly transform (--wasm), or a "
+      "program (--exec PATH [-- ARGS...]) that the server runs and restarts");
   add->add_option("name", a.name, "component name ([a-zA-Z0-9._-], at most 200)")->required();
-  add->add_option("--wasm", a.wasm, "the module (.wasm, or .wat text)")->required();
+  add->add_option("args", a.args, "the program's arguments (after --)");
+  add->add_option("--wasm", a.wasm, "the module (.wasm, or .wat text)");
+  add->add_option("--exec", a.exec, "a program built with the SDK (sdk/cpp), run by the server");
   add->add_option("--transform", a.transform,
-                  "IN:OUT[,OUT...]: the input topic and the output topics, numbered from 0")
-      ->required();
+                  "IN:OUT[,OUT...]: the input topic and the output topics, numbered from 0");
+  add->add_option("--source", a.source, "OUT[,OUT...]: a program that publishes to these topics");
+  add->add_option("--sink", a.sink, "IN: a program that consumes this topic");
   add->add_option("--config", a.config, "the component's configuration: STRING or @FILE");
   add->add_option("--on-error", a.on_error,
                   "a record that fails: dead-letter (to NAME.dead-letter) | skip | stop")
@@ -502,7 +616,7 @@ void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
       ->capture_default_str();
   set.AddClientFlags(add);
   set.OnParsed(add, [&co, &a] {
-    if (!CheckRegularFile(a.wasm)) return kExitFailed;
+    if (!a.wasm.empty() && !CheckRegularFile(a.wasm)) return kExitFailed;
     if (!a.config.empty() && a.config[0] == '@' && !CheckRegularFile(a.config.substr(1))) {
       return kExitFailed;
     }
@@ -521,13 +635,16 @@ void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
 
   ComponentUpdateOptions& u = set.Keep<ComponentUpdateOptions>();
   CLI::App* update = component->add_subcommand(
-      "update", "replace a component's module (and configuration) keeping its position");
+      "update",
+      "replace a component's module or program (and configuration), keeping its position");
   update->add_option("name", u.name, "component name")->required();
-  update->add_option("--wasm", u.wasm, "the new module (.wasm, or .wat text)")->required();
+  update->add_option("args", u.args, "with --exec: the program's arguments (after --)");
+  update->add_option("--wasm", u.wasm, "the new module (.wasm, or .wat text)");
+  update->add_option("--exec", u.exec, "a program component's new executable (restarts it)");
   update->add_option("--config", u.config, "new configuration: STRING or @FILE (default: kept)");
   set.AddClientFlags(update);
   set.OnParsed(update, [&co, &u] {
-    if (!CheckRegularFile(u.wasm)) return kExitFailed;
+    if (!u.wasm.empty() && !CheckRegularFile(u.wasm)) return kExitFailed;
     if (u.config && !u.config->empty() && (*u.config)[0] == '@' &&
         !CheckRegularFile(u.config->substr(1))) {
       return kExitFailed;
@@ -543,6 +660,15 @@ void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
   set.AddClientFlags(reset);
   set.OnParsed(reset, [&co, &name, &reset_to] { return ComponentReset(co, name, reset_to); });
 
+  ComponentLogsOptions& l = set.Keep<ComponentLogsOptions>();
+  CLI::App* logs = component->add_subcommand(
+      "logs", "print a component's log: a program's stdout and stderr, a module's log lines");
+  logs->add_option("name", l.name, "component name")->required();
+  logs->add_flag("-f,--follow", l.follow, "keep printing lines as they come");
+  logs->add_option("--tail", l.tail, "start with the latest N lines (0: every line kept)");
+  set.AddClientFlags(logs);
+  set.OnParsed(logs, [&co, &l] { return ComponentLogs(co, l); });
+
   CLI::App* remove = component->add_subcommand(
       "remove", "stop a component, forget it and delete its group's offsets");
   remove->add_option("name", name, "component name")->required();
@@ -554,7 +680,7 @@ void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
 
 void AddComponentCommands(CommandSet& set) {
   CLI::App* component = set.app().add_subcommand(
-      "component", "WebAssembly components: run one locally, or manage the server's");
+      "component", "components: test a WebAssembly transform locally, or manage the server's");
   component->require_subcommand(1);
   ComponentTestOptions& o = set.Keep<ComponentTestOptions>();
   CLI::App* test = component->add_subcommand(

@@ -1,6 +1,8 @@
 #include "components/manager.h"
 
 #include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -18,6 +21,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "components/program.h"
 #include "components/wasm_transform.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/counter.h"
@@ -57,6 +61,10 @@ std::string SpecJson(const ComponentSpec& s) {
             {"on_error", OnErrorName(s.on_error)},
             {"fuel_per_record", s.fuel_per_record},
             {"parallelism", s.parallelism}};
+  if (s.is_program()) {
+    j["exec"] = s.exec;
+    j["args"] = s.args;
+  }
   return j.dump();
 }
 
@@ -77,6 +85,8 @@ absl::StatusOr<ComponentSpec> SpecFromJson(std::string_view name, std::string_vi
     s.on_error = *on_error;
     s.fuel_per_record = j.at("fuel_per_record").get<uint64_t>();
     s.parallelism = j.at("parallelism").get<uint32_t>();
+    s.exec = j.value("exec", std::string());
+    s.args = j.value("args", std::vector<std::string>());
   } catch (const json::exception& e) {
     return absl::DataLossError(StrCat("component \"", name, "\": bad spec in the catalog: ",
                                       e.what()));
@@ -86,6 +96,53 @@ absl::StatusOr<ComponentSpec> SpecFromJson(std::string_view name, std::string_vi
 
 std::string GroupOf(std::string_view name) { return StrCat("component.", name); }
 std::string DeadLetterTopic(std::string_view name) { return StrCat(name, ".dead-letter"); }
+
+// How far a component's group is behind in each partition of its input.
+std::vector<PartitionLag> GroupLag(broker::Broker& broker, std::string_view name,
+                                   const std::string& input) {
+  std::vector<PartitionLag> lag;
+  auto group = broker.DescribeGroup(GroupOf(name), input);
+  if (group.ok()) {
+    for (const auto& p : group->partitions) {
+      lag.push_back({p.partition.value(), p.committed.value_or(Offset()).value(),
+                     p.end_offset.value(), p.lag});
+    }
+  }
+  return lag;
+}
+
+// What a program component is checked for beyond what every component is.
+absl::Status CheckProgram(const ComponentSpec& spec) {
+  if (spec.exec.front() != '/') {
+    return absl::InvalidArgumentError(
+        StrCat("exec \"", spec.exec, "\" is not an absolute path"));
+  }
+  struct stat st;
+  if (stat(spec.exec.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      access(spec.exec.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(
+        StrCat("exec \"", spec.exec, "\" is not an executable file"));
+  }
+  if (spec.input.empty() && spec.outputs.empty()) {
+    return absl::InvalidArgumentError(
+        "a program component needs an input (a sink), outputs (a source) or both (a transform)");
+  }
+  if (spec.config.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "a program component's configuration is text: it cannot hold a NUL byte");
+  }
+  return absl::OkStatus();
+}
+
+// A program component: its registration and the process that runs it.
+struct ProgramComponent {
+  ComponentSpec spec;
+  int64_t created_at_us = 0;
+  int64_t updated_at_us = 0;
+  std::shared_ptr<ComponentLog> log;
+  std::unique_ptr<Program> program;  // null until the server's address is known
+  uint64_t earlier_starts = 0;       // of the processes this one replaced (update, reset)
+};
 
 }  // namespace
 
@@ -648,8 +705,19 @@ class Manager::Impl {
     ASSIGN_OR_RETURN(std::vector<storage::ComponentRow> rows, store().List());
     std::set<std::string> used;
     for (const storage::ComponentRow& row : rows) {
-      used.insert(row.module_sha256 + ".wasm");
       ASSIGN_OR_RETURN(ComponentSpec spec, SpecFromJson(row.name, row.spec));
+      if (spec.is_program()) {
+        auto pc = std::make_shared<ProgramComponent>();
+        pc->spec = std::move(spec);
+        pc->created_at_us = row.created_at_us;
+        pc->updated_at_us = row.updated_at_us;
+        pc->log = std::make_shared<ComponentLog>(row.name);
+        absl::MutexLock lock(&mu_);
+        logs_[row.name] = pc->log;
+        programs_[row.name] = std::move(pc);
+        continue;
+      }
+      used.insert(row.module_sha256 + ".wasm");
       auto bytes = fs_.ReadFile(dir_.ComponentModule(row.module_sha256));
       std::shared_ptr<wasm::Module> module;
       absl::Status loaded = bytes.status();
@@ -666,6 +734,7 @@ class Manager::Impl {
       {
         absl::MutexLock lock(&mu_);
         runners_[row.name] = runner;
+        logs_[row.name] = std::make_shared<ComponentLog>(row.name);
       }
       if (!loaded.ok()) {
         runner->Fail(absl::Status(loaded.code(), StrCat("loading its module: ",
@@ -688,6 +757,7 @@ class Manager::Impl {
   }
 
   ~Impl() {
+    StopPrograms();
     std::map<std::string, std::shared_ptr<Runner>> runners;
     {
       absl::MutexLock lock(&mu_);
@@ -703,10 +773,21 @@ class Manager::Impl {
       return absl::InvalidArgumentError(
           StrCat("component name is ", spec.name.size(), " bytes; the limit is ", kMaxNameLength));
     }
-    if (spec.outputs.empty()) {
+    if (spec.is_program()) {
+      if (!bytes.empty()) {
+        return absl::InvalidArgumentError(
+            "a component is a WebAssembly module (wasm) or a program (exec), not both");
+      }
+      RETURN_IF_ERROR(CheckProgram(spec));
+    } else if (bytes.empty()) {
+      return absl::InvalidArgumentError(
+          "a component needs a WebAssembly module (wasm) or a program (exec)");
+    } else if (spec.outputs.empty()) {
       return absl::InvalidArgumentError("a transform needs an output topic");
     }
-    RETURN_IF_ERROR(broker_.GetTopic(spec.input).status());
+    if (!spec.input.empty() || !spec.is_program()) {
+      RETURN_IF_ERROR(broker_.GetTopic(spec.input).status());
+    }
     for (const std::string& out : spec.outputs) {
       if (out == spec.input) {
         return absl::InvalidArgumentError(
@@ -714,6 +795,7 @@ class Manager::Impl {
       }
       RETURN_IF_ERROR(broker_.GetTopic(out).status());
     }
+    if (spec.is_program()) return AddProgram(std::move(spec));
     ASSIGN_OR_RETURN(std::shared_ptr<wasm::Module> module, LoadModule(bytes));
     if (spec.on_error == OnError::kDeadLetter) {
       auto created = broker_.CreateTopic(DeadLetterTopic(spec.name), 1);
@@ -724,7 +806,7 @@ class Manager::Impl {
     absl::MutexLock admin(&admin_mu_);
     {
       absl::MutexLock lock(&mu_);
-      if (runners_.contains(spec.name)) {
+      if (Exists(spec.name)) {
         return absl::AlreadyExistsError(StrCat("component \"", spec.name, "\" already exists"));
       }
     }
@@ -740,30 +822,59 @@ class Manager::Impl {
     {
       absl::MutexLock lock(&mu_);
       runners_[spec.name] = runner;
+      logs_[spec.name] = std::make_shared<ComponentLog>(spec.name);
     }
     runner->Start();
     return runner->Info();
   }
 
   absl::StatusOr<ComponentInfo> Get(std::string_view name) {
+    if (std::shared_ptr<ProgramComponent> pc = FindProgram(name)) return ProgramInfo(*pc);
     ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
     return runner->Info();
   }
 
   std::vector<ComponentInfo> List() {
     std::vector<std::shared_ptr<Runner>> runners;
+    std::vector<std::shared_ptr<ProgramComponent>> programs;
     {
       absl::MutexLock lock(&mu_);
       for (auto& [name, r] : runners_) runners.push_back(r);
+      for (auto& [name, p] : programs_) programs.push_back(p);
     }
     std::vector<ComponentInfo> out;
     for (auto& r : runners) out.push_back(r->Info());
+    for (auto& p : programs) out.push_back(ProgramInfo(*p));
+    std::sort(out.begin(), out.end(), [](const ComponentInfo& a, const ComponentInfo& b) {
+      return a.spec.name < b.spec.name;
+    });
     return out;
   }
 
   absl::StatusOr<ComponentInfo> Update(std::string_view name, std::string bytes,
-                                       std::optional<std::string> config) {
+                                       std::optional<std::string> config, std::string exec,
+                                       std::vector<std::string> args) {
     absl::MutexLock admin(&admin_mu_);
+    if (std::shared_ptr<ProgramComponent> pc = FindProgram(name)) {
+      if (!bytes.empty()) {
+        return absl::InvalidArgumentError(StrCat(
+            "component \"", name, "\" is a program: update it with exec, not a module"));
+      }
+      ComponentSpec spec = pc->spec;
+      if (config) spec.config = *config;
+      if (!exec.empty()) {
+        spec.exec = std::move(exec);
+        spec.args = std::move(args);
+      }
+      RETURN_IF_ERROR(CheckProgram(spec));
+      const int64_t now = NowMicros();
+      RETURN_IF_ERROR(store().Update({spec.name, "program", SpecJson(spec), "", 0, now}));
+      return ReplaceProgram(pc, std::move(spec), now);
+    }
+    if (!exec.empty()) {
+      return absl::InvalidArgumentError(StrCat(
+          "component \"", name, "\" is a WebAssembly component: update it with a module"));
+    }
     ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
     ASSIGN_OR_RETURN(std::shared_ptr<wasm::Module> module, LoadModule(bytes));
     const std::string sha = Sha256Hex(bytes);
@@ -778,6 +889,19 @@ class Manager::Impl {
 
   absl::StatusOr<ComponentInfo> Reset(std::string_view name, const broker::StartSpec& to) {
     absl::MutexLock admin(&admin_mu_);
+    if (std::shared_ptr<ProgramComponent> pc = FindProgram(name)) {
+      if (pc->spec.input.empty()) {
+        return absl::FailedPreconditionError(
+            StrCat("component \"", name, "\" is a source: it has no input to reset"));
+      }
+      // The program's subscription ends with its process; the group's offsets then move.
+      StopProgram(*pc);
+      WaitNoMembers(name, pc->spec.input);
+      absl::Status reset = broker_.ResetOffsets(GroupOf(name), pc->spec.input, to, {}).status();
+      ASSIGN_OR_RETURN(ComponentInfo info, ReplaceProgram(pc, pc->spec, NowMicros()));
+      if (!reset.ok()) return reset;
+      return info;
+    }
     ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
     const ComponentInfo before = runner->Info();
     // The group's offsets move only without members: stop, reset, start a new runner.
@@ -814,25 +938,192 @@ class Manager::Impl {
 
   absl::Status Remove(std::string_view name) {
     absl::MutexLock admin(&admin_mu_);
+    if (std::shared_ptr<ProgramComponent> pc = FindProgram(name)) {
+      StopProgram(*pc);
+      RETURN_IF_ERROR(store().Delete(name));
+      {
+        absl::MutexLock lock(&mu_);
+        programs_.erase(std::string(name));
+        logs_.erase(std::string(name));
+      }
+      pc->log->Close();
+      if (!pc->spec.input.empty()) {
+        WaitNoMembers(name, pc->spec.input);
+        DropGroup(name, pc->spec.input);
+      }
+      return absl::OkStatus();
+    }
     ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
     runner->Stop();
     RETURN_IF_ERROR(store().Delete(name));
-    for (int i = 0; i < 500 && broker_.groups().HasMembers(GroupOf(name), runner->spec().input);
-         ++i) {
-      absl::SleepFor(absl::Milliseconds(10));  // the member leaves on the pool, just after
-    }
+    WaitNoMembers(name, runner->spec().input);  // the member leaves on the pool, just after
     {
       absl::MutexLock lock(&mu_);
       runners_.erase(std::string(name));
+      if (auto log = logs_.find(std::string(name)); log != logs_.end()) {
+        log->second->Close();
+        logs_.erase(log);
+      }
     }
-    absl::Status dropped = broker_.DeleteGroup(GroupOf(name), runner->spec().input);
-    if (!dropped.ok() && dropped.code() != absl::StatusCode::kNotFound) {
-      spdlog::warn("component {}: removing its group: {}", name, ToStd(dropped.message()));
-    }
+    DropGroup(name, runner->spec().input);
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::shared_ptr<ComponentLog>> Log(std::string_view name) {
+    absl::MutexLock lock(&mu_);
+    auto it = logs_.find(std::string(name));
+    if (it == logs_.end()) {
+      return absl::NotFoundError(StrCat("component \"", name, "\" does not exist"));
+    }
+    return it->second;
+  }
+
+  void StartPrograms(std::string grpc_address) {
+    absl::MutexLock lock(&mu_);
+    grpc_address_ = std::move(grpc_address);
+    for (auto& [name, pc] : programs_) {
+      if (pc->program == nullptr) StartProgramLocked(*pc);
+    }
+  }
+
+  void StopPrograms() {
+    std::vector<std::shared_ptr<ProgramComponent>> programs;
+    {
+      absl::MutexLock lock(&mu_);
+      grpc_address_.clear();  // none starts from now on
+      for (auto& [name, pc] : programs_) programs.push_back(pc);
+    }
+    // Every program is asked at once, then each is waited for: one grace period in all.
+    for (auto& pc : programs) {
+      if (pc->program != nullptr) pc->program->RequestStop();
+    }
+    for (auto& pc : programs) {
+      if (pc->program != nullptr) pc->program->Join();
+    }
+  }
+
  private:
+  bool Exists(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return runners_.contains(std::string(name)) || programs_.contains(std::string(name));
+  }
+
+  void WaitNoMembers(std::string_view name, const std::string& input) {
+    for (int i = 0; i < 500 && broker_.groups().HasMembers(GroupOf(name), input); ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+
+  void DropGroup(std::string_view name, const std::string& input) {
+    absl::Status dropped = broker_.DeleteGroup(GroupOf(name), input);
+    if (!dropped.ok() && dropped.code() != absl::StatusCode::kNotFound) {
+      spdlog::warn("component {}: removing its group: {}", name, ToStd(dropped.message()));
+    }
+  }
+
+  absl::StatusOr<ComponentInfo> AddProgram(ComponentSpec spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(admin_mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (Exists(spec.name)) {
+        return absl::AlreadyExistsError(StrCat("component \"", spec.name, "\" already exists"));
+      }
+    }
+    const int64_t now = NowMicros();
+    RETURN_IF_ERROR(store().Create({spec.name, "program", SpecJson(spec), "", now, now}));
+    auto pc = std::make_shared<ProgramComponent>();
+    pc->spec = std::move(spec);
+    pc->created_at_us = now;
+    pc->updated_at_us = now;
+    pc->log = std::make_shared<ComponentLog>(pc->spec.name);
+    {
+      absl::MutexLock lock(&mu_);
+      programs_[pc->spec.name] = pc;
+      logs_[pc->spec.name] = pc->log;
+      StartProgramLocked(*pc);
+    }
+    return ProgramInfo(*pc);
+  }
+
+  // A program component replaced by one with `spec` (an update or a reset): the old process
+  // stops, a new one starts; the log and the counts go on.
+  absl::StatusOr<ComponentInfo> ReplaceProgram(const std::shared_ptr<ProgramComponent>& old,
+                                               ComponentSpec spec, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(admin_mu_) {
+    StopProgram(*old);
+    auto pc = std::make_shared<ProgramComponent>();
+    pc->spec = std::move(spec);
+    pc->created_at_us = old->created_at_us;
+    pc->updated_at_us = now;
+    pc->log = old->log;
+    {
+      absl::MutexLock lock(&mu_);
+      pc->earlier_starts =
+          old->earlier_starts + (old->program != nullptr ? old->program->status().starts : 0);
+      programs_[pc->spec.name] = pc;
+      StartProgramLocked(*pc);
+    }
+    return ProgramInfo(*pc);
+  }
+
+  void StopProgram(ProgramComponent& pc) {
+    Program* program;
+    {
+      absl::MutexLock lock(&mu_);
+      program = pc.program.get();
+    }
+    if (program != nullptr) program->Stop();
+  }
+
+  void StartProgramLocked(ProgramComponent& pc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (grpc_address_.empty() || pc.program != nullptr) return;
+    const ComponentSpec& spec = pc.spec;
+    ProgramOptions o;
+    o.path = spec.exec;
+    o.args = spec.args;
+    o.env = {{"NODATA_ADDR", grpc_address_},
+             {"NODATA_COMPONENT", spec.name},
+             {"NODATA_GROUP", GroupOf(spec.name)},
+             {"NODATA_INPUTS", spec.input},
+             {"NODATA_OUTPUTS", absl::StrJoin(spec.outputs, ",")},
+             {"NODATA_CONFIG", spec.config}};
+    pc.program = std::make_unique<Program>(std::move(o), pc.log);
+    pc.program->Start();
+  }
+
+  std::shared_ptr<ProgramComponent> FindProgram(std::string_view name) {
+    absl::MutexLock lock(&mu_);
+    auto it = programs_.find(std::string(name));
+    return it == programs_.end() ? nullptr : it->second;
+  }
+
+  ComponentInfo ProgramInfo(ProgramComponent& pc) {
+    ComponentInfo info;
+    info.spec = pc.spec;
+    info.kind = "program";
+    info.created_at_us = pc.created_at_us;
+    info.updated_at_us = pc.updated_at_us;
+    ProgramStatus status;
+    bool started;
+    {
+      absl::MutexLock lock(&mu_);
+      started = pc.program != nullptr;
+      if (started) status = pc.program->status();
+    }
+    const uint64_t starts = pc.earlier_starts + status.starts;
+    info.restarts = starts > 0 ? starts - 1 : 0;
+    info.pid = status.pid;
+    if (status.running) {
+      info.state = State::kRunning;
+    } else if (!status.last_exit.empty()) {
+      info.state = State::kFailed;  // exited; starting again after its backoff
+      info.last_error = status.last_exit;
+    } else {
+      info.state = State::kStarting;
+    }
+    if (!pc.spec.input.empty()) info.lag = GroupLag(broker_, pc.spec.name, pc.spec.input);
+    return info;
+  }
+
   storage::ComponentStore& store() { return broker_.component_store(); }
 
   absl::StatusOr<std::shared_ptr<wasm::Module>> LoadModule(std::string_view bytes) {
@@ -861,6 +1152,9 @@ class Manager::Impl {
   absl::Mutex admin_mu_;  // serializes add, update, reset and remove
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Runner>> runners_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<ProgramComponent>> programs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<ComponentLog>> logs_ ABSL_GUARDED_BY(mu_);
+  std::string grpc_address_ ABSL_GUARDED_BY(mu_);  // empty: programs do not start
 };
 
 absl::StatusOr<std::unique_ptr<Manager>> Manager::Open(ManagerOptions options,
@@ -880,12 +1174,21 @@ absl::StatusOr<ComponentInfo> Manager::Add(ComponentSpec spec, std::string modul
 absl::StatusOr<ComponentInfo> Manager::Get(std::string_view name) { return impl_->Get(name); }
 std::vector<ComponentInfo> Manager::List() { return impl_->List(); }
 absl::StatusOr<ComponentInfo> Manager::Update(std::string_view name, std::string module_bytes,
-                                              std::optional<std::string> config) {
-  return impl_->Update(name, std::move(module_bytes), std::move(config));
+                                              std::optional<std::string> config, std::string exec,
+                                              std::vector<std::string> args) {
+  return impl_->Update(name, std::move(module_bytes), std::move(config), std::move(exec),
+                       std::move(args));
 }
 absl::StatusOr<ComponentInfo> Manager::Reset(std::string_view name, const broker::StartSpec& to) {
   return impl_->Reset(name, to);
 }
 absl::Status Manager::Remove(std::string_view name) { return impl_->Remove(name); }
+absl::StatusOr<std::shared_ptr<ComponentLog>> Manager::Log(std::string_view name) {
+  return impl_->Log(name);
+}
+void Manager::StartPrograms(std::string grpc_address) {
+  impl_->StartPrograms(std::move(grpc_address));
+}
+void Manager::StopPrograms() { impl_->StopPrograms(); }
 
 }  // namespace nodata::components

@@ -17,6 +17,7 @@
 #include "broker/broker.h"
 #include "common/fs.h"
 #include "common/worker_pool.h"
+#include "components/component_log.h"
 #include "wasm/runtime.h"
 
 namespace prometheus {
@@ -41,6 +42,12 @@ struct ComponentSpec {
   OnError on_error = OnError::kDeadLetter;
   uint64_t fuel_per_record = 100'000'000;
   uint32_t parallelism = 0;          // instances at most (0: one per input partition)
+  // A program component: the executable (absolute path) and its arguments. Its input may be
+  // empty (a source) or its outputs (a sink); `config` is text.
+  std::string exec;
+  std::vector<std::string> args;
+
+  bool is_program() const { return !exec.empty(); }
 };
 
 struct PartitionLag {
@@ -53,7 +60,7 @@ struct PartitionLag {
 // A component as GetComponent reports it.
 struct ComponentInfo {
   ComponentSpec spec;
-  std::string kind = "wasm";
+  std::string kind = "wasm";  // or "program"
   std::string module_sha256;  // of the module bytes as given
   State state = State::kStarting;
   std::string tier;           // "interpreter" | "native" (of the instances running)
@@ -66,6 +73,8 @@ struct ComponentInfo {
   std::vector<PartitionLag> lag;
   int64_t created_at_us = 0;
   int64_t updated_at_us = 0;
+  int pid = 0;            // a program's running process, 0 while none runs
+  uint64_t restarts = 0;  // a program's starts after the first, since the server started
 };
 
 struct ManagerOptions {
@@ -90,20 +99,32 @@ class Manager {
                                                        prometheus::Registry& registry);
   ~Manager();  // stops every runner (the group's members leave; offsets stay committed)
 
-  // Registers and starts a WebAssembly component. INVALID_ARGUMENT for a bad name, a module that
-  // is not a component, no outputs, an input that is also an output; ALREADY_EXISTS; NOT_FOUND
-  // for an input or output topic that does not exist.
+  // Registers and starts a WebAssembly component (module bytes given) or a program component
+  // (spec.exec given). INVALID_ARGUMENT for a bad name, a module that is not a component, no
+  // outputs (WebAssembly) or neither input nor outputs (program), an input that is also an
+  // output, an exec that is not an absolute path to an executable file; ALREADY_EXISTS;
+  // NOT_FOUND for an input or output topic that does not exist. Programs start once
+  // StartPrograms has given them the server's address.
   absl::StatusOr<ComponentInfo> Add(ComponentSpec spec, std::string module_bytes);
   absl::StatusOr<ComponentInfo> Get(std::string_view name);
   std::vector<ComponentInfo> List();
-  // Swaps the module at a batch boundary; the position is kept. `spec_config` replaces the
-  // configuration when given.
+  // Swaps the module at a batch boundary; the position is kept. `config` replaces the
+  // configuration when given. A program component takes a new `exec` (with `args`; empty: kept)
+  // and is restarted.
   absl::StatusOr<ComponentInfo> Update(std::string_view name, std::string module_bytes,
-                                       std::optional<std::string> config);
+                                       std::optional<std::string> config, std::string exec = {},
+                                       std::vector<std::string> args = {});
   // Moves the component's input position (its group's offsets) and restarts it.
   absl::StatusOr<ComponentInfo> Reset(std::string_view name, const broker::StartSpec& to);
   // Stops the component, forgets it and drops its group's offsets.
   absl::Status Remove(std::string_view name);
+  // The component's log; NOT_FOUND when there is no such component.
+  absl::StatusOr<std::shared_ptr<ComponentLog>> Log(std::string_view name);
+
+  // Starts the program components (now and as they are added) with NODATA_ADDR=`grpc_address`.
+  void StartPrograms(std::string grpc_address);
+  // Stops every program (SIGTERM, then SIGKILL after the grace period), all at once.
+  void StopPrograms();
 
   class Impl;
 

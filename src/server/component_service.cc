@@ -55,6 +55,10 @@ void FillComponent(const ComponentInfo& info, nodata::v1::Component* out) {
   out->set_module_sha256(info.module_sha256);
   SetTimestamp(info.created_at_us, out->mutable_created_at());
   SetTimestamp(info.updated_at_us, out->mutable_updated_at());
+  out->set_exec(spec.exec);
+  for (const std::string& a : spec.args) out->add_args(a);
+  out->set_pid(info.pid);
+  out->set_restarts(info.restarts);
 }
 
 // The registration an AddComponent request asks for; INVALID_ARGUMENT for an unknown on_error.
@@ -75,6 +79,8 @@ absl::StatusOr<components::ComponentSpec> SpecFrom(const nodata::v1::AddComponen
   }
   if (r.fuel_per_record() > 0) spec.fuel_per_record = r.fuel_per_record();
   spec.parallelism = r.parallelism();
+  spec.exec = r.exec();
+  spec.args.assign(r.args().begin(), r.args().end());
   return spec;
 }
 
@@ -133,8 +139,10 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
     pool_.Schedule([this, reactor, request, response] {
       std::optional<std::string> config;
       if (request->has_config()) config = request->config();
-      reactor->Finish(Reply(manager_.Update(request->name(), request->wasm(), std::move(config)),
-                            response->mutable_component()));
+      reactor->Finish(Reply(
+          manager_.Update(request->name(), request->wasm(), std::move(config), request->exec(),
+                          {request->args().begin(), request->args().end()}),
+          response->mutable_component()));
     });
     return reactor;
   }
@@ -163,6 +171,10 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
     return reactor;
   }
 
+  grpc::ServerWriteReactor<nodata::v1::TailComponentLogResponse>* TailComponentLog(
+      grpc::CallbackServerContext* ctx,
+      const nodata::v1::TailComponentLogRequest* request) override;
+
   grpc::ServerUnaryReactor* RemoveComponent(grpc::CallbackServerContext* ctx,
                                             const nodata::v1::RemoveComponentRequest* request,
                                             nodata::v1::RemoveComponentResponse*) override {
@@ -177,6 +189,108 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
   components::Manager& manager_;
   WorkerPool& pool_;
 };
+
+// A TailComponentLog stream: the kept lines, then (with follow) each new line as the log
+// announces it. One write in flight at a time; the log's notification starts the next one when
+// the stream is idle. The reactor deletes itself in OnDone.
+class LogTailReactor final
+    : public grpc::ServerWriteReactor<nodata::v1::TailComponentLogResponse> {
+ public:
+  LogTailReactor(std::shared_ptr<components::ComponentLog> log, bool follow, uint32_t tail)
+      : log_(std::move(log)), follow_(follow), after_(log_->SeqBeforeLast(tail)) {
+    if (follow_) {
+      token_ = log_->Watch([this] {
+        absl::MutexLock lock(&mu_);
+        WriteNextLocked();
+      });
+    }
+    absl::MutexLock lock(&mu_);
+    WriteNextLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the stream broke"));
+      return;
+    }
+    WriteNextLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    if (!writing_) FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    if (follow_) log_->Unwatch(token_);  // no notification runs once this returns
+    delete this;
+  }
+
+ private:
+  static constexpr size_t kLinesPerMessage = 256;
+
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_) return;
+    if (cancelled_) {
+      FinishLocked(grpc::Status::CANCELLED);
+      return;
+    }
+    // Closed is read before the lines: a line appended before the close is still sent.
+    const bool closed = log_->closed();
+    std::vector<components::LogLine> lines = log_->Read(after_, kLinesPerMessage);
+    if (lines.empty()) {
+      if (!follow_ || closed) FinishLocked(grpc::Status::OK);
+      return;
+    }
+    response_.Clear();
+    for (const components::LogLine& l : lines) {
+      auto* out = response_.add_lines();
+      out->set_seq(l.seq);
+      SetTimestamp(l.time_us, out->mutable_time());
+      out->set_stream(l.stream);
+      out->set_level(components::LogLevelName(l.level));
+      out->set_text(l.text);
+    }
+    after_ = lines.back().seq;
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(std::move(status));
+  }
+
+  const std::shared_ptr<components::ComponentLog> log_;
+  const bool follow_;
+  uint64_t token_ = 0;
+  absl::Mutex mu_;
+  uint64_t after_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  nodata::v1::TailComponentLogResponse response_ ABSL_GUARDED_BY(mu_);
+};
+
+grpc::ServerWriteReactor<nodata::v1::TailComponentLogResponse>*
+ComponentServiceImpl::TailComponentLog(grpc::CallbackServerContext*,
+                                       const nodata::v1::TailComponentLogRequest* request) {
+  absl::StatusOr<std::shared_ptr<components::ComponentLog>> log = manager_.Log(request->name());
+  if (!log.ok()) {
+    // A reactor that only finishes: the status is the answer.
+    class Failed final : public grpc::ServerWriteReactor<nodata::v1::TailComponentLogResponse> {
+     public:
+      explicit Failed(grpc::Status s) { Finish(std::move(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Failed(ToGrpc(log.status()));
+  }
+  return new LogTailReactor(std::move(*log), request->follow(), request->tail());
+}
 
 }  // namespace
 

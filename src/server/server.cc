@@ -113,6 +113,14 @@ absl::Status RunServer(const ServerOptions& options) {
 
   const std::string grpc_address =
       StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", port);
+  // Program components connect over loopback when the server listens on every address.
+  std::string program_address = grpc_address;
+  for (std::string_view any : {"0.0.0.0:", "[::]:"}) {
+    if (program_address.starts_with(any)) {
+      program_address = StrCat("127.0.0.1:", program_address.substr(any.size()));
+    }
+  }
+  components->StartPrograms(program_address);
   std::printf("nodata ready grpc=%s http=%s\n", grpc_address.c_str(), http->address().c_str());
   std::fflush(stdout);
   spdlog::info("serving gRPC on {} and HTTP on {}", grpc_address, http->address());
@@ -120,6 +128,8 @@ absl::Status RunServer(const ServerOptions& options) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  // Programs stop first, while the server still answers them: a sink commits what it wrote.
+  components->StopPrograms();
   consume->StopAll();
   // Calls still open after a second (publish streams a producer keeps open) are cancelled: a batch
   // already handed to the broker is still stored, and a producer that missed its ack retries with
