@@ -6,7 +6,8 @@
 #
 # Leaves the example binaries in $BUILD/examples/ (publish_example, consume_example and the
 # program components filter_component, file_sink_component, counter_source), where
-# tests/integration/sdk.test.mjs and sdk-component.test.mjs look for them (SDK_EXAMPLES_DIR).
+# tests/integration/sdk.test.mjs and sdk-component.test.mjs look for them (SDK_EXAMPLES_DIR), and
+# the test programs of tests/ in $BUILD/tests/ (SDK_TESTS_DIR).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +41,11 @@ for exe in publish_example consume_example filter_component file_sink_component 
   [[ -x "$BUILD/examples/$exe" ]] || { echo "sdk: $BUILD/examples/$exe was not built" >&2; exit 1; }
 done
 "$BUILD/examples/publish_example" --bad-flag x > /dev/null 2>&1 && { echo "sdk: bad flag accepted" >&2; exit 1; }
+echo "== sdk: test programs against the installed package ($BUILD/tests)"
+cmake --fresh -S "$here/tests" -B "$BUILD/tests" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
+  -DCMAKE_PREFIX_PATH="$prefix" > /dev/null
+cmake --build "$BUILD/tests" -j"$JOBS"
+[[ -x "$BUILD/tests/fanout_fail_transform" ]] || { echo "sdk: $BUILD/tests/fanout_fail_transform was not built" >&2; exit 1; }
 # A program component outside the server's environment refuses to start and says why.
 if env -u NODATA_ADDR "$BUILD/examples/filter_component" > /dev/null 2> "$BUILD/examples/no-env.err"; then
   echo "sdk: filter_component ran without NODATA_ADDR" >&2; exit 1

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Code } from './lib/grpc.mjs';
-import { sdkExample } from './lib/sdk.mjs';
+import { sdkExample, sdkTestProgram } from './lib/sdk.mjs';
 import { makeTempDir, startServer } from './lib/server.mjs';
 import { sleep, topicName } from './lib/util.mjs';
 
@@ -214,6 +214,60 @@ test('a program transform SIGKILLed mid-stream and started again leaves every ou
   const inputs = await srv.api.readTopic(input);
   assert.equal(inputs.length, total);
   assertFilterOutputs(name, inputs, await srv.api.readTopic(output), isKept);
+});
+
+test('a program transform fans out with one index per output, and a failing record ends the run without committing past it', T, async (t) => {
+  const bin = sdkTestProgram('fanout_fail_transform');
+  const srv = await startServer(t);
+  const input = topicName('pc-fail-in');
+  const outs = [topicName('pc-fail-a'), topicName('pc-fail-b')];
+  await srv.api.createTopic(input, 2);
+  for (const o of outs) await srv.api.createTopic(o, 2);
+  const name = topicName('fanout');
+  const n = 3000;
+  const poison = 1700;
+  const events = Array.from({ length: n }, (_, i) => ({
+    topic: input, id: `${input}-${i}`, key: Buffer.from(`k${i % 7}`),
+    data: Buffer.from(i === poison ? `${i} POISON` : `${i}`),
+  }));
+  for (let i = 0; i < n; i += 500) await srv.api.publishBatch(events.slice(i, i + 500));
+  const inputs = await srv.api.readTopic(input);
+  const bad = inputs.find((r) => r.event.data.toString().includes('POISON'));
+
+  // Outputs must exist exactly for the inputs below the committed offsets, twice each (index 0
+  // on the first output, 1 on the second), and for nothing else.
+  const assertOutputsMatchCommits = async (what) => {
+    const group = await srv.api.getGroup(`component.${name}`, input);
+    const committed = new Map(group.partitions.map((p) => [p.partition, p.has_committed ? p.committed_offset : 0]));
+    const expected = new Set();
+    for (const r of inputs) {
+      if (r.offset < committed.get(r.partition)) {
+        for (let i = 0; i < outs.length; i++) expected.add(`${outs[i]} ${name}:${r.partition}:${r.offset}:${i}`);
+      }
+    }
+    const got = [];
+    for (const o of outs) got.push(...(await srv.api.readTopic(o)).map((r) => `${o} ${r.event.id}`));
+    assert.equal(new Set(got).size, got.length, `${what}: no output twice`);
+    assert.deepEqual(new Set(got), expected, `${what}: outputs are those of the committed inputs`);
+    return committed;
+  };
+
+  const env = componentEnv(srv, { name, inputs: [input], outputs: outs, config: 'POISON' });
+  for (const run of ['first run', 'run again']) {
+    const res = await runToExit(bin, env, 60000);
+    assert.equal(res.code, 1, `${run}: exit code; stderr:\n${res.stderr}`);
+    assert.match(res.stderr, new RegExp(`component ${name}: error: INTERNAL: processing ${input}/${bad.partition}/${bad.offset}: poison record`),
+      `${run}: the error names the record`);
+    const committed = await assertOutputsMatchCommits(run);
+    assert.equal(committed.get(bad.partition), bad.offset, `${run}: committed up to the failing record, not past it`);
+  }
+
+  // Without the poison it gets through: every input's two outputs, once.
+  const fixed = startProgram(t, bin, { ...env, NODATA_CONFIG: '' });
+  await waitCommitted(srv, name, input, fixed);
+  assert.deepEqual(await stopProgram(fixed, 'SIGTERM'), { code: 0, signal: null }, `exit on SIGTERM; stderr:\n${fixed.stderr()}`);
+  const committed = await assertOutputsMatchCommits('after the fix');
+  assert.equal([...committed.values()].reduce((a, b) => a + b, 0), n, 'everything committed');
 });
 
 test('a program source killed and started again publishes each record once', T, async (t) => {

@@ -269,7 +269,8 @@ absl::Status ConsumeLoop(const ComponentEnv& env, StopSignal& stop, const BatchH
   return result;
 }
 
-// Publishes a transform's outputs as they are emitted, with ids derived from the input record.
+// Collects the outputs of one input record, with ids derived from it; they are published
+// once Process returns OK, so a failing record publishes nothing.
 class PublishingEmitter : public Emitter {
  public:
   PublishingEmitter(const ComponentEnv& env, client::Publisher& publisher, PublishResults& results)
@@ -277,17 +278,25 @@ class PublishingEmitter : public Emitter {
 
   void Begin(const Record& in) {
     in_ = &in;
-    index_ = 0;
+    pending_.clear();
   }
 
   absl::Status Emit(size_t output, client::Event event) override {
     if (output >= env_.outputs.size()) return NoSuchOutput(output, env_);
     event.topic = env_.outputs[output];
-    event.id = absl::StrCat(env_.name, ":", in_->partition, ":", in_->offset, ":", index_++);
+    event.id = absl::StrCat(env_.name, ":", in_->partition, ":", in_->offset, ":", pending_.size());
     if (!event.timestamp) event.timestamp = in_->event.timestamp;
-    publisher_.Publish(std::move(event),
-                       [this](absl::StatusOr<client::Ack> ack) { results_.Add(ack.status()); });
+    pending_.push_back(std::move(event));
     return absl::OkStatus();
+  }
+
+  // Hands the record's outputs to the publisher (acks arrive later, in results_).
+  void Publish() {
+    for (client::Event& event : pending_) {
+      publisher_.Publish(std::move(event),
+                         [this](absl::StatusOr<client::Ack> ack) { results_.Add(ack.status()); });
+    }
+    pending_.clear();
   }
 
  private:
@@ -295,7 +304,7 @@ class PublishingEmitter : public Emitter {
   client::Publisher& publisher_;
   PublishResults& results_;
   const Record* in_ = nullptr;
-  uint32_t index_ = 0;
+  std::vector<client::Event> pending_;
 };
 
 absl::Status RunTransform(Transform& transform, const ComponentEnv& env, StopSignal& stop) {
@@ -326,6 +335,7 @@ absl::Status RunTransform(Transform& transform, const ComponentEnv& env, StopSig
                                               "/", r.offset));
             break;
           }
+          emitter.Publish();
           processed[r.partition] = r.offset + 1;
         }
         publisher.Flush();

@@ -69,8 +69,8 @@ class Transform {
   virtual ~Transform() = default;
   // Once, before the first record. An error ends the run.
   virtual absl::Status Open(const ComponentEnv& env) { return absl::OkStatus(); }
-  // An error ends the run (exit code 1): the record and those after it are not committed, so
-  // the restarted program sees it again.
+  // An error ends the run (exit code 1): the record's outputs are dropped, and it and the
+  // records after it are not committed, so the restarted program sees it again.
   virtual absl::Status Process(const client::Record& in, Emitter& out) = 0;
 };
 
