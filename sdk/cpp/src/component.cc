@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +43,7 @@ constexpr size_t kReadAheadRecords = 4 * kMaxBatchRecords;
 // Written by the signal handler, which may only touch lock-free atomics and write(2).
 std::atomic<bool> g_stop_requested{false};
 std::atomic<int> g_wake_fd{-1};
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free);
 
 extern "C" void OnStopSignal(int) {
   const int saved_errno = errno;
@@ -325,8 +327,8 @@ absl::Status RunTransform(Transform& transform, const ComponentEnv& env, StopSig
   if (absl::Status s = transform.Open(env); !s.ok()) return Annotate(s, "opening the transform");
   LogInfo(env.name, absl::StrCat("transform ", env.inputs[0], " -> ",
                                  absl::StrJoin(env.outputs, ",")));
+  PublishResults results;  // before the publisher, whose callbacks write to it
   client::Publisher publisher(PublisherOptionsFor(env));
-  PublishResults results;
   PublishingEmitter emitter(env, publisher, results);
   // A batch's outputs are in flight together; its offsets are committed once all are acked.
   absl::Status status = ConsumeLoop(
@@ -436,7 +438,13 @@ int Main(Body body) {
     LogError(env->name, stop.status());
     return 1;
   }
-  absl::Status status = body(*env, **stop);
+  absl::Status status;
+  // The SDK throws nothing; this is for exceptions from the program's own code.
+  try {
+    status = body(*env, **stop);
+  } catch (const std::exception& e) {
+    status = absl::InternalError(absl::StrCat("uncaught exception: ", e.what()));
+  }
   if (!status.ok()) {
     LogError(env->name, status);
     return 1;

@@ -68,7 +68,7 @@ class Transform {
  public:
   virtual ~Transform() = default;
   // Once, before the first record. An error ends the run.
-  virtual absl::Status Open(const ComponentEnv& env) { return absl::OkStatus(); }
+  virtual absl::Status Open(const ComponentEnv& /*env*/) { return absl::OkStatus(); }
   // An error ends the run (exit code 1): the record's outputs are dropped, and it and the
   // records after it are not committed, so the restarted program sees it again.
   virtual absl::Status Process(const client::Record& in, Emitter& out) = 0;
@@ -82,7 +82,7 @@ class Sink {
  public:
   virtual ~Sink() = default;
   // Once, before the first batch. An error ends the run.
-  virtual absl::Status Open(const ComponentEnv& env) { return absl::OkStatus(); }
+  virtual absl::Status Open(const ComponentEnv& /*env*/) { return absl::OkStatus(); }
   // Records of one or more partitions, in offset order per partition. An error ends the run
   // (exit code 1) without committing the batch.
   virtual absl::Status Write(const std::vector<client::Record>& batch) = 0;
