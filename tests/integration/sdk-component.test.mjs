@@ -216,6 +216,29 @@ test('a program transform SIGKILLed mid-stream and started again leaves every ou
   assertFilterOutputs(name, inputs, await srv.api.readTopic(output), isKept);
 });
 
+test('a program transform rides out a server SIGKILL and restart: every output still exactly once', T, async (t) => {
+  const bin = example('filter_component');
+  const srv = await startServer(t);
+  const input = topicName('pc-srv-in');
+  const output = topicName('pc-srv-out');
+  await srv.api.createTopic(input, 3);
+  await srv.api.createTopic(output, 3);
+  const name = topicName('filter-srv');
+  // The server comes back on the same ports: the program keeps its NODATA_ADDR.
+  const prog = startProgram(t, bin, componentEnv(srv, { name, inputs: [input], outputs: [output], config: 'ERROR' }));
+  const outputCount = async () => (await srv.api.endOffsets(output)).reduce((a, b) => a + b, 0);
+  await publishInputs(srv, input, 0, 20000, keepEvery3);
+  await waitFor('outputs to flow', async () => (await outputCount()) > 1000, { detail: () => `; stderr:\n${prog.stderr()}` });
+  await srv.restart({ how: 'kill', samePorts: true });
+  t.diagnostic(`server SIGKILLed and restarted with ${await outputCount()} outputs stored`);
+  await publishInputs(srv, input, 20000, 10000, keepEvery3);
+  await waitCommitted(srv, name, input, prog);
+  assert.deepEqual(await stopProgram(prog, 'SIGTERM'), { code: 0, signal: null }, `exit on SIGTERM; stderr:\n${prog.stderr()}`);
+  const inputs = await srv.api.readTopic(input);
+  assert.equal(inputs.length, 30000);
+  assertFilterOutputs(name, inputs, await srv.api.readTopic(output), isKept);
+});
+
 test('a program transform fans out with one index per output, and a failing record ends the run without committing past it', T, async (t) => {
   const bin = sdkTestProgram('fanout_fail_transform');
   const srv = await startServer(t);
