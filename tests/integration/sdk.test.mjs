@@ -9,23 +9,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runProgram } from './lib/cli.mjs';
-import { REPO_ROOT } from './lib/grpc.mjs';
+import { sdkExample } from './lib/sdk.mjs';
 import { makeTempDir, startServer } from './lib/server.mjs';
 import { sleep, topicName } from './lib/util.mjs';
 
 const T = { timeout: 300000 };
-const EXAMPLES_DIR = path.resolve(process.env.SDK_EXAMPLES_DIR ?? path.join(REPO_ROOT, 'build-sdk/examples'));
-
-function example(name) {
-  const bin = path.join(EXAMPLES_DIR, name);
-  try {
-    fs.accessSync(bin, fs.constants.X_OK);
-  } catch {
-    throw new Error(`SDK example ${bin} is missing or not executable: build it with \`make sdk\` ` +
-      '(sdk/cpp/test.sh), or point SDK_EXAMPLES_DIR at the directory holding publish_example and consume_example');
-  }
-  return bin;
-}
+const example = sdkExample;
 
 // Runs a binary to completion; resolves { code, signal, stdout, stderr }. Fails after timeoutMs.
 function run(bin, args, { timeoutMs = 120000 } = {}) {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "json_quote.h"
 #include "nodata/client.h"
 
 namespace {
@@ -55,24 +56,6 @@ bool ParseStart(const std::string& s, nodata::client::StartPosition& out) {
   return true;
 }
 
-// A JSON string literal of `s` (bytes above 0x7f pass through: the payloads here are UTF-8).
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,12 +95,13 @@ int main(int argc, char** argv) {
     for (const nodata::client::Record& r : *batch) {
       std::string headers;
       for (const auto& [k, v] : r.event.headers) {
-        headers += (headers.empty() ? "" : ",") + Quote(k) + ":" + Quote(v);
+        headers += (headers.empty() ? "" : ",") + JsonQuote(k) + ":" + JsonQuote(v);
       }
       std::printf("{\"partition\":%u,\"offset\":%llu,\"id\":%s,\"key\":%s,\"data\":%s,"
                   "\"headers\":{%s}}\n",
-                  r.partition, static_cast<unsigned long long>(r.offset), Quote(r.event.id).c_str(),
-                  Quote(r.event.key).c_str(), Quote(r.event.data).c_str(), headers.c_str());
+                  r.partition, static_cast<unsigned long long>(r.offset),
+                  JsonQuote(r.event.id).c_str(), JsonQuote(r.event.key).c_str(),
+                  JsonQuote(r.event.data).c_str(), headers.c_str());
     }
     printed += static_cast<long>(batch->size());
     const auto now = std::chrono::steady_clock::now();
