@@ -1079,6 +1079,10 @@ class Manager::Impl {
     const ComponentSpec& spec = pc.spec;
     ProgramOptions o;
     o.path = spec.exec;
+    o.work_dir = dir_.ProgramWorkDir(spec.name);
+    if (absl::Status made = fs_.CreateDirs(o.work_dir); !made.ok()) {
+      pc.log->Append("server", 3, StrCat("creating its working directory: ", made.message()));
+    }
     o.args = spec.args;
     o.env = {{"NODATA_ADDR", grpc_address_},
              {"NODATA_COMPONENT", spec.name},

@@ -162,6 +162,7 @@ std::string Program::RunOnce() {
   exec_err[1] = AboveStdio(exec_err[1]);
   const int null_fd = AboveStdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
   const pid_t parent = getpid();
+  const char* work_dir = options_.work_dir.empty() ? nullptr : options_.work_dir.c_str();
 
   const pid_t pid = fork();
   if (pid == 0) {
@@ -182,9 +183,15 @@ std::string Program::RunOnce() {
     dup2(exec_err[1], 3);
     fcntl(3, F_SETFD, FD_CLOEXEC);
     syscall(SYS_close_range, 4u, ~0u, 0u);
-    execve(argv[0], argv.data(), envp.data());
-    const int e = errno;
-    ssize_t ignored = write(3, &e, sizeof e);
+    int failed[2] = {0, 0};  // {0: chdir, 1: exec; errno}
+    if (work_dir != nullptr && chdir(work_dir) != 0) {
+      failed[1] = errno;
+    } else {
+      execve(argv[0], argv.data(), envp.data());
+      failed[0] = 1;
+      failed[1] = errno;
+    }
+    ssize_t ignored = write(3, failed, sizeof failed);
     (void)ignored;
     _exit(127);
   }
@@ -194,18 +201,19 @@ std::string Program::RunOnce() {
     for (int fd : {out[0], err[0], exec_err[0]}) close(fd);
     return StrCat("fork: ", strerror(fork_errno));
   }
-  // The exec pipe closes on a successful exec, or carries the errno of a failed one.
-  int exec_errno = 0;
+  // The exec pipe closes on a successful exec, or says which step failed and its errno.
+  int failed[2] = {0, 0};
   ssize_t n;
-  while ((n = read(exec_err[0], &exec_errno, sizeof exec_errno)) < 0 && errno == EINTR) {
+  while ((n = read(exec_err[0], failed, sizeof failed)) < 0 && errno == EINTR) {
   }
   close(exec_err[0]);
-  if (n == static_cast<ssize_t>(sizeof exec_errno)) {
+  if (n == static_cast<ssize_t>(sizeof failed)) {
     for (int fd : {out[0], err[0]}) close(fd);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    return StrCat("exec ", options_.path, ": ", strerror(exec_errno));
+    return failed[0] == 0 ? StrCat("chdir ", options_.work_dir, ": ", strerror(failed[1]))
+                          : StrCat("exec ", options_.path, ": ", strerror(failed[1]));
   }
   {
     absl::MutexLock lock(&mu_);

@@ -22,6 +22,8 @@ namespace nodata::components {
 struct ProgramOptions {
   std::string path;  // absolute
   std::vector<std::string> args;
+  // The working directory (created by the caller); empty: the server's.
+  std::string work_dir;
   // NAME=VALUE pairs set on top of the server's environment.
   std::vector<std::pair<std::string, std::string>> env;
   absl::Duration min_backoff = absl::Milliseconds(250);

@@ -57,13 +57,17 @@ class ProgramTest : public ::testing::Test {
 TEST_F(ProgramTest, RunsWithItsEnvironmentAndCapturesBothStreams) {
   auto log = std::make_shared<ComponentLog>("p");
   ProgramOptions o;
-  o.path = Script("env.sh", "echo \"in=$NODATA_INPUTS args=$1,$2\"\necho oops >&2\nexec sleep 60\n");
+  o.path = Script("env.sh",
+                  "echo \"in=$NODATA_INPUTS args=$1,$2\"\npwd\necho oops >&2\nexec sleep 60\n");
+  o.work_dir = (dir_ / "work").string();
+  fs::create_directories(o.work_dir);
   o.args = {"one", "two words"};
   o.env = {{"NODATA_INPUTS", "orders"}};
   Program program(o, log);
   program.Start();
   ASSERT_TRUE(Eventually([&] { return Logged(*log, "stdout", "in=orders args=one,two words"); }));
   ASSERT_TRUE(Eventually([&] { return Logged(*log, "stderr", "oops"); }));
+  EXPECT_TRUE(Logged(*log, "stdout", o.work_dir));
   ProgramStatus s = program.status();
   EXPECT_TRUE(s.running);
   EXPECT_GT(s.pid, 0);
@@ -125,6 +129,19 @@ TEST_F(ProgramTest, ReportsAnExecThatFails) {
   EXPECT_EQ(program.status().last_exit,
             StrCat("exec ", o.path, ": No such file or directory"));
   EXPECT_EQ(program.status().starts, 0u);
+}
+
+TEST_F(ProgramTest, ReportsAWorkingDirectoryThatIsMissing) {
+  auto log = std::make_shared<ComponentLog>("p");
+  ProgramOptions o;
+  o.path = Script("ok.sh", "exit 0\n");
+  o.work_dir = (dir_ / "not-there").string();
+  Program program(o, log);
+  program.Start();
+  ASSERT_TRUE(Eventually([&] { return !program.status().last_exit.empty(); }));
+  program.Stop();
+  EXPECT_EQ(program.status().last_exit,
+            StrCat("chdir ", o.work_dir, ": No such file or directory"));
 }
 
 TEST_F(ProgramTest, KeepsALineCutAcrossReadsWhole) {

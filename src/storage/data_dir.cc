@@ -10,6 +10,9 @@ std::string DataDir::LogRoot() const { return root_ + "/log"; }
 std::string DataDir::ColdRoot() const { return root_ + "/topics"; }
 std::string DataDir::TrashRoot() const { return root_ + "/trash"; }
 std::string DataDir::ComponentsRoot() const { return root_ + "/components"; }
+std::string DataDir::ProgramWorkDir(std::string_view component) const {
+  return StrCat(root_, "/programs/", component);
+}
 std::string DataDir::ComponentModule(std::string_view sha256_hex) const {
   return StrCat(ComponentsRoot(), "/", sha256_hex, ".wasm");
 }

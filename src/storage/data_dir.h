@@ -40,6 +40,9 @@ class DataDir {
   // WebAssembly component modules by content: <root>/components/<sha256>.wasm.
   std::string ComponentsRoot() const;
   std::string ComponentModule(std::string_view sha256_hex) const;
+  // Program components' working directories: <root>/programs/<component name> (a name checked
+  // by the components module; what a program writes there stays after it is removed).
+  std::string ProgramWorkDir(std::string_view component) const;
 
   // Deleted topics: an entry of a short unique name (any topic name fits under it) holding the
   // topic's name and its two tier directories, moved there whole.

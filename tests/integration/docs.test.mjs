@@ -2,7 +2,7 @@
 // order, against a server this test starts: the docs cannot drift from the binary.
 //
 // A command runs with NODATA_SERVER set to the test's server, in a scratch directory holding a
-// copy of examples/ (the files the docs name), and must exit 0. `nodata serve ...` lines are
+// copy of examples/ and of the SDK examples (the files the docs name), and must exit 0. `nodata serve ...` lines are
 // started with their own flags (listen addresses and data directory moved to the test's) and must
 // come up ready.
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { describeRun, runCli } from './lib/cli.mjs';
 import { REPO_ROOT } from './lib/grpc.mjs';
+import { sdkExample } from './lib/sdk.mjs';
 import { NodataServer, makeTempDir, startServer } from './lib/server.mjs';
 
 /** Splits a shell command line into words: quotes, backslashes, and `#` comments. */
@@ -116,6 +117,12 @@ test('every command in README.md and docs/ runs as written', { timeout: 600000 }
   for (const name of ['filter.wasm', 'router.wasm', 'field_map.wasm']) {
     assert.ok(fs.existsSync(path.join(components, name)), `${path.join(components, name)} is missing: run \`make component-sdk\` first`);
     fs.copyFileSync(path.join(components, name), path.join(scratch, name));
+  }
+  // The C++ SDK's program components the docs run as build-sdk/examples/NAME (`make sdk`).
+  fs.mkdirSync(path.join(scratch, 'build-sdk', 'examples'), { recursive: true });
+  for (const name of ['counter_source', 'file_sink_component', 'filter_component']) {
+    fs.copyFileSync(sdkExample(name), path.join(scratch, 'build-sdk', 'examples', name));
+    fs.chmodSync(path.join(scratch, 'build-sdk', 'examples', name), 0o755);
   }
   const srv = await startServer(t, { args: ['--parquet-roll-interval', '1s', '--maintenance-ms', '100'] });
   const env = { NODATA_SERVER: srv.grpcAddr, XDG_CACHE_HOME: path.join(scratch, 'cache') };

@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import { Code, expectStatus } from './lib/grpc.mjs';
 import { describeRun, parseJsonOut, runCli } from './lib/cli.mjs';
+import { sdkExample } from './lib/sdk.mjs';
 import { makeTempDir, startServer } from './lib/server.mjs';
 import { sleep, topicName } from './lib/util.mjs';
 
@@ -75,6 +76,7 @@ test('a program source runs with its environment, its output goes to the log, an
   await srv.api.createTopic(out, 2);
   const prog = script(dir, 'source.sh', [
     'echo "component=$NODATA_COMPONENT addr=$NODATA_ADDR inputs=[$NODATA_INPUTS] outputs=[$NODATA_OUTPUTS] config=[$NODATA_CONFIG] args=[$1|$2]"',
+    'echo "cwd=$(pwd)"',
     'echo "to stderr" >&2',
     'exec sleep 600',
     '',
@@ -98,6 +100,8 @@ test('a program source runs with its environment, its output goes to the log, an
   const stdout = lines.find((l) => l.stream === 'stdout');
   assert.equal(stdout.text, `component=src1 addr=${srv.grpcAddr} inputs=[] outputs=[${out}] config=[some text] args=[first|--second]`);
   assert.equal(stdout.level, 'info');
+  // Its working directory is its own, in the data directory.
+  assert.ok(lines.some((l) => l.stream === 'stdout' && l.text === `cwd=${path.join(srv.dataDir, 'programs', 'src1')}`), JSON.stringify(lines));
   const stderr = lines.find((l) => l.stream === 'stderr');
   assert.equal(stderr.text, 'to stderr');
   assert.equal(stderr.level, 'warn');
@@ -267,4 +271,104 @@ test('programs stop with the server, none outlives a SIGKILL of it, and they sta
   await srv.stop(); // SIGTERM: the server stops its programs first, with SIGTERM
   assert.equal(readFileSync(marker, 'utf8'), 'term\n');
   assert.ok(!alive(second.pid));
+});
+
+// The C++ SDK's example programs (sdk/cpp/examples, built by `make sdk` into build-sdk/examples/
+// or SDK_EXAMPLES_DIR), run by the server as components.
+
+/** Waits until component `name` runs with a process other than `notPid`; returns it. */
+async function runningPid(srv, name, notPid = 0) {
+  return waitUntil(async () => {
+    const c = await srv.api.getComponent(name);
+    return c.state === 'COMPONENT_STATE_RUNNING' && c.pid > 0 && c.pid !== notPid ? c.pid : null;
+  }, { what: async () => JSON.stringify(await srv.api.getComponent(name)) });
+}
+
+/** True once component `name`'s group has committed every record of its input. */
+async function caughtUp(srv, name) {
+  const c = await srv.api.getComponent(name);
+  return c.lag.length > 0 && c.lag.every((l) => Number(l.committed) === Number(l.end));
+}
+
+test('an SDK source and sink run by the server are started again after each SIGKILL; nothing is lost or doubled in the topic', T, async (t) => {
+  const srv = await startServer(t);
+  const dir = makeTempDir();
+  const mid = topicName('mid');
+  await srv.api.createTopic(mid, 2);
+  const n = 20000;
+  const file = path.join(dir, 'sink.jsonl');
+  await cli(srv, ['component', 'add', 'src', '--exec', sdkExample('counter_source'), '--source', mid, '--config', String(n)]);
+  await cli(srv, ['component', 'add', 'snk', '--exec', sdkExample('file_sink_component'), '--sink', mid, '--config', file]);
+
+  // Each program killed twice while records flow.
+  let srcPid = await runningPid(srv, 'src');
+  let snkPid = await runningPid(srv, 'snk');
+  for (let i = 0; i < 2; i++) {
+    await sleep(150);
+    process.kill(srcPid, 'SIGKILL');
+    await sleep(100);
+    process.kill(snkPid, 'SIGKILL');
+    srcPid = await runningPid(srv, 'src', srcPid);
+    snkPid = await runningPid(srv, 'snk', snkPid);
+  }
+  await waitUntil(async () => (await srv.api.endOffsets(mid)).reduce((a, b) => a + Number(b), 0) >= n && caughtUp(srv, 'snk'), {
+    timeoutMs: 90000,
+    what: async () => `mid ends ${await srv.api.endOffsets(mid)}, sink ${JSON.stringify((await srv.api.getComponent('snk')).lag)}`,
+  });
+
+  const records = await srv.api.readTopic(mid);
+  assert.equal(records.length, n, 'the source published each record once (ids deduped across its restarts)');
+  const seen = new Set(records.map((r) => JSON.parse(r.event.data.toString()).n));
+  assert.equal(seen.size, n);
+  // The sink is at-least-once: every stored record is in its file, some twice after a crash.
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const written = new Set(lines.map((l) => `${l.partition}/${l.offset}`));
+  assert.equal(written.size, n, `the sink wrote every record (${lines.length} lines)`);
+  for (const r of records) assert.ok(written.has(`${r.partition}/${r.offset}`));
+
+  assert.ok(Number((await srv.api.getComponent('src')).restarts) >= 2);
+  assert.ok(Number((await srv.api.getComponent('snk')).restarts) >= 2);
+  const logs = await logLines(srv, 'snk');
+  assert.ok(logs.filter((l) => l.stream === 'server' && /^killed by signal 9;/.test(l.text)).length >= 2, JSON.stringify(logs.slice(-10)));
+  srv.assertNoCrash();
+});
+
+test('an SDK transform run by the server publishes each output once, in input order, across SIGKILLs of it and of the server', T, async (t) => {
+  const srv = await startServer(t);
+  const a = topicName('in');
+  const b = topicName('out');
+  await srv.api.createTopic(a, 4);
+  await srv.api.createTopic(b, 2);
+  const n = 8000;
+  const inputs = [];
+  for (let i = 0; i < n; i++) {
+    inputs.push({ topic: a, id: `in-${i}`, key: `k${i % 16}`, data: Buffer.from(`${i % 3 === 0 ? 'keep' : 'drop'} ${i}`) });
+  }
+  for (let i = 0; i < n; i += 1000) await srv.api.publishBatch(inputs.slice(i, i + 1000));
+
+  await cli(srv, ['component', 'add', 'flt', '--exec', sdkExample('filter_component'), '--transform', `${a}:${b}`, '--config', 'keep']);
+  const pid = await runningPid(srv, 'flt');
+  await sleep(200);
+  process.kill(pid, 'SIGKILL');
+  await runningPid(srv, 'flt', pid);
+  await sleep(200);
+  await srv.kill();
+  await srv.start();
+  await waitUntil(() => caughtUp(srv, 'flt'), { timeoutMs: 90000, what: async () => JSON.stringify((await srv.api.getComponent('flt')).lag) });
+
+  const stored = await srv.api.readTopic(a);
+  const expected = stored.filter((r) => r.event.data.toString().startsWith('keep'));
+  const outputs = await srv.api.readTopic(b);
+  const ids = outputs.map((r) => r.event.id);
+  assert.equal(new Set(ids).size, ids.length, 'no output twice');
+  assert.deepEqual(new Set(ids), new Set(expected.map((r) => `flt:${r.partition}:${r.offset}:0`)));
+  // Per output partition, the outputs of one input partition come in input offset order.
+  const last = new Map();
+  for (const r of outputs) {
+    const [, p, o] = r.event.id.split(':');
+    const k = `${r.partition}/${p}`;
+    assert.ok(!last.has(k) || last.get(k) < Number(o), `order in output partition ${r.partition} from input partition ${p}`);
+    last.set(k, Number(o));
+  }
+  srv.assertNoCrash();
 });
