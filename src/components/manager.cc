@@ -37,6 +37,13 @@ using json = nlohmann::json;
 constexpr size_t kMaxNameLength = 200;
 // A runner that stopped on an error starts again after this long.
 constexpr absl::Duration kRestartDelay = absl::Seconds(1);
+// A runner's pipeline: batches handed to Publish and not yet acknowledged, at most this many
+// and this many bytes of outputs; past either, the next batch waits for an acknowledgement.
+constexpr size_t kMaxBatchesInFlight = 16;
+constexpr uint64_t kMaxBytesInFlight = 64u << 20;
+// Acknowledged input offsets are committed (an fsync'ed transaction) at most this often while
+// batches are in flight, at once when none is.
+constexpr absl::Duration kCommitInterval = absl::Milliseconds(5);
 
 std::string Sha256Hex(std::string_view bytes) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -263,20 +270,35 @@ class Runner : public std::enable_shared_from_this<Runner> {
     absl::MutexLock lock(&mu_);
     generation_ = a.generation;
     // Instances of partitions no longer read go.
-    for (auto it = transforms_.begin(); it != transforms_.end();) {
-      if (std::find(a.partitions.begin(), a.partitions.end(), it->first) == a.partitions.end()) {
-        it = transforms_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    auto lost = [&](PartitionId p) {
+      return std::find(a.partitions.begin(), a.partitions.end(), p) == a.partitions.end();
+    };
+    std::erase_if(transforms_, [&](const auto& t) { return lost(t.first); });
+    // Batches of a partition another member reads now are never committed here: that member
+    // processes them again (their outputs are duplicates).
+    std::erase_if(flights_, [&](const auto& f) { return lost(f.first); });
+    std::erase_if(to_commit_, [&](const auto& c) { return lost(c.first); });
     if (state_ == State::kStarting) state_ = State::kRunning;
   }
   void OnBatch(broker::RecordBatch& batch);
   void OnEnd(absl::Status status);
-  // Publishes `events`, then commits `next` for `partition`, then takes the next batch.
+  // The pipeline (see the README): a batch's outputs go to Publish and the next batch is
+  // taken while they are acknowledged (within the bounds); acknowledged batches are committed
+  // in input order, the longest acknowledged prefix per partition, coalesced.
   struct Pending;
-  void PublishAndCommit(std::shared_ptr<Pending> pending);
+  struct Flight {
+    uint64_t seq = 0;
+    Offset next;  // the input offset to commit once it and the batches before it are acked
+    bool acked = false;
+    bool stop_after = false;
+    std::string stop_error;
+  };
+  void Publish(std::shared_ptr<Pending> pending);
+  void OnPublished(const Pending& pending, const absl::Status& published);
+  // Takes the next batch when one is owed and the pipeline is under its bounds.
+  void MaybeReady();
+  void ScheduleCommitLocked(bool now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Commit(uint64_t epoch);
 
   broker::Broker& broker_;
   WorkerPool& pool_;
@@ -300,6 +322,20 @@ class Runner : public std::enable_shared_from_this<Runner> {
   std::string tier_;
   std::shared_ptr<broker::Subscription> subscription_;
   bool stopped_ = false;
+
+  // The pipeline, of the current start (`epoch_`): acknowledgements of an earlier one are
+  // ignored, its uncommitted batches are processed again.
+  uint64_t epoch_ = 0;
+  bool broken_ = false;      // failed: nothing more is taken or committed until a restart
+  bool ready_owed_ = false;  // a batch was delivered and Ready not yet called for it
+  uint64_t next_seq_ = 0;
+  size_t batches_in_flight_ = 0;  // handed to Publish, not yet acknowledged
+  uint64_t bytes_in_flight_ = 0;
+  std::map<PartitionId, std::deque<Flight>> flights_;  // per partition, in input order
+  std::map<PartitionId, Offset> to_commit_;            // acknowledged, not yet committed
+  bool commit_scheduled_ = false;  // a Commit is scheduled or running (one at a time)
+  bool stop_pending_ = false;      // --on-error stop: fail once to_commit_ is committed
+  std::string stop_error_;
 
   std::atomic<uint64_t> records_in_{0};
   std::atomic<uint64_t> records_out_{0};
@@ -330,6 +366,9 @@ class Runner::Sink final : public broker::SubscriptionSink {
 
 // A batch's outputs on their way: the events borrow from the owned strings here.
 struct Runner::Pending {
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+  uint64_t bytes = 0;
   PartitionId partition;
   Offset next;  // the input offset to commit once the events are acknowledged
   std::vector<Record> records;  // the inputs (dead letters borrow from them)
@@ -355,6 +394,15 @@ void Runner::Start() {
     o.max_records = options_.max_batch_records;
     o.max_bytes = 16u << 20;
     o.auto_commit = false;  // committed after the outputs are acknowledged
+    ++epoch_;
+    broken_ = false;
+    ready_owed_ = false;
+    batches_in_flight_ = 0;
+    bytes_in_flight_ = 0;
+    flights_.clear();
+    to_commit_.clear();
+    commit_scheduled_ = false;
+    stop_pending_ = false;
   }
   auto sub = broker::Subscription::Open(broker_, pool_, std::move(o),
                                         std::make_shared<Sink>(weak_from_this()));
@@ -388,6 +436,7 @@ void Runner::Fail(const absl::Status& status, bool restart) {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
     state_ = State::kFailed;
+    broken_ = true;
     last_error_ = std::string(ToStd(status.message()));
   }
   spdlog::warn("component {}: {}", spec_.name, ToStd(status.message()));
@@ -536,69 +585,160 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
     pending->events.push_back(e);
     ++pending->dead_lettered;
   }
-  PublishAndCommit(std::move(pending));
+  Publish(std::move(pending));
 }
 
-void Runner::PublishAndCommit(std::shared_ptr<Pending> pending) {
-  std::shared_ptr<Runner> self = shared_from_this();
-  auto commit = [self, pending](absl::Status published) {
-    if (!published.ok()) {
-      self->Fail(published, /*restart=*/true);
-      return;
-    }
-    self->records_out_ += pending->outputs;
-    self->dead_lettered_ += pending->dead_lettered;
-    self->series_->out_->Increment(static_cast<double>(pending->outputs));
-    self->series_->dead_->Increment(static_cast<double>(pending->dead_lettered));
-    uint64_t generation;
-    std::string group;
-    std::string input;
-    {
-      absl::MutexLock lock(&self->mu_);
-      generation = self->generation_;
-      group = GroupOf(self->spec_.name);
-      input = self->spec_.input;
-    }
-    absl::Status s = self->broker_.CommitOffsets(
-        group, input, {{pending->partition, pending->next}}, generation, group);
-    if (!s.ok()) {
-      // Fenced or gone: the partition moved on; a restart rejoins the group.
-      self->Fail(s, /*restart=*/true);
-      return;
-    }
-    // The lag gauge, at most about once a second (it reads the group's committed offsets).
-    const int64_t now = NowMicros();
-    if (now - self->lag_refreshed_us_.load() > 1'000'000) {
-      self->lag_refreshed_us_ = now;
-      auto d = self->broker_.DescribeGroup(group, input);
-      if (d.ok()) {
-        uint64_t lag = 0;
-        for (const auto& p : d->partitions) lag += p.lag;
-        self->series_->lag_->Set(static_cast<double>(lag));
-      }
-    }
-    if (pending->stop_after) {
-      self->Fail(absl::AbortedError(pending->stop_error), /*restart=*/false);
-      return;
-    }
-    self->Ready();
-  };
-  in_flight_.Add();
+void Runner::Publish(std::shared_ptr<Pending> pending) {
+  for (const broker::EventIn& e : pending->events) {
+    pending->bytes += e.key.size() + e.data.size() + e.id.size();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (broken_ || stopped_) return;  // no Ready: a restart takes over
+    pending->epoch = epoch_;
+    pending->seq = next_seq_++;
+    Flight f;
+    f.seq = pending->seq;
+    f.next = pending->next;
+    f.stop_after = pending->stop_after;
+    f.stop_error = pending->stop_error;
+    flights_[pending->partition].push_back(std::move(f));
+    ++batches_in_flight_;
+    bytes_in_flight_ += pending->bytes;
+    // --on-error stop: nothing after this batch is taken.
+    ready_owed_ = !pending->stop_after;
+  }
   if (pending->events.empty()) {
-    pool_.Schedule([this, commit] {
-      commit(absl::OkStatus());
-      in_flight_.Done();
-    });
+    OnPublished(*pending, absl::OkStatus());
+    MaybeReady();
     return;
   }
-  broker_.Publish(pending->events, [this, pending, commit](absl::Status s,
-                                                           std::vector<broker::AckOut>) mutable {
-    // Acknowledged on a sync thread: the commit (an fsync'ed transaction) runs on the pool.
-    pool_.Schedule([this, commit, s] {
-      commit(s);
-      in_flight_.Done();
+  in_flight_.Add();
+  // Publish appends to each output partition before it returns, in call order (under the
+  // topic's lock), and batches are published one at a time from the subscription's delivery:
+  // a later batch's outputs never precede an earlier one's in an output partition.
+  broker_.Publish(pending->events, [self = shared_from_this(), pending](
+                                       absl::Status s, std::vector<broker::AckOut>) mutable {
+    // Acknowledged on a sync thread: the bookkeeping (and a Ready that may read) is the pool's.
+    WorkerPool& pool = self->pool_;
+    pool.Schedule([self = std::move(self), pending = std::move(pending), s = std::move(s)] {
+      self->OnPublished(*pending, s);
+      self->MaybeReady();
+      self->in_flight_.Done();
     });
   });
+  MaybeReady();
+}
+
+void Runner::OnPublished(const Pending& pending, const absl::Status& published) {
+  if (!published.ok()) {
+    Fail(published, /*restart=*/true);
+    return;
+  }
+  records_out_ += pending.outputs;
+  dead_lettered_ += pending.dead_lettered;
+  series_->out_->Increment(static_cast<double>(pending.outputs));
+  series_->dead_->Increment(static_cast<double>(pending.dead_lettered));
+  absl::MutexLock lock(&mu_);
+  if (pending.epoch != epoch_ || broken_ || stopped_) return;
+  --batches_in_flight_;
+  bytes_in_flight_ -= pending.bytes;
+  auto it = flights_.find(pending.partition);
+  if (it == flights_.end()) return;  // the partition went to another member
+  std::deque<Flight>& q = it->second;
+  for (Flight& f : q) {
+    if (f.seq == pending.seq) f.acked = true;
+  }
+  // The acknowledged prefix is committable: acknowledgements of different batches may come in
+  // any order (different output partitions sync apart), commits never skip a batch.
+  bool moved = false;
+  while (!q.empty() && q.front().acked) {
+    to_commit_[pending.partition] = q.front().next;
+    if (q.front().stop_after) {
+      stop_pending_ = true;
+      stop_error_ = q.front().stop_error;
+    }
+    q.pop_front();
+    moved = true;
+  }
+  if (q.empty()) flights_.erase(it);
+  if (moved) ScheduleCommitLocked(/*now=*/batches_in_flight_ == 0);
+}
+
+void Runner::MaybeReady() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!ready_owed_ || broken_ || stopped_) return;
+    if (batches_in_flight_ >= kMaxBatchesInFlight || bytes_in_flight_ >= kMaxBytesInFlight) {
+      return;  // an acknowledgement calls again
+    }
+    ready_owed_ = false;
+  }
+  Ready();
+}
+
+void Runner::ScheduleCommitLocked(bool now) {
+  if (commit_scheduled_) return;  // the running or scheduled commit takes what is there
+  commit_scheduled_ = true;
+  in_flight_.Add();
+  std::weak_ptr<Runner> weak = weak_from_this();
+  auto job = [weak, epoch = epoch_, &in_flight = in_flight_] {
+    if (auto self = weak.lock()) self->Commit(epoch);
+    in_flight.Done();
+  };
+  if (now) {
+    pool_.Schedule(std::move(job));
+  } else {
+    pool_.ScheduleAfter(kCommitInterval, std::move(job));
+  }
+}
+
+void Runner::Commit(uint64_t epoch) {
+  std::vector<std::pair<PartitionId, Offset>> offsets;
+  uint64_t generation;
+  std::string group;
+  std::string input;
+  bool stop;
+  std::string stop_error;
+  {
+    absl::MutexLock lock(&mu_);
+    if (epoch != epoch_ || broken_ || stopped_) return;
+    offsets.assign(to_commit_.begin(), to_commit_.end());
+    to_commit_.clear();
+    generation = generation_;
+    group = GroupOf(spec_.name);
+    input = spec_.input;
+    stop = stop_pending_;
+    stop_error = stop_error_;
+  }
+  absl::Status s = offsets.empty() ? absl::OkStatus()
+                                   : broker_.CommitOffsets(group, input, offsets, generation,
+                                                           group);
+  if (!s.ok()) {
+    // Fenced or gone: the partition moved on; a restart rejoins the group.
+    Fail(s, /*restart=*/true);
+    return;
+  }
+  // The lag gauge, at most about once a second (it reads the group's committed offsets).
+  const int64_t now = NowMicros();
+  if (now - lag_refreshed_us_.load() > 1'000'000) {
+    lag_refreshed_us_ = now;
+    auto d = broker_.DescribeGroup(group, input);
+    if (d.ok()) {
+      uint64_t lag = 0;
+      for (const auto& p : d->partitions) lag += p.lag;
+      series_->lag_->Set(static_cast<double>(lag));
+    }
+  }
+  if (stop) {
+    Fail(absl::AbortedError(stop_error), /*restart=*/false);
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  commit_scheduled_ = false;
+  // What was acknowledged while this commit ran goes in the next one.
+  if (!to_commit_.empty()) ScheduleCommitLocked(/*now=*/batches_in_flight_ == 0);
 }
 
 ComponentInfo Runner::Info() {

@@ -106,9 +106,10 @@ class ManagerTest : public ::testing::Test {
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = std::move(*broker);
   }
-  void OpenManager() {
+  void OpenManager(size_t max_batch_records = 1000) {
     ManagerOptions options;
     options.data_dir = dir_.string();
+    options.max_batch_records = max_batch_records;
     options.native = false;  // this test binary is no translator
     auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
     ASSERT_TRUE(m.ok()) << m.status();
@@ -244,6 +245,60 @@ TEST_F(ManagerTest, TransformsFansOutDeadLettersAndSurvivesARestart) {
   EXPECT_EQ(manager_->Get("fan").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(broker_->DescribeGroup("component.fan", "in").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// Many small batches through the pipeline (several in flight at once): each input's outputs
+// exist once, and within an output partition they follow input order per input partition.
+TEST_F(ManagerTest, ManyBatchesKeepInputOrderPerPartition) {
+  OpenManager(/*max_batch_records=*/7);
+  ComponentSpec spec;
+  spec.name = "fan";
+  spec.input = "in";
+  spec.outputs = {"out-a", "out-b"};
+  Publish("in", 0, 1500);
+  ASSERT_TRUE(manager_->Add(spec, module_).ok());
+  Publish("in", 1500, 1500);  // more while it runs
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  EXPECT_EQ(manager_->Get("fan")->state, State::kRunning);
+
+  uint64_t poisoned = 0;
+  auto in = broker_->GetTopic("in");
+  ASSERT_TRUE(in.ok());
+  for (const auto& p : in->partitions) {
+    for (uint64_t o = 3; o < p.stats.end_offset.value(); o += 100) ++poisoned;
+  }
+  for (const std::string topic : {"out-a", "out-b"}) {
+    auto info = broker_->GetTopic(topic);
+    ASSERT_TRUE(info.ok());
+    std::set<std::string> seen;
+    for (const auto& p : info->partitions) {
+      std::vector<Record> records;
+      ASSERT_TRUE(broker_->Read(topic, p.partition, p.stats.start_offset, 1'000'000, 1u << 30,
+                                &records)
+                      .ok());
+      std::map<uint64_t, uint64_t> last;  // input partition -> last input offset seen
+      for (const Record& r : records) {
+        EXPECT_TRUE(seen.insert(r.id).second) << "twice: " << r.id;
+        // fan:<partition>:<offset>:<index>
+        std::vector<std::string> parts;
+        for (size_t at = 0, next; at <= r.id.size(); at = next + 1) {
+          next = r.id.find(':', at);
+          if (next == std::string::npos) next = r.id.size();
+          parts.push_back(r.id.substr(at, next - at));
+        }
+        ASSERT_EQ(parts.size(), 4u) << r.id;
+        const uint64_t in_partition = std::stoull(parts[1]);
+        const uint64_t in_offset = std::stoull(parts[2]);
+        auto it = last.find(in_partition);
+        if (it != last.end()) {
+          EXPECT_GT(in_offset, it->second) << topic << "/" << p.partition << ": " << r.id;
+        }
+        last[in_partition] = in_offset;
+      }
+    }
+    EXPECT_EQ(seen.size(), 3000 - poisoned) << topic;
+  }
+  EXPECT_EQ(Ids("fan.dead-letter").size(), poisoned);
 }
 
 TEST_F(ManagerTest, AddRefusesBadComponents) {
