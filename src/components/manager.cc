@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -93,6 +94,36 @@ absl::StatusOr<ComponentSpec> SpecFromJson(std::string_view name, std::string_vi
 
 std::string GroupOf(std::string_view name) { return StrCat("component.", name); }
 std::string DeadLetterTopic(std::string_view name) { return StrCat(name, ".dead-letter"); }
+// The group whose committed offsets on each output topic are the component's scan-from
+// positions (docs/formats/component-abi.md, "Exactly-once output").
+std::string ScanGroupOf(std::string_view name) { return StrCat("component.", name, ".scan"); }
+// Scan-from positions are saved at most this often (an older position stays valid: it only
+// makes the scan at start longer).
+constexpr int64_t kScanPositionsEveryUs = 1'000'000;
+
+// The input partition and offset an output id of component `name` names
+// (`<name>:<partition>:<offset>:<index>` or `...:dead-letter`); nullopt for other ids.
+std::optional<std::pair<uint32_t, uint64_t>> ParseOutputId(std::string_view name,
+                                                           std::string_view id) {
+  if (id.size() <= name.size() || id.substr(0, name.size()) != name || id[name.size()] != ':') {
+    return std::nullopt;
+  }
+  std::string_view rest = id.substr(name.size() + 1);
+  const size_t a = rest.find(':');
+  if (a == std::string_view::npos) return std::nullopt;
+  const size_t b = rest.find(':', a + 1);
+  if (b == std::string_view::npos || rest.find(':', b + 1) != std::string_view::npos) {
+    return std::nullopt;
+  }
+  uint64_t partition = 0;
+  uint64_t offset = 0;
+  if (!absl::SimpleAtoi(absl::string_view(rest.data(), a), &partition) ||
+      !absl::SimpleAtoi(absl::string_view(rest.data() + a + 1, b - a - 1), &offset) ||
+      partition > UINT32_MAX) {
+    return std::nullopt;
+  }
+  return std::make_pair(static_cast<uint32_t>(partition), offset);
+}
 
 }  // namespace
 
@@ -252,6 +283,8 @@ class Runner : public std::enable_shared_from_this<Runner> {
   }
   // The component stops with `status` as its last error; with `restart`, it rejoins later.
   void Fail(const absl::Status& status, bool restart);
+  // Forgets the scan-from positions (reset, remove): a start then scans nothing.
+  void DropScanPositions();
 
  private:
   class Sink;
@@ -300,6 +333,17 @@ class Runner : public std::enable_shared_from_this<Runner> {
   void ScheduleCommitLocked(bool now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Commit(uint64_t epoch);
 
+  // Exactly-once beyond the dedupe window. Positions: per output topic, (partition, offset).
+  using Positions = std::map<std::string, std::vector<std::pair<PartitionId, Offset>>>;
+  // The output topics: the outputs and the dead-letter topic when there is one.
+  std::vector<std::string> OutputTopics();
+  absl::StatusOr<Positions> OutputEnds(const std::vector<std::string>& topics);
+  absl::Status SavePositions(const Positions& positions);
+  // Before the first batch of a start: reads the outputs from the saved positions and keeps
+  // the ids of outputs of inputs not yet committed (they are not published again); without
+  // saved positions, saves the outputs' ends.
+  absl::Status RecoverPublished();
+
   broker::Broker& broker_;
   WorkerPool& pool_;
   InFlight& in_flight_;
@@ -336,6 +380,14 @@ class Runner : public std::enable_shared_from_this<Runner> {
   bool commit_scheduled_ = false;  // a Commit is scheduled or running (one at a time)
   bool stop_pending_ = false;      // --on-error stop: fail once to_commit_ is committed
   std::string stop_error_;
+  // Ids of outputs already stored for inputs not yet committed (found at start): skipped.
+  std::set<std::string, std::less<>> published_;
+  // Output ends read before publishing the batch of that sequence number (and every later
+  // one): a valid scan-from position while no batch before it is uncommitted. Oldest first.
+  std::deque<std::pair<uint64_t, Positions>> snapshots_;
+  int64_t snapshot_us_ = 0;
+  int64_t positions_saved_us_ = 0;
+  uint64_t positions_saved_seq_ = 0;
 
   std::atomic<uint64_t> records_in_{0};
   std::atomic<uint64_t> records_out_{0};
@@ -404,6 +456,12 @@ void Runner::Start() {
     commit_scheduled_ = false;
     stop_pending_ = false;
   }
+  if (absl::Status recovered = RecoverPublished(); !recovered.ok()) {
+    Fail(absl::Status(recovered.code(), StrCat("reading what it published before: ",
+                                               ToStd(recovered.message()))),
+         /*restart=*/true);
+    return;
+  }
   auto sub = broker::Subscription::Open(broker_, pool_, std::move(o),
                                         std::make_shared<Sink>(weak_from_this()));
   if (!sub.ok()) {
@@ -418,6 +476,127 @@ void Runner::Start() {
     started = subscription_;
   }
   started->Start();
+}
+
+std::vector<std::string> Runner::OutputTopics() {
+  std::vector<std::string> topics;
+  std::string name;
+  {
+    absl::MutexLock lock(&mu_);
+    topics = spec_.outputs;
+    name = spec_.name;
+  }
+  // The dead-letter topic exists under the dead-letter policy, and stays after an update.
+  if (broker_.GetTopic(DeadLetterTopic(name)).ok()) topics.push_back(DeadLetterTopic(name));
+  return topics;
+}
+
+absl::StatusOr<Runner::Positions> Runner::OutputEnds(const std::vector<std::string>& topics) {
+  Positions ends;
+  for (const std::string& t : topics) {
+    ASSIGN_OR_RETURN(broker::TopicInfo info, broker_.GetTopic(t));
+    auto& v = ends[t];
+    for (const broker::PartitionInfo& p : info.partitions) {
+      v.emplace_back(p.partition, p.stats.end_offset);
+    }
+  }
+  return ends;
+}
+
+absl::Status Runner::SavePositions(const Positions& positions) {
+  const std::string group = ScanGroupOf(spec_.name);
+  for (const auto& [topic, offsets] : positions) {
+    if (offsets.empty()) continue;
+    RETURN_IF_ERROR(broker_.CommitOffsets(group, topic, offsets));
+  }
+  return absl::OkStatus();
+}
+
+void Runner::DropScanPositions() {
+  const std::string group = ScanGroupOf(spec_.name);
+  for (const std::string& t : OutputTopics()) {
+    absl::Status s = broker_.DeleteGroup(group, t);
+    if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
+      spdlog::warn("component {}: dropping its scan positions on {}: {}", spec_.name, t,
+                   ToStd(s.message()));
+    }
+  }
+}
+
+absl::Status Runner::RecoverPublished() {
+  const std::vector<std::string> topics = OutputTopics();
+  const std::string scan_group = ScanGroupOf(spec_.name);
+  Positions saved;
+  bool any_saved = false;
+  for (const std::string& t : topics) {
+    auto offsets = broker_.CommittedOffsets(scan_group, t);
+    if (!offsets.ok()) {
+      if (offsets.status().code() == absl::StatusCode::kNotFound) continue;
+      return offsets.status();
+    }
+    auto& v = saved[t];
+    for (const auto& [p, o] : *offsets) v.emplace_back(p, o);
+    any_saved = any_saved || !v.empty();
+  }
+  std::set<std::string, std::less<>> published;
+  Positions start_positions;
+  if (!any_saved) {
+    // New, reset, or from a version without positions: nothing of it awaits a commit (or, for
+    // the latter, only what the dedupe window covers). Every later output lands past the ends.
+    ASSIGN_OR_RETURN(start_positions, OutputEnds(topics));
+    RETURN_IF_ERROR(SavePositions(start_positions));
+  } else {
+    ASSIGN_OR_RETURN(Positions ends, OutputEnds(topics));
+    auto committed_or = broker_.CommittedOffsets(GroupOf(spec_.name), spec_.input);
+    std::map<PartitionId, Offset> committed;
+    if (committed_or.ok()) {
+      committed = *committed_or;
+    } else if (committed_or.status().code() != absl::StatusCode::kNotFound) {
+      return committed_or.status();
+    }
+    for (const auto& [topic, partitions] : ends) {
+      std::map<PartitionId, Offset> from(saved[topic].begin(), saved[topic].end());
+      for (const auto& [p, end] : partitions) {
+        // A partition without a position (the topic grew since) is read from its start.
+        auto f = from.find(p);
+        Offset next = f == from.end() ? Offset(0) : f->second;
+        absl::Status read;
+        while (next < end && read.ok()) {
+          const Offset before = next;
+          read = broker_.Scan(topic, p, next, 10000, 16u << 20, [&](const DecodedRecord& r) {
+            next = r.offset.Next();
+            auto from_input = ParseOutputId(spec_.name, r.id);
+            if (!from_input) return;
+            auto c = committed.find(PartitionId(from_input->first));
+            const uint64_t done = c == committed.end() ? 0 : c->second.value();
+            if (from_input->second >= done) published.emplace(r.id);
+          });
+          if (read.code() == absl::StatusCode::kOutOfRange && next == before) {
+            // Below the partition's start (retention): from there.
+            auto info = broker_.GetTopic(topic);
+            if (!info.ok()) return info.status();
+            for (const auto& pi : info->partitions) {
+              if (pi.partition == p && pi.stats.start_offset > next) {
+                next = pi.stats.start_offset;
+                read = absl::OkStatus();
+              }
+            }
+          }
+          if (read.ok() && next == before) break;  // nothing more readable
+        }
+        RETURN_IF_ERROR(read);
+      }
+    }
+    start_positions = std::move(saved);
+  }
+  absl::MutexLock lock(&mu_);
+  published_ = std::move(published);
+  snapshots_.clear();
+  snapshots_.emplace_back(next_seq_, std::move(start_positions));
+  snapshot_us_ = NowMicros();
+  positions_saved_us_ = snapshot_us_;
+  positions_saved_seq_ = next_seq_;
+  return absl::OkStatus();
 }
 
 void Runner::Stop() {
@@ -533,12 +712,27 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
     pending->strings.push_back(std::move(s));
     return pending->strings.back();
   };
+  bool recovering;
+  {
+    absl::MutexLock lock(&mu_);
+    recovering = !published_.empty();
+  }
+  // Outputs found stored at start are not published again (beyond the dedupe window too).
+  auto stored = [&](const std::string& id) {
+    if (!recovering) return false;
+    absl::MutexLock lock(&mu_);
+    return published_.erase(id) > 0;
+  };
   std::vector<uint32_t> index(inputs.size(), 0);
+  std::vector<Offset> event_input;  // the input offset of each output event
   for (Output& o : result->outputs) {
     const Record& in = inputs[o.input_index];
+    std::string id = StrCat(spec.name, ":", partition, ":", in.offset, ":", index[o.input_index]++);
+    if (stored(id)) continue;
+    event_input.push_back(in.offset);
     broker::EventIn e;
     e.topic = keep(spec.outputs[o.output]);
-    e.id = keep(StrCat(spec.name, ":", partition, ":", in.offset, ":", index[o.input_index]++));
+    e.id = keep(std::move(id));
     e.key = keep(std::move(o.key));
     e.data = keep(std::move(o.data));
     e.timestamp_us = o.timestamp_us;
@@ -562,17 +756,19 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
       pending->stop_after = true;
       pending->stop_error = StrCat("record ", partition, "/", in.offset, ": ", f.error);
       size_t keep_events = 0;
-      for (const Output& o : result->outputs) {
-        if (inputs[o.input_index].offset < in.offset) ++keep_events;
+      for (Offset from : event_input) {
+        if (from < in.offset) ++keep_events;
       }
       pending->events.resize(keep_events);
       pending->outputs = keep_events;
       break;
     }
     if (spec.on_error == OnError::kSkip) continue;
+    std::string id = StrCat(spec.name, ":", partition, ":", in.offset, ":dead-letter");
+    if (stored(id)) continue;
     broker::EventIn e;
     e.topic = keep(DeadLetterTopic(spec.name));
-    e.id = keep(StrCat(spec.name, ":", partition, ":", in.offset, ":dead-letter"));
+    e.id = keep(std::move(id));
     e.key = in.key;
     e.data = in.data;
     e.timestamp_us = in.timestamp_us;
@@ -592,11 +788,20 @@ void Runner::Publish(std::shared_ptr<Pending> pending) {
   for (const broker::EventIn& e : pending->events) {
     pending->bytes += e.key.size() + e.data.size() + e.id.size();
   }
+  // Now and then, the output ends before this batch is published: a scan-from position for
+  // when no earlier batch awaits its commit (batches are published one at a time).
+  std::optional<Positions> ends;
+  if (NowMicros() - snapshot_us_ >= kScanPositionsEveryUs) {
+    snapshot_us_ = NowMicros();
+    auto read = OutputEnds(OutputTopics());
+    if (read.ok()) ends = std::move(*read);
+  }
   {
     absl::MutexLock lock(&mu_);
     if (broken_ || stopped_) return;  // no Ready: a restart takes over
     pending->epoch = epoch_;
     pending->seq = next_seq_++;
+    if (ends) snapshots_.emplace_back(pending->seq, std::move(*ends));
     Flight f;
     f.seq = pending->seq;
     f.next = pending->next;
@@ -700,6 +905,7 @@ void Runner::Commit(uint64_t epoch) {
   std::string input;
   bool stop;
   std::string stop_error;
+  std::optional<Positions> positions;
   {
     absl::MutexLock lock(&mu_);
     if (epoch != epoch_ || broken_ || stopped_) return;
@@ -710,10 +916,26 @@ void Runner::Commit(uint64_t epoch) {
     input = spec_.input;
     stop = stop_pending_;
     stop_error = stop_error_;
+    // The scan-from positions once this commit is made: the newest ends read before the
+    // oldest batch still uncommitted was published (every output of an uncommitted input
+    // lies past them). Saved after the commit: a crash in between leaves older, lower
+    // positions, which are valid too.
+    uint64_t oldest = next_seq_;
+    for (const auto& [p, q] : flights_) {
+      if (!q.empty()) oldest = std::min(oldest, q.front().seq);
+    }
+    while (snapshots_.size() > 1 && snapshots_[1].first <= oldest) snapshots_.pop_front();
+    if (!snapshots_.empty() && snapshots_.front().first > positions_saved_seq_ &&
+        NowMicros() - positions_saved_us_ >= kScanPositionsEveryUs) {
+      positions = snapshots_.front().second;
+      positions_saved_seq_ = snapshots_.front().first;
+      positions_saved_us_ = NowMicros();
+    }
   }
   absl::Status s = offsets.empty() ? absl::OkStatus()
                                    : broker_.CommitOffsets(group, input, offsets, generation,
                                                            group);
+  if (s.ok() && positions) s = SavePositions(*positions);
   if (!s.ok()) {
     // Fenced or gone: the partition moved on; a restart rejoins the group.
     Fail(s, /*restart=*/true);
@@ -930,6 +1152,7 @@ class Manager::Impl {
       absl::SleepFor(absl::Milliseconds(10));
       reset = broker_.ResetOffsets(GroupOf(name), before.spec.input, to, {});
     }
+    runner->DropScanPositions();  // the new start reprocesses from the reset offsets
     std::shared_ptr<wasm::Module> module;
     {
       auto bytes = fs_.ReadFile(dir_.ComponentModule(before.module_sha256));
@@ -957,6 +1180,7 @@ class Manager::Impl {
     ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
     runner->Stop();
     RETURN_IF_ERROR(store().Delete(name));
+    runner->DropScanPositions();
     for (int i = 0; i < 500 && broker_.groups().HasMembers(GroupOf(name), runner->spec().input);
          ++i) {
       absl::SleepFor(absl::Milliseconds(10));  // the member leaves on the pool, just after

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -99,9 +100,10 @@ class ManagerTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void OpenBroker() {
+  void OpenBroker(int64_t dedupe_window_ms = 10 * 60 * 1000) {
     broker::BrokerOptions options;
     options.data_dir = dir_.string();
+    options.dedupe_window_ms = dedupe_window_ms;
     auto broker = broker::Broker::Open(options, PosixFileSystem(), registry_);
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = std::move(*broker);
@@ -144,6 +146,26 @@ class ManagerTest : public ::testing::Test {
       for (const Record& r : records) ++out[r.id];
     }
     return out;
+  }
+
+  // The fan-out component on "in", to out-a and out-b.
+  static ComponentSpec FanSpec() {
+    ComponentSpec spec;
+    spec.name = "fan";
+    spec.input = "in";
+    spec.outputs = {"out-a", "out-b"};
+    return spec;
+  }
+  // Inputs the fan-out module fails on (offsets 3 mod 100 of each partition).
+  uint64_t Poisoned() {
+    uint64_t poisoned = 0;
+    auto in = broker_->GetTopic("in");
+    EXPECT_TRUE(in.ok());
+    if (!in.ok()) return 0;
+    for (const auto& p : in->partitions) {
+      for (uint64_t o = 3; o < p.stats.end_offset.value(); o += 100) ++poisoned;
+    }
+    return poisoned;
   }
 
   // Waits until the component committed every input record.
@@ -251,22 +273,13 @@ TEST_F(ManagerTest, TransformsFansOutDeadLettersAndSurvivesARestart) {
 // exist once, and within an output partition they follow input order per input partition.
 TEST_F(ManagerTest, ManyBatchesKeepInputOrderPerPartition) {
   OpenManager(/*max_batch_records=*/7);
-  ComponentSpec spec;
-  spec.name = "fan";
-  spec.input = "in";
-  spec.outputs = {"out-a", "out-b"};
   Publish("in", 0, 1500);
-  ASSERT_TRUE(manager_->Add(spec, module_).ok());
+  ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
   Publish("in", 1500, 1500);  // more while it runs
   ASSERT_TRUE(WaitCaughtUp("fan"));
   EXPECT_EQ(manager_->Get("fan")->state, State::kRunning);
 
-  uint64_t poisoned = 0;
-  auto in = broker_->GetTopic("in");
-  ASSERT_TRUE(in.ok());
-  for (const auto& p : in->partitions) {
-    for (uint64_t o = 3; o < p.stats.end_offset.value(); o += 100) ++poisoned;
-  }
+  const uint64_t poisoned = Poisoned();
   for (const std::string topic : {"out-a", "out-b"}) {
     auto info = broker_->GetTopic(topic);
     ASSERT_TRUE(info.ok());
@@ -299,6 +312,82 @@ TEST_F(ManagerTest, ManyBatchesKeepInputOrderPerPartition) {
     EXPECT_EQ(seen.size(), 3000 - poisoned) << topic;
   }
   EXPECT_EQ(Ids("fan.dead-letter").size(), poisoned);
+}
+
+// A crash after outputs were published and before their inputs were committed, with the server
+// down longer than the dedupe window: the restarted component finds the stored outputs from its
+// scan-from positions and publishes each missing output once, none twice.
+TEST_F(ManagerTest, OutputsExactlyOnceBeyondTheDedupeWindow) {
+  constexpr int64_t kWindowMs = 20;
+  broker_.reset();
+  OpenBroker(kWindowMs);
+  OpenManager(/*max_batch_records=*/50);
+  Publish("in", 0, 200);
+  ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  // Positions are saved at most once a second, with a commit: more input after a second.
+  absl::SleepFor(absl::Milliseconds(1100));
+  Publish("in", 200, 200);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  absl::SleepFor(absl::Milliseconds(1100));
+  Publish("in", 400, 200);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  auto scan = broker_->CommittedOffsets("component.fan.scan", "out-a");
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  uint64_t scan_from = 0;
+  for (const auto& [p, o] : *scan) scan_from += o.value();
+  EXPECT_GT(scan_from, 0u) << "positions moved on with the commits";
+  manager_.reset();
+
+  // What a crash leaves: new inputs whose outputs were partly published (as the component
+  // publishes them: same ids, same topics) and never committed.
+  Publish("in", 600, 300);
+  auto committed = broker_->CommittedOffsets("component.fan", "in");
+  ASSERT_TRUE(committed.ok());
+  std::vector<broker::EventIn> events;
+  std::deque<std::string> ids;
+  auto in = broker_->GetTopic("in");
+  ASSERT_TRUE(in.ok());
+  size_t published_before = 0;
+  for (const auto& p : in->partitions) {
+    const Offset from = (*committed)[p.partition];
+    std::vector<Record> records;
+    ASSERT_TRUE(broker_->Read("in", p.partition, from, 1'000'000, 1u << 30, &records).ok());
+    for (size_t i = 0; i < records.size() * 2 / 3; ++i) {
+      const uint64_t o = records[i].offset.value();
+      if (o % 100 == 3) continue;  // poison: dead-lettered on the restart
+      for (int index = 0; index < 2; ++index) {
+        ids.push_back(StrCat("fan:", p.partition, ":", o, ":", index));
+        broker::EventIn e;
+        e.topic = index == 0 ? "out-a" : "out-b";
+        e.id = ids.back();
+        e.key = "k";
+        e.data = "hi";
+        events.push_back(e);
+      }
+      ++published_before;
+    }
+  }
+  ASSERT_GT(published_before, 100u);
+  std::promise<absl::Status> done;
+  broker_->Publish(events, [&](absl::Status s, std::vector<broker::AckOut>) { done.set_value(s); });
+  ASSERT_TRUE(done.get_future().get().ok());
+
+  // Down longer than the dedupe window, then up again.
+  broker_.reset();
+  absl::SleepFor(absl::Milliseconds(5 * kWindowMs));
+  OpenBroker(kWindowMs);
+  OpenManager(/*max_batch_records=*/50);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  const uint64_t poisoned = Poisoned();
+  for (const std::string topic : {"out-a", "out-b"}) {
+    std::map<std::string, int> got = Ids(topic);
+    EXPECT_EQ(got.size(), 900 - poisoned) << topic;
+    for (const auto& [id, n] : got) EXPECT_EQ(n, 1) << topic << ": " << id;
+  }
+  std::map<std::string, int> dead = Ids("fan.dead-letter");
+  EXPECT_EQ(dead.size(), poisoned);
+  for (const auto& [id, n] : dead) EXPECT_EQ(n, 1) << id;
 }
 
 TEST_F(ManagerTest, AddRefusesBadComponents) {
