@@ -13,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "common/strings.h"
+#include "common/testing/fault_fs.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "wasm/text.h"
@@ -100,11 +101,11 @@ class ManagerTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void OpenBroker(int64_t dedupe_window_ms = 10 * 60 * 1000) {
+  void OpenBroker(int64_t dedupe_window_ms = 10 * 60 * 1000, FileSystem& fs = PosixFileSystem()) {
     broker::BrokerOptions options;
     options.data_dir = dir_.string();
     options.dedupe_window_ms = dedupe_window_ms;
-    auto broker = broker::Broker::Open(options, PosixFileSystem(), registry_);
+    auto broker = broker::Broker::Open(options, fs, registry_);
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = std::move(*broker);
   }
@@ -184,6 +185,7 @@ class ManagerTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  nodata::testing::FaultFs fault_fs_;  // outlives the broker that may use it
   prometheus::Registry registry_;
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<Manager> manager_;
@@ -312,6 +314,29 @@ TEST_F(ManagerTest, ManyBatchesKeepInputOrderPerPartition) {
     EXPECT_EQ(seen.size(), 3000 - poisoned) << topic;
   }
   EXPECT_EQ(Ids("fan.dead-letter").size(), poisoned);
+}
+
+// While no output is synced (so none is acknowledged), the runner goes on taking batches, up to
+// its bound: a runner that waits for each batch's acknowledgement would stop after the first.
+TEST_F(ManagerTest, TakesMoreBatchesWhileOutputsAwaitTheirAcknowledgement) {
+  broker_.reset();
+  OpenBroker(10 * 60 * 1000, fault_fs_);
+  OpenManager(/*max_batch_records=*/10);
+  Publish("in", 0, 400);
+  fault_fs_.HoldSyncs("/out-");
+  ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (manager_->Get("fan")->records_in < 30 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  auto info = manager_->Get("fan");
+  EXPECT_GE(info->records_in, 30u) << "batches taken while the first awaits its sync";
+  EXPECT_LE(info->records_in, 16u * 10u) << "at most 16 batches await acknowledgement";
+  EXPECT_EQ(info->records_out, 0u);
+  for (const auto& p : info->lag) EXPECT_EQ(p.committed, 0u) << "nothing committed yet";
+  fault_fs_.ReleaseSyncs();
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  EXPECT_EQ(Ids("out-a").size(), 400 - Poisoned());
 }
 
 // A crash after outputs were published and before their inputs were committed, with the server
