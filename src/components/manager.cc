@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -41,6 +42,13 @@ using json = nlohmann::json;
 constexpr size_t kMaxNameLength = 200;
 // A runner that stopped on an error starts again after this long.
 constexpr absl::Duration kRestartDelay = absl::Seconds(1);
+// A runner's pipeline: batches handed to Publish and not yet acknowledged, at most this many
+// and this many bytes of outputs; past either, the next batch waits for an acknowledgement.
+constexpr size_t kMaxBatchesInFlight = 16;
+constexpr uint64_t kMaxBytesInFlight = 64u << 20;
+// Acknowledged input offsets are committed (an fsync'ed transaction) at most this often while
+// batches are in flight, at once when none is.
+constexpr absl::Duration kCommitInterval = absl::Milliseconds(5);
 
 std::string Sha256Hex(std::string_view bytes) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -96,6 +104,36 @@ absl::StatusOr<ComponentSpec> SpecFromJson(std::string_view name, std::string_vi
 
 std::string GroupOf(std::string_view name) { return StrCat("component.", name); }
 std::string DeadLetterTopic(std::string_view name) { return StrCat(name, ".dead-letter"); }
+// The group whose committed offsets on each output topic are the component's scan-from
+// positions (docs/formats/component-abi.md, "Exactly-once output").
+std::string ScanGroupOf(std::string_view name) { return StrCat("component.", name, ".scan"); }
+// Scan-from positions are saved at most this often (an older position stays valid: it only
+// makes the scan at start longer).
+constexpr int64_t kScanPositionsEveryUs = 1'000'000;
+
+// The input partition and offset an output id of component `name` names
+// (`<name>:<partition>:<offset>:<index>` or `...:dead-letter`); nullopt for other ids.
+std::optional<std::pair<uint32_t, uint64_t>> ParseOutputId(std::string_view name,
+                                                           std::string_view id) {
+  if (id.size() <= name.size() || id.substr(0, name.size()) != name || id[name.size()] != ':') {
+    return std::nullopt;
+  }
+  std::string_view rest = id.substr(name.size() + 1);
+  const size_t a = rest.find(':');
+  if (a == std::string_view::npos) return std::nullopt;
+  const size_t b = rest.find(':', a + 1);
+  if (b == std::string_view::npos || rest.find(':', b + 1) != std::string_view::npos) {
+    return std::nullopt;
+  }
+  uint64_t partition = 0;
+  uint64_t offset = 0;
+  if (!absl::SimpleAtoi(absl::string_view(rest.data(), a), &partition) ||
+      !absl::SimpleAtoi(absl::string_view(rest.data() + a + 1, b - a - 1), &offset) ||
+      partition > UINT32_MAX) {
+    return std::nullopt;
+  }
+  return std::make_pair(static_cast<uint32_t>(partition), offset);
+}
 
 // How far a component's group is behind in each partition of its input.
 std::vector<PartitionLag> GroupLag(broker::Broker& broker, std::string_view name,
@@ -267,11 +305,11 @@ class InFlight {
 class Runner : public std::enable_shared_from_this<Runner> {
  public:
   Runner(broker::Broker& broker, WorkerPool& pool, InFlight& in_flight, wasm::Runtime& runtime,
-         const ManagerOptions& options, std::shared_ptr<Series> series, ComponentSpec spec,
-         std::string sha256, std::shared_ptr<wasm::Module> module, int64_t created_at_us,
-         int64_t updated_at_us)
+         const ManagerOptions& options, std::shared_ptr<Series> series,
+         std::shared_ptr<ComponentLog> log, ComponentSpec spec, std::string sha256,
+         std::shared_ptr<wasm::Module> module, int64_t created_at_us, int64_t updated_at_us)
       : broker_(broker), pool_(pool), in_flight_(in_flight), runtime_(runtime), options_(options),
-        series_(std::move(series)),
+        series_(std::move(series)), log_(std::move(log)),
         spec_(std::move(spec)), sha256_(std::move(sha256)), module_(std::move(module)),
         created_at_us_(created_at_us), updated_at_us_(updated_at_us) {}
 
@@ -292,6 +330,7 @@ class Runner : public std::enable_shared_from_this<Runner> {
   ComponentInfo Info();
   const ComponentSpec& spec() const { return spec_; }
   const std::shared_ptr<Series>& series() const { return series_; }
+  const std::shared_ptr<ComponentLog>& log() const { return log_; }
   // Counts go on across a reset: the new runner starts from the old one's.
   void InheritCounters(const Runner& old) {
     records_in_ = old.records_in_.load();
@@ -302,6 +341,8 @@ class Runner : public std::enable_shared_from_this<Runner> {
   }
   // The component stops with `status` as its last error; with `restart`, it rejoins later.
   void Fail(const absl::Status& status, bool restart);
+  // Forgets the scan-from positions (reset, remove): a start then scans nothing.
+  void DropScanPositions();
 
  private:
   class Sink;
@@ -320,20 +361,46 @@ class Runner : public std::enable_shared_from_this<Runner> {
     absl::MutexLock lock(&mu_);
     generation_ = a.generation;
     // Instances of partitions no longer read go.
-    for (auto it = transforms_.begin(); it != transforms_.end();) {
-      if (std::find(a.partitions.begin(), a.partitions.end(), it->first) == a.partitions.end()) {
-        it = transforms_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    auto lost = [&](PartitionId p) {
+      return std::find(a.partitions.begin(), a.partitions.end(), p) == a.partitions.end();
+    };
+    std::erase_if(transforms_, [&](const auto& t) { return lost(t.first); });
+    // Batches of a partition another member reads now are never committed here: that member
+    // processes them again (their outputs are duplicates).
+    std::erase_if(flights_, [&](const auto& f) { return lost(f.first); });
+    std::erase_if(to_commit_, [&](const auto& c) { return lost(c.first); });
     if (state_ == State::kStarting) state_ = State::kRunning;
   }
   void OnBatch(broker::RecordBatch& batch);
   void OnEnd(absl::Status status);
-  // Publishes `events`, then commits `next` for `partition`, then takes the next batch.
+  // The pipeline (see the README): a batch's outputs go to Publish and the next batch is
+  // taken while they are acknowledged (within the bounds); acknowledged batches are committed
+  // in input order, the longest acknowledged prefix per partition, coalesced.
   struct Pending;
-  void PublishAndCommit(std::shared_ptr<Pending> pending);
+  struct Flight {
+    uint64_t seq = 0;
+    Offset next;  // the input offset to commit once it and the batches before it are acked
+    bool acked = false;
+    bool stop_after = false;
+    std::string stop_error;
+  };
+  void Publish(std::shared_ptr<Pending> pending);
+  void OnPublished(const Pending& pending, const absl::Status& published);
+  // Takes the next batch when one is owed and the pipeline is under its bounds.
+  void MaybeReady();
+  void ScheduleCommitLocked(bool now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Commit(uint64_t epoch);
+
+  // Exactly-once beyond the dedupe window. Positions: per output topic, (partition, offset).
+  using Positions = std::map<std::string, std::vector<std::pair<PartitionId, Offset>>>;
+  // The output topics: the outputs and the dead-letter topic when there is one.
+  std::vector<std::string> OutputTopics();
+  absl::StatusOr<Positions> OutputEnds(const std::vector<std::string>& topics);
+  absl::Status SavePositions(const Positions& positions);
+  // Before the first batch of a start: reads the outputs from the saved positions and keeps
+  // the ids of outputs of inputs not yet committed (they are not published again); without
+  // saved positions, saves the outputs' ends.
+  absl::Status RecoverPublished();
 
   broker::Broker& broker_;
   WorkerPool& pool_;
@@ -341,6 +408,7 @@ class Runner : public std::enable_shared_from_this<Runner> {
   wasm::Runtime& runtime_;
   const ManagerOptions& options_;
   const std::shared_ptr<Series> series_;  // shared with the runner a reset replaces it by
+  const std::shared_ptr<ComponentLog> log_;  // likewise
   std::atomic<int64_t> lag_refreshed_us_{0};
 
   absl::Mutex mu_;
@@ -357,6 +425,28 @@ class Runner : public std::enable_shared_from_this<Runner> {
   std::string tier_;
   std::shared_ptr<broker::Subscription> subscription_;
   bool stopped_ = false;
+
+  // The pipeline, of the current start (`epoch_`): acknowledgements of an earlier one are
+  // ignored, its uncommitted batches are processed again.
+  uint64_t epoch_ = 0;
+  bool broken_ = false;      // failed: nothing more is taken or committed until a restart
+  bool ready_owed_ = false;  // a batch was delivered and Ready not yet called for it
+  uint64_t next_seq_ = 0;
+  size_t batches_in_flight_ = 0;  // handed to Publish, not yet acknowledged
+  uint64_t bytes_in_flight_ = 0;
+  std::map<PartitionId, std::deque<Flight>> flights_;  // per partition, in input order
+  std::map<PartitionId, Offset> to_commit_;            // acknowledged, not yet committed
+  bool commit_scheduled_ = false;  // a Commit is scheduled or running (one at a time)
+  bool stop_pending_ = false;      // --on-error stop: fail once to_commit_ is committed
+  std::string stop_error_;
+  // Ids of outputs already stored for inputs not yet committed (found at start): skipped.
+  std::set<std::string, std::less<>> published_;
+  // Output ends read before publishing the batch of that sequence number (and every later
+  // one): a valid scan-from position while no batch before it is uncommitted. Oldest first.
+  std::deque<std::pair<uint64_t, Positions>> snapshots_;
+  int64_t snapshot_us_ = 0;
+  int64_t positions_saved_us_ = 0;
+  uint64_t positions_saved_seq_ = 0;
 
   std::atomic<uint64_t> records_in_{0};
   std::atomic<uint64_t> records_out_{0};
@@ -387,6 +477,9 @@ class Runner::Sink final : public broker::SubscriptionSink {
 
 // A batch's outputs on their way: the events borrow from the owned strings here.
 struct Runner::Pending {
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+  uint64_t bytes = 0;
   PartitionId partition;
   Offset next;  // the input offset to commit once the events are acknowledged
   std::vector<Record> records;  // the inputs (dead letters borrow from them)
@@ -412,6 +505,21 @@ void Runner::Start() {
     o.max_records = options_.max_batch_records;
     o.max_bytes = 16u << 20;
     o.auto_commit = false;  // committed after the outputs are acknowledged
+    ++epoch_;
+    broken_ = false;
+    ready_owed_ = false;
+    batches_in_flight_ = 0;
+    bytes_in_flight_ = 0;
+    flights_.clear();
+    to_commit_.clear();
+    commit_scheduled_ = false;
+    stop_pending_ = false;
+  }
+  if (absl::Status recovered = RecoverPublished(); !recovered.ok()) {
+    Fail(absl::Status(recovered.code(), StrCat("reading what it published before: ",
+                                               ToStd(recovered.message()))),
+         /*restart=*/true);
+    return;
   }
   auto sub = broker::Subscription::Open(broker_, pool_, std::move(o),
                                         std::make_shared<Sink>(weak_from_this()));
@@ -427,6 +535,127 @@ void Runner::Start() {
     started = subscription_;
   }
   started->Start();
+}
+
+std::vector<std::string> Runner::OutputTopics() {
+  std::vector<std::string> topics;
+  std::string name;
+  {
+    absl::MutexLock lock(&mu_);
+    topics = spec_.outputs;
+    name = spec_.name;
+  }
+  // The dead-letter topic exists under the dead-letter policy, and stays after an update.
+  if (broker_.GetTopic(DeadLetterTopic(name)).ok()) topics.push_back(DeadLetterTopic(name));
+  return topics;
+}
+
+absl::StatusOr<Runner::Positions> Runner::OutputEnds(const std::vector<std::string>& topics) {
+  Positions ends;
+  for (const std::string& t : topics) {
+    ASSIGN_OR_RETURN(broker::TopicInfo info, broker_.GetTopic(t));
+    auto& v = ends[t];
+    for (const broker::PartitionInfo& p : info.partitions) {
+      v.emplace_back(p.partition, p.stats.end_offset);
+    }
+  }
+  return ends;
+}
+
+absl::Status Runner::SavePositions(const Positions& positions) {
+  const std::string group = ScanGroupOf(spec_.name);
+  for (const auto& [topic, offsets] : positions) {
+    if (offsets.empty()) continue;
+    RETURN_IF_ERROR(broker_.CommitOffsets(group, topic, offsets));
+  }
+  return absl::OkStatus();
+}
+
+void Runner::DropScanPositions() {
+  const std::string group = ScanGroupOf(spec_.name);
+  for (const std::string& t : OutputTopics()) {
+    absl::Status s = broker_.DeleteGroup(group, t);
+    if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
+      spdlog::warn("component {}: dropping its scan positions on {}: {}", spec_.name, t,
+                   ToStd(s.message()));
+    }
+  }
+}
+
+absl::Status Runner::RecoverPublished() {
+  const std::vector<std::string> topics = OutputTopics();
+  const std::string scan_group = ScanGroupOf(spec_.name);
+  Positions saved;
+  bool any_saved = false;
+  for (const std::string& t : topics) {
+    auto offsets = broker_.CommittedOffsets(scan_group, t);
+    if (!offsets.ok()) {
+      if (offsets.status().code() == absl::StatusCode::kNotFound) continue;
+      return offsets.status();
+    }
+    auto& v = saved[t];
+    for (const auto& [p, o] : *offsets) v.emplace_back(p, o);
+    any_saved = any_saved || !v.empty();
+  }
+  std::set<std::string, std::less<>> published;
+  Positions start_positions;
+  if (!any_saved) {
+    // New, reset, or from a version without positions: nothing of it awaits a commit (or, for
+    // the latter, only what the dedupe window covers). Every later output lands past the ends.
+    ASSIGN_OR_RETURN(start_positions, OutputEnds(topics));
+    RETURN_IF_ERROR(SavePositions(start_positions));
+  } else {
+    ASSIGN_OR_RETURN(Positions ends, OutputEnds(topics));
+    auto committed_or = broker_.CommittedOffsets(GroupOf(spec_.name), spec_.input);
+    std::map<PartitionId, Offset> committed;
+    if (committed_or.ok()) {
+      committed = *committed_or;
+    } else if (committed_or.status().code() != absl::StatusCode::kNotFound) {
+      return committed_or.status();
+    }
+    for (const auto& [topic, partitions] : ends) {
+      std::map<PartitionId, Offset> from(saved[topic].begin(), saved[topic].end());
+      for (const auto& [p, end] : partitions) {
+        // A partition without a position (the topic grew since) is read from its start.
+        auto f = from.find(p);
+        Offset next = f == from.end() ? Offset(0) : f->second;
+        absl::Status read;
+        while (next < end && read.ok()) {
+          const Offset before = next;
+          read = broker_.Scan(topic, p, next, 10000, 16u << 20, [&](const DecodedRecord& r) {
+            next = r.offset.Next();
+            auto from_input = ParseOutputId(spec_.name, r.id);
+            if (!from_input) return;
+            auto c = committed.find(PartitionId(from_input->first));
+            const uint64_t done = c == committed.end() ? 0 : c->second.value();
+            if (from_input->second >= done) published.emplace(r.id);
+          });
+          if (read.code() == absl::StatusCode::kOutOfRange && next == before) {
+            // Below the partition's start (retention): from there.
+            auto info = broker_.GetTopic(topic);
+            if (!info.ok()) return info.status();
+            for (const auto& pi : info->partitions) {
+              if (pi.partition == p && pi.stats.start_offset > next) {
+                next = pi.stats.start_offset;
+                read = absl::OkStatus();
+              }
+            }
+          }
+          if (read.ok() && next == before) break;  // nothing more readable
+        }
+        RETURN_IF_ERROR(read);
+      }
+    }
+    start_positions = std::move(saved);
+  }
+  absl::MutexLock lock(&mu_);
+  published_ = std::move(published);
+  snapshots_.clear();
+  snapshots_.emplace_back(next_seq_, std::move(start_positions));
+  snapshot_us_ = NowMicros();
+  positions_saved_us_ = snapshot_us_;
+  positions_saved_seq_ = next_seq_;
+  return absl::OkStatus();
 }
 
 void Runner::Stop() {
@@ -445,9 +674,13 @@ void Runner::Fail(const absl::Status& status, bool restart) {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
     state_ = State::kFailed;
+    broken_ = true;
     last_error_ = std::string(ToStd(status.message()));
   }
-  spdlog::warn("component {}: {}", spec_.name, ToStd(status.message()));
+  // ComponentLog mirrors it to the server's log.
+  log_->Append("server", 2, restart ? StrCat(status.message(), "; starting again in ",
+                                             absl::FormatDuration(kRestartDelay))
+                                    : StrCat(status.message(), "; stopped"));
   if (!restart) return;
   std::weak_ptr<Runner> weak = weak_from_this();
   pool_.ScheduleAfter(kRestartDelay, [weak] {
@@ -496,15 +729,8 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
       t.config = spec_.config;
       t.fuel_per_record = spec_.fuel_per_record;
       t.max_event_bytes = options_.max_event_bytes;
-      const std::string name = spec_.name;
-      auto log = [name](int level, std::string_view line) {
-        if (level >= 3) {
-          spdlog::error("component {}: {}", name, line);
-        } else if (level == 2) {
-          spdlog::warn("component {}: {}", name, line);
-        } else {
-          spdlog::info("component {}: {}", name, line);
-        }
+      auto log = [component_log = log_](int level, std::string_view line) {
+        component_log->Append("log", level, line);
       };
       auto made = WasmTransform::Create(module_, std::move(t), std::move(log));
       if (!made.ok()) {
@@ -541,12 +767,27 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
     pending->strings.push_back(std::move(s));
     return pending->strings.back();
   };
+  bool recovering;
+  {
+    absl::MutexLock lock(&mu_);
+    recovering = !published_.empty();
+  }
+  // Outputs found stored at start are not published again (beyond the dedupe window too).
+  auto stored = [&](const std::string& id) {
+    if (!recovering) return false;
+    absl::MutexLock lock(&mu_);
+    return published_.erase(id) > 0;
+  };
   std::vector<uint32_t> index(inputs.size(), 0);
+  std::vector<Offset> event_input;  // the input offset of each output event
   for (Output& o : result->outputs) {
     const Record& in = inputs[o.input_index];
+    std::string id = StrCat(spec.name, ":", partition, ":", in.offset, ":", index[o.input_index]++);
+    if (stored(id)) continue;
+    event_input.push_back(in.offset);
     broker::EventIn e;
     e.topic = keep(spec.outputs[o.output]);
-    e.id = keep(StrCat(spec.name, ":", partition, ":", in.offset, ":", index[o.input_index]++));
+    e.id = keep(std::move(id));
     e.key = keep(std::move(o.key));
     e.data = keep(std::move(o.data));
     e.timestamp_us = o.timestamp_us;
@@ -570,17 +811,19 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
       pending->stop_after = true;
       pending->stop_error = StrCat("record ", partition, "/", in.offset, ": ", f.error);
       size_t keep_events = 0;
-      for (const Output& o : result->outputs) {
-        if (inputs[o.input_index].offset < in.offset) ++keep_events;
+      for (Offset from : event_input) {
+        if (from < in.offset) ++keep_events;
       }
       pending->events.resize(keep_events);
       pending->outputs = keep_events;
       break;
     }
     if (spec.on_error == OnError::kSkip) continue;
+    std::string id = StrCat(spec.name, ":", partition, ":", in.offset, ":dead-letter");
+    if (stored(id)) continue;
     broker::EventIn e;
     e.topic = keep(DeadLetterTopic(spec.name));
-    e.id = keep(StrCat(spec.name, ":", partition, ":", in.offset, ":dead-letter"));
+    e.id = keep(std::move(id));
     e.key = in.key;
     e.data = in.data;
     e.timestamp_us = in.timestamp_us;
@@ -593,69 +836,186 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
     pending->events.push_back(e);
     ++pending->dead_lettered;
   }
-  PublishAndCommit(std::move(pending));
+  Publish(std::move(pending));
 }
 
-void Runner::PublishAndCommit(std::shared_ptr<Pending> pending) {
-  std::shared_ptr<Runner> self = shared_from_this();
-  auto commit = [self, pending](absl::Status published) {
-    if (!published.ok()) {
-      self->Fail(published, /*restart=*/true);
-      return;
-    }
-    self->records_out_ += pending->outputs;
-    self->dead_lettered_ += pending->dead_lettered;
-    self->series_->out_->Increment(static_cast<double>(pending->outputs));
-    self->series_->dead_->Increment(static_cast<double>(pending->dead_lettered));
-    uint64_t generation;
-    std::string group;
-    std::string input;
-    {
-      absl::MutexLock lock(&self->mu_);
-      generation = self->generation_;
-      group = GroupOf(self->spec_.name);
-      input = self->spec_.input;
-    }
-    absl::Status s = self->broker_.CommitOffsets(
-        group, input, {{pending->partition, pending->next}}, generation, group);
-    if (!s.ok()) {
-      // Fenced or gone: the partition moved on; a restart rejoins the group.
-      self->Fail(s, /*restart=*/true);
-      return;
-    }
-    // The lag gauge, at most about once a second (it reads the group's committed offsets).
-    const int64_t now = NowMicros();
-    if (now - self->lag_refreshed_us_.load() > 1'000'000) {
-      self->lag_refreshed_us_ = now;
-      auto d = self->broker_.DescribeGroup(group, input);
-      if (d.ok()) {
-        uint64_t lag = 0;
-        for (const auto& p : d->partitions) lag += p.lag;
-        self->series_->lag_->Set(static_cast<double>(lag));
-      }
-    }
-    if (pending->stop_after) {
-      self->Fail(absl::AbortedError(pending->stop_error), /*restart=*/false);
-      return;
-    }
-    self->Ready();
-  };
-  in_flight_.Add();
+void Runner::Publish(std::shared_ptr<Pending> pending) {
+  for (const broker::EventIn& e : pending->events) {
+    pending->bytes += e.key.size() + e.data.size() + e.id.size();
+  }
+  // Now and then, the output ends before this batch is published: a scan-from position for
+  // when no earlier batch awaits its commit (batches are published one at a time).
+  std::optional<Positions> ends;
+  if (NowMicros() - snapshot_us_ >= kScanPositionsEveryUs) {
+    snapshot_us_ = NowMicros();
+    auto read = OutputEnds(OutputTopics());
+    if (read.ok()) ends = std::move(*read);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (broken_ || stopped_) return;  // no Ready: a restart takes over
+    pending->epoch = epoch_;
+    pending->seq = next_seq_++;
+    if (ends) snapshots_.emplace_back(pending->seq, std::move(*ends));
+    Flight f;
+    f.seq = pending->seq;
+    f.next = pending->next;
+    f.stop_after = pending->stop_after;
+    f.stop_error = pending->stop_error;
+    flights_[pending->partition].push_back(std::move(f));
+    ++batches_in_flight_;
+    bytes_in_flight_ += pending->bytes;
+    // --on-error stop: nothing after this batch is taken.
+    ready_owed_ = !pending->stop_after;
+  }
   if (pending->events.empty()) {
-    pool_.Schedule([this, commit] {
-      commit(absl::OkStatus());
-      in_flight_.Done();
-    });
+    OnPublished(*pending, absl::OkStatus());
+    MaybeReady();
     return;
   }
-  broker_.Publish(pending->events, [this, pending, commit](absl::Status s,
-                                                           std::vector<broker::AckOut>) mutable {
-    // Acknowledged on a sync thread: the commit (an fsync'ed transaction) runs on the pool.
-    pool_.Schedule([this, commit, s] {
-      commit(s);
-      in_flight_.Done();
+  in_flight_.Add();
+  // Publish appends to each output partition before it returns, in call order (under the
+  // topic's lock), and batches are published one at a time from the subscription's delivery:
+  // a later batch's outputs never precede an earlier one's in an output partition.
+  broker_.Publish(pending->events, [self = shared_from_this(), pending](
+                                       absl::Status s, std::vector<broker::AckOut>) mutable {
+    // Acknowledged on a sync thread: the bookkeeping (and a Ready that may read) is the pool's.
+    WorkerPool& pool = self->pool_;
+    pool.Schedule([self = std::move(self), pending = std::move(pending), s = std::move(s)] {
+      self->OnPublished(*pending, s);
+      self->MaybeReady();
+      self->in_flight_.Done();
     });
   });
+  MaybeReady();
+}
+
+void Runner::OnPublished(const Pending& pending, const absl::Status& published) {
+  if (!published.ok()) {
+    Fail(published, /*restart=*/true);
+    return;
+  }
+  records_out_ += pending.outputs;
+  dead_lettered_ += pending.dead_lettered;
+  series_->out_->Increment(static_cast<double>(pending.outputs));
+  series_->dead_->Increment(static_cast<double>(pending.dead_lettered));
+  absl::MutexLock lock(&mu_);
+  if (pending.epoch != epoch_ || broken_ || stopped_) return;
+  --batches_in_flight_;
+  bytes_in_flight_ -= pending.bytes;
+  auto it = flights_.find(pending.partition);
+  if (it == flights_.end()) return;  // the partition went to another member
+  std::deque<Flight>& q = it->second;
+  for (Flight& f : q) {
+    if (f.seq == pending.seq) f.acked = true;
+  }
+  // The acknowledged prefix is committable: acknowledgements of different batches may come in
+  // any order (different output partitions sync apart), commits never skip a batch.
+  bool moved = false;
+  while (!q.empty() && q.front().acked) {
+    to_commit_[pending.partition] = q.front().next;
+    if (q.front().stop_after) {
+      stop_pending_ = true;
+      stop_error_ = q.front().stop_error;
+    }
+    q.pop_front();
+    moved = true;
+  }
+  if (q.empty()) flights_.erase(it);
+  if (moved) ScheduleCommitLocked(/*now=*/batches_in_flight_ == 0);
+}
+
+void Runner::MaybeReady() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!ready_owed_ || broken_ || stopped_) return;
+    if (batches_in_flight_ >= kMaxBatchesInFlight || bytes_in_flight_ >= kMaxBytesInFlight) {
+      return;  // an acknowledgement calls again
+    }
+    ready_owed_ = false;
+  }
+  Ready();
+}
+
+void Runner::ScheduleCommitLocked(bool now) {
+  if (commit_scheduled_) return;  // the running or scheduled commit takes what is there
+  commit_scheduled_ = true;
+  in_flight_.Add();
+  std::weak_ptr<Runner> weak = weak_from_this();
+  auto job = [weak, epoch = epoch_, &in_flight = in_flight_] {
+    if (auto self = weak.lock()) self->Commit(epoch);
+    in_flight.Done();
+  };
+  if (now) {
+    pool_.Schedule(std::move(job));
+  } else {
+    pool_.ScheduleAfter(kCommitInterval, std::move(job));
+  }
+}
+
+void Runner::Commit(uint64_t epoch) {
+  std::vector<std::pair<PartitionId, Offset>> offsets;
+  uint64_t generation;
+  std::string group;
+  std::string input;
+  bool stop;
+  std::string stop_error;
+  std::optional<Positions> positions;
+  {
+    absl::MutexLock lock(&mu_);
+    if (epoch != epoch_ || broken_ || stopped_) return;
+    offsets.assign(to_commit_.begin(), to_commit_.end());
+    to_commit_.clear();
+    generation = generation_;
+    group = GroupOf(spec_.name);
+    input = spec_.input;
+    stop = stop_pending_;
+    stop_error = stop_error_;
+    // The scan-from positions once this commit is made: the newest ends read before the
+    // oldest batch still uncommitted was published (every output of an uncommitted input
+    // lies past them). Saved after the commit: a crash in between leaves older, lower
+    // positions, which are valid too.
+    uint64_t oldest = next_seq_;
+    for (const auto& [p, q] : flights_) {
+      if (!q.empty()) oldest = std::min(oldest, q.front().seq);
+    }
+    while (snapshots_.size() > 1 && snapshots_[1].first <= oldest) snapshots_.pop_front();
+    if (!snapshots_.empty() && snapshots_.front().first > positions_saved_seq_ &&
+        NowMicros() - positions_saved_us_ >= kScanPositionsEveryUs) {
+      positions = snapshots_.front().second;
+      positions_saved_seq_ = snapshots_.front().first;
+      positions_saved_us_ = NowMicros();
+    }
+  }
+  absl::Status s = offsets.empty() ? absl::OkStatus()
+                                   : broker_.CommitOffsets(group, input, offsets, generation,
+                                                           group);
+  if (s.ok() && positions) s = SavePositions(*positions);
+  if (!s.ok()) {
+    // Fenced or gone: the partition moved on; a restart rejoins the group.
+    Fail(s, /*restart=*/true);
+    return;
+  }
+  // The lag gauge, at most about once a second (it reads the group's committed offsets).
+  const int64_t now = NowMicros();
+  if (now - lag_refreshed_us_.load() > 1'000'000) {
+    lag_refreshed_us_ = now;
+    auto d = broker_.DescribeGroup(group, input);
+    if (d.ok()) {
+      uint64_t lag = 0;
+      for (const auto& p : d->partitions) lag += p.lag;
+      series_->lag_->Set(static_cast<double>(lag));
+    }
+  }
+  if (stop) {
+    Fail(absl::AbortedError(stop_error), /*restart=*/false);
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  commit_scheduled_ = false;
+  // What was acknowledged while this commit ran goes in the next one.
+  if (!to_commit_.empty()) ScheduleCommitLocked(/*now=*/batches_in_flight_ == 0);
 }
 
 ComponentInfo Runner::Info() {
@@ -676,13 +1036,7 @@ ComponentInfo Runner::Info() {
   info.dead_lettered = dead_lettered_;
   info.mean_fuel_per_record =
       info.records_in == 0 ? 0 : static_cast<double>(fuel_) / static_cast<double>(info.records_in);
-  auto group = broker_.DescribeGroup(GroupOf(info.spec.name), info.spec.input);
-  if (group.ok()) {
-    for (const auto& p : group->partitions) {
-      info.lag.push_back({p.partition.value(), p.committed.value_or(Offset()).value(),
-                          p.end_offset.value(), p.lag});
-    }
-  }
+  info.lag = GroupLag(broker_, info.spec.name, info.spec.input);
   return info;
 }
 
@@ -727,14 +1081,15 @@ class Manager::Impl {
         if (m.ok()) module = *m;
       }
       auto series = std::make_shared<Series>(metrics_, row.name);
+      auto log = std::make_shared<ComponentLog>(row.name);
       auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
-                                             series, std::move(spec),
+                                             series, log, std::move(spec),
                                              row.module_sha256, module, row.created_at_us,
                                              row.updated_at_us);
       {
         absl::MutexLock lock(&mu_);
         runners_[row.name] = runner;
-        logs_[row.name] = std::make_shared<ComponentLog>(row.name);
+        logs_[row.name] = log;
       }
       if (!loaded.ok()) {
         runner->Fail(absl::Status(loaded.code(), StrCat("loading its module: ",
@@ -815,14 +1170,14 @@ class Manager::Impl {
     const int64_t now = NowMicros();
     storage::ComponentRow row{spec.name, "wasm", SpecJson(spec), sha, now, now};
     RETURN_IF_ERROR(store().Create(row));
+    auto log = std::make_shared<ComponentLog>(spec.name);
     auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
-                                           std::make_shared<Series>(metrics_, spec.name), spec,
-                                           sha, module,
-                                           now, now);
+                                           std::make_shared<Series>(metrics_, spec.name), log,
+                                           spec, sha, module, now, now);
     {
       absl::MutexLock lock(&mu_);
       runners_[spec.name] = runner;
-      logs_[spec.name] = std::make_shared<ComponentLog>(spec.name);
+      logs_[spec.name] = log;
     }
     runner->Start();
     return runner->Info();
@@ -914,6 +1269,7 @@ class Manager::Impl {
       absl::SleepFor(absl::Milliseconds(10));
       reset = broker_.ResetOffsets(GroupOf(name), before.spec.input, to, {});
     }
+    runner->DropScanPositions();  // the new start reprocesses from the reset offsets
     std::shared_ptr<wasm::Module> module;
     {
       auto bytes = fs_.ReadFile(dir_.ComponentModule(before.module_sha256));
@@ -923,7 +1279,7 @@ class Manager::Impl {
       }
     }
     auto fresh = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
-                                          runner->series(), before.spec,
+                                          runner->series(), runner->log(), before.spec,
                                           before.module_sha256, module, before.created_at_us,
                                           NowMicros());
     fresh->InheritCounters(*runner);
@@ -956,6 +1312,7 @@ class Manager::Impl {
     ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
     runner->Stop();
     RETURN_IF_ERROR(store().Delete(name));
+    runner->DropScanPositions();
     WaitNoMembers(name, runner->spec().input);  // the member leaves on the pool, just after
     {
       absl::MutexLock lock(&mu_);

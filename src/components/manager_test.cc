@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -12,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "common/strings.h"
+#include "common/testing/fault_fs.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "wasm/text.h"
@@ -99,16 +101,18 @@ class ManagerTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void OpenBroker() {
+  void OpenBroker(int64_t dedupe_window_ms = 10 * 60 * 1000, FileSystem& fs = PosixFileSystem()) {
     broker::BrokerOptions options;
     options.data_dir = dir_.string();
-    auto broker = broker::Broker::Open(options, PosixFileSystem(), registry_);
+    options.dedupe_window_ms = dedupe_window_ms;
+    auto broker = broker::Broker::Open(options, fs, registry_);
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = std::move(*broker);
   }
-  void OpenManager() {
+  void OpenManager(size_t max_batch_records = 1000) {
     ManagerOptions options;
     options.data_dir = dir_.string();
+    options.max_batch_records = max_batch_records;
     options.native = false;  // this test binary is no translator
     auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
     ASSERT_TRUE(m.ok()) << m.status();
@@ -145,6 +149,26 @@ class ManagerTest : public ::testing::Test {
     return out;
   }
 
+  // The fan-out component on "in", to out-a and out-b.
+  static ComponentSpec FanSpec() {
+    ComponentSpec spec;
+    spec.name = "fan";
+    spec.input = "in";
+    spec.outputs = {"out-a", "out-b"};
+    return spec;
+  }
+  // Inputs the fan-out module fails on (offsets 3 mod 100 of each partition).
+  uint64_t Poisoned() {
+    uint64_t poisoned = 0;
+    auto in = broker_->GetTopic("in");
+    EXPECT_TRUE(in.ok());
+    if (!in.ok()) return 0;
+    for (const auto& p : in->partitions) {
+      for (uint64_t o = 3; o < p.stats.end_offset.value(); o += 100) ++poisoned;
+    }
+    return poisoned;
+  }
+
   // Waits until the component committed every input record.
   bool WaitCaughtUp(const std::string& name) {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -161,6 +185,7 @@ class ManagerTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  nodata::testing::FaultFs fault_fs_;  // outlives the broker that may use it
   prometheus::Registry registry_;
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<Manager> manager_;
@@ -244,6 +269,150 @@ TEST_F(ManagerTest, TransformsFansOutDeadLettersAndSurvivesARestart) {
   EXPECT_EQ(manager_->Get("fan").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(broker_->DescribeGroup("component.fan", "in").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// Many small batches through the pipeline (several in flight at once): each input's outputs
+// exist once, and within an output partition they follow input order per input partition.
+TEST_F(ManagerTest, ManyBatchesKeepInputOrderPerPartition) {
+  OpenManager(/*max_batch_records=*/7);
+  Publish("in", 0, 1500);
+  ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
+  Publish("in", 1500, 1500);  // more while it runs
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  EXPECT_EQ(manager_->Get("fan")->state, State::kRunning);
+
+  const uint64_t poisoned = Poisoned();
+  for (const std::string topic : {"out-a", "out-b"}) {
+    auto info = broker_->GetTopic(topic);
+    ASSERT_TRUE(info.ok());
+    std::set<std::string> seen;
+    for (const auto& p : info->partitions) {
+      std::vector<Record> records;
+      ASSERT_TRUE(broker_->Read(topic, p.partition, p.stats.start_offset, 1'000'000, 1u << 30,
+                                &records)
+                      .ok());
+      std::map<uint64_t, uint64_t> last;  // input partition -> last input offset seen
+      for (const Record& r : records) {
+        EXPECT_TRUE(seen.insert(r.id).second) << "twice: " << r.id;
+        // fan:<partition>:<offset>:<index>
+        std::vector<std::string> parts;
+        for (size_t at = 0, next; at <= r.id.size(); at = next + 1) {
+          next = r.id.find(':', at);
+          if (next == std::string::npos) next = r.id.size();
+          parts.push_back(r.id.substr(at, next - at));
+        }
+        ASSERT_EQ(parts.size(), 4u) << r.id;
+        const uint64_t in_partition = std::stoull(parts[1]);
+        const uint64_t in_offset = std::stoull(parts[2]);
+        auto it = last.find(in_partition);
+        if (it != last.end()) {
+          EXPECT_GT(in_offset, it->second) << topic << "/" << p.partition << ": " << r.id;
+        }
+        last[in_partition] = in_offset;
+      }
+    }
+    EXPECT_EQ(seen.size(), 3000 - poisoned) << topic;
+  }
+  EXPECT_EQ(Ids("fan.dead-letter").size(), poisoned);
+}
+
+// While no output is synced (so none is acknowledged), the runner goes on taking batches, up to
+// its bound: a runner that waits for each batch's acknowledgement would stop after the first.
+TEST_F(ManagerTest, TakesMoreBatchesWhileOutputsAwaitTheirAcknowledgement) {
+  broker_.reset();
+  OpenBroker(10 * 60 * 1000, fault_fs_);
+  OpenManager(/*max_batch_records=*/10);
+  Publish("in", 0, 400);
+  fault_fs_.HoldSyncs("/out-");
+  ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (manager_->Get("fan")->records_in < 30 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  auto info = manager_->Get("fan");
+  EXPECT_GE(info->records_in, 30u) << "batches taken while the first awaits its sync";
+  EXPECT_LE(info->records_in, 16u * 10u) << "at most 16 batches await acknowledgement";
+  EXPECT_EQ(info->records_out, 0u);
+  for (const auto& p : info->lag) EXPECT_EQ(p.committed, 0u) << "nothing committed yet";
+  fault_fs_.ReleaseSyncs();
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  EXPECT_EQ(Ids("out-a").size(), 400 - Poisoned());
+}
+
+// A crash after outputs were published and before their inputs were committed, with the server
+// down longer than the dedupe window: the restarted component finds the stored outputs from its
+// scan-from positions and publishes each missing output once, none twice.
+TEST_F(ManagerTest, OutputsExactlyOnceBeyondTheDedupeWindow) {
+  constexpr int64_t kWindowMs = 20;
+  broker_.reset();
+  OpenBroker(kWindowMs);
+  OpenManager(/*max_batch_records=*/50);
+  Publish("in", 0, 200);
+  ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  // Positions are saved at most once a second, with a commit: more input after a second.
+  absl::SleepFor(absl::Milliseconds(1100));
+  Publish("in", 200, 200);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  absl::SleepFor(absl::Milliseconds(1100));
+  Publish("in", 400, 200);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  auto scan = broker_->CommittedOffsets("component.fan.scan", "out-a");
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  uint64_t scan_from = 0;
+  for (const auto& [p, o] : *scan) scan_from += o.value();
+  EXPECT_GT(scan_from, 0u) << "positions moved on with the commits";
+  manager_.reset();
+
+  // What a crash leaves: new inputs whose outputs were partly published (as the component
+  // publishes them: same ids, same topics) and never committed.
+  Publish("in", 600, 300);
+  auto committed = broker_->CommittedOffsets("component.fan", "in");
+  ASSERT_TRUE(committed.ok());
+  std::vector<broker::EventIn> events;
+  std::deque<std::string> ids;
+  auto in = broker_->GetTopic("in");
+  ASSERT_TRUE(in.ok());
+  size_t published_before = 0;
+  for (const auto& p : in->partitions) {
+    const Offset from = (*committed)[p.partition];
+    std::vector<Record> records;
+    ASSERT_TRUE(broker_->Read("in", p.partition, from, 1'000'000, 1u << 30, &records).ok());
+    for (size_t i = 0; i < records.size() * 2 / 3; ++i) {
+      const uint64_t o = records[i].offset.value();
+      if (o % 100 == 3) continue;  // poison: dead-lettered on the restart
+      for (int index = 0; index < 2; ++index) {
+        ids.push_back(StrCat("fan:", p.partition, ":", o, ":", index));
+        broker::EventIn e;
+        e.topic = index == 0 ? "out-a" : "out-b";
+        e.id = ids.back();
+        e.key = "k";
+        e.data = "hi";
+        events.push_back(e);
+      }
+      ++published_before;
+    }
+  }
+  ASSERT_GT(published_before, 100u);
+  std::promise<absl::Status> done;
+  broker_->Publish(events, [&](absl::Status s, std::vector<broker::AckOut>) { done.set_value(s); });
+  ASSERT_TRUE(done.get_future().get().ok());
+
+  // Down longer than the dedupe window, then up again.
+  broker_.reset();
+  absl::SleepFor(absl::Milliseconds(5 * kWindowMs));
+  OpenBroker(kWindowMs);
+  OpenManager(/*max_batch_records=*/50);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  const uint64_t poisoned = Poisoned();
+  for (const std::string topic : {"out-a", "out-b"}) {
+    std::map<std::string, int> got = Ids(topic);
+    EXPECT_EQ(got.size(), 900 - poisoned) << topic;
+    for (const auto& [id, n] : got) EXPECT_EQ(n, 1) << topic << ": " << id;
+  }
+  std::map<std::string, int> dead = Ids("fan.dead-letter");
+  EXPECT_EQ(dead.size(), poisoned);
+  for (const auto& [id, n] : dead) EXPECT_EQ(n, 1) << id;
 }
 
 TEST_F(ManagerTest, AddRefusesBadComponents) {

@@ -372,3 +372,39 @@ test('an SDK transform run by the server publishes each output once, in input or
   }
   srv.assertNoCrash();
 });
+
+test('a WebAssembly component\'s log lines (the log import, stdout through WASI) are in its log', T, async (t) => {
+  const srv = await startServer(t);
+  const dir = makeTempDir();
+  const a = topicName('in');
+  const b = topicName('out');
+  await srv.api.createTopic(a, 1);
+  await srv.api.createTopic(b, 1);
+  // Logs at init (level 2) and writes one line to stdout per batch.
+  const wat = path.join(dir, 'talker.wat');
+  writeFileSync(wat, `(module
+  (import "nodata" "log" (func $log (param i32 i32 i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ready to talk")
+  (data (i32.const 64) "a batch came\\n")
+  (func (export "nodata_component_v1"))
+  (func (export "nd_init") (result i32)
+    (call $log (i32.const 2) (i32.const 16) (i32.const 13))
+    (i32.const 0))
+  (func (export "nd_process") (param i32) (result i32)
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 13))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.const 0)))
+`);
+  await cli(srv, ['component', 'add', 'talker', '--wasm', wat, '--transform', `${a}:${b}`]);
+  await srv.api.publish({ topic: a, id: 'x', data: Buffer.from('hello') });
+  const lines = await waitUntil(async () => {
+    const l = await logLines(srv, 'talker');
+    return l.some((x) => x.text === 'a batch came') ? l : null;
+  }, { what: async () => JSON.stringify(await logLines(srv, 'talker')) });
+  assert.ok(lines.some((l) => l.stream === 'log' && l.level === 'warn' && l.text === 'ready to talk'), JSON.stringify(lines));
+  assert.ok(lines.some((l) => l.stream === 'log' && l.text === 'a batch came'), JSON.stringify(lines));
+  srv.assertNoCrash();
+});

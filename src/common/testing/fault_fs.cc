@@ -27,6 +27,13 @@ class FaultFile final : public WritableFile {
   absl::Status Sync() override {
     fs_.sync_count_.fetch_add(1);
     if (fs_.fail_sync_.load()) return ErrnoToStatus(EIO, "fdatasync " + path());
+    {
+      absl::MutexLock lock(&fs_.hold_mu_);
+      if (!fs_.hold_syncs_.empty() && path().find(fs_.hold_syncs_) != std::string::npos) {
+        fs_.hold_mu_.Await(absl::Condition(
+            +[](std::string* part) { return part->empty(); }, &fs_.hold_syncs_));
+      }
+    }
     return base_->Sync();
   }
   absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
@@ -47,6 +54,11 @@ class FaultFile final : public WritableFile {
 void FaultFs::HoldOpens(std::string suffix) {
   absl::MutexLock lock(&hold_mu_);
   hold_suffix_ = std::move(suffix);
+}
+
+void FaultFs::HoldSyncs(std::string part) {
+  absl::MutexLock lock(&hold_mu_);
+  hold_syncs_ = std::move(part);
 }
 
 int FaultFs::held_opens() {

@@ -36,6 +36,9 @@ class FaultFs final : public FileSystem {
   void ReleaseOpens() { HoldOpens(""); }
   // How many opens wait now.
   int held_opens();
+  // Sync() of a file whose path contains `part` waits until ReleaseSyncs (a slow disk).
+  void HoldSyncs(std::string part);
+  void ReleaseSyncs() { HoldSyncs(""); }
 
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> OpenReadable(const std::string& path) override {
@@ -67,6 +70,7 @@ class FaultFs final : public FileSystem {
   absl::Mutex hold_mu_;
   std::string hold_suffix_ ABSL_GUARDED_BY(hold_mu_);
   int held_ ABSL_GUARDED_BY(hold_mu_) = 0;
+  std::string hold_syncs_ ABSL_GUARDED_BY(hold_mu_);
 };
 
 }  // namespace nodata::testing
