@@ -185,6 +185,71 @@ test('a WebAssembly transform A -> B: B gets exactly the matching records, ids n
   assert.ok(groups.some((g) => g.group === `component.${name}`), `group component.${name}: ${JSON.stringify(groups)}`);
 });
 
+test('a chain A -> B -> C: a filter then a field map, each output once', T, async (t) => {
+  const srv = await startServer(t);
+  const [a, b, c] = [topicName('a'), topicName('b'), topicName('c')];
+  await srv.api.createTopic(a, 3);
+  await srv.api.createTopic(b, 2);
+  await srv.api.createTopic(c, 2);
+  const flt = topicName('flt');
+  const fm = topicName('fm');
+  await component(srv, ['add', flt, '--wasm', sdkWasm('filter'), '--transform', `${a}:${b}`, '--config', 'keep']);
+  await component(srv, ['add', fm, '--wasm', sdkWasm('field_map'), '--transform', `${b}:${c}`, '--config', 'name']);
+  const events = Array.from({ length: 3000 }, (_, i) => ({
+    key: KEYS[i % KEYS.length],
+    data: JSON.stringify({ name: `n${i}`, tag: i % 4 === 0 ? 'keep' : 'drop' }),
+  }));
+  const inputs = await publish(srv.api, a, events);
+  const kept = inputs.filter((e) => e.data.includes('keep'));
+  const mid = await waitForRecords(srv, b, kept.length);
+  assertOutputs(mid, kept.map((e) => ({ id: outputId(flt, e), data: e.data, key: e.key })), 'A -> B');
+  const end = await waitForRecords(srv, c, kept.length);
+  // C's outputs derive from B's records: ids name B's partition and offset.
+  const expected = mid.map((r) => ({ id: `${fm}:${r.partition}:${r.offset}:0`, data: JSON.parse(r.event.data.toString()).name }));
+  assertOutputs(end, expected, 'B -> C');
+  assert.deepEqual(new Set(end.map((r) => r.event.data.toString())), new Set(kept.map((e) => JSON.parse(e.data).name)));
+  assertInputOrder(end, 'B -> C');
+  await waitCaughtUp(srv, fm, kept.length);
+});
+
+test('a runaway record is stopped by fuel and dead-lettered while the rest flow', T, async (t) => {
+  const { srv, a, b } = await withTopics(t, 2, 1);
+  // Forwards nothing; loops forever on a record whose data starts with "L" (keys are empty:
+  // a record is 32 bytes plus its data, its data at +28).
+  const wat = path.join(makeTempDir(), 'runaway.wat');
+  writeFileSync(wat, `(module
+  (import "nodata" "batch_read" (func $batch_read (param i32 i32) (result i32)))
+  (memory (export "memory") 64)
+  (func (export "nodata_component_v1"))
+  (func (export "nd_process") (param $n i32) (result i32)
+    (local $count i32) (local $i i32) (local $p i32) (local $len i32)
+    (drop (call $batch_read (i32.const 0) (local.get $n)))
+    (local.set $count (i32.load (i32.const 0)))
+    (local.set $p (i32.const 4))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+      (local.set $len (i32.load (i32.add (local.get $p) (i32.const 24))))
+      (if (i32.eq (i32.load8_u (i32.add (local.get $p) (i32.const 28))) (i32.const 76))
+        (then (loop $forever (br $forever))))
+      (local.set $p (i32.add (local.get $p) (i32.add (i32.const 32) (local.get $len))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (i32.const 0)))
+`);
+  const name = topicName('runaway');
+  await component(srv, ['add', name, '--wasm', wat, '--transform', `${a}:${b}`, '--fuel-per-record', '2000000']);
+  const events = Array.from({ length: 400 }, (_, i) => ({ data: i % 100 === 42 ? `L${i}` : `ok ${i}` }));
+  const inputs = await publish(srv.api, a, events);
+  const loops = inputs.filter((e) => e.data.startsWith('L'));
+  const letters = await waitForRecords(srv, `${name}.dead-letter`, loops.length);
+  assert.deepEqual(letters.map((r) => r.event.data.toString()).sort(), loops.map((e) => e.data).sort());
+  for (const r of letters) assert.match(r.event.headers['nodata-error'], /fuel of \d+ exhausted/);
+  const got = await waitCaughtUp(srv, name, inputs.length);
+  assert.equal(Number(got.errors), loops.length);
+  assert.equal(got.state, 'COMPONENT_STATE_RUNNING', 'the component runs on');
+  srv.assertNoCrash();
+});
+
 test('fan-out: the router example writes every record to output 0 and one routed output of three', T, async (t) => {
   const srv = await startServer(t);
   const a = topicName('in');
@@ -444,8 +509,9 @@ test('SIGKILL while records flow through a transform: every output exactly once,
   const { srv, a, b } = await withTopics(t, 3, 2);
   const name = topicName('crash');
   await component(srv, ['add', name, '--wasm', sdkWasm('filter'), '--transform', `${a}:${b}`, '--config', 'keep']);
-  const total = Number(process.env.NODATA_COMPONENT_CRASH_N ?? 12000);
+  const total = Number(process.env.NODATA_COMPONENT_CRASH_N ?? 100000);
   const batch = 500;
+  const killEvery = Math.max(3000, Math.floor(total / 5 / batch) * batch);
   const inputs = [];
   let kills = 0;
   for (let sent = 0; sent < total;) {
@@ -458,7 +524,7 @@ test('SIGKILL while records flow through a transform: every output exactly once,
     } catch {
       continue;
     }
-    if (sent % 3000 === 0 && kills < 4) {
+    if (sent % killEvery === 0 && kills < 4) {
       // Mid-flow: the transform is busy with what was just published.
       await sleep(Math.floor(Math.random() * 40));
       await srv.kill();
