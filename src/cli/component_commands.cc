@@ -321,12 +321,16 @@ void PrintComponentTable(const std::vector<const nodata::v1::Component*>& compon
   std::printf("%-24s %-7s %-9s %-24s %-32s %12s %12s %8s %10s\n", "COMPONENT", "KIND", "STATE",
               "INPUT", "OUTPUTS", "RECORDS IN", "RECORDS OUT", "ERRORS", "LAG");
   for (const auto* c : components) {
-    std::printf("%-24s %-7s %-9s %-24s %-32s %12lu %12lu %8lu %10lu\n", c->name().c_str(),
-                c->kind().c_str(), StateName(c->state()).c_str(), c->input().c_str(),
-                Joined(c->outputs()).c_str(), static_cast<unsigned long>(c->records_in()),
-                static_cast<unsigned long>(c->records_out()),
-                static_cast<unsigned long>(c->errors()),
-                static_cast<unsigned long>(TotalLag(*c)));
+    // A program's records are counted by the program, not the server: "-".
+    const bool program = c->kind() == "program";
+    auto count = [program](uint64_t n) { return program ? std::string("-") : std::to_string(n); };
+    std::printf("%-24s %-7s %-9s %-24s %-32s %12s %12s %8s %10s\n", c->name().c_str(),
+                c->kind().c_str(), StateName(c->state()).c_str(),
+                c->input().empty() ? "-" : c->input().c_str(),
+                c->outputs().empty() ? "-" : Joined(c->outputs()).c_str(),
+                count(c->records_in()).c_str(), count(c->records_out()).c_str(),
+                count(c->errors()).c_str(),
+                c->input().empty() ? "-" : std::to_string(TotalLag(*c)).c_str());
   }
 }
 
