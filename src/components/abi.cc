@@ -1,5 +1,6 @@
 #include "components/abi.h"
 
+#include <bit>
 #include <cstring>
 
 namespace nodata::components {
@@ -63,6 +64,31 @@ class Reader {
   bool ok_ = true;
 };
 
+// Writes little-endian fields into space already sized for them. The batch encoding is on the
+// path of every record a transform sees: one resize per record and plain stores, rather than an
+// append (with its length checks) per field.
+class Cursor {
+ public:
+  explicit Cursor(char* p) : p_(p) {}
+  template <typename T>
+  void Le(T v) {
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(p_, &v, sizeof v);
+    } else {
+      for (size_t i = 0; i < sizeof v; ++i) p_[i] = static_cast<char>(v >> (8 * i));
+    }
+    p_ += sizeof v;
+  }
+  void Bytes(std::string_view s) {
+    Le(static_cast<uint32_t>(s.size()));
+    if (!s.empty()) std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+
+ private:
+  char* p_;
+};
+
 }  // namespace
 
 void BatchEncoder::Begin() {
@@ -72,12 +98,21 @@ void BatchEncoder::Begin() {
 
 template <typename R>
 void BatchEncoder::Put(PartitionId partition, const R& r) {
-  Put32(&buf_, partition.value());
-  Put64(&buf_, r.offset.value());
-  Put64(&buf_, static_cast<uint64_t>(r.timestamp_us));
-  PutBytes(&buf_, r.key);
-  PutBytes(&buf_, r.data);
-  PutHeaders(&buf_, r.headers);
+  size_t size = 4 + 8 + 8 + 4 + r.key.size() + 4 + r.data.size() + 4;
+  for (const auto& [name, value] : r.headers) size += 8 + name.size() + value.size();
+  const size_t at = buf_.size();
+  buf_.resize(at + size);
+  Cursor out(buf_.data() + at);
+  out.Le(partition.value());
+  out.Le(r.offset.value());
+  out.Le(static_cast<uint64_t>(r.timestamp_us));
+  out.Bytes(r.key);
+  out.Bytes(r.data);
+  out.Le(static_cast<uint32_t>(r.headers.size()));
+  for (const auto& [name, value] : r.headers) {
+    out.Bytes(name);
+    out.Bytes(value);
+  }
   ++count_;
 }
 

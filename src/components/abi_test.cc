@@ -52,6 +52,30 @@ TEST(BatchEncoder, WritesTheDocumentedLayout) {
   EXPECT_EQ(std::string(enc.Finish()), std::string(4, '\0'));
 }
 
+TEST(BatchEncoder, OwnedAndDecodedRecordsEncodeAlikeAcrossReuse) {
+  DecodedRecord view;
+  view.offset = Offset(7);
+  view.timestamp_us = 123;
+  view.key = "key";
+  view.data = std::string_view("d\0ta", 4);
+  view.headers = {{"a", ""}, {"", "b"}, {"name", "value"}};
+  const Record owned = Record::From(view);
+  BatchEncoder a;
+  BatchEncoder b;
+  for (int batch = 0; batch < 2; ++batch) {  // the second batch reuses the grown buffer
+    a.Begin();
+    b.Begin();
+    for (int i = 0; i < 50 - 40 * batch; ++i) {
+      a.Add(PartitionId(i), view);
+      b.Add(PartitionId(i), owned);
+    }
+    const std::string encoded(a.Finish());
+    EXPECT_EQ(encoded, std::string(b.Finish()));
+    EXPECT_EQ(encoded.size(), 4u + (50 - 40 * batch) * (24 + 3 + 4 + 4 + 4 + 3 * 8 + 1 + 1 + 9));
+    EXPECT_EQ(Le(encoded, 0, 4), 50u - 40 * batch);
+  }
+}
+
 TEST(DecodeOutput, RoundTripsAndChecksEveryLength) {
   OutputRecord r{1, -1, "key", "data", {{"a", "1"}, {"", ""}}};
   const std::string enc = EncodeOutput(r);
