@@ -1150,7 +1150,10 @@ class Manager::Impl {
       }
       RETURN_IF_ERROR(broker_.GetTopic(out).status());
     }
-    if (spec.is_program()) return AddProgram(std::move(spec));
+    if (spec.is_program()) {
+      absl::MutexLock admin(&admin_mu_);
+      return AddProgram(std::move(spec));
+    }
     ASSIGN_OR_RETURN(std::shared_ptr<wasm::Module> module, LoadModule(bytes));
     if (spec.on_error == OnError::kDeadLetter) {
       auto created = broker_.CreateTopic(DeadLetterTopic(spec.name), 1);
