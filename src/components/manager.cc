@@ -318,7 +318,7 @@ class Runner : public std::enable_shared_from_this<Runner> {
 
   // Joins the group and starts delivering; on failure the runner is FAILED and retries later.
   void Start();
-  // Leaves the group; no callback runs once it returns.
+  // Leaves the group; no callback or job of it runs once it returns. Not from its jobs.
   void Stop();
 
   // Each partition swaps its instance at its next batch boundary (a batch being processed
@@ -426,6 +426,13 @@ class Runner : public std::enable_shared_from_this<Runner> {
   // A strand's job: its next batch through its transform, then published.
   void RunStrand(const std::shared_ptr<Strand>& strand);
   void Process(Strand& strand, Batch batch, uint64_t epoch);
+  // Whether a job's batch still counts: of this start, its partition still read here. A job
+  // outlives the start it was scheduled by (and the subscription's Close); its errors then
+  // must not fail the next start.
+  bool Current(const Strand& strand, uint64_t epoch) {
+    absl::MutexLock lock(&mu_);
+    return epoch == epoch_ && !strand.dropped;
+  }
   // The pipeline (see the README): a batch's outputs go to Publish and the next batch is
   // taken while they are acknowledged (within the bounds); acknowledged batches are committed
   // in input order, the longest acknowledged prefix per partition, coalesced.
@@ -738,6 +745,10 @@ void Runner::Stop() {
     sub = std::move(subscription_);
   }
   if (sub != nullptr) sub->Close();
+  // The partitions' jobs: those queued return at once, one in the module finishes its batch
+  // (and publishes nothing).
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(+[](size_t* active) { return *active == 0; }, &active_));
 }
 
 void Runner::Fail(const absl::Status& status, bool restart) {
@@ -899,7 +910,7 @@ void Runner::Process(Strand& strand, Batch batch, uint64_t epoch) {
     auto made = WasmTransform::Create(module, std::move(t), std::move(log));
     if (!made.ok()) {
       // No more batches: the component stays stopped until it is updated or reset.
-      Fail(made.status(), /*restart=*/false);
+      if (Current(strand, epoch)) Fail(made.status(), /*restart=*/false);
       return;
     }
     strand.transform = std::move(*made);
@@ -911,7 +922,7 @@ void Runner::Process(Strand& strand, Batch batch, uint64_t epoch) {
   // The strand's job is the only user of its transform.
   auto result = strand.transform->Process(partition, records);
   if (!result.ok()) {
-    Fail(result.status(), /*restart=*/true);
+    if (Current(strand, epoch)) Fail(result.status(), /*restart=*/true);
     return;
   }
   fuel_ += result->fuel_used;
