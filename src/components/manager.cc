@@ -408,9 +408,11 @@ class Runner : public std::enable_shared_from_this<Runner> {
   void OnBatch(broker::RecordBatch& batch);
   void OnEnd(absl::Status status);
   // Partitions processing at once at most: `parallelism` (0: every partition), and no more
-  // than the pool's threads.
+  // than the pool's threads but one (at least one): the deliveries, acknowledgements and
+  // commits run on the pool too, and a module on every thread starves them (measured: the
+  // interpreter on two threads of two cores ran slower than on one).
   size_t MaxActiveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const size_t threads = static_cast<size_t>(std::max(1, options_.threads));
+    const size_t threads = static_cast<size_t>(std::max(2, options_.threads)) - 1;
     return spec_.parallelism == 0 ? threads : std::min<size_t>(spec_.parallelism, threads);
   }
   // Gives `strand` a job (or a place in `waiting_`) when it has batches and none.

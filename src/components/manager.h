@@ -84,9 +84,10 @@ struct ManagerOptions {
   std::string wasm_cache_dir;
   // Compile modules to native code in the background (tier 1); without, the interpreter.
   bool native = true;
-  // Threads that run component batches (and the runners' bookkeeping), all components
-  // together; 0: one per hardware thread, at least 2. A component processes up to this many
-  // input partitions at once (fewer with its `parallelism`).
+  // Threads that run component batches and the runners' deliveries, acknowledgements and
+  // commits, all components together; 0: one per hardware thread, at least 2. A component
+  // processes up to this many input partitions at once but one (at least one; fewer with its
+  // `parallelism`).
   int threads = 0;
   // Records per batch at most.
   size_t max_batch_records = 1000;

@@ -373,7 +373,8 @@ struct ProcessProbe {
 TEST_F(ManagerTest, ProcessesInputPartitionsConcurrently) {
   auto probe = std::make_shared<ProcessProbe>();
   probe->meet = 2;
-  OpenManager(/*max_batch_records=*/50, /*threads=*/2, probe->Hook(probe, absl::ZeroDuration()));
+  // Three threads: two partitions' batches at once at most (one thread is the deliveries').
+  OpenManager(/*max_batch_records=*/50, /*threads=*/3, probe->Hook(probe, absl::ZeroDuration()));
   Publish("in", 0, 400);
   ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
   ASSERT_TRUE(WaitCaughtUp("fan"));
