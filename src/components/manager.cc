@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -278,7 +279,8 @@ class Series {
   Metrics& m_;
 };
 
-// Publishes in flight, all components together: the manager waits for them before its pool
+// Jobs in flight, all components together (publishes awaiting their acknowledgement, commits
+// and partitions' batch jobs, scheduled or running): the manager waits for them before its pool
 // goes (an acknowledgement schedules the commit on that pool).
 class InFlight {
  public:
@@ -301,7 +303,8 @@ class InFlight {
 };
 
 // One component at work: a group member on its input topic, one transform per input partition,
-// batches published then committed. Shared with the subscription's sink and the jobs in flight.
+// batches processed per partition in input order (partitions concurrently, `parallelism` at
+// most), published then committed. Shared with the subscription's sink and the jobs in flight.
 class Runner : public std::enable_shared_from_this<Runner> {
  public:
   Runner(broker::Broker& broker, WorkerPool& pool, InFlight& in_flight, wasm::Runtime& runtime,
@@ -315,14 +318,17 @@ class Runner : public std::enable_shared_from_this<Runner> {
 
   // Joins the group and starts delivering; on failure the runner is FAILED and retries later.
   void Start();
-  // Leaves the group; no callback runs once it returns.
+  // Leaves the group; no callback or job of it runs once it returns. Not from its jobs.
   void Stop();
 
+  // Each partition swaps its instance at its next batch boundary (a batch being processed
+  // finishes on the old one).
   void SetModule(std::string sha256, std::shared_ptr<wasm::Module> module,
                  std::optional<std::string> config, int64_t now_us) {
     absl::MutexLock lock(&mu_);
     sha256_ = std::move(sha256);
-    pending_module_ = std::move(module);
+    module_ = std::move(module);
+    ++module_version_;
     if (config) spec_.config = std::move(*config);
     updated_at_us_ = now_us;
   }
@@ -357,14 +363,42 @@ class Runner : public std::enable_shared_from_this<Runner> {
     if (sub != nullptr) sub->Ready();
   }
 
+  // A delivered batch awaiting its partition's job.
+  struct Batch {
+    std::vector<Record> records;
+    uint64_t bytes = 0;  // keys and data: counted in bytes_in_flight_ until it is published
+  };
+  // One input partition's work: its queue of batches, drained by at most one job at a time on
+  // the pool (process, publish, then the next), so that its batches are processed and
+  // published in input order and its transform is never used by two threads.
+  struct Strand {
+    explicit Strand(PartitionId p) : partition(p) {}
+    const PartitionId partition;
+    // Under mu_:
+    std::deque<Batch> queue;
+    bool scheduled = false;  // its job is on the pool or waiting for a slot (`waiting_`)
+    bool dropped = false;    // revoked, or of an earlier start: nothing more of it is published
+    // Only its job uses these:
+    std::unique_ptr<WasmTransform> transform;
+    uint64_t module_version = 0;  // of `transform`
+  };
+
   void OnAssignment(const broker::Assignment& a) {
     absl::MutexLock lock(&mu_);
     generation_ = a.generation;
-    // Instances of partitions no longer read go.
+    // The queues and instances of partitions no longer read go (an instance at work goes with
+    // its job).
     auto lost = [&](PartitionId p) {
       return std::find(a.partitions.begin(), a.partitions.end(), p) == a.partitions.end();
     };
-    std::erase_if(transforms_, [&](const auto& t) { return lost(t.first); });
+    for (auto it = strands_.begin(); it != strands_.end();) {
+      if (!lost(it->first)) {
+        ++it;
+        continue;
+      }
+      DropStrandLocked(*it->second);
+      it = strands_.erase(it);
+    }
     // Batches of a partition another member reads now are never committed here: that member
     // processes them again (their outputs are duplicates).
     std::erase_if(flights_, [&](const auto& f) { return lost(f.first); });
@@ -373,6 +407,34 @@ class Runner : public std::enable_shared_from_this<Runner> {
   }
   void OnBatch(broker::RecordBatch& batch);
   void OnEnd(absl::Status status);
+  // Partitions processing at once at most: `parallelism` (0: every partition), and no more
+  // than the pool's threads but one (at least one): the deliveries, acknowledgements and
+  // commits run on the pool too, and a module on every thread starves them (measured: the
+  // interpreter on two threads of two cores ran slower than on one).
+  size_t MaxActiveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t threads = static_cast<size_t>(std::max(2, options_.threads)) - 1;
+    return spec_.parallelism == 0 ? threads : std::min<size_t>(spec_.parallelism, threads);
+  }
+  // Gives `strand` a job (or a place in `waiting_`) when it has batches and none.
+  void WakeLocked(const std::shared_ptr<Strand>& strand) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleStrandLocked(std::shared_ptr<Strand> strand) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a strand's job: runs it again (at the back of the pool's queue, so that other
+  // partitions and the acknowledgements get their turn), or lets a waiting strand have its
+  // slot.
+  void NextLocked(const std::shared_ptr<Strand>& strand) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartWaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Its queued batches leave the pipeline's bounds; its job publishes nothing more.
+  void DropStrandLocked(Strand& strand) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A strand's job: its next batch through its transform, then published.
+  void RunStrand(const std::shared_ptr<Strand>& strand);
+  void Process(Strand& strand, Batch batch, uint64_t epoch);
+  // Whether a job's batch still counts: of this start, its partition still read here. A job
+  // outlives the start it was scheduled by (and the subscription's Close); its errors then
+  // must not fail the next start.
+  bool Current(const Strand& strand, uint64_t epoch) {
+    absl::MutexLock lock(&mu_);
+    return epoch == epoch_ && !strand.dropped;
+  }
   // The pipeline (see the README): a batch's outputs go to Publish and the next batch is
   // taken while they are acknowledged (within the bounds); acknowledged batches are committed
   // in input order, the longest acknowledged prefix per partition, coalesced.
@@ -384,7 +446,7 @@ class Runner : public std::enable_shared_from_this<Runner> {
     bool stop_after = false;
     std::string stop_error;
   };
-  void Publish(std::shared_ptr<Pending> pending);
+  void Publish(Strand& strand, std::shared_ptr<Pending> pending, uint64_t input_bytes);
   void OnPublished(const Pending& pending, const absl::Status& published);
   // Takes the next batch when one is owed and the pipeline is under its bounds.
   void MaybeReady();
@@ -415,13 +477,12 @@ class Runner : public std::enable_shared_from_this<Runner> {
   ComponentSpec spec_;
   std::string sha256_;
   std::shared_ptr<wasm::Module> module_;
-  std::shared_ptr<wasm::Module> pending_module_;  // swapped in at the next batch
+  uint64_t module_version_ = 0;  // moves with each update: the strands make new instances
   const int64_t created_at_us_;
   int64_t updated_at_us_;
   State state_ = State::kStarting;
   std::string last_error_;
   uint64_t generation_ = 0;
-  std::map<PartitionId, std::unique_ptr<WasmTransform>> transforms_;
   std::string tier_;
   std::shared_ptr<broker::Subscription> subscription_;
   bool stopped_ = false;
@@ -431,9 +492,18 @@ class Runner : public std::enable_shared_from_this<Runner> {
   uint64_t epoch_ = 0;
   bool broken_ = false;      // failed: nothing more is taken or committed until a restart
   bool ready_owed_ = false;  // a batch was delivered and Ready not yet called for it
+  bool halting_ ABSL_GUARDED_BY(mu_) = false;  // --on-error stop hit: no batch is taken
   uint64_t next_seq_ = 0;
-  size_t batches_in_flight_ = 0;  // handed to Publish, not yet acknowledged
+  // Queued or processing (input bytes), or handed to Publish and not yet acknowledged
+  // (output bytes).
+  size_t batches_in_flight_ = 0;
   uint64_t bytes_in_flight_ = 0;
+  std::map<PartitionId, std::shared_ptr<Strand>> strands_ ABSL_GUARDED_BY(mu_);  // this start's
+  // Strands with batches waiting for a slot (past MaxActiveLocked), in turn.
+  std::deque<std::shared_ptr<Strand>> waiting_ ABSL_GUARDED_BY(mu_);
+  // Strands with a job on the pool (of any start: an earlier start's job frees its slot when
+  // it returns).
+  size_t active_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<PartitionId, std::deque<Flight>> flights_;  // per partition, in input order
   std::map<PartitionId, Offset> to_commit_;            // acknowledged, not yet committed
   bool commit_scheduled_ = false;  // a Commit is scheduled or running (one at a time)
@@ -508,8 +578,18 @@ void Runner::Start() {
     ++epoch_;
     broken_ = false;
     ready_owed_ = false;
+    halting_ = false;
     batches_in_flight_ = 0;
     bytes_in_flight_ = 0;
+    // The earlier start's queues go (their batches are delivered again); a job of it still at
+    // work publishes nothing.
+    for (auto& [p, strand] : strands_) {
+      strand->dropped = true;
+      strand->queue.clear();
+    }
+    strands_.clear();
+    for (auto& strand : waiting_) strand->scheduled = false;
+    waiting_.clear();
     flights_.clear();
     to_commit_.clear();
     commit_scheduled_ = false;
@@ -667,6 +747,10 @@ void Runner::Stop() {
     sub = std::move(subscription_);
   }
   if (sub != nullptr) sub->Close();
+  // The partitions' jobs: those queued return at once, one in the module finishes its batch
+  // (and publishes nothing).
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(+[](size_t* active) { return *active == 0; }, &active_));
 }
 
 void Runner::Fail(const absl::Status& status, bool restart) {
@@ -704,54 +788,143 @@ void Runner::OnEnd(absl::Status status) {
 }
 
 void Runner::OnBatch(broker::RecordBatch& batch) {
-  const PartitionId partition = batch.partition();
-  std::vector<Record> records;
-  batch.ForEach([&](const DecodedRecord& r) { records.push_back(Record::From(r)); });
-  if (records.empty()) return;
+  Batch taken;
+  batch.ForEach([&](const DecodedRecord& r) { taken.records.push_back(Record::From(r)); });
+  if (taken.records.empty()) return;
+  for (const Record& r : taken.records) taken.bytes += r.key.size() + r.data.size();
+  {
+    absl::MutexLock lock(&mu_);
+    if (broken_ || stopped_ || halting_) return;  // no Ready: a restart takes over, or the stop
+    std::shared_ptr<Strand>& strand = strands_[batch.partition()];
+    if (strand == nullptr) strand = std::make_shared<Strand>(batch.partition());
+    ++batches_in_flight_;
+    bytes_in_flight_ += taken.bytes;
+    strand->queue.push_back(std::move(taken));
+    ready_owed_ = true;
+    WakeLocked(strand);
+  }
+  // The next batch is taken now, while this one waits for (or is in) its partition's job.
+  MaybeReady();
+}
+
+void Runner::WakeLocked(const std::shared_ptr<Strand>& strand) {
+  if (strand->scheduled || strand->queue.empty()) return;
+  strand->scheduled = true;
+  if (active_ < MaxActiveLocked()) {
+    ++active_;
+    ScheduleStrandLocked(strand);
+  } else {
+    waiting_.push_back(strand);
+  }
+}
+
+void Runner::ScheduleStrandLocked(std::shared_ptr<Strand> strand) {
+  in_flight_.Add();
+  pool_.Schedule([self = shared_from_this(), strand = std::move(strand), &in_flight = in_flight_] {
+    self->RunStrand(strand);
+    in_flight.Done();
+  });
+}
+
+void Runner::NextLocked(const std::shared_ptr<Strand>& strand) {
+  const bool more = !strand->queue.empty() && !strand->dropped && !broken_ && !stopped_;
+  if (more && waiting_.empty()) {
+    ScheduleStrandLocked(strand);  // keeps its slot
+    return;
+  }
+  if (more) {
+    waiting_.push_back(strand);
+  } else {
+    strand->scheduled = false;
+  }
+  --active_;
+  StartWaitingLocked();
+}
+
+void Runner::StartWaitingLocked() {
+  while (!waiting_.empty() && active_ < MaxActiveLocked()) {
+    std::shared_ptr<Strand> strand = std::move(waiting_.front());
+    waiting_.pop_front();
+    if (strand->dropped || strand->queue.empty() || broken_ || stopped_) {
+      strand->scheduled = false;
+      continue;
+    }
+    ++active_;
+    ScheduleStrandLocked(std::move(strand));
+  }
+}
+
+void Runner::DropStrandLocked(Strand& strand) {
+  strand.dropped = true;
+  for (const Batch& b : strand.queue) {
+    --batches_in_flight_;
+    bytes_in_flight_ -= b.bytes;
+  }
+  strand.queue.clear();
+}
+
+void Runner::RunStrand(const std::shared_ptr<Strand>& strand) {
+  Batch batch;
+  uint64_t epoch;
+  {
+    absl::MutexLock lock(&mu_);
+    if (strand->dropped || strand->queue.empty() || broken_ || stopped_) {
+      NextLocked(strand);
+      return;
+    }
+    batch = std::move(strand->queue.front());
+    strand->queue.pop_front();
+    epoch = epoch_;
+  }
+  Process(*strand, std::move(batch), epoch);
+  absl::MutexLock lock(&mu_);
+  NextLocked(strand);
+}
+
+void Runner::Process(Strand& strand, Batch batch, uint64_t epoch) {
+  const PartitionId partition = strand.partition;
+  std::vector<Record>& records = batch.records;
   records_in_ += records.size();
   series_->in_->Increment(static_cast<double>(records.size()));
   const int64_t started_us = NowMicros();
 
-  WasmTransform* transform;
-  absl::Status made_error;
+  std::shared_ptr<wasm::Module> module;
+  uint64_t module_version;
   ComponentSpec spec;
   {
     absl::MutexLock lock(&mu_);
-    if (pending_module_ != nullptr) {  // an update takes effect at this batch boundary
-      module_ = std::move(pending_module_);
-      transforms_.clear();
-    }
+    module = module_;
+    module_version = module_version_;
     spec = spec_;
-    auto& slot = transforms_[partition];
-    if (slot == nullptr) {
-      TransformOptions t;
-      t.outputs = static_cast<uint32_t>(spec_.outputs.size());
-      t.config = spec_.config;
-      t.fuel_per_record = spec_.fuel_per_record;
-      t.max_event_bytes = options_.max_event_bytes;
-      auto log = [component_log = log_](int level, std::string_view line) {
-        component_log->Append("log", level, line);
-      };
-      auto made = WasmTransform::Create(module_, std::move(t), std::move(log));
-      if (!made.ok()) {
-        transforms_.erase(partition);
-        made_error = made.status();
-      } else {
-        slot = std::move(*made);
-        tier_ = wasm::TierName(slot->tier());
-      }
+  }
+  // A new instance on the first batch of the partition, and on the first after an update (the
+  // batch boundary where the module is swapped).
+  if (strand.transform == nullptr || strand.module_version != module_version) {
+    strand.transform.reset();
+    TransformOptions t;
+    t.outputs = static_cast<uint32_t>(spec.outputs.size());
+    t.config = spec.config;
+    t.fuel_per_record = spec.fuel_per_record;
+    t.max_event_bytes = options_.max_event_bytes;
+    auto log = [component_log = log_](int level, std::string_view line) {
+      component_log->Append("log", level, line);
+    };
+    auto made = WasmTransform::Create(module, std::move(t), std::move(log));
+    if (!made.ok()) {
+      // No more batches: the component stays stopped until it is updated or reset.
+      if (Current(strand, epoch)) Fail(made.status(), /*restart=*/false);
+      return;
     }
-    transform = made_error.ok() ? transforms_[partition].get() : nullptr;
+    strand.transform = std::move(*made);
+    strand.module_version = module_version;
+    absl::MutexLock lock(&mu_);
+    tier_ = wasm::TierName(strand.transform->tier());
   }
-  if (transform == nullptr) {
-    // No Ready: the component stays stopped until it is updated or reset.
-    Fail(made_error, /*restart=*/false);
-    return;
-  }
-  // One thread at a time per runner: the subscription delivers one batch until Ready.
-  auto result = transform->Process(partition, records);
+  if (options_.before_process) options_.before_process(spec.name, partition.value());
+  // The strand's job is the only user of its transform.
+  auto result = strand.transform->Process(partition, records);
   if (!result.ok()) {
-    Fail(result.status(), /*restart=*/true);
+    if (Current(strand, epoch)) Fail(result.status(), /*restart=*/true);
     return;
   }
   fuel_ += result->fuel_used;
@@ -759,6 +932,7 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
   series_->errors_->Increment(static_cast<double>(result->failed.size()));
 
   auto pending = std::make_shared<Pending>();
+  pending->epoch = epoch;
   pending->partition = partition;
   pending->next = records.back().offset.Next();
   pending->records = std::move(records);  // moving the vector leaves its strings in place
@@ -836,37 +1010,58 @@ void Runner::OnBatch(broker::RecordBatch& batch) {
     pending->events.push_back(e);
     ++pending->dead_lettered;
   }
-  Publish(std::move(pending));
+  Publish(strand, std::move(pending), batch.bytes);
 }
 
-void Runner::Publish(std::shared_ptr<Pending> pending) {
+void Runner::Publish(Strand& strand, std::shared_ptr<Pending> pending, uint64_t input_bytes) {
   for (const broker::EventIn& e : pending->events) {
     pending->bytes += e.key.size() + e.data.size() + e.id.size();
   }
   // Now and then, the output ends before this batch is published: a scan-from position for
-  // when no earlier batch awaits its commit (batches are published one at a time).
+  // when no batch before it (in sequence numbers, taken after the read) awaits its commit.
+  bool read_ends = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (NowMicros() - snapshot_us_ >= kScanPositionsEveryUs) {
+      snapshot_us_ = NowMicros();
+      read_ends = true;
+    }
+  }
   std::optional<Positions> ends;
-  if (NowMicros() - snapshot_us_ >= kScanPositionsEveryUs) {
-    snapshot_us_ = NowMicros();
+  if (read_ends) {
     auto read = OutputEnds(OutputTopics());
     if (read.ok()) ends = std::move(*read);
   }
   {
     absl::MutexLock lock(&mu_);
-    if (broken_ || stopped_) return;  // no Ready: a restart takes over
-    pending->epoch = epoch_;
-    pending->seq = next_seq_++;
-    if (ends) snapshots_.emplace_back(pending->seq, std::move(*ends));
-    Flight f;
-    f.seq = pending->seq;
-    f.next = pending->next;
-    f.stop_after = pending->stop_after;
-    f.stop_error = pending->stop_error;
-    flights_[pending->partition].push_back(std::move(f));
-    ++batches_in_flight_;
-    bytes_in_flight_ += pending->bytes;
-    // --on-error stop: nothing after this batch is taken.
-    ready_owed_ = !pending->stop_after;
+    // Failed or of an earlier start: no Ready, a restart takes over (and resets the bounds).
+    if (pending->epoch != epoch_ || broken_ || stopped_) return;
+    if (strand.dropped) {
+      // Revoked while it was processed: not published, never committed here.
+      --batches_in_flight_;
+      bytes_in_flight_ -= input_bytes;
+      pending = nullptr;
+    } else {
+      pending->seq = next_seq_++;
+      if (ends) snapshots_.emplace_back(pending->seq, std::move(*ends));
+      Flight f;
+      f.seq = pending->seq;
+      f.next = pending->next;
+      f.stop_after = pending->stop_after;
+      f.stop_error = pending->stop_error;
+      flights_[pending->partition].push_back(std::move(f));
+      bytes_in_flight_ += pending->bytes;
+      bytes_in_flight_ -= input_bytes;  // its inputs were counted until now
+      if (pending->stop_after) {
+        // --on-error stop: no batch is taken any more, none of its partition processed.
+        halting_ = true;
+        DropStrandLocked(strand);
+      }
+    }
+  }
+  if (pending == nullptr) {
+    MaybeReady();
+    return;
   }
   if (pending->events.empty()) {
     OnPublished(*pending, absl::OkStatus());
@@ -875,8 +1070,9 @@ void Runner::Publish(std::shared_ptr<Pending> pending) {
   }
   in_flight_.Add();
   // Publish appends to each output partition before it returns, in call order (under the
-  // topic's lock), and batches are published one at a time from the subscription's delivery:
-  // a later batch's outputs never precede an earlier one's in an output partition.
+  // topic's lock), and a partition's batches are published one at a time from its strand: a
+  // later batch's outputs never precede an earlier one's of the same input partition in an
+  // output partition.
   broker_.Publish(pending->events, [self = shared_from_this(), pending](
                                        absl::Status s, std::vector<broker::AckOut>) mutable {
     // Acknowledged on a sync thread: the bookkeeping (and a Ready that may read) is the pool's.
@@ -928,7 +1124,7 @@ void Runner::OnPublished(const Pending& pending, const absl::Status& published) 
 void Runner::MaybeReady() {
   {
     absl::MutexLock lock(&mu_);
-    if (!ready_owed_ || broken_ || stopped_) return;
+    if (!ready_owed_ || broken_ || stopped_ || halting_) return;
     if (batches_in_flight_ >= kMaxBatchesInFlight || bytes_in_flight_ >= kMaxBytesInFlight) {
       return;  // an acknowledgement calls again
     }
@@ -1044,8 +1240,8 @@ class Manager::Impl {
  public:
   Impl(ManagerOptions options, broker::Broker& broker, FileSystem& fs,
        prometheus::Registry& registry)
-      : options_(std::move(options)), broker_(broker), fs_(fs), dir_(options_.data_dir),
-        metrics_(registry), pool_(std::max(1, options_.threads)) {}
+      : options_(WithThreads(std::move(options))), broker_(broker), fs_(fs),
+        dir_(options_.data_dir), metrics_(registry), pool_(options_.threads) {}
 
   absl::Status Open() {
     wasm::RuntimeOptions runtime_options;
@@ -1489,6 +1685,14 @@ class Manager::Impl {
   }
 
   storage::ComponentStore& store() { return broker_.component_store(); }
+
+  // The pool's size resolved: the runners bound their partitions at once by it.
+  static ManagerOptions WithThreads(ManagerOptions options) {
+    if (options.threads <= 0) {
+      options.threads = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    }
+    return options;
+  }
 
   absl::StatusOr<std::shared_ptr<wasm::Module>> LoadModule(std::string_view bytes) {
     return WasmTransform::Load(

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,11 +84,16 @@ struct ManagerOptions {
   std::string wasm_cache_dir;
   // Compile modules to native code in the background (tier 1); without, the interpreter.
   bool native = true;
-  // Threads that run component batches, all components together.
-  int threads = 2;
+  // Threads that run component batches and the runners' deliveries, acknowledgements and
+  // commits, all components together; 0: one per hardware thread, at least 2. A component
+  // processes up to this many input partitions at once but one (at least one; fewer with its
+  // `parallelism`).
+  int threads = 0;
   // Records per batch at most.
   size_t max_batch_records = 1000;
   uint64_t max_event_bytes = 1u << 20;
+  // Tests: called on a partition's job just before each batch runs through the module.
+  std::function<void(std::string_view component, uint32_t partition)> before_process;
 };
 
 // Safe for concurrent use.

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/strings.h"
 #include "common/testing/fault_fs.h"
@@ -109,10 +111,13 @@ class ManagerTest : public ::testing::Test {
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = std::move(*broker);
   }
-  void OpenManager(size_t max_batch_records = 1000) {
+  void OpenManager(size_t max_batch_records = 1000, int threads = 0,
+                   std::function<void(std::string_view, uint32_t)> before_process = nullptr) {
     ManagerOptions options;
     options.data_dir = dir_.string();
     options.max_batch_records = max_batch_records;
+    options.threads = threads;
+    options.before_process = std::move(before_process);
     options.native = false;  // this test binary is no translator
     auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
     ASSERT_TRUE(m.ok()) << m.status();
@@ -158,9 +163,9 @@ class ManagerTest : public ::testing::Test {
     return spec;
   }
   // Inputs the fan-out module fails on (offsets 3 mod 100 of each partition).
-  uint64_t Poisoned() {
+  uint64_t Poisoned(const std::string& input = "in") {
     uint64_t poisoned = 0;
-    auto in = broker_->GetTopic("in");
+    auto in = broker_->GetTopic(input);
     EXPECT_TRUE(in.ok());
     if (!in.ok()) return 0;
     for (const auto& p : in->partitions) {
@@ -182,6 +187,45 @@ class ManagerTest : public ::testing::Test {
       absl::SleepFor(absl::Milliseconds(20));
     }
     return false;
+  }
+
+  // The outputs of fan-out component `name` of `inputs` records of `input`: each input's exist
+  // once, and within an output partition they follow input order per input partition.
+  void ExpectOutputsOnceInInputOrder(const std::string& name, const std::string& input,
+                                     uint64_t inputs) {
+    const uint64_t poisoned = Poisoned(input);
+    for (const std::string topic : {"out-a", "out-b"}) {
+      auto info = broker_->GetTopic(topic);
+      ASSERT_TRUE(info.ok());
+      std::set<std::string> seen;
+      for (const auto& p : info->partitions) {
+        std::vector<Record> records;
+        ASSERT_TRUE(broker_->Read(topic, p.partition, p.stats.start_offset, 1'000'000, 1u << 30,
+                                  &records)
+                        .ok());
+        std::map<uint64_t, uint64_t> last;  // input partition -> last input offset seen
+        for (const Record& r : records) {
+          if (!r.id.starts_with(name + ":")) continue;
+          EXPECT_TRUE(seen.insert(r.id).second) << "twice: " << r.id;
+          // fan:<partition>:<offset>:<index>
+          std::vector<std::string> parts;
+          for (size_t at = 0, next; at <= r.id.size(); at = next + 1) {
+            next = r.id.find(':', at);
+            if (next == std::string::npos) next = r.id.size();
+            parts.push_back(r.id.substr(at, next - at));
+          }
+          ASSERT_EQ(parts.size(), 4u) << r.id;
+          const uint64_t in_partition = std::stoull(parts[1]);
+          const uint64_t in_offset = std::stoull(parts[2]);
+          auto it = last.find(in_partition);
+          if (it != last.end()) {
+            EXPECT_GT(in_offset, it->second) << topic << "/" << p.partition << ": " << r.id;
+          }
+          last[in_partition] = in_offset;
+        }
+      }
+      EXPECT_EQ(seen.size(), inputs - poisoned) << topic;
+    }
   }
 
   fs::path dir_;
@@ -281,39 +325,173 @@ TEST_F(ManagerTest, ManyBatchesKeepInputOrderPerPartition) {
   ASSERT_TRUE(WaitCaughtUp("fan"));
   EXPECT_EQ(manager_->Get("fan")->state, State::kRunning);
 
-  const uint64_t poisoned = Poisoned();
+  ExpectOutputsOnceInInputOrder("fan", "in", 3000);
+  EXPECT_EQ(Ids("fan.dead-letter").size(), Poisoned());
+}
+
+// What the runner's jobs do at once, seen from the hook called before each batch runs through
+// the module.
+struct ProcessProbe {
+  absl::Mutex mu;
+  int now = 0;             // batches between the hook and its return
+  int most = 0;            // the most at once
+  int same_partition = 0;  // a partition entered while it was already in: must stay 0
+  std::set<uint32_t> busy;
+  std::set<uint32_t> entered;  // partitions entered at least once
+  // The first batch of all waits (up to 20 s) until `meet` partitions are in at once; `met`
+  // tells whether they were.
+  int meet = 0;
+  bool met = false;
+
+  void Enter(uint32_t partition) {
+    absl::MutexLock lock(&mu);
+    ++now;
+    most = std::max(most, now);
+    if (!busy.insert(partition).second) ++same_partition;
+    if (meet > 0 && now >= meet) met = true;  // seen by the entering thread: it may not last
+    const bool first = entered.empty();
+    entered.insert(partition);
+    if (first && meet > 0) mu.AwaitWithTimeout(absl::Condition(&met), absl::Seconds(20));
+  }
+  void Leave(uint32_t partition) {
+    absl::MutexLock lock(&mu);
+    --now;
+    busy.erase(partition);
+  }
+  std::function<void(std::string_view, uint32_t)> Hook(std::shared_ptr<ProcessProbe> self,
+                                                       absl::Duration hold) {
+    return [self, hold](std::string_view, uint32_t partition) {
+      self->Enter(partition);
+      absl::SleepFor(hold);
+      self->Leave(partition);
+    };
+  }
+};
+
+// Two input partitions are processed at once: the first batch waits until another partition's
+// is in the module too, which a runner that processes one batch at a time never reaches.
+TEST_F(ManagerTest, ProcessesInputPartitionsConcurrently) {
+  auto probe = std::make_shared<ProcessProbe>();
+  probe->meet = 2;
+  // Three threads: two partitions' batches at once at most (one thread is the deliveries').
+  OpenManager(/*max_batch_records=*/50, /*threads=*/3, probe->Hook(probe, absl::ZeroDuration()));
+  Publish("in", 0, 400);
+  ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  absl::MutexLock lock(&probe->mu);
+  EXPECT_TRUE(probe->met) << "the two partitions' first batches never ran at once";
+  EXPECT_EQ(probe->most, 2);
+  EXPECT_EQ(probe->same_partition, 0);
+}
+
+// `parallelism` caps the partitions processed at once, whatever the pool's threads; many small
+// batches over 4 partitions keep input order per partition.
+TEST_F(ManagerTest, ParallelismCapsPartitionsAtOnceAndKeepsOrder) {
+  ASSERT_TRUE(broker_->CreateTopic("in4", 4).ok());
+  for (const uint32_t parallelism : {2u, 1u}) {
+    SCOPED_TRACE(StrCat("parallelism ", parallelism));
+    auto probe = std::make_shared<ProcessProbe>();
+    probe->meet = parallelism == 2 ? 2 : 0;
+    OpenManager(/*max_batch_records=*/7, /*threads=*/4, probe->Hook(probe, absl::Milliseconds(1)));
+    ComponentSpec spec = FanSpec();
+    spec.name = StrCat("fan", parallelism);
+    spec.input = "in4";
+    spec.parallelism = parallelism;
+    if (parallelism == 2) Publish("in4", 0, 1000);
+    ASSERT_TRUE(manager_->Add(spec, module_).ok());
+    if (parallelism == 2) Publish("in4", 1000, 1000);  // more while it runs
+    ASSERT_TRUE(WaitCaughtUp(spec.name));
+    auto info = manager_->Get(spec.name);
+    EXPECT_EQ(info->state, State::kRunning) << info->last_error;
+    EXPECT_EQ(info->records_in, 2000u);
+    {
+      absl::MutexLock lock(&probe->mu);
+      EXPECT_EQ(probe->met, parallelism == 2);
+      EXPECT_EQ(probe->most, static_cast<int>(parallelism));
+      EXPECT_EQ(probe->same_partition, 0);
+      EXPECT_EQ(probe->entered.size(), 4u);
+    }
+    ExpectOutputsOnceInInputOrder(spec.name, "in4", 2000);
+    manager_.reset();
+  }
+}
+
+// Every input to output 0 only, data "v2" (reads just the batch's record count).
+constexpr std::string_view kToFirstOutput = R"((module
+  (import "nodata" "batch_read" (func $batch_read (param i32 i32) (result i32)))
+  (import "nodata" "emit" (func $emit (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "\00\00\00\00\ff\ff\ff\ff\ff\ff\ff\ff\01\00\00\00k\02\00\00\00v2\00\00\00\00")
+  (func (export "nodata_component_v1"))
+  (func (export "nd_process") (param $n i32) (result i32)
+    (local $count i32) (local $i i32)
+    (drop (call $batch_read (i32.const 0) (i32.const 4)))
+    (local.set $count (i32.load (i32.const 0)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+        (i32.store (i32.const 1024) (local.get $i))
+        (if (call $emit (i32.const 0) (i32.const 1024) (i32.const 27)) (then (return (i32.const 10))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i32.const 0)))
+)";
+
+// An update reaches every partition's instance at its next batch: after it, every input of
+// each of 4 partitions runs through the new module (one output, "v2"), none through the old.
+TEST_F(ManagerTest, UpdateSwapsTheModuleOfEveryPartition) {
+  ASSERT_TRUE(broker_->CreateTopic("in4", 4).ok());
+  OpenManager(/*max_batch_records=*/20, /*threads=*/2);
+  ComponentSpec spec = FanSpec();
+  spec.input = "in4";
+  Publish("in4", 0, 400);
+  ASSERT_TRUE(manager_->Add(spec, module_).ok());
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  std::map<uint64_t, uint64_t> ends;  // input partition -> its end before the update
+  auto before = broker_->GetTopic("in4");
+  ASSERT_TRUE(before.ok());
+  for (const auto& p : before->partitions) {
+    ends[p.partition.value()] = p.stats.end_offset.value();
+  }
+  auto v2 = wasm::AssembleText(kToFirstOutput, "v2.wat");
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  auto updated = manager_->Update("fan", std::string(v2->begin(), v2->end()), std::nullopt);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  Publish("in4", 400, 400);
+  ASSERT_TRUE(WaitCaughtUp("fan"));
+  EXPECT_EQ(manager_->Get("fan")->state, State::kRunning);
+
+  std::map<uint64_t, int> after;  // input partition -> outputs of inputs after the update
   for (const std::string topic : {"out-a", "out-b"}) {
     auto info = broker_->GetTopic(topic);
     ASSERT_TRUE(info.ok());
-    std::set<std::string> seen;
     for (const auto& p : info->partitions) {
       std::vector<Record> records;
       ASSERT_TRUE(broker_->Read(topic, p.partition, p.stats.start_offset, 1'000'000, 1u << 30,
                                 &records)
                       .ok());
-      std::map<uint64_t, uint64_t> last;  // input partition -> last input offset seen
       for (const Record& r : records) {
-        EXPECT_TRUE(seen.insert(r.id).second) << "twice: " << r.id;
         // fan:<partition>:<offset>:<index>
-        std::vector<std::string> parts;
-        for (size_t at = 0, next; at <= r.id.size(); at = next + 1) {
-          next = r.id.find(':', at);
-          if (next == std::string::npos) next = r.id.size();
-          parts.push_back(r.id.substr(at, next - at));
-        }
-        ASSERT_EQ(parts.size(), 4u) << r.id;
-        const uint64_t in_partition = std::stoull(parts[1]);
-        const uint64_t in_offset = std::stoull(parts[2]);
-        auto it = last.find(in_partition);
-        if (it != last.end()) {
-          EXPECT_GT(in_offset, it->second) << topic << "/" << p.partition << ": " << r.id;
-        }
-        last[in_partition] = in_offset;
+        const size_t a = r.id.find(':'), b = r.id.find(':', a + 1), c = r.id.find(':', b + 1);
+        const uint64_t in_partition = std::stoull(r.id.substr(a + 1, b - a - 1));
+        const uint64_t in_offset = std::stoull(r.id.substr(b + 1, c - b - 1));
+        if (in_offset < ends[in_partition]) continue;
+        EXPECT_EQ(topic, "out-a") << r.id << ": the old module's second output";
+        EXPECT_EQ(r.data, "v2") << r.id;
+        ++after[in_partition];
       }
     }
-    EXPECT_EQ(seen.size(), 3000 - poisoned) << topic;
   }
-  EXPECT_EQ(Ids("fan.dead-letter").size(), poisoned);
+  int total = 0;
+  auto in = broker_->GetTopic("in4");
+  ASSERT_TRUE(in.ok());
+  for (const auto& p : in->partitions) {
+    const uint64_t n = p.stats.end_offset.value() - ends[p.partition.value()];
+    EXPECT_GT(n, 0u) << "partition " << p.partition;
+    EXPECT_EQ(after[p.partition.value()], static_cast<int>(n)) << "partition " << p.partition;
+    total += after[p.partition.value()];
+  }
+  EXPECT_EQ(total, 400);
 }
 
 // While no output is synced (so none is acknowledged), the runner goes on taking batches, up to
