@@ -616,7 +616,7 @@ void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
   add->add_option("--fuel-per-record", a.fuel_per_record, "fuel budget per input record")
       ->capture_default_str();
   add->add_option("--parallelism", a.parallelism,
-                  "instances at most (0: one per input partition)")
+                  "input partitions processed at once, at most (0: every partition)")
       ->capture_default_str();
   set.AddClientFlags(add);
   set.OnParsed(add, [&co, &a] {

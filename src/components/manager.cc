@@ -307,11 +307,11 @@ class InFlight {
 // most), published then committed. Shared with the subscription's sink and the jobs in flight.
 class Runner : public std::enable_shared_from_this<Runner> {
  public:
-  Runner(broker::Broker& broker, WorkerPool& pool, InFlight& in_flight, wasm::Runtime& runtime,
+  Runner(broker::Broker& broker, WorkerPool& pool, InFlight& in_flight,
          const ManagerOptions& options, std::shared_ptr<Series> series,
          std::shared_ptr<ComponentLog> log, ComponentSpec spec, std::string sha256,
          std::shared_ptr<wasm::Module> module, int64_t created_at_us, int64_t updated_at_us)
-      : broker_(broker), pool_(pool), in_flight_(in_flight), runtime_(runtime), options_(options),
+      : broker_(broker), pool_(pool), in_flight_(in_flight), options_(options),
         series_(std::move(series)), log_(std::move(log)),
         spec_(std::move(spec)), sha256_(std::move(sha256)), module_(std::move(module)),
         created_at_us_(created_at_us), updated_at_us_(updated_at_us) {}
@@ -467,7 +467,6 @@ class Runner : public std::enable_shared_from_this<Runner> {
   broker::Broker& broker_;
   WorkerPool& pool_;
   InFlight& in_flight_;
-  wasm::Runtime& runtime_;
   const ManagerOptions& options_;
   const std::shared_ptr<Series> series_;  // shared with the runner a reset replaces it by
   const std::shared_ptr<ComponentLog> log_;  // likewise
@@ -1278,7 +1277,7 @@ class Manager::Impl {
       }
       auto series = std::make_shared<Series>(metrics_, row.name);
       auto log = std::make_shared<ComponentLog>(row.name);
-      auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
+      auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, options_,
                                              series, log, std::move(spec),
                                              row.module_sha256, module, row.created_at_us,
                                              row.updated_at_us);
@@ -1370,7 +1369,7 @@ class Manager::Impl {
     storage::ComponentRow row{spec.name, "wasm", SpecJson(spec), sha, now, now};
     RETURN_IF_ERROR(store().Create(row));
     auto log = std::make_shared<ComponentLog>(spec.name);
-    auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
+    auto runner = std::make_shared<Runner>(broker_, pool_, in_flight_, options_,
                                            std::make_shared<Series>(metrics_, spec.name), log,
                                            spec, sha, module, now, now);
     {
@@ -1477,7 +1476,7 @@ class Manager::Impl {
         if (m.ok()) module = *m;
       }
     }
-    auto fresh = std::make_shared<Runner>(broker_, pool_, in_flight_, *runtime_, options_,
+    auto fresh = std::make_shared<Runner>(broker_, pool_, in_flight_, options_,
                                           runner->series(), runner->log(), before.spec,
                                           before.module_sha256, module, before.created_at_us,
                                           NowMicros());
