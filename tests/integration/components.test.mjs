@@ -505,39 +505,53 @@ test('--on-error stop: the component stops FAILED before the poison record', T, 
 // SIGKILL at arbitrary moments while records flow through a transform: after each restart the
 // component goes on from its committed offsets, and every input's output exists exactly once,
 // in input order per input partition. (A bounded slice; longer runs: NODATA_COMPONENT_CRASH_N.)
-test('SIGKILL while records flow through a transform: every output exactly once, in order', T, async (t) => {
-  const { srv, a, b } = await withTopics(t, 3, 2);
-  const name = topicName('crash');
-  await component(srv, ['add', name, '--wasm', sdkWasm('filter'), '--transform', `${a}:${b}`, '--config', 'keep']);
-  const total = Number(process.env.NODATA_COMPONENT_CRASH_N ?? 100000);
-  const batch = 500;
-  const killEvery = Math.max(3000, Math.floor(total / 5 / batch) * batch);
+/**
+ * Publishes `total` records to `a` in batches of 500 while SIGKILLing the server 4 times, every
+ * `every` records (after `downMs` down); returns the acknowledged inputs. A publish cut by a
+ * kill is not acknowledged and is sent again (these carry no ids, so only acknowledged ones
+ * count as inputs).
+ */
+async function publishThroughKills(srv, a, { total, every, prefix, jitterMs, downMs = 0 }) {
   const inputs = [];
   let kills = 0;
   for (let sent = 0; sent < total;) {
-    const events = makeEvents(Math.min(batch, total - sent), `c${sent}`);
-    // A publish cut by the kill is not acknowledged: it is sent again (the same ids would be
-    // deduped; these carry none, so only acknowledged ones count as inputs).
+    const events = makeEvents(Math.min(500, total - sent), `${prefix}${sent}`);
     try {
       inputs.push(...await publish(srv.api, a, events));
       sent += events.length;
     } catch {
       continue;
     }
-    if (sent % killEvery === 0 && kills < 4) {
+    if (sent % every === 0 && kills < 4) {
       // Mid-flow: the transform is busy with what was just published.
-      await sleep(Math.floor(Math.random() * 40));
+      await sleep(Math.floor(Math.random() * jitterMs));
       await srv.kill();
       ++kills;
+      if (downMs > 0) await sleep(downMs);
       await srv.start();
     }
   }
   assert.ok(kills >= 3, `the server was killed ${kills} times`);
+  return inputs;
+}
+
+/** The filter component `name` (config "keep") wrote each output of `inputs` once, in order. */
+async function assertFilteredOnce(srv, name, b, inputs) {
   const keep = filtered(name, inputs);
   const out = await waitForRecords(srv, b, keep.length, { settleMs: 2000 });
   assertOutputs(out, keep, 'after the kills');
   assertInputOrder(out, 'after the kills');
   await waitCaughtUp(srv, name, inputs.length);
+}
+
+test('SIGKILL while records flow through a transform: every output exactly once, in order', T, async (t) => {
+  const { srv, a, b } = await withTopics(t, 3, 2);
+  const name = topicName('crash');
+  await component(srv, ['add', name, '--wasm', sdkWasm('filter'), '--transform', `${a}:${b}`, '--config', 'keep']);
+  const total = Number(process.env.NODATA_COMPONENT_CRASH_N ?? 100000);
+  const every = Math.max(3000, Math.floor(total / 5 / 500) * 500);
+  const inputs = await publishThroughKills(srv, a, { total, every, prefix: 'c', jitterMs: 40 });
+  await assertFilteredOnce(srv, name, b, inputs);
 });
 
 // The same with the server down longer than the dedupe window at every kill: the outputs of
@@ -548,29 +562,6 @@ test('SIGKILL and down longer than the dedupe window: every output exactly once,
   const { srv, a, b } = await withTopics(t, 3, 2, { args: ['--dedupe-window-ms', String(windowMs)] });
   const name = topicName('crashwin');
   await component(srv, ['add', name, '--wasm', sdkWasm('filter'), '--transform', `${a}:${b}`, '--config', 'keep']);
-  const total = 9000;
-  const inputs = [];
-  let kills = 0;
-  for (let sent = 0; sent < total;) {
-    const events = makeEvents(Math.min(500, total - sent), `w${sent}`);
-    try {
-      inputs.push(...await publish(srv.api, a, events));
-      sent += events.length;
-    } catch {
-      continue;
-    }
-    if (sent % 2000 === 0 && kills < 4) {
-      await sleep(Math.floor(Math.random() * 20));
-      await srv.kill();
-      ++kills;
-      await sleep(20 * windowMs);
-      await srv.start();
-    }
-  }
-  assert.ok(kills >= 3, `the server was killed ${kills} times`);
-  const keep = filtered(name, inputs);
-  const out = await waitForRecords(srv, b, keep.length, { settleMs: 2000 });
-  assertOutputs(out, keep, 'after the kills');
-  assertInputOrder(out, 'after the kills');
-  await waitCaughtUp(srv, name, inputs.length);
+  const inputs = await publishThroughKills(srv, a, { total: 9000, every: 2000, prefix: 'w', jitterMs: 20, downMs: 20 * windowMs });
+  await assertFilteredOnce(srv, name, b, inputs);
 });
