@@ -643,7 +643,7 @@ void AddComponentClientCommands(CommandSet& set, CLI::App* component) {
       "replace a component's module or program (and configuration), keeping its position");
   update->add_option("name", u.name, "component name")->required();
   update->add_option("args", u.args, "with --exec: the program's arguments (after --)");
-  update->add_option("--wasm", u.wasm, "the new module (.wasm, or .wat text)");
+  update->add_option("--wasm", u.wasm, "the new module (.wasm, or .wat text; default: kept)");
   update->add_option("--exec", u.exec, "a program component's new executable (restarts it)");
   update->add_option("--config", u.config, "new configuration: STRING or @FILE (default: kept)");
   set.AddClientFlags(update);

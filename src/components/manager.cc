@@ -1429,6 +1429,13 @@ class Manager::Impl {
           "component \"", name, "\" is a WebAssembly component: update it with a module"));
     }
     ASSIGN_OR_RETURN(std::shared_ptr<Runner> runner, Find(name));
+    if (bytes.empty()) {
+      if (!config) {
+        return absl::InvalidArgumentError("nothing to update: give a module or a configuration");
+      }
+      // A new configuration alone: the module stays, loaded again (fresh instances read it).
+      ASSIGN_OR_RETURN(bytes, fs_.ReadFile(dir_.ComponentModule(runner->Info().module_sha256)));
+    }
     ASSIGN_OR_RETURN(std::shared_ptr<wasm::Module> module, LoadModule(bytes));
     const std::string sha = Sha256Hex(bytes);
     RETURN_IF_ERROR(fs_.WriteFileAtomic(dir_.ComponentModule(sha), bytes));

@@ -431,6 +431,18 @@ test('update swaps the module and configuration, keeping the position', T, async
   const dropped = filtered(name, second, 'drop');
   const out = await waitForRecords(srv, b, kept.length + dropped.length);
   assertOutputs(out, [...kept, ...dropped], 'after update');
+
+  // A new configuration alone keeps the module.
+  await waitCaughtUp(srv, name, first.length + second.length);
+  const again = await componentJson(srv, ['update', name, '--config', 'keep']);
+  assert.equal(again.config, 'keep');
+  assert.equal(again.module_sha256, updated.module_sha256);
+  const third = await publish(srv.api, a, makeEvents(30, 'third'));
+  const keptAgain = filtered(name, third);
+  assertOutputs(await waitForRecords(srv, b, kept.length + dropped.length + keptAgain.length),
+    [...kept, ...dropped, ...keptAgain], 'after a configuration update');
+  const nothing = await component(srv, ['update', name], { expectCode: 1 });
+  assert.match(nothing.stderr, /nothing to update/);
 });
 
 test('poison records: dead-lettered with nodata-error while the rest flow; --on-error skip drops them', T, async (t) => {
