@@ -6,7 +6,8 @@
 //       --sink orders --config /var/lib/archive/orders.jsonl
 //
 // At-least-once: after a crash between the fsync and the commit the batch is appended again;
-// readers drop lines whose (partition, offset) they have already seen.
+// readers drop lines whose (partition, offset) they have already seen. A line a crash left
+// unfinished is cut off when the sink starts again.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -35,9 +36,9 @@ class FileSink : public nodata::component::Sink {
     if (path_.empty()) {
       return absl::InvalidArgumentError("the configuration must name the file to append to");
     }
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd_ < 0) return Errno("open " + path_);
-    return absl::OkStatus();
+    return DropTornLine();
   }
 
   absl::Status Write(const std::vector<nodata::client::Record>& batch) override {
@@ -58,6 +59,31 @@ class FileSink : public nodata::component::Sink {
   }
 
  private:
+  // A crash in the middle of a write leaves the file's last line unfinished: cut it off, so that
+  // the batch written again starts on a line of its own. Every line before it was fsynced.
+  absl::Status DropTornLine() {
+    const off_t size = ::lseek(fd_, 0, SEEK_END);
+    if (size < 0) return Errno("seek " + path_);
+    off_t end = size;
+    char buf[4096];
+    while (end > 0) {
+      const off_t at = end > static_cast<off_t>(sizeof buf) ? end - sizeof buf : 0;
+      const ssize_t n = ::pread(fd_, buf, static_cast<size_t>(end - at), at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Errno("read " + path_);
+      if (n == 0) break;  // the file shrank under us: keep what is there
+      const void* nl = ::memrchr(buf, '\n', static_cast<size_t>(n));
+      if (nl != nullptr) {
+        end = at + (static_cast<const char*>(nl) - buf) + 1;
+        break;
+      }
+      end = at;
+    }
+    if (end == size) return absl::OkStatus();
+    if (::ftruncate(fd_, end) != 0 || ::fsync(fd_) != 0) return Errno("truncate " + path_);
+    return absl::OkStatus();
+  }
+
   std::string path_;
   int fd_ = -1;
 };
