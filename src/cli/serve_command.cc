@@ -183,7 +183,7 @@ void AddServeCommand(CommandSet& set) {
   serve->add_option("--config", config_file,
                     "config file of `name = value` lines naming these flags");
   Flag(serve, "listen", so.listen, "gRPC listen address");
-  Flag(serve, "http", so.http, "HTTP listen address (/metrics, /healthz)");
+  Flag(serve, "http", so.http, "HTTP listen address (/metrics, /healthz, /v1/aggregations)");
   Flag(serve, "data", so.broker.data_dir, "data directory");
   Flag(serve, "fsync", fsync, "always | interval:<ms> | never");
   Flag(serve, "default-partitions", so.broker.default_partitions,
@@ -235,6 +235,9 @@ void AddServeCommand(CommandSet& set) {
   Flag(serve, "maintenance-ms", so.broker.maintenance_period_ms,
        "how often compaction and retention look for due work")
       ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  Flag(serve, "state-cache-bytes", so.state_cache_bytes,
+       "memory for the aggregations' state, all together (the rest stays on disk)")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 44));
 
   set.OnParsed(serve, [&so, &fsync, &roll_interval, &compression] {
     std::string address_error;

@@ -1,5 +1,5 @@
-// gRPC adapters of the public API (proto/nodata/v1) onto the broker and the components. No
-// storage logic here.
+// gRPC adapters of the public API (proto/nodata/v1) onto the broker, the components and the
+// aggregations. No storage logic here.
 #pragma once
 
 #include <memory>
@@ -16,6 +16,10 @@ namespace nodata::components {
 class Manager;
 }
 
+namespace nodata::aggregate {
+class Manager;
+}
+
 namespace nodata::server {
 
 // Both services are safe for concurrent use; the broker and registry must outlive them.
@@ -29,5 +33,12 @@ std::unique_ptr<nodata::v1::TopicService::CallbackService> MakeTopicService(
 // before it goes.
 std::unique_ptr<nodata::v1::ComponentService::CallbackService> MakeComponentService(
     components::Manager& manager, WorkerPool& pool);
+// The AggregationService and QueryService (aggregation_service.cc): adds, resets and removes run
+// on `pool`; each Watch stream on a thread of its own, which the query service's destructor
+// waits for (after the gRPC server has shut down). The manager and the pool must outlive them.
+std::unique_ptr<nodata::v1::AggregationService::CallbackService> MakeAggregationService(
+    aggregate::Manager& manager, WorkerPool& pool);
+std::unique_ptr<nodata::v1::QueryService::CallbackService> MakeQueryService(
+    aggregate::Manager& manager);
 
 }  // namespace nodata::server

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "absl/synchronization/mutex.h"
+#include "aggregate/manager.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "components/manager.h"
@@ -63,6 +64,14 @@ absl::Status RunServer(const ServerOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<components::Manager> components,
                    components::Manager::Open(std::move(component_options), *broker,
                                              PosixFileSystem(), registry));
+  // The registered aggregations restore their state and resume here.
+  aggregate::ManagerOptions aggregate_options;
+  aggregate_options.data_dir = options.broker.data_dir;
+  aggregate_options.state_cache_bytes = options.state_cache_bytes;
+  aggregate_options.max_event_bytes = options.broker.max_event_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<aggregate::Manager> aggregations,
+                   aggregate::Manager::Open(std::move(aggregate_options), *broker,
+                                            PosixFileSystem(), registry));
 
   auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches);
   // Reads for subscribers and readers run here, off gRPC's threads and the sync threads.
@@ -73,6 +82,10 @@ absl::Status RunServer(const ServerOptions& options) {
   // so that a slow load never delays subscribers.
   auto component_admin = std::make_unique<WorkerPool>(1);
   auto component_service = MakeComponentService(*components, *component_admin);
+  // Adding an aggregation loads a module and resetting one drops its state: a thread of its own.
+  auto aggregation_admin = std::make_unique<WorkerPool>(1);
+  auto aggregation_service = MakeAggregationService(*aggregations, *aggregation_admin);
+  auto query_service = MakeQueryService(*aggregations);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -85,6 +98,8 @@ absl::Status RunServer(const ServerOptions& options) {
   builder.RegisterService(topics.get());
   builder.RegisterService(consume.get());
   builder.RegisterService(component_service.get());
+  builder.RegisterService(aggregation_service.get());
+  builder.RegisterService(query_service.get());
   // Dead subscribers (a crashed host, a cut network) are noticed by keepalive pings, which end
   // their streams and so their group membership.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_ms);
@@ -141,12 +156,18 @@ absl::Status RunServer(const ServerOptions& options) {
   consume.reset();
   component_admin.reset();
   component_service.reset();
+  aggregation_admin.reset();
+  aggregation_service.reset();
+  query_service.reset();  // waits for the Watch streams' threads
   spdlog::debug("gRPC stopped");
   // The components' last batches are published and committed while the broker is alive.
   components.reset();
   spdlog::debug("components stopped");
   http.reset();
   spdlog::debug("HTTP stopped");
+  // The aggregations checkpoint their state while the broker is alive.
+  aggregations.reset();
+  spdlog::debug("aggregations stopped");
   broker->SyncAll();
   broker.reset();
   spdlog::info("stopped");
