@@ -2,14 +2,18 @@
 
 #include <civetweb.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "common/strings.h"
+#include "server/aggregation_http.h"
 
 namespace nodata::server {
 
 struct HttpServer::Context {
   std::function<std::string()> metrics;
+  aggregate::Manager* aggregations = nullptr;
+  std::atomic<bool> stopping{false};
   mg_context* ctx = nullptr;
 };
 
@@ -44,6 +48,11 @@ int Healthz(mg_connection* conn, void*) {
   return 200;
 }
 
+int Aggregations(mg_connection* conn, void* data) {
+  auto* context = static_cast<HttpServer::Context*>(data);
+  return ServeAggregations(conn, *context->aggregations, context->stopping);
+}
+
 int NotFound(mg_connection* conn, void*) {
   Reply(conn, 404, "text/plain", "not found\n");
   return 404;
@@ -54,11 +63,13 @@ int NotFound(mg_connection* conn, void*) {
 HttpServer::HttpServer(std::unique_ptr<Context> context) : context_(std::move(context)) {}
 
 HttpServer::~HttpServer() {
+  context_->stopping = true;
   if (context_->ctx) mg_stop(context_->ctx);
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
-    const std::string& listen, std::function<std::string()> metrics) {
+    const std::string& listen, std::function<std::string()> metrics,
+    aggregate::Manager& aggregations) {
   static const bool initialized = [] {
     mg_init_library(0);
     return true;
@@ -66,7 +77,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   (void)initialized;
   auto context = std::make_unique<Context>();
   context->metrics = std::move(metrics);
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "4",
+  context->aggregations = &aggregations;
+  // A watch (Server-Sent Events) holds a thread while it is open.
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "32",
                            "enable_keep_alive", "no", nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof callbacks);
@@ -77,6 +90,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   }
   mg_set_request_handler(context->ctx, "/metrics$", Metrics, context.get());
   mg_set_request_handler(context->ctx, "/healthz$", Healthz, nullptr);
+  mg_set_request_handler(context->ctx, "/v1/aggregations", Aggregations, context.get());
   mg_set_request_handler(context->ctx, "/", NotFound, nullptr);
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(context)));
   mg_server_port ports[4];

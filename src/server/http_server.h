@@ -1,4 +1,5 @@
-// The HTTP side of the server: GET /metrics (Prometheus text format) and GET /healthz.
+// The HTTP side of the server: GET /metrics (Prometheus text format), GET /healthz and the
+// aggregations' API under /v1/aggregations (aggregation_http.h).
 #pragma once
 
 #include <functional>
@@ -7,14 +8,21 @@
 
 #include "absl/status/statusor.h"
 
+namespace nodata::aggregate {
+class Manager;
+}
+
 namespace nodata::server {
 
 // Runs civetweb's threads until destroyed. Safe for concurrent use.
 class HttpServer {
  public:
-  // `metrics` renders the /metrics body; it is called from HTTP threads.
+  // `metrics` renders the /metrics body; it is called from HTTP threads. `aggregations` must
+  // outlive the server.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
-                                                           std::function<std::string()> metrics);
+                                                           std::function<std::string()> metrics,
+                                                           aggregate::Manager& aggregations);
+  // Ends open watches (within a second) and waits for every request to finish.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

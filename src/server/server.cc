@@ -121,10 +121,13 @@ absl::Status RunServer(const ServerOptions& options) {
   }
   broker::Broker& b = *broker;
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> http,
-                   HttpServer::Start(options.http, [&registry, &b] {
-                     b.RefreshMetrics();  // gauges are set at scrape time
-                     return prometheus::TextSerializer().Serialize(registry.Collect());
-                   }));
+                   HttpServer::Start(
+                       options.http,
+                       [&registry, &b] {
+                         b.RefreshMetrics();  // gauges are set at scrape time
+                         return prometheus::TextSerializer().Serialize(registry.Collect());
+                       },
+                       *aggregations));
 
   const std::string grpc_address =
       StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", port);
@@ -163,7 +166,7 @@ absl::Status RunServer(const ServerOptions& options) {
   // The components' last batches are published and committed while the broker is alive.
   components.reset();
   spdlog::debug("components stopped");
-  http.reset();
+  http.reset();  // ends the HTTP watches
   spdlog::debug("HTTP stopped");
   // The aggregations checkpoint their state while the broker is alive.
   aggregations.reset();

@@ -1,0 +1,360 @@
+#include "server/aggregation_http.h"
+
+#include <civetweb.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "aggregate/manager.h"
+#include "aggregate/wasm_reducer.h"
+#include "common/strings.h"
+#include "server/aggregation_api.h"
+
+namespace nodata::server {
+namespace {
+
+constexpr std::string_view kPrefix = "/v1/aggregations";
+// A watch waits this long for updates at a time: how soon it sees the server stopping.
+constexpr int kWatchPollMs = 1000;
+// An idle watch sends a comment this often, so that proxies keep the stream open and a client
+// that went away is noticed.
+constexpr auto kKeepalive = std::chrono::seconds(15);
+
+int HttpStatus(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+int Reply(mg_connection* conn, int code, const std::string& body) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            code, mg_get_response_code_text(conn, code), body.size());
+  mg_write(conn, body.data(), body.size());
+  return code;
+}
+
+// {"error": {"code": 404, "status": "NOT_FOUND", "message": "..."}} with the matching status.
+int ReplyError(mg_connection* conn, const absl::Status& s) {
+  const int code = HttpStatus(s.code());
+  std::string status(ToStd(absl::StatusCodeToString(s.code())));
+  return Reply(conn, code,
+               StrCat("{\"error\":{\"code\":", code, ",\"status\":", JsonString(status),
+                      ",\"message\":", JsonString(ToStd(s.message())), "}}\n"));
+}
+
+int ReplyError(mg_connection* conn, int code, std::string_view status, std::string_view message) {
+  return Reply(conn, code,
+               StrCat("{\"error\":{\"code\":", code, ",\"status\":", JsonString(status),
+                      ",\"message\":", JsonString(message), "}}\n"));
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes one path segment or query value (`plus`: '+' is a space, as in forms);
+// nullopt for a '%' without two hex digits.
+std::optional<std::string> Decode(std::string_view s, bool plus) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      const int hi = i + 1 < s.size() ? HexDigit(s[i + 1]) : -1;
+      const int lo = i + 2 < s.size() ? HexDigit(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (plus && s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string_view> Split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  for (size_t at = 0;;) {
+    const size_t next = s.find(sep, at);
+    out.push_back(s.substr(at, next == std::string_view::npos ? std::string_view::npos : next - at));
+    if (next == std::string_view::npos) break;
+    at = next + 1;
+  }
+  return out;
+}
+
+// A request's query parameters, decoded; a parameter given twice keeps its first value.
+class Params {
+ public:
+  // INVALID_ARGUMENT for a bad percent-encoding.
+  absl::Status Parse(const char* query) {
+    if (query == nullptr || *query == '\0') return absl::OkStatus();
+    for (std::string_view pair : Split(query, '&')) {
+      if (pair.empty()) continue;
+      const size_t eq = pair.find('=');
+      std::optional<std::string> name = Decode(pair.substr(0, eq), true);
+      std::optional<std::string> value =
+          Decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+      if (!name || !value) {
+        return absl::InvalidArgumentError(
+            StrCat("bad percent-encoding in the query parameter \"", pair, "\""));
+      }
+      if (!Get(*name)) params_.emplace_back(std::move(*name), std::move(*value));
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string* Get(std::string_view name) const {
+    for (const auto& [n, v] : params_) {
+      if (n == name) return &v;
+    }
+    return nullptr;
+  }
+
+  absl::StatusOr<std::optional<int64_t>> Time(std::string_view name) const {
+    const std::string* v = Get(name);
+    if (v == nullptr || v->empty()) return std::nullopt;
+    int64_t us = 0;
+    if (!ParseTimeUs(*v, &us)) {
+      return absl::InvalidArgumentError(StrCat(name, "=", *v,
+                                               ": not an RFC 3339 time such as "
+                                               "2026-11-26T10:00:00Z"));
+    }
+    return us;
+  }
+
+  // A positive count; `fallback` when absent.
+  absl::StatusOr<size_t> Limit(size_t fallback) const {
+    const std::string* v = Get("limit");
+    if (v == nullptr || v->empty()) return fallback;
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || end != v->data() + v->size() || n == 0 || n > 1000000) {
+      return absl::InvalidArgumentError(
+          StrCat("limit=", *v, ": not a whole number from 1 to 1000000"));
+    }
+    return static_cast<size_t>(n);
+  }
+
+  absl::StatusOr<bool> Bool(std::string_view name) const {
+    const std::string* v = Get(name);
+    if (v == nullptr || v->empty() || *v == "false" || *v == "0") return false;
+    if (*v == "true" || *v == "1") return true;
+    return absl::InvalidArgumentError(StrCat(name, "=", *v, ": not true or false"));
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> params_;
+};
+
+int ServeList(mg_connection* conn, aggregate::Manager& manager) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const aggregate::AggregationInfo& info : manager.List()) {
+    nodata::v1::Aggregation a;
+    FillAggregation(info, &a);
+    out.push_back(AggregationJson(a));
+  }
+  nlohmann::ordered_json body = {{"aggregations", std::move(out)}};
+  return Reply(conn, 200,
+               body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
+}
+
+int ServeGet(mg_connection* conn, aggregate::Manager& manager, const std::string& name) {
+  absl::StatusOr<aggregate::AggregationInfo> info = manager.Get(name);
+  if (!info.ok()) return ReplyError(conn, info.status());
+  nodata::v1::Aggregation a;
+  FillAggregation(*info, &a);
+  return Reply(conn, 200,
+               AggregationJson(a).dump(-1, ' ', false,
+                                       nlohmann::ordered_json::error_handler_t::replace) +
+                   "\n");
+}
+
+int ServeKey(mg_connection* conn, aggregate::Manager& manager, const std::string& name,
+             std::string key, const Params& params) {
+  aggregate::KeyQuery query;
+  query.key = std::move(key);
+  absl::StatusOr<std::optional<int64_t>> from = params.Time("from");
+  if (!from.ok()) return ReplyError(conn, from.status());
+  absl::StatusOr<std::optional<int64_t>> to = params.Time("to");
+  if (!to.ok()) return ReplyError(conn, to.status());
+  absl::StatusOr<size_t> limit = params.Limit(query.limit);
+  if (!limit.ok()) return ReplyError(conn, limit.status());
+  query.from_us = *from;
+  query.to_us = *to;
+  query.limit = *limit;
+  absl::StatusOr<aggregate::KeyResult> result = manager.GetKey(name, query);
+  if (!result.ok()) return ReplyError(conn, result.status());
+  std::string body = StrCat("{\"key\":", JsonString(result->key), ",\"windows\":[");
+  for (size_t i = 0; i < result->windows.size(); ++i) {
+    const aggregate::WindowValues& w = result->windows[i];
+    body += i == 0 ? "{" : ",{";
+    AppendWindowMembers(&body, w.start_us, w.end_us, w.final, w.values);
+    body += "}";
+  }
+  body += "]}\n";
+  return Reply(conn, 200, body);
+}
+
+int ServeWindow(mg_connection* conn, aggregate::Manager& manager, const std::string& name,
+                const std::string& start, const Params& params) {
+  aggregate::WindowQuery query;
+  if (start != "latest") {
+    int64_t us = 0;
+    if (!ParseTimeUs(start, &us)) {
+      return ReplyError(conn, absl::InvalidArgumentError(StrCat(
+                                  "window \"", start,
+                                  "\": not \"latest\" or an RFC 3339 time such as "
+                                  "2026-11-26T10:00:00Z")));
+    }
+    query.start_us = us;
+  }
+  if (const std::string* order_by = params.Get("order_by")) query.order_by = *order_by;
+  absl::StatusOr<bool> desc = params.Bool("desc");
+  if (!desc.ok()) return ReplyError(conn, desc.status());
+  query.desc = *desc;
+  absl::StatusOr<size_t> limit = params.Limit(query.limit);
+  if (!limit.ok()) return ReplyError(conn, limit.status());
+  query.limit = *limit;
+  if (const std::string* after = params.Get("after")) query.after = *after;
+  absl::StatusOr<aggregate::WindowResult> result = manager.ListWindow(name, query);
+  if (!result.ok()) return ReplyError(conn, result.status());
+  std::string body = "{";
+  if (result->start_us != aggregate::kGlobalStartUs) {
+    body += StrCat("\"start\":\"", FormatTimeUs(result->start_us), "\",\"end\":\"",
+                   FormatTimeUs(result->end_us), "\",");
+  }
+  body += "\"keys\":[";
+  for (size_t i = 0; i < result->keys.size(); ++i) {
+    const aggregate::WindowResult::Entry& e = result->keys[i];
+    body += StrCat(i == 0 ? "{" : ",{", "\"key\":", JsonString(e.key),
+                   ",\"final\":", e.final ? "true" : "false", ",\"values\":",
+                   e.values.empty() ? std::string_view("{}") : std::string_view(e.values), "}");
+  }
+  body += StrCat("],\"next\":", result->next ? JsonString(*result->next) : "null", "}\n");
+  return Reply(conn, 200, body);
+}
+
+bool Send(mg_connection* conn, const std::string& text) {
+  return mg_write(conn, text.data(), text.size()) > 0;
+}
+
+// Server-Sent Events: `event: update` with the (window, key)'s JSON per update, `event:
+// dropped` when the watch fell behind, and a `: keepalive` comment when idle.
+int ServeWatch(mg_connection* conn, aggregate::Manager& manager, const std::string& name,
+               const Params& params, const std::atomic<bool>& stopping) {
+  std::optional<std::string> key;
+  if (const std::string* k = params.Get("key")) key = *k;
+  absl::StatusOr<std::unique_ptr<aggregate::Watcher>> watcher = manager.Watch(name, key);
+  if (!watcher.ok()) return ReplyError(conn, watcher.status());
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+            "Connection: close\r\n\r\n");
+  if (!Send(conn, ": watching\n\n")) return 200;
+  auto last_sent = std::chrono::steady_clock::now();
+  while (!stopping.load(std::memory_order_relaxed)) {
+    uint64_t dropped = 0;
+    absl::StatusOr<std::vector<aggregate::Update>> updates =
+        (*watcher)->Next(kWatchPollMs, &dropped);
+    if (!updates.ok()) break;  // removed, or the server stops
+    std::string text;
+    if (dropped > 0) text += StrCat("event: dropped\ndata: {\"dropped\":", dropped, "}\n\n");
+    for (const aggregate::Update& u : *updates) {
+      text += StrCat("event: update\ndata: {\"key\":", JsonString(u.key), ",");
+      AppendWindowMembers(&text, u.window.start_us, u.window.end_us, u.window.final,
+                          u.window.values);
+      text += "}\n\n";
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (text.empty() && now - last_sent >= kKeepalive) text = ": keepalive\n\n";
+    if (text.empty()) continue;
+    if (!Send(conn, text)) break;  // the client went away
+    last_sent = now;
+  }
+  return 200;
+}
+
+}  // namespace
+
+int ServeAggregations(mg_connection* conn, aggregate::Manager& manager,
+                      const std::atomic<bool>& stopping) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  if (std::strcmp(info->request_method, "GET") != 0) {
+    return ReplyError(conn, 405, "METHOD_NOT_ALLOWED",
+                      StrCat(info->request_method, " is not allowed: the aggregation APIs are "
+                                                   "read with GET"));
+  }
+  // The raw URI: a key's "%2F" must stay inside its segment, so segments are split before they
+  // are decoded.
+  std::string_view uri = info->request_uri != nullptr ? info->request_uri : "";
+  if (const size_t scheme = uri.find("://"); scheme != std::string_view::npos) {
+    const size_t path = uri.find('/', scheme + 3);
+    uri = path == std::string_view::npos ? std::string_view("/") : uri.substr(path);
+  }
+  const char* query = info->query_string;
+  std::string query_copy;
+  if (const size_t q = uri.find('?'); q != std::string_view::npos) {
+    query_copy = std::string(uri.substr(q + 1));
+    query = query_copy.c_str();
+    uri = uri.substr(0, q);
+  }
+  Params params;
+  if (absl::Status s = params.Parse(query); !s.ok()) return ReplyError(conn, s);
+  if (!uri.starts_with(kPrefix)) {
+    return ReplyError(conn, absl::NotFoundError(StrCat("no such path: ", uri)));
+  }
+  std::string_view rest = uri.substr(kPrefix.size());
+  if (rest.empty() || rest == "/") return ServeList(conn, manager);
+  if (rest[0] != '/') return ReplyError(conn, absl::NotFoundError(StrCat("no such path: ", uri)));
+  std::vector<std::string> segments;
+  for (std::string_view raw : Split(rest.substr(1), '/')) {
+    std::optional<std::string> decoded = Decode(raw, false);
+    if (!decoded) {
+      return ReplyError(conn, absl::InvalidArgumentError(
+                                  StrCat("bad percent-encoding in the path segment \"", raw, "\"")));
+    }
+    segments.push_back(std::move(*decoded));
+  }
+  const std::string& name = segments[0];
+  if (segments.size() == 1) return ServeGet(conn, manager, name);
+  if (segments.size() == 3 && segments[1] == "keys") {
+    return ServeKey(conn, manager, name, segments[2], params);
+  }
+  if (segments.size() == 3 && segments[1] == "windows") {
+    return ServeWindow(conn, manager, name, segments[2], params);
+  }
+  if (segments.size() == 2 && segments[1] == "watch") {
+    return ServeWatch(conn, manager, name, params, stopping);
+  }
+  return ReplyError(conn, absl::NotFoundError(
+                              StrCat("no such path: ", uri,
+                                     " (under /v1/aggregations/{name}: keys/{key}, "
+                                     "windows/{start|latest}, watch)")));
+}
+
+}  // namespace nodata::server
