@@ -55,6 +55,7 @@ int Run(int argc, char** argv) {
   AddParquetCommands(commands);
   AddWasmCommands(commands);
   AddComponentCommands(commands);
+  AddAggregationCommands(commands);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_error;

@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "absl/time/time.h"
 
@@ -153,6 +155,18 @@ std::string ParsePosition(const std::string& s, nodata::v1::StartPosition* out) 
   } else {
     return "a position is earliest, latest, committed, offset:N or time:RFC3339; got \"" + s + "\"";
   }
+  return "";
+}
+
+std::string ReadConfigFlag(const std::string& flag, std::string* out) {
+  if (flag.empty() || flag[0] != '@') {
+    *out = flag;
+    return "";
+  }
+  std::ifstream in(flag.substr(1), std::ios::binary);
+  if (!in) return "cannot read " + flag.substr(1);
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (in.bad()) return "cannot read " + flag.substr(1);
   return "";
 }
 

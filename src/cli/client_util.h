@@ -28,6 +28,8 @@ std::string HumanBytes(uint64_t bytes);
 // "earliest" | "latest" | "committed" | "offset:N" | "time:RFC3339" into `out`; an error
 // message otherwise.
 std::string ParsePosition(const std::string& s, nodata::v1::StartPosition* out);
+// `--config STRING|@FILE`: the bytes of FILE, or STRING itself. An error message on failure.
+std::string ReadConfigFlag(const std::string& flag, std::string* out);
 // A context with a deadline `seconds` from now.
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 30);
 

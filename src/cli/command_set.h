@@ -73,6 +73,7 @@ void AddGroupCommands(CommandSet& set);                    // consume_commands.c
 void AddParquetCommands(CommandSet& set);                  // parquet_commands.cc
 void AddWasmCommands(CommandSet& set);                     // wasm_commands.cc
 void AddComponentCommands(CommandSet& set);                // component_commands.cc
+void AddAggregationCommands(CommandSet& set);              // aggregation_commands.cc
 
 // `serve --config FILE`: the config file's settings become command-line arguments of `serve`
 // for the flags given neither on the command line nor in the environment. False, with the

@@ -57,19 +57,6 @@ int LocalFail(const std::string& message) {
   return kExitFailed;
 }
 
-// `--config STRING|@FILE`: the bytes of FILE, or STRING itself. An error message on failure.
-std::string ReadConfig(const std::string& flag, std::string* out) {
-  if (flag.empty() || flag[0] != '@') {
-    *out = flag;
-    return "";
-  }
-  std::ifstream in(flag.substr(1), std::ios::binary);
-  if (!in) return "cannot read " + flag.substr(1);
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (in.bad()) return "cannot read " + flag.substr(1);
-  return "";
-}
-
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -149,7 +136,7 @@ int ComponentTest(const ComponentTestOptions& o) {
   options.outputs = o.outputs;
   options.fuel_per_record = o.fuel_per_record;
   options.log_lines_per_second = 1000;
-  if (std::string error = ReadConfig(o.config, &options.config); !error.empty()) {
+  if (std::string error = ReadConfigFlag(o.config, &options.config); !error.empty()) {
     return LocalFail(error);
   }
 
@@ -420,7 +407,7 @@ int ComponentAdd(const ClientOptions& c, const ComponentAddOptions& o) {
   } else {
     req.set_input(o.sink);
   }
-  if (std::string error = ReadConfig(o.config, req.mutable_config()); !error.empty()) {
+  if (std::string error = ReadConfigFlag(o.config, req.mutable_config()); !error.empty()) {
     return Fail("--config: " + error);
   }
   if (!o.wasm.empty()) {
@@ -501,7 +488,7 @@ int ComponentUpdate(const ClientOptions& c, const ComponentUpdateOptions& o) {
     return Fail("nothing to update: give --wasm, --exec or --config");
   }
   if (o.config) {
-    if (std::string error = ReadConfig(*o.config, req.mutable_config()); !error.empty()) {
+    if (std::string error = ReadConfigFlag(*o.config, req.mutable_config()); !error.empty()) {
       return Fail("--config: " + error);
     }
   }
