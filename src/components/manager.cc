@@ -51,17 +51,6 @@ constexpr uint64_t kMaxBytesInFlight = 64u << 20;
 // batches are in flight, at once when none is.
 constexpr absl::Duration kCommitInterval = absl::Milliseconds(5);
 
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : digest) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 std::string SpecJson(const ComponentSpec& s) {
   json j = {{"input", s.input},
@@ -184,6 +173,18 @@ struct ProgramComponent {
 };
 
 }  // namespace
+
+std::string Sha256Hex(std::string_view bytes) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : digest) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
 
 const char* OnErrorName(OnError e) {
   switch (e) {

@@ -34,6 +34,9 @@ std::optional<OnError> OnErrorFromName(std::string_view name);
 enum class State { kStarting, kRunning, kFailed, kStopped };
 const char* StateName(State s);  // "STARTING", "RUNNING", "FAILED", "STOPPED"
 
+// The hex SHA-256 of module bytes: the name they are stored under in DATA/components/.
+std::string Sha256Hex(std::string_view bytes);
+
 // What a component is, as registered.
 struct ComponentSpec {
   std::string name;                  // [a-zA-Z0-9._-]{1,200}; the group is component.<name>

@@ -1,0 +1,168 @@
+// One aggregation's fold: records in, keyed windowed state out. It assigns each record its
+// windows, keeps every open window (and every change not yet checkpointed) in memory, closes
+// windows as the watermark passes them, and checkpoints state, results, late records and input
+// offsets together. It reads no topic itself: the manager's runner hands it batches.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "aggregate/definition.h"
+#include "aggregate/manager.h"
+#include "aggregate/measures.h"
+#include "aggregate/store.h"
+#include "aggregate/wasm_reducer.h"
+#include "broker/broker.h"
+#include "common/record.h"
+
+namespace nodata::aggregate {
+
+class WatchQueue;
+
+// Heterogeneous lookup of std::string keys by std::string_view.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const {
+    return absl::Hash<absl::string_view>{}(absl::string_view(s.data(), s.size()));
+  }
+};
+struct KeyEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
+
+class Aggregation {
+ public:
+  // `reducer` is null for built-in measures. Restores the open windows and the checkpoint.
+  static absl::StatusOr<std::unique_ptr<Aggregation>> Open(AggregationSpec spec,
+                                                           std::unique_ptr<Store> store,
+                                                           std::unique_ptr<WasmReducer> reducer,
+                                                           broker::Broker& broker);
+  ~Aggregation();
+
+  const AggregationSpec& spec() const { return spec_; }
+  // Its state goes with it: the store's directory is deleted once it closes.
+  void DropOnClose() { store_->DropOnClose(); }
+
+  // Input positions of the last checkpoint (partition → next offset).
+  std::map<uint32_t, uint64_t> CheckpointOffsets();
+  // Sets the positions a new aggregation starts from (its first checkpoint).
+  absl::Status SetStart(const std::map<uint32_t, uint64_t>& offsets);
+
+  // Folds one partition's batch. Records below the partition's position are skipped (already
+  // in state). An error (a reducer's failure) leaves the state as of the last checkpoint's
+  // input plus what was folded before it; the caller stops the aggregation.
+  absl::Status Fold(uint32_t partition, absl::FunctionRef<void(absl::FunctionRef<void(const DecodedRecord&)>)> for_each);
+  // Whether a checkpoint is due: the interval passed with changes, or memory or pending output
+  // grew past its bounds.
+  bool CheckpointDue(int64_t now_us, uint64_t cache_bytes);
+  // Publishes closed windows' results and late records, then writes state and positions in one
+  // atomic batch, then commits the positions as the group's offsets.
+  absl::Status Checkpoint();
+
+  // Queries (any thread).
+  absl::StatusOr<KeyResult> GetKey(const KeyQuery& q);
+  absl::StatusOr<WindowResult> ListWindow(const WindowQuery& q);
+  std::unique_ptr<Watcher> NewWatcher(std::optional<std::string> key);
+  // Ends every watcher (CANCELLED).
+  void CloseWatchers();
+
+  struct Stats {
+    uint64_t records_in = 0;
+    uint64_t late = 0;
+    uint64_t skipped = 0;
+    uint64_t keys = 0;
+    uint64_t open_windows = 0;
+    int64_t watermark_us = INT64_MIN;
+    uint64_t memory_bytes = 0;
+    std::map<uint32_t, uint64_t> positions;  // next offset to fold, per partition
+  };
+  Stats GetStats();
+  std::string tier() const;
+
+ private:
+  struct Window {
+    int64_t start = 0;
+    int64_t end = 0;
+    bool final = false;
+    bool dirty = false;
+    std::optional<int64_t> stored_start;  // the start it has in the store, if stored
+    Accumulators accs;                    // built-in measures
+    std::string state;                    // a reducer's
+    std::string values;                   // a reducer's values JSON
+    std::vector<Record> pending;          // a reducer's records not yet folded
+  };
+  struct KeyState {
+    absl::InlinedVector<Window, 1> windows;  // by start
+  };
+  struct PendingOut {
+    std::string id;
+    std::string key;
+    std::string data;
+    int64_t timestamp_us = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+
+  Aggregation(AggregationSpec spec, std::unique_ptr<Store> store,
+              std::unique_ptr<WasmReducer> reducer, broker::Broker& broker);
+  absl::Status Restore();
+  int64_t Watermark() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Folds one record with its key; false when it was late.
+  bool FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Touch(std::string_view key, Window& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddRecord(Window& w, const DecodedRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Window& NewWindow(KeyState& ks, std::string_view key, int64_t start, int64_t end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MergeInto(std::string_view key, Window& into, Window& from)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ReducePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseWindows() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string ValuesOf(const Window& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Notify() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const AggregationSpec spec_;
+  std::unique_ptr<Store> store_;
+  broker::Broker& broker_;
+  // Serializes folds and checkpoints (held across a checkpoint's publish); queries take mu_ only.
+  mutable absl::Mutex fold_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<WasmReducer> reducer_ ABSL_GUARDED_BY(fold_mu_);
+  std::unique_ptr<MeasureSet> measures_ ABSL_GUARDED_BY(fold_mu_);  // built-in; also reads keys
+  mutable absl::Mutex mu_;
+  // For reading values of built-in windows from queries (a MeasureSet parses, so it is per use).
+  std::unique_ptr<MeasureSet> reader_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, KeyState, KeyHash, KeyEq> keys_ ABSL_GUARDED_BY(mu_);
+  // Windows by the end they had when made: the candidates to close once the watermark passes.
+  std::map<int64_t, std::vector<std::string>> closing_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, int64_t>> deletes_ ABSL_GUARDED_BY(mu_);  // merged sessions
+  std::vector<PendingOut> outputs_ ABSL_GUARDED_BY(mu_);   // results, to <name>.results
+  std::vector<PendingOut> late_out_ ABSL_GUARDED_BY(mu_);  // late records, to <name>.late
+  std::map<uint32_t, uint64_t> positions_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, uint64_t> checkpointed_ ABSL_GUARDED_BY(mu_);
+  int64_t max_event_us_ ABSL_GUARDED_BY(mu_) = INT64_MIN;
+  uint64_t late_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t records_in_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t open_windows_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t memory_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool changed_since_checkpoint_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t last_checkpoint_us_ ABSL_GUARDED_BY(mu_) = 0;
+  // Watchers, and the windows changed since they were last told (only while there are any).
+  std::vector<std::weak_ptr<WatchQueue>> watchers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, int64_t>> changed_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace nodata::aggregate

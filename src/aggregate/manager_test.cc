@@ -1,0 +1,372 @@
+#include "aggregate/manager.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/strings.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "prometheus/registry.h"
+
+namespace nodata::aggregate {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int64_t kMinute = 60'000'000;
+constexpr int64_t kBase = int64_t{1'767'225'600'000'000};  // 2026-01-01T00:00:00Z
+
+struct Event {
+  std::string key;
+  std::string data;
+  int64_t time_us;
+};
+
+class AggregateManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           StrCat("nodata-aggregate-", ::getpid(), "-",
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    OpenBroker();
+    ASSERT_TRUE(broker_->CreateTopic("orders", 2).ok());
+  }
+  void TearDown() override {
+    manager_.reset();
+    broker_.reset();
+    fs::remove_all(dir_);
+  }
+  void OpenBroker() {
+    broker::BrokerOptions options;
+    options.data_dir = dir_.string();
+    auto broker = broker::Broker::Open(options, PosixFileSystem(), registry_);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(*broker);
+  }
+  void OpenManager() {
+    ManagerOptions options;
+    options.data_dir = dir_.string();
+    options.native = false;
+    auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
+    ASSERT_TRUE(m.ok()) << m.status();
+    manager_ = std::move(*m);
+  }
+  void Publish(const std::string& topic, const std::vector<Event>& events) {
+    std::vector<broker::EventIn> in(events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      in[i].topic = topic;
+      in[i].key = events[i].key;
+      in[i].data = events[i].data;
+      in[i].timestamp_us = events[i].time_us;
+    }
+    std::promise<absl::Status> done;
+    broker_->Publish(in, [&](absl::Status s, std::vector<broker::AckOut>) { done.set_value(s); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+  static Event Order(const std::string& user, int amount, int64_t time_us) {
+    return Event{"", StrCat(R"({"user":")", user, R"(","amount":)", amount, "}"), time_us};
+  }
+  AggregationSpec Spec(const std::string& window, int64_t lateness_us = 0) {
+    AggregationSpec spec;
+    spec.name = "rev";
+    spec.input = "orders";
+    spec.key = *ParseKey("$.user");
+    spec.window = *ParseWindow(window);
+    spec.lateness_us = lateness_us;
+    spec.measures = {*ParseMeasure("n=count()"), *ParseMeasure("total=sum($.amount)")};
+    spec.checkpoint_interval_us = 20'000;
+    return spec;
+  }
+  // Waits until the aggregation has folded everything published and checkpointed it.
+  AggregationInfo Settle(const std::string& name = "rev") {
+    AggregationInfo info;
+    for (int i = 0; i < 1000; ++i) {
+      auto got = manager_->Get(name);
+      EXPECT_TRUE(got.ok()) << got.status();
+      if (!got.ok()) return info;
+      info = *got;
+      if (info.lag == 0 && info.state != State::kBackfilling) {
+        auto offsets = broker_->CommittedOffsets(info.spec.group(), info.spec.input);
+        uint64_t behind = 0;
+        if (offsets.ok()) {
+          auto topic = broker_->GetTopic(info.spec.input);
+          for (const auto& p : topic->partitions) {
+            const auto it = offsets->find(p.partition);
+            const uint64_t at = it == offsets->end() ? 0 : it->second.value();
+            behind += p.stats.end_offset.value() - at;
+          }
+        }
+        if (behind == 0) return info;
+      }
+      usleep(10'000);
+    }
+    ADD_FAILURE() << "the aggregation did not catch up";
+    return info;
+  }
+  std::map<int64_t, json> Windows(const std::string& key, const std::string& name = "rev") {
+    std::map<int64_t, json> out;
+    KeyQuery q;
+    q.key = key;
+    auto r = manager_->GetKey(name, q);
+    if (!r.ok()) return out;
+    for (const WindowValues& w : r->windows) {
+      json j = json::parse(w.values);
+      j["final"] = w.final;
+      j["end"] = w.end_us;
+      out[w.start_us] = j;
+    }
+    return out;
+  }
+  std::vector<json> Topic(const std::string& topic) {
+    std::vector<json> out;
+    auto info = broker_->GetTopic(topic);
+    if (!info.ok()) return out;
+    for (const auto& p : info->partitions) {
+      std::vector<Record> records;
+      EXPECT_TRUE(broker_->Read(topic, p.partition, Offset(0), 100000, 64 << 20, &records).ok());
+      for (const Record& r : records) out.push_back(json::parse(r.data));
+    }
+    return out;
+  }
+
+  fs::path dir_;
+  prometheus::Registry registry_;
+  std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<Manager> manager_;
+};
+
+TEST_F(AggregateManagerTest, TumblingWindowsCountAndSumByJsonPath) {
+  Publish("orders", {Order("ann", 5, kBase + 1), Order("bob", 7, kBase + 2),
+                     Order("ann", 10, kBase + 30'000'000), Order("ann", 1, kBase + kMinute + 5),
+                     Order("bob", 2, kBase + 2 * kMinute + 5)});
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s"), "").ok());
+  const AggregationInfo info = Settle();
+  EXPECT_EQ(info.records_in, 5u);
+  EXPECT_EQ(info.late, 0u);
+  auto ann = Windows("ann");
+  ASSERT_EQ(ann.size(), 2u);
+  EXPECT_EQ(ann[kBase]["n"], 2);
+  EXPECT_EQ(ann[kBase]["total"], 15);
+  EXPECT_EQ(ann[kBase]["end"], kBase + kMinute);
+  EXPECT_TRUE(ann[kBase]["final"]);  // the watermark (2m5us) passed its end
+  EXPECT_EQ(ann[kBase + kMinute]["n"], 1);
+  EXPECT_TRUE(ann[kBase + kMinute]["final"]);
+  auto bob = Windows("bob");
+  ASSERT_EQ(bob.size(), 2u);
+  EXPECT_FALSE(bob[kBase + 2 * kMinute]["final"]);  // still open
+  EXPECT_EQ(bob[kBase + 2 * kMinute]["total"], 2);
+  // One result per closed (window, key).
+  const auto results = Topic("rev.results");
+  ASSERT_EQ(results.size(), 3u);
+  int ann_results = 0;
+  for (const json& r : results) {
+    if (r["key"] == "ann") ++ann_results;
+    EXPECT_TRUE(r.contains("start") && r.contains("end") && r["values"].contains("n"));
+  }
+  EXPECT_EQ(ann_results, 2);
+  EXPECT_EQ(manager_->GetKey("rev", KeyQuery{"carl"}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->GetKey("nope", KeyQuery{"ann"}).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(AggregateManagerTest, LateRecordsGoToTheLateTopic) {
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s", 10'000'000), "").ok());
+  Publish("orders", {Order("ann", 1, kBase + 5 * kMinute)});
+  Settle();
+  // Watermark 4m50s: a record of minute 3 is late, one of minute 4 is not.
+  Publish("orders", {Order("ann", 2, kBase + 3 * kMinute + 1), Order("ann", 3, kBase + 4 * kMinute + 1)});
+  const AggregationInfo info = Settle();
+  EXPECT_EQ(info.late, 1u);
+  const auto late = Topic("rev.late");
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0]["amount"], 2);
+  auto ann = Windows("ann");
+  EXPECT_EQ(ann.count(kBase + 3 * kMinute), 0u);
+  EXPECT_EQ(ann[kBase + 4 * kMinute]["total"], 3);
+}
+
+TEST_F(AggregateManagerTest, HoppingWindowsHoldEveryRecordInEachWindow) {
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("hopping:3m/1m", 100 * kMinute), "").ok());
+  Publish("orders", {Order("ann", 1, kBase + 10), Order("ann", 10, kBase + kMinute + 10),
+                     Order("ann", 100, kBase + 2 * kMinute + 10)});
+  Settle();
+  auto ann = Windows("ann");
+  // Windows start at -2m..2m; [0,3m) holds all three.
+  ASSERT_EQ(ann.size(), 5u);
+  EXPECT_EQ(ann[kBase - 2 * kMinute]["total"], 1);
+  EXPECT_EQ(ann[kBase - kMinute]["total"], 11);
+  EXPECT_EQ(ann[kBase]["total"], 111);
+  EXPECT_EQ(ann[kBase + kMinute]["total"], 110);
+  EXPECT_EQ(ann[kBase + 2 * kMinute]["total"], 100);
+}
+
+TEST_F(AggregateManagerTest, SessionWindowsMergeWhenARecordBridgesThem) {
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("session:30s", 100 * kMinute), "").ok());
+  Publish("orders", {Order("ann", 1, kBase), Order("ann", 2, kBase + 20'000'000),
+                     Order("ann", 4, kBase + 100'000'000)});
+  Settle();
+  auto ann = Windows("ann");
+  ASSERT_EQ(ann.size(), 2u);
+  EXPECT_EQ(ann[kBase]["total"], 3);
+  EXPECT_EQ(ann[kBase]["end"], kBase + 50'000'000);
+  EXPECT_EQ(ann[kBase + 100'000'000]["total"], 4);
+  // 60s lies within 30s of both sessions' events (20s and 100s? no: 80s is): bridges them.
+  Publish("orders", {Order("ann", 8, kBase + 75'000'000)});
+  Settle();
+  ann = Windows("ann");
+  ASSERT_EQ(ann.size(), 1u) << json(ann).dump();
+  EXPECT_EQ(ann[kBase]["total"], 15);
+  EXPECT_EQ(ann[kBase]["n"], 4);
+  EXPECT_EQ(ann[kBase]["end"], kBase + 130'000'000);
+}
+
+TEST_F(AggregateManagerTest, GlobalWindowAndEventKeys) {
+  OpenManager();
+  AggregationSpec spec = Spec("global");
+  spec.key = *ParseKey("key");
+  spec.measures = {*ParseMeasure("n=count()"), *ParseMeasure("hi=max($.v)"),
+                   *ParseMeasure("lo=min($.v)"), *ParseMeasure("mean=avg($.v)"),
+                   *ParseMeasure("last=last($.s)"), *ParseMeasure("d=count_distinct($.s)"),
+                   *ParseMeasure("p50=quantile($.v, 0.5)")};
+  ASSERT_TRUE(manager_->Add(spec, "").ok());
+  Publish("orders", {{"a/é", R"({"v":1,"s":"x"})", kBase + 3}, {"a/é", R"({"v":3,"s":"y"})", kBase + 1},
+                     {"a/é", R"({"v":2.5,"s":"x"})", kBase + 2}, {"b", R"({"w":1})", kBase}});
+  Settle();
+  auto a = Windows("a/é");
+  ASSERT_EQ(a.size(), 1u);
+  const json& v = a.begin()->second;
+  EXPECT_EQ(v["n"], 3);
+  EXPECT_EQ(v["hi"], 3);
+  EXPECT_EQ(v["lo"], 1);
+  EXPECT_DOUBLE_EQ(v["mean"].get<double>(), 6.5 / 3);
+  EXPECT_EQ(v["last"], "x");  // the latest event time, kBase + 3
+  EXPECT_EQ(v["d"], 2);
+  EXPECT_NEAR(v["p50"].get<double>(), 2.5, 0.03);
+  EXPECT_FALSE(v["final"]);
+  auto b = Windows("b");
+  EXPECT_EQ(b.begin()->second["n"], 1);
+  EXPECT_TRUE(b.begin()->second["hi"].is_null());
+  EXPECT_TRUE(Topic("rev.results").empty());
+}
+
+TEST_F(AggregateManagerTest, RestartKeepsStateAndCountsNothingTwice) {
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s", 100 * kMinute), "").ok());
+  Publish("orders", {Order("ann", 5, kBase + 1), Order("ann", 6, kBase + 2)});
+  Settle();
+  manager_.reset();
+  broker_.reset();
+  OpenBroker();
+  OpenManager();
+  Publish("orders", {Order("ann", 7, kBase + 3)});
+  Settle();
+  auto ann = Windows("ann");
+  EXPECT_EQ(ann[kBase]["n"], 3);
+  EXPECT_EQ(ann[kBase]["total"], 18);
+}
+
+TEST_F(AggregateManagerTest, ResetRecomputesAndRemoveDeletesState) {
+  Publish("orders", {Order("ann", 5, kBase + 1), Order("bob", 6, kBase + 2)});
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s", 100 * kMinute), "").ok());
+  Settle();
+  auto reset = manager_->Reset("rev", StartSpec{StartSpec::Kind::kLatest});
+  ASSERT_TRUE(reset.ok()) << reset.status();
+  Settle();
+  EXPECT_TRUE(Windows("ann").empty());
+  Publish("orders", {Order("ann", 1, kBase + 3)});
+  Settle();
+  EXPECT_EQ(Windows("ann")[kBase]["total"], 1);
+  ASSERT_TRUE(manager_->Reset("rev", StartSpec{}).ok());
+  Settle();
+  EXPECT_EQ(Windows("ann")[kBase]["total"], 6);
+  EXPECT_EQ(Windows("bob")[kBase]["total"], 6);
+
+  ASSERT_TRUE(manager_->Remove("rev").ok());
+  EXPECT_EQ(manager_->Get("rev").status().code(), absl::StatusCode::kNotFound);
+  manager_.reset();  // the last reader lets go: the state directory goes
+  EXPECT_TRUE(fs::is_empty(dir_ / "aggregations")) << "state left behind";
+}
+
+TEST_F(AggregateManagerTest, ListWindowSortsAndPages) {
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s", 100 * kMinute), "").ok());
+  std::vector<Event> events;
+  for (int u = 0; u < 10; ++u) {
+    for (int i = 0; i <= u; ++i) events.push_back(Order(StrCat("u", u), 1, kBase + kMinute + i));
+  }
+  events.push_back(Order("old", 1, kBase));
+  Publish("orders", events);
+  Settle();
+  WindowQuery q;
+  q.order_by = "n";
+  q.desc = true;
+  q.limit = 3;
+  auto page = manager_->ListWindow("rev", q);  // the latest window
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->start_us, kBase + kMinute);
+  ASSERT_EQ(page->keys.size(), 3u);
+  EXPECT_EQ(page->keys[0].key, "u9");
+  EXPECT_EQ(page->keys[2].key, "u7");
+  ASSERT_TRUE(page->next.has_value());
+  q.after = page->next;
+  auto next = manager_->ListWindow("rev", q);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->keys[0].key, "u6");
+  q.order_by = "nope";
+  EXPECT_EQ(manager_->ListWindow("rev", q).status().code(), absl::StatusCode::kInvalidArgument);
+  WindowQuery first;
+  first.start_us = kBase;
+  auto old = manager_->ListWindow("rev", first);
+  ASSERT_TRUE(old.ok());
+  ASSERT_EQ(old->keys.size(), 1u);
+  EXPECT_EQ(old->keys[0].key, "old");
+}
+
+TEST_F(AggregateManagerTest, WatchSeesUpdatesOfItsKey) {
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s", 100 * kMinute), "").ok());
+  auto watch = manager_->Watch("rev", std::string("ann"));
+  ASSERT_TRUE(watch.ok());
+  Publish("orders", {Order("bob", 1, kBase), Order("ann", 4, kBase)});
+  std::vector<Update> seen;
+  for (int i = 0; i < 50 && seen.empty(); ++i) {
+    auto got = (*watch)->Next(100, nullptr);
+    ASSERT_TRUE(got.ok());
+    seen = *got;
+  }
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].key, "ann");
+  EXPECT_EQ(json::parse(seen[0].window.values)["total"], 4);
+  ASSERT_TRUE(manager_->Remove("rev").ok());
+  EXPECT_EQ((*watch)->Next(1000, nullptr).status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(AggregateManagerTest, RefusesBadDefinitions) {
+  OpenManager();
+  AggregationSpec missing = Spec("tumbling:60s");
+  missing.input = "nope";
+  EXPECT_EQ(manager_->Add(missing, "").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s"), "").ok());
+  EXPECT_EQ(manager_->Add(Spec("tumbling:60s"), "").status().code(),
+            absl::StatusCode::kAlreadyExists);
+  AggregationSpec wasm = Spec("tumbling:60s");
+  wasm.name = "w";
+  wasm.measures.clear();
+  auto bad = manager_->Add(wasm, "not a module");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
+}
+
+}  // namespace
+}  // namespace nodata::aggregate

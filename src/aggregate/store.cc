@@ -1,0 +1,276 @@
+#include "aggregate/store.h"
+
+#include <cstring>
+#include <filesystem>
+
+#include "common/status.h"
+#include "common/strings.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace nodata::aggregate {
+namespace {
+
+constexpr char kKeyPrefix = 'k';
+constexpr char kWindowPrefix = 'w';
+constexpr char kMetaKey[] = "mcheckpoint";
+constexpr uint8_t kFinal = 1;
+
+void PutU32Be(std::string* out, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) out->push_back(static_cast<char>(v >> s));
+}
+void PutI64Be(std::string* out, int64_t v) {
+  const uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
+  for (int s = 56; s >= 0; s -= 8) out->push_back(static_cast<char>(u >> s));
+}
+int64_t GetI64Be(const char* p) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(p[i]);
+  return static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+}
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+bool GetVarint(std::string_view* s, uint64_t* v) {
+  uint64_t r = 0;
+  for (int shift = 0; shift < 64 && !s->empty(); shift += 7) {
+    const uint8_t b = static_cast<uint8_t>(s->front());
+    s->remove_prefix(1);
+    r |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string KeyPrefix(std::string_view key) {
+  std::string k;
+  k.reserve(5 + key.size() + 8);
+  k.push_back(kKeyPrefix);
+  PutU32Be(&k, static_cast<uint32_t>(key.size()));
+  k.append(key);
+  return k;
+}
+std::string WindowKey(std::string_view key, int64_t start) {
+  std::string k = KeyPrefix(key);
+  PutI64Be(&k, start);
+  return k;
+}
+std::string IndexKey(int64_t start, std::string_view key) {
+  std::string k(1, kWindowPrefix);
+  PutI64Be(&k, start);
+  k.append(key);
+  return k;
+}
+
+std::string EncodeWindow(const StoredWindow& w) {
+  std::string v;
+  v.reserve(1 + 8 + 5 + w.state.size() + w.values.size());
+  v.push_back(static_cast<char>(w.final ? kFinal : 0));
+  PutI64Be(&v, w.end_us);
+  PutVarint(&v, w.state.size());
+  v.append(w.state);
+  v.append(w.values);
+  return v;
+}
+
+absl::StatusOr<StoredWindow> DecodeWindow(int64_t start, std::string_view v) {
+  StoredWindow w;
+  w.start_us = start;
+  uint64_t n = 0;
+  if (v.size() < 9) return absl::DataLossError("a stored window is truncated");
+  w.final = (static_cast<uint8_t>(v[0]) & kFinal) != 0;
+  w.end_us = GetI64Be(v.data() + 1);
+  v.remove_prefix(9);
+  if (!GetVarint(&v, &n) || n > v.size()) return absl::DataLossError("a stored window is damaged");
+  w.state.assign(v.substr(0, n));
+  w.values.assign(v.substr(n));
+  return w;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = StrCat("state store: ", what, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsIOError()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+std::string EncodeMeta(const CheckpointMeta& m) {
+  std::string v(1, 1);  // version
+  PutVarint(&v, m.offsets.size());
+  for (const auto& [p, o] : m.offsets) {
+    PutVarint(&v, p);
+    PutVarint(&v, o);
+  }
+  PutI64Be(&v, m.max_event_us);
+  PutI64Be(&v, m.min_open_start_us);
+  PutVarint(&v, m.late);
+  PutVarint(&v, m.skipped);
+  return v;
+}
+
+absl::StatusOr<CheckpointMeta> DecodeMeta(std::string_view v) {
+  const auto damaged = [] { return absl::DataLossError("state store: the checkpoint is damaged"); };
+  CheckpointMeta m;
+  if (v.empty() || v[0] != 1) return damaged();
+  v.remove_prefix(1);
+  uint64_t n = 0;
+  if (!GetVarint(&v, &n) || n > v.size()) return damaged();
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t p = 0, o = 0;
+    if (!GetVarint(&v, &p) || !GetVarint(&v, &o) || p > UINT32_MAX) return damaged();
+    m.offsets[static_cast<uint32_t>(p)] = o;
+  }
+  if (v.size() < 16) return damaged();
+  m.max_event_us = GetI64Be(v.data());
+  m.min_open_start_us = GetI64Be(v.data() + 8);
+  v.remove_prefix(16);
+  if (!GetVarint(&v, &m.late) || !GetVarint(&v, &m.skipped) || !v.empty()) return damaged();
+  return m;
+}
+
+}  // namespace
+
+Store::Store(std::unique_ptr<rocksdb::DB> db, std::string dir)
+    : db_(std::move(db)), dir_(std::move(dir)) {}
+
+Store::~Store() {
+  db_.reset();
+  if (drop_) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t cache_bytes) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.max_background_jobs = 2;
+  options.compression = rocksdb::kLZ4Compression;
+  options.keep_log_file_num = 2;
+  options.max_log_file_size = 1 << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) return FromRocks(s, StrCat("open ", dir));
+  return std::unique_ptr<Store>(new Store(std::unique_ptr<rocksdb::DB>(raw), dir));
+}
+
+absl::StatusOr<std::optional<CheckpointMeta>> Store::ReadMeta() {
+  std::string v;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kMetaKey, &v);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "read checkpoint");
+  return DecodeMeta(v);
+}
+
+Store::Batch::Batch() : batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+Store::Batch::~Batch() = default;
+
+void Store::Batch::Put(std::string_view key, const StoredWindow& w) {
+  batch_->Put(WindowKey(key, w.start_us), EncodeWindow(w));
+  batch_->Put(IndexKey(w.start_us, key), rocksdb::Slice());
+}
+
+void Store::Batch::Delete(std::string_view key, int64_t start_us) {
+  batch_->Delete(WindowKey(key, start_us));
+  batch_->Delete(IndexKey(start_us, key));
+}
+
+void Store::Batch::SetMeta(const CheckpointMeta& meta) { batch_->Put(kMetaKey, EncodeMeta(meta)); }
+
+size_t Store::Batch::size() const { return batch_->GetDataSize(); }
+
+absl::Status Store::Commit(Batch& batch) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Write(wo, batch.batch_.get()), "write checkpoint");
+}
+
+absl::StatusOr<std::optional<StoredWindow>> Store::Get(std::string_view key, int64_t start_us) {
+  std::string v;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), WindowKey(key, start_us), &v);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "read");
+  return DecodeWindow(start_us, v);
+}
+
+absl::Status Store::ScanKey(std::string_view key, int64_t from_us, int64_t to_us, size_t limit,
+                            const std::function<void(StoredWindow)>& visit) {
+  const std::string prefix = KeyPrefix(key);
+  const std::string first = WindowKey(key, from_us);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  size_t n = 0;
+  for (it->Seek(first); it->Valid() && n < limit; it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != prefix.size() + 8 || !k.starts_with(prefix)) break;
+    const int64_t start = GetI64Be(k.data() + prefix.size());
+    if (start >= to_us) break;
+    ASSIGN_OR_RETURN(StoredWindow w, DecodeWindow(start, std::string_view(it->value().data(), it->value().size())));
+    visit(std::move(w));
+    ++n;
+  }
+  return FromRocks(it->status(), "scan key");
+}
+
+absl::Status Store::ScanWindow(int64_t start_us,
+                               const std::function<bool(std::string_view key)>& visit) {
+  std::string prefix(1, kWindowPrefix);
+  PutI64Be(&prefix, start_us);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (!k.starts_with(prefix)) break;
+    if (!visit(std::string_view(k.data() + prefix.size(), k.size() - prefix.size()))) break;
+  }
+  return FromRocks(it->status(), "scan window");
+}
+
+absl::Status Store::ScanFrom(int64_t from_us,
+                             const std::function<bool(std::string_view, StoredWindow)>& visit) {
+  std::string first(1, kWindowPrefix);
+  PutI64Be(&first, from_us);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(first); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() < 9 || k[0] != kWindowPrefix) break;
+    const int64_t start = GetI64Be(k.data() + 1);
+    const std::string_view key(k.data() + 9, k.size() - 9);
+    ASSIGN_OR_RETURN(std::optional<StoredWindow> w, Get(key, start));
+    if (!w) return absl::DataLossError("state store: the window index names a missing window");
+    if (!visit(key, *std::move(w))) break;
+  }
+  return FromRocks(it->status(), "scan windows");
+}
+
+absl::StatusOr<std::optional<int64_t>> Store::LatestStart() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(std::string(1, kWindowPrefix + 1));
+  if (it->Valid() && it->key().size() >= 9 && it->key()[0] == kWindowPrefix) {
+    return GetI64Be(it->key().data() + 1);
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan windows"));
+  return std::nullopt;
+}
+
+uint64_t Store::EstimateWindows() {
+  uint64_t n = 0;
+  db_->GetIntProperty("rocksdb.estimate-num-keys", &n);
+  return n / 2;
+}
+
+}  // namespace nodata::aggregate

@@ -1,0 +1,99 @@
+// An aggregation's state on disk: one RocksDB database under DATA/aggregations/<name>/ holding
+// every (key, window)'s stored state and values, an index of windows by start, and the
+// checkpoint's metadata (input offsets, watermark, counters). A checkpoint is one atomic,
+// synced write batch: state and the offsets it reflects never disagree after a crash.
+//
+// Keys (persistent format):
+//   'k' u32be(len) key i64be'(start)   window of a key → u8 flags, i64 end, bytes state, values
+//   'w' i64be'(start) key              the window index → empty
+//   'm' name                           metadata → bytes
+// i64be' is big-endian with the sign bit flipped, so that byte order is numeric order.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace nodata::aggregate {
+
+struct StoredWindow {
+  int64_t start_us = 0;
+  int64_t end_us = 0;
+  bool final = false;
+  std::string state;   // the reducer's bytes or the built-in accumulators
+  std::string values;  // JSON object
+};
+
+// What a checkpoint records besides state.
+struct CheckpointMeta {
+  std::map<uint32_t, uint64_t> offsets;  // input partition → next offset to fold
+  int64_t max_event_us = INT64_MIN;
+  int64_t min_open_start_us = INT64_MIN;  // every window starting before is final
+  uint64_t late = 0;
+  uint64_t skipped = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating) the database in `dir`, bounding its block cache by `cache_bytes`.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, uint64_t cache_bytes);
+  ~Store();
+
+  // The last checkpoint's metadata; nullopt for a new store.
+  absl::StatusOr<std::optional<CheckpointMeta>> ReadMeta();
+
+  // A checkpoint in the making.
+  class Batch {
+   public:
+    Batch();
+    ~Batch();
+    void Put(std::string_view key, const StoredWindow& w);
+    void Delete(std::string_view key, int64_t start_us);
+    void SetMeta(const CheckpointMeta& meta);
+    size_t size() const;
+
+   private:
+    friend class Store;
+    std::unique_ptr<rocksdb::WriteBatch> batch_;
+  };
+  // Writes `batch` atomically and durably.
+  absl::Status Commit(Batch& batch);
+
+  // One window of one key.
+  absl::StatusOr<std::optional<StoredWindow>> Get(std::string_view key, int64_t start_us);
+  // The windows of `key` starting in [from, to), ascending, at most `limit`.
+  absl::Status ScanKey(std::string_view key, int64_t from_us, int64_t to_us, size_t limit,
+                       const std::function<void(StoredWindow)>& visit);
+  // Keys of the window starting at `start_us`, ascending from `after` (exclusive) when given.
+  absl::Status ScanWindow(int64_t start_us, const std::function<bool(std::string_view key)>& visit);
+  // Windows (key, start) starting at or after `from_us`, in start order; `visit` returns false
+  // to stop.
+  absl::Status ScanFrom(int64_t from_us,
+                        const std::function<bool(std::string_view key, StoredWindow w)>& visit);
+  // The largest window start stored; nullopt when none.
+  absl::StatusOr<std::optional<int64_t>> LatestStart();
+  // Windows stored, estimated by the database.
+  uint64_t EstimateWindows();
+  // Deletes the database's directory when the store closes (a removed or reset aggregation).
+  void DropOnClose() { drop_ = true; }
+
+ private:
+  Store(std::unique_ptr<rocksdb::DB> db, std::string dir);
+  std::unique_ptr<rocksdb::DB> db_;
+  const std::string dir_;
+  std::atomic<bool> drop_{false};
+};
+
+}  // namespace nodata::aggregate
