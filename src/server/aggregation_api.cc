@@ -5,6 +5,7 @@
 #include "absl/time/time.h"
 #include "aggregate/wasm_reducer.h"
 #include "common/strings.h"
+#include "components/manager.h"
 #include "server/grpc_util.h"
 
 namespace nodata::server {
@@ -105,6 +106,8 @@ absl::StatusOr<aggregate::AggregationSpec> SpecFrom(const nodata::v1::AddAggrega
     return absl::InvalidArgumentError(
         "give built-in measures (n=count(), total=sum($.amount), ...) or a WebAssembly reducer");
   }
+  // The definition names its reducer by the module's hash (the manager stores the bytes).
+  if (!r.wasm().empty()) spec.module_sha256 = components::Sha256Hex(r.wasm());
   spec.config = r.config();
   if (!r.checkpoint_interval().empty()) {
     absl::StatusOr<int64_t> interval = aggregate::ParseDurationUs(r.checkpoint_interval());
