@@ -78,9 +78,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   auto context = std::make_unique<Context>();
   context->metrics = std::move(metrics);
   context->aggregations = &aggregations;
-  // A watch (Server-Sent Events) holds a thread while it is open.
+  // A watch (Server-Sent Events) holds a thread while it is open. URIs reach the handlers
+  // undecoded: an aggregation key's "%2F" must stay inside its path segment (no files are
+  // served, so nothing else depends on the decoding).
   const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "32",
-                           "enable_keep_alive", "no", nullptr};
+                           "enable_keep_alive", "no", "decode_url", "no", nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof callbacks);
   context->ctx = mg_start(&callbacks, nullptr, options);
