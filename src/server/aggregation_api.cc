@@ -25,7 +25,8 @@ nodata::v1::AggregationState StateToProto(aggregate::State s) {
   return nodata::v1::AGGREGATION_STATE_UNSPECIFIED;
 }
 
-// A parse error of one request field, named as the CLI's flag names it.
+// A parse error of a request field whose message does not name it (durations, start
+// positions): the field and the text are put in front.
 absl::Status FieldError(std::string_view field, std::string_view text, const absl::Status& s) {
   return absl::InvalidArgumentError(
       StrCat(field, " \"", text, "\": ", std::string_view(ToStd(s.message()))));
@@ -73,7 +74,7 @@ absl::StatusOr<aggregate::AggregationSpec> SpecFrom(const nodata::v1::AddAggrega
   spec.input = r.input();
   if (!r.key().empty()) {
     absl::StatusOr<aggregate::KeySpec> key = aggregate::ParseKey(r.key());
-    if (!key.ok()) return FieldError("key", r.key(), key.status());
+    if (!key.ok()) return key.status();  // "bad JSON path ..." names it
     spec.key = std::move(*key);
   }
   if (r.window().empty()) {
@@ -81,7 +82,7 @@ absl::StatusOr<aggregate::AggregationSpec> SpecFrom(const nodata::v1::AddAggrega
         "a window is required: tumbling:60s, hopping:5m/1m, session:30s or global");
   }
   absl::StatusOr<aggregate::WindowSpec> window = aggregate::ParseWindow(r.window());
-  if (!window.ok()) return FieldError("window", r.window(), window.status());
+  if (!window.ok()) return window.status();  // "bad window ..." names it
   spec.window = *window;
   if (!r.lateness().empty()) {
     absl::StatusOr<int64_t> lateness = aggregate::ParseDurationUs(r.lateness());
@@ -95,7 +96,7 @@ absl::StatusOr<aggregate::AggregationSpec> SpecFrom(const nodata::v1::AddAggrega
   }
   for (const std::string& text : r.measures()) {
     absl::StatusOr<aggregate::MeasureSpec> measure = aggregate::ParseMeasure(text);
-    if (!measure.ok()) return FieldError("measure", text, measure.status());
+    if (!measure.ok()) return measure.status();  // "bad measure ..." names it
     spec.measures.push_back(std::move(*measure));
   }
   if (!r.measures().empty() && !r.wasm().empty()) {
