@@ -242,9 +242,18 @@ void GuestHost::WriteStream(int fd, std::string_view bytes) {
   }
 }
 
-bool GuestHost::Bind(const wasm::ModuleInfo::Import& import, wasm::HostFunction* f) {
-  const std::string_view name = import.name;
-  if (import.module == kWasi) {
+wasm::HostFunction DeclareImport(const wasm::ModuleInfo::Import& import) {
+  wasm::HostFunction f;
+  f.module = import.module;
+  f.name = import.name;
+  f.params = import.signature.params;
+  f.results = import.signature.results;
+  return f;
+}
+
+bool GuestHost::Bind(wasm::HostFunction* f) {
+  const std::string_view name = f->name;
+  if (f->module == kWasi) {
     BindWasi(name, f);
   } else if (name == "batch_read") {
     f->callback = [this](HostContext& ctx, absl::Span<const Value> args,
@@ -278,10 +287,6 @@ bool GuestHost::Bind(const wasm::ModuleInfo::Import& import, wasm::HostFunction*
   } else {
     return false;
   }
-  f->module = import.module;
-  f->name = import.name;
-  f->params = import.signature.params;
-  f->results = import.signature.results;
   return true;
 }
 

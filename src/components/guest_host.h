@@ -47,6 +47,9 @@ absl::Status CheckExport(const wasm::ModuleInfo& info, const AbiSpec& abi, std::
                          const std::vector<wasm::ValType>& results, bool required);
 bool HasExport(const wasm::ModuleInfo& info, std::string_view name);
 
+// A host function for `import` (module, name, signature), its callback still to bind.
+wasm::HostFunction DeclareImport(const wasm::ModuleInfo::Import& import);
+
 // Guest bytes [ptr, ptr + len) as a span, or nullopt when outside memory.
 std::optional<absl::Span<uint8_t>> GuestBytes(wasm::HostContext& ctx, uint32_t ptr, uint32_t len);
 
@@ -64,9 +67,9 @@ class GuestHost {
  public:
   GuestHost(std::string config, uint32_t log_lines_per_second, LogSink log);
 
-  // Binds `import` if it is one of the shared imports (its callbacks refer to this object);
-  // false for the ABI's own, which the caller binds.
-  bool Bind(const wasm::ModuleInfo::Import& import, wasm::HostFunction* f);
+  // Binds `f` (from DeclareImport) if it is one of the shared imports (its callbacks refer to
+  // this object); false for the ABI's own, which the caller binds.
+  bool Bind(wasm::HostFunction* f);
   // What `batch_read` copies until the next call; the bytes must outlive the call.
   void set_batch(std::string_view batch) { batch_ = batch; }
   uint64_t log_lines_dropped() const { return log_dropped_; }

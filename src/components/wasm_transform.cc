@@ -137,13 +137,9 @@ class WasmTransform::Host {
   }
 
   HostFunction Bind(const wasm::ModuleInfo::Import& import) {
-    HostFunction f;
-    if (guest_.Bind(import, &f)) return f;
+    HostFunction f = DeclareImport(import);
+    if (guest_.Bind(&f)) return f;
     // emit: CheckModule refused every other import.
-    f.module = import.module;
-    f.name = import.name;
-    f.params = import.signature.params;
-    f.results = import.signature.results;
     f.callback = [this](HostContext& ctx, absl::Span<const Value> args,
                         absl::Span<Value> results) -> absl::Status {
       results[0] = Value::I32(Emit(ctx, args[0].i32(), static_cast<uint32_t>(args[1].i32()),
