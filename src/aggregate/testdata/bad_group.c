@@ -12,7 +12,7 @@ static int Count(const nd_group* g) {
 
 __attribute__((export_name("nodata_aggregate_v1"))) void nodata_aggregate_v1(void) {}
 __attribute__((export_name("nd_aggregate"))) int32_t nd_aggregate(int32_t bytes) {
-  int rc = nd__aggregate(bytes, Count);
+  int rc = nd__run(bytes, 0, Count, NULL);
   if (rc != ND_OK) return rc;
   if ((rc = nd_state_write(0, nd_str("written"))) != ND_OK) return 100 + rc;
   rc = nd_state_write(groups, nd_str("x"));

@@ -263,50 +263,29 @@ static inline int nd__take_merge(const uint8_t** p, const uint8_t* end, nd_merge
          nd__take_bytes(p, end, &m->state_b);
 }
 
-/* The body of nd_aggregate: read, check, then run `fn` on each group. */
-static inline int nd__aggregate(int32_t bytes, nd_group_fn fn) {
+/* The body of nd_aggregate (merge 0) and of nd_merge (merge 1): read the batch, check all of it
+ * against the layout, then run the callback on each group or merge in order. */
+static inline int nd__run(int32_t bytes, int merge, nd_group_fn group_fn, nd_merge_fn merge_fn) {
   const uint8_t* buf = nd__read_batch(bytes);
   if (buf == NULL) return ND_ERR_BAD_BATCH;
   const uint8_t* end = buf + bytes;
   const uint32_t count = nd__u32(buf);
-  /* Each group takes at least 28 bytes. */
+  /* Each group or merge takes at least 28 bytes. */
   if (count > (uint32_t)(bytes - 4) / 28) return ND_ERR_BAD_BATCH;
   nd_group g;
-  const uint8_t* p = buf + 4;
-  for (uint32_t i = 0; i < count; ++i) {
-    if (!nd__take_group(&p, end, &g)) return ND_ERR_BAD_BATCH;
-  }
-  if (p != end) return ND_ERR_BAD_BATCH;
-  p = buf + 4;
-  for (uint32_t i = 0; i < count; ++i) {
-    nd__take_group(&p, end, &g);
-    g.index = i;
-    int rc = fn(&g);
-    if (rc != 0) return rc;
-  }
-  return ND_OK;
-}
-
-/* The body of nd_merge: read, check, then run `fn` on each merge. */
-static inline int nd__merge(int32_t bytes, nd_merge_fn fn) {
-  const uint8_t* buf = nd__read_batch(bytes);
-  if (buf == NULL) return ND_ERR_BAD_BATCH;
-  const uint8_t* end = buf + bytes;
-  const uint32_t count = nd__u32(buf);
-  /* Each merge takes at least 28 bytes. */
-  if (count > (uint32_t)(bytes - 4) / 28) return ND_ERR_BAD_BATCH;
   nd_merge_input m;
-  const uint8_t* p = buf + 4;
-  for (uint32_t i = 0; i < count; ++i) {
-    if (!nd__take_merge(&p, end, &m)) return ND_ERR_BAD_BATCH;
-  }
-  if (p != end) return ND_ERR_BAD_BATCH;
-  p = buf + 4;
-  for (uint32_t i = 0; i < count; ++i) {
-    nd__take_merge(&p, end, &m);
-    m.index = i;
-    int rc = fn(&m);
-    if (rc != 0) return rc;
+  for (int call = 0; call < 2; ++call) { /* a checking pass, then a calling one */
+    const uint8_t* p = buf + 4;
+    for (uint32_t i = 0; i < count; ++i) {
+      if (!(merge ? nd__take_merge(&p, end, &m) : nd__take_group(&p, end, &g))) {
+        return ND_ERR_BAD_BATCH;
+      }
+      if (!call) continue;
+      g.index = m.index = i;
+      int rc = merge ? merge_fn(&m) : group_fn(&g);
+      if (rc != 0) return rc;
+    }
+    if (p != end) return ND_ERR_BAD_BATCH; /* trailing bytes */
   }
   return ND_OK;
 }
@@ -323,13 +302,13 @@ static inline int nd__merge(int32_t bytes, nd_merge_fn fn) {
     return nd__init(init);                                                                       \
   }                                                                                              \
   ND__EXTERN_C __attribute__((export_name("nd_aggregate"))) int32_t nd_aggregate(int32_t bytes) { \
-    return nd__aggregate(bytes, reduce);                                                         \
+    return nd__run(bytes, 0, reduce, NULL);                                                      \
   }
 #define NODATA_AGGREGATE(reduce) NODATA_AGGREGATE_WITH_INIT(NULL, reduce)
 /* Adds the `nd_merge` export that session windows need. */
 #define NODATA_AGGREGATE_MERGE(merge)                                                      \
   ND__EXTERN_C __attribute__((export_name("nd_merge"))) int32_t nd_merge(int32_t bytes) { \
-    return nd__merge(bytes, merge);                                                        \
+    return nd__run(bytes, 1, NULL, merge);                                                 \
   }
 
 #endif /* NODATA_AGGREGATE_H_ */
