@@ -37,6 +37,12 @@ for e in "${examples[@]}"; do
   imports "$BUILD/c/$e.wasm"
   imports "$BUILD/cxx/$e.wasm"
 done
+# The aggregation example (nodata/aggregate.h), as C and as C++.
+clang --target=wasm32-wasi -mexec-model=reactor -O2 -std=c11 -Wall -Wextra -Werror \
+  -Wl,--strip-debug -I"$here/c" -o "$BUILD/c/count_sum.wasm" "$here/c/examples/count_sum.c"
+clang++ --target=wasm32-wasi -mexec-model=reactor -O2 -x c++ -std=c++17 -Wall -Wextra -Werror \
+  -nostdlib++ -fno-exceptions -Wl,--strip-debug -I"$here/c" -o "$BUILD/cxx/count_sum.wasm" \
+  "$here/c/examples/count_sum.c"
 # A test-only component over the rest of the API (tests/component-sdk/fixtures).
 clang --target=wasm32-wasi -mexec-model=reactor -O2 -std=c11 -Wall -Wextra -Werror \
   -Wl,--strip-debug -I"$here/c" -o "$BUILD/c/probe.wasm" "$repo/tests/component-sdk/fixtures/probe.c"

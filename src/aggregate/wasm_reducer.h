@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/ids.h"
 #include "common/record.h"
 #include "wasm/runtime.h"
 
@@ -30,7 +31,8 @@ inline constexpr int64_t kGlobalEndUs = INT64_MAX;
 
 struct ReducerOptions {
   std::string config;                      // what the `config` import hands out
-  uint64_t fuel_per_record = 100'000'000;  // a call runs under this times its record count
+  // A call runs under this times its record count (Reduce; at least one) or its merge count.
+  uint64_t fuel_per_record = 100'000'000;
   uint64_t max_state_bytes = 1u << 20;     // of one group's state
   uint64_t max_values_bytes = 64u << 10;   // of one group's values JSON
   uint32_t log_lines_per_second = 100;
@@ -43,6 +45,8 @@ struct ReduceGroup {
   std::string_view key;
   std::string_view state;  // empty: a new key/window
   absl::Span<const Record* const> records;  // in the order the aggregation took them
+  // The input partition of each record (parallel to `records`); empty: all partition 0.
+  absl::Span<const PartitionId> partitions;
 };
 
 // What the guest wrote for a group. A group it wrote nothing for keeps its state and values.
@@ -88,10 +92,13 @@ class WasmReducer {
   // before the next call) with a readable error: INTERNAL for a trap or return code,
   // RESOURCE_EXHAUSTED for fuel or the deadline.
   absl::StatusOr<std::vector<ReduceOutput>> Reduce(absl::Span<const ReduceGroup> groups);
-  // Runs merges through `nd_merge`: one output per merge. FAILED_PRECONDITION without it.
+  // Runs merges through `nd_merge`: one output per merge, failing as Reduce does.
+  // FAILED_PRECONDITION when the module does not export it.
   absl::StatusOr<std::vector<ReduceOutput>> Merge(absl::Span<const MergeInput> merges);
 
   wasm::Tier tier() const;
+  uint64_t log_lines_dropped() const;
+  uint64_t last_fuel_used() const;  // of the last Reduce or Merge
 
   class Host;
 

@@ -110,6 +110,9 @@ std::optional<int64_t> Broker::TopicCreatedAt(std::string_view name) {
 }
 void Broker::SyncAll() { impl_->topics_->SyncAll(); }
 storage::ComponentStore& Broker::component_store() { return impl_->catalog_->components(); }
+storage::AggregationStore& Broker::aggregation_store() {
+  return impl_->catalog_->aggregations();
+}
 const std::string& Broker::data_dir() const { return impl_->options_.data_dir; }
 
 // Reads.

@@ -217,6 +217,8 @@ class Broker {
   // The catalog's store of components: the components module keeps its registry in the
   // catalog the broker opened, under the data directory lock the broker holds.
   storage::ComponentStore& component_store();
+  // The catalog's store of aggregation definitions, lent to the aggregate module the same way.
+  storage::AggregationStore& aggregation_store();
   const std::string& data_dir() const;
 
   class Impl;

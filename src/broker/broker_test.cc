@@ -219,6 +219,24 @@ TEST_F(BrokerTest, DeleteRemovesDataAndNameCanBeReused) {
   EXPECT_EQ((*acks)[0].offset.value(), 0u);
 }
 
+TEST_F(BrokerTest, AggregationDefinitionsLiveInTheCatalogAcrossRestarts) {
+  {
+    auto broker = Open();
+    ASSERT_NE(broker, nullptr);
+    storage::AggregationStore& store = broker->aggregation_store();
+    ASSERT_TRUE(store.Create({"per-user", R"({"input":"t"})", "", 5, 5}).ok());
+    EXPECT_EQ(store.Create({"per-user", "{}", "", 6, 6}).code(),
+              absl::StatusCode::kAlreadyExists);
+  }
+  auto broker = Open();
+  ASSERT_NE(broker, nullptr);
+  auto rows = broker->aggregation_store().List();
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].name, "per-user");
+  EXPECT_EQ((*rows)[0].spec, R"({"input":"t"})");
+  EXPECT_TRUE(broker->component_store().List()->empty());
+}
 
 TEST_F(BrokerTest, SecondBrokerOnTheSameDirectoryIsRefused) {
   auto broker = Open();

@@ -89,20 +89,13 @@ class Cursor {
   char* p_;
 };
 
-}  // namespace
-
-void BatchEncoder::Begin() {
-  buf_.assign(4, '\0');
-  count_ = 0;
-}
-
 template <typename R>
-void BatchEncoder::Put(PartitionId partition, const R& r) {
+void PutRecord(PartitionId partition, const R& r, std::string* buf) {
   size_t size = 4 + 8 + 8 + 4 + r.key.size() + 4 + r.data.size() + 4;
   for (const auto& [name, value] : r.headers) size += 8 + name.size() + value.size();
-  const size_t at = buf_.size();
-  buf_.resize(at + size);
-  Cursor out(buf_.data() + at);
+  const size_t at = buf->size();
+  buf->resize(at + size);
+  Cursor out(buf->data() + at);
   out.Le(partition.value());
   out.Le(r.offset.value());
   out.Le(static_cast<uint64_t>(r.timestamp_us));
@@ -113,11 +106,30 @@ void BatchEncoder::Put(PartitionId partition, const R& r) {
     out.Bytes(name);
     out.Bytes(value);
   }
-  ++count_;
 }
 
-void BatchEncoder::Add(PartitionId partition, const DecodedRecord& r) { Put(partition, r); }
-void BatchEncoder::Add(PartitionId partition, const Record& r) { Put(partition, r); }
+}  // namespace
+
+void AppendRecord(PartitionId partition, const DecodedRecord& r, std::string* out) {
+  PutRecord(partition, r, out);
+}
+void AppendRecord(PartitionId partition, const Record& r, std::string* out) {
+  PutRecord(partition, r, out);
+}
+
+void BatchEncoder::Begin() {
+  buf_.assign(4, '\0');
+  count_ = 0;
+}
+
+void BatchEncoder::Add(PartitionId partition, const DecodedRecord& r) {
+  AppendRecord(partition, r, &buf_);
+  ++count_;
+}
+void BatchEncoder::Add(PartitionId partition, const Record& r) {
+  AppendRecord(partition, r, &buf_);
+  ++count_;
+}
 
 std::string_view BatchEncoder::Finish() {
   for (int i = 0; i < 4; ++i) buf_[i] = static_cast<char>(count_ >> (8 * i));

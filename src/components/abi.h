@@ -20,6 +20,11 @@ inline constexpr int32_t kEmitNoSuchOutput = -1;
 inline constexpr int32_t kEmitMalformed = -2;
 inline constexpr int32_t kEmitTooLarge = -3;
 
+// Appends the encoding of one record of an input batch (partition, offset, timestamp, key,
+// data, headers) to `*out`: the record layout both the component and the aggregation batches use.
+void AppendRecord(PartitionId partition, const DecodedRecord& r, std::string* out);
+void AppendRecord(PartitionId partition, const Record& r, std::string* out);
+
 // The input batch `batch_read` hands out: records of one partition, in offset order.
 class BatchEncoder {
  public:
@@ -31,9 +36,6 @@ class BatchEncoder {
   std::string_view Finish();
 
  private:
-  template <typename R>
-  void Put(PartitionId partition, const R& r);
-
   std::string buf_;
   uint32_t count_ = 0;
 };

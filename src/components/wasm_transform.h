@@ -16,6 +16,7 @@
 #include "common/ids.h"
 #include "common/record.h"
 #include "components/abi.h"
+#include "components/guest_host.h"
 #include "wasm/runtime.h"
 
 namespace nodata::components {
@@ -51,9 +52,6 @@ struct BatchResult {
   std::vector<FailedRecord> failed;  // by input_index
   uint64_t fuel_used = 0;
 };
-
-// level 0 debug .. 3 error.
-using LogSink = std::function<void(int level, std::string_view line)>;
 
 // Not thread-safe: one batch at a time (the ABI never re-enters a component).
 class WasmTransform {

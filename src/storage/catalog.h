@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "storage/aggregation_store.h"
 #include "storage/component_store.h"
 #include "storage/offset_store.h"
 #include "storage/topic_store.h"
@@ -34,6 +35,7 @@ class Catalog {
   TopicStore& topics() { return topics_; }
   OffsetStore& offsets() { return offsets_; }
   ComponentStore& components() { return components_; }
+  AggregationStore& aggregations() { return aggregations_; }
 
  private:
   explicit Catalog(std::unique_ptr<internal::SqliteDb> db);
@@ -42,6 +44,7 @@ class Catalog {
   TopicStore topics_;
   OffsetStore offsets_;
   ComponentStore components_;
+  AggregationStore aggregations_;
 };
 
 }  // namespace nodata::storage

@@ -81,6 +81,15 @@ CREATE TRIGGER topics_insert_offsets AFTER INSERT ON topics BEGIN  DELETE FROM g
 PRAGMA journal_mode=WAL;
 )sql";
 
+// What nodata at schema version 4 changed in that directory when it opened it and registered a
+// component (its `.dump` is kVersionThreeDump with these rows).
+constexpr const char* kVersionFourChanges = R"sql(
+CREATE TABLE components (  name TEXT PRIMARY KEY,  kind TEXT NOT NULL,  spec TEXT NOT NULL,  module_sha256 TEXT NOT NULL,  created_at_us INTEGER NOT NULL,  updated_at_us INTEGER NOT NULL);
+INSERT INTO components VALUES('upper','wasm','{"input":"events","outputs":["upper"],"config_base64":"","on_error":"dead-letter","fuel_per_record":1000000,"parallelism":1}','9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',1796291147000000,1796291147000000);
+DELETE FROM schema_version;
+INSERT INTO schema_version VALUES(4);
+)sql";
+
 constexpr const char* kSchemaSql =
     "SELECT type || ' ' || name || ': ' || sql FROM sqlite_master ORDER BY name";
 
@@ -227,6 +236,11 @@ constexpr const char* kComponentsTableSql =
     "table components: CREATE TABLE components (  name TEXT PRIMARY KEY,  kind TEXT NOT NULL,  spec TEXT NOT NULL,"
     "  module_sha256 TEXT NOT NULL,  created_at_us INTEGER NOT NULL,"
     "  updated_at_us INTEGER NOT NULL)";
+// What the step to version 5 adds.
+constexpr const char* kAggregationsTableSql =
+    "table aggregations: CREATE TABLE aggregations (  name TEXT PRIMARY KEY,  spec TEXT NOT NULL,"
+    "  module_sha256 TEXT NOT NULL,  created_at_us INTEGER NOT NULL,"
+    "  updated_at_us INTEGER NOT NULL)";
 
 TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeAndAddsComponents) {
   TempDb tmp("v3");
@@ -259,30 +273,31 @@ TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeAndAddsComponents) {
     // Version 4's components table, empty.
     EXPECT_TRUE(c.components().List()->empty());
   }
-  // Nothing of version 3 changed; the components table came.
-  schema_before.insert(schema_before.end(), {kComponentsTableSql, ""});
+  // Nothing of version 3 changed; the components and aggregations tables came.
+  schema_before.insert(schema_before.end(),
+                       {kComponentsTableSql, "", kAggregationsTableSql, ""});
   std::vector<std::string> schema_after = Column(tmp.path(), kSchemaSql);
   std::sort(schema_before.begin(), schema_before.end());
   std::sort(schema_after.begin(), schema_after.end());
   EXPECT_EQ(schema_after, schema_before);
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"4"});
+            std::vector<std::string>{"5"});
   EXPECT_EQ(Column(tmp.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
 }
 
-TEST(CatalogSchema, ANewDatabaseHasTheTablesVersionThreeWroteAndComponents) {
+TEST(CatalogSchema, ANewDatabaseHasTheTablesVersionThreeWroteAndTheLaterOnes) {
   TempDb written("v3-written");
   RunSql(written.path(), kVersionThreeDump);
   TempDb fresh("fresh");
   ASSERT_TRUE(Catalog::Open(fresh.path()).ok());
   std::vector<std::string> want = Column(written.path(), kSchemaSql);
-  want.insert(want.end(), {kComponentsTableSql, ""});
+  want.insert(want.end(), {kComponentsTableSql, "", kAggregationsTableSql, ""});
   std::vector<std::string> got = Column(fresh.path(), kSchemaSql);
   std::sort(want.begin(), want.end());
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, want);
   EXPECT_EQ(Column(fresh.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"4"});
+            std::vector<std::string>{"5"});
   EXPECT_EQ(Column(fresh.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
 }
 
@@ -306,23 +321,67 @@ TEST(CatalogSchema, OpensAVersionOneDatabase) {
   ASSERT_TRUE((*catalog)->offsets().Commit("g", "first", PartitionOffsets({{1, 4}})).ok());
   EXPECT_EQ(*(*catalog)->offsets().Get("g", "first"), OffsetMap({{1, 4}}));
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"4"});
+            std::vector<std::string>{"5"});
 }
 
 TEST(CatalogSchema, RefusesADatabaseOfANewerVersionAndLeavesItAlone) {
   TempDb tmp("newer");
   ASSERT_TRUE(Catalog::Open(tmp.path()).ok());
-  RunSql(tmp.path(), "UPDATE schema_version SET version = 5; CREATE TABLE later (x INTEGER);");
+  RunSql(tmp.path(), "UPDATE schema_version SET version = 6; CREATE TABLE later (x INTEGER);");
   const std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
   auto catalog = Catalog::Open(tmp.path());
   ASSERT_EQ(catalog.status().code(), absl::StatusCode::kFailedPrecondition);
   const std::string message(catalog.status().message());
-  EXPECT_NE(message.find("schema version 5"), std::string::npos) << message;
+  EXPECT_NE(message.find("schema version 6"), std::string::npos) << message;
   EXPECT_NE(message.find(tmp.path()), std::string::npos) << message;
   EXPECT_NE(message.find("newer nodata"), std::string::npos) << message;
   EXPECT_EQ(Column(tmp.path(), kSchemaSql), schema_before);
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
+            std::vector<std::string>{"6"});
+}
+
+TEST(CatalogSchema, OpensACatalogWrittenByVersionFourAndAddsAggregations) {
+  TempDb tmp("v4");
+  RunSql(tmp.path(), kVersionThreeDump);
+  RunSql(tmp.path(), kVersionFourChanges);
+  std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
+  const char* const kRowsSql =
+      "SELECT 'topic ' || name || ' ' || partitions || ' ' || retention_ms || ' ' || "
+      "retention_bytes || ' ' || key_format || ' ' || data_format FROM topics UNION ALL "
+      "SELECT 'offset ' || grp || ' ' || topic || ' ' || partition || ' ' || next_offset "
+      "FROM group_offsets UNION ALL "
+      "SELECT 'component ' || name || ' ' || kind || ' ' || spec || ' ' || module_sha256 || ' ' "
+      "|| created_at_us || ' ' || updated_at_us FROM components ORDER BY 1";
+  const std::vector<std::string> rows_before = Column(tmp.path(), kRowsSql);
+  ASSERT_EQ(rows_before.size(), 7u);
+  {
+    auto catalog = Catalog::Open(tmp.path());
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    Catalog& c = **catalog;
+    auto components = c.components().List();
+    ASSERT_TRUE(components.ok()) << components.status();
+    ASSERT_EQ(components->size(), 1u);
+    EXPECT_EQ((*components)[0].name, "upper");
+    EXPECT_EQ((*components)[0].created_at_us, 1796291147000000);
+    EXPECT_EQ(c.topics().List()->size(), 3u);
+    EXPECT_EQ(*c.offsets().Get("billing", "events"), OffsetMap({{0, 2}, {1, 2}, {2, 1}}));
+    // Version 5's aggregations table, empty and usable.
+    auto aggregations = c.aggregations().List();
+    ASSERT_TRUE(aggregations.ok()) << aggregations.status();
+    EXPECT_TRUE(aggregations->empty());
+    ASSERT_TRUE(c.aggregations().Create({"per-user", "{}", "", 1, 1}).ok());
+  }
+  // Every row and table of version 4 is as it was; the aggregations table came.
+  EXPECT_EQ(Column(tmp.path(), kRowsSql), rows_before);
+  schema_before.insert(schema_before.end(), {kAggregationsTableSql, ""});
+  std::vector<std::string> schema_after = Column(tmp.path(), kSchemaSql);
+  std::sort(schema_before.begin(), schema_before.end());
+  std::sort(schema_after.begin(), schema_after.end());
+  EXPECT_EQ(schema_after, schema_before);
+  EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
             std::vector<std::string>{"5"});
+  EXPECT_EQ(Column(tmp.path(), "SELECT name FROM aggregations"),
+            std::vector<std::string>{"per-user"});
 }
 
 TEST(Catalog, ComponentsAreCreatedUpdatedListedAndDeleted) {
@@ -335,6 +394,7 @@ TEST(Catalog, ComponentsAreCreatedUpdatedListedAndDeleted) {
   ASSERT_TRUE(store.Create(a).ok());
   ASSERT_TRUE(store.Create(b).ok());
   EXPECT_EQ(store.Create(a).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store.Create(a).message(), "component \"b-filter\" already exists");
   a.spec = R"({"input":"other"})";
   a.module_sha256 = "cc";
   a.updated_at_us = 20;
@@ -355,6 +415,52 @@ TEST(Catalog, ComponentsAreCreatedUpdatedListedAndDeleted) {
   auto again = Catalog::Open(tmp.path());
   ASSERT_TRUE(again.ok());
   ASSERT_EQ((*again)->components().List()->size(), 1u);
+}
+
+TEST(Catalog, AggregationsAreCreatedUpdatedListedAndDeleted) {
+  TempDb tmp("aggregations");
+  auto catalog = Catalog::Open(tmp.path());
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  AggregationStore& store = (*catalog)->aggregations();
+  AggregationRow a{"sales/by-user", R"({"input":"orders"})", "", 10, 10};
+  AggregationRow b{"clicks", R"({"input":"clicks"})", "aa", 11, 11};
+  ASSERT_TRUE(store.Create(a).ok());
+  ASSERT_TRUE(store.Create(b).ok());
+  const absl::Status again = store.Create(a);
+  EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(again.message(), "aggregation \"sales/by-user\" already exists");
+  // A component of the same name is another concern.
+  ASSERT_TRUE((*catalog)->components().Create({"clicks", "wasm", "{}", "bb", 1, 1}).ok());
+  a.spec = R"({"input":"orders","lateness_us":5000000})";
+  a.module_sha256 = "cc";
+  a.updated_at_us = 20;
+  ASSERT_TRUE(store.Update(a).ok());
+  auto rows = store.List();
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].name, "clicks");  // by name
+  EXPECT_EQ((*rows)[0].module_sha256, "aa");
+  const AggregationRow& updated = (*rows)[1];
+  EXPECT_EQ(updated.name, "sales/by-user");
+  EXPECT_EQ(updated.spec, R"({"input":"orders","lateness_us":5000000})");
+  EXPECT_EQ(updated.module_sha256, "cc");
+  EXPECT_EQ(updated.created_at_us, 10);  // Update keeps the creation time
+  EXPECT_EQ(updated.updated_at_us, 20);
+  ASSERT_TRUE(store.Delete("clicks").ok());
+  const absl::Status gone = store.Delete("clicks");
+  EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(gone.message(), "aggregation \"clicks\" does not exist");
+  EXPECT_EQ(store.Update(b).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*catalog)->components().List()->size(), 1u);
+  catalog->reset();
+  // Durable: a new open sees what was left.
+  auto reopened = Catalog::Open(tmp.path());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto left = (*reopened)->aggregations().List();
+  ASSERT_TRUE(left.ok()) << left.status();
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].name, "sales/by-user");
+  EXPECT_EQ((*left)[0].module_sha256, "cc");
 }
 
 TEST(CatalogSchema, AFailedMigrationChangesNothing) {

@@ -59,6 +59,15 @@ constexpr Migration kMigrations[] = {
      "  module_sha256 TEXT NOT NULL,"
      "  created_at_us INTEGER NOT NULL,"
      "  updated_at_us INTEGER NOT NULL);"},
+    // 5: the aggregations a server maintains; reducer module bytes are files, their state is
+    // kept by the aggregate module.
+    {5,
+     "CREATE TABLE IF NOT EXISTS aggregations ("
+     "  name TEXT PRIMARY KEY,"
+     "  spec TEXT NOT NULL,"
+     "  module_sha256 TEXT NOT NULL,"
+     "  created_at_us INTEGER NOT NULL,"
+     "  updated_at_us INTEGER NOT NULL);"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == kCatalogSchemaVersion);
 

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "common/status.h"
 #include "common/strings.h"
 
 namespace nodata::storage::internal {
@@ -60,5 +62,61 @@ void Statement::BindText(int i, std::string_view s) {
 }
 
 void Statement::BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+
+std::string Statement::ColumnText(int i) {
+  const unsigned char* p = sqlite3_column_text(stmt_, i);
+  return std::string(p ? reinterpret_cast<const char*>(p) : "",
+                     static_cast<size_t>(sqlite3_column_bytes(stmt_, i)));
+}
+
+int64_t Statement::ColumnInt(int i) { return sqlite3_column_int64(stmt_, i); }
+
+namespace {
+
+// Prepares `sql`, binds its parameters and steps once: the step's result code.
+absl::StatusOr<int> StepOnce(sqlite3* db, const char* sql,
+                             absl::FunctionRef<void(Statement&)> bind) {
+  Statement st(db, sql);
+  if (!st.ok()) return SqliteError(db, st.rc(), "prepare");
+  bind(st);
+  return sqlite3_step(st.get());
+}
+
+}  // namespace
+
+absl::Status InsertNamed(SqliteDb& db, std::string_view noun, std::string_view name,
+                         const char* sql, absl::FunctionRef<void(Statement&)> bind) {
+  absl::MutexLock lock(&db.mu);
+  ASSIGN_OR_RETURN(const int rc, StepOnce(db.db, sql, bind));
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError(StrCat(noun, " \"", name, "\" already exists"));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db.db, rc, StrCat("create ", noun));
+  return absl::OkStatus();
+}
+
+absl::Status ChangeNamed(SqliteDb& db, std::string_view noun, std::string_view name,
+                         const char* sql, absl::FunctionRef<void(Statement&)> bind) {
+  absl::MutexLock lock(&db.mu);
+  ASSIGN_OR_RETURN(const int rc, StepOnce(db.db, sql, bind));
+  if (rc != SQLITE_DONE) return SqliteError(db.db, rc, StrCat("change ", noun));
+  if (sqlite3_changes(db.db) == 0) {
+    return absl::NotFoundError(StrCat(noun, " \"", name, "\" does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ForEachRow(SqliteDb& db, std::string_view what, const char* sql,
+                        absl::FunctionRef<void(Statement&)> read) {
+  absl::MutexLock lock(&db.mu);
+  Statement st(db.db, sql);
+  if (!st.ok()) return SqliteError(db.db, st.rc(), "prepare");
+  for (;;) {
+    const int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) return absl::OkStatus();
+    if (rc != SQLITE_ROW) return SqliteError(db.db, rc, what);
+    read(st);
+  }
+}
 
 }  // namespace nodata::storage::internal

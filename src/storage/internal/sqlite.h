@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 
@@ -47,10 +49,28 @@ class Statement {
   sqlite3_stmt* get() { return stmt_; }
   void BindText(int i, std::string_view s);
   void BindInt(int i, int64_t v);
+  // Column `i` of the row the last step returned; "" for NULL.
+  std::string ColumnText(int i);
+  int64_t ColumnInt(int i);
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
 };
+
+// Statements on a table of definitions keyed by a `name` column (components, aggregations),
+// each under `db.mu`. `noun` names a row in messages: "component \"x\" already exists".
+
+// Runs the INSERT `sql` with the parameters `bind` sets; ALREADY_EXISTS when a row of that
+// name exists.
+absl::Status InsertNamed(SqliteDb& db, std::string_view noun, std::string_view name,
+                         const char* sql, absl::FunctionRef<void(Statement&)> bind);
+// Runs the UPDATE or DELETE `sql` with the parameters `bind` sets; NOT_FOUND when it changed
+// no row.
+absl::Status ChangeNamed(SqliteDb& db, std::string_view noun, std::string_view name,
+                         const char* sql, absl::FunctionRef<void(Statement&)> bind);
+// Runs the SELECT `sql`, calling `read` on each row; `what` names the query in messages.
+absl::Status ForEachRow(SqliteDb& db, std::string_view what, const char* sql,
+                        absl::FunctionRef<void(Statement&)> read);
 
 }  // namespace nodata::storage::internal
