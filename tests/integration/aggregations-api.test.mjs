@@ -164,7 +164,7 @@ test('list, get and remove over gRPC, the CLI and HTTP; unknown names and keys a
     measures: ['n=count()', 'total=sum($.amount)'], checkpoint_interval: '100ms',
   });
   assert.equal(added.name, name);
-  assert.equal(added.window, 'tumbling:60s');
+  assert.equal(added.window, 'tumbling:1m', 'the window as the server spells it back');
   assert.equal(added.key, '$.user');
   assert.deepEqual(added.measures, ['n=count()', 'total=sum($.amount)']);
   assert.equal(added.from, 'earliest');
@@ -186,7 +186,7 @@ test('list, get and remove over gRPC, the CLI and HTTP; unknown names and keys a
   assert.equal(got.open_windows, 1);
   assert.ok(['BACKFILLING', 'RUNNING'].includes(got.state.replace('AGGREGATION_STATE_', '')), got.state);
   const viaHttp = (await http(srv, `/v1/aggregations/${name}`)).body;
-  for (const [k, v] of Object.entries({ name, input, key: '$.user', window: 'tumbling:60s', lateness: '5s', from: 'earliest', records_in: 3, lag: 0, keys: 1, open_windows: 1 })) {
+  for (const [k, v] of Object.entries({ name, input, key: '$.user', window: 'tumbling:1m', lateness: '5s', from: 'earliest', records_in: 3, lag: 0, keys: 1, open_windows: 1 })) {
     assert.deepEqual(viaHttp[k], v, `GET /v1/aggregations/${name}: ${k}`);
   }
   assert.deepEqual(viaHttp.measures, ['n=count()', 'total=sum($.amount)']);
