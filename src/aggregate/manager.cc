@@ -226,7 +226,17 @@ class Manager::Impl {
   class Sink final : public broker::SubscriptionSink {
    public:
     Sink(Impl& impl, std::weak_ptr<Entry> entry) : impl_(impl), entry_(std::move(entry)) {}
-    void OnAssignment(const broker::Assignment&) override {}
+    void OnAssignment(const broker::Assignment&) override {
+      std::shared_ptr<Entry> e = entry_.lock();
+      if (!e) return;
+      std::shared_ptr<broker::Subscription> sub;
+      {
+        absl::MutexLock lock(&e->mu);
+        if (e->stopped) return;
+        sub = e->sub;
+      }
+      if (sub) sub->Ready();
+    }
     void OnBatch(broker::RecordBatch& batch) override {
       std::shared_ptr<Entry> e = entry_.lock();
       if (!e) return;
@@ -425,11 +435,11 @@ class Manager::Impl {
   }
 
   absl::StatusOr<AggregationInfo> Add(AggregationSpec spec, std::string module_bytes) {
+    if (!module_bytes.empty()) spec.module_sha256 = components::Sha256Hex(module_bytes);
     RETURN_IF_ERROR(Validate(spec));
     ASSIGN_OR_RETURN(broker::TopicInfo input, broker_.GetTopic(spec.input));
     std::unique_ptr<WasmReducer> reducer;
     if (!module_bytes.empty()) {
-      spec.module_sha256 = components::Sha256Hex(module_bytes);
       // Loaded now to refuse a bad module before anything is registered.
       ASSIGN_OR_RETURN(reducer, MakeReducer(spec, module_bytes));
       storage::DataDir dir(options_.data_dir);

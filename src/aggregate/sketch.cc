@@ -13,11 +13,21 @@
 namespace nodata::aggregate {
 namespace {
 
-// Persistent format: the leading byte of a serialized sketch. Never renumbered; a change of
-// layout or of a parameter (precision, alpha) is a new value.
-constexpr uint8_t kDistinctSparseV1 = 1;  // varint n, then n ascending hashes as varint deltas
-constexpr uint8_t kDistinctDenseV1 = 2;   // 2^14 registers, 6 bits each, packed 4 per 3 bytes
-constexpr uint8_t kQuantileV1 = 1;        // alpha 0.01: varint zero count, negative, positive store
+// Persistent format. A serialized sketch is a leading byte naming its layout, then fields;
+// varints are LEB128 in their shortest form (so the bytes of a sketch are canonical).
+// count_distinct:
+//   1 (sparse): varint n (<= 512), then the n hashes ascending: the first as a varint, each
+//     next as a varint of its distance (>= 1) from the previous.
+//   2 (dense, precision 14): 12288 bytes, registers 4i..4i+3 (each <= 51) packed into 3 bytes
+//     little-endian, register 4i in the low 6 bits.
+// quantile:
+//   1 (alpha 0.01): varint zero count, then the negative and the positive store, each a varint
+//     n (<= 2048) and n buckets ascending by index: the first index zigzag-encoded, each next
+//     as its distance (>= 1) from the previous, each followed by a varint count (>= 1).
+// The values are never renumbered; a change of layout or of a parameter is a new value.
+constexpr uint8_t kDistinctSparseV1 = 1;
+constexpr uint8_t kDistinctDenseV1 = 2;
+constexpr uint8_t kQuantileV1 = 1;
 
 // HyperLogLog: 2^14 registers indexed by a hash's top 14 bits, each holding the largest
 // position of the first set bit among the remaining 50 bits (1-based, at most 51).

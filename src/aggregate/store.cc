@@ -150,6 +150,8 @@ Store::~Store() {
   if (drop_) {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+    // The aggregation's directory too, unless a newer generation lives there.
+    std::filesystem::remove(std::filesystem::path(dir_).parent_path(), ec);
   }
 }
 
