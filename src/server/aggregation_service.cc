@@ -174,13 +174,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<nodata::v1::WatchResp
  private:
   static constexpr int kPollMs = 500;
 
+  // No write in flight, or the stream is cancelled: the thread may go on.
+  bool MayGoOn() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !writing_ || cancelled_; }
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !writing_; }
+
   void Run() {
     grpc::Status status = grpc::Status::OK;
     for (;;) {
       {
         absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](WatchReactor* r) { return !r->writing_ || r->cancelled_; }, this));
+        mu_.Await(absl::Condition(this, &WatchReactor::MayGoOn));
         if (cancelled_) {
           status = grpc::Status::CANCELLED;
           break;
@@ -209,7 +212,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<nodata::v1::WatchResp
     }
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(+[](bool* writing) { return !*writing; }, &writing_));
+      mu_.Await(absl::Condition(this, &WatchReactor::Idle));
     }
     Finish(std::move(status));
     {
