@@ -375,6 +375,33 @@ test('watch: Server-Sent Events and the gRPC stream deliver an update after a pu
   assert.equal((await ended).code, Code.OK, 'the gRPC Watch ends with OK when the aggregation is removed');
 });
 
+test('an idle watch gets a keepalive every 15 s, and watches end when the server stops', T, async (t) => {
+  const { srv, aggs, input } = await setup(t);
+  await aggs.add({ name: 'idle', input, key: 'key', window: 'global', measures: ['n=count()'] });
+  const res = await fetch(`http://${srv.httpAddr}/v1/aggregations/idle/watch`);
+  assert.equal(res.status, 200);
+  const opened = Date.now();
+  await readEvents(res, (e) => e.comment === 'keepalive', 20000);
+  const waited = Date.now() - opened;
+  assert.ok(waited >= 14000 && waited <= 18000, `the first keepalive after ${waited} ms`);
+
+  const sse = await fetch(`http://${srv.httpAddr}/v1/aggregations/idle/watch`);
+  const reader = sse.body.getReader();
+  const call = aggs.query.Watch({ name: 'idle' });
+  const status = new Promise((resolve) => call.on('status', resolve));
+  call.on('data', () => {});
+  call.on('error', () => {});
+  await sleep(300);
+  const stopping = Date.now();
+  await srv.stop({ timeoutMs: 10000 });  // exit code 0, within the limit
+  assert.ok(Date.now() - stopping < 8000, `stopped in ${Date.now() - stopping} ms with two watches open`);
+  for (;;) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+  }
+  assert.notEqual((await status).code, undefined);
+});
+
 test('reset recomputes from the input history', T, async (t) => {
   const { srv, aggs, input } = await setup(t);
   const name = 'recomputed';
