@@ -125,6 +125,8 @@ absl::Status Aggregation::Restore() {
   skipped_ = meta->skipped;
   // Every window that may still be open is loaded: they are the ones records fold into.
   return store_->ScanFrom(meta->min_open_start_us, [&](std::string_view key, StoredWindow sw) {
+    fold_mu_.AssertHeld();
+    mu_.AssertHeld();
     if (sw.final) return true;
     KeyState& ks = keys_[key];
     Window w;
@@ -185,6 +187,8 @@ absl::Status Aggregation::Fold(
     absl::MutexLock lock(&mu_);
     uint64_t& position = positions_[partition];
     for_each([&](const DecodedRecord& r) {
+      fold_mu_.AssertHeld();
+      mu_.AssertHeld();
       if (r.offset.value() < position) return;  // in state already
       position = r.offset.value() + 1;
       ++records_in_;
