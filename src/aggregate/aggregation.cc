@@ -519,9 +519,8 @@ absl::Status Aggregation::Checkpoint() {
     }
     meta.offsets = positions_;
     meta.max_event_us = max_event_us_;
-    // Nothing open: every window so far is final, and any to come starts past the watermark
-    // less a window's length.
-    meta.min_open_start_us = min_open != INT64_MAX ? min_open : INT64_MIN;
+    // Nothing open: every stored window is final, and a restart loads none.
+    meta.min_open_start_us = min_open;
     meta.late = late_;
     meta.skipped = skipped_;
     batch.SetMeta(meta);
