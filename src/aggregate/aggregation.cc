@@ -125,6 +125,8 @@ absl::Status Aggregation::Restore() {
   skipped_ = meta->skipped;
   // Every window that may still be open is loaded: they are the ones records fold into.
   return store_->ScanFrom(meta->min_open_start_us, [&](std::string_view key, StoredWindow sw) {
+    fold_mu_.AssertHeld();
+    mu_.AssertHeld();
     if (sw.final) return true;
     KeyState& ks = keys_[key];
     Window w;
@@ -185,6 +187,8 @@ absl::Status Aggregation::Fold(
     absl::MutexLock lock(&mu_);
     uint64_t& position = positions_[partition];
     for_each([&](const DecodedRecord& r) {
+      fold_mu_.AssertHeld();
+      mu_.AssertHeld();
       if (r.offset.value() < position) return;  // in state already
       position = r.offset.value() + 1;
       ++records_in_;
@@ -515,9 +519,8 @@ absl::Status Aggregation::Checkpoint() {
     }
     meta.offsets = positions_;
     meta.max_event_us = max_event_us_;
-    // Nothing open: every window so far is final, and any to come starts past the watermark
-    // less a window's length.
-    meta.min_open_start_us = min_open != INT64_MAX ? min_open : INT64_MIN;
+    // Nothing open: every stored window is final, and a restart loads none.
+    meta.min_open_start_us = min_open;
     meta.late = late_;
     meta.skipped = skipped_;
     batch.SetMeta(meta);

@@ -120,16 +120,16 @@ class Aggregation {
   int64_t Watermark() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Folds one record with its key; false when it was late.
   bool FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   bool FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   void Touch(std::string_view key, Window& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AddRecord(Window& w, const DecodedRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddRecord(Window& w, const DecodedRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   Window& NewWindow(KeyState& ks, std::string_view key, int64_t start, int64_t end)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   absl::Status MergeInto(std::string_view key, Window& into, Window& from)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status ReducePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
+  absl::Status ReducePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   void CloseWindows() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string ValuesOf(const Window& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

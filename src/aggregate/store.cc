@@ -1,5 +1,6 @@
 #include "aggregate/store.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -180,27 +181,33 @@ absl::StatusOr<std::optional<CheckpointMeta>> Store::ReadMeta() {
   return DecodeMeta(v);
 }
 
-Store::Batch::Batch() : batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+Store::Batch::Batch() = default;
 Store::Batch::~Batch() = default;
 
 void Store::Batch::Put(std::string_view key, const StoredWindow& w) {
-  batch_->Put(WindowKey(key, w.start_us), EncodeWindow(w));
-  batch_->Put(IndexKey(w.start_us, key), rocksdb::Slice());
+  puts_.emplace_back(WindowKey(key, w.start_us), EncodeWindow(w));
+  puts_.emplace_back(IndexKey(w.start_us, key), std::string());
+  bytes_ += puts_[puts_.size() - 2].first.size() * 2 + puts_[puts_.size() - 2].second.size();
 }
 
 void Store::Batch::Delete(std::string_view key, int64_t start_us) {
-  batch_->Delete(WindowKey(key, start_us));
-  batch_->Delete(IndexKey(start_us, key));
+  deletes_.push_back(WindowKey(key, start_us));
+  deletes_.push_back(IndexKey(start_us, key));
 }
 
-void Store::Batch::SetMeta(const CheckpointMeta& meta) { batch_->Put(kMetaKey, EncodeMeta(meta)); }
-
-size_t Store::Batch::size() const { return batch_->GetDataSize(); }
+void Store::Batch::SetMeta(const CheckpointMeta& meta) { meta_ = EncodeMeta(meta); }
 
 absl::Status Store::Commit(Batch& batch) {
+  // Deletions first: a window put again under a start it had left is the current one.
+  rocksdb::WriteBatch wb(batch.bytes_ + 64 * batch.deletes_.size() + 256);
+  for (const std::string& k : batch.deletes_) wb.Delete(k);
+  std::sort(batch.puts_.begin(), batch.puts_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [k, v] : batch.puts_) wb.Put(k, v);
+  if (!batch.meta_.empty()) wb.Put(kMetaKey, batch.meta_);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db_->Write(wo, batch.batch_.get()), "write checkpoint");
+  return FromRocks(db_->Write(wo, &wb), "write checkpoint");
 }
 
 absl::StatusOr<std::optional<StoredWindow>> Store::Get(std::string_view key, int64_t start_us) {

@@ -18,6 +18,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -62,11 +64,15 @@ class Store {
     void Put(std::string_view key, const StoredWindow& w);
     void Delete(std::string_view key, int64_t start_us);
     void SetMeta(const CheckpointMeta& meta);
-    size_t size() const;
+    size_t size() const { return bytes_; }
 
    private:
     friend class Store;
-    std::unique_ptr<rocksdb::WriteBatch> batch_;
+    // Written in key order at commit: the memtable inserts sorted keys far faster.
+    std::vector<std::pair<std::string, std::string>> puts_;
+    std::vector<std::string> deletes_;
+    std::string meta_;
+    size_t bytes_ = 0;
   };
   // Writes `batch` atomically and durably.
   absl::Status Commit(Batch& batch);
