@@ -119,13 +119,7 @@ class Manager::Impl {
   }
 
   absl::Status Open() {
-    wasm::RuntimeOptions runtime_options;
-    if (options_.native) {
-      runtime_options.cache_dir = options_.wasm_cache_dir.empty()
-                                      ? StrCat(options_.data_dir, "/wasm-cache")
-                                      : options_.wasm_cache_dir;
-    }
-    ASSIGN_OR_RETURN(runtime_, wasm::Runtime::Create(runtime_options));
+    if (options_.runtime == nullptr) return absl::InvalidArgumentError("no WebAssembly runtime");
     RETURN_IF_ERROR(fs_.CreateDirs(StateRoot(options_.data_dir)));
     ASSIGN_OR_RETURN(std::vector<storage::AggregationRow> rows, store().List());
     std::map<std::string, int64_t> names;  // → generation
@@ -173,7 +167,7 @@ class Manager::Impl {
   absl::StatusOr<std::unique_ptr<WasmReducer>> MakeReducer(const AggregationSpec& spec,
                                                            std::string_view bytes) {
     ASSIGN_OR_RETURN(std::shared_ptr<wasm::Module> module,
-                     WasmReducer::Load(*runtime_,
+                     WasmReducer::Load(*options_.runtime,
                                        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
                                        wasm::Limits{}, options_.native));
     if (spec.window.kind == WindowKind::kSession && !WasmReducer::HasMerge(*module)) {
@@ -544,7 +538,6 @@ class Manager::Impl {
   broker::Broker& broker_;
   FileSystem& fs_;
   prometheus::Family<prometheus::Counter>& records_;
-  std::unique_ptr<wasm::Runtime> runtime_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;

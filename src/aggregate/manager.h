@@ -16,6 +16,7 @@
 #include "aggregate/definition.h"
 #include "broker/broker.h"
 #include "common/fs.h"
+#include "wasm/runtime.h"
 
 namespace prometheus {
 class Registry;
@@ -111,8 +112,9 @@ struct ManagerOptions {
   uint64_t state_cache_bytes = 256ull << 20;  // of all aggregations' in-memory state together
   size_t max_batch_records = 10000;
   uint64_t max_event_bytes = 1u << 20;
+  // Loads reducers; shared with the components, must outlive the manager.
+  wasm::Runtime* runtime = nullptr;
   bool native = true;             // reducers compiled to native code (tier 1)
-  std::string wasm_cache_dir;     // the compiled-module cache (empty: DATA/wasm-cache)
   // Threads that fold batches and run deliveries, all aggregations together (0: one per
   // hardware thread, at least 2). One aggregation folds one batch at a time.
   int threads = 0;
@@ -141,7 +143,8 @@ class Manager {
   // Drops its state and recomputes from `to`.
   absl::StatusOr<AggregationInfo> Reset(std::string_view name, const StartSpec& to);
 
-  // NOT_FOUND for an unknown aggregation, or a key without state.
+  // NOT_FOUND for an unknown aggregation, or a key without state; a key with state but no
+  // window in the range reads as an empty list.
   absl::StatusOr<KeyResult> GetKey(std::string_view name, const KeyQuery& query);
   // NOT_FOUND for an unknown aggregation or a window without keys; INVALID_ARGUMENT for an
   // unknown measure in order_by.

@@ -55,6 +55,7 @@ class AggregateManagerTest : public ::testing::Test {
   void OpenManager() {
     ManagerOptions options;
     options.data_dir = dir_.string();
+    options.runtime = runtime_.get();
     options.native = false;
     auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
     ASSERT_TRUE(m.ok()) << m.status();
@@ -141,6 +142,8 @@ class AggregateManagerTest : public ::testing::Test {
 
   fs::path dir_;
   prometheus::Registry registry_;
+  // Interpreter only: the test binary is no translator.
+  std::unique_ptr<wasm::Runtime> runtime_ = *wasm::Runtime::Create({});
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<Manager> manager_;
 };

@@ -1244,13 +1244,7 @@ class Manager::Impl {
         dir_(options_.data_dir), metrics_(registry), pool_(options_.threads) {}
 
   absl::Status Open() {
-    wasm::RuntimeOptions runtime_options;
-    if (options_.native) {
-      runtime_options.cache_dir = options_.wasm_cache_dir.empty()
-                                      ? StrCat(options_.data_dir, "/wasm-cache")
-                                      : options_.wasm_cache_dir;
-    }
-    ASSIGN_OR_RETURN(runtime_, wasm::Runtime::Create(runtime_options));
+    if (options_.runtime == nullptr) return absl::InvalidArgumentError("no WebAssembly runtime");
     RETURN_IF_ERROR(fs_.CreateDirs(dir_.ComponentsRoot()));
     ASSIGN_OR_RETURN(std::vector<storage::ComponentRow> rows, store().List());
     std::set<std::string> used;
@@ -1703,7 +1697,7 @@ class Manager::Impl {
 
   absl::StatusOr<std::shared_ptr<wasm::Module>> LoadModule(std::string_view bytes) {
     return WasmTransform::Load(
-        *runtime_, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
+        *options_.runtime, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
         wasm::Limits{}, options_.native);
   }
 
@@ -1721,7 +1715,6 @@ class Manager::Impl {
   FileSystem& fs_;
   const storage::DataDir dir_;
   Metrics metrics_;
-  std::unique_ptr<wasm::Runtime> runtime_;
   InFlight in_flight_;
   WorkerPool pool_;
   absl::Mutex admin_mu_;  // serializes add, update, reset and remove

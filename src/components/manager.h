@@ -83,8 +83,8 @@ struct ComponentInfo {
 
 struct ManagerOptions {
   std::string data_dir;  // module bytes under DATA/components/
-  // The compiled-module cache of the runtime (empty: DATA/wasm-cache).
-  std::string wasm_cache_dir;
+  // Loads modules; shared with the aggregations, must outlive the manager.
+  wasm::Runtime* runtime = nullptr;
   // Compile modules to native code in the background (tier 1); without, the interpreter.
   bool native = true;
   // Threads that run component batches and the runners' deliveries, acknowledgements and

@@ -118,6 +118,7 @@ class ManagerTest : public ::testing::Test {
     options.max_batch_records = max_batch_records;
     options.threads = threads;
     options.before_process = std::move(before_process);
+    options.runtime = runtime_.get();
     options.native = false;  // this test binary is no translator
     auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
     ASSERT_TRUE(m.ok()) << m.status();
@@ -231,6 +232,8 @@ class ManagerTest : public ::testing::Test {
   fs::path dir_;
   nodata::testing::FaultFs fault_fs_;  // outlives the broker that may use it
   prometheus::Registry registry_;
+  // Interpreter only: the test binary is no translator.
+  std::unique_ptr<wasm::Runtime> runtime_ = *wasm::Runtime::Create({});
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<Manager> manager_;
   std::string module_;

@@ -18,6 +18,7 @@
 #include "server/consume_service.h"
 #include "server/grpc_services.h"
 #include "server/http_server.h"
+#include "wasm/runtime.h"
 #include "spdlog/spdlog.h"
 
 namespace nodata::server {
@@ -57,9 +58,16 @@ absl::Status RunServer(const ServerOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<broker::Broker> broker,
                    broker::Broker::Open(options.broker, PosixFileSystem(), registry));
 
+  // One WebAssembly runtime, and so one compiled-module cache, for components and reducers.
+  wasm::RuntimeOptions runtime_options;
+  runtime_options.cache_dir = StrCat(options.broker.data_dir, "/wasm-cache");
+  ASSIGN_OR_RETURN(std::unique_ptr<wasm::Runtime> runtime,
+                   wasm::Runtime::Create(std::move(runtime_options)));
+
   // The registered components start here and run until shutdown.
   components::ManagerOptions component_options;
   component_options.data_dir = options.broker.data_dir;
+  component_options.runtime = runtime.get();
   component_options.max_event_bytes = options.broker.max_event_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<components::Manager> components,
                    components::Manager::Open(std::move(component_options), *broker,
@@ -67,6 +75,7 @@ absl::Status RunServer(const ServerOptions& options) {
   // The registered aggregations restore their state and resume here.
   aggregate::ManagerOptions aggregate_options;
   aggregate_options.data_dir = options.broker.data_dir;
+  aggregate_options.runtime = runtime.get();
   aggregate_options.state_cache_bytes = options.state_cache_bytes;
   aggregate_options.max_event_bytes = options.broker.max_event_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<aggregate::Manager> aggregations,
