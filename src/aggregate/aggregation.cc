@@ -611,9 +611,11 @@ absl::StatusOr<KeyResult> Aggregation::GetKey(const KeyQuery& q) {
   const int64_t to = q.to_us.value_or(INT64_MAX);
   std::map<int64_t, WindowValues> windows;
   std::vector<int64_t> hidden;  // stored under a start that no longer holds it
+  bool known = false;           // the key has state, in the range or not
   {
     absl::MutexLock lock(&mu_);
     if (auto it = keys_.find(q.key); it != keys_.end()) {
+      known = !it->second.windows.empty();
       for (const Window& w : it->second.windows) {
         if (w.stored_start && *w.stored_start != w.start) hidden.push_back(*w.stored_start);
         if (w.start < from || w.start >= to) continue;
@@ -631,7 +633,14 @@ absl::StatusOr<KeyResult> Aggregation::GetKey(const KeyQuery& q) {
     windows.try_emplace(sw.start_us, WindowValues{sw.start_us, sw.end_us, sw.final,
                                                   std::move(sw.values)});
   }));
-  if (windows.empty()) {
+  if (windows.empty() && !known && (q.from_us || q.to_us)) {
+    // Nothing in the range: a key with windows elsewhere reads as an empty list.
+    RETURN_IF_ERROR(store_->ScanKey(q.key, INT64_MIN, INT64_MAX, hidden.size() + 1,
+                                    [&](StoredWindow sw) {
+      known = known || std::find(hidden.begin(), hidden.end(), sw.start_us) == hidden.end();
+    }));
+  }
+  if (windows.empty() && !known) {
     return absl::NotFoundError(StrCat("aggregation \"", spec_.name, "\" has no state for key \"",
                                       q.key, "\""));
   }

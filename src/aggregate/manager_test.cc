@@ -185,6 +185,19 @@ TEST_F(AggregateManagerTest, TumblingWindowsCountAndSumByJsonPath) {
   EXPECT_EQ(ann_results, 2);
   EXPECT_EQ(manager_->GetKey("rev", KeyQuery{"carl", {}, {}, 1000}).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(manager_->GetKey("nope", KeyQuery{"ann", {}, {}, 1000}).status().code(), absl::StatusCode::kNotFound);
+  // A known key with no window in the range: an empty list, from memory (bob's open window)
+  // and, after a restart, from the store alone.
+  const KeyQuery later_bob{"bob", kBase + 10 * kMinute, {}, 1000};
+  ASSERT_TRUE(manager_->GetKey("rev", later_bob).ok());
+  EXPECT_TRUE(manager_->GetKey("rev", later_bob)->windows.empty());
+  manager_.reset();
+  broker_.reset();
+  OpenBroker();
+  OpenManager();
+  const KeyQuery early_ann{"ann", {}, kBase - kMinute, 1000};
+  ASSERT_TRUE(manager_->GetKey("rev", early_ann).ok()) << manager_->GetKey("rev", early_ann).status();
+  EXPECT_TRUE(manager_->GetKey("rev", early_ann)->windows.empty());
+  EXPECT_EQ(manager_->GetKey("rev", KeyQuery{"carl", kBase, {}, 1000}).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(AggregateManagerTest, LateRecordsGoToTheLateTopic) {

@@ -125,20 +125,6 @@ absl::StatusOr<aggregate::AggregationSpec> SpecFrom(const nodata::v1::AddAggrega
   return spec;
 }
 
-absl::StatusOr<aggregate::KeyResult> GetKeyWindows(aggregate::Manager& manager,
-                                                   std::string_view name,
-                                                   const aggregate::KeyQuery& query) {
-  absl::StatusOr<aggregate::KeyResult> result = manager.GetKey(name, query);
-  if (!absl::IsNotFound(result.status()) || (!query.from_us && !query.to_us)) return result;
-  aggregate::KeyQuery any;
-  any.key = query.key;
-  any.limit = 1;
-  if (!manager.GetKey(name, any).ok()) return result;
-  aggregate::KeyResult empty;
-  empty.key = query.key;
-  return empty;
-}
-
 std::string AggregationStateName(nodata::v1::AggregationState state) {
   const std::string name = nodata::v1::AggregationState_Name(state);
   constexpr std::string_view kPrefix = "AGGREGATION_STATE_";

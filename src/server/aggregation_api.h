@@ -20,13 +20,6 @@ void FillAggregation(const aggregate::AggregationInfo& info, nodata::v1::Aggrega
 // naming the field and what is wrong. The manager checks the rest.
 absl::StatusOr<aggregate::AggregationSpec> SpecFrom(const nodata::v1::AddAggregationRequest& r);
 
-// A key's windows within the query's range: an empty list, not NOT_FOUND, for a key with
-// state but no window in the range (the manager answers NOT_FOUND for both; a second read
-// without the range tells them apart).
-absl::StatusOr<aggregate::KeyResult> GetKeyWindows(aggregate::Manager& manager,
-                                                   std::string_view name,
-                                                   const aggregate::KeyQuery& query);
-
 // "BACKFILLING" and so on.
 std::string AggregationStateName(nodata::v1::AggregationState state);
 

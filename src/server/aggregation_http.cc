@@ -208,7 +208,7 @@ int ServeKey(mg_connection* conn, aggregate::Manager& manager, const std::string
   query.from_us = *from;
   query.to_us = *to;
   query.limit = *limit;
-  absl::StatusOr<aggregate::KeyResult> result = GetKeyWindows(manager, name, query);
+  absl::StatusOr<aggregate::KeyResult> result = manager.GetKey(name, query);
   if (!result.ok()) return ReplyError(conn, result.status());
   std::string body = StrCat("{\"key\":", JsonString(result->key), ",\"windows\":[");
   for (size_t i = 0; i < result->windows.size(); ++i) {

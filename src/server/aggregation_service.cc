@@ -284,7 +284,7 @@ class QueryServiceImpl final : public nodata::v1::QueryService::CallbackService 
       ASSIGN_OR_RETURN(query.to_us, TimeFrom(r.to(), "to"));
     }
     if (r.limit() > 0) query.limit = r.limit();
-    ASSIGN_OR_RETURN(aggregate::KeyResult result, GetKeyWindows(manager_, r.name(), query));
+    ASSIGN_OR_RETURN(aggregate::KeyResult result, manager_.GetKey(r.name(), query));
     out->set_key(std::move(result.key));
     for (const aggregate::WindowValues& w : result.windows) FillWindow(w, out->add_windows());
     return absl::OkStatus();
