@@ -180,11 +180,13 @@ int64_t Aggregation::Watermark() const {
 
 absl::Status Aggregation::Fold(
     uint32_t partition,
-    absl::FunctionRef<void(absl::FunctionRef<void(const DecodedRecord&)>)> for_each) {
+    absl::FunctionRef<void(absl::FunctionRef<void(const DecodedRecord&)>)> for_each,
+    uint64_t* folded) {
   absl::MutexLock fold(&fold_mu_);
   absl::Status status;
   {
     absl::MutexLock lock(&mu_);
+    const uint64_t records_before = records_in_;
     uint64_t& position = positions_[partition];
     for_each([&](const DecodedRecord& r) {
       fold_mu_.AssertHeld();
@@ -216,6 +218,7 @@ absl::Status Aggregation::Fold(
       }
       if (r.timestamp_us > max_event_us_) max_event_us_ = r.timestamp_us;
     });
+    *folded = records_in_ - records_before;
     if (reducer_) status = ReducePending();
     if (status.ok()) CloseWindows();
     Notify();

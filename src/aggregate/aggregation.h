@@ -62,8 +62,11 @@ class Aggregation {
 
   // Folds one partition's batch. Records below the partition's position are skipped (already
   // in state). An error (a reducer's failure) leaves the state as of the last checkpoint's
-  // input plus what was folded before it; the caller stops the aggregation.
-  absl::Status Fold(uint32_t partition, absl::FunctionRef<void(absl::FunctionRef<void(const DecodedRecord&)>)> for_each);
+  // input plus what was folded before it; the caller stops the aggregation. `*folded` gets
+  // the number of records taken (not skipped as already in state).
+  absl::Status Fold(uint32_t partition,
+                    absl::FunctionRef<void(absl::FunctionRef<void(const DecodedRecord&)>)> for_each,
+                    uint64_t* folded);
   // Whether a checkpoint is due: the interval passed with changes, or memory or pending output
   // grew past its bounds.
   bool CheckpointDue(int64_t now_us, uint64_t cache_bytes);

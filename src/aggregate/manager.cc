@@ -242,9 +242,9 @@ class Manager::Impl {
         sub = e->sub;
       }
       if (impl_.options_.before_batch) impl_.options_.before_batch(e->spec.name);
-      const Aggregation::Stats before = e->agg->GetStats();
-      absl::Status s = e->agg->Fold(batch.partition().value(), [&](auto visit) { batch.ForEach(visit); });
-      const uint64_t folded = e->agg->GetStats().records_in - before.records_in;
+      uint64_t folded = 0;
+      absl::Status s = e->agg->Fold(
+          batch.partition().value(), [&](auto visit) { batch.ForEach(visit); }, &folded);
       impl_.records_.Add({{"aggregation", e->spec.name}}).Increment(static_cast<double>(folded));
       if (s.ok() && e->agg->CheckpointDue(NowMicros(), impl_.options_.state_cache_bytes)) {
         s = e->agg->Checkpoint();
