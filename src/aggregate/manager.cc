@@ -243,8 +243,10 @@ class Manager::Impl {
       }
       if (impl_.options_.before_batch) impl_.options_.before_batch(e->spec.name);
       uint64_t folded = 0;
+      size_t delivered = 0;
       absl::Status s = e->agg->Fold(
-          batch.partition().value(), [&](auto visit) { batch.ForEach(visit); }, &folded);
+          batch.partition().value(), [&](auto visit) { delivered = batch.ForEach(visit); },
+          &folded);
       impl_.records_.Add({{"aggregation", e->spec.name}}).Increment(static_cast<double>(folded));
       if (s.ok() && e->agg->CheckpointDue(NowMicros(), impl_.options_.state_cache_bytes)) {
         s = e->agg->Checkpoint();
@@ -254,7 +256,9 @@ class Manager::Impl {
         impl_.Fail(e, s);
         return;
       }
-      if (sub) sub->Ready();
+      // An empty batch (caught up, or a read error that ends the subscription) wants no Ready:
+      // one would ask for the next batch at once and spin instead of waiting for appends.
+      if (sub && delivered > 0) sub->Ready();
     }
     void OnEnd(absl::Status status) override {
       std::shared_ptr<Entry> e = entry_.lock();
