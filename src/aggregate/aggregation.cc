@@ -121,6 +121,8 @@ absl::Status Aggregation::Restore() {
   if (!meta) return absl::OkStatus();
   positions_ = checkpointed_ = meta->offsets;
   max_event_us_ = meta->max_event_us;
+  event_time_us_ = meta->event_time_us;
+  partition_max_us_ = meta->partition_max_us;
   late_ = meta->late;
   skipped_ = meta->skipped;
   // Every window that may still be open is loaded: they are the ones records fold into.
@@ -164,6 +166,8 @@ absl::Status Aggregation::SetStart(const std::map<uint32_t, uint64_t>& offsets) 
     positions_ = offsets;
     meta.offsets = offsets;
     meta.max_event_us = max_event_us_;
+    meta.event_time_us = event_time_us_;
+    meta.partition_max_us = partition_max_us_;
   }
   Store::Batch batch;
   batch.SetMeta(meta);
@@ -174,8 +178,38 @@ absl::Status Aggregation::SetStart(const std::map<uint32_t, uint64_t>& offsets) 
 }
 
 int64_t Aggregation::Watermark() const {
-  if (spec_.window.kind == WindowKind::kGlobal || max_event_us_ == INT64_MIN) return INT64_MIN;
-  return max_event_us_ - spec_.lateness_us;
+  if (spec_.window.kind == WindowKind::kGlobal || event_time_us_ == INT64_MIN) return INT64_MIN;
+  return event_time_us_ - spec_.lateness_us;
+}
+
+std::map<uint32_t, uint64_t> Aggregation::InputEnds() {
+  std::map<uint32_t, uint64_t> ends;
+  std::vector<uint32_t> partitions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [p, position] : positions_) partitions.push_back(p);
+  }
+  for (uint32_t p : partitions) {
+    absl::StatusOr<Offset> end = broker_.ResolveStart(
+        spec_.input, PartitionId(p), broker::StartSpec{broker::StartSpec::Kind::kLatest},
+        std::nullopt);
+    if (end.ok()) ends[p] = end->value();
+  }
+  return ends;
+}
+
+void Aggregation::AdvanceEventTime(const std::map<uint32_t, uint64_t>& ends) {
+  int64_t clock = INT64_MAX;
+  for (const auto& [p, position] : positions_) {
+    const auto end = ends.find(p);
+    if (end != ends.end() && position >= end->second) continue;  // caught up
+    const auto max = partition_max_us_.find(p);
+    // Behind, and nothing of it folded yet: its first records may be the oldest.
+    if (max == partition_max_us_.end()) return;
+    clock = std::min(clock, max->second);
+  }
+  if (clock == INT64_MAX) clock = max_event_us_;
+  event_time_us_ = std::max(event_time_us_, clock);
 }
 
 absl::Status Aggregation::Fold(
@@ -188,6 +222,7 @@ absl::Status Aggregation::Fold(
     absl::MutexLock lock(&mu_);
     const uint64_t records_before = records_in_;
     uint64_t& position = positions_[partition];
+    int64_t& partition_max = partition_max_us_.try_emplace(partition, INT64_MIN).first->second;
     for_each([&](const DecodedRecord& r) {
       fold_mu_.AssertHeld();
       mu_.AssertHeld();
@@ -216,9 +251,18 @@ absl::Status Aggregation::Fold(
         for (const auto& [k, v] : r.headers) out.headers.emplace_back(k, v);
         late_out_.push_back(std::move(out));
       }
-      if (r.timestamp_us > max_event_us_) max_event_us_ = r.timestamp_us;
+      if (r.timestamp_us > partition_max) partition_max = r.timestamp_us;
     });
+    if (partition_max > max_event_us_) max_event_us_ = partition_max;
+    if (partition_max == INT64_MIN) partition_max_us_.erase(partition);
     *folded = records_in_ - records_before;
+  }
+  // Where the partitions' ends are now, after this batch: read without the locks, which the
+  // broker's reads do not need.
+  const std::map<uint32_t, uint64_t> ends = InputEnds();
+  {
+    absl::MutexLock lock(&mu_);
+    AdvanceEventTime(ends);
     if (reducer_) status = ReducePending();
     if (status.ok()) CloseWindows();
     Notify();
@@ -522,6 +566,8 @@ absl::Status Aggregation::Checkpoint() {
     }
     meta.offsets = positions_;
     meta.max_event_us = max_event_us_;
+    meta.event_time_us = event_time_us_;
+    meta.partition_max_us = partition_max_us_;
     // Nothing open: every stored window is final, and a restart loads none.
     meta.min_open_start_us = min_open;
     meta.late = late_;

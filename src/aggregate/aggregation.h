@@ -121,6 +121,12 @@ class Aggregation {
               std::unique_ptr<WasmReducer> reducer, broker::Broker& broker);
   absl::Status Restore();
   int64_t Watermark() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The input partitions' end offsets (absent: unknown), read without the locks.
+  std::map<uint32_t, uint64_t> InputEnds();
+  // Moves the event-time clock forward to the least largest event time of the partitions that
+  // still have records to fold (the largest of all when none has).
+  void AdvanceEventTime(const std::map<uint32_t, uint64_t>& ends)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Folds one record with its key; false when it was late.
   bool FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
@@ -156,6 +162,12 @@ class Aggregation {
   std::map<uint32_t, uint64_t> positions_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, uint64_t> checkpointed_ ABSL_GUARDED_BY(mu_);
   int64_t max_event_us_ ABSL_GUARDED_BY(mu_) = INT64_MIN;
+  // The watermark is this clock minus the lateness. Each partition is read in offset order
+  // but the partitions at their own pace (a backfill may read one far ahead of another), so
+  // the clock is the least of the largest event times of the partitions not yet caught up:
+  // a record is late only against its own partition's progress. It never goes back.
+  int64_t event_time_us_ ABSL_GUARDED_BY(mu_) = INT64_MIN;
+  std::map<uint32_t, int64_t> partition_max_us_ ABSL_GUARDED_BY(mu_);
   uint64_t late_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t records_in_ ABSL_GUARDED_BY(mu_) = 0;

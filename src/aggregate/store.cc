@@ -108,7 +108,7 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 }
 
 std::string EncodeMeta(const CheckpointMeta& m) {
-  std::string v(1, 1);  // version
+  std::string v(1, 2);  // version
   PutVarint(&v, m.offsets.size());
   for (const auto& [p, o] : m.offsets) {
     PutVarint(&v, p);
@@ -118,13 +118,21 @@ std::string EncodeMeta(const CheckpointMeta& m) {
   PutI64Be(&v, m.min_open_start_us);
   PutVarint(&v, m.late);
   PutVarint(&v, m.skipped);
+  PutI64Be(&v, m.event_time_us);
+  PutVarint(&v, m.partition_max_us.size());
+  for (const auto& [p, t] : m.partition_max_us) {
+    PutVarint(&v, p);
+    PutI64Be(&v, t);
+  }
   return v;
 }
 
 absl::StatusOr<CheckpointMeta> DecodeMeta(std::string_view v) {
   const auto damaged = [] { return absl::DataLossError("state store: the checkpoint is damaged"); };
   CheckpointMeta m;
-  if (v.empty() || v[0] != 1) return damaged();
+  // Version 1 had no event-time clock: it was the largest event time.
+  if (v.empty() || (v[0] != 1 && v[0] != 2)) return damaged();
+  const int version = v[0];
   v.remove_prefix(1);
   uint64_t n = 0;
   if (!GetVarint(&v, &n) || n > v.size()) return damaged();
@@ -137,7 +145,21 @@ absl::StatusOr<CheckpointMeta> DecodeMeta(std::string_view v) {
   m.max_event_us = GetI64Be(v.data());
   m.min_open_start_us = GetI64Be(v.data() + 8);
   v.remove_prefix(16);
-  if (!GetVarint(&v, &m.late) || !GetVarint(&v, &m.skipped) || !v.empty()) return damaged();
+  if (!GetVarint(&v, &m.late) || !GetVarint(&v, &m.skipped)) return damaged();
+  m.event_time_us = m.max_event_us;
+  if (version >= 2) {
+    if (v.size() < 8) return damaged();
+    m.event_time_us = GetI64Be(v.data());
+    v.remove_prefix(8);
+    if (!GetVarint(&v, &n) || n > v.size()) return damaged();
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t p = 0;
+      if (!GetVarint(&v, &p) || p > UINT32_MAX || v.size() < 8) return damaged();
+      m.partition_max_us[static_cast<uint32_t>(p)] = GetI64Be(v.data());
+      v.remove_prefix(8);
+    }
+  }
+  if (!v.empty()) return damaged();
   return m;
 }
 

@@ -45,6 +45,10 @@ struct CheckpointMeta {
   int64_t min_open_start_us = INT64_MIN;  // every window starting before is final
   uint64_t late = 0;
   uint64_t skipped = 0;
+  // The event-time clock the watermark follows, and the largest event time of each input
+  // partition it is the least of (see Aggregation).
+  int64_t event_time_us = INT64_MIN;
+  std::map<uint32_t, int64_t> partition_max_us;
 };
 
 class Store {
