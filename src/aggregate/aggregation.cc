@@ -578,13 +578,24 @@ absl::Status Aggregation::Checkpoint() {
   }
   // Results and late records are acknowledged before the checkpoint that reflects them: a crash
   // in between publishes them again under the same ids, which the topics' dedupe drops.
+  // Every chunk is handed to the broker before any acknowledgement is awaited, so that their
+  // writes and fsyncs overlap (the broker appends them in call order).
   auto publish = [&](const std::string& topic, std::vector<PendingOut>& outs) -> absl::Status {
     if (outs.empty()) return absl::OkStatus();
     constexpr size_t kChunk = 10'000;
+    struct Chunk {  // valid until acknowledged
+      std::vector<broker::EventIn> events;
+      std::vector<std::vector<std::pair<std::string_view, std::string_view>>> headers;
+    };
+    std::vector<std::unique_ptr<Chunk>> chunks;
+    std::vector<std::future<absl::Status>> acks;
     for (size_t i = 0; i < outs.size(); i += kChunk) {
       const size_t n = std::min(kChunk, outs.size() - i);
-      std::vector<broker::EventIn> events(n);
-      std::vector<std::vector<std::pair<std::string_view, std::string_view>>> headers(n);
+      auto chunk = std::make_unique<Chunk>();
+      std::vector<broker::EventIn>& events = chunk->events;
+      auto& headers = chunk->headers;
+      events.resize(n);
+      headers.resize(n);
       for (size_t j = 0; j < n; ++j) {
         const PendingOut& o = outs[i + j];
         for (const auto& [k, v] : o.headers) headers[j].emplace_back(k, v);
@@ -595,13 +606,18 @@ absl::Status Aggregation::Checkpoint() {
         events[j].timestamp_us = o.timestamp_us;
         events[j].headers = headers[j];
       }
-      std::promise<absl::Status> done;
-      broker_.Publish(events, [&done](absl::Status s, std::vector<broker::AckOut>) mutable {
-        done.set_value(std::move(s));
+      // Shared with the callback, which may still be returning from set_value when the wait
+      // below ends.
+      auto done = std::make_shared<std::promise<absl::Status>>();
+      acks.push_back(done->get_future());
+      chunks.push_back(std::move(chunk));
+      broker_.Publish(chunks.back()->events, [done](absl::Status s, std::vector<broker::AckOut>) {
+        done->set_value(std::move(s));
       });
-      RETURN_IF_ERROR(done.get_future().get());
     }
-    return absl::OkStatus();
+    absl::Status status;
+    for (std::future<absl::Status>& ack : acks) status.Update(ack.get());
+    return status;
   };
   absl::Status published = publish(spec_.results_topic(), results);
   if (published.ok()) published = publish(spec_.late_topic(), late);
