@@ -32,17 +32,18 @@ test: deps build
 	$(MAKE) integration-test
 
 # libFuzzer over the decoders of untrusted bytes: the log's frames and recovery, Parquet files,
-# WebAssembly modules (clang, separate instrumented build).
+# WebAssembly modules, aggregations' stored state (clang, separate instrumented build).
 fuzz:
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODATA_FUZZ=ON > /dev/null
-	cmake --build build-fuzz -j$(JOBS) --target log_fuzz parquet_fuzz parquet_sample wasm_load_fuzz wasm_testdata
-	mkdir -p build-fuzz/corpus/log build-fuzz/corpus/parquet build-fuzz/corpus/wasm
+	cmake --build build-fuzz -j$(JOBS) --target log_fuzz parquet_fuzz parquet_sample wasm_load_fuzz wasm_testdata aggregate_state_fuzz
+	mkdir -p build-fuzz/corpus/log build-fuzz/corpus/parquet build-fuzz/corpus/wasm build-fuzz/corpus/aggregate
 	cp build-fuzz/src/wasm/testdata/*.wasm build-fuzz/src/wasm/testdata/spec/*.wasm build-fuzz/corpus/wasm/
 	build-fuzz/src/parquet/parquet_sample build-fuzz/corpus/parquet/seed-zstd.parquet 20 zstd
 	build-fuzz/src/parquet/parquet_sample build-fuzz/corpus/parquet/seed-none.parquet 20 none
 	build-fuzz/src/log/log_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/log
 	build-fuzz/src/parquet/parquet_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus/parquet
 	build-fuzz/src/wasm/wasm_load_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 build-fuzz/corpus/wasm
+	build-fuzz/src/aggregate/aggregate_state_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/aggregate
 
 # The WebAssembly runtime's tests (both tiers: signal handling, longjmp out of native code, the
 # interpreter) under AddressSanitizer and LeakSanitizer, in the fuzz build.

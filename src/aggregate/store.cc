@@ -75,6 +75,16 @@ std::string IndexKey(int64_t start, std::string_view key) {
   return k;
 }
 
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = StrCat("state store: ", what, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsIOError()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+}  // namespace
+
 std::string EncodeWindow(const StoredWindow& w) {
   std::string v;
   v.reserve(1 + 8 + 5 + w.state.size() + w.values.size());
@@ -98,14 +108,6 @@ absl::StatusOr<StoredWindow> DecodeWindow(int64_t start, std::string_view v) {
   w.state.assign(v.substr(0, n));
   w.values.assign(v.substr(n));
   return w;
-}
-
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  const std::string msg = StrCat("state store: ", what, ": ", s.ToString());
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsIOError()) return absl::UnavailableError(msg);
-  return absl::InternalError(msg);
 }
 
 std::string EncodeMeta(const CheckpointMeta& m) {
@@ -164,7 +166,6 @@ absl::StatusOr<CheckpointMeta> DecodeMeta(std::string_view v) {
   return m;
 }
 
-}  // namespace
 
 Store::Store(std::unique_ptr<rocksdb::DB> db, std::string dir)
     : db_(std::move(db)), dir_(std::move(dir)) {}

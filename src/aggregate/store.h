@@ -51,6 +51,13 @@ struct CheckpointMeta {
   std::map<uint32_t, int64_t> partition_max_us;
 };
 
+// The stored layouts: a window's value under its `k` key, and the checkpoint. The decoders
+// answer DATA_LOSS for bytes they did not write.
+std::string EncodeWindow(const StoredWindow& w);
+absl::StatusOr<StoredWindow> DecodeWindow(int64_t start, std::string_view v);
+std::string EncodeMeta(const CheckpointMeta& m);
+absl::StatusOr<CheckpointMeta> DecodeMeta(std::string_view v);
+
 class Store {
  public:
   // Opens (creating) the database in `dir`, bounding its block cache by `cache_bytes`.
