@@ -1,5 +1,6 @@
 #include "aggregate/manager.h"
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -545,6 +546,8 @@ class Manager::Impl {
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // Watchers open (shared: a watcher may outlive the manager).
+  std::shared_ptr<std::atomic<size_t>> watches_ = std::make_shared<std::atomic<size_t>>(0);
   WorkerPool pool_;  // last: its jobs use the members above, and it joins them when destroyed
 };
 
@@ -595,10 +598,36 @@ absl::StatusOr<WindowResult> Manager::ListWindow(std::string_view name, const Wi
   return e->agg->ListWindow(query);
 }
 
+namespace {
+
+// A watcher that holds one of the manager's watch slots while it lives.
+class CountedWatcher final : public Watcher {
+ public:
+  CountedWatcher(std::unique_ptr<Watcher> inner, std::shared_ptr<std::atomic<size_t>> open)
+      : inner_(std::move(inner)), open_(std::move(open)) {}
+  ~CountedWatcher() override { open_->fetch_sub(1); }
+  absl::StatusOr<std::vector<Update>> Next(int timeout_ms, uint64_t* dropped) override {
+    return inner_->Next(timeout_ms, dropped);
+  }
+
+ private:
+  std::unique_ptr<Watcher> inner_;
+  std::shared_ptr<std::atomic<size_t>> open_;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Watcher>> Manager::Watch(std::string_view name,
                                                         std::optional<std::string> key) {
   ASSIGN_OR_RETURN(std::shared_ptr<Entry> e, impl_->Find(name));
-  return e->agg->NewWatcher(std::move(key));
+  const std::shared_ptr<std::atomic<size_t>>& open = impl_->watches_;
+  if (open->fetch_add(1) >= impl_->options_.max_watches) {
+    open->fetch_sub(1);
+    return absl::ResourceExhaustedError(
+        StrCat("too many watches: ", impl_->options_.max_watches,
+               " are open, the most this server keeps; close one first"));
+  }
+  return std::make_unique<CountedWatcher>(e->agg->NewWatcher(std::move(key)), open);
 }
 
 }  // namespace nodata::aggregate

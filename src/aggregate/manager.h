@@ -118,6 +118,8 @@ struct ManagerOptions {
   // Threads that fold batches and run deliveries, all aggregations together (0: one per
   // hardware thread, at least 2). One aggregation folds one batch at a time.
   int threads = 0;
+  // Watchers open at once, all aggregations together; one more is RESOURCE_EXHAUSTED.
+  size_t max_watches = 1024;
   // Tests: called before each batch an aggregation folds.
   std::function<void(std::string_view aggregation)> before_batch;
 };
@@ -149,7 +151,8 @@ class Manager {
   // NOT_FOUND for an unknown aggregation or a window without keys; INVALID_ARGUMENT for an
   // unknown measure in order_by.
   absl::StatusOr<WindowResult> ListWindow(std::string_view name, const WindowQuery& query);
-  // Updates of one key (`key` set) or all. NOT_FOUND for an unknown aggregation.
+  // Updates of one key (`key` set) or all. NOT_FOUND for an unknown aggregation;
+  // RESOURCE_EXHAUSTED with `max_watches` open.
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(std::string_view name,
                                                std::optional<std::string> key);
 

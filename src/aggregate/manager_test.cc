@@ -60,6 +60,7 @@ class AggregateManagerTest : public ::testing::Test {
     options.runtime = runtime_.get();
     options.native = false;
     options.before_batch = [this](std::string_view) { ++batches_; };
+    options.max_watches = max_watches_;
     auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
@@ -150,6 +151,7 @@ class AggregateManagerTest : public ::testing::Test {
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<Manager> manager_;
   std::atomic<uint64_t> batches_{0};  // batches handed to aggregations
+  size_t max_watches_ = 1024;
 };
 
 TEST_F(AggregateManagerTest, TumblingWindowsCountAndSumByJsonPath) {
@@ -259,6 +261,21 @@ TEST_F(AggregateManagerTest, APartitionReadAheadMakesNoRecordOfAnotherLate) {
   for (const auto& [start, w] : Windows(users[1])) sparse += w["n"].get<int64_t>();
   EXPECT_EQ(dense, 300);
   EXPECT_EQ(sparse, 300);
+}
+
+TEST_F(AggregateManagerTest, WatchesAreCapped) {
+  max_watches_ = 2;
+  OpenManager();
+  ASSERT_TRUE(manager_->Add(Spec("tumbling:60s"), "").ok());
+  auto first = manager_->Watch("rev", std::nullopt);
+  auto second = manager_->Watch("rev", std::string("ann"));
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto third = manager_->Watch("rev", std::nullopt);
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted) << third.status();
+  EXPECT_EQ(manager_->Watch("nope", std::nullopt).status().code(), absl::StatusCode::kNotFound);
+  first->reset();  // closing one frees its slot
+  third = manager_->Watch("rev", std::nullopt);
+  EXPECT_TRUE(third.ok()) << third.status();
 }
 
 TEST_F(AggregateManagerTest, LateRecordsGoToTheLateTopic) {

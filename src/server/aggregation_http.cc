@@ -1,5 +1,6 @@
 #include "server/aggregation_http.h"
 
+#include <atomic>
 #include <civetweb.h>
 
 #include <charconv>
@@ -10,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "aggregate/manager.h"
 #include "aggregate/wasm_reducer.h"
@@ -25,6 +27,10 @@ constexpr int kWatchPollMs = 1000;
 // An idle watch sends a comment this often, so that proxies keep the stream open and a client
 // that went away is noticed.
 constexpr auto kKeepalive = std::chrono::seconds(15);
+// An open watch holds one of the HTTP server's 32 threads: at most half of them watch, so that
+// reads are always answered. gRPC's QueryService.Watch has no such bound of its own.
+constexpr int kMaxHttpWatches = 16;
+std::atomic<int> http_watches{0};
 
 int HttpStatus(absl::StatusCode code) {
   switch (code) {
@@ -270,6 +276,13 @@ int ServeWatch(mg_connection* conn, aggregate::Manager& manager, const std::stri
                const Params& params, const std::atomic<bool>& stopping) {
   std::optional<std::string> key;
   if (const std::string* k = params.Get("key")) key = *k;
+  if (http_watches.fetch_add(1) >= kMaxHttpWatches) {
+    http_watches.fetch_sub(1);
+    return ReplyError(conn, absl::ResourceExhaustedError(StrCat(
+                                "too many watches over HTTP: ", kMaxHttpWatches,
+                                " are open; close one, or watch over gRPC (QueryService.Watch)")));
+  }
+  absl::Cleanup release = [] { http_watches.fetch_sub(1); };
   absl::StatusOr<std::unique_ptr<aggregate::Watcher>> watcher = manager.Watch(name, key);
   if (!watcher.ok()) return ReplyError(conn, watcher.status());
   mg_printf(conn,
@@ -292,7 +305,12 @@ int ServeWatch(mg_connection* conn, aggregate::Manager& manager, const std::stri
     }
     const auto now = std::chrono::steady_clock::now();
     if (text.empty() && now - last_sent >= kKeepalive) text = ": keepalive\n\n";
-    if (text.empty()) continue;
+    if (text.empty()) {
+      // A bare line end each idle poll, which SSE clients ignore, finds a closed connection
+      // within a second, so that its watch slot is not held until the next keepalive.
+      if (!Send(conn, "\n")) break;
+      continue;
+    }
     if (!Send(conn, text)) break;  // the client went away
     last_sent = now;
   }

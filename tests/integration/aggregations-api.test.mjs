@@ -375,6 +375,41 @@ test('watch: Server-Sent Events and the gRPC stream deliver an update after a pu
   assert.equal((await ended).code, Code.OK, 'the gRPC Watch ends with OK when the aggregation is removed');
 });
 
+test('watches over HTTP are capped at 16, and reads are answered meanwhile', T, async (t) => {
+  const { srv, aggs, input } = await setup(t);
+  await aggs.add({ name: 'many', input, key: 'key', window: 'global', measures: ['n=count()'] });
+  const url = `http://${srv.httpAddr}/v1/aggregations/many/watch`;
+  const controllers = [];
+  t.after(() => controllers.forEach((c) => c.abort()));
+  const open = async () => {
+    const c = new AbortController();
+    controllers.push(c);
+    return { c, res: await fetch(url, { signal: c.signal }) };
+  };
+  const watches = [];
+  for (let i = 0; i < 16; ++i) watches.push(await open());
+  for (const w of watches) assert.equal(w.res.status, 200);
+  const over = await open();
+  assert.equal(over.res.status, 429);
+  const body = await over.res.json();
+  assert.equal(body.error.status, 'RESOURCE_EXHAUSTED');
+  assert.match(body.error.message, /too many watches over HTTP/);
+  // Reads still have threads.
+  const got = await fetch(`http://${srv.httpAddr}/v1/aggregations/many`);
+  assert.equal(got.status, 200);
+  assert.equal((await got.json()).name, 'many');
+  // Closing one frees its place (the server notices within its poll of a second).
+  watches[0].c.abort();
+  let again;
+  for (let i = 0; i < 50; ++i) {
+    again = await open();
+    if (again.res.status === 200) break;
+    await again.res.text();
+    await sleep(100);
+  }
+  assert.equal(again.res.status, 200);
+});
+
 test('an idle watch gets a keepalive every 15 s, and watches end when the server stops', T, async (t) => {
   const { srv, aggs, input } = await setup(t);
   await aggs.add({ name: 'idle', input, key: 'key', window: 'global', measures: ['n=count()'] });
