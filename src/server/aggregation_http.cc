@@ -17,6 +17,7 @@
 #include "aggregate/wasm_reducer.h"
 #include "common/strings.h"
 #include "server/aggregation_api.h"
+#include "server/http_server.h"
 
 namespace nodata::server {
 namespace {
@@ -54,8 +55,8 @@ int HttpStatus(absl::StatusCode code) {
 int Reply(mg_connection* conn, int code, const std::string& body) {
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-            code, mg_get_response_code_text(conn, code), body.size());
+            "Cache-Control: no-store\r\n%s\r\n",
+            code, mg_get_response_code_text(conn, code), body.size(), ConnectionHeader(conn));
   mg_write(conn, body.data(), body.size());
   return code;
 }

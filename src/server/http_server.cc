@@ -17,13 +17,29 @@ struct HttpServer::Context {
   mg_context* ctx = nullptr;
 };
 
+const char* ConnectionHeader(mg_connection* conn) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  const char* connection = mg_get_header(conn, "Connection");
+  const bool http11 = info->http_version != nullptr && std::strcmp(info->http_version, "1.1") == 0;
+  if (connection != nullptr && strcasestr(connection, "close") != nullptr) {
+    return "Connection: close\r\n";
+  }
+  // The idle timeout, so that a client stops reusing a connection before the server closes it
+  // (a request sent as it closes would fail).
+  constexpr const char* kKeepAlive = "Keep-Alive: timeout=2\r\n";
+  if (connection != nullptr && strcasestr(connection, "keep-alive") != nullptr) {
+    return http11 ? kKeepAlive : "Connection: keep-alive\r\nKeep-Alive: timeout=2\r\n";
+  }
+  return http11 ? kKeepAlive : "Connection: close\r\n";
+}
+
 namespace {
 
 void Reply(mg_connection* conn, int code, const char* content_type, const std::string& body) {
   mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n",
-            code, mg_get_response_code_text(conn, code), content_type, body.size());
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+            code, mg_get_response_code_text(conn, code), content_type, body.size(),
+            ConnectionHeader(conn));
   mg_write(conn, body.data(), body.size());
 }
 
@@ -80,9 +96,12 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   context->aggregations = &aggregations;
   // A watch (Server-Sent Events) holds a thread while it is open. URIs reach the handlers
   // undecoded: an aggregation key's "%2F" must stay inside its path segment (no files are
-  // served, so nothing else depends on the decoding).
+  // served, so nothing else depends on the decoding). Connections persist (HTTP/1.1) for the
+  // next request, as a dashboard's or a service's client keeps them; one idle for two seconds
+  // gives its thread back (ConnectionHeader tells clients).
   const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "32",
-                           "enable_keep_alive", "no", "decode_url", "no", nullptr};
+                           "enable_keep_alive", "yes", "keep_alive_timeout_ms", "2000",
+                           "decode_url", "no", nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof callbacks);
   context->ctx = mg_start(&callbacks, nullptr, options);

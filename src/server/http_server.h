@@ -8,11 +8,17 @@
 
 #include "absl/status/statusor.h"
 
+struct mg_connection;
+
 namespace nodata::aggregate {
 class Manager;
 }
 
 namespace nodata::server {
+
+// The connection header lines of a response, as civetweb decides from the request:
+// "Connection: close", or the idle timeout of a connection that persists.
+const char* ConnectionHeader(mg_connection* conn);
 
 // Runs civetweb's threads until destroyed. Safe for concurrent use.
 class HttpServer {

@@ -1,5 +1,6 @@
 // Readiness line, HTTP /healthz and /metrics, gRPC health checking and server reflection.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { test } from 'node:test';
 import { grpc, makeClient, protos, unary } from './lib/grpc.mjs';
 import { httpGet, startServer } from './lib/server.mjs';
@@ -33,6 +34,47 @@ test('ready line names the requested addresses; /healthz answers 200 ok', T, asy
   assert.equal(r.body.trim(), 'ok');
   const missing = await httpGet(srv, '/no-such-page');
   assert.equal(missing.status, 404, 'unknown HTTP paths are 404');
+});
+
+/** Sends `requests` (raw HTTP) one after the other on one connection; returns the raw text
+ * read, and whether the server closed the connection after the last response. */
+async function onOneConnection(srv, requests) {
+  const [host, port] = [srv.httpAddr.slice(0, srv.httpAddr.lastIndexOf(':')), Number(srv.httpAddr.slice(srv.httpAddr.lastIndexOf(':') + 1))];
+  const socket = net.connect(port, host);
+  let text = '';
+  let closed = false;
+  socket.on('data', (d) => { text += d.toString('latin1'); });
+  const ended = new Promise((resolve) => socket.on('close', () => { closed = true; resolve(); }));
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const responses = () => (text.match(/^HTTP\/1\.1 /gm) ?? []).length;
+  for (let i = 0; i < requests.length; ++i) {
+    socket.write(requests[i]);
+    const deadline = Date.now() + 5000;
+    while (responses() < i + 1 && !closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (closed) break;
+  }
+  await Promise.race([ended, new Promise((r) => setTimeout(r, 1500))]);
+  socket.destroy();
+  return { text, closed, responses: responses() };
+}
+
+test('HTTP/1.1 connections persist across requests; HTTP/1.0 and Connection: close are closed', T, async (t) => {
+  const srv = await startServer(t);
+  const get = (path, extra = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+  const kept = await onOneConnection(srv, [get('/healthz'), get('/v1/aggregations'), get('/v1/aggregations/none'), get('/metrics')]);
+  assert.equal(kept.responses, 4, kept.text.slice(0, 400));
+  assert.match(kept.text, /HTTP\/1\.1 404 /, 'the unknown aggregation answered on the same connection');
+  assert.doesNotMatch(kept.text, /Connection: close/i);
+  assert.match(kept.text, /Keep-Alive: timeout=2/i, 'clients are told the idle timeout');
+
+  const asked = await onOneConnection(srv, [get('/healthz', 'Connection: close\r\n'), get('/healthz')]);
+  assert.equal(asked.responses, 1);
+  assert.match(asked.text, /Connection: close/);
+  assert.equal(asked.closed, true);
+  const old = await onOneConnection(srv, ['GET /v1/aggregations HTTP/1.0\r\n\r\n', get('/healthz')]);
+  assert.equal(old.responses, 1);
+  assert.match(old.text, /Connection: close/);
+  assert.equal(old.closed, true);
 });
 
 test('/metrics exposes the contract metrics with topic/partition labels', T, async (t) => {
