@@ -123,6 +123,10 @@ absl::Status Aggregation::Restore() {
   max_event_us_ = meta->max_event_us;
   event_time_us_ = meta->event_time_us;
   partition_max_us_ = meta->partition_max_us;
+  results_scan_from_ = meta->results_scan_from;
+  late_scan_from_ = meta->late_scan_from;
+  RETURN_IF_ERROR(ReadPublished(spec_.results_topic(), results_scan_from_));
+  RETURN_IF_ERROR(ReadPublished(spec_.late_topic(), late_scan_from_));
   late_ = meta->late;
   skipped_ = meta->skipped;
   // Every window that may still be open is loaded: they are the ones records fold into.
@@ -161,6 +165,9 @@ std::map<uint32_t, uint64_t> Aggregation::CheckpointOffsets() {
 absl::Status Aggregation::SetStart(const std::map<uint32_t, uint64_t>& offsets) {
   absl::MutexLock fold(&fold_mu_);
   CheckpointMeta meta;
+  // Whatever the output topics hold already (an earlier generation's) is not this one's.
+  results_scan_from_ = meta.results_scan_from = TopicEnds(spec_.results_topic());
+  late_scan_from_ = meta.late_scan_from = TopicEnds(spec_.late_topic());
   {
     absl::MutexLock lock(&mu_);
     positions_ = offsets;
@@ -198,17 +205,58 @@ std::map<uint32_t, uint64_t> Aggregation::InputEnds() {
   return ends;
 }
 
-void Aggregation::AdvanceEventTime(const std::map<uint32_t, uint64_t>& ends) {
-  int64_t clock = INT64_MAX;
+std::map<uint32_t, uint64_t> Aggregation::TopicEnds(const std::string& topic) {
+  std::map<uint32_t, uint64_t> ends;
+  absl::StatusOr<broker::TopicInfo> info = broker_.GetTopic(topic);
+  if (!info.ok()) return ends;
+  for (const broker::PartitionInfo& p : info->partitions) {
+    ends[p.partition.value()] = p.stats.end_offset.value();
+  }
+  return ends;
+}
+
+absl::Status Aggregation::ReadPublished(const std::string& topic,
+                                        const std::map<uint32_t, uint64_t>& from) {
+  const std::map<uint32_t, uint64_t> ends = TopicEnds(topic);
+  for (const auto& [p, start] : from) {
+    const auto end = ends.find(p);
+    if (end == ends.end()) continue;
+    uint64_t next = start;
+    while (next < end->second) {
+      const uint64_t before = next;
+      absl::Status s = broker_.Scan(topic, PartitionId(p), Offset(next), 10'000, 16u << 20,
+                                    [&](const DecodedRecord& r) {
+        fold_mu_.AssertHeld();
+        published_since_checkpoint_.emplace(r.id);
+        next = r.offset.value() + 1;
+      });
+      if (absl::IsOutOfRange(s)) break;  // deleted by retention: nothing to find there
+      RETURN_IF_ERROR(s);
+      if (next == before) break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::optional<int64_t> Aggregation::Hold(const std::map<uint32_t, uint64_t>& ends,
+                                         std::optional<uint32_t> except) const {
+  int64_t hold = INT64_MAX;
   for (const auto& [p, position] : positions_) {
+    if (p == except) continue;
     const auto end = ends.find(p);
     if (end != ends.end() && position >= end->second) continue;  // caught up
     const auto max = partition_max_us_.find(p);
     // Behind, and nothing of it folded yet: its first records may be the oldest.
-    if (max == partition_max_us_.end()) return;
-    clock = std::min(clock, max->second);
+    if (max == partition_max_us_.end()) return std::nullopt;
+    hold = std::min(hold, max->second);
   }
-  if (clock == INT64_MAX) clock = max_event_us_;
+  return hold;
+}
+
+void Aggregation::AdvanceEventTime(const std::map<uint32_t, uint64_t>& ends) {
+  const std::optional<int64_t> hold = Hold(ends, std::nullopt);
+  if (!hold) return;
+  const int64_t clock = *hold == INT64_MAX ? max_event_us_ : *hold;
   event_time_us_ = std::max(event_time_us_, clock);
 }
 
@@ -218,11 +266,15 @@ absl::Status Aggregation::Fold(
     uint64_t* folded) {
   absl::MutexLock fold(&fold_mu_);
   absl::Status status;
+  const std::map<uint32_t, uint64_t> ends_before = InputEnds();
   {
     absl::MutexLock lock(&mu_);
     const uint64_t records_before = records_in_;
     uint64_t& position = positions_[partition];
     int64_t& partition_max = partition_max_us_.try_emplace(partition, INT64_MIN).first->second;
+    // The clock moves record by record with this partition, as far as the others allow: which
+    // records are late does not depend on where batches begin and end.
+    const std::optional<int64_t> hold = Hold(ends_before, partition);
     for_each([&](const DecodedRecord& r) {
       fold_mu_.AssertHeld();
       mu_.AssertHeld();
@@ -251,7 +303,10 @@ absl::Status Aggregation::Fold(
         for (const auto& [k, v] : r.headers) out.headers.emplace_back(k, v);
         late_out_.push_back(std::move(out));
       }
-      if (r.timestamp_us > partition_max) partition_max = r.timestamp_us;
+      if (r.timestamp_us > partition_max) {
+        partition_max = r.timestamp_us;
+        if (hold) event_time_us_ = std::max(event_time_us_, std::min(partition_max, *hold));
+      }
     });
     if (partition_max > max_event_us_) max_event_us_ = partition_max;
     if (partition_max == INT64_MIN) partition_max_us_.erase(partition);
@@ -572,9 +627,17 @@ absl::Status Aggregation::Checkpoint() {
     meta.min_open_start_us = min_open;
     meta.late = late_;
     meta.skipped = skipped_;
-    batch.SetMeta(meta);
     results.swap(outputs_);
     late.swap(late_out_);
+  }
+  // Outputs already published before a crash are made again once: skipped, once each.
+  if (!published_since_checkpoint_.empty()) {
+    for (std::vector<PendingOut>* outs : {&results, &late}) {
+      std::erase_if(*outs, [&](const PendingOut& o) {
+        fold_mu_.AssertHeld();
+        return published_since_checkpoint_.erase(o.id) > 0;
+      });
+    }
   }
   // Results and late records are acknowledged before the checkpoint that reflects them: a crash
   // in between publishes them again under the same ids, which the topics' dedupe drops.
@@ -633,6 +696,13 @@ absl::Status Aggregation::Checkpoint() {
     return absl::Status(published.code(),
                         StrCat("publishing results: ", ToStd(published.message())));
   }
+  if (published_since_checkpoint_.empty()) {
+    results_scan_from_ = TopicEnds(spec_.results_topic());
+    late_scan_from_ = TopicEnds(spec_.late_topic());
+  }
+  meta.results_scan_from = results_scan_from_;
+  meta.late_scan_from = late_scan_from_;
+  batch.SetMeta(meta);
   RETURN_IF_ERROR(store_->Commit(batch));
   {
     absl::MutexLock lock(&mu_);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
@@ -123,6 +124,16 @@ class Aggregation {
   int64_t Watermark() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The input partitions' end offsets (absent: unknown), read without the locks.
   std::map<uint32_t, uint64_t> InputEnds();
+  // A topic's partitions' end offsets (empty when it does not exist).
+  std::map<uint32_t, uint64_t> TopicEnds(const std::string& topic);
+  // Adds the ids of `topic`'s records from `from` on to published_since_checkpoint_.
+  absl::Status ReadPublished(const std::string& topic, const std::map<uint32_t, uint64_t>& from)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_);
+  // The least largest event time of the partitions still behind `ends` but `except`: INT64_MAX
+  // when none is, nullopt when one has folded nothing yet.
+  std::optional<int64_t> Hold(const std::map<uint32_t, uint64_t>& ends,
+                              std::optional<uint32_t> except) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Moves the event-time clock forward to the least largest event time of the partitions that
   // still have records to fold (the largest of all when none has).
   void AdvanceEventTime(const std::map<uint32_t, uint64_t>& ends)
@@ -150,6 +161,15 @@ class Aggregation {
   mutable absl::Mutex fold_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   std::unique_ptr<WasmReducer> reducer_ ABSL_GUARDED_BY(fold_mu_);
   std::unique_ptr<MeasureSet> measures_ ABSL_GUARDED_BY(fold_mu_);  // built-in; also reads keys
+  // Exactly-once output past the topics' dedupe window. A crash after outputs were
+  // acknowledged but before their checkpoint leaves them in the results and late topics; the
+  // restart folds their records again and makes them again. On restart the ids published since
+  // the checkpoint are read back (from its scan-from offsets) and each is skipped once made
+  // again. The offsets stay until every such id was made again, so that a second crash finds
+  // them too.
+  absl::flat_hash_set<std::string> published_since_checkpoint_ ABSL_GUARDED_BY(fold_mu_);
+  std::map<uint32_t, uint64_t> results_scan_from_ ABSL_GUARDED_BY(fold_mu_);
+  std::map<uint32_t, uint64_t> late_scan_from_ ABSL_GUARDED_BY(fold_mu_);
   mutable absl::Mutex mu_;
   // For reading values of built-in windows from queries (a MeasureSet parses, so it is per use).
   std::unique_ptr<MeasureSet> reader_ ABSL_GUARDED_BY(mu_);

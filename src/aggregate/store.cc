@@ -127,6 +127,13 @@ std::string EncodeMeta(const CheckpointMeta& m) {
     PutVarint(&v, p);
     PutI64Be(&v, t);
   }
+  for (const auto* offsets : {&m.results_scan_from, &m.late_scan_from}) {
+    PutVarint(&v, offsets->size());
+    for (const auto& [p, o] : *offsets) {
+      PutVarint(&v, p);
+      PutVarint(&v, o);
+    }
+  }
   return v;
 }
 
@@ -160,6 +167,14 @@ absl::StatusOr<CheckpointMeta> DecodeMeta(std::string_view v) {
       if (!GetVarint(&v, &p) || p > UINT32_MAX || v.size() < 8) return damaged();
       m.partition_max_us[static_cast<uint32_t>(p)] = GetI64Be(v.data());
       v.remove_prefix(8);
+    }
+    for (auto* offsets : {&m.results_scan_from, &m.late_scan_from}) {
+      if (!GetVarint(&v, &n) || n > v.size()) return damaged();
+      for (uint64_t i = 0; i < n; ++i) {
+        uint64_t p = 0, o = 0;
+        if (!GetVarint(&v, &p) || !GetVarint(&v, &o) || p > UINT32_MAX) return damaged();
+        (*offsets)[static_cast<uint32_t>(p)] = o;
+      }
     }
   }
   if (!v.empty()) return damaged();

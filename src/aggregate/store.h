@@ -49,6 +49,10 @@ struct CheckpointMeta {
   // partition it is the least of (see Aggregation).
   int64_t event_time_us = INT64_MIN;
   std::map<uint32_t, int64_t> partition_max_us;
+  // Where the results and late topics ended once this checkpoint's outputs were acknowledged
+  // (partition → offset): a restart reads from there what was published after it.
+  std::map<uint32_t, uint64_t> results_scan_from;
+  std::map<uint32_t, uint64_t> late_scan_from;
 };
 
 // The stored layouts: a window's value under its `k` key, and the checkpoint. The decoders
