@@ -366,7 +366,7 @@ bool Aggregation::FoldOne(std::string_view key, const DecodedRecord& r, uint32_t
     } else {
       w = &NewWindow(ks, it->first, start, end);
     }
-    AddRecord(*w, r);
+    AddRecord(it->first, *w, r);
     Touch(it->first, *w);
     taken = true;
   }
@@ -389,8 +389,9 @@ Aggregation::Window& Aggregation::NewWindow(KeyState& ks, std::string_view key, 
   return *pos;
 }
 
-void Aggregation::AddRecord(Window& w, const DecodedRecord& r) {
+void Aggregation::AddRecord(std::string_view key, Window& w, const DecodedRecord& r) {
   if (reducer_) {
+    if (w.pending.empty() && !pending_keys_.contains(key)) pending_keys_.emplace(key);
     w.pending.push_back(Record::From(r));
     memory_bytes_ += r.data.size() + r.key.size() + 64;
   } else {
@@ -415,7 +416,7 @@ bool Aggregation::FoldSession(KeyState& ks, std::string_view key, const DecodedR
   if (joined.empty()) {
     if (t + gap <= Watermark()) return false;  // its session would be closed already
     Window& w = NewWindow(ks, key, t, t + gap);
-    AddRecord(w, r);
+    AddRecord(key, w, r);
     Touch(key, w);
     return true;
   }
@@ -436,7 +437,7 @@ bool Aggregation::FoldSession(KeyState& ks, std::string_view key, const DecodedR
   into->start = std::min(into->start, t);
   into->end = std::max(into->end, t + gap);
   if (into->end != old_end) closing_[into->end].emplace_back(key);
-  AddRecord(*into, r);
+  AddRecord(key, *into, r);
   Touch(key, *into);
   // A start that moved back keeps the order: the session stays where it sorts.
   std::sort(ks.windows.begin(), ks.windows.end(),
@@ -470,13 +471,17 @@ absl::Status Aggregation::ReducePending() {
   std::vector<Window*> windows;
   std::vector<std::vector<const Record*>> records;
   std::vector<std::string_view> keys;
-  for (auto& [key, ks] : keys_) {
-    for (Window& w : ks.windows) {
+  // The keys this batch added records to, not every key in memory.
+  for (const std::string& pending : pending_keys_) {
+    auto it = keys_.find(pending);
+    if (it == keys_.end()) continue;
+    for (Window& w : it->second.windows) {
       if (w.pending.empty()) continue;
       windows.push_back(&w);
-      keys.push_back(key);
+      keys.push_back(it->first);
     }
   }
+  pending_keys_.clear();
   if (windows.empty()) return absl::OkStatus();
   records.resize(windows.size());
   groups.resize(windows.size());

@@ -144,7 +144,8 @@ class Aggregation {
   bool FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   void Touch(std::string_view key, Window& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AddRecord(Window& w, const DecodedRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
+  void AddRecord(std::string_view key, Window& w, const DecodedRecord& r)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   Window& NewWindow(KeyState& ks, std::string_view key, int64_t start, int64_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   absl::Status MergeInto(std::string_view key, Window& into, Window& from)
@@ -177,6 +178,8 @@ class Aggregation {
   // Windows by the end they had when made: the candidates to close once the watermark passes.
   std::map<int64_t, std::vector<std::string>> closing_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, int64_t>> deletes_ ABSL_GUARDED_BY(mu_);  // merged sessions
+  // Keys with records for the reducer not yet reduced.
+  absl::flat_hash_set<std::string, KeyHash, KeyEq> pending_keys_ ABSL_GUARDED_BY(mu_);
   std::vector<PendingOut> outputs_ ABSL_GUARDED_BY(mu_);   // results, to <name>.results
   std::vector<PendingOut> late_out_ ABSL_GUARDED_BY(mu_);  // late records, to <name>.late
   std::map<uint32_t, uint64_t> positions_ ABSL_GUARDED_BY(mu_);
