@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "components/abi.h"
 #include "simdjson.h"
 #include "spdlog/spdlog.h"
 #include "xxhash.h"
@@ -272,6 +273,7 @@ absl::Status Aggregation::Fold(
     const uint64_t records_before = records_in_;
     uint64_t& position = positions_[partition];
     int64_t& partition_max = partition_max_us_.try_emplace(partition, INT64_MIN).first->second;
+    folding_partition_ = partition;
     // The clock moves record by record with this partition, as far as the others allow: which
     // records are late does not depend on where batches begin and end.
     const std::optional<int64_t> hold = Hold(ends_before, partition);
@@ -391,9 +393,11 @@ Aggregation::Window& Aggregation::NewWindow(KeyState& ks, std::string_view key, 
 
 void Aggregation::AddRecord(std::string_view key, Window& w, const DecodedRecord& r) {
   if (reducer_) {
-    if (w.pending.empty() && !pending_keys_.contains(key)) pending_keys_.emplace(key);
-    w.pending.push_back(Record::From(r));
-    memory_bytes_ += r.data.size() + r.key.size() + 64;
+    if (w.pending_count == 0 && !pending_keys_.contains(key)) pending_keys_.emplace(key);
+    const size_t before = w.pending.size();
+    components::AppendRecord(PartitionId(folding_partition_), r, &w.pending);
+    ++w.pending_count;
+    memory_bytes_ += w.pending.size() - before;
   } else {
     measures_->Add(w.accs, r.timestamp_us);
   }
@@ -469,32 +473,24 @@ absl::Status Aggregation::MergeInto(std::string_view key, Window& into, Window& 
 absl::Status Aggregation::ReducePending() {
   std::vector<ReduceGroup> groups;
   std::vector<Window*> windows;
-  std::vector<std::vector<const Record*>> records;
-  std::vector<std::string_view> keys;
   // The keys this batch added records to, not every key in memory.
   for (const std::string& pending : pending_keys_) {
     auto it = keys_.find(pending);
     if (it == keys_.end()) continue;
     for (Window& w : it->second.windows) {
-      if (w.pending.empty()) continue;
+      if (w.pending_count == 0) continue;
       windows.push_back(&w);
-      keys.push_back(it->first);
+      ReduceGroup& g = groups.emplace_back();
+      g.window_start_us = w.start;
+      g.window_end_us = w.end;
+      g.key = it->first;
+      g.state = w.state;
+      g.encoded_records = w.pending;
+      g.encoded_count = w.pending_count;
     }
   }
   pending_keys_.clear();
   if (windows.empty()) return absl::OkStatus();
-  records.resize(windows.size());
-  groups.resize(windows.size());
-  for (size_t i = 0; i < windows.size(); ++i) {
-    Window& w = *windows[i];
-    for (const Record& r : w.pending) records[i].push_back(&r);
-    ReduceGroup& g = groups[i];
-    g.window_start_us = w.start;
-    g.window_end_us = w.end;
-    g.key = keys[i];
-    g.state = w.state;
-    g.records = records[i];
-  }
   absl::StatusOr<std::vector<ReduceOutput>> out = reducer_->Reduce(groups);
   if (!out.ok()) {
     return absl::Status(out.status().code(),
@@ -503,8 +499,9 @@ absl::Status Aggregation::ReducePending() {
   for (size_t i = 0; i < windows.size() && i < out->size(); ++i) {
     Window& w = *windows[i];
     ReduceOutput& o = (*out)[i];
-    for (const Record& r : w.pending) memory_bytes_ -= std::min<uint64_t>(memory_bytes_, r.data.size() + r.key.size() + 64);
-    w.pending.clear();
+    memory_bytes_ -= std::min<uint64_t>(memory_bytes_, w.pending.size());
+    std::string().swap(w.pending);
+    w.pending_count = 0;
     if (o.state_written) {
       memory_bytes_ += o.state.size();
       memory_bytes_ -= std::min<uint64_t>(memory_bytes_, w.state.size());

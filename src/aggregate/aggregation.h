@@ -105,7 +105,10 @@ class Aggregation {
     Accumulators accs;                    // built-in measures
     std::string state;                    // a reducer's
     std::string values;                   // a reducer's values JSON
-    std::vector<Record> pending;          // a reducer's records not yet folded
+    // A reducer's records not yet folded, already in the ABI's record layout (one append per
+    // record, no copy per field).
+    std::string pending;
+    uint32_t pending_count = 0;
   };
   struct KeyState {
     absl::InlinedVector<Window, 1> windows;  // by start
@@ -178,6 +181,7 @@ class Aggregation {
   // Windows by the end they had when made: the candidates to close once the watermark passes.
   std::map<int64_t, std::vector<std::string>> closing_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, int64_t>> deletes_ ABSL_GUARDED_BY(mu_);  // merged sessions
+  uint32_t folding_partition_ ABSL_GUARDED_BY(mu_) = 0;  // of the batch being folded
   // Keys with records for the reducer not yet reduced.
   absl::flat_hash_set<std::string, KeyHash, KeyEq> pending_keys_ ABSL_GUARDED_BY(mu_);
   std::vector<PendingOut> outputs_ ABSL_GUARDED_BY(mu_);   // results, to <name>.results

@@ -75,6 +75,12 @@ class WasmReducer::Host {
       }
       AppendWindowKey(&batch_, g.window_start_us, g.window_end_us, g.key);
       AppendBytes(&batch_, g.state);
+      if (g.encoded_count > 0) {
+        AppendLe(&batch_, g.encoded_count);
+        batch_.append(g.encoded_records);
+        records += g.encoded_count;
+        continue;
+      }
       AppendLe(&batch_, static_cast<uint32_t>(g.records.size()));
       for (size_t i = 0; i < g.records.size(); ++i) {
         components::AppendRecord(g.partitions.empty() ? PartitionId(0) : g.partitions[i],

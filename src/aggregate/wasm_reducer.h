@@ -47,6 +47,10 @@ struct ReduceGroup {
   absl::Span<const Record* const> records;  // in the order the aggregation took them
   // The input partition of each record (parallel to `records`); empty: all partition 0.
   absl::Span<const PartitionId> partitions;
+  // Or, when `encoded_count` > 0: the records already in the ABI's record layout, one after
+  // the other (components::AppendRecord), instead of `records`.
+  std::string_view encoded_records;
+  uint32_t encoded_count = 0;
 };
 
 // What the guest wrote for a group. A group it wrote nothing for keeps its state and values.
