@@ -3,7 +3,7 @@
 //
 //   node aggregations.mjs --grpc HOST:PORT --http HOST:PORT --nodata BIN --load BIN --query-bin BIN
 //        --data DIR --topic T --events N --wasm FILE --machine FILE --json OUT --markdown OUT
-//        [--users 100000] [--lateness 1h] [--duckdb-repeat 3] [--live-rate 500000]
+//        [--users 100000] [--lateness 0s] [--duckdb-repeat 3] [--live-rate 500000]
 //        [--live-secs 10] [--query-rate 10000] [--query-low-rate 2000] [--query-secs 10]
 //        [--query-conns 64] [--watch-updates 1000]
 //        [--watch-rate 100] [--server-pid PID] [--perf PREFIX]
@@ -13,8 +13,9 @@
 //             `duckdb-repeat` runs; first, while no aggregation exists (an idle aggregation costs
 //             the server CPU, see BENCHMARKS.md).
 //   backfill  `aggregation add` of count() and sum($.amount) by $.user in 1-minute tumbling
-//             windows from earliest with `--lateness` (1h: no record is late whatever the order
-//             the partitions are read in) with built-in measures, timed until GET
+//             windows from earliest with `--lateness` (0s: the watermark follows the slowest
+//             partition still behind its end, so no record is late however the partitions are
+//             read; the run fails if any is) with built-in measures, timed until GET
 //             /v1/aggregations/{name} shows state RUNNING, lag 0 and the backfill done (polled
 //             every 20 ms; with --perf, under `perf record -g` into PREFIX-<name>). Its windows
 //             are checked against DuckDB's groups (per window: number of
@@ -56,7 +57,7 @@ function parseArgs(argv) {
     grpc: '', http: '', nodata: '', load: '', 'query-bin': '', data: '', topic: '', events: 0, wasm: '',
     machine: '', json: '', markdown: '', users: 100000, 'duckdb-repeat': 3, 'live-rate': 500000,
     'live-secs': 10, 'query-rate': 10000, 'query-low-rate': 2000, 'query-secs': 10, 'query-conns': 64,
-    'watch-updates': 1000, 'watch-rate': 100, 'server-pid': 0, perf: '', lateness: '1h',
+    'watch-updates': 1000, 'watch-rate': 100, 'server-pid': 0, perf: '', lateness: '0s',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
@@ -111,8 +112,9 @@ async function cli(args) {
 }
 
 // --- Backfill.
-// The watermark is the largest event time read from any partition, and a backfill reads the
-// partitions out of step: without lateness for that, records of the slower partitions are late.
+// The watermark follows the slowest partition that is still behind its end, so a backfill with
+// no lateness drops nothing however out of step it reads the partitions; a late record fails the
+// run (its windows would no longer equal DuckDB's).
 const keyArgs = ['--input', o.topic, '--key', '$.user', '--window', 'tumbling:60s', '--from', 'earliest',
   '--lateness', o.lateness];
 
