@@ -53,11 +53,12 @@ int HttpStatus(absl::StatusCode code) {
 }
 
 int Reply(mg_connection* conn, int code, const std::string& body) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\n%s\r\n",
-            code, mg_get_response_code_text(conn, code), body.size(), ConnectionHeader(conn));
-  mg_write(conn, body.data(), body.size());
+  // Header and body in one write: one segment for a small response.
+  const std::string response =
+      StrCat("HTTP/1.1 ", code, " ", mg_get_response_code_text(conn, code),
+             "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+             "\r\nCache-Control: no-store\r\n", ConnectionHeader(conn), "\r\n", body);
+  mg_write(conn, response.data(), response.size());
   return code;
 }
 

@@ -36,11 +36,12 @@ const char* ConnectionHeader(mg_connection* conn) {
 namespace {
 
 void Reply(mg_connection* conn, int code, const char* content_type, const std::string& body) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-            code, mg_get_response_code_text(conn, code), content_type, body.size(),
-            ConnectionHeader(conn));
-  mg_write(conn, body.data(), body.size());
+  // Header and body in one write: one segment for a small response.
+  const std::string response =
+      StrCat("HTTP/1.1 ", code, " ", mg_get_response_code_text(conn, code),
+             "\r\nContent-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
+             ConnectionHeader(conn), "\r\n", body);
+  mg_write(conn, response.data(), response.size());
 }
 
 bool IsGet(mg_connection* conn) {
@@ -99,9 +100,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   // served, so nothing else depends on the decoding). Connections persist (HTTP/1.1) for the
   // next request, as a dashboard's or a service's client keeps them; one idle for two seconds
   // gives its thread back (ConnectionHeader tells clients).
+  // No Nagle delay: a response on a persistent connection would otherwise wait for the
+  // client's delayed acknowledgement (up to 40 ms) behind an earlier small write.
   const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "32",
                            "enable_keep_alive", "yes", "keep_alive_timeout_ms", "2000",
-                           "decode_url", "no", nullptr};
+                           "tcp_nodelay", "1", "decode_url", "no", nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof callbacks);
   context->ctx = mg_start(&callbacks, nullptr, options);
