@@ -53,12 +53,7 @@ int HttpStatus(absl::StatusCode code) {
 }
 
 int Reply(mg_connection* conn, int code, const std::string& body) {
-  // Header and body in one write: one segment for a small response.
-  const std::string response =
-      StrCat("HTTP/1.1 ", code, " ", mg_get_response_code_text(conn, code),
-             "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
-             "\r\nCache-Control: no-store\r\n", ConnectionHeader(conn), "\r\n", body);
-  mg_write(conn, response.data(), response.size());
+  WriteResponse(conn, code, "application/json", body, "Cache-Control: no-store\r\n");
   return code;
 }
 

@@ -17,6 +17,10 @@ struct HttpServer::Context {
   mg_context* ctx = nullptr;
 };
 
+namespace {
+
+// The connection header lines of a response, as civetweb decides from the request:
+// "Connection: close", or the idle timeout of a connection that persists.
 const char* ConnectionHeader(mg_connection* conn) {
   const mg_request_info* info = mg_get_request_info(conn);
   const char* connection = mg_get_header(conn, "Connection");
@@ -33,15 +37,22 @@ const char* ConnectionHeader(mg_connection* conn) {
   return http11 ? kKeepAlive : "Connection: close\r\n";
 }
 
-namespace {
+}  // namespace
 
-void Reply(mg_connection* conn, int code, const char* content_type, const std::string& body) {
+void WriteResponse(mg_connection* conn, int code, std::string_view content_type,
+                   std::string_view body, std::string_view extra_headers) {
   // Header and body in one write: one segment for a small response.
   const std::string response =
       StrCat("HTTP/1.1 ", code, " ", mg_get_response_code_text(conn, code),
              "\r\nContent-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
-             ConnectionHeader(conn), "\r\n", body);
+             extra_headers, ConnectionHeader(conn), "\r\n", body);
   mg_write(conn, response.data(), response.size());
+}
+
+namespace {
+
+void Reply(mg_connection* conn, int code, const char* content_type, const std::string& body) {
+  WriteResponse(conn, code, content_type, body);
 }
 
 bool IsGet(mg_connection* conn) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -16,9 +17,11 @@ class Manager;
 
 namespace nodata::server {
 
-// The connection header lines of a response, as civetweb decides from the request:
-// "Connection: close", or the idle timeout of a connection that persists.
-const char* ConnectionHeader(mg_connection* conn);
+// Writes a whole response in one write: status, `Content-Type`, `Content-Length`,
+// `extra_headers` (lines ending in CRLF), the connection headers civetweb's keep-alive decision
+// calls for, and the body.
+void WriteResponse(mg_connection* conn, int code, std::string_view content_type,
+                   std::string_view body, std::string_view extra_headers = {});
 
 // Runs civetweb's threads until destroyed. Safe for concurrent use.
 class HttpServer {
