@@ -190,22 +190,6 @@ int64_t Aggregation::Watermark() const {
   return event_time_us_ - spec_.lateness_us;
 }
 
-std::map<uint32_t, uint64_t> Aggregation::InputEnds() {
-  std::map<uint32_t, uint64_t> ends;
-  std::vector<uint32_t> partitions;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [p, position] : positions_) partitions.push_back(p);
-  }
-  for (uint32_t p : partitions) {
-    absl::StatusOr<Offset> end = broker_.ResolveStart(
-        spec_.input, PartitionId(p), broker::StartSpec{broker::StartSpec::Kind::kLatest},
-        std::nullopt);
-    if (end.ok()) ends[p] = end->value();
-  }
-  return ends;
-}
-
 std::map<uint32_t, uint64_t> Aggregation::TopicEnds(const std::string& topic) {
   std::map<uint32_t, uint64_t> ends;
   absl::StatusOr<broker::TopicInfo> info = broker_.GetTopic(topic);
@@ -267,13 +251,12 @@ absl::Status Aggregation::Fold(
     uint64_t* folded) {
   absl::MutexLock fold(&fold_mu_);
   absl::Status status;
-  const std::map<uint32_t, uint64_t> ends_before = InputEnds();
+  const std::map<uint32_t, uint64_t> ends_before = TopicEnds(spec_.input);
   {
     absl::MutexLock lock(&mu_);
     const uint64_t records_before = records_in_;
     uint64_t& position = positions_[partition];
     int64_t& partition_max = partition_max_us_.try_emplace(partition, INT64_MIN).first->second;
-    folding_partition_ = partition;
     // The clock moves record by record with this partition, as far as the others allow: which
     // records are late does not depend on where batches begin and end.
     const std::optional<int64_t> hold = Hold(ends_before, partition);
@@ -316,7 +299,7 @@ absl::Status Aggregation::Fold(
   }
   // Where the partitions' ends are now, after this batch: read without the locks, which the
   // broker's reads do not need.
-  const std::map<uint32_t, uint64_t> ends = InputEnds();
+  const std::map<uint32_t, uint64_t> ends = TopicEnds(spec_.input);
   {
     absl::MutexLock lock(&mu_);
     AdvanceEventTime(ends);
@@ -334,7 +317,7 @@ bool Aggregation::FoldOne(std::string_view key, const DecodedRecord& r, uint32_t
   if (it == keys_.end()) it = keys_.try_emplace(std::string(key)).first;
   KeyState& ks = it->second;
   const WindowSpec& ws = spec_.window;
-  if (ws.kind == WindowKind::kSession) return FoldSession(ks, it->first, r);
+  if (ws.kind == WindowKind::kSession) return FoldSession(ks, it->first, r, partition);
   absl::InlinedVector<std::pair<int64_t, int64_t>, 4> windows;
   switch (ws.kind) {
     case WindowKind::kTumbling: {
@@ -368,7 +351,7 @@ bool Aggregation::FoldOne(std::string_view key, const DecodedRecord& r, uint32_t
     } else {
       w = &NewWindow(ks, it->first, start, end);
     }
-    AddRecord(it->first, *w, r);
+    AddRecord(it->first, *w, r, partition);
     Touch(it->first, *w);
     taken = true;
   }
@@ -391,11 +374,12 @@ Aggregation::Window& Aggregation::NewWindow(KeyState& ks, std::string_view key, 
   return *pos;
 }
 
-void Aggregation::AddRecord(std::string_view key, Window& w, const DecodedRecord& r) {
+void Aggregation::AddRecord(std::string_view key, Window& w, const DecodedRecord& r,
+                            uint32_t partition) {
   if (reducer_) {
     if (w.pending_count == 0 && !pending_keys_.contains(key)) pending_keys_.emplace(key);
     const size_t before = w.pending.size();
-    components::AppendRecord(PartitionId(folding_partition_), r, &w.pending);
+    components::AppendRecord(PartitionId(partition), r, &w.pending);
     ++w.pending_count;
     memory_bytes_ += w.pending.size() - before;
   } else {
@@ -408,7 +392,8 @@ void Aggregation::Touch(std::string_view key, Window& w) {
   if (!watchers_.empty()) changed_.emplace_back(std::string(key), w.start);
 }
 
-bool Aggregation::FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r) {
+bool Aggregation::FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r,
+                              uint32_t partition) {
   const int64_t t = r.timestamp_us;
   const int64_t gap = spec_.window.gap_us;
   // The open sessions the record joins: those with an event within `gap` of it.
@@ -420,7 +405,7 @@ bool Aggregation::FoldSession(KeyState& ks, std::string_view key, const DecodedR
   if (joined.empty()) {
     if (t + gap <= Watermark()) return false;  // its session would be closed already
     Window& w = NewWindow(ks, key, t, t + gap);
-    AddRecord(key, w, r);
+    AddRecord(key, w, r, partition);
     Touch(key, w);
     return true;
   }
@@ -441,7 +426,7 @@ bool Aggregation::FoldSession(KeyState& ks, std::string_view key, const DecodedR
   into->start = std::min(into->start, t);
   into->end = std::max(into->end, t + gap);
   if (into->end != old_end) closing_[into->end].emplace_back(key);
-  AddRecord(key, *into, r);
+  AddRecord(key, *into, r, partition);
   Touch(key, *into);
   // A start that moved back keeps the order: the session stays where it sorts.
   std::sort(ks.windows.begin(), ks.windows.end(),

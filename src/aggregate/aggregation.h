@@ -125,9 +125,7 @@ class Aggregation {
               std::unique_ptr<WasmReducer> reducer, broker::Broker& broker);
   absl::Status Restore();
   int64_t Watermark() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // The input partitions' end offsets (absent: unknown), read without the locks.
-  std::map<uint32_t, uint64_t> InputEnds();
-  // A topic's partitions' end offsets (empty when it does not exist).
+  // A topic's partitions' end offsets (empty when it does not exist), read without the locks.
   std::map<uint32_t, uint64_t> TopicEnds(const std::string& topic);
   // Adds the ids of `topic`'s records from `from` on to published_since_checkpoint_.
   absl::Status ReadPublished(const std::string& topic, const std::map<uint32_t, uint64_t>& from)
@@ -144,10 +142,10 @@ class Aggregation {
   // Folds one record with its key; false when it was late.
   bool FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
-  bool FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
+  bool FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r,
+                   uint32_t partition) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   void Touch(std::string_view key, Window& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AddRecord(std::string_view key, Window& w, const DecodedRecord& r)
+  void AddRecord(std::string_view key, Window& w, const DecodedRecord& r, uint32_t partition)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   Window& NewWindow(KeyState& ks, std::string_view key, int64_t start, int64_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
@@ -181,7 +179,6 @@ class Aggregation {
   // Windows by the end they had when made: the candidates to close once the watermark passes.
   std::map<int64_t, std::vector<std::string>> closing_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, int64_t>> deletes_ ABSL_GUARDED_BY(mu_);  // merged sessions
-  uint32_t folding_partition_ ABSL_GUARDED_BY(mu_) = 0;  // of the batch being folded
   // Keys with records for the reducer not yet reduced.
   absl::flat_hash_set<std::string, KeyHash, KeyEq> pending_keys_ ABSL_GUARDED_BY(mu_);
   std::vector<PendingOut> outputs_ ABSL_GUARDED_BY(mu_);   // results, to <name>.results
