@@ -470,8 +470,8 @@ absl::Status Aggregation::ReducePending() {
       g.window_end_us = w.end;
       g.key = it->first;
       g.state = w.state;
-      g.encoded_records = w.pending;
-      g.encoded_count = w.pending_count;
+      g.records = w.pending;
+      g.record_count = w.pending_count;
     }
   }
   pending_keys_.clear();

@@ -70,23 +70,11 @@ class WasmReducer::Host {
     AppendLe(&batch_, static_cast<uint32_t>(groups.size()));
     uint64_t records = 0;
     for (const ReduceGroup& g : groups) {
-      if (!g.partitions.empty() && g.partitions.size() != g.records.size()) {
-        return absl::InvalidArgumentError("a group's partitions do not match its records");
-      }
       AppendWindowKey(&batch_, g.window_start_us, g.window_end_us, g.key);
       AppendBytes(&batch_, g.state);
-      if (g.encoded_count > 0) {
-        AppendLe(&batch_, g.encoded_count);
-        batch_.append(g.encoded_records);
-        records += g.encoded_count;
-        continue;
-      }
-      AppendLe(&batch_, static_cast<uint32_t>(g.records.size()));
-      for (size_t i = 0; i < g.records.size(); ++i) {
-        components::AppendRecord(g.partitions.empty() ? PartitionId(0) : g.partitions[i],
-                                 *g.records[i], &batch_);
-      }
-      records += g.records.size();
+      AppendLe(&batch_, g.record_count);
+      batch_.append(g.records);
+      records += g.record_count;
     }
     return Run(/*merge=*/false, static_cast<uint32_t>(groups.size()),
                std::max<uint64_t>(records, 1));

@@ -44,13 +44,10 @@ struct ReduceGroup {
   int64_t window_end_us = 0;
   std::string_view key;
   std::string_view state;  // empty: a new key/window
-  absl::Span<const Record* const> records;  // in the order the aggregation took them
-  // The input partition of each record (parallel to `records`); empty: all partition 0.
-  absl::Span<const PartitionId> partitions;
-  // Or, when `encoded_count` > 0: the records already in the ABI's record layout, one after
-  // the other (components::AppendRecord), instead of `records`.
-  std::string_view encoded_records;
-  uint32_t encoded_count = 0;
+  // `record_count` records in the component ABI's record layout, one after the other
+  // (components::AppendRecord), in the order the aggregation took them.
+  std::string_view records;
+  uint32_t record_count = 0;
 };
 
 // What the guest wrote for a group. A group it wrote nothing for keeps its state and values.

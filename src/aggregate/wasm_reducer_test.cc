@@ -1,10 +1,12 @@
 #include "aggregate/wasm_reducer.h"
 
+#include <deque>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "common/strings.h"
+#include "components/abi.h"
 #include "wasm/test_support.h"
 #include "wasm/text.h"
 
@@ -44,14 +46,24 @@ Record Event(int64_t offset, std::string data) {
   return r;
 }
 
+// `records` in the ABI's record layout, from `partitions` (parallel; empty: all partition 0).
+// The bytes live as long as the test binary.
 ReduceGroup Group(int64_t start_us, int64_t end_us, std::string_view key, std::string_view state,
-                  absl::Span<const Record* const> records = {}) {
+                  absl::Span<const Record* const> records = {},
+                  absl::Span<const PartitionId> partitions = {}) {
+  static std::deque<std::string> encoded;
+  std::string& bytes = encoded.emplace_back();
+  for (size_t i = 0; i < records.size(); ++i) {
+    components::AppendRecord(partitions.empty() ? PartitionId(0) : partitions[i], *records[i],
+                             &bytes);
+  }
   ReduceGroup g;
   g.window_start_us = start_us;
   g.window_end_us = end_us;
   g.key = key;
   g.state = state;
-  g.records = records;
+  g.records = bytes;
+  g.record_count = static_cast<uint32_t>(records.size());
   return g;
 }
 
@@ -114,10 +126,9 @@ TEST_P(WasmReducerTest, CountsAndSumsEachGroupAndMergesSessions) {
   const std::string carol_state = Totals(1, 1);
   std::vector<ReduceGroup> groups = {
       Group(0, kMinuteUs, "alice", "", alice),
-      Group(kGlobalStartUs, kGlobalEndUs, "bob/\xce\xb2", bob_state, bob),
+      Group(kGlobalStartUs, kGlobalEndUs, "bob/\xce\xb2", bob_state, bob, bob_partitions),
       Group(kMinuteUs, 2 * kMinuteUs, "carol", carol_state),
   };
-  groups[1].partitions = bob_partitions;
 
   auto out = reducer->Reduce(groups);
   ASSERT_TRUE(out.ok()) << out.status();
@@ -165,10 +176,9 @@ TEST_P(WasmReducerTest, HandsOutTheDocumentedBatchLayouts) {
   const std::vector<const Record*> records = {&with_headers, &plain};
   const std::vector<PartitionId> partitions = {PartitionId(3), PartitionId(1)};
   std::vector<ReduceGroup> groups = {
-      Group(-kMinuteUs, 0, "key", "old", records),
+      Group(-kMinuteUs, 0, "key", "old", records, partitions),
       Group(kGlobalStartUs, kGlobalEndUs, "", ""),
   };
-  groups[0].partitions = partitions;
   auto out = reducer->Reduce(groups);
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(out->size(), 2u);
