@@ -25,7 +25,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "bench/common/args.h"
 #include "nodata/v1/nodata.grpc.pb.h"
 
 namespace {
@@ -54,23 +56,18 @@ struct Options {
 }
 
 Options ParseArgs(int argc, char** argv) {
+  const nodata::bench::Args args{std::vector<std::string>(argv + 1, argv + argc)};
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) Usage(("missing value for " + a).c_str());
-    const char* v = argv[++i];
-    if (a == "--server") o.server = v;
-    else if (a == "--topic") o.topic = v;
-    else if (a == "--events") o.events = std::strtoull(v, nullptr, 10);
-    else if (a == "--users") o.users = std::strtoull(v, nullptr, 10);
-    else if (a == "--rate") o.rate = std::strtod(v, nullptr);
-    else if (a == "--event-rate") o.event_rate = std::strtod(v, nullptr);
-    else if (a == "--start-us") o.start_us = std::strtoll(v, nullptr, 10);
-    else if (a == "--batch") o.batch = std::atoi(v);
-    else if (a == "--inflight") o.inflight = std::atoi(v);
-    else if (a == "--seed") o.seed = std::strtoull(v, nullptr, 10);
-    else Usage(("unknown option " + a).c_str());
-  }
+  o.server = args.Get("--server", o.server);
+  o.topic = args.Get("--topic", "");
+  o.events = args.GetInt("--events", 0);
+  o.users = args.GetInt("--users", o.users);
+  o.rate = std::strtod(args.Get("--rate", "0").c_str(), nullptr);
+  o.event_rate = std::strtod(args.Get("--event-rate", "10000").c_str(), nullptr);
+  o.start_us = static_cast<int64_t>(args.GetInt("--start-us", static_cast<uint64_t>(o.start_us)));
+  o.batch = static_cast<int>(args.GetInt("--batch", static_cast<uint64_t>(o.batch)));
+  o.inflight = static_cast<int>(args.GetInt("--inflight", static_cast<uint64_t>(o.inflight)));
+  o.seed = args.GetInt("--seed", o.seed);
   if (o.topic.empty() || o.events == 0) Usage("--topic and --events are required");
   if (o.users == 0 || o.batch <= 0 || o.inflight <= 0) Usage("bad --users, --batch or --inflight");
   return o;

@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/common/args.h"
+
 namespace {
 
 int64_t NowNs() {
@@ -93,21 +95,14 @@ size_t HeaderValue(const std::string& head, const char* name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string http, prefix, keys_file;
-  double rate = 10000, seconds = 10, warmup = 1;
-  int conns = 16;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    const char* v = argv[i + 1];
-    if (a == "--http") http = v;
-    else if (a == "--prefix") prefix = v;
-    else if (a == "--keys") keys_file = v;
-    else if (a == "--rate") rate = std::strtod(v, nullptr);
-    else if (a == "--seconds") seconds = std::strtod(v, nullptr);
-    else if (a == "--warmup") warmup = std::strtod(v, nullptr);
-    else if (a == "--conns") conns = std::atoi(v);
-    else Die("unknown option " + a);
-  }
+  const nodata::bench::Args args{std::vector<std::string>(argv + 1, argv + argc)};
+  const std::string http = args.Get("--http", "");
+  const std::string prefix = args.Get("--prefix", "");
+  const std::string keys_file = args.Get("--keys", "");
+  const double rate = std::strtod(args.Get("--rate", "10000").c_str(), nullptr);
+  const double seconds = std::strtod(args.Get("--seconds", "10").c_str(), nullptr);
+  const double warmup = std::strtod(args.Get("--warmup", "1").c_str(), nullptr);
+  const int conns = static_cast<int>(args.GetInt("--conns", 16));
   if (http.empty() || prefix.empty() || keys_file.empty() || rate <= 0 || conns <= 0) {
     Die("usage: nodata_agg_query --http HOST:PORT --prefix PATH --keys FILE [--rate R] "
         "[--seconds S] [--warmup W] [--conns C]");
