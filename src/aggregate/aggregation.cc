@@ -633,15 +633,16 @@ absl::Status Aggregation::Checkpoint() {
   auto publish = [&](const std::string& topic, std::vector<PendingOut>& outs) -> absl::Status {
     if (outs.empty()) return absl::OkStatus();
     constexpr size_t kChunk = 10'000;
-    struct Chunk {  // valid until acknowledged
+    // Owned by its acknowledgement callback: the events stay valid until it has run.
+    struct Chunk {
       std::vector<broker::EventIn> events;
       std::vector<std::vector<std::pair<std::string_view, std::string_view>>> headers;
+      std::promise<absl::Status> done;
     };
-    std::vector<std::unique_ptr<Chunk>> chunks;
     std::vector<std::future<absl::Status>> acks;
     for (size_t i = 0; i < outs.size(); i += kChunk) {
       const size_t n = std::min(kChunk, outs.size() - i);
-      auto chunk = std::make_unique<Chunk>();
+      auto chunk = std::make_shared<Chunk>();
       std::vector<broker::EventIn>& events = chunk->events;
       auto& headers = chunk->headers;
       events.resize(n);
@@ -656,13 +657,9 @@ absl::Status Aggregation::Checkpoint() {
         events[j].timestamp_us = o.timestamp_us;
         events[j].headers = headers[j];
       }
-      // Shared with the callback, which may still be returning from set_value when the wait
-      // below ends.
-      auto done = std::make_shared<std::promise<absl::Status>>();
-      acks.push_back(done->get_future());
-      chunks.push_back(std::move(chunk));
-      broker_.Publish(chunks.back()->events, [done](absl::Status s, std::vector<broker::AckOut>) {
-        done->set_value(std::move(s));
+      acks.push_back(chunk->done.get_future());
+      broker_.Publish(chunk->events, [chunk](absl::Status s, std::vector<broker::AckOut>) {
+        chunk->done.set_value(std::move(s));
       });
     }
     absl::Status status;
