@@ -93,8 +93,9 @@ class WatchQueue final : public Watcher {
 };
 
 Aggregation::Aggregation(AggregationSpec spec, std::unique_ptr<Store> store,
-                         std::unique_ptr<WasmReducer> reducer, broker::Broker& broker)
-    : spec_(std::move(spec)), store_(std::move(store)), broker_(broker) {
+                         std::unique_ptr<WasmReducer> reducer, broker::Broker& broker,
+                         uint64_t cache_bytes)
+    : spec_(std::move(spec)), cache_bytes_(cache_bytes), store_(std::move(store)), broker_(broker) {
   absl::MutexLock fold(&fold_mu_);
   absl::MutexLock lock(&mu_);
   reducer_ = std::move(reducer);
@@ -107,9 +108,10 @@ Aggregation::~Aggregation() { CloseWatchers(); }
 absl::StatusOr<std::unique_ptr<Aggregation>> Aggregation::Open(AggregationSpec spec,
                                                                std::unique_ptr<Store> store,
                                                                std::unique_ptr<WasmReducer> reducer,
-                                                               broker::Broker& broker) {
-  std::unique_ptr<Aggregation> a(
-      new Aggregation(std::move(spec), std::move(store), std::move(reducer), broker));
+                                                               broker::Broker& broker,
+                                                               uint64_t cache_bytes) {
+  std::unique_ptr<Aggregation> a(new Aggregation(std::move(spec), std::move(store),
+                                                 std::move(reducer), broker, cache_bytes));
   RETURN_IF_ERROR(a->Restore());
   return a;
 }
@@ -130,32 +132,112 @@ absl::Status Aggregation::Restore() {
   RETURN_IF_ERROR(ReadPublished(spec_.late_topic(), late_scan_from_));
   late_ = meta->late;
   skipped_ = meta->skipped;
-  // Every window that may still be open is loaded: they are the ones records fold into.
-  return store_->ScanFrom(meta->min_open_start_us, [&](std::string_view key, StoredWindow sw) {
+  // Every window that may still be open is scheduled to close; the keys' windows are loaded
+  // while they fit in the cache, a key with all its open windows or none of them (the rest
+  // load when a record or a close needs them).
+  const uint64_t cache_bytes = cache_bytes_.load(std::memory_order_relaxed);
+  absl::flat_hash_set<std::string, KeyHash, KeyEq> left_out;  // keys first seen past the bound
+  absl::Status loaded;
+  RETURN_IF_ERROR(store_->ScanFrom(meta->min_open_start_us, [&](std::string_view key, StoredWindow sw) {
     fold_mu_.AssertHeld();
     mu_.AssertHeld();
     if (sw.final) return true;
-    KeyState& ks = keys_[key];
-    Window w;
-    w.start = sw.start_us;
-    w.end = sw.end_us;
-    w.stored_start = sw.start_us;
-    if (spec_.is_wasm()) {
-      w.state = std::move(sw.state);
-      w.values = std::move(sw.values);
-    } else {
-      auto accs = measures_->Parse(sw.state);
-      if (!accs.ok()) return false;
-      w.accs = *std::move(accs);
-    }
-    const auto pos = std::lower_bound(ks.windows.begin(), ks.windows.end(), w.start,
-                                      [](const Window& x, int64_t s) { return x.start < s; });
-    ks.windows.insert(pos, std::move(w));
     if (spec_.window.kind != WindowKind::kGlobal) closing_[sw.end_us].emplace_back(key);
     ++open_windows_;
-    memory_bytes_ += kWindowOverhead + key.size() + sw.state.size();
+    auto it = keys_.find(key);
+    if (it == keys_.end() && (memory_bytes_ > cache_bytes || left_out.contains(key))) {
+      if (!left_out.contains(key)) left_out.emplace(key);
+      evicted_floor_ = std::min(evicted_floor_, sw.start_us);
+      return true;
+    }
+    absl::StatusOr<Window> w = Load(std::move(sw));
+    if (!w.ok()) {
+      loaded = w.status();
+      return false;
+    }
+    if (it == keys_.end()) it = keys_.try_emplace(std::string(key)).first;
+    auto& windows = it->second.windows;
+    const auto pos = std::lower_bound(windows.begin(), windows.end(), w->start,
+                                      [](const Window& x, int64_t s) { return x.start < s; });
+    memory_bytes_ += WindowBytes(key, *w);
+    windows.insert(pos, *std::move(w));
     return true;
-  });
+  }));
+  RETURN_IF_ERROR(loaded);
+  // A key's windows all load with its first, so memory may pass the bound by the later windows
+  // of the keys that fit: those beyond it go again.
+  if (memory_bytes_ > cache_bytes) Evict(cache_bytes / 4 * 3);
+  return absl::OkStatus();
+}
+
+uint64_t Aggregation::WindowBytes(std::string_view key, const Window& w) const {
+  return kWindowOverhead + key.size() + 32 * spec_.measures.size() + w.state.size() +
+         w.pending.size();
+}
+
+absl::StatusOr<Aggregation::Window> Aggregation::Load(StoredWindow sw) {
+  Window w;
+  w.start = sw.start_us;
+  w.end = sw.end_us;
+  w.stored_start = sw.start_us;
+  if (spec_.is_wasm()) {
+    w.state = std::move(sw.state);
+    w.values = std::move(sw.values);
+  } else {
+    ASSIGN_OR_RETURN(w.accs, measures_->Parse(sw.state));
+  }
+  return w;
+}
+
+absl::Status Aggregation::LoadKey(std::string_view key) {
+  std::vector<Window> windows;
+  absl::Status parsed;
+  RETURN_IF_ERROR(store_->ScanKey(key, evicted_floor_, INT64_MAX, SIZE_MAX, [&](StoredWindow sw) {
+    fold_mu_.AssertHeld();
+    mu_.AssertHeld();
+    if (sw.final || !parsed.ok()) return;
+    absl::StatusOr<Window> w = Load(std::move(sw));
+    if (w.ok()) {
+      windows.push_back(*std::move(w));
+    } else {
+      parsed = w.status();
+    }
+  }));
+  RETURN_IF_ERROR(parsed);
+  if (windows.empty()) return absl::OkStatus();
+  KeyState& ks = keys_[key];
+  for (Window& w : windows) {
+    memory_bytes_ += WindowBytes(key, w);
+    ks.windows.push_back(std::move(w));  // ascending by start, as scanned
+  }
+  return absl::OkStatus();
+}
+
+void Aggregation::Evict(uint64_t target) {
+  if (const int64_t wm = Watermark();
+      (spec_.window.kind == WindowKind::kTumbling || spec_.window.kind == WindowKind::kHopping) &&
+      evicted_floor_ != INT64_MAX && wm > INT64_MIN + spec_.window.size_us) {
+    // Every window that ended by the watermark is closed: an open one starts after it less
+    // the window's size.
+    evicted_floor_ = std::max(evicted_floor_, wm - spec_.window.size_us + 1);
+  }
+  std::vector<std::pair<uint64_t, std::string_view>> lru;
+  lru.reserve(keys_.size());
+  for (const auto& [key, ks] : keys_) {
+    bool clean = true;
+    for (const Window& w : ks.windows) clean = clean && !w.dirty && w.pending_count == 0;
+    if (clean) lru.emplace_back(ks.touched, key);
+  }
+  std::sort(lru.begin(), lru.end());
+  for (const auto& [touched, key] : lru) {
+    if (memory_bytes_ <= target) break;
+    const auto it = keys_.find(key);
+    for (const Window& w : it->second.windows) {
+      memory_bytes_ -= std::min(memory_bytes_, WindowBytes(it->first, w));
+      if (!w.final) evicted_floor_ = std::min(evicted_floor_, w.start);
+    }
+    keys_.erase(it);
+  }
 }
 
 std::map<uint32_t, uint64_t> Aggregation::CheckpointOffsets() {
@@ -263,7 +345,7 @@ absl::Status Aggregation::Fold(
     for_each([&](const DecodedRecord& r) {
       fold_mu_.AssertHeld();
       mu_.AssertHeld();
-      if (r.offset.value() < position) return;  // in state already
+      if (r.offset.value() < position || !status.ok()) return;  // in state already; or failed
       position = r.offset.value() + 1;
       ++records_in_;
       changed_since_checkpoint_ = true;
@@ -278,7 +360,12 @@ absl::Status Aggregation::Fold(
         }
         key = measures_->key();
       }
-      if (!FoldOne(key, r, partition)) {
+      if (!FoldOne(key, r, partition, &status)) {
+        if (!status.ok()) {
+          --records_in_;
+          position = r.offset.value();  // not folded
+          return;
+        }
         ++late_;
         PendingOut out;
         out.id = StrCat("late-", partition, "-", r.offset.value());
@@ -303,19 +390,29 @@ absl::Status Aggregation::Fold(
   {
     absl::MutexLock lock(&mu_);
     AdvanceEventTime(ends);
-    if (reducer_) status = ReducePending();
-    if (status.ok()) CloseWindows();
+    if (reducer_ && status.ok()) status = ReducePending();
+    if (status.ok()) status = CloseWindows();
     Notify();
   }
   return status;
 }
 
-bool Aggregation::FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition) {
+bool Aggregation::FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition,
+                          absl::Status* error) {
   const int64_t t = r.timestamp_us;
   const int64_t watermark = Watermark();
   auto it = keys_.find(key);
+  if (it == keys_.end() && evicted_floor_ != INT64_MAX) {
+    // Its open windows may be on disk only.
+    if (absl::Status s = LoadKey(key); !s.ok()) {
+      *error = absl::Status(s.code(), StrCat("loading evicted state: ", ToStd(s.message())));
+      return false;
+    }
+    it = keys_.find(key);
+  }
   if (it == keys_.end()) it = keys_.try_emplace(std::string(key)).first;
   KeyState& ks = it->second;
+  ks.touched = records_in_;
   const WindowSpec& ws = spec_.window;
   if (ws.kind == WindowKind::kSession) return FoldSession(ks, it->first, r, partition);
   absl::InlinedVector<std::pair<int64_t, int64_t>, 4> windows;
@@ -504,14 +601,22 @@ std::string Aggregation::ValuesOf(const Window& w) const {
   return out;
 }
 
-void Aggregation::CloseWindows() {
+absl::Status Aggregation::CloseWindows() {
   const int64_t watermark = Watermark();
   while (!closing_.empty() && closing_.begin()->first <= watermark) {
     const int64_t end = closing_.begin()->first;
-    std::vector<std::string> keys = std::move(closing_.begin()->second);
-    closing_.erase(closing_.begin());
-    for (const std::string& key : keys) {
+    std::vector<std::string>& keys = closing_.begin()->second;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const std::string& key = keys[i];
       auto it = keys_.find(key);
+      if (it == keys_.end() && evicted_floor_ != INT64_MAX) {
+        // Evicted windows come back to close; a failed read leaves the rest for later.
+        if (absl::Status s = LoadKey(key); !s.ok()) {
+          keys.erase(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(i));
+          return absl::Status(s.code(), StrCat("loading evicted state: ", ToStd(s.message())));
+        }
+        it = keys_.find(key);
+      }
       if (it == keys_.end()) continue;
       for (Window& w : it->second.windows) {
         if (w.final || w.end != end) continue;
@@ -529,7 +634,9 @@ void Aggregation::CloseWindows() {
         outputs_.push_back(std::move(out));
       }
     }
+    closing_.erase(closing_.begin());
   }
+  return absl::OkStatus();
 }
 
 void Aggregation::Notify() {
@@ -568,11 +675,11 @@ void Aggregation::Notify() {
   changed_.clear();
 }
 
-bool Aggregation::CheckpointDue(int64_t now_us, uint64_t cache_bytes) {
+bool Aggregation::CheckpointDue(int64_t now_us) {
   absl::MutexLock lock(&mu_);
   if (!changed_since_checkpoint_ && deletes_.empty()) return false;
   return now_us - last_checkpoint_us_ >= spec_.checkpoint_interval_us ||
-         memory_bytes_ > cache_bytes ||
+         memory_bytes_ > cache_bytes_.load(std::memory_order_relaxed) ||
          outputs_.size() + late_out_.size() >= kMaxPendingOutputs;
 }
 
@@ -611,7 +718,7 @@ absl::Status Aggregation::Checkpoint() {
     meta.event_time_us = event_time_us_;
     meta.partition_max_us = partition_max_us_;
     // Nothing open: every stored window is final, and a restart loads none.
-    meta.min_open_start_us = min_open;
+    meta.min_open_start_us = std::min(min_open, evicted_floor_);
     meta.late = late_;
     meta.skipped = skipped_;
     results.swap(outputs_);
@@ -699,9 +806,7 @@ absl::Status Aggregation::Checkpoint() {
       auto& windows = it->second.windows;
       for (auto w = windows.begin(); w != windows.end();) {
         if (w->final) {
-          memory_bytes_ -= std::min<uint64_t>(memory_bytes_, kWindowOverhead + it->first.size() +
-                                                                 32 * spec_.measures.size() +
-                                                                 w->state.size());
+          memory_bytes_ -= std::min(memory_bytes_, WindowBytes(it->first, *w));
           w = windows.erase(w);
         } else {
           w->dirty = false;
@@ -714,6 +819,11 @@ absl::Status Aggregation::Checkpoint() {
       } else {
         ++it;
       }
+    }
+    // Past the bound, the open windows of the least recently folded keys go too (they are all
+    // on disk as of this checkpoint), down to three quarters of it.
+    if (const uint64_t bound = cache_bytes_.load(std::memory_order_relaxed); memory_bytes_ > bound) {
+      Evict(bound / 4 * 3);
     }
   }
   std::vector<std::pair<PartitionId, Offset>> offsets;

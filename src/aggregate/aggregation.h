@@ -4,6 +4,7 @@
 // offsets together. It reads no topic itself: the manager's runner hands it batches.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -45,11 +46,13 @@ struct KeyEq {
 
 class Aggregation {
  public:
-  // `reducer` is null for built-in measures. Restores the open windows and the checkpoint.
+  // `reducer` is null for built-in measures. Restores the checkpoint and the open windows, as
+  // many keys' as fit in `cache_bytes` (the others load when a record or a close needs them).
   static absl::StatusOr<std::unique_ptr<Aggregation>> Open(AggregationSpec spec,
                                                            std::unique_ptr<Store> store,
                                                            std::unique_ptr<WasmReducer> reducer,
-                                                           broker::Broker& broker);
+                                                           broker::Broker& broker,
+                                                           uint64_t cache_bytes);
   ~Aggregation();
 
   const AggregationSpec& spec() const { return spec_; }
@@ -68,11 +71,14 @@ class Aggregation {
   absl::Status Fold(uint32_t partition,
                     absl::FunctionRef<void(absl::FunctionRef<void(const DecodedRecord&)>)> for_each,
                     uint64_t* folded);
+  // The memory its windows may hold (the manager shares its bound among the aggregations).
+  void SetCacheBytes(uint64_t bytes) { cache_bytes_.store(bytes, std::memory_order_relaxed); }
   // Whether a checkpoint is due: the interval passed with changes, or memory or pending output
   // grew past its bounds.
-  bool CheckpointDue(int64_t now_us, uint64_t cache_bytes);
+  bool CheckpointDue(int64_t now_us);
   // Publishes closed windows' results and late records, then writes state and positions in one
-  // atomic batch, then commits the positions as the group's offsets.
+  // atomic batch, then commits the positions as the group's offsets. Then, when memory is past
+  // the cache bound, evicts the least recently folded keys (their windows are all on disk now).
   absl::Status Checkpoint();
 
   // Queries (any thread).
@@ -112,6 +118,7 @@ class Aggregation {
   };
   struct KeyState {
     absl::InlinedVector<Window, 1> windows;  // by start
+    uint64_t touched = 0;                    // records_in_ when a record last folded into it
   };
   struct PendingOut {
     std::string id;
@@ -122,8 +129,15 @@ class Aggregation {
   };
 
   Aggregation(AggregationSpec spec, std::unique_ptr<Store> store,
-              std::unique_ptr<WasmReducer> reducer, broker::Broker& broker);
+              std::unique_ptr<WasmReducer> reducer, broker::Broker& broker, uint64_t cache_bytes);
   absl::Status Restore();
+  // A window as the store holds it, back in memory (clean).
+  absl::StatusOr<Window> Load(StoredWindow sw) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
+  // Brings an evicted key's open windows back from the store; none when it has none there.
+  absl::Status LoadKey(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
+  // Drops the least recently folded keys, all clean, until memory is down to `target`.
+  void Evict(uint64_t target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
+  uint64_t WindowBytes(std::string_view key, const Window& w) const;
   int64_t Watermark() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // A topic's partitions' end offsets (empty when it does not exist), read without the locks.
   std::map<uint32_t, uint64_t> TopicEnds(const std::string& topic);
@@ -140,8 +154,9 @@ class Aggregation {
   void AdvanceEventTime(const std::map<uint32_t, uint64_t>& ends)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Folds one record with its key; false when it was late.
-  bool FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
+  // A store read failed while folding; the batch stops there and fails the aggregation.
+  bool FoldOne(std::string_view key, const DecodedRecord& r, uint32_t partition,
+               absl::Status* error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   bool FoldSession(KeyState& ks, std::string_view key, const DecodedRecord& r,
                    uint32_t partition) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   void Touch(std::string_view key, Window& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -152,11 +167,12 @@ class Aggregation {
   absl::Status MergeInto(std::string_view key, Window& into, Window& from)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   absl::Status ReducePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
-  void CloseWindows() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CloseWindows() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_, mu_);
   std::string ValuesOf(const Window& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AggregationSpec spec_;
+  std::atomic<uint64_t> cache_bytes_;
   std::unique_ptr<Store> store_;
   broker::Broker& broker_;
   // Serializes folds and checkpoints (held across a checkpoint's publish); queries take mu_ only.
@@ -175,8 +191,15 @@ class Aggregation {
   mutable absl::Mutex mu_;
   // For reading values of built-in windows from queries (a MeasureSet parses, so it is per use).
   std::unique_ptr<MeasureSet> reader_ ABSL_GUARDED_BY(mu_);
+  // The keys in memory: every one with a window changed since the last checkpoint, and as many
+  // others as the cache bound allows. A key is in memory with all its open windows or not at all.
   absl::flat_hash_map<std::string, KeyState, KeyHash, KeyEq> keys_ ABSL_GUARDED_BY(mu_);
-  // Windows by the end they had when made: the candidates to close once the watermark passes.
+  // The least start of an open window that is not in memory (evicted, or not loaded at restore);
+  // INT64_MAX when every open window is. A key not in memory is looked up in the store from
+  // there.
+  int64_t evicted_floor_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
+  // Windows by the end they had when made (whether in memory or evicted since): the candidates
+  // to close once the watermark passes.
   std::map<int64_t, std::vector<std::string>> closing_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, int64_t>> deletes_ ABSL_GUARDED_BY(mu_);  // merged sessions
   // Keys with records for the reducer not yet reduced.

@@ -131,7 +131,8 @@ class Manager::Impl {
       e->spec = std::move(spec);
       e->created_at_us = row.created_at_us;
       e->generation = row.updated_at_us;
-      absl::Status opened = OpenState(*e, /*fresh=*/false);
+      absl::Status opened =
+          OpenState(*e, /*fresh=*/false, options_.state_cache_bytes / rows.size());
       if (!opened.ok()) {
         return absl::Status(opened.code(), StrCat("aggregation \"", row.name, "\": ",
                                                   ToStd(opened.message())));
@@ -189,7 +190,20 @@ class Manager::Impl {
   }
 
   // Opens the aggregation's store and state; a fresh one starts at its `from`.
-  absl::Status OpenState(Entry& e, bool fresh) {
+  // The share of the memory bound each aggregation gets, with `more` aggregations besides the
+  // ones there are.
+  uint64_t CacheShare(size_t more) {
+    absl::MutexLock lock(&mu_);
+    return options_.state_cache_bytes / std::max<size_t>(1, entries_.size() + more);
+  }
+  void Rebalance() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto& [name, e] : entries_) {
+      e->agg->SetCacheBytes(options_.state_cache_bytes / entries_.size());
+    }
+  }
+
+  // Opens the aggregation's store and state, its windows in memory bounded by `cache_bytes`.
+  absl::Status OpenState(Entry& e, bool fresh, uint64_t cache_bytes) {
     const std::string dir = StateDir(options_.data_dir, e.spec.name, e.generation);
     std::error_code ec;
     if (fresh) std::filesystem::remove_all(dir, ec);
@@ -202,7 +216,8 @@ class Manager::Impl {
     }
     ASSIGN_OR_RETURN(std::unique_ptr<Store> st, Store::Open(dir, 8u << 20));
     ASSIGN_OR_RETURN(std::optional<CheckpointMeta> meta, st->ReadMeta());
-    ASSIGN_OR_RETURN(e.agg, Aggregation::Open(e.spec, std::move(st), std::move(reducer), broker_));
+    ASSIGN_OR_RETURN(e.agg, Aggregation::Open(e.spec, std::move(st), std::move(reducer), broker_,
+                                              cache_bytes));
     if (!meta) {
       // No checkpoint yet: the start positions are resolved once and kept, so that a restart
       // before the first checkpoint starts at the same place.
@@ -249,7 +264,7 @@ class Manager::Impl {
           batch.partition().value(), [&](auto visit) { delivered = batch.ForEach(visit); },
           &folded);
       impl_.records_.Add({{"aggregation", e->spec.name}}).Increment(static_cast<double>(folded));
-      if (s.ok() && e->agg->CheckpointDue(NowMicros(), impl_.options_.state_cache_bytes)) {
+      if (s.ok() && e->agg->CheckpointDue(NowMicros())) {
         s = e->agg->Checkpoint();
       }
       run.Release();
@@ -379,7 +394,7 @@ class Manager::Impl {
         absl::MutexLock lock(&e->mu);
         if (e->stopped || e->failed) continue;
       }
-      if (e->agg->CheckpointDue(now, options_.state_cache_bytes)) {
+      if (e->agg->CheckpointDue(now)) {
         absl::Status s = e->agg->Checkpoint();
         run.Release();
         if (!s.ok()) Fail(e, s, /*restart=*/true);
@@ -472,13 +487,14 @@ class Manager::Impl {
     // Offsets a group of this name kept from before are not this aggregation's.
     (void)broker_.DeleteGroup(spec.group(), spec.input);
     RETURN_IF_ERROR(store().Create(row));
-    if (absl::Status s = OpenState(*e, /*fresh=*/true); !s.ok()) {
+    if (absl::Status s = OpenState(*e, /*fresh=*/true, CacheShare(/*more=*/1)); !s.ok()) {
       (void)store().Delete(spec.name);
       return s;
     }
     {
       absl::MutexLock lock(&mu_);
       entries_[spec.name] = e;
+      Rebalance();
     }
     StartRunner(e);
     return Info(*e);
@@ -494,6 +510,7 @@ class Manager::Impl {
       }
       e = it->second;
       entries_.erase(it);
+      Rebalance();
     }
     Stop(*e);
     e->agg->CloseWatchers();
@@ -530,7 +547,7 @@ class Manager::Impl {
     row.updated_at_us = e->generation;
     RETURN_IF_ERROR(store().Update(row));
     (void)broker_.DeleteGroup(e->spec.group(), e->spec.input);
-    RETURN_IF_ERROR(OpenState(*e, /*fresh=*/true));
+    RETURN_IF_ERROR(OpenState(*e, /*fresh=*/true, CacheShare(/*more=*/0)));
     {
       absl::MutexLock lock(&mu_);
       entries_[e->spec.name] = e;

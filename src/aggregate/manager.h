@@ -39,7 +39,7 @@ struct AggregationInfo {
   State state = State::kBackfilling;
   std::string last_error;
   uint64_t lag = 0;           // input records not yet reflected in state, over all partitions
-  uint64_t keys = 0;          // distinct keys with state
+  uint64_t keys = 0;          // keys with open windows in memory
   uint64_t open_windows = 0;  // (window, key) pairs not yet final
   uint64_t records_in = 0;    // taken into state since the server started
   uint64_t late = 0;          // records past their windows (to <name>.late), since creation
@@ -109,7 +109,8 @@ class Watcher {
 
 struct ManagerOptions {
   std::string data_dir;           // state under DATA/aggregations/<name>/
-  uint64_t state_cache_bytes = 256ull << 20;  // of all aggregations' in-memory state together
+  // Memory for all aggregations' windows together, shared equally; the rest is on disk only.
+  uint64_t state_cache_bytes = 256ull << 20;
   size_t max_batch_records = 10000;
   uint64_t max_event_bytes = 1u << 20;
   // Loads reducers; shared with the components, must outlive the manager.

@@ -62,6 +62,7 @@ class AggregateManagerTest : public ::testing::Test {
     options.native = false;
     options.before_batch = [this](std::string_view) { ++batches_; };
     options.max_watches = max_watches_;
+    options.state_cache_bytes = cache_bytes_;
     auto m = Manager::Open(options, *broker_, PosixFileSystem(), registry_);
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
@@ -153,6 +154,7 @@ class AggregateManagerTest : public ::testing::Test {
   std::unique_ptr<Manager> manager_;
   std::atomic<uint64_t> batches_{0};  // batches handed to aggregations
   size_t max_watches_ = 1024;
+  uint64_t cache_bytes_ = 256ull << 20;
   int64_t dedupe_window_ms_ = 0;  // 0: the broker's default
 };
 
@@ -435,6 +437,73 @@ TEST_F(AggregateManagerTest, RestartKeepsStateAndCountsNothingTwice) {
   auto ann = Windows("ann");
   EXPECT_EQ(ann[kBase]["n"], 3);
   EXPECT_EQ(ann[kBase]["total"], 18);
+}
+
+TEST_F(AggregateManagerTest, StateBeyondTheCacheIsEvictedAndLoadedAgain) {
+  // The same input folded with every key evicted at each checkpoint (a bound of one byte) and
+  // with all of it in memory: the same windows and the same results, through a restart that
+  // loads almost nothing, for each kind of window with keys coming and going.
+  const std::vector<std::string> windows = {"tumbling:60s", "hopping:2m/1m", "session:30s"};
+  auto spec = [&](size_t i, const std::string& prefix) {
+    AggregationSpec s = Spec(windows[i]);
+    s.name = StrCat(prefix, i);
+    return s;
+  };
+  std::vector<std::string> users;
+  for (int u = 0; u < 12; ++u) users.push_back(StrCat("user", u));
+  auto step = [&](int m) {
+    std::vector<Event> events;
+    for (int u = 0; u < 12; ++u) {
+      if ((u + m) % 3 == 0) continue;  // away this minute: sessions end, windows miss keys
+      const int64_t t = kBase + m * kMinute + u * 1'000'000;
+      events.push_back(Order(users[u], u * 10 + m, t));
+      if (u % 2 == 0) events.push_back(Order(users[u], 1, t + 20'000'000));
+    }
+    Publish("orders", events);
+  };
+  cache_bytes_ = 1;
+  OpenManager();
+  for (size_t i = 0; i < windows.size(); ++i) ASSERT_TRUE(manager_->Add(spec(i, "small"), "").ok());
+  for (int m = 0; m < 7; ++m) {
+    if (m == 3) {  // restarted, with room for one key at most
+      manager_.reset();
+      OpenManager();
+    }
+    step(m);
+    for (size_t i = 0; i < windows.size(); ++i) {
+      const AggregationInfo info = Settle(StrCat("small", i));
+      EXPECT_EQ(info.keys, 0u) << windows[i] << ": every key is evicted after a checkpoint";
+      EXPECT_GT(info.open_windows, 0u) << windows[i];
+    }
+  }
+  std::vector<std::map<std::string, std::map<int64_t, json>>> small(windows.size());
+  for (size_t i = 0; i < windows.size(); ++i) {
+    for (const std::string& u : users) small[i][u] = Windows(u, StrCat("small", i));
+  }
+  manager_.reset();
+  cache_bytes_ = 256ull << 20;
+  OpenManager();
+  for (size_t i = 0; i < windows.size(); ++i) {
+    ASSERT_TRUE(manager_->Add(spec(i, "whole"), "").ok());
+    const AggregationInfo info = Settle(StrCat("whole", i));
+    EXPECT_GT(info.keys, 0u);
+    size_t compared = 0;
+    for (const std::string& u : users) {
+      const auto whole = Windows(u, StrCat("whole", i));
+      EXPECT_EQ(small[i][u], whole) << windows[i] << " " << u;
+      compared += whole.size();
+    }
+    EXPECT_GT(compared, 20u);
+    auto sorted = [](std::vector<json> v) {
+      std::vector<std::string> out;
+      for (const json& j : v) out.push_back(j.dump());
+      std::sort(out.begin(), out.end());
+      return out;
+    };
+    const auto results = sorted(Topic(StrCat("small", i, ".results")));
+    EXPECT_FALSE(results.empty());
+    EXPECT_EQ(results, sorted(Topic(StrCat("whole", i, ".results")))) << windows[i];
+  }
 }
 
 TEST_F(AggregateManagerTest, ResetRecomputesAndRemoveDeletesState) {

@@ -237,7 +237,7 @@ void AddServeCommand(CommandSet& set) {
       ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
   Flag(serve, "state-cache-bytes", so.state_cache_bytes,
        "memory for the aggregations' state, all together (the rest stays on disk)")
-      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 44));
+      ->check(CLI::Range(uint64_t{1} << 16, uint64_t{1} << 44));
 
   set.OnParsed(serve, [&so, &fsync, &roll_interval, &compression] {
     std::string address_error;

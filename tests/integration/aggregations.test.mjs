@@ -172,7 +172,17 @@ test('SIGKILLs during live ingest: state equals DuckDB GROUP BY, results exactly
 });
 
 test('SIGKILLs during backfill: the recomputation equals DuckDB GROUP BY', T, async (t) => {
-  const srv = await startServer(t);
+  await backfillThroughKills(await startServer(t));
+});
+
+test('state past --state-cache-bytes is evicted and loaded again, through SIGKILLs', T, async (t) => {
+  // 64 KiB hold a few hundred of the windows: every checkpoint evicts, every restart loads a few.
+  const a = await backfillThroughKills(await startServer(t, { args: ['--state-cache-bytes', '65536'] }));
+  assert.ok(a.keys < USERS / 2, `${a.keys} of ${USERS} keys in memory`);
+  assert.ok(a.open_windows > USERS, `${a.open_windows} windows open`);
+});
+
+async function backfillThroughKills(srv) {
   const topic = topicName('hist');
   await srv.api.createTopic(topic, 2);
   const total = 150000;
@@ -195,6 +205,7 @@ test('SIGKILLs during backfill: the recomputation equals DuckDB GROUP BY', T, as
   // A restart keeps the state: nothing is recomputed, nothing counted twice.
   await srv.stop();
   await srv.start();
-  await caughtUp(srv, 'back');
+  const a = await caughtUp(srv, 'back');
   await assertEqualsDuckDB(srv, topic, 'back');
-});
+  return a;
+}
