@@ -710,7 +710,7 @@ absl::Status Aggregation::Checkpoint() {
           measures_->Serialize(w.accs, &sw.state);
           sw.values = ValuesOf(w);
         }
-        batch.Put(key, sw);
+        batch.Put(key, sw, /*indexed=*/w.stored_start == w.start);
       }
     }
     meta.offsets = positions_;

@@ -226,10 +226,12 @@ absl::StatusOr<std::optional<CheckpointMeta>> Store::ReadMeta() {
 Store::Batch::Batch() = default;
 Store::Batch::~Batch() = default;
 
-void Store::Batch::Put(std::string_view key, const StoredWindow& w) {
+void Store::Batch::Put(std::string_view key, const StoredWindow& w, bool indexed) {
   puts_.emplace_back(WindowKey(key, w.start_us), EncodeWindow(w));
+  bytes_ += puts_.back().first.size() + puts_.back().second.size();
+  if (indexed) return;
   puts_.emplace_back(IndexKey(w.start_us, key), std::string());
-  bytes_ += puts_[puts_.size() - 2].first.size() * 2 + puts_[puts_.size() - 2].second.size();
+  bytes_ += puts_.back().first.size();
 }
 
 void Store::Batch::Delete(std::string_view key, int64_t start_us) {

@@ -76,7 +76,9 @@ class Store {
    public:
     Batch();
     ~Batch();
-    void Put(std::string_view key, const StoredWindow& w);
+    // `indexed`: the window index has it already (stored before under the same start), so
+    // only its value is written.
+    void Put(std::string_view key, const StoredWindow& w, bool indexed = false);
     void Delete(std::string_view key, int64_t start_us);
     void SetMeta(const CheckpointMeta& meta);
     size_t size() const { return bytes_; }
