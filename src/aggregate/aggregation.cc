@@ -513,6 +513,7 @@ bool Aggregation::FoldSession(KeyState& ks, std::string_view key, const DecodedR
     if (absl::Status s = MergeInto(key, *into, from); !s.ok()) {
       spdlog::warn("aggregation {}: merging sessions of key: {}", spec_.name, s.ToString());
     }
+    memory_bytes_ -= std::min(memory_bytes_, WindowBytes(key, from));
     into->end = std::max(into->end, from.end);
     if (from.stored_start) deletes_.emplace_back(std::string(key), *from.stored_start);
     --open_windows_;
@@ -546,7 +547,11 @@ absl::Status Aggregation::MergeInto(std::string_view key, Window& into, Window& 
   m.state_b = into.start <= from.start ? from.state : into.state;
   ASSIGN_OR_RETURN(std::vector<ReduceOutput> out, reducer_->Merge(absl::MakeConstSpan(&m, 1)));
   if (out.size() == 1) {
-    if (out[0].state_written) into.state = std::move(out[0].state);
+    if (out[0].state_written) {
+      memory_bytes_ += out[0].state.size();
+      memory_bytes_ -= std::min<uint64_t>(memory_bytes_, into.state.size());
+      into.state = std::move(out[0].state);
+    }
     if (out[0].values_written) into.values = std::move(out[0].values);
   }
   return absl::OkStatus();
@@ -610,16 +615,21 @@ absl::Status Aggregation::CloseWindows() {
       const std::string& key = keys[i];
       auto it = keys_.find(key);
       if (it == keys_.end() && evicted_floor_ != INT64_MAX) {
-        // Evicted windows come back to close; a failed read leaves the rest for later.
+        // Evicted windows come back to close; a failed read leaves the rest for later. What
+        // comes back is due a checkpoint, which evicts it again.
         if (absl::Status s = LoadKey(key); !s.ok()) {
           keys.erase(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(i));
           return absl::Status(s.code(), StrCat("loading evicted state: ", ToStd(s.message())));
         }
         it = keys_.find(key);
+        if (it != keys_.end()) changed_since_checkpoint_ = true;
       }
       if (it == keys_.end()) continue;
       for (Window& w : it->second.windows) {
         if (w.final || w.end != end) continue;
+        // A close makes a checkpoint due, which publishes the result, whatever moved the
+        // watermark.
+        changed_since_checkpoint_ = true;
         w.final = true;
         --open_windows_;
         Touch(key, w);

@@ -423,6 +423,7 @@ class Manager::Impl {
     info.skipped = s.skipped;
     info.keys = s.keys;
     info.open_windows = s.open_windows;
+    info.memory_bytes = s.memory_bytes;
     info.watermark_us = s.watermark_us;
     info.tier = e.agg->tier();
     if (auto topic = broker_.GetTopic(e.spec.input); topic.ok()) {

@@ -41,6 +41,7 @@ struct AggregationInfo {
   uint64_t lag = 0;           // input records not yet reflected in state, over all partitions
   uint64_t keys = 0;          // keys with open windows in memory
   uint64_t open_windows = 0;  // (window, key) pairs not yet final
+  uint64_t memory_bytes = 0;  // the state in memory, as held against --state-cache-bytes
   uint64_t records_in = 0;    // taken into state since the server started
   uint64_t late = 0;          // records past their windows (to <name>.late), since creation
   uint64_t skipped = 0;       // records without a key at the key path, since creation
