@@ -87,9 +87,14 @@ TEST_F(ProgramTest, StartsAgainWithGrowingBackoffAfterItExits) {
   o.max_backoff = absl::Milliseconds(80);
   Program program(o, log);
   program.Start();
-  ASSERT_TRUE(Eventually([&] { return program.status().starts >= 4; }));
+  // Read between two starts (Stop could land while the script runs, and kill it).
+  ProgramStatus between;
+  ASSERT_TRUE(Eventually([&] {
+    between = program.status();
+    return between.starts >= 4 && !between.running;
+  }));
   program.Stop();
-  EXPECT_EQ(program.status().last_exit, "exited with status 3");
+  EXPECT_EQ(between.last_exit, "exited with status 3");
   int restarts_logged = 0;
   for (const LogLine& l : log->Read(0, ComponentLog::kMaxLines)) {
     if (l.stream == "server" && l.text.starts_with("exited with status 3; starting again in")) {
