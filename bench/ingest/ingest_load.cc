@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
@@ -72,6 +73,7 @@ struct Options {
   int channels = 1;
   int threads = 1;
   int partitions = 0;  // CreateTopic partitions; 0 = server default
+  int topics = 1;      // > 1: events go round-robin to topics <topic>-0 .. <topic>-(N-1)
   bool create_topic = true;
   double duration = 10;
   double warmup = 2;
@@ -86,7 +88,7 @@ struct Options {
                "usage: nodata_ingest_load unary|stream [--server ADDR] [--topic T] [--payload BYTES]\n"
                "         [--concurrency N] [--batch B] [--inflight K] [--streams S] [--channels C]\n"
                "         [--threads T] [--duration SEC] [--warmup SEC] [--events N]\n"
-               "         [--keys none|random] [--partitions P] [--no-create-topic]\n"
+               "         [--keys none|random] [--partitions P] [--topics N] [--no-create-topic]\n"
                "         [--server-pid PID] [--label STR] [--check-all]\n");
   std::exit(2);
 }
@@ -115,6 +117,7 @@ Options ParseArgs(int argc, char** argv) {
     else if (a == "--channels") o.channels = std::stoi(val());
     else if (a == "--threads") o.threads = std::stoi(val());
     else if (a == "--partitions") o.partitions = std::stoi(val());
+    else if (a == "--topics") o.topics = std::stoi(val());
     else if (a == "--no-create-topic") o.create_topic = false;
     else if (a == "--duration") o.duration = std::stod(val());
     else if (a == "--warmup") o.warmup = std::stod(val());
@@ -125,10 +128,15 @@ Options ParseArgs(int argc, char** argv) {
   }
   if (o.keys != "none" && o.keys != "random") Usage("--keys must be none or random");
   if (o.concurrency < 1 || o.batch < 1 || o.inflight < 1 || o.streams < 1 || o.channels < 1 ||
-      o.threads < 1 || o.duration <= 0 || o.warmup < 0)
+      o.threads < 1 || o.topics < 1 || o.duration <= 0 || o.warmup < 0)
     Usage("counts must be >= 1, duration > 0, warmup >= 0");
   if (o.mode == "unary") o.batch = 1;
   return o;
+}
+
+// The topic of the i-th event of a request.
+std::string TopicOf(const Options& o, int i) {
+  return o.topics == 1 ? o.topic : o.topic + "-" + std::to_string(i % o.topics);
 }
 
 uint64_t NowNs() {
@@ -210,23 +218,25 @@ std::string MakeId(const std::string& run_id, uint64_t seq) {
 // memcpy plus in-place patching.
 class RequestTemplate {
  public:
-  RequestTemplate(const Options& o, const std::string& run_id) : run_id_(run_id) {
+  // Event i of a request carries topic (phase + i) % topics.
+  RequestTemplate(const Options& o, const std::string& run_id, uint64_t phase = 0)
+      : run_id_(run_id) {
     std::mt19937_64 g(42);
     const std::string id_ph(kIdLen, kIdPlaceholder), key_ph(kKeyLen, kKeyPlaceholder);
     events_ = o.batch;
-    auto fill = [&](nodata::v1::Event* ev) {
-      ev->set_topic(o.topic);
+    auto fill = [&](nodata::v1::Event* ev, int i) {
+      ev->set_topic(TopicOf(o, i));
       ev->set_id(id_ph);
       if (o.keys == "random") ev->set_key(key_ph);
       ev->set_data(RandomAlnum(g, o.payload));
     };
     if (o.mode == "unary") {
       nodata::v1::PublishRequest req;
-      fill(req.mutable_event());
+      fill(req.mutable_event(), phase);
       bytes_ = req.SerializeAsString();
     } else {
       nodata::v1::PublishBatchRequest req;
-      for (int i = 0; i < o.batch; ++i) fill(req.add_events());
+      for (int i = 0; i < o.batch; ++i) fill(req.add_events(), phase + i);
       bytes_ = req.SerializeAsString();
     }
     Find(id_ph, &id_offsets_);
@@ -354,8 +364,16 @@ const std::string& Flatten(const grpc::ByteBuffer& bb, std::string* scratch) {
 // Shared run state.
 struct Run {
   const Options* opt = nullptr;
-  const RequestTemplate* tmpl = nullptr;
+  const RequestTemplate* tmpl = nullptr;  // the first of tmpls
+  // With --topics, one template per phase (first_seq % topics): a request's event i carries
+  // topic (first_seq + i) % topics, so that every topic gets events even past --batch topics.
+  const std::vector<RequestTemplate>* tmpls = nullptr;
+  uint64_t phase_step = 1;
   std::string run_id;
+
+  const RequestTemplate& For(uint64_t first_seq) const {
+    return (*tmpls)[(first_seq % uint64_t(opt->topics)) / phase_step];
+  }
   std::atomic<uint64_t> next_seq{0};
   uint64_t measure_start_ns = 0;
   std::atomic<uint64_t> measure_end_ns{0};  // stop_at, or earlier when --events is reached
@@ -401,7 +419,8 @@ bool VerifyFull(const Run& run, const std::string& bytes, uint64_t first_seq, in
   for (int i = 0; i < n; ++i) {
     std::string want = MakeId(run.run_id, first_seq + i);
     if (acks[i]->id() != want) return *why = "ack id " + acks[i]->id() + " != " + want, false;
-    if (acks[i]->topic() != run.opt->topic) return *why = "ack topic " + acks[i]->topic(), false;
+    if (acks[i]->topic() != TopicOf(*run.opt, int((first_seq + i) % uint64_t(run.opt->topics))))
+      return *why = "ack topic " + acks[i]->topic(), false;
   }
   return true;
 }
@@ -469,7 +488,7 @@ class UnarySlot : public Slot {
  private:
   void Issue() {
     seq_ = run_->next_seq.fetch_add(1, std::memory_order_relaxed);
-    grpc::ByteBuffer req = run_->tmpl->Make(seq_, w_->rng());
+    grpc::ByteBuffer req = run_->For(seq_).Make(seq_, w_->rng());
     ctx_ = std::make_unique<grpc::ClientContext>();
     sent_ns_ = NowNs();
     reader_ = stub_->PrepareUnaryCall(ctx_.get(), kPublishMethod, req, w_->cq());
@@ -561,7 +580,7 @@ class StreamSlot : public Slot {
     if (int(pending_.size()) >= run_->opt->inflight) return;
     int n = run_->tmpl->events();
     uint64_t seq = run_->next_seq.fetch_add(n, std::memory_order_relaxed);
-    write_bb_ = run_->tmpl->Make(seq, w_->rng());
+    write_bb_ = run_->For(seq).Make(seq, w_->rng());
     pending_.push_back({seq, NowNs()});
     writing_ = true;
     call_->Write(write_bb_, &write_);
@@ -693,24 +712,41 @@ int main(int argc, char** argv) {
     channels.push_back(ch);
   }
 
+  double create_s = 0;
   if (opt.create_topic) {
     auto topics = nodata::v1::TopicService::NewStub(channels[0]);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    nodata::v1::CreateTopicRequest req;
-    nodata::v1::CreateTopicResponse resp;
-    req.set_name(opt.topic);
-    req.set_partitions(uint32_t(opt.partitions));
-    grpc::Status st = topics->CreateTopic(&ctx, req, &resp);
-    if (!st.ok() && st.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
-      std::fprintf(stderr, "nodata_ingest_load: CreateTopic %s: %d %s\n", opt.topic.c_str(),
-                   int(st.error_code()), st.error_message().c_str());
-      return 1;
+    const uint64_t c0 = NowNs();
+    for (int t = 0; t < opt.topics; ++t) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      nodata::v1::CreateTopicRequest req;
+      nodata::v1::CreateTopicResponse resp;
+      req.set_name(TopicOf(opt, t));
+      req.set_partitions(uint32_t(opt.partitions));
+      grpc::Status st = topics->CreateTopic(&ctx, req, &resp);
+      if (!st.ok() && st.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
+        std::fprintf(stderr, "nodata_ingest_load: CreateTopic %s: %d %s\n",
+                     req.name().c_str(), int(st.error_code()), st.error_message().c_str());
+        return 1;
+      }
     }
+    create_s = double(NowNs() - c0) / 1e9;
   }
 
-  RequestTemplate tmpl(opt, run.run_id);
+  // Requests start at multiples of their size: phases are multiples of gcd(size, topics).
+  const uint64_t step = std::gcd(uint64_t(opt.mode == "unary" ? 1 : opt.batch), uint64_t(opt.topics));
+  if (uint64_t(opt.topics) / step > 64) {
+    std::fprintf(stderr, "nodata_ingest_load: --topics / gcd(--batch, --topics) must be <= 64\n");
+    return 2;
+  }
+  std::vector<RequestTemplate> tmpls;
+  for (uint64_t phase = 0; phase < uint64_t(opt.topics); phase += step) {
+    tmpls.emplace_back(opt, run.run_id, phase);
+  }
+  const RequestTemplate& tmpl = tmpls.front();
   run.tmpl = &tmpl;
+  run.tmpls = &tmpls;
+  run.phase_step = step;
 
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
   for (auto& ch : channels) stubs.push_back(std::make_unique<grpc::GenericStub>(ch));
@@ -788,7 +824,7 @@ int main(int argc, char** argv) {
 
   std::printf(
       "{\"tool\":\"nodata_ingest_load\",\"label\":\"%s\",\"mode\":\"%s\",\"server\":\"%s\","
-      "\"topic\":\"%s\",\"payload_bytes\":%zu,\"concurrency\":%d,\"batch\":%d,\"inflight\":%d,"
+      "\"topic\":\"%s\",\"topics\":%d,\"create_s\":%.3f,\"payload_bytes\":%zu,\"concurrency\":%d,\"batch\":%d,\"inflight\":%d,"
       "\"streams\":%d,\"channels\":%d,\"threads\":%d,\"keys\":\"%s\",\"request_bytes\":%zu,"
       "\"warmup_s\":%.3f,\"seconds\":%.3f,\"events\":%" PRIu64 ",\"requests\":%" PRIu64
       ",\"duplicates\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"events_per_s\":%.1f,\"mb_per_s\":%.2f,"
@@ -796,7 +832,7 @@ int main(int argc, char** argv) {
       "\"max_ms\":%.3f,\"client_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f,\"machine_cpu_pct\":%.1f,"
       "\"error\":\"%s\"}\n",
       JsonEscape(opt.label).c_str(), opt.mode.c_str(), JsonEscape(opt.server).c_str(),
-      JsonEscape(opt.topic).c_str(), opt.payload, opt.mode == "unary" ? opt.concurrency : 0,
+      JsonEscape(opt.topic).c_str(), opt.topics, create_s, opt.payload, opt.mode == "unary" ? opt.concurrency : 0,
       tmpl.events(), opt.mode == "stream" ? opt.inflight : 0, opt.mode == "stream" ? opt.streams : 0,
       opt.channels, opt.threads, opt.keys.c_str(), tmpl.bytes(), opt.warmup, secs, total.events,
       total.requests, total.duplicates, total.errors, eps, mbps,

@@ -147,6 +147,7 @@ void Maintenance::HousekeepingLoop() {
       for (const auto& topic : topics_.All()) {
         for (uint32_t p = 0; p < topic->count(); ++p) {
           topic->parts[p]->MaybeRollByAge(now_us).IgnoreError();
+          topic->parts[p]->ReleaseIdle(now_us).IgnoreError();
         }
       }
     }

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <system_error>
@@ -15,8 +16,10 @@ namespace {
 
 class PosixWritableFile final : public WritableFile {
  public:
-  PosixWritableFile(std::string path, int fd, uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size), reserved_(size) {}
+  // `allocated`: the blocks the file holds, which may reach past its size (a reservation an
+  // earlier writer left), so that Truncate gives them back.
+  PosixWritableFile(std::string path, int fd, uint64_t size, uint64_t allocated)
+      : path_(std::move(path)), fd_(fd), size_(size), reserved_(std::max(size, allocated)) {}
   ~PosixWritableFile() override { ::close(fd_); }
 
   absl::Status Append(std::string_view data) override {
@@ -47,8 +50,8 @@ class PosixWritableFile final : public WritableFile {
     // O_APPEND writes go to the new end; keep our view of the size in step.
     size_.store(size, std::memory_order_release);
     if (reserved_ > size) {
-      // Give back blocks reserved past the new end (ftruncate keeps them when the size is
-      // unchanged). Best effort: a file system without hole punching keeps them until deletion.
+      // Give back blocks reserved past the new end (some file systems keep them through an
+      // ftruncate to the same size). Best effort: without hole punching they stay until deletion.
       ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(size),
                   static_cast<off_t>(reserved_ - size));
       reserved_ = size;
@@ -131,7 +134,8 @@ class PosixFs final : public FileSystem {
       ::close(fd);
       return ErrnoToStatus(err, StrCat("fstat ", path));
     }
-    return std::make_unique<PosixWritableFile>(path, fd, static_cast<uint64_t>(st.st_size));
+    return std::make_unique<PosixWritableFile>(path, fd, static_cast<uint64_t>(st.st_size),
+                                               static_cast<uint64_t>(st.st_blocks) * 512);
   }
 
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> OpenReadable(const std::string& path) override {

@@ -1,6 +1,7 @@
 #include "log/partition_log.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <limits>
@@ -191,6 +192,11 @@ PartitionLog::~PartitionLog() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](bool* running) { return !*running; }, &sync_running_));
+  // A stopped partition holds no space it has not written.
+  if (segments_.empty()) return;
+  if (Segment& active = *segments_.back(); active.writer && reserved_end_ > active.size_bytes) {
+    active.writer->Truncate(active.size_bytes).IgnoreError();
+  }
 }
 
 absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
@@ -362,6 +368,9 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
     RETURN_IF_ERROR(writer->Truncate(good_end));
     RETURN_IF_ERROR(writer->Sync());
     recovery_.truncated_bytes += file_size - good_end;
+  } else {
+    // Same size: gives back what the last run reserved and a crash left allocated.
+    RETURN_IF_ERROR(writer->Truncate(good_end));
   }
   seg.end_offset = expected;
   seg.size_bytes = good_end;
@@ -394,6 +403,7 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   }
   seg->size_bytes = kSegmentHeaderBytes;
   seg->writer = std::move(writer);
+  reserved_end_ = 0;
   segments_.push_back(std::move(seg));
   return absl::OkStatus();
 }
@@ -440,9 +450,28 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   WritableFile& writer = *active->writer;
   const uint64_t before = active->size_bytes;
   // Reserve first, so that a full disk fails the batch before any byte of it is written.
-  const uint64_t chunk = std::max<uint64_t>(
-      1, std::min(options_.reserve_chunk_bytes, options_.segment_bytes));
-  RETURN_IF_ERROR(writer.Reserve((before + batch_bytes + chunk - 1) / chunk * chunk));
+  if (const uint64_t need = before + batch_bytes; need > reserved_end_) {
+    const uint64_t largest =
+        std::max<uint64_t>(1, std::min(options_.reserve_chunk_bytes, options_.segment_bytes));
+    const uint64_t smallest = std::clamp<uint64_t>(options_.min_reserve_chunk_bytes, 1, largest);
+    // About a second of this partition's writes, measured since its last reservation.
+    uint64_t step = smallest;
+    if (reserved_end_ != 0 && now_us > last_reserve_us_) {
+      const double per_second = static_cast<double>(need - reserved_from_) * 1e6 /
+                                static_cast<double>(now_us - last_reserve_us_);
+      step = std::clamp<uint64_t>(std::bit_ceil(static_cast<uint64_t>(
+                                      std::min(per_second, static_cast<double>(largest)))),
+                                  smallest, largest);
+    } else if (reserved_end_ != 0) {
+      step = largest;  // more than a reservation within the clock's resolution
+    }
+    const uint64_t target = (need + step - 1) / step * step;
+    RETURN_IF_ERROR(writer.Reserve(target));
+    reserved_end_ = target;
+    reserved_from_ = before;
+    last_reserve_us_ = now_us;
+  }
+  last_append_us_ = now_us;
 
   scratch_.clear();
   scratch_.reserve(batch_bytes);
@@ -450,6 +479,7 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   for (size_t i = 0; i < records.size(); ++i) EncodeFrame(first + i, records[i], &scratch_);
   absl::Status s = writer.Append(scratch_);
   if (!s.ok()) {
+    reserved_end_ = 0;  // the undo gives the reservation back
     absl::Status undo = writer.Truncate(before);
     if (!undo.ok()) {
       failed_ = absl::InternalError(
@@ -642,6 +672,24 @@ absl::Status PartitionLog::MaybeRollByAge(int64_t now_us) {
   CollectReadableLocked(&ready);
   RETURN_IF_ERROR(s);
   return StartSegment(next_offset_);
+}
+
+absl::Status PartitionLog::ReleaseIdle(int64_t now_us) {
+  absl::MutexLock lock(&mu_);
+  if (!failed_.ok()) return failed_;
+  Segment& active = *segments_.back();
+  if (active.writer == nullptr || reserved_end_ <= active.size_bytes) return absl::OkStatus();
+  if (now_us - last_append_us_ < options_.idle_release_ms * 1000) return absl::OkStatus();
+  // The size stays; the blocks past it go back.
+  RETURN_IF_ERROR(active.writer->Truncate(active.size_bytes));
+  reserved_end_ = 0;
+  return absl::OkStatus();
+}
+
+uint64_t PartitionLog::reserved_bytes() const {
+  absl::MutexLock lock(&mu_);
+  const Segment& active = *segments_.back();
+  return reserved_end_ > active.size_bytes ? reserved_end_ - active.size_bytes : 0;
 }
 
 std::shared_ptr<PartitionLog::Segment> PartitionLog::FindSegmentLocked(uint64_t offset) const {

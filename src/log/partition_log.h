@@ -35,10 +35,14 @@ struct LogOptions {
   int64_t segment_ms = 60 * 60 * 1000;
   // One sparse index entry per this many bytes of records.
   uint32_t index_interval_bytes = 4096;
-  // Disk space is reserved ahead of appends in chunks of this size, so that a full disk fails an
-  // append before any byte of it is written.
-  // (At most segment_bytes.)
+  // Disk space is reserved ahead of appends, so that a full disk fails an append before any byte
+  // of it is written. The step follows the partition's write rate: about a second of its writes
+  // since the last reservation, a power of two from the smallest to the largest (at most
+  // segment_bytes); a partition's first reservation takes the smallest.
   uint64_t reserve_chunk_bytes = 1ull << 20;
+  uint64_t min_reserve_chunk_bytes = 4096;
+  // A partition with no append for this long gives its reservation back (ReleaseIdle).
+  int64_t idle_release_ms = 5000;
   FsyncPolicy fsync = FsyncPolicy::kAlways;
   // Called after each successful fdatasync with its duration and how many records it covered.
   std::function<void(double seconds, uint64_t records)> on_sync;
@@ -131,6 +135,11 @@ class PartitionLog {
   absl::Status Sync();
   // Seals the active segment when it has records and is older than segment_ms.
   absl::Status MaybeRollByAge(int64_t now_us);
+  // Gives back the space reserved ahead of appends when nothing was appended for
+  // idle_release_ms; the next append reserves again, from the smallest step.
+  absl::Status ReleaseIdle(int64_t now_us);
+  // Bytes reserved past the active segment's end, not yet written.
+  uint64_t reserved_bytes() const;
 
   // Seals the active segment when it has records and its oldest one was ingested at or before
   // `oldest_at_most_us` (INT64_MAX: whenever it has records). Sealing syncs it.
@@ -203,6 +212,12 @@ class PartitionLog {
   // partition refuses appends until it is reopened (and recovered) by a restart.
   absl::Status failed_ ABSL_GUARDED_BY(mu_);
   std::string scratch_ ABSL_GUARDED_BY(mu_);
+  // The active segment's reservation: up to where (0: none, after a new segment or
+  // ReleaseIdle), the size and time when it was last made, and when the last append came.
+  uint64_t reserved_end_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t reserved_from_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_reserve_us_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_append_us_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace nodata::log

@@ -1,5 +1,7 @@
 #include "log/partition_log.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -306,6 +308,63 @@ TEST_F(PartitionLogTest, FullDiskFailsTheWholeBatchAndRecovers) {
   fault_.SetDiskFull(false);
   ASSERT_TRUE(AppendAcked(*log, 2, 3).ok());
   EXPECT_EQ(ReadAll(*log).size(), 5u);
+}
+
+TEST_F(PartitionLogTest, ReservationFollowsTheWriteRateAndIdlePartitionsGiveItBack) {
+  auto allocated = [&] {
+    struct stat st;
+    EXPECT_EQ(::stat(SegmentPath(0).c_str(), &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  auto size = [&] { return static_cast<uint64_t>(fs::file_size(SegmentPath(0))); };
+  auto log = Open();
+  ASSERT_TRUE(AppendAcked(*log, 1).ok());
+  // A partition written once holds the smallest step, not the largest.
+  EXPECT_LE(log->reserved_bytes(), 64u << 10);
+  EXPECT_LE(allocated(), size() + (64u << 10));
+  // Appends in quick succession (their times are microseconds apart) double the step.
+  uint64_t most = 0;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(AppendAcked(*log, 100, 1 + i * 100, 1000).ok());
+    most = std::max(most, log->reserved_bytes());
+  }
+  EXPECT_GT(most, 512u << 10);
+  EXPECT_LE(most, 1u << 20);
+  // Idle: the reservation goes back, and the records stay.
+  ASSERT_TRUE(log->ReleaseIdle(1000 + 4001 + 4'000'000).ok());
+  EXPECT_GT(log->reserved_bytes(), 0u) << "not idle for idle_release_ms yet";
+  ASSERT_TRUE(log->ReleaseIdle(1000 + 4001 + 6'000'000).ok());
+  EXPECT_EQ(log->reserved_bytes(), 0u);
+  EXPECT_LT(allocated(), size() + (16u << 10));  // the last block, extent tree blocks
+  // The next append reserves again, from the smallest step.
+  ASSERT_TRUE(AppendAcked(*log, 1, 4001).ok());
+  EXPECT_LE(log->reserved_bytes(), 64u << 10);
+  EXPECT_GT(log->reserved_bytes(), 0u);
+  // A clean close gives it back as well.
+  log.reset();
+  EXPECT_LT(allocated(), size() + (16u << 10));  // the last block, extent tree blocks
+  log = Open();
+  EXPECT_EQ(ReadAll(*log).size(), 4002u);
+}
+
+TEST_F(PartitionLogTest, ALeftOverReservationIsGivenBackOnOpen) {
+  auto log = Open();
+  ASSERT_TRUE(AppendAcked(*log, 3).ok());
+  log.reset();
+  // As a crash leaves it: blocks reserved past the end.
+  {
+    const int fd = ::open(SegmentPath(0).c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20), 0);
+    ::close(fd);
+  }
+  struct stat st;
+  ASSERT_EQ(::stat(SegmentPath(0).c_str(), &st), 0);
+  ASSERT_GE(static_cast<uint64_t>(st.st_blocks) * 512, 1u << 20);
+  log = Open();
+  ASSERT_EQ(::stat(SegmentPath(0).c_str(), &st), 0);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 8192u);
+  EXPECT_EQ(ReadAll(*log).size(), 3u);
 }
 
 TEST_F(PartitionLogTest, ShortWriteIsUndone) {
