@@ -2,6 +2,8 @@
 // forwards to the part that owns its concern (see README.md).
 #include "broker/broker.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 
 #include "broker/internal/group_manager.h"
@@ -24,6 +26,14 @@ class Broker::Impl {
     options_.log.on_sync = [this](double seconds, uint64_t records) {
       probe_.ObserveSync(seconds, records);
     };
+    uint64_t max_open = options_.max_open_files;
+    if (max_open == 0) {
+      rlimit limit{};
+      max_open = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                     ? limit.rlim_cur / 2
+                     : 4096;
+    }
+    options_.log.files = std::make_shared<log::FileCache>(fs_, max_open);
   }
 
   ~Impl() {
@@ -180,6 +190,7 @@ void Broker::RefreshGroupMetrics() {
 }
 void Broker::RefreshMetrics() {
   impl_->probe_.RefreshPartitions(impl_->topics_->All());
+  impl_->probe_.RefreshFiles(*impl_->options_.log.files);
   RefreshGroupMetrics();
 }
 

@@ -46,6 +46,9 @@ struct BrokerOptions {
   log::LogOptions log;  // on_sync is set by the broker
   int64_t fsync_interval_ms = 0;  // with FsyncPolicy::kInterval
   int sync_threads = 4;
+  // Segment files the hot tier keeps open, over all partitions (least recently used closed
+  // first); 0: half the process's open-file limit.
+  uint64_t max_open_files = 0;
   // The cold tier: how Parquet files are written and when records move there. keep_hot_us is
   // set to the dedupe window by the broker.
   parquet::WriterOptions parquet;

@@ -219,6 +219,75 @@ TEST_F(BrokerTest, DeleteRemovesDataAndNameCanBeReused) {
   EXPECT_EQ((*acks)[0].offset.value(), 0u);
 }
 
+// Descriptors this process has open.
+size_t OpenDescriptors() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+TEST_F(BrokerTest, ManyPartitionsWithFewOpenFiles) {
+  // 400 partitions, 16 segment files open at most: every event is stored and read back, across
+  // a restart, and a deleted topic's name reused takes nothing of the old one.
+  BrokerOptions options;
+  options.max_open_files = 16;
+  constexpr int kTopics = 100;
+  const size_t before = OpenDescriptors();
+  auto broker = Open(options);
+  std::vector<std::string> topics;  // EventIn borrows its strings
+  for (int t = 0; t < kTopics; ++t) topics.push_back(StrCat("t", t));
+  std::map<std::string, std::vector<AckOut>> acked;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::string> ids;
+    std::vector<EventIn> events;
+    ids.reserve(kTopics * 8);
+    for (int t = 0; t < kTopics; ++t) {
+      for (int i = 0; i < 8; ++i) ids.push_back(StrCat("r", round, "-", t, "-", i));
+    }
+    for (int t = 0; t < kTopics; ++t) {
+      for (int i = 0; i < 8; ++i) events.push_back(Event(topics[t], ids[t * 8 + i]));
+    }
+    auto acks = Publish(*broker, events);
+    ASSERT_TRUE(acks.ok()) << acks.status();
+    for (size_t i = 0; i < events.size(); ++i) {
+      acked[std::string(events[i].topic)].push_back((*acks)[i]);
+    }
+  }
+  // Besides the segment files: the catalog, the threads' and the broker's own.
+  EXPECT_LE(OpenDescriptors(), before + 16 + 24);
+  auto read_all = [&](Broker& b) {
+    size_t found = 0;
+    for (const auto& [topic, acks] : acked) {
+      for (const AckOut& a : acks) {
+        std::vector<Record> out;
+        absl::Status s = b.Read(topic, a.partition, a.offset, 1, 1 << 20, &out);
+        ASSERT_TRUE(s.ok()) << s;
+        ASSERT_EQ(out.size(), 1u);
+        EXPECT_EQ(out[0].offset, a.offset);
+        ++found;
+      }
+    }
+    EXPECT_EQ(found, acked.size() * 24);
+  };
+  read_all(*broker);
+  EXPECT_LE(OpenDescriptors(), before + 16 + 24);
+  broker.reset();
+  broker = Open(options);
+  read_all(*broker);
+  EXPECT_LE(OpenDescriptors(), before + 16 + 24);
+  absl::Status deleted = broker->DeleteTopic("t7");
+  ASSERT_TRUE(deleted.ok()) << deleted;
+  auto fresh = Publish(*broker, {Event("t7", "new")});
+  ASSERT_TRUE(fresh.ok());
+  std::vector<Record> out;
+  ASSERT_TRUE(broker->Read("t7", (*fresh)[0].partition, Offset(0), 100, 1 << 20, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, "new");
+  acked.erase("t7");
+  read_all(*broker);
+  EXPECT_EQ(acked.size(), size_t{kTopics} - 1);
+}
+
 TEST_F(BrokerTest, AggregationDefinitionsLiveInTheCatalogAcrossRestarts) {
   {
     auto broker = Open();

@@ -77,7 +77,17 @@ Probe::Probe(prometheus::Registry& registry)
                         .Name("nodata_consumer_lag")
                         .Help("Records between a group's committed offset and the partition's "
                               "end, per group and partition")
-                        .Register(registry)) {}
+                        .Register(registry)),
+      files_open_(prometheus::BuildGauge()
+                      .Name("nodata_segment_files_open")
+                      .Help("Hot-tier segment files held open (bounded by --max-open-files)")
+                      .Register(registry)
+                      .Add({})),
+      file_opens_(prometheus::BuildCounter()
+                      .Name("nodata_segment_file_opens_total")
+                      .Help("Hot-tier segment files opened: misses of the open-file cache")
+                      .Register(registry)
+                      .Add({})) {}
 
 Probe::~Probe() = default;
 
@@ -187,6 +197,14 @@ void Probe::RefreshLag(const GroupDescription& group) {
     }
     g->second->Set(static_cast<double>(gp.lag));
   }
+}
+
+void Probe::RefreshFiles(const log::FileCache& files) {
+  files_open_.Set(static_cast<double>(files.size()));
+  const uint64_t opens = files.opens();
+  absl::MutexLock lock(&mu_);
+  if (opens > file_opens_seen_) file_opens_.Increment(static_cast<double>(opens - file_opens_seen_));
+  file_opens_seen_ = opens;
 }
 
 }  // namespace nodata::broker

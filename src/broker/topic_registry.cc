@@ -337,6 +337,8 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
     }
     if (!undone) {
       topic->deleted = true;
+      // Its files are in the trash: a path the partitions knew may soon be a new topic's.
+      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Retire();
       probe_.RemoveTopic(*topic);
     }
   }

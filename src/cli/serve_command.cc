@@ -203,6 +203,10 @@ void AddServeCommand(CommandSet& set) {
   Flag(serve, "segment-ms", so.broker.log.segment_ms, "segment age before a roll");
   Flag(serve, "sync-threads", so.broker.sync_threads, "threads running fdatasync")
       ->check(CLI::Range(1, 64));
+  Flag(serve, "max-open-files", so.broker.max_open_files,
+       "segment files kept open over all partitions, least recently used closed first "
+       "(0: half the process's open-file limit)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   Flag(serve, "stream-inflight-batches", so.stream_inflight_batches,
        "batches of one PublishStream stored concurrently")
       ->check(CLI::Range(1, 1024));

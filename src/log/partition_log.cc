@@ -12,9 +12,9 @@
 
 namespace nodata::log {
 
-// A segment file and what is known about it. Held by shared_ptr: a reader or the sync job keeps
-// the segment (and its files) alive outside the partition lock while a roll or retention may
-// drop it from the list.
+// A segment file and what is known about it. Held by shared_ptr: a reader keeps the segment
+// alive outside the partition lock while a roll or retention may drop it from the list. Its files
+// come from the FileCache; a reader or the sync job holds the handle it took until done.
 struct PartitionLog::Segment {
   uint64_t base_offset = 0;
   uint64_t end_offset = 0;  // one past the last record written
@@ -24,8 +24,9 @@ struct PartitionLog::Segment {
   std::vector<IndexEntry> index;
   uint64_t last_indexed_position = 0;
   std::string path;
-  std::shared_ptr<RandomAccessFile> reader;
-  std::shared_ptr<WritableFile> writer;  // set on the active segment only
+  // Sealed: complete, synced and immutable. Only the last segment is not, unless starting the
+  // next one after a seal failed.
+  bool sealed = false;
 
   bool empty() const { return end_offset == base_offset; }
 
@@ -176,7 +177,28 @@ absl::Status Corrupt(const std::string& path, uint64_t position, std::string_vie
 }  // namespace
 
 PartitionLog::PartitionLog(FileSystem& fs, std::string dir, LogOptions options, Syncer& syncer)
-    : fs_(fs), dir_(std::move(dir)), options_(std::move(options)), syncer_(syncer) {}
+    : fs_(fs),
+      dir_(std::move(dir)),
+      options_(std::move(options)),
+      syncer_(syncer),
+      files_(options_.files ? options_.files
+                            : std::make_shared<FileCache>(fs, std::numeric_limits<size_t>::max())) {}
+
+absl::StatusOr<std::shared_ptr<RandomAccessFile>> PartitionLog::ReaderOf(const Segment& seg) const {
+  if (retired_) return absl::NotFoundError(StrCat(dir_, ": the partition was deleted"));
+  return files_->Reader(seg.path);
+}
+
+absl::StatusOr<std::shared_ptr<WritableFile>> PartitionLog::WriterOf(const Segment& seg) const {
+  if (retired_) return absl::NotFoundError(StrCat(dir_, ": the partition was deleted"));
+  return files_->Writer(seg.path);
+}
+
+void PartitionLog::Retire() {
+  absl::MutexLock lock(&mu_);
+  retired_ = true;
+  for (const auto& seg : segments_) files_->Forget(seg->path);
+}
 
 absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(FileSystem& fs, std::string dir,
                                                                  LogOptions options,
@@ -194,9 +216,13 @@ PartitionLog::~PartitionLog() {
       +[](bool* running) { return !*running; }, &sync_running_));
   // A stopped partition holds no space it has not written.
   if (segments_.empty()) return;
-  if (Segment& active = *segments_.back(); active.writer && reserved_end_ > active.size_bytes) {
-    active.writer->Truncate(active.size_bytes).IgnoreError();
+  if (Segment& active = *segments_.back();
+      !retired_ && !active.sealed && reserved_end_ > active.size_bytes) {
+    if (auto writer = WriterOf(active); writer.ok()) {
+      (*writer)->Truncate(active.size_bytes).IgnoreError();
+    }
   }
+  for (const auto& seg : segments_) files_->Forget(seg->path);
 }
 
 absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
@@ -234,7 +260,6 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
     auto seg = std::make_shared<Segment>();
     seg->base_offset = bases[i];
     seg->path = StrCat(dir_, "/", SegmentFileName(bases[i]));
-    ASSIGN_OR_RETURN(seg->reader, fs_.OpenReadable(seg->path));
     if (i + 1 < bases.size()) {
       RETURN_IF_ERROR(LoadSealedSegment(*seg, bases[i + 1]));
     } else {
@@ -252,7 +277,7 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
     }
     // Only empty segments, behind the cold tier: start over where the cold tier ends.
     for (const auto& seg : segments_) {
-      seg->writer.reset();
+      files_->Forget(seg->path);
       RETURN_IF_ERROR(fs_.RemoveFile(seg->path));
       ++recovery_.removed_files;
     }
@@ -264,7 +289,9 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
 }
 
 absl::Status PartitionLog::LoadSealedSegment(Segment& seg, uint64_t expected_end) {
-  ASSIGN_OR_RETURN(uint64_t file_size, seg.reader->Size());
+  seg.sealed = true;
+  ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> reader, ReaderOf(seg));
+  ASSIGN_OR_RETURN(uint64_t file_size, reader->Size());
   std::string index_path = StrCat(dir_, "/", IndexFileName(seg.base_offset));
   if (fs_.Exists(index_path)) {
     auto bytes = fs_.ReadFile(index_path);
@@ -283,11 +310,11 @@ absl::Status PartitionLog::LoadSealedSegment(Segment& seg, uint64_t expected_end
   }
   // No usable index: verify the whole segment and rebuild it.
   std::string header(kSegmentHeaderBytes, '\0');
-  ASSIGN_OR_RETURN(size_t got, seg.reader->Read(0, header.size(), header.data()));
+  ASSIGN_OR_RETURN(size_t got, reader->Read(0, header.size(), header.data()));
   if (got < kSegmentHeaderBytes || !CheckSegmentHeader(header, seg.base_offset)) {
     return Corrupt(seg.path, 0, "bad segment header");
   }
-  FrameScanner scanner(*seg.reader, kSegmentHeaderBytes, file_size);
+  FrameScanner scanner(*reader, kSegmentHeaderBytes, file_size);
   DecodedRecord record;
   uint64_t expected = seg.base_offset;
   for (;;) {
@@ -320,10 +347,11 @@ absl::Status PartitionLog::LoadSealedSegment(Segment& seg, uint64_t expected_end
 }
 
 absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
-  ASSIGN_OR_RETURN(uint64_t file_size, seg.reader->Size());
-  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, fs_.OpenAppendable(seg.path));
+  ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> reader, ReaderOf(seg));
+  ASSIGN_OR_RETURN(uint64_t file_size, reader->Size());
+  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, WriterOf(seg));
   std::string header(kSegmentHeaderBytes, '\0');
-  ASSIGN_OR_RETURN(size_t got, seg.reader->Read(0, header.size(), header.data()));
+  ASSIGN_OR_RETURN(size_t got, reader->Read(0, header.size(), header.data()));
   if (got < kSegmentHeaderBytes || !CheckSegmentHeader(header, seg.base_offset)) {
     if (file_size > kSegmentHeaderBytes) return Corrupt(seg.path, 0, "bad segment header");
     // Created but its header never reached the disk: write it again.
@@ -333,11 +361,10 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
     recovery_.truncated_bytes += file_size;
     seg.end_offset = seg.base_offset;
     seg.size_bytes = kSegmentHeaderBytes;
-    seg.writer = std::move(writer);
     return absl::OkStatus();
   }
 
-  FrameScanner scanner(*seg.reader, kSegmentHeaderBytes, file_size);
+  FrameScanner scanner(*reader, kSegmentHeaderBytes, file_size);
   DecodedRecord record;
   uint64_t expected = seg.base_offset;
   uint64_t good_end = kSegmentHeaderBytes;
@@ -355,7 +382,7 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
     // A torn or damaged frame at good_end. A torn tail has nothing valid after it; damage with
     // intact records behind it must not be cut away.
     std::string rest(file_size - good_end, '\0');
-    ASSIGN_OR_RETURN(size_t n, seg.reader->Read(good_end, rest.size(), rest.data()));
+    ASSIGN_OR_RETURN(size_t n, reader->Read(good_end, rest.size(), rest.data()));
     rest.resize(n);
     size_t skip = (r == FrameScanner::Result::kRecord) ? 1 : 0;
     if (ValidFrameFollows(std::string_view(rest).substr(std::min(skip, rest.size())),
@@ -374,7 +401,6 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
   }
   seg.end_offset = expected;
   seg.size_bytes = good_end;
-  seg.writer = std::move(writer);
   return absl::OkStatus();
 }
 
@@ -383,26 +409,19 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   seg->base_offset = base_offset;
   seg->end_offset = base_offset;
   seg->path = StrCat(dir_, "/", SegmentFileName(base_offset));
-  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, fs_.OpenAppendable(seg->path));
+  files_->Forget(seg->path);  // a new file: nothing cached under its path is of it
+  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, WriterOf(*seg));
   absl::Status s = writer->Truncate(0);
   if (s.ok()) s = writer->Append(EncodeSegmentHeader(base_offset));
   if (s.ok()) s = writer->Sync();
   if (s.ok()) s = fs_.SyncDir(dir_);
-  if (s.ok()) {
-    auto reader = fs_.OpenReadable(seg->path);
-    if (reader.ok()) {
-      seg->reader = std::move(*reader);
-    } else {
-      s = reader.status();
-    }
-  }
   if (!s.ok()) {
     writer.reset();
+    files_->Forget(seg->path);
     fs_.RemoveFile(seg->path).IgnoreError();
     return s;
   }
   seg->size_bytes = kSegmentHeaderBytes;
-  seg->writer = std::move(writer);
   reserved_end_ = 0;
   segments_.push_back(std::move(seg));
   return absl::OkStatus();
@@ -410,13 +429,20 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
 
 absl::Status PartitionLog::SealActive() {
   Segment& seg = *segments_.back();
-  if (!seg.writer) return absl::OkStatus();
-  RETURN_IF_ERROR(seg.writer->Truncate(seg.size_bytes));  // releases reserved space
-  absl::Status s = seg.writer->Sync();
+  if (seg.sealed) return absl::OkStatus();
+  std::shared_ptr<WritableFile> writer = pinned_writer_;
+  if (!writer) {
+    ASSIGN_OR_RETURN(writer, WriterOf(seg));
+  }
+  RETURN_IF_ERROR(writer->Truncate(seg.size_bytes));  // releases reserved space
+  absl::Status s = writer->Sync();
   if (!s.ok()) {
     failed_ = s;
     return s;
   }
+  seg.sealed = true;
+  pinned_writer_.reset();
+  files_->ForgetWriter(seg.path);
   synced_offset_ = std::max(synced_offset_, seg.end_offset);
   SegmentIndex index{seg.base_offset, seg.end_offset, seg.size_bytes, seg.min_ingest_us,
                      seg.max_ingest_us, seg.index};
@@ -424,7 +450,6 @@ absl::Status PartitionLog::SealActive() {
   // the next start. Captures no `this`: the log may be closed before the job runs.
   syncer_.Schedule([fs = &fs_, path = StrCat(dir_, "/", IndexFileName(seg.base_offset)),
                     bytes = EncodeIndex(index)] { fs->WriteFileAtomic(path, bytes).IgnoreError(); });
-  seg.writer.reset();
   return absl::OkStatus();
 }
 
@@ -438,7 +463,7 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   if (!failed_.ok()) return failed_;
   Segment* active = segments_.back().get();
   const int64_t now_us = records.front().ingest_time_us;
-  bool roll = active->writer == nullptr ||
+  bool roll = active->sealed ||
               (!active->empty() &&
                (active->size_bytes + batch_bytes > options_.segment_bytes ||
                 now_us - active->min_ingest_us >= options_.segment_ms * 1000));
@@ -447,7 +472,8 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
     RETURN_IF_ERROR(StartSegment(next_offset_));
     active = segments_.back().get();
   }
-  WritableFile& writer = *active->writer;
+  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> file, WriterOf(*active));
+  WritableFile& writer = *file;
   const uint64_t before = active->size_bytes;
   // Reserve first, so that a full disk fails the batch before any byte of it is written.
   if (const uint64_t need = before + batch_bytes; need > reserved_end_) {
@@ -472,6 +498,7 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
     last_reserve_us_ = now_us;
   }
   last_append_us_ = now_us;
+  idle_ = false;
 
   scratch_.clear();
   scratch_.reserve(batch_bytes);
@@ -499,6 +526,9 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   active->size_bytes = before + within;
   active->end_offset = first + records.size();
   next_offset_ = active->end_offset;
+  // Written, not yet synced: the sync goes through this descriptor, which sees any writeback
+  // error of these pages (one opened after the error would not), so the cache may not close it.
+  if (options_.fsync != FsyncPolicy::kNever) pinned_writer_ = std::move(file);
   if (scratch_.capacity() > (8u << 20)) std::string().swap(scratch_);
   CollectReadableLocked(&ready);
   return first;
@@ -585,6 +615,7 @@ void PartitionLog::CollectAckedLocked(std::vector<Waiter>* ready) {
 void PartitionLog::RunSync() {
   for (;;) {
     std::shared_ptr<WritableFile> writer;
+    absl::Status open_error;  // the file could not be opened to sync it
     uint64_t target = 0;
     uint64_t from = 0;
     bool finished = false;
@@ -598,21 +629,29 @@ void PartitionLog::RunSync() {
         sync_running_ = false;  // from here on `this` may be destroyed
         finished = true;
       } else {
-        writer = segments_.back()->writer;
         target = next_offset_;
         from = synced_offset_;
-        if (!writer) {
+        if (const Segment& active = *segments_.back(); active.sealed) {
           // The active segment was sealed (and synced by the seal) and no new one could be
           // started: everything written is durable.
           synced_offset_ = std::max(synced_offset_, next_offset_);
+        } else if (pinned_writer_) {
+          writer = pinned_writer_;
+        } else {
+          auto opened = WriterOf(active);
+          if (opened.ok()) {
+            writer = *std::move(opened);
+          } else {
+            open_error = opened.status();
+          }
         }
       }
     }
     for (Waiter& w : ready) std::move(w.done)(absl::OkStatus());
     if (finished) return;
-    if (!writer) continue;
+    if (!writer && open_error.ok()) continue;
     const int64_t start = MonotonicNanos();
-    absl::Status s = writer->Sync();
+    absl::Status s = writer ? writer->Sync() : open_error;
     const double seconds = static_cast<double>(MonotonicNanos() - start) / 1e9;
     std::vector<Waiter> failed;
     {
@@ -620,6 +659,7 @@ void PartitionLog::RunSync() {
       absl::MutexLock lock(&mu_);
       if (s.ok()) {
         synced_offset_ = std::max(synced_offset_, target);
+        if (synced_offset_ >= next_offset_) pinned_writer_.reset();
       } else {
         failed_ = absl::Status(s.code(), StrCat(s.message(),
                                                       "; the partition refuses writes until the "
@@ -644,9 +684,13 @@ absl::Status PartitionLog::Sync() {
   {
     absl::MutexLock lock(&mu_);
     if (!failed_.ok()) return failed_;
-    writer = segments_.back()->writer;
     target = next_offset_;
-    if (!writer || synced_offset_ >= target) return absl::OkStatus();
+    if (segments_.back()->sealed || synced_offset_ >= target) return absl::OkStatus();
+    if (pinned_writer_) {
+      writer = pinned_writer_;
+    } else {
+      ASSIGN_OR_RETURN(writer, WriterOf(*segments_.back()));
+    }
   }
   absl::Status s = writer->Sync();
   Deferred ready;
@@ -657,6 +701,7 @@ absl::Status PartitionLog::Sync() {
     return s;
   }
   synced_offset_ = std::max(synced_offset_, target);
+  if (synced_offset_ >= next_offset_) pinned_writer_.reset();
   CollectReadableLocked(&ready);
   return absl::OkStatus();
 }
@@ -666,7 +711,7 @@ absl::Status PartitionLog::MaybeRollByAge(int64_t now_us) {
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
   Segment& active = *segments_.back();
-  if (active.writer == nullptr || active.empty()) return absl::OkStatus();
+  if (active.sealed || active.empty()) return absl::OkStatus();
   if (now_us - active.min_ingest_us < options_.segment_ms * 1000) return absl::OkStatus();
   absl::Status s = SealActive();
   CollectReadableLocked(&ready);
@@ -677,12 +722,18 @@ absl::Status PartitionLog::MaybeRollByAge(int64_t now_us) {
 absl::Status PartitionLog::ReleaseIdle(int64_t now_us) {
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
+  if (idle_ || now_us - last_append_us_ < options_.idle_release_ms * 1000) {
+    return absl::OkStatus();
+  }
   Segment& active = *segments_.back();
-  if (active.writer == nullptr || reserved_end_ <= active.size_bytes) return absl::OkStatus();
-  if (now_us - last_append_us_ < options_.idle_release_ms * 1000) return absl::OkStatus();
-  // The size stays; the blocks past it go back.
-  RETURN_IF_ERROR(active.writer->Truncate(active.size_bytes));
+  if (!active.sealed && reserved_end_ > active.size_bytes) {
+    // The size stays; the blocks past it go back.
+    ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, WriterOf(active));
+    RETURN_IF_ERROR(writer->Truncate(active.size_bytes));
+  }
   reserved_end_ = 0;
+  for (const auto& seg : segments_) files_->Forget(seg->path);
+  idle_ = true;
   return absl::OkStatus();
 }
 
@@ -713,6 +764,7 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
   size_t count = 0;
   while (count < max_records && bytes < max_bytes) {
     std::shared_ptr<Segment> seg;
+    std::shared_ptr<RandomAccessFile> file;
     uint64_t end;
     uint64_t seg_size;
     uint64_t position;
@@ -732,6 +784,8 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
       seg_size = seg->size_bytes;
       end = std::min(end, seg->end_offset);
       position = seg->PositionFor(from);
+      // Opened under the lock: retention cannot delete the file before it is open.
+      ASSIGN_OR_RETURN(file, ReaderOf(*seg));
     }
     // What the limits let this scan take, plus the frame headers and the stretch before
     // `from` since the index entry: usually read with one call.
@@ -740,7 +794,7 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
                                 kFrameHeaderBytes +
                             options_.index_interval_bytes + kScanSlackBytes;
     ScanBuffer buffer;
-    FrameScanner scanner(*seg->reader, position, seg_size, buffer.bytes(),
+    FrameScanner scanner(*file, position, seg_size, buffer.bytes(),
                          std::clamp<uint64_t>(wanted, kMinScanChunk, kMaxScanChunk));
     DecodedRecord record;
     while (count < max_records && bytes < max_bytes && from < end) {
@@ -769,7 +823,12 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
 
 absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
                                       absl::FunctionRef<void(const DecodedRecord&)> visit) const {
-  std::vector<std::pair<std::shared_ptr<Segment>, uint64_t>> chosen;  // segment, size snapshot
+  struct Chosen {
+    std::shared_ptr<Segment> seg;
+    std::shared_ptr<RandomAccessFile> file;
+    uint64_t size;  // as of the choice
+  };
+  std::vector<Chosen> chosen;
   {
     absl::MutexLock lock(&mu_);
     uint64_t records = 0;
@@ -777,20 +836,21 @@ absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
       const Segment& s = **it;
       if (s.empty()) continue;
       if (s.max_ingest_us < since_us) break;
-      chosen.emplace_back(*it, s.size_bytes);
+      ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> file, ReaderOf(s));
+      chosen.push_back(Chosen{*it, std::move(file), s.size_bytes});
       records += s.end_offset - s.base_offset;
       if (records >= min_records || s.min_ingest_us < since_us) break;
     }
   }
   for (auto it = chosen.rbegin(); it != chosen.rend(); ++it) {
-    FrameScanner scanner(*it->first->reader, kSegmentHeaderBytes, it->second);
+    FrameScanner scanner(*it->file, kSegmentHeaderBytes, it->size);
     DecodedRecord record;
     for (;;) {
       auto r = scanner.Next(&record);
       if (r == FrameScanner::Result::kEnd) break;
       if (r == FrameScanner::Result::kIoError) return scanner.io_status();
       if (r != FrameScanner::Result::kRecord) {
-        return absl::DataLossError(StrCat(it->first->path, ": damaged record at byte ",
+        return absl::DataLossError(StrCat(it->seg->path, ": damaged record at byte ",
                                                 scanner.position()));
       }
       if (record.ingest_time_us >= since_us) visit(record);
@@ -804,7 +864,7 @@ absl::Status PartitionLog::Seal(int64_t oldest_at_most_us) {
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
   Segment& active = *segments_.back();
-  if (active.writer == nullptr || active.empty()) return absl::OkStatus();
+  if (active.sealed || active.empty()) return absl::OkStatus();
   if (active.min_ingest_us > oldest_at_most_us) return absl::OkStatus();
   absl::Status s = SealActive();
   CollectReadableLocked(&ready);
@@ -818,7 +878,7 @@ std::vector<SegmentInfo> PartitionLog::Segments() const {
   out.reserve(segments_.size());
   for (const auto& s : segments_) {
     out.push_back(SegmentInfo{s->base_offset, s->end_offset, s->size_bytes, s->min_ingest_us,
-                              s->max_ingest_us, s->writer == nullptr && s != segments_.back()});
+                              s->max_ingest_us, s->sealed && s != segments_.back()});
   }
   return out;
 }
@@ -831,7 +891,7 @@ absl::StatusOr<int> PartitionLog::DropSealedBelow(uint64_t offset, int64_t inges
       absl::MutexLock lock(&mu_);
       if (segments_.size() < 2) break;  // the active segment always stays
       const Segment& front = *segments_.front();
-      if (front.writer != nullptr || front.end_offset > offset) break;
+      if (!front.sealed || front.end_offset > offset) break;
       if (!front.empty() && front.max_ingest_us >= ingested_before_us) break;
       victim = segments_.front();
       segments_.erase(segments_.begin());
@@ -839,6 +899,7 @@ absl::StatusOr<int> PartitionLog::DropSealedBelow(uint64_t offset, int64_t inges
     // The index goes first: a crash in between leaves a segment without an index, which the
     // next start rebuilds, never an index without its segment being noticed.
     RETURN_IF_ERROR(fs_.RemoveFile(StrCat(dir_, "/", IndexFileName(victim->base_offset))));
+    files_->Forget(victim->path);  // a reader holding it keeps reading
     RETURN_IF_ERROR(fs_.RemoveFile(victim->path));
     ++dropped;
   }

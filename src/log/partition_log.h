@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "common/fs.h"
+#include "log/file_cache.h"
 #include "log/format.h"
 #include "log/syncer.h"
 
@@ -46,6 +47,9 @@ struct LogOptions {
   FsyncPolicy fsync = FsyncPolicy::kAlways;
   // Called after each successful fdatasync with its duration and how many records it covered.
   std::function<void(double seconds, uint64_t records)> on_sync;
+  // The open files of the segments, shared by the partitions of a server so that their number
+  // is bounded. Null: the log keeps its own, unbounded.
+  std::shared_ptr<FileCache> files;
 };
 
 // A segment as the compactor sees it.
@@ -112,6 +116,11 @@ class PartitionLog {
   // Runs every pending WhenReadable callback now (the partition is going away).
   void WakeReaders();
 
+  // The partition's files were moved away (its topic was deleted): the log opens none of them
+  // again, as a file at the same path would be another partition's; appends, syncs and reads
+  // that need a file fail. Handles already taken keep working.
+  void Retire();
+
   // The offset the next appended record gets.
   uint64_t end_offset() const;
 
@@ -135,8 +144,9 @@ class PartitionLog {
   absl::Status Sync();
   // Seals the active segment when it has records and is older than segment_ms.
   absl::Status MaybeRollByAge(int64_t now_us);
-  // Gives back the space reserved ahead of appends when nothing was appended for
-  // idle_release_ms; the next append reserves again, from the smallest step.
+  // When nothing was appended for idle_release_ms: gives back the space reserved ahead of
+  // appends (the next append reserves again, from the smallest step) and closes the partition's
+  // files (the next read or append opens what it needs).
   absl::Status ReleaseIdle(int64_t now_us);
   // Bytes reserved past the active segment's end, not yet written.
   uint64_t reserved_bytes() const;
@@ -187,11 +197,17 @@ class PartitionLog {
   }
   std::shared_ptr<Segment> FindSegmentLocked(uint64_t offset) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The segment's file for reading, and the active segment's for appending, from the cache.
+  absl::StatusOr<std::shared_ptr<RandomAccessFile>> ReaderOf(const Segment& seg) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::shared_ptr<WritableFile>> WriterOf(const Segment& seg) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   FileSystem& fs_;
   const std::string dir_;
   const LogOptions options_;
   Syncer& syncer_;
+  const std::shared_ptr<FileCache> files_;
   RecoveryReport recovery_;
 
   mutable absl::Mutex mu_;
@@ -218,6 +234,12 @@ class PartitionLog {
   uint64_t reserved_from_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_reserve_us_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_append_us_ ABSL_GUARDED_BY(mu_) = 0;
+  bool idle_ ABSL_GUARDED_BY(mu_) = false;  // ReleaseIdle ran; the next append clears it
+  bool retired_ ABSL_GUARDED_BY(mu_) = false;
+  // The active segment's writer while it has written records not yet synced (fsync always or
+  // interval): held past the FileCache's eviction, so that the sync runs on the descriptor
+  // that wrote them.
+  std::shared_ptr<WritableFile> pinned_writer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace nodata::log

@@ -40,7 +40,8 @@ absl::Status RunServer(const ServerOptions& options) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // Every segment holds file descriptors: allow as many as the hard limit permits.
+  // Segment files, sockets and state stores hold descriptors: allow as many as the hard limit
+  // permits (the hot tier keeps half of them at most, --max-open-files).
   rlimit files;
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;

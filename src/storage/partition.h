@@ -105,6 +105,8 @@ class Partition {
   absl::Status Sync() { return log_->Sync(); }
   // Seals the active segment when it has records and is older than the log's segment_ms.
   absl::Status MaybeRollByAge(int64_t now_us) { return log_->MaybeRollByAge(now_us); }
+  // Its files were moved away with its deleted topic: none is opened by path again.
+  void Retire() { log_->Retire(); }
   // Gives back the disk space reserved ahead of appends once the partition is idle.
   absl::Status ReleaseIdle(int64_t now_us) { return log_->ReleaseIdle(now_us); }
   // Seals the active segment when it has records and its oldest one was ingested at or before

@@ -59,6 +59,8 @@ class Probe {
   void RefreshPartitions(const std::vector<std::shared_ptr<Topic>>& topics);
   // Sets the lag gauges of one group on one topic, registering them on first sight.
   void RefreshLag(const GroupDescription& group);
+  // Sets the segment files the hot tier holds open and counts the opens since the last call.
+  void RefreshFiles(const log::FileCache& files);
 
  private:
   struct PartitionGauges {
@@ -87,8 +89,11 @@ class Probe {
   prometheus::Counter& compaction_errors_;
   prometheus::Counter& retention_files_;
   prometheus::Family<prometheus::Gauge>& consumer_lag_;
+  prometheus::Gauge& files_open_;
+  prometheus::Counter& file_opens_;
 
   absl::Mutex mu_;
+  uint64_t file_opens_seen_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, TopicSeries, std::less<>> topics_ ABSL_GUARDED_BY(mu_);
   std::map<std::tuple<std::string, std::string, PartitionId>, prometheus::Gauge*> lag_
       ABSL_GUARDED_BY(mu_);
