@@ -411,10 +411,12 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   seg->path = StrCat(dir_, "/", SegmentFileName(base_offset));
   files_->Forget(seg->path);  // a new file: nothing cached under its path is of it
   ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, WriterOf(*seg));
+  // Not synced here: the first sync of its records syncs the header with them and then the
+  // directory entry, before anything in it is acknowledged (a crash before that leaves an
+  // empty segment or none, which recovery handles). Creating a topic costs no fsync per
+  // partition.
   absl::Status s = writer->Truncate(0);
   if (s.ok()) s = writer->Append(EncodeSegmentHeader(base_offset));
-  if (s.ok()) s = writer->Sync();
-  if (s.ok()) s = fs_.SyncDir(dir_);
   if (!s.ok()) {
     writer.reset();
     files_->Forget(seg->path);
@@ -423,6 +425,7 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   }
   seg->size_bytes = kSegmentHeaderBytes;
   reserved_end_ = 0;
+  ++segments_started_;
   segments_.push_back(std::move(seg));
   return absl::OkStatus();
 }
@@ -436,10 +439,12 @@ absl::Status PartitionLog::SealActive() {
   }
   RETURN_IF_ERROR(writer->Truncate(seg.size_bytes));  // releases reserved space
   absl::Status s = writer->Sync();
+  if (s.ok() && dir_synced_at_ < segments_started_) s = fs_.SyncDir(dir_);
   if (!s.ok()) {
     failed_ = s;
     return s;
   }
+  dir_synced_at_ = segments_started_;
   seg.sealed = true;
   pinned_writer_.reset();
   files_->ForgetWriter(seg.path);
@@ -618,6 +623,8 @@ void PartitionLog::RunSync() {
     absl::Status open_error;  // the file could not be opened to sync it
     uint64_t target = 0;
     uint64_t from = 0;
+    uint64_t started = 0;  // segments started as of `target`
+    bool sync_dir = false;  // one of them has a directory entry not yet synced
     bool finished = false;
     std::vector<Waiter> ready;
     {
@@ -631,6 +638,8 @@ void PartitionLog::RunSync() {
       } else {
         target = next_offset_;
         from = synced_offset_;
+        started = segments_started_;
+        sync_dir = dir_synced_at_ < started;
         if (const Segment& active = *segments_.back(); active.sealed) {
           // The active segment was sealed (and synced by the seal) and no new one could be
           // started: everything written is durable.
@@ -652,12 +661,14 @@ void PartitionLog::RunSync() {
     if (!writer && open_error.ok()) continue;
     const int64_t start = MonotonicNanos();
     absl::Status s = writer ? writer->Sync() : open_error;
+    if (s.ok() && sync_dir) s = fs_.SyncDir(dir_);
     const double seconds = static_cast<double>(MonotonicNanos() - start) / 1e9;
     std::vector<Waiter> failed;
     {
       Deferred ready;
       absl::MutexLock lock(&mu_);
       if (s.ok()) {
+        if (sync_dir) dir_synced_at_ = std::max(dir_synced_at_, started);
         synced_offset_ = std::max(synced_offset_, target);
         if (synced_offset_ >= next_offset_) pinned_writer_.reset();
       } else {
@@ -681,10 +692,14 @@ void PartitionLog::RunSync() {
 absl::Status PartitionLog::Sync() {
   std::shared_ptr<WritableFile> writer;
   uint64_t target;
+  uint64_t started;
+  bool sync_dir;
   {
     absl::MutexLock lock(&mu_);
     if (!failed_.ok()) return failed_;
     target = next_offset_;
+    started = segments_started_;
+    sync_dir = dir_synced_at_ < started;
     if (segments_.back()->sealed || synced_offset_ >= target) return absl::OkStatus();
     if (pinned_writer_) {
       writer = pinned_writer_;
@@ -693,6 +708,7 @@ absl::Status PartitionLog::Sync() {
     }
   }
   absl::Status s = writer->Sync();
+  if (s.ok() && sync_dir) s = fs_.SyncDir(dir_);
   Deferred ready;
   absl::MutexLock lock(&mu_);
   if (!s.ok()) {
@@ -700,6 +716,7 @@ absl::Status PartitionLog::Sync() {
     CollectReadableLocked(&ready);
     return s;
   }
+  if (sync_dir) dir_synced_at_ = std::max(dir_synced_at_, started);
   synced_offset_ = std::max(synced_offset_, target);
   if (synced_offset_ >= next_offset_) pinned_writer_.reset();
   CollectReadableLocked(&ready);

@@ -236,6 +236,10 @@ class PartitionLog {
   int64_t last_append_us_ ABSL_GUARDED_BY(mu_) = 0;
   bool idle_ ABSL_GUARDED_BY(mu_) = false;  // ReleaseIdle ran; the next append clears it
   bool retired_ ABSL_GUARDED_BY(mu_) = false;
+  // Segments started by this log, and how many of them had their directory entry synced: a
+  // new segment's header and entry are synced by the first sync of its records.
+  uint64_t segments_started_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dir_synced_at_ ABSL_GUARDED_BY(mu_) = 0;
   // The active segment's writer while it has written records not yet synced (fsync always or
   // interval): held past the FileCache's eviction, so that the sync runs on the descriptor
   // that wrote them.

@@ -367,6 +367,24 @@ TEST_F(PartitionLogTest, ALeftOverReservationIsGivenBackOnOpen) {
   EXPECT_EQ(ReadAll(*log).size(), 3u);
 }
 
+TEST_F(PartitionLogTest, ANewSegmentIsSyncedWithItsFirstRecordsNotBefore) {
+  auto log = Open();
+  EXPECT_EQ(fault_.sync_count(), 0u) << "creating a partition syncs nothing";
+  EXPECT_EQ(fault_.dir_sync_count(), 0u);
+  ASSERT_TRUE(AppendAcked(*log, 2).ok());
+  EXPECT_GE(fault_.sync_count(), 1u);
+  EXPECT_EQ(fault_.dir_sync_count(), 1u) << "the segment's entry, before the acknowledgement";
+  ASSERT_TRUE(AppendAcked(*log, 2, 2).ok());
+  EXPECT_EQ(fault_.dir_sync_count(), 1u) << "once per segment";
+  // A roll: the sealed segment and the new one's entry are synced once more each.
+  ASSERT_TRUE(log->Seal(INT64_MAX).ok());
+  ASSERT_TRUE(AppendAcked(*log, 2, 4).ok());
+  EXPECT_EQ(fault_.dir_sync_count(), 2u);
+  log.reset();
+  log = Open();
+  EXPECT_EQ(ReadAll(*log).size(), 6u);
+}
+
 TEST_F(PartitionLogTest, ShortWriteIsUndone) {
   auto log = Open();
   ASSERT_TRUE(AppendAcked(*log, 3).ok());

@@ -26,6 +26,7 @@ class FaultFs final : public FileSystem {
   // Sync() fails with EIO while set.
   void SetFailSync(bool fail) { fail_sync_.store(fail); }
   uint64_t sync_count() const { return sync_count_.load(); }
+  uint64_t dir_sync_count() const { return dir_sync_count_.load(); }
   // The rename after this many more successful ones fails with EIO, once. Negative: none fails.
   void FailRenameAfter(int64_t renames) { rename_budget_.store(renames); }
   // Every rename after this many more successful ones fails with EIO, until this is called
@@ -55,7 +56,10 @@ class FaultFs final : public FileSystem {
   absl::Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
   absl::Status RemoveAll(const std::string& path) override { return base_.RemoveAll(path); }
   absl::Status Rename(const std::string& from, const std::string& to) override;
-  absl::Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  absl::Status SyncDir(const std::string& dir) override {
+    dir_sync_count_.fetch_add(1);
+    return base_.SyncDir(dir);
+  }
   bool Exists(const std::string& path) override { return base_.Exists(path); }
 
  private:
@@ -67,6 +71,7 @@ class FaultFs final : public FileSystem {
   std::atomic<int64_t> rename_budget_{-1};
   std::atomic<int64_t> renames_left_{-1};
   std::atomic<uint64_t> sync_count_{0};
+  std::atomic<uint64_t> dir_sync_count_{0};
   absl::Mutex hold_mu_;
   std::string hold_suffix_ ABSL_GUARDED_BY(hold_mu_);
   int held_ ABSL_GUARDED_BY(hold_mu_) = 0;
