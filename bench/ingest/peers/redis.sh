@@ -4,13 +4,17 @@
 # redis-benchmark running XADD with a payload of the given size, stops it, and prints one JSON line.
 #
 #   redis.sh --dir DIR --port PORT --payload BYTES --clients C --pipeline P --seconds S [--label L]
+#            [--streams K]
+#
+# --streams K (> 1) spreads the XADDs over K streams at random (redis-benchmark -r), for the
+# partitions benchmark; the stream-length check then counts the entries of all of them.
 #
 # redis-benchmark has no duration option: a short probe run (which also warms up) measures the
 # rate, and the measured run gets rate * seconds requests. redis-benchmark's latency is per
 # command; with -P it is the time from writing the pipeline to reading that command's reply.
 set -euo pipefail
 
-dir="" port="" payload=100 clients=64 pipeline=64 seconds=10 label=""
+dir="" port="" payload=100 clients=64 pipeline=64 seconds=10 label="" streams=1
 while (($#)); do
   case "$1" in
     --dir) dir=$2; shift 2 ;;
@@ -20,6 +24,7 @@ while (($#)); do
     --pipeline) pipeline=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --label) label=$2; shift 2 ;;
+    --streams) streams=$2; shift 2 ;;
     *) echo "redis.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -59,12 +64,22 @@ n=$((rate * seconds))
 s0=$(cpu_of "$pid")
 m0=$(machine)
 t0=$(date +%s.%N)
+if ((streams > 1)); then
+  target=(-r "$streams" XADD 'bench:__rand_int__' '*' d "$data")
+else
+  target=(XADD bench '*' d "$data")
+fi
 out=$(/usr/bin/time -f '%U %S' -o "$dir/time.txt" redis-benchmark -p "$port" -c "$clients" \
-  -P "$pipeline" -n "$n" --csv XADD bench '*' d "$data" | tail -1)
+  -P "$pipeline" -n "$n" --csv "${target[@]}" | tail -1)
 t1=$(date +%s.%N)
 s1=$(cpu_of "$pid")
 m1=$(machine)
-len=$(redis-cli -p "$port" XLEN bench)
+if ((streams > 1)); then
+  # Every entry of every stream (the probe's stream aside).
+  len=$(redis-cli -p "$port" EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'bench:*')) do if k ~= 'bench:probe' then n = n + redis.call('XLEN', k) end end return n" 0)
+else
+  len=$(redis-cli -p "$port" XLEN bench)
+fi
 aof_bytes=$(du -sb "$dir" | awk '{ print $1 }')
 
 # "XADD bench * d xxx","rps","avg","min","p50","p95","p99","max"
