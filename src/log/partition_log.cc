@@ -194,10 +194,19 @@ absl::StatusOr<std::shared_ptr<WritableFile>> PartitionLog::WriterOf(const Segme
   return files_->Writer(seg.path);
 }
 
+absl::StatusOr<std::shared_ptr<WritableFile>> PartitionLog::SyncWriterOf(const Segment& active) const {
+  if (pinned_writer_) return pinned_writer_;
+  return WriterOf(active);
+}
+
+void PartitionLog::ForgetFilesLocked() {
+  for (const auto& seg : segments_) files_->Forget(seg->path);
+}
+
 void PartitionLog::Retire() {
   absl::MutexLock lock(&mu_);
   retired_ = true;
-  for (const auto& seg : segments_) files_->Forget(seg->path);
+  ForgetFilesLocked();
 }
 
 absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(FileSystem& fs, std::string dir,
@@ -222,7 +231,7 @@ PartitionLog::~PartitionLog() {
       (*writer)->Truncate(active.size_bytes).IgnoreError();
     }
   }
-  for (const auto& seg : segments_) files_->Forget(seg->path);
+  ForgetFilesLocked();
 }
 
 absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
@@ -433,10 +442,7 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
 absl::Status PartitionLog::SealActive() {
   Segment& seg = *segments_.back();
   if (seg.sealed) return absl::OkStatus();
-  std::shared_ptr<WritableFile> writer = pinned_writer_;
-  if (!writer) {
-    ASSIGN_OR_RETURN(writer, WriterOf(seg));
-  }
+  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, SyncWriterOf(seg));
   RETURN_IF_ERROR(writer->Truncate(seg.size_bytes));  // releases reserved space
   absl::Status s = writer->Sync();
   if (s.ok() && dir_synced_at_ < segments_started_) s = fs_.SyncDir(dir_);
@@ -644,10 +650,8 @@ void PartitionLog::RunSync() {
           // The active segment was sealed (and synced by the seal) and no new one could be
           // started: everything written is durable.
           synced_offset_ = std::max(synced_offset_, next_offset_);
-        } else if (pinned_writer_) {
-          writer = pinned_writer_;
         } else {
-          auto opened = WriterOf(active);
+          auto opened = SyncWriterOf(active);
           if (opened.ok()) {
             writer = *std::move(opened);
           } else {
@@ -701,11 +705,7 @@ absl::Status PartitionLog::Sync() {
     started = segments_started_;
     sync_dir = dir_synced_at_ < started;
     if (segments_.back()->sealed || synced_offset_ >= target) return absl::OkStatus();
-    if (pinned_writer_) {
-      writer = pinned_writer_;
-    } else {
-      ASSIGN_OR_RETURN(writer, WriterOf(*segments_.back()));
-    }
+    ASSIGN_OR_RETURN(writer, SyncWriterOf(*segments_.back()));
   }
   absl::Status s = writer->Sync();
   if (s.ok() && sync_dir) s = fs_.SyncDir(dir_);
@@ -749,7 +749,7 @@ absl::Status PartitionLog::ReleaseIdle(int64_t now_us) {
     RETURN_IF_ERROR(writer->Truncate(active.size_bytes));
   }
   reserved_end_ = 0;
-  for (const auto& seg : segments_) files_->Forget(seg->path);
+  ForgetFilesLocked();
   idle_ = true;
   return absl::OkStatus();
 }

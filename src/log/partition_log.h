@@ -202,6 +202,12 @@ class PartitionLog {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<WritableFile>> WriterOf(const Segment& seg) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a sync or a seal of the active segment goes through: the pinned writer when records
+  // are unsynced, else the cache's.
+  absl::StatusOr<std::shared_ptr<WritableFile>> SyncWriterOf(const Segment& active) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the cache's handles on every segment file of this log.
+  void ForgetFilesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   FileSystem& fs_;
   const std::string dir_;
