@@ -218,6 +218,9 @@ test('publish --file - and a fifo stream lines; a server killed mid-upload is re
   };
   writeSome(5000);
   for (let i = 0; i < 200 && sum(await srv.api.endOffsets(killTopic).catch(() => [0])) < 1000; i++) await sleep(25);
+  // Readers see an offset once it is synced, a moment before its answer reaches the CLI. The CLI
+  // holds stdin open, so the kill still lands mid-upload after the answers have had time to arrive.
+  await sleep(500);
   await srv.kill();
   writeSome(100);
   child.stdin.end();
