@@ -12,11 +12,29 @@
 #include "broker/internal/publisher.h"
 #include "broker/internal/topic_registry.h"
 #include "common/status.h"
+#include "common/strings.h"
 #include "storage/catalog.h"
 #include "storage/data_dir.h"
 #include "storage/data_dir_lock.h"
 
 namespace nodata::broker {
+namespace {
+
+// A server without the journal must not start over records only the journal holds.
+absl::Status RefuseJournal(FileSystem& fs, const std::string& dir) {
+  if (!fs.Exists(dir)) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<std::string> names, fs.ListDir(dir));
+  for (const std::string& name : names) {
+    if (name.ends_with(".wal")) {
+      return absl::FailedPreconditionError(
+          StrCat(dir, " holds records a crash left in the journal only: start once with "
+                      "--fsync always and --journal (the defaults) to restore them"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 class Broker::Impl {
  public:
@@ -39,6 +57,8 @@ class Broker::Impl {
   ~Impl() {
     if (maintenance_) maintenance_->Stop();
     if (topics_) topics_->SyncAll();
+    // Everything is in the segments now: the journal's files go.
+    if (topics_ && options_.log.journal) options_.log.journal->Checkpoint().IgnoreError();
   }
 
   absl::Status Open() {
@@ -47,10 +67,30 @@ class Broker::Impl {
     // overwrite the first one's files and catalog.
     ASSIGN_OR_RETURN(lock_, storage::DataDirLock::Acquire(dir.root()));
     RETURN_IF_ERROR(fs_.CreateDirs(dir.LogRoot()));
+    if (options_.journal && options_.log.fsync == log::FsyncPolicy::kAlways) {
+      log::JournalOptions jo;
+      jo.key_root = dir.LogRoot();
+      jo.file_bytes = options_.journal_file_bytes;
+      jo.checkpoint_ms = options_.journal_checkpoint_ms;
+      jo.sync_threads = options_.sync_threads;
+      jo.on_sync = [this](double seconds, uint64_t records) {
+        probe_.ObserveSync(seconds, records);
+      };
+      jo.on_checkpoint = [this](double seconds, uint64_t partitions) {
+        probe_.ObserveCheckpoint(seconds, partitions);
+      };
+      ASSIGN_OR_RETURN(std::unique_ptr<log::Journal> journal,
+                       log::Journal::Open(fs_, dir.JournalRoot(), std::move(jo)));
+      options_.log.journal = std::move(journal);
+    } else {
+      // Without the journal, nothing may be left in it: its records would be lost.
+      RETURN_IF_ERROR(RefuseJournal(fs_, dir.JournalRoot()));
+    }
     ASSIGN_OR_RETURN(catalog_, storage::Catalog::Open(dir.CatalogPath()));
     topics_ = std::make_unique<TopicRegistry>(options_, fs_, catalog_->topics(), probe_,
                                               coordinator_);
     RETURN_IF_ERROR(topics_->Open());
+    if (options_.log.journal) options_.log.journal->RecoveryDone();
     groups_ = std::make_unique<GroupManager>(*topics_, catalog_->offsets(), coordinator_, probe_);
     publisher_ = std::make_unique<Publisher>(options_, *topics_);
     maintenance_ = std::make_unique<Maintenance>(options_, *topics_, probe_);

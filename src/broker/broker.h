@@ -46,6 +46,11 @@ struct BrokerOptions {
   log::LogOptions log;  // on_sync is set by the broker
   int64_t fsync_interval_ms = 0;  // with FsyncPolicy::kInterval
   int sync_threads = 4;
+  // With fsync always: appends are acknowledged by one shared journal's fdatasync, segments
+  // synced behind by checkpoints (log/journal.h). Off: by an fdatasync of each partition.
+  bool journal = true;
+  uint64_t journal_file_bytes = 64ull << 20;
+  int64_t journal_checkpoint_ms = 10'000;
   // Segment files the hot tier keeps open, over all partitions (least recently used closed
   // first); 0: half the process's open-file limit.
   uint64_t max_open_files = 0;

@@ -34,7 +34,8 @@ Probe::Probe(prometheus::Registry& registry)
                       .Register(registry)),
       fsync_latency_(prometheus::BuildHistogram()
                          .Name("nodata_fsync_latency_seconds")
-                         .Help("Duration of each fdatasync of a partition log")
+                         .Help("Duration of each fdatasync that acknowledges appends: of the journal, or "
+                               "of a partition log without one")
                          .Register(registry)
                          .Add({}, prometheus::Histogram::BucketBoundaries{
                                       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -45,6 +46,18 @@ Probe::Probe(prometheus::Registry& registry)
                        .Register(registry)
                        .Add({}, prometheus::Histogram::BucketBoundaries{
                                     1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000})),
+      checkpoint_latency_(prometheus::BuildHistogram()
+                              .Name("nodata_journal_checkpoint_seconds")
+                              .Help("Duration of each journal checkpoint (syncing the "
+                                    "partitions it covers, then deleting its files)")
+                              .Register(registry)
+                              .Add({}, prometheus::Histogram::BucketBoundaries{
+                                           0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
+      checkpoint_partitions_(prometheus::BuildCounter()
+                                 .Name("nodata_journal_checkpoint_partitions_total")
+                                 .Help("Partitions synced by journal checkpoints")
+                                 .Register(registry)
+                                 .Add({})),
       parquet_files_(prometheus::BuildGauge()
                          .Name("nodata_parquet_files")
                          .Help("Parquet files of the cold tier, per partition")
@@ -94,6 +107,11 @@ Probe::~Probe() = default;
 void Probe::ObserveSync(double seconds, uint64_t records) {
   fsync_latency_.Observe(seconds);
   fsync_batch_.Observe(static_cast<double>(records));
+}
+
+void Probe::ObserveCheckpoint(double seconds, uint64_t partitions) {
+  checkpoint_latency_.Observe(seconds);
+  checkpoint_partitions_.Increment(static_cast<double>(partitions));
 }
 
 void Probe::AddTopic(Topic& topic) {

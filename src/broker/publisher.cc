@@ -225,8 +225,8 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   // Sized outside the lock; a grow in between (rare) resizes them under it.
   uint32_t n = topic.count();
   std::vector<std::vector<RecordView>> views(n);
-  std::vector<std::vector<uint32_t>> owners(n);  // event index of each view
-  std::vector<IdFingerprint> fingerprints(events.size());
+  std::vector<std::vector<uint32_t>> owners(n);  // position in `indices` of each view
+  std::vector<IdFingerprint> fingerprints(indices.size());  // by position in `indices`
   std::vector<uint64_t> wait_end(n, 0);
   std::vector<uint64_t> next(n);
   uint64_t dups = 0;
@@ -245,25 +245,29 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   // Appends to the topic's partitions happen only under topic.mu, so the offsets each record
   // will get are known now, and dedupe needs one probe per event: claim the id at its future
   // location, or find where it already is (stored earlier or earlier in this batch).
-  for (uint32_t p = 0; p < n; ++p) next[p] = topic.parts[p]->end_offset().value();
+  // Read when a partition is first routed to: a batch spread over many topics touches few of
+  // each topic's partitions.
+  constexpr uint64_t kUnread = UINT64_MAX;
+  std::fill(next.begin(), next.end(), kUnread);
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
-  for (uint32_t i : indices) {
+  for (size_t j = 0; j < indices.size(); ++j) {
+    const uint32_t i = indices[j];
     std::string_view id = events[i].id;
     if (id.empty()) {
       state.acks[i].assigned_id = ids_.Next();
       id = state.acks[i].assigned_id;
     }
-    fingerprints[i] = IdFingerprint::Of(id);
+    fingerprints[j] = IdFingerprint::Of(id);
   }
   // The dedupe lookups are cache misses: keep a few in flight ahead of the one being decided.
   constexpr size_t kPrefetchDistance = 8;
   for (size_t j = 0; j < std::min(kPrefetchDistance, indices.size()); ++j) {
-    topic.dedupe.Prefetch(fingerprints[indices[j]]);
+    topic.dedupe.Prefetch(fingerprints[j]);
   }
   for (size_t j = 0; j < indices.size(); ++j) {
     if (j + kPrefetchDistance < indices.size()) {
-      topic.dedupe.Prefetch(fingerprints[indices[j + kPrefetchDistance]]);
+      topic.dedupe.Prefetch(fingerprints[j + kPrefetchDistance]);
     }
     const uint32_t i = indices[j];
     const EventIn& e = events[i];
@@ -273,8 +277,9 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
     const bool assigned = !ack.assigned_id.empty();
     std::string_view id = assigned ? std::string_view(ack.assigned_id) : e.id;
     const uint32_t p = PartitionFor(e.key, id, n).value();
+    if (next[p] == kUnread) next[p] = topic.parts[p]->end_offset().value();
     std::optional<DedupeIndex::Location> known =
-        topic.dedupe.FindOrInsert(fingerprints[i], {p, next[p]}, now);
+        topic.dedupe.FindOrInsert(fingerprints[j], {p, next[p]}, now);
     if (known) {
       ack.partition = PartitionId(known->partition);
       ack.offset = Offset(known->offset);
@@ -295,7 +300,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
     v.flags = flags;
     v.headers = e.headers;
     views[p].push_back(v);
-    owners[p].push_back(i);
+    owners[p].push_back(static_cast<uint32_t>(j));
   }
 
   absl::Status status;
@@ -305,9 +310,10 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
     if (views[p].empty()) continue;
     absl::StatusOr<Offset> first =
         status.ok() ? topic.parts[p]->Append(views[p]) : absl::StatusOr<Offset>(status);
-    if (first.ok() && *first != state.acks[owners[p][0]].offset) {
+    const AckOut& first_ack = state.acks[indices[owners[p][0]]];
+    if (first.ok() && *first != first_ack.offset) {
       first = absl::InternalError(StrCat("topic ", topic.name, " partition ", p, ": offset ",
-                                         *first, " where ", state.acks[owners[p][0]].offset,
+                                         *first, " where ", first_ack.offset,
                                          " was expected"));
     }
     if (!first.ok()) {

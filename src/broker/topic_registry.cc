@@ -310,7 +310,10 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
   bool undone = false;
   {
     absl::MutexLock lock(&topic->mu);
-    failed = fs_.Rename(dir, trash_log);
+    // Nothing of the topic may stay in the journal only: a later topic of the same name would
+    // be handed its records by a recovery. Under topic->mu, no append comes in between.
+    if (options_.log.journal) failed = options_.log.journal->Checkpoint();
+    if (failed.ok()) failed = fs_.Rename(dir, trash_log);
     const bool log_moved = failed.ok();
     bool cold_moved = false;
     if (failed.ok() && fs_.Exists(cold_dir)) {

@@ -203,6 +203,15 @@ void AddServeCommand(CommandSet& set) {
   Flag(serve, "segment-ms", so.broker.log.segment_ms, "segment age before a roll");
   Flag(serve, "sync-threads", so.broker.sync_threads, "threads running fdatasync")
       ->check(CLI::Range(1, 64));
+  Flag(serve, "journal", so.broker.journal,
+       "with --fsync always: acknowledge appends by one fdatasync of a shared journal, over all "
+       "partitions, and sync segments behind it (off: one fdatasync per partition)");
+  Flag(serve, "journal-file-bytes", so.broker.journal_file_bytes,
+       "journal file size before a checkpoint syncs the partitions it covers and deletes it")
+      ->check(CLI::Range(uint64_t{1} << 16, uint64_t{1} << 32));
+  Flag(serve, "journal-checkpoint-ms", so.broker.journal_checkpoint_ms,
+       "longest time between journal checkpoints while anything is journaled")
+      ->check(CLI::Range(int64_t{10}, int64_t{24} * 3600 * 1000));
   Flag(serve, "max-open-files", so.broker.max_open_files,
        "segment files kept open over all partitions, least recently used closed first "
        "(0: half the process's open-file limit)")

@@ -504,7 +504,7 @@ TEST_F(ManagerTest, TakesMoreBatchesWhileOutputsAwaitTheirAcknowledgement) {
   OpenBroker(10 * 60 * 1000, fault_fs_);
   OpenManager(/*max_batch_records=*/10);
   Publish("in", 0, 400);
-  fault_fs_.HoldSyncs("/out-");
+  fault_fs_.HoldSyncs("/journal/");  // what acknowledges appends
   ASSERT_TRUE(manager_->Add(FanSpec(), module_).ok());
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (manager_->Get("fan")->records_in < 30 && absl::Now() < deadline) {

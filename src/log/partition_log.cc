@@ -215,20 +215,25 @@ absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(FileSystem& fs,
                                                                  uint64_t min_start_offset) {
   std::unique_ptr<PartitionLog> log(
       new PartitionLog(fs, std::move(dir), std::move(options), syncer));
+  if (log->options_.journal && log->options_.fsync == FsyncPolicy::kAlways) {
+    log->member_ = log->options_.journal->Join(log.get(), log->dir_);
+  }
   RETURN_IF_ERROR(log->Recover(min_start_offset));
   return log;
 }
 
 PartitionLog::~PartitionLog() {
+  if (member_) Journal::Leave(*member_);  // before mu_: a journal callback may hold the member
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](bool* running) { return !*running; }, &sync_running_));
   // A stopped partition holds no space it has not written.
   if (segments_.empty()) return;
+  // What is written: the tail (journal only) is not, and a restart restores it from the journal.
   if (Segment& active = *segments_.back();
       !retired_ && !active.sealed && reserved_end_ > active.size_bytes) {
     if (auto writer = WriterOf(active); writer.ok()) {
-      (*writer)->Truncate(active.size_bytes).IgnoreError();
+      (*writer)->Truncate(active.size_bytes - tail_.size()).IgnoreError();
     }
   }
   ForgetFilesLocked();
@@ -251,6 +256,10 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
     }
   }
   std::sort(bases.begin(), bases.end());
+  std::vector<JournalRecords> replay;
+  if (member_) {
+    ASSIGN_OR_RETURN(replay, options_.journal->Recovered(*member_));
+  }
   // An index whose segment is gone was left by a deletion cut short.
   for (uint64_t base : index_bases) {
     if (!std::binary_search(bases.begin(), bases.end(), base)) {
@@ -260,10 +269,11 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
   }
 
   absl::MutexLock lock(&mu_);
+  if (!replay.empty()) journal_floor_ = replay.front().first_offset;
   if (bases.empty()) {
     RETURN_IF_ERROR(StartSegment(min_start_offset));
-    next_offset_ = synced_offset_ = min_start_offset;
-    return absl::OkStatus();
+    next_offset_ = synced_offset_ = flushed_offset_ = min_start_offset;
+    return ReplayJournal(std::move(replay));
   }
   for (size_t i = 0; i < bases.size(); ++i) {
     auto seg = std::make_shared<Segment>();
@@ -277,7 +287,7 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
     segments_.push_back(std::move(seg));
   }
   next_offset_ = segments_.back()->end_offset;
-  synced_offset_ = next_offset_;
+  synced_offset_ = flushed_offset_ = next_offset_;
   if (next_offset_ < min_start_offset) {
     if (next_offset_ != segments_.front()->base_offset) {
       return absl::DataLossError(
@@ -292,9 +302,40 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
     }
     segments_.clear();
     RETURN_IF_ERROR(StartSegment(min_start_offset));
-    next_offset_ = synced_offset_ = min_start_offset;
+    next_offset_ = synced_offset_ = flushed_offset_ = min_start_offset;
   }
-  return absl::OkStatus();
+  return ReplayJournal(std::move(replay));
+}
+
+absl::Status PartitionLog::ReplayJournal(std::vector<JournalRecords> records) {
+  if (records.empty()) return absl::OkStatus();
+  // What the segment holds from the journal's first record on may be in the page cache only (a
+  // crash that was not a power loss keeps it): the checkpoint after recovery syncs it.
+  flushed_offset_ = std::min(flushed_offset_, journal_floor_);
+  for (const JournalRecords& r : records) {
+    const uint64_t end = r.first_offset + r.count;
+    if (end <= next_offset_) continue;
+    if (r.first_offset > next_offset_) {
+      return absl::DataLossError(
+          StrCat(dir_, ": the log ends at offset ", next_offset_, " but the journal resumes at ",
+                 r.first_offset, "; the records in between are lost"));
+    }
+    // The journal verified every frame; skip those the segment kept.
+    std::string_view frames = r.frames;
+    for (uint64_t o = r.first_offset; o < next_offset_; ++o) {
+      uint32_t body;
+      std::memcpy(&body, frames.data() + 4, sizeof body);
+      frames.remove_prefix(kFrameHeaderBytes + body);
+    }
+    const size_t count = end - next_offset_;
+    int64_t ingest_us;
+    std::memcpy(&ingest_us, frames.data() + kFrameHeaderBytes + 16, sizeof ingest_us);
+    RETURN_IF_ERROR(AppendFramesLocked(frames, count, ingest_us, /*journal=*/false));
+    recovery_.replayed_records += count;
+  }
+  // Durable in the journal files recovery found, which stay until that checkpoint.
+  synced_offset_ = next_offset_;
+  return FlushTailLocked();
 }
 
 absl::Status PartitionLog::LoadSealedSegment(Segment& seg, uint64_t expected_end) {
@@ -362,8 +403,11 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
   std::string header(kSegmentHeaderBytes, '\0');
   ASSIGN_OR_RETURN(size_t got, reader->Read(0, header.size(), header.data()));
   if (got < kSegmentHeaderBytes || !CheckSegmentHeader(header, seg.base_offset)) {
-    if (file_size > kSegmentHeaderBytes) return Corrupt(seg.path, 0, "bad segment header");
-    // Created but its header never reached the disk: write it again.
+    if (file_size > kSegmentHeaderBytes && seg.base_offset < journal_floor_) {
+      return Corrupt(seg.path, 0, "bad segment header");
+    }
+    // Created but its header never reached the disk (or, with the journal holding all of its
+    // records, nothing of it is trusted): write it again.
     RETURN_IF_ERROR(writer->Truncate(0));
     RETURN_IF_ERROR(writer->Append(EncodeSegmentHeader(seg.base_offset)));
     RETURN_IF_ERROR(writer->Sync());
@@ -389,7 +433,9 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
       continue;
     }
     // A torn or damaged frame at good_end. A torn tail has nothing valid after it; damage with
-    // intact records behind it must not be cut away.
+    // intact records behind it must not be cut away, unless the journal holds them: then what
+    // follows was never synced and the journal restores it.
+    if (expected >= journal_floor_) break;
     std::string rest(file_size - good_end, '\0');
     ASSIGN_OR_RETURN(size_t n, reader->Read(good_end, rest.size(), rest.data()));
     rest.resize(n);
@@ -439,9 +485,32 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   return absl::OkStatus();
 }
 
+absl::Status PartitionLog::FlushTailLocked() const {
+  if (tail_.empty()) return absl::OkStatus();
+  if (!failed_.ok()) return failed_;
+  absl::Status s;
+  auto writer = WriterOf(*segments_.back());
+  s = writer.ok() ? (*writer)->Append(tail_) : writer.status();
+  if (!s.ok()) {
+    // The file may hold part of the tail: nothing more goes in until a restart recovers the
+    // partition from its segments and the journal.
+    failed_ = absl::Status(s.code(), StrCat(s.message(),
+                                            "; the partition refuses writes until the server "
+                                            "restarts and recovers it"));
+    return failed_;
+  }
+  if (tail_.capacity() > 4 * kTailFlushBytes) {
+    std::string().swap(tail_);
+  } else {
+    tail_.clear();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PartitionLog::SealActive() {
   Segment& seg = *segments_.back();
   if (seg.sealed) return absl::OkStatus();
+  RETURN_IF_ERROR(FlushTailLocked());
   ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, SyncWriterOf(seg));
   RETURN_IF_ERROR(writer->Truncate(seg.size_bytes));  // releases reserved space
   absl::Status s = writer->Sync();
@@ -455,6 +524,7 @@ absl::Status PartitionLog::SealActive() {
   pinned_writer_.reset();
   files_->ForgetWriter(seg.path);
   synced_offset_ = std::max(synced_offset_, seg.end_offset);
+  flushed_offset_ = std::max(flushed_offset_, seg.end_offset);
   SegmentIndex index{seg.base_offset, seg.end_offset, seg.size_bytes, seg.min_ingest_us,
                      seg.max_ingest_us, seg.index};
   // Written in the background, off the append path. Best effort: a missing index is rebuilt by
@@ -472,8 +542,22 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   Deferred ready;  // runs after the lock is released
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
+  scratch_.clear();
+  scratch_.reserve(batch_bytes);
+  const uint64_t first = next_offset_;
+  for (size_t i = 0; i < records.size(); ++i) EncodeFrame(first + i, records[i], &scratch_);
+  absl::Status s = AppendFramesLocked(scratch_, records.size(), records.front().ingest_time_us,
+                                      /*journal=*/true);
+  if (scratch_.capacity() > (8u << 20)) std::string().swap(scratch_);
+  RETURN_IF_ERROR(s);
+  CollectReadableLocked(&ready);
+  return first;
+}
+
+absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t count,
+                                              int64_t now_us, bool journal) {
+  const size_t batch_bytes = frames.size();
   Segment* active = segments_.back().get();
-  const int64_t now_us = records.front().ingest_time_us;
   bool roll = active->sealed ||
               (!active->empty() &&
                (active->size_bytes + batch_bytes > options_.segment_bytes ||
@@ -483,11 +567,16 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
     RETURN_IF_ERROR(StartSegment(next_offset_));
     active = segments_.back().get();
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> file, WriterOf(*active));
-  WritableFile& writer = *file;
+  std::shared_ptr<WritableFile> file;
+  if (!member_) {
+    ASSIGN_OR_RETURN(file, WriterOf(*active));
+  }
   const uint64_t before = active->size_bytes;
   // Reserve first, so that a full disk fails the batch before any byte of it is written.
   if (const uint64_t need = before + batch_bytes; need > reserved_end_) {
+    if (!file) {
+      ASSIGN_OR_RETURN(file, WriterOf(*active));
+    }
     const uint64_t largest =
         std::max<uint64_t>(1, std::min(options_.reserve_chunk_bytes, options_.segment_bytes));
     const uint64_t smallest = std::clamp<uint64_t>(options_.min_reserve_chunk_bytes, 1, largest);
@@ -503,7 +592,7 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
       step = largest;  // more than a reservation within the clock's resolution
     }
     const uint64_t target = (need + step - 1) / step * step;
-    RETURN_IF_ERROR(writer.Reserve(target));
+    RETURN_IF_ERROR(file->Reserve(target));
     reserved_end_ = target;
     reserved_from_ = before;
     last_reserve_us_ = now_us;
@@ -511,38 +600,51 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
   last_append_us_ = now_us;
   idle_ = false;
 
-  scratch_.clear();
-  scratch_.reserve(batch_bytes);
   const uint64_t first = next_offset_;
-  for (size_t i = 0; i < records.size(); ++i) EncodeFrame(first + i, records[i], &scratch_);
-  absl::Status s = writer.Append(scratch_);
-  if (!s.ok()) {
-    reserved_end_ = 0;  // the undo gives the reservation back
-    absl::Status undo = writer.Truncate(before);
-    if (!undo.ok()) {
-      failed_ = absl::InternalError(
-          StrCat("cannot undo a failed append (", undo.message(), "): ", s.message()));
+  if (member_) {
+    // With the journal: journaled now, written to the segment behind (the tail), so that an
+    // append costs no write to the partition's file. A crash loses the tail, which the journal
+    // restores.
+    if (journal) {
+      RETURN_IF_ERROR(
+          options_.journal->Append(*member_, first, static_cast<uint32_t>(count), frames));
     }
-    return s;
+    if (tail_.empty()) tail_first_offset_ = first;
+    tail_.append(frames);
+  } else {
+    absl::Status s = file->Append(frames);
+    if (!s.ok()) {
+      reserved_end_ = 0;  // the undo gives the reservation back
+      absl::Status undo = file->Truncate(before);
+      if (!undo.ok()) {
+        failed_ = absl::InternalError(
+            StrCat("cannot undo a failed append (", undo.message(), "): ", s.message()));
+      }
+      return s;
+    }
   }
-  // Frame boundaries are read back from the encoded batch, not computed again.
+  // Frame boundaries and ingest times are read back from the encoded frames.
   uint64_t within = 0;
-  for (size_t i = 0; i < records.size(); ++i) {
-    active->NoteRecord(first + i, before + within, records[i].ingest_time_us,
-                       options_.index_interval_bytes);
+  for (size_t i = 0; i < count; ++i) {
     uint32_t body;
-    std::memcpy(&body, scratch_.data() + within + 4, sizeof body);
+    std::memcpy(&body, frames.data() + within + 4, sizeof body);
+    int64_t ingest_us;
+    std::memcpy(&ingest_us, frames.data() + within + kFrameHeaderBytes + 16, sizeof ingest_us);
+    active->NoteRecord(first + i, before + within, ingest_us, options_.index_interval_bytes);
     within += kFrameHeaderBytes + body;
   }
   active->size_bytes = before + within;
-  active->end_offset = first + records.size();
+  active->end_offset = first + count;
   next_offset_ = active->end_offset;
+  // Written out in pieces of this size at least: one write per many small appends.
+  if (tail_.size() >= kTailFlushBytes) FlushTailLocked().IgnoreError();  // failed_ says why
   // Written, not yet synced: the sync goes through this descriptor, which sees any writeback
   // error of these pages (one opened after the error would not), so the cache may not close it.
-  if (options_.fsync != FsyncPolicy::kNever) pinned_writer_ = std::move(file);
-  if (scratch_.capacity() > (8u << 20)) std::string().swap(scratch_);
-  CollectReadableLocked(&ready);
-  return first;
+  // With the journal the segment is synced by a checkpoint, possibly much later: the partition
+  // holds no descriptor until then (a writeback error no descriptor has seen yet is reported to
+  // the next fdatasync on any of them).
+  if (options_.fsync != FsyncPolicy::kNever && !member_) pinned_writer_ = std::move(file);
+  return absl::OkStatus();
 }
 
 void PartitionLog::WhenReadable(uint64_t offset, std::weak_ptr<const void> owner,
@@ -600,7 +702,8 @@ void PartitionLog::WhenAcked(uint64_t end_offset, absl::AnyInvocable<void(absl::
     if (end_offset > acked) {
       if (failed_.ok()) {
         waiters_.push_back(Waiter{end_offset, std::move(done)});
-        if (!sync_running_) {
+        // With the journal, its sync acknowledges (JournalDurable).
+        if (!member_ && !sync_running_) {
           sync_running_ = true;
           syncer_.Schedule([this] { RunSync(); });
         }
@@ -674,6 +777,7 @@ void PartitionLog::RunSync() {
       if (s.ok()) {
         if (sync_dir) dir_synced_at_ = std::max(dir_synced_at_, started);
         synced_offset_ = std::max(synced_offset_, target);
+        flushed_offset_ = std::max(flushed_offset_, target);
         if (synced_offset_ >= next_offset_) pinned_writer_.reset();
       } else {
         failed_ = absl::Status(s.code(), StrCat(s.message(),
@@ -704,7 +808,8 @@ absl::Status PartitionLog::Sync() {
     target = next_offset_;
     started = segments_started_;
     sync_dir = dir_synced_at_ < started;
-    if (segments_.back()->sealed || synced_offset_ >= target) return absl::OkStatus();
+    if (segments_.back()->sealed || flushed_offset_ >= target) return absl::OkStatus();
+    RETURN_IF_ERROR(FlushTailLocked());
     ASSIGN_OR_RETURN(writer, SyncWriterOf(*segments_.back()));
   }
   absl::Status s = writer->Sync();
@@ -718,9 +823,50 @@ absl::Status PartitionLog::Sync() {
   }
   if (sync_dir) dir_synced_at_ = std::max(dir_synced_at_, started);
   synced_offset_ = std::max(synced_offset_, target);
+  flushed_offset_ = std::max(flushed_offset_, target);
   if (synced_offset_ >= next_offset_) pinned_writer_.reset();
+  std::vector<Waiter> acked;
+  CollectAckedLocked(&acked);
   CollectReadableLocked(&ready);
+  if (!acked.empty()) {
+    ready.fns.push_back([acked = std::move(acked)]() mutable {
+      for (Waiter& w : acked) std::move(w.done)(absl::OkStatus());
+    });
+  }
   return absl::OkStatus();
+}
+
+void PartitionLog::JournalDurable(uint64_t end_offset) {
+  std::vector<Waiter> acked;
+  {
+    Deferred ready;
+    absl::MutexLock lock(&mu_);
+    synced_offset_ = std::max(synced_offset_, std::min(end_offset, next_offset_));
+    CollectAckedLocked(&acked);
+    CollectReadableLocked(&ready);
+  }
+  for (Waiter& w : acked) std::move(w.done)(absl::OkStatus());
+}
+
+void PartitionLog::JournalFailed(const absl::Status& status) {
+  std::vector<Waiter> failed;
+  {
+    Deferred ready;
+    absl::MutexLock lock(&mu_);
+    if (failed_.ok()) failed_ = status;
+    for (Waiter& w : waiters_) failed.push_back(std::move(w));
+    waiters_.clear();
+    CollectReadableLocked(&ready);
+  }
+  for (Waiter& w : failed) std::move(w.done)(status);
+}
+
+absl::Status PartitionLog::JournalCheckpoint() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (retired_) return absl::OkStatus();  // its files went with its topic
+  }
+  return Sync();
 }
 
 absl::Status PartitionLog::MaybeRollByAge(int64_t now_us) {
@@ -743,6 +889,7 @@ absl::Status PartitionLog::ReleaseIdle(int64_t now_us) {
     return absl::OkStatus();
   }
   Segment& active = *segments_.back();
+  RETURN_IF_ERROR(FlushTailLocked());
   if (!active.sealed && reserved_end_ > active.size_bytes) {
     // The size stays; the blocks past it go back.
     ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, WriterOf(active));
@@ -798,8 +945,11 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
         return count == 0 && !failed_.ok() ? failed_ : absl::OkStatus();
       }
       seg = FindSegmentLocked(from);
-      seg_size = seg->size_bytes;
       end = std::min(end, seg->end_offset);
+      if (!tail_.empty() && seg == segments_.back() && end > tail_first_offset_) {
+        RETURN_IF_ERROR(FlushTailLocked());  // readers catch up on what is written behind
+      }
+      seg_size = seg->size_bytes;
       position = seg->PositionFor(from);
       // Opened under the lock: retention cannot delete the file before it is open.
       ASSIGN_OR_RETURN(file, ReaderOf(*seg));
@@ -848,6 +998,7 @@ absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
   std::vector<Chosen> chosen;
   {
     absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(FlushTailLocked());
     uint64_t records = 0;
     for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
       const Segment& s = **it;

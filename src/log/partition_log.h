@@ -19,6 +19,7 @@
 #include "common/fs.h"
 #include "log/file_cache.h"
 #include "log/format.h"
+#include "log/journal.h"
 #include "log/syncer.h"
 
 namespace nodata::log {
@@ -50,6 +51,9 @@ struct LogOptions {
   // The open files of the segments, shared by the partitions of a server so that their number
   // is bounded. Null: the log keeps its own, unbounded.
   std::shared_ptr<FileCache> files;
+  // With fsync always: the journal that acknowledges appends (see journal.h); segments are then
+  // synced by its checkpoints. Null: each partition syncs its own segment per acknowledgement.
+  std::shared_ptr<Journal> journal;
 };
 
 // A segment as the compactor sees it.
@@ -75,16 +79,20 @@ struct RecoveryReport {
   uint64_t truncated_bytes = 0;  // torn tail cut from the last segment
   uint32_t rebuilt_indexes = 0;
   uint32_t removed_files = 0;
+  uint64_t replayed_records = 0;  // restored from the journal
 };
 
 // Safe for concurrent use. Appends are ordered by the internal mutex; fdatasync runs on the
-// Syncer outside it, so appends continue while a sync is in flight (group commit).
-class PartitionLog {
+// Syncer (or the journal's thread) outside it, so appends continue while a sync is in flight
+// (group commit).
+class PartitionLog : private JournalClient {
  public:
   // Opens (creating if needed) the partition in `dir` and recovers it: verifies the tail of the
   // last segment and truncates a torn record, loads or rebuilds indexes. DATA_LOSS when a record
-  // in the middle of the log is damaged (nothing is truncated then). `fs` and `syncer` must
-  // outlive the log.
+  // in the middle of the log is damaged (nothing is truncated then). With a journal, the last
+  // segment's records from the first one the journal holds on are not trusted (they may not have
+  // been synced): a damaged one is cut with everything after it, and the journal's records
+  // restore them. `fs` and `syncer` must outlive the log.
   //
   // `min_start_offset` is the first offset the log may assign (offsets below it are stored
   // elsewhere, in the cold tier): an empty log starts there; a log holding records that end
@@ -92,7 +100,7 @@ class PartitionLog {
   static absl::StatusOr<std::unique_ptr<PartitionLog>> Open(FileSystem& fs, std::string dir,
                                                             LogOptions options, Syncer& syncer,
                                                             uint64_t min_start_offset = 0);
-  ~PartitionLog();
+  ~PartitionLog() override;
   PartitionLog(const PartitionLog&) = delete;
   PartitionLog& operator=(const PartitionLog&) = delete;
 
@@ -184,11 +192,24 @@ class PartitionLog {
 
   PartitionLog(FileSystem& fs, std::string dir, LogOptions options, Syncer& syncer);
   absl::Status Recover(uint64_t min_start_offset);
+  // Appends what the journal holds past the recovered end.
+  absl::Status ReplayJournal(std::vector<JournalRecords> records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `count` encoded frames from next_offset_ on to the active segment (rolling it when
+  // due) and, when `journal`, journals them. All or nothing.
+  absl::Status AppendFramesLocked(std::string_view frames, size_t count, int64_t now_us,
+                                  bool journal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // JournalClient.
+  void JournalDurable(uint64_t end_offset) override;
+  void JournalFailed(const absl::Status& status) override;
+  absl::Status JournalCheckpoint() override;
   absl::Status RecoverLastSegment(Segment& seg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadSealedSegment(Segment& seg, uint64_t expected_end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StartSegment(uint64_t base_offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SealActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the tail to the active segment (a failure fails the partition).
+  absl::Status FlushTailLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunSync();
   void CollectAckedLocked(std::vector<Waiter>* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CollectReadableLocked(Deferred* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -220,7 +241,14 @@ class PartitionLog {
   // Sealed segments then the active one, by base offset. Never empty once open.
   std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
   uint64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // Acknowledged: durable in the segment or in the journal.
   uint64_t synced_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // Durable in the segment (what a checkpoint's Sync must cover).
+  uint64_t flushed_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // The partition's registration with the journal; null without one.
+  std::shared_ptr<Journal::Member> member_;
+  // The first offset the journal held for this partition on open (none: UINT64_MAX).
+  uint64_t journal_floor_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
   std::deque<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   // Readers waiting for the record at an offset, oldest first.
   struct ReadableWaiter {
@@ -232,7 +260,14 @@ class PartitionLog {
   bool sync_running_ ABSL_GUARDED_BY(mu_) = false;
   // Set when an fdatasync failed: what the page cache holds can no longer be trusted, so the
   // partition refuses appends until it is reopened (and recovered) by a restart.
-  absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  // With the journal: records of the active segment appended but not yet written to its file
+  // (they are in the journal), from tail_first_offset_ on. Written out once kTailFlushBytes
+  // gather, and before a read reaches them, a sync, a seal or an idle release. Mutable: a read
+  // writes it out.
+  static constexpr size_t kTailFlushBytes = 16u << 10;
+  mutable std::string tail_ ABSL_GUARDED_BY(mu_);
+  uint64_t tail_first_offset_ ABSL_GUARDED_BY(mu_) = 0;
   std::string scratch_ ABSL_GUARDED_BY(mu_);
   // The active segment's reservation: up to where (0: none, after a new segment or
   // ReleaseIdle), the size and time when it was last made, and when the last append came.

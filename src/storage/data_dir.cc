@@ -7,6 +7,7 @@ namespace nodata::storage {
 std::string DataDir::LockPath() const { return root_ + "/LOCK"; }
 std::string DataDir::CatalogPath() const { return root_ + "/meta.db"; }
 std::string DataDir::LogRoot() const { return root_ + "/log"; }
+std::string DataDir::JournalRoot() const { return root_ + "/journal"; }
 std::string DataDir::ColdRoot() const { return root_ + "/topics"; }
 std::string DataDir::TrashRoot() const { return root_ + "/trash"; }
 std::string DataDir::ComponentsRoot() const { return root_ + "/components"; }

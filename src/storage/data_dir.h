@@ -4,6 +4,7 @@
 //   DATA/LOCK                                 DataDirLock's lock file
 //   DATA/meta.db                              the catalog (SQLite)
 //   DATA/log/<topic>/<partition>/             hot tier: a partition's segments
+//   DATA/journal/<seq>.wal                    hot tier: the shared write-ahead journal
 //   DATA/topics/<topic>/partition=<p>/        cold tier: a partition's Parquet files
 //   DATA/trash/<entry>/{topic,log,topics}     a topic being deleted (its name, both tiers)
 #pragma once
@@ -29,6 +30,7 @@ class DataDir {
   // Roots of the tiers; each topic has one directory under each, named after it (a TopicName
   // is safe as one). What else is found under a root is a child of it: see Child.
   std::string LogRoot() const;
+  std::string JournalRoot() const;
   std::string ColdRoot() const;
   std::string TopicLogDir(const TopicName& topic) const;
   std::string TopicColdDir(const TopicName& topic) const;

@@ -37,6 +37,8 @@ class Probe {
 
   // For LogOptions::on_sync: one fdatasync of a partition log.
   void ObserveSync(double seconds, uint64_t records);
+  // A journal checkpoint: its duration and how many partitions it synced.
+  void ObserveCheckpoint(double seconds, uint64_t partitions);
 
   // Registers the topic's counters (in `topic`) and its first `topic.count()` partitions'
   // gauges; every slot below that is set.
@@ -82,6 +84,8 @@ class Probe {
   prometheus::Family<prometheus::Gauge>& disk_bytes_;
   prometheus::Histogram& fsync_latency_;
   prometheus::Histogram& fsync_batch_;
+  prometheus::Histogram& checkpoint_latency_;
+  prometheus::Counter& checkpoint_partitions_;
   prometheus::Family<prometheus::Gauge>& parquet_files_;
   prometheus::Family<prometheus::Gauge>& parquet_bytes_;
   prometheus::Counter& compacted_files_;

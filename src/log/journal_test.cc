@@ -1,0 +1,323 @@
+#include "log/journal.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/strings.h"
+#include "common/testing/fault_fs.h"
+#include "gtest/gtest.h"
+#include "log/partition_log.h"
+
+namespace nodata::log {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Partitions of one "server": a log root with partition directories and the journal beside it.
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            StrCat("nodata-journal-", ::getpid(), "-",
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "log");
+  }
+  void TearDown() override {
+    logs_.clear();
+    journal_.reset();
+    fs::remove_all(root_);
+  }
+
+  // Opens the journal and `n` partitions (recovering what is there), as a start does.
+  void Start(int n, JournalOptions options = {}) {
+    options.key_root = (root_ / "log").string();
+    auto journal = Journal::Open(fault_, (root_ / "journal").string(), options);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    journal_ = std::move(*journal);
+    LogOptions lo;
+    lo.journal = journal_;
+    for (int p = 0; p < n; ++p) {
+      auto log = PartitionLog::Open(fault_, PartitionDir(p), lo, syncer_);
+      ASSERT_TRUE(log.ok()) << log.status();
+      logs_.push_back(std::move(*log));
+    }
+    journal_->RecoveryDone();
+  }
+
+  // What a SIGKILL leaves: the files as they are, no checkpoint. (Destructors run, but none of
+  // them syncs or deletes anything the journal holds.)
+  void Crash() {
+    logs_.clear();
+    journal_.reset();
+  }
+
+  std::string PartitionDir(int p) const { return (root_ / "log" / "t" / std::to_string(p)).string(); }
+
+  int JournalFiles() const {
+    int n = 0;
+    if (!fs::exists(root_ / "journal")) return 0;
+    for (const auto& e : fs::directory_iterator(root_ / "journal")) {
+      if (e.path().extension() == ".wal") ++n;
+    }
+    return n;
+  }
+
+  // Appends `n` records to partition `p` and returns a future of their acknowledgement.
+  std::future<absl::Status> Append(int p, int n, int start = 0) {
+    std::vector<std::string> data;
+    for (int i = 0; i < n; ++i) data.push_back(StrCat("p", p, "-v", start + i));
+    std::vector<RecordView> views;
+    for (int i = 0; i < n; ++i) {
+      RecordView v;
+      v.id = data[i];
+      v.data = data[i];
+      v.ingest_time_us = 1000 + start + i;
+      v.timestamp_us = v.ingest_time_us;
+      views.push_back(v);
+    }
+    auto promise = std::make_shared<std::promise<absl::Status>>();
+    auto future = promise->get_future();
+    auto first = logs_[p]->Append(views);
+    if (!first.ok()) {
+      promise->set_value(first.status());
+      return future;
+    }
+    logs_[p]->WhenAcked(*first + n, [promise](absl::Status s) { promise->set_value(s); });
+    return future;
+  }
+
+  std::vector<std::string> Data(int p) {
+    std::vector<Record> out;
+    absl::Status s = logs_[p]->Read(0, 1u << 30, 1u << 30, &out);
+    EXPECT_TRUE(s.ok()) << s;
+    std::vector<std::string> data;
+    for (const Record& r : out) data.push_back(r.data);
+    return data;
+  }
+
+  static std::vector<std::string> Expected(int p, int n) {
+    std::vector<std::string> data;
+    for (int i = 0; i < n; ++i) data.push_back(StrCat("p", p, "-v", i));
+    return data;
+  }
+
+  std::string Segment(int p) const { return PartitionDir(p) + "/" + SegmentFileName(0); }
+
+  fs::path root_;
+  testing::FaultFs fault_;
+  Syncer syncer_{2};
+  std::shared_ptr<Journal> journal_;
+  std::vector<std::unique_ptr<PartitionLog>> logs_;
+};
+
+TEST_F(JournalTest, OneFdatasyncAcknowledgesAppendsToManyPartitions) {
+  constexpr int kPartitions = 200;
+  Start(kPartitions);
+  // The journal's disk is slow: every append arrives while its sync waits.
+  fault_.HoldSyncs("/journal/");
+  const uint64_t syncs_before = fault_.sync_count();
+  std::vector<std::future<absl::Status>> acks;
+  for (int p = 0; p < kPartitions; ++p) acks.push_back(Append(p, 3));
+  for (auto& a : acks) {
+    EXPECT_EQ(a.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+        << "acknowledged before any fdatasync";
+    break;
+  }
+  fault_.ReleaseSyncs();
+  for (auto& a : acks) ASSERT_TRUE(a.get().ok());
+  // At most the one held when the first append came and one for all the others; no
+  // partition's segment was synced to acknowledge.
+  EXPECT_LE(fault_.sync_count() - syncs_before, 2u);
+  for (int p = 0; p < kPartitions; ++p) EXPECT_EQ(logs_[p]->acked_end(), 3u);
+}
+
+TEST_F(JournalTest, CheckpointSyncsSegmentsAndDeletesTheJournal) {
+  Start(8);
+  for (int p = 0; p < 8; ++p) ASSERT_TRUE(Append(p, 10).get().ok());
+  EXPECT_EQ(JournalFiles(), 1);
+  const uint64_t syncs_before = fault_.sync_count();
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_EQ(JournalFiles(), 0);
+  EXPECT_GE(fault_.sync_count() - syncs_before, 8u);  // each partition's segment
+  EXPECT_EQ(journal_->Stats().checkpoints, 1u);
+  // Appends go on into a new file.
+  ASSERT_TRUE(Append(3, 5, 10).get().ok());
+  EXPECT_EQ(JournalFiles(), 1);
+}
+
+TEST_F(JournalTest, AFullFileRotatesAndTheCheckpointDeletesIt) {
+  JournalOptions options;
+  options.file_bytes = 64 << 10;
+  Start(4, options);
+  for (int round = 0; round < 200; ++round) {
+    for (int p = 0; p < 4; ++p) ASSERT_TRUE(Append(p, 5, round * 5).get().ok());
+  }
+  // About 200 KiB journaled: several files, the full ones deleted by checkpoints behind.
+  for (int i = 0; i < 200 && JournalFiles() > 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_LE(JournalFiles(), 2);
+  EXPECT_GE(journal_->Stats().checkpoints, 1u);
+  for (int p = 0; p < 4; ++p) EXPECT_EQ(Data(p), Expected(p, 1000));
+}
+
+TEST_F(JournalTest, RecoveryRestoresWhatTheSegmentsLost) {
+  constexpr int kPartitions = 6;
+  Start(kPartitions);
+  for (int p = 0; p < kPartitions; ++p) {
+    ASSERT_TRUE(Append(p, 40).get().ok());
+    ASSERT_TRUE(Append(p, 10, 40).get().ok());
+    // Read, so written out to the segment (appends are written behind the journal).
+    ASSERT_EQ(Data(p), Expected(p, 50));
+  }
+  Crash();
+  // A power loss: the segments were never synced, so any of their pages may be gone. Partition
+  // 0 lost its file, 1 its header, 2 everything after the header, 3 its tail, 4 a page in the
+  // middle (zeros, records intact after it); 5 kept everything.
+  fs::remove(Segment(0));
+  {
+    std::fstream f(Segment(1), std::ios::in | std::ios::out | std::ios::binary);
+    f.write(std::string(32, '\0').data(), 32);
+  }
+  fs::resize_file(Segment(2), kSegmentHeaderBytes);
+  fs::resize_file(Segment(3), fs::file_size(Segment(3)) - 100);
+  {
+    std::fstream f(Segment(4), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.write(std::string(300, '\0').data(), 300);
+  }
+  Start(kPartitions);
+  for (int p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(Data(p), Expected(p, 50)) << "partition " << p;
+    EXPECT_EQ(logs_[p]->acked_end(), 50u);
+  }
+  EXPECT_GT(logs_[2]->recovery().replayed_records, 0u);
+  EXPECT_EQ(logs_[5]->recovery().replayed_records, 0u);
+  // The checkpoint after recovery makes the segments whole on disk and deletes the journal;
+  // appends go on.
+  for (int i = 0; i < 200 && JournalFiles() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(JournalFiles(), 0);
+  ASSERT_TRUE(Append(2, 5, 50).get().ok());
+  Crash();
+  Start(kPartitions);
+  for (int p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(Data(p), Expected(p, p == 2 ? 55 : 50)) << "partition " << p;
+  }
+}
+
+TEST_F(JournalTest, ACrashDuringRecoveryRecoversAgain) {
+  Start(3);
+  for (int p = 0; p < 3; ++p) ASSERT_TRUE(Append(p, 20).get().ok());
+  Crash();
+  fs::resize_file(Segment(1), kSegmentHeaderBytes);
+  // Recovery replays, then the server dies before the checkpoint after it: appended since go to
+  // a new file, the recovered one stays.
+  {
+    JournalOptions options;
+    options.key_root = (root_ / "log").string();
+    options.checkpoint_ms = 3'600'000;
+    auto journal = Journal::Open(fault_, (root_ / "journal").string(), options);
+    ASSERT_TRUE(journal.ok());
+    journal_ = std::move(*journal);
+    LogOptions lo;
+    lo.journal = journal_;
+    for (int p = 0; p < 3; ++p) {
+      auto log = PartitionLog::Open(fault_, PartitionDir(p), lo, syncer_);
+      ASSERT_TRUE(log.ok()) << log.status();
+      logs_.push_back(std::move(*log));
+    }
+    // No RecoveryDone: the start did not finish.
+    ASSERT_TRUE(Append(1, 5, 20).get().ok());
+  }
+  Crash();
+  fs::resize_file(Segment(1), kSegmentHeaderBytes);
+  Start(3);
+  EXPECT_EQ(Data(0), Expected(0, 20));
+  EXPECT_EQ(Data(1), Expected(1, 25));
+  EXPECT_EQ(Data(2), Expected(2, 20));
+}
+
+TEST_F(JournalTest, ATornJournalTailIsCutAndWhatFollowsIgnored) {
+  Start(2);
+  ASSERT_TRUE(Append(0, 10).get().ok());
+  ASSERT_TRUE(Append(1, 10).get().ok());
+  Crash();
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(root_ / "journal")) files.push_back(e.path());
+  ASSERT_EQ(files.size(), 1u);
+  {
+    // Half an entry, as a power loss during its write leaves it.
+    std::ofstream f(files[0], std::ios::app | std::ios::binary);
+    f.write("\x11\x22\x33\x44\x10\x00\x00\x00\x05\x00t/0", 13);
+  }
+  // And a later file, written after the torn entry: nothing in it was acknowledged.
+  fs::copy_file(files[0], root_ / "journal" / "00000000000000000099.wal");
+  fs::resize_file(Segment(0), kSegmentHeaderBytes);
+  Start(2);
+  EXPECT_EQ(Data(0), Expected(0, 10));
+  EXPECT_EQ(Data(1), Expected(1, 10));
+  EXPECT_FALSE(fs::exists(root_ / "journal" / "00000000000000000099.wal"));
+}
+
+TEST_F(JournalTest, DamageBehindTheJournalIsStillDataLoss) {
+  Start(1);
+  ASSERT_TRUE(Append(0, 50).get().ok());
+  ASSERT_TRUE(journal_->Checkpoint().ok());  // the segment is synced; the journal gone
+  ASSERT_TRUE(Append(0, 10, 50).get().ok());
+  Crash();
+  {
+    std::fstream f(Segment(0), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.write(std::string(40, '\0').data(), 40);
+  }
+  JournalOptions options;
+  options.key_root = (root_ / "log").string();
+  auto journal = Journal::Open(fault_, (root_ / "journal").string(), options);
+  ASSERT_TRUE(journal.ok());
+  LogOptions lo;
+  lo.journal = std::move(*journal);
+  auto log = PartitionLog::Open(fault_, PartitionDir(0), lo, syncer_);
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss) << log.status();
+}
+
+TEST_F(JournalTest, AFailedJournalSyncFailsTheAppendsWaitingOnIt) {
+  Start(3);
+  ASSERT_TRUE(Append(0, 1).get().ok());
+  fault_.SetFailSync(true);
+  auto a = Append(1, 2);
+  auto b = Append(2, 2);
+  EXPECT_FALSE(a.get().ok());
+  EXPECT_FALSE(b.get().ok());
+  fault_.SetFailSync(false);
+  // Nothing more is acknowledged until a restart recovers from what is on disk.
+  EXPECT_FALSE(Append(0, 1, 1).get().ok());
+}
+
+TEST_F(JournalTest, NoRoomForAJournalFileFailsTheAppendCleanly) {
+  Start(1);
+  ASSERT_TRUE(Append(0, 1).get().ok());  // the partition reserved room for more
+  ASSERT_TRUE(journal_->Checkpoint().ok());  // the next append needs a new journal file
+  fault_.SetDiskFull(true);
+  auto a = Append(0, 3, 1);
+  EXPECT_EQ(a.get().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(logs_[0]->end_offset(), 1u);
+  fault_.SetDiskFull(false);
+  ASSERT_TRUE(Append(0, 3, 1).get().ok());
+  EXPECT_EQ(Data(0), Expected(0, 4));
+  Crash();
+  fs::resize_file(Segment(0), fs::file_size(Segment(0)) - 10);
+  Start(1);
+  EXPECT_EQ(Data(0), Expected(0, 4));
+}
+
+}  // namespace
+}  // namespace nodata::log
