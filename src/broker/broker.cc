@@ -59,6 +59,13 @@ class Broker::Impl {
     if (topics_) topics_->SyncAll();
     // Everything is in the segments now: the journal's files go.
     if (topics_ && options_.log.journal) options_.log.journal->Checkpoint().IgnoreError();
+    // The partitions, then the journal (whose threads call back into them and into the probe),
+    // before the probe and the data directory's lock go.
+    maintenance_.reset();
+    publisher_.reset();
+    groups_.reset();
+    topics_.reset();
+    options_.log.journal.reset();
   }
 
   absl::Status Open() {

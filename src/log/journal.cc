@@ -95,6 +95,7 @@ struct Journal::File {
   std::string path;
   std::unique_ptr<WritableFile> writer;  // null for a file recovery found
   uint64_t used = 0;                     // bytes journaled into it, header included
+  uint64_t reserved = 0;                 // disk space reserved for it (appends only)
   uint64_t end_lsn = 0;                  // the journal position after its last entry
   bool dir_synced = false;               // the writer thread's
   // Members that journaled into it: a checkpoint syncs them before deleting it.
@@ -113,6 +114,12 @@ struct Journal::Pending {
   uint32_t records;
 };
 
+struct Journal::Round {
+  std::vector<Pending> ready;
+  absl::Status status;  // the sync's; not OK: `ready` failed
+  double seconds = 0;
+};
+
 struct Journal::Location {
   size_t file;  // index into recovered_paths_
   uint64_t position;
@@ -128,6 +135,7 @@ class Journal::Member : public std::enable_shared_from_this<Journal::Member> {
   // Callbacks hold it shared, Leave exclusively.
   absl::Mutex mu;
   JournalClient* client ABSL_GUARDED_BY(mu);
+  bool left_unsynced ABSL_GUARDED_BY(mu) = false;
   // The last file it was listed as dirty in; under the journal's mu_.
   uint64_t file_seq = UINT64_MAX;
 };
@@ -141,6 +149,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(FileSystem& fs, std::stri
   std::unique_ptr<Journal> journal(new Journal(fs, std::move(dir), std::move(options)));
   RETURN_IF_ERROR(journal->Recover());
   journal->writer_ = std::thread([j = journal.get()] { j->WriterLoop(); });
+  journal->acker_ = std::thread([j = journal.get()] { j->AckLoop(); });
   journal->checkpointer_ = std::thread([j = journal.get()] { j->CheckpointLoop(); });
   return journal;
 }
@@ -152,7 +161,8 @@ Journal::~Journal() {
     work_cv_.SignalAll();
     checkpoint_cv_.SignalAll();
   }
-  if (writer_.joinable()) writer_.join();
+  if (writer_.joinable()) writer_.join();  // writes and syncs what was appended
+  if (acker_.joinable()) acker_.join();    // acknowledges it
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
@@ -252,9 +262,10 @@ std::shared_ptr<Journal::Member> Journal::Join(JournalClient* client, std::strin
   return member;
 }
 
-void Journal::Leave(Member& member) {
+void Journal::Leave(Member& member, bool synced) {
   absl::WriterMutexLock lock(&member.mu);
   member.client = nullptr;
+  member.left_unsynced = !synced;
 }
 
 absl::StatusOr<std::vector<JournalRecords>> Journal::Recovered(const Member& member) {
@@ -292,14 +303,20 @@ void Journal::RecoveryDone() {
   }
 }
 
+uint64_t Journal::ReserveTarget(uint64_t reserved, uint64_t need) const {
+  const uint64_t step = std::clamp<uint64_t>(options_.file_bytes / 16, 64u << 10, 4u << 20);
+  return std::max(reserved, (need + step - 1) / step * step);
+}
+
 absl::Status Journal::StartFileLocked(uint64_t min_capacity) {
   const uint64_t seq = next_seq_;
   const std::string path = StrCat(dir_, "/", FileName(seq));
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> writer, fs_.OpenAppendable(path));
-  // The whole file's space up front: a full disk fails the append that needs a new file, before
-  // anything of it is written, and the writes into it need no allocation.
+  // Space is reserved ahead of the entries, a step at a time (ReserveLocked): a full disk fails
+  // the append that needs more before anything of it is written.
+  const uint64_t reserve = ReserveTarget(0, kFileHeaderBytes + min_capacity);
   absl::Status s = writer->Truncate(0);
-  if (s.ok()) s = writer->Reserve(std::max(options_.file_bytes, kFileHeaderBytes + min_capacity));
+  if (s.ok()) s = writer->Reserve(reserve);
   if (!s.ok()) {
     writer.reset();
     fs_.RemoveFile(path).IgnoreError();
@@ -311,6 +328,7 @@ absl::Status Journal::StartFileLocked(uint64_t min_capacity) {
   file->path = path;
   file->writer = std::move(writer);
   file->used = kFileHeaderBytes;
+  file->reserved = reserve;
   file->end_lsn = appended_lsn_;
   chunks_.push_back(Chunk{file, EncodeFileHeader(seq)});
   if (current_) closed_.push_back(std::move(current_));
@@ -318,8 +336,14 @@ absl::Status Journal::StartFileLocked(uint64_t min_capacity) {
   return absl::OkStatus();
 }
 
+absl::Status Journal::WaitDurable(uint64_t lsn) {
+  absl::MutexLock lock(&mu_);
+  while (durable_lsn_ < lsn && failed_.ok()) durable_cv_.Wait(&mu_);
+  return failed_;
+}
+
 absl::Status Journal::Append(Member& member, uint64_t first_offset, uint32_t count,
-                             std::string_view frames) {
+                             std::string_view frames, uint64_t* lsn) {
   const size_t size = kEntryFixedBytes + member.key.size() + frames.size();
   absl::MutexLock lock(&mu_);
   if (!failed_.ok()) return failed_;
@@ -334,6 +358,14 @@ absl::Status Journal::Append(Member& member, uint64_t first_offset, uint32_t cou
     }
   }
   File& file = *current_;
+  if (file.used + size > file.reserved) {
+    const uint64_t target = ReserveTarget(file.reserved, file.used + size);
+    absl::Status s = file.writer->Reserve(target);
+    if (!s.ok()) {
+      return absl::Status(s.code(), StrCat("journal ", file.path, ": ", s.message()));
+    }
+    file.reserved = target;
+  }
   if (chunks_.empty() || chunks_.back().file.get() != &file) chunks_.push_back(Chunk{current_, {}});
   std::string& out = chunks_.back().bytes;
   const size_t at = out.size();
@@ -356,6 +388,7 @@ absl::Status Journal::Append(Member& member, uint64_t first_offset, uint32_t cou
   }
   pending_.push_back(
       Pending{appended_lsn_, member.shared_from_this(), first_offset + count, count});
+  *lsn = appended_lsn_;
   work_cv_.Signal();
   return absl::OkStatus();
 }
@@ -367,7 +400,11 @@ void Journal::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       while (chunks_.empty() && !stopping_) work_cv_.Wait(&mu_);
-      if (chunks_.empty()) return;
+      if (chunks_.empty()) {
+        writer_done_ = true;
+        rounds_cv_.Signal();
+        return;
+      }
       chunks.swap(chunks_);
       target = appended_lsn_;
     }
@@ -409,24 +446,40 @@ void Journal::WriterLoop() {
         s = failed_;
       }
       durable_cv_.SignalAll();
+      rounds_.push_back(Round{std::move(ready), s, seconds});
+      rounds_cv_.Signal();
     }
-    // One call per member, with the highest end it reached.
-    absl::flat_hash_map<Member*, size_t> last;
-    uint64_t records = 0;
-    for (size_t i = 0; i < ready.size(); ++i) {
-      last[ready[i].member.get()] = i;
-      records += ready[i].records;
+  }
+}
+
+void Journal::AckLoop() {
+  for (;;) {
+    std::deque<Round> rounds;
+    {
+      absl::MutexLock lock(&mu_);
+      while (rounds_.empty() && !writer_done_) rounds_cv_.Wait(&mu_);
+      if (rounds_.empty()) return;
+      rounds.swap(rounds_);
     }
-    for (const auto& [member, i] : last) {
-      absl::ReaderMutexLock lock(&member->mu);
-      if (member->client == nullptr) continue;
-      if (s.ok()) {
-        member->client->JournalDurable(ready[i].end_offset);
-      } else {
-        member->client->JournalFailed(s);
+    for (Round& round : rounds) {
+      // One call per member, with the highest end it reached.
+      absl::flat_hash_map<Member*, size_t> last;
+      uint64_t records = 0;
+      for (size_t i = 0; i < round.ready.size(); ++i) {
+        last[round.ready[i].member.get()] = i;
+        records += round.ready[i].records;
       }
+      for (const auto& [member, i] : last) {
+        absl::ReaderMutexLock lock(&member->mu);
+        if (member->client == nullptr) continue;
+        if (round.status.ok()) {
+          member->client->JournalDurable(round.ready[i].end_offset);
+        } else {
+          member->client->JournalFailed(round.status);
+        }
+      }
+      if (round.status.ok() && options_.on_sync) options_.on_sync(round.seconds, records);
     }
-    if (s.ok() && options_.on_sync) options_.on_sync(seconds, records);
   }
 }
 
@@ -487,7 +540,12 @@ absl::Status Journal::RunCheckpoint() {
       absl::Status s;
       {
         absl::ReaderMutexLock lock(&m->mu);
-        if (m->client != nullptr) s = m->client->JournalCheckpoint();
+        if (m->client != nullptr) {
+          s = m->client->JournalCheckpoint();
+        } else if (m->left_unsynced) {
+          s = absl::FailedPreconditionError(
+              StrCat("partition ", m->key, " closed before its segments were synced"));
+        }
       }
       absl::MutexLock lock(&done_mu);
       if (!s.ok() && error.ok()) error = s;

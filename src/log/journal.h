@@ -88,8 +88,9 @@ class Journal {
   // Registers `client`, the partition in `dir` (one member per directory). Leave before the
   // client goes away.
   std::shared_ptr<Member> Join(JournalClient* client, std::string_view dir);
-  // No callback reaches the member's client after this returns.
-  static void Leave(Member& member);
+  // No callback reaches the member's client after this returns. `synced`: its segments hold
+  // everything it journaled, durably; if not, checkpoints keep the files it journaled into.
+  static void Leave(Member& member, bool synced);
 
   // What recovery found for the member's key, oldest first.
   absl::StatusOr<std::vector<JournalRecords>> Recovered(const Member& member);
@@ -102,7 +103,9 @@ class Journal {
   // for each member (under its partition's lock). RESOURCE_EXHAUSTED when the disk has no room
   // for a new journal file; the journal's error once it failed.
   absl::Status Append(Member& member, uint64_t first_offset, uint32_t count,
-                      std::string_view frames);
+                      std::string_view frames, uint64_t* lsn);
+  // Waits until the journal is durable up to `lsn` (from Append), or has failed.
+  absl::Status WaitDurable(uint64_t lsn);
 
   // Syncs every member journaled so far and deletes the journal files this made unnecessary.
   absl::Status Checkpoint();
@@ -114,11 +117,16 @@ class Journal {
   struct Chunk;
   struct Pending;
   struct Location;
+  struct Round;
 
   Journal(FileSystem& fs, std::string dir, JournalOptions options);
   absl::Status Recover();
   absl::Status StartFileLocked(uint64_t min_capacity) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How far to reserve a file holding `reserved` for `need` bytes: a step of a sixteenth of
+  // file_bytes (64 KiB to 4 MiB) past it.
+  uint64_t ReserveTarget(uint64_t reserved, uint64_t need) const;
   void WriterLoop();
+  void AckLoop();
   void CheckpointLoop();
   absl::Status RunCheckpoint();
 
@@ -137,6 +145,11 @@ class Journal {
   std::vector<std::shared_ptr<File>> closed_ ABSL_GUARDED_BY(mu_);
   std::deque<Chunk> chunks_ ABSL_GUARDED_BY(mu_);  // written by the writer thread, in order
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);  // appends not yet durable, in order
+  // Syncs done, their appends not yet acknowledged: the acknowledging thread calls the members
+  // back while the writer goes on with the next sync.
+  std::deque<Round> rounds_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar rounds_cv_;  // a round to acknowledge, or the writer stopped
+  bool writer_done_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t appended_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // bytes journaled so far (this run)
   uint64_t durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
@@ -152,6 +165,7 @@ class Journal {
       ABSL_GUARDED_BY(mu_);
 
   std::thread writer_;
+  std::thread acker_;
   std::thread checkpointer_;
 };
 

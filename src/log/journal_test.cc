@@ -138,6 +138,25 @@ TEST_F(JournalTest, OneFdatasyncAcknowledgesAppendsToManyPartitions) {
   for (int p = 0; p < kPartitions; ++p) EXPECT_EQ(logs_[p]->acked_end(), 3u);
 }
 
+TEST_F(JournalTest, SegmentsHoldOnlyWhatTheJournalMadeDurable) {
+  // A segment written ahead of the journal would hold, after a SIGKILL, records recovery
+  // trusts but no disk holds: a later power loss would take them from under acknowledged ones.
+  Start(1);
+  ASSERT_TRUE(Append(0, 10).get().ok());
+  ASSERT_EQ(Data(0), Expected(0, 10));  // read: written out
+  const uint64_t written = fs::file_size(Segment(0));
+  fault_.HoldSyncs("/journal/");
+  auto pending = Append(0, 500, 10);  // well past the 16 KiB a tail is written out at
+  EXPECT_EQ(Data(0), Expected(0, 10));
+  ASSERT_TRUE(logs_[0]->Seal(0).ok());  // nothing is sealed that old
+  EXPECT_TRUE(logs_[0]->ReleaseIdle(INT64_MAX / 2).ok());
+  EXPECT_EQ(fs::file_size(Segment(0)), written);
+  fault_.ReleaseSyncs();
+  ASSERT_TRUE(pending.get().ok());
+  EXPECT_EQ(Data(0), Expected(0, 510));
+  EXPECT_GT(fs::file_size(Segment(0)), written);
+}
+
 TEST_F(JournalTest, CheckpointSyncsSegmentsAndDeletesTheJournal) {
   Start(8);
   for (int p = 0; p < 8; ++p) ASSERT_TRUE(Append(p, 10).get().ok());

@@ -223,7 +223,15 @@ absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(FileSystem& fs,
 }
 
 PartitionLog::~PartitionLog() {
-  if (member_) Journal::Leave(*member_);  // before mu_: a journal callback may hold the member
+  if (member_) {
+    bool synced;
+    {
+      absl::MutexLock lock(&mu_);
+      synced = retired_ || (flushed_offset_ >= next_offset_ && tail_.empty());
+    }
+    // Before holding mu_: a journal callback may hold the member and wait for mu_.
+    Journal::Leave(*member_, synced);
+  }
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](bool* running) { return !*running; }, &sync_running_));
@@ -269,7 +277,10 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
   }
 
   absl::MutexLock lock(&mu_);
-  if (!replay.empty()) journal_floor_ = replay.front().first_offset;
+  if (!replay.empty()) {
+    journal_floor_ = replay.front().first_offset;
+    journal_end_ = replay.back().first_offset + replay.back().count;
+  }
   if (bases.empty()) {
     RETURN_IF_ERROR(StartSegment(min_start_offset));
     next_offset_ = synced_offset_ = flushed_offset_ = min_start_offset;
@@ -335,7 +346,7 @@ absl::Status PartitionLog::ReplayJournal(std::vector<JournalRecords> records) {
   }
   // Durable in the journal files recovery found, which stay until that checkpoint.
   synced_offset_ = next_offset_;
-  return FlushTailLocked();
+  return FlushTailLocked(next_offset_);
 }
 
 absl::Status PartitionLog::LoadSealedSegment(Segment& seg, uint64_t expected_end) {
@@ -435,7 +446,7 @@ absl::Status PartitionLog::RecoverLastSegment(Segment& seg) {
     // A torn or damaged frame at good_end. A torn tail has nothing valid after it; damage with
     // intact records behind it must not be cut away, unless the journal holds them: then what
     // follows was never synced and the journal restores it.
-    if (expected >= journal_floor_) break;
+    if (expected >= journal_floor_ && expected < journal_end_) break;
     std::string rest(file_size - good_end, '\0');
     ASSIGN_OR_RETURN(size_t n, reader->Read(good_end, rest.size(), rest.data()));
     rest.resize(n);
@@ -485,32 +496,55 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   return absl::OkStatus();
 }
 
-absl::Status PartitionLog::FlushTailLocked() const {
-  if (tail_.empty()) return absl::OkStatus();
-  if (!failed_.ok()) return failed_;
-  absl::Status s;
+absl::Status PartitionLog::FlushTailLocked(uint64_t upto) const {
+  // Only records durable in the journal: a segment never holds, even in the page cache, a record
+  // that a crash could take from the journal, so recovery may trust what it finds there.
+  upto = std::min(upto, synced_offset_);
+  size_t bytes = 0;
+  uint64_t end = tail_first_offset_;
+  size_t marks = 0;
+  for (const auto& [mark_end, mark_bytes] : tail_marks_) {
+    if (mark_end > upto) break;
+    end = mark_end;
+    bytes = mark_bytes;
+    ++marks;
+  }
+  if (bytes == 0) return absl::OkStatus();
+  if (!tail_error_.ok()) return tail_error_;
   auto writer = WriterOf(*segments_.back());
-  s = writer.ok() ? (*writer)->Append(tail_) : writer.status();
+  absl::Status s = writer.ok() ? (*writer)->Append(std::string_view(tail_).substr(0, bytes))
+                               : writer.status();
   if (!s.ok()) {
     // The file may hold part of the tail: nothing more goes in until a restart recovers the
     // partition from its segments and the journal.
-    failed_ = absl::Status(s.code(), StrCat(s.message(),
-                                            "; the partition refuses writes until the server "
-                                            "restarts and recovers it"));
-    return failed_;
+    tail_error_ = absl::Status(s.code(), StrCat(s.message(),
+                                                "; the partition refuses writes until the server "
+                                                "restarts and recovers it"));
+    if (failed_.ok()) failed_ = tail_error_;
+    return tail_error_;
   }
-  if (tail_.capacity() > 4 * kTailFlushBytes) {
-    std::string().swap(tail_);
-  } else {
-    tail_.clear();
-  }
+  tail_.erase(0, bytes);
+  tail_marks_.erase(tail_marks_.begin(), tail_marks_.begin() + static_cast<ptrdiff_t>(marks));
+  for (auto& mark : tail_marks_) mark.second -= bytes;
+  tail_first_offset_ = end;
+  if (tail_.empty() && tail_.capacity() > 4 * kTailFlushBytes) std::string().swap(tail_);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::WaitTailDurableLocked() {
+  if (tail_.empty() || tail_marks_.back().first <= synced_offset_) return absl::OkStatus();
+  // Durable soon (the journal's writer needs none of this partition's locks); its callback
+  // may come later, so the offset is set here.
+  RETURN_IF_ERROR(options_.journal->WaitDurable(last_journal_lsn_));
+  synced_offset_ = std::max(synced_offset_, tail_marks_.back().first);
   return absl::OkStatus();
 }
 
 absl::Status PartitionLog::SealActive() {
   Segment& seg = *segments_.back();
   if (seg.sealed) return absl::OkStatus();
-  RETURN_IF_ERROR(FlushTailLocked());
+  RETURN_IF_ERROR(WaitTailDurableLocked());
+  RETURN_IF_ERROR(FlushTailLocked(next_offset_));
   ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, SyncWriterOf(seg));
   RETURN_IF_ERROR(writer->Truncate(seg.size_bytes));  // releases reserved space
   absl::Status s = writer->Sync();
@@ -606,11 +640,12 @@ absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t co
     // append costs no write to the partition's file. A crash loses the tail, which the journal
     // restores.
     if (journal) {
-      RETURN_IF_ERROR(
-          options_.journal->Append(*member_, first, static_cast<uint32_t>(count), frames));
+      RETURN_IF_ERROR(options_.journal->Append(*member_, first, static_cast<uint32_t>(count),
+                                               frames, &last_journal_lsn_));
     }
     if (tail_.empty()) tail_first_offset_ = first;
     tail_.append(frames);
+    tail_marks_.emplace_back(first + count, tail_.size());
   } else {
     absl::Status s = file->Append(frames);
     if (!s.ok()) {
@@ -636,8 +671,6 @@ absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t co
   active->size_bytes = before + within;
   active->end_offset = first + count;
   next_offset_ = active->end_offset;
-  // Written out in pieces of this size at least: one write per many small appends.
-  if (tail_.size() >= kTailFlushBytes) FlushTailLocked().IgnoreError();  // failed_ says why
   // Written, not yet synced: the sync goes through this descriptor, which sees any writeback
   // error of these pages (one opened after the error would not), so the cache may not close it.
   // With the journal the segment is synced by a checkpoint, possibly much later: the partition
@@ -809,7 +842,10 @@ absl::Status PartitionLog::Sync() {
     started = segments_started_;
     sync_dir = dir_synced_at_ < started;
     if (segments_.back()->sealed || flushed_offset_ >= target) return absl::OkStatus();
-    RETURN_IF_ERROR(FlushTailLocked());
+    if (member_) {
+      RETURN_IF_ERROR(WaitTailDurableLocked());
+      RETURN_IF_ERROR(FlushTailLocked(target));
+    }
     ASSIGN_OR_RETURN(writer, SyncWriterOf(*segments_.back()));
   }
   absl::Status s = writer->Sync();
@@ -842,6 +878,8 @@ void PartitionLog::JournalDurable(uint64_t end_offset) {
     Deferred ready;
     absl::MutexLock lock(&mu_);
     synced_offset_ = std::max(synced_offset_, std::min(end_offset, next_offset_));
+    // Written out in pieces of this size at least: one write per many small appends.
+    if (tail_.size() >= kTailFlushBytes) FlushTailLocked(synced_offset_).IgnoreError();
     CollectAckedLocked(&acked);
     CollectReadableLocked(&ready);
   }
@@ -889,7 +927,8 @@ absl::Status PartitionLog::ReleaseIdle(int64_t now_us) {
     return absl::OkStatus();
   }
   Segment& active = *segments_.back();
-  RETURN_IF_ERROR(FlushTailLocked());
+  RETURN_IF_ERROR(FlushTailLocked(next_offset_));
+  if (!tail_.empty()) return absl::OkStatus();  // not durable yet: at the next look
   if (!active.sealed && reserved_end_ > active.size_bytes) {
     // The size stays; the blocks past it go back.
     ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, WriterOf(active));
@@ -947,7 +986,7 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
       seg = FindSegmentLocked(from);
       end = std::min(end, seg->end_offset);
       if (!tail_.empty() && seg == segments_.back() && end > tail_first_offset_) {
-        RETURN_IF_ERROR(FlushTailLocked());  // readers catch up on what is written behind
+        RETURN_IF_ERROR(FlushTailLocked(end));  // readers catch up on what is written behind
       }
       seg_size = seg->size_bytes;
       position = seg->PositionFor(from);
@@ -998,7 +1037,7 @@ absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
   std::vector<Chosen> chosen;
   {
     absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(FlushTailLocked());
+    RETURN_IF_ERROR(FlushTailLocked(next_offset_));
     uint64_t records = 0;
     for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
       const Segment& s = **it;

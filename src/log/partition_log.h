@@ -208,8 +208,11 @@ class PartitionLog : private JournalClient {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StartSegment(uint64_t base_offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SealActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes the tail to the active segment (a failure fails the partition).
-  absl::Status FlushTailLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the tail's records below `upto` that are durable in the journal to the active
+  // segment (a failure fails the partition).
+  absl::Status FlushTailLocked(uint64_t upto) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits until the journal holds the whole tail durably (a seal or a sync writes it all).
+  absl::Status WaitTailDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunSync();
   void CollectAckedLocked(std::vector<Waiter>* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CollectReadableLocked(Deferred* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -249,6 +252,7 @@ class PartitionLog : private JournalClient {
   std::shared_ptr<Journal::Member> member_;
   // The first offset the journal held for this partition on open (none: UINT64_MAX).
   uint64_t journal_floor_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
+  uint64_t journal_end_ ABSL_GUARDED_BY(mu_) = 0;  // one past its last record
   std::deque<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   // Readers waiting for the record at an offset, oldest first.
   struct ReadableWaiter {
@@ -267,7 +271,11 @@ class PartitionLog : private JournalClient {
   // writes it out.
   static constexpr size_t kTailFlushBytes = 16u << 10;
   mutable std::string tail_ ABSL_GUARDED_BY(mu_);
-  uint64_t tail_first_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // One per append in the tail: its end offset and where it ends in tail_.
+  mutable std::deque<std::pair<uint64_t, size_t>> tail_marks_ ABSL_GUARDED_BY(mu_);
+  mutable uint64_t tail_first_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable absl::Status tail_error_ ABSL_GUARDED_BY(mu_);  // a tail write failed
+  uint64_t last_journal_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // of this partition's last append
   std::string scratch_ ABSL_GUARDED_BY(mu_);
   // The active segment's reservation: up to where (0: none, after a new segment or
   // ReleaseIdle), the size and time when it was last made, and when the last append came.
