@@ -29,7 +29,10 @@ class PartitionLogTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    syncer_.WaitIdle();  // a seal writes its index file in the background
+    fs::remove_all(dir_);
+  }
 
   std::unique_ptr<PartitionLog> Open(LogOptions options = {}) {
     auto log = PartitionLog::Open(fault_, dir_.string(), options, syncer_);

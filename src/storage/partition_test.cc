@@ -30,7 +30,10 @@ class PartitionTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    syncer_.WaitIdle();  // a seal writes its index file in the background
+    fs::remove_all(dir_);
+  }
 
   std::string LogDir() const { return (dir_ / "log" / "t" / "0").string(); }
   std::string ColdDir() const { return (dir_ / "topics" / "t" / "partition=0").string(); }
