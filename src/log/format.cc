@@ -174,16 +174,13 @@ absl::StatusOr<SegmentIndex> DecodeIndex(std::string_view bytes) {
   return index;
 }
 
-std::string SegmentFileName(uint64_t base_offset) {
-  return fmt::format("{:020}.log", base_offset);
+std::string NumberedFileName(uint64_t n, std::string_view suffix) {
+  return fmt::format("{:020}{}", n, suffix);
 }
-std::string IndexFileName(uint64_t base_offset) {
-  return fmt::format("{:020}.index", base_offset);
-}
+std::string SegmentFileName(uint64_t base_offset) { return NumberedFileName(base_offset, ".log"); }
+std::string IndexFileName(uint64_t base_offset) { return NumberedFileName(base_offset, ".index"); }
 
-namespace {
-
-bool ParseOffsetFileName(std::string_view name, std::string_view suffix, uint64_t* base_offset) {
+bool ParseNumberedFileName(std::string_view name, std::string_view suffix, uint64_t* n) {
   if (name.size() != 20 + suffix.size() || name.substr(20) != suffix) return false;
   uint64_t v = 0;
   for (char c : name.substr(0, 20)) {
@@ -192,18 +189,16 @@ bool ParseOffsetFileName(std::string_view name, std::string_view suffix, uint64_
     if (next / 10 != v) return false;  // overflow
     v = next;
   }
-  *base_offset = v;
+  *n = v;
   return true;
 }
 
-}  // namespace
-
 bool ParseSegmentFileName(std::string_view name, uint64_t* base_offset) {
-  return ParseOffsetFileName(name, ".log", base_offset);
+  return ParseNumberedFileName(name, ".log", base_offset);
 }
 
 bool ParseIndexFileName(std::string_view name, uint64_t* base_offset) {
-  return ParseOffsetFileName(name, ".index", base_offset);
+  return ParseNumberedFileName(name, ".index", base_offset);
 }
 
 }  // namespace nodata::log

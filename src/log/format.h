@@ -67,6 +67,11 @@ struct SegmentIndex {
 std::string EncodeIndex(const SegmentIndex& index);
 absl::StatusOr<SegmentIndex> DecodeIndex(std::string_view bytes);
 
+// "<n, 20 digits zero-padded><suffix>": names that sort like their numbers (segments, indexes,
+// journal files), and its parser (false for any other name).
+std::string NumberedFileName(uint64_t n, std::string_view suffix);
+bool ParseNumberedFileName(std::string_view name, std::string_view suffix, uint64_t* n);
+
 // File names: 20-digit zero-padded base offset, so names sort like offsets.
 std::string SegmentFileName(uint64_t base_offset);
 std::string IndexFileName(uint64_t base_offset);

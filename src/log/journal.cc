@@ -42,21 +42,7 @@ uint64_t Get64(const char* p) {
   return v;
 }
 
-std::string FileName(uint64_t seq) {
-  std::string digits = std::to_string(seq);
-  return std::string(20 - std::min<size_t>(20, digits.size()), '0') + digits + std::string(kSuffix);
-}
-
-bool ParseFileName(std::string_view name, uint64_t* seq) {
-  if (name.size() != 20 + kSuffix.size() || !name.ends_with(kSuffix)) return false;
-  uint64_t v = 0;
-  for (char c : name.substr(0, 20)) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *seq = v;
-  return true;
-}
+std::string FileName(uint64_t seq) { return NumberedFileName(seq, kSuffix); }
 
 std::string EncodeFileHeader(uint64_t seq) {
   std::string h(kMagic, sizeof kMagic);
@@ -172,7 +158,7 @@ absl::Status Journal::Recover() {
   std::vector<uint64_t> seqs;
   for (const std::string& name : names) {
     uint64_t seq;
-    if (ParseFileName(name, &seq)) seqs.push_back(seq);
+    if (ParseNumberedFileName(name, kSuffix, &seq)) seqs.push_back(seq);
   }
   std::sort(seqs.begin(), seqs.end());
   absl::MutexLock lock(&mu_);
