@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "broker/internal/group_manager.h"
+#include "broker/internal/dedupe_store.h"
 #include "broker/internal/maintenance.h"
 #include "broker/internal/probe.h"
 #include "broker/internal/publisher.h"
@@ -56,12 +57,14 @@ class Broker::Impl {
 
   ~Impl() {
     if (maintenance_) maintenance_->Stop();
+    if (dedupe_) dedupe_->Stop();
     if (topics_) topics_->SyncAll();
     // Everything is in the segments now: the journal's files go.
     if (topics_ && options_.log.journal) options_.log.journal->Checkpoint().IgnoreError();
     // The partitions, then the journal (whose threads call back into them and into the probe),
     // before the probe and the data directory's lock go.
     maintenance_.reset();
+    dedupe_.reset();
     publisher_.reset();
     groups_.reset();
     topics_.reset();
@@ -98,6 +101,9 @@ class Broker::Impl {
                                               coordinator_);
     RETURN_IF_ERROR(topics_->Open());
     if (options_.log.journal) options_.log.journal->RecoveryDone();
+    // Serving starts now; publishes to each topic wait until its dedupe state is restored.
+    dedupe_ = std::make_unique<DedupeStore>(options_, fs_, *topics_);
+    dedupe_->Start(topics_->All());
     groups_ = std::make_unique<GroupManager>(*topics_, catalog_->offsets(), coordinator_, probe_);
     publisher_ = std::make_unique<Publisher>(options_, *topics_);
     maintenance_ = std::make_unique<Maintenance>(options_, *topics_, probe_);
@@ -116,6 +122,7 @@ class Broker::Impl {
   std::unique_ptr<GroupManager> groups_;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<Maintenance> maintenance_;
+  std::unique_ptr<DedupeStore> dedupe_;
 };
 
 Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

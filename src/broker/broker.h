@@ -43,6 +43,9 @@ struct BrokerOptions {
   uint64_t max_batch_bytes = 64ull << 20;
   int64_t dedupe_window_ms = 10 * 60 * 1000;
   uint64_t dedupe_max_ids = 1000000;
+  // How often each topic's dedupe state is checkpointed (when it took 16384 new ids since),
+  // so that a restart reads only the ids after it from the log; 0: never.
+  int64_t dedupe_checkpoint_ms = 10'000;
   log::LogOptions log;  // on_sync is set by the broker
   int64_t fsync_interval_ms = 0;  // with FsyncPolicy::kInterval
   int sync_threads = 4;
@@ -142,8 +145,9 @@ using PublishDone = absl::AnyInvocable<void(absl::Status, std::vector<AckOut>) &
 // Safe for concurrent use.
 class Broker {
  public:
-  // Opens the data directory: the catalog, every topic's partitions (recovering them) and the
-  // dedupe state, rebuilt from the logs. `fs` and `registry` must outlive the broker.
+  // Opens the data directory: the catalog and every topic's partitions (recovering them); each
+  // topic's dedupe state is restored in the background from its checkpoint and the logs, and
+  // publishes to the topic wait for it. `fs` and `registry` must outlive the broker.
   static absl::StatusOr<std::unique_ptr<Broker>> Open(BrokerOptions options, FileSystem& fs,
                                                       prometheus::Registry& registry);
   ~Broker();

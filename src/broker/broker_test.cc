@@ -11,7 +11,9 @@
 #include <thread>
 #include <set>
 
+#include "broker/internal/dedupe_store.h"
 #include "common/names.h"
+#include "common/time.h"
 #include "common/strings.h"
 #include "common/testing/fault_fs.h"
 #include "common/testing/ids.h"
@@ -141,6 +143,155 @@ TEST_F(BrokerTest, DedupeStateSurvivesRestart) {
   EXPECT_TRUE((*acks)[0].duplicate);
   EXPECT_EQ((*acks)[0].partition, original.partition);
   EXPECT_EQ((*acks)[0].offset, original.offset);
+}
+
+// Publishes `n` events with ids prefix0..prefix<n-1> to "t" in batches; returns their acks.
+static std::vector<AckOut> PublishIds(Broker& broker, std::string_view prefix, int n,
+                                      absl::StatusOr<std::vector<AckOut>> (*publish)(
+                                          Broker&, const std::vector<EventIn>&)) {
+  std::vector<AckOut> out;
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(StrCat(prefix, i));
+  for (int from = 0; from < n; from += 500) {
+    std::vector<EventIn> batch;
+    for (int i = from; i < std::min(n, from + 500); ++i) {
+      EventIn e;
+      e.topic = "t";
+      e.id = ids[i];
+      e.data = "payload";
+      batch.push_back(e);
+    }
+    auto acks = publish(broker, batch);
+    EXPECT_TRUE(acks.ok()) << acks.status();
+    if (!acks.ok()) return out;
+    out.insert(out.end(), acks->begin(), acks->end());
+  }
+  return out;
+}
+
+TEST_F(BrokerTest, DedupeCheckpointAndTheRecordsAfterItRestoreEveryId) {
+  const fs::path checkpoint = dir_ / "log" / "t" / "dedupe.checkpoint";
+  const fs::path saved = dir_ / "saved.checkpoint";
+  std::vector<AckOut> a, b;
+  {
+    auto broker = Open();
+    ASSERT_TRUE(broker->CreateTopic("t", 4).ok());
+    a = PublishIds(*broker, "a", 3000, &Publish);
+  }
+  // A clean stop checkpoints what changed.
+  ASSERT_TRUE(fs::exists(checkpoint));
+  fs::copy_file(checkpoint, saved);
+  {
+    auto broker = Open();
+    b = PublishIds(*broker, "b", 2000, &Publish);
+  }
+  ASSERT_EQ(a.size(), 3000u);
+  ASSERT_EQ(b.size(), 2000u);
+  // What the last checkpoint holds: every id, each partition covered to its end.
+  std::map<std::string, DedupeIndex::Location> written;
+  auto read = ReadDedupeCheckpoint(
+      fault_, checkpoint.string(), [](const DedupeCheckpoint&) { return absl::OkStatus(); },
+      [&](const DedupeIndex::Entry& e) {
+        written[StrCat(e.id.low, "/", e.id.high)] = e.location;
+      });
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->entries, 5000u);
+  ASSERT_EQ(read->covered.size(), 4u);
+  uint64_t covered = 0;
+  for (uint64_t c : read->covered) covered += c;
+  EXPECT_EQ(covered, 5000u);
+  const IdFingerprint b7 = IdFingerprint::Of("b7");
+  ASSERT_TRUE(written.contains(StrCat(b7.low, "/", b7.high)));
+  EXPECT_EQ(written[StrCat(b7.low, "/", b7.high)].offset, b[7].offset.value());
+
+  // As after a crash past the first checkpoint: the b ids are only in the log after it.
+  fs::copy_file(saved, checkpoint, fs::copy_options::overwrite_existing);
+  auto broker = Open();
+  std::vector<AckOut> again = PublishIds(*broker, "a", 3000, &Publish);
+  std::vector<AckOut> again_b = PublishIds(*broker, "b", 2000, &Publish);
+  ASSERT_EQ(again.size(), 3000u);
+  ASSERT_EQ(again_b.size(), 2000u);
+  for (size_t i = 0; i < again.size(); ++i) {
+    ASSERT_TRUE(again[i].duplicate) << "a" << i;
+    ASSERT_EQ(again[i].partition, a[i].partition);
+    ASSERT_EQ(again[i].offset, a[i].offset);
+  }
+  for (size_t i = 0; i < again_b.size(); ++i) {
+    ASSERT_TRUE(again_b[i].duplicate) << "b" << i;
+    ASSERT_EQ(again_b[i].partition, b[i].partition);
+    ASSERT_EQ(again_b[i].offset, b[i].offset);
+  }
+  auto fresh = Publish(*broker, {Event("t", "c")});
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE((*fresh)[0].duplicate);
+}
+
+TEST_F(BrokerTest, ACheckpointPastThePartitionsOrDamagedIsNotUsed) {
+  std::vector<AckOut> a;
+  int64_t created = 0;
+  const fs::path checkpoint = dir_ / "log" / "t" / "dedupe.checkpoint";
+  {
+    auto broker = Open();
+    ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+    a = PublishIds(*broker, "a", 100, &Publish);
+  }
+  std::vector<uint64_t> ends;
+  {
+    auto read = ReadDedupeCheckpoint(
+        fault_, checkpoint.string(), [](const DedupeCheckpoint&) { return absl::OkStatus(); },
+        [](const DedupeIndex::Entry&) {});
+    ASSERT_TRUE(read.ok()) << read.status();
+    created = read->topic_created_us;
+    ends = read->covered;
+  }
+  ASSERT_EQ(ends.size(), 2u);
+  ASSERT_GT(ends[0], 5u);
+  // A start takes what a valid checkpoint says: "phantom", never in the log, is known.
+  // A checkpoint of one id, written as the server would.
+  auto write_one = [&](std::string_view id, uint64_t offset, std::vector<uint64_t> covered) {
+    DedupeIndex index(600'000'000, 1000);
+    index.Insert(IdFingerprint::Of(id), {0, offset}, NowMicros());
+    DedupeIndex::Snapshot snapshot = index.Capture();
+    DedupeCheckpoint header;
+    header.topic_created_us = created;
+    header.written_us = NowMicros();
+    header.covered = std::move(covered);
+    return WriteDedupeCheckpoint(fault_, checkpoint.string(), header, snapshot);
+  };
+  {
+    ASSERT_TRUE(write_one("phantom", 5, ends).ok());
+    auto broker = Open();
+    auto phantom = Publish(*broker, {Event("t", "phantom")});
+    ASSERT_TRUE(phantom.ok()) << phantom.status();
+    EXPECT_TRUE((*phantom)[0].duplicate);
+    EXPECT_EQ((*phantom)[0].offset.value(), 5u);
+  }
+  // A checkpoint that names "ghost" at an offset partition 0 does not reach (records a crash
+  // took under --fsync interval): trusting it would drop "ghost" as a duplicate.
+  ASSERT_TRUE(write_one("ghost", 500, {501, 0}).ok());
+  {
+    auto broker = Open();
+    auto ghost = Publish(*broker, {Event("t", "ghost")});
+    ASSERT_TRUE(ghost.ok()) << ghost.status();
+    EXPECT_FALSE((*ghost)[0].duplicate);
+    auto again = PublishIds(*broker, "a", 100, &Publish);
+    for (size_t i = 0; i < again.size(); ++i) {
+      ASSERT_TRUE(again[i].duplicate) << "a" << i << ": rebuilt from the log";
+      ASSERT_EQ(again[i].offset, a[i].offset);
+    }
+  }
+  // A damaged one (a torn write) is not used either.
+  {
+    std::fstream f(checkpoint, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(60);
+    f.put('\x5a');
+  }
+  auto broker = Open();
+  auto again = PublishIds(*broker, "a", 100, &Publish);
+  for (size_t i = 0; i < again.size(); ++i) ASSERT_TRUE(again[i].duplicate) << "a" << i;
+  auto ghost = Publish(*broker, {Event("t", "ghost")});
+  ASSERT_TRUE(ghost.ok());
+  EXPECT_TRUE((*ghost)[0].duplicate) << "stored once, above";
 }
 
 TEST_F(BrokerTest, ServerAssignsUniqueIdsAndKeysChoosePartitions) {

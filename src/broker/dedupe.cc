@@ -4,6 +4,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <new>
 #include <type_traits>
 
@@ -136,6 +137,45 @@ void DedupeIndex::Resize(size_t capacity) {
     while (slots_[i].seq != kEmpty) i = (i + 1) & mask_;
     slots_[i] = s;
     ++occupied_;
+  }
+}
+
+void DedupeIndex::Reserve(size_t ids) {
+  // At most half full once they are in, as a table that grew to hold them would be.
+  size_t capacity = kMinCapacity;
+  while (capacity < ids * 2) capacity *= 2;
+  if (capacity > capacity_) Resize(capacity);
+}
+
+DedupeIndex::Snapshot DedupeIndex::Capture() const {
+  Snapshot out;
+  if (capacity_ == 0) return out;
+  const size_t live = next_seq_ - live_from_seq();
+  out.live_.reserve(live);
+  for (size_t i = 0; i < capacity_; ++i) {
+    if (Live(slots_[i])) out.live_.push_back(slots_[i]);
+  }
+  out.marks_.assign(marks_.begin(), marks_.end());
+  return out;
+}
+
+void DedupeIndex::Snapshot::ForEach(absl::FunctionRef<void(const Entry&)> visit) {
+  if (!sorted_) {
+    std::sort(live_.begin(), live_.end(),
+              [](const Slot& a, const Slot& b) { return a.seq < b.seq; });
+    sorted_ = true;
+  }
+  // marks_ holds the first sequence number of each run of one ingest time, oldest first; every
+  // live entry is at or after the first mark.
+  size_t m = 0;
+  for (const Slot& s : live_) {
+    const uint64_t seq = s.seq - 1;
+    while (m + 1 < marks_.size() && marks_[m + 1].first_seq <= seq) ++m;
+    Entry e;
+    e.id = IdFingerprint{s.low, s.high};
+    e.location = Location{s.partition, s.offset};
+    e.ingest_us = marks_.empty() ? 0 : marks_[m].ingest_us;
+    visit(e);
   }
 }
 

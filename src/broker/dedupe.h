@@ -7,6 +7,9 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
 
 namespace nodata::broker {
 
@@ -64,6 +67,23 @@ class DedupeIndex {
   }
   // Forgets `id` (to undo an insert whose append failed).
   void Erase(const IdFingerprint& id);
+  // Makes room for `ids` entries at once (before restoring a checkpoint), so that inserting them
+  // never rehashes.
+  void Reserve(size_t ids);
+  // Inserts made so far (a count that only grows): tells whether anything changed since.
+  uint64_t inserted() const { return next_seq_; }
+
+  // One remembered id, as a checkpoint keeps it.
+  struct Entry {
+    IdFingerprint id;
+    Location location;
+    int64_t ingest_us = 0;
+  };
+  // The live entries at one moment, taken under the topic's lock (one pass over the table, no
+  // sort) and put in order outside it.
+  class Snapshot;
+  Snapshot Capture() const;
+
   // Forgets ids older than the window.
   void Expire(int64_t now_us);
   // Ids currently remembered (counts them: for tests and tools).
@@ -122,6 +142,20 @@ class DedupeIndex {
   std::deque<Mark> marks_;           // ingest time of each run of entries, oldest first
   uint64_t next_seq_ = 0;            // sequence number of the next insert
   uint64_t expired_before_seq_ = 0;  // entries below this are past the window
+};
+
+class DedupeIndex::Snapshot {
+ public:
+  size_t size() const { return live_.size(); }
+  // Visits the entries in insertion order (which is ingest-time order), each with its ingest
+  // time. Sorts on the first call.
+  void ForEach(absl::FunctionRef<void(const Entry&)> visit);
+
+ private:
+  friend class DedupeIndex;
+  std::vector<Slot> live_;
+  std::vector<Mark> marks_;
+  bool sorted_ = false;
 };
 
 }  // namespace nodata::broker

@@ -77,6 +77,38 @@ TEST(DedupeIndex, EraseUndoesAnInsert) {
 
 // Random inserts, repeats, time steps and erases against a plain model, through many rebuilds,
 // growths and shrinks of the table.
+TEST(DedupeIndex, ASnapshotListsTheLiveIdsInInsertionOrderWithTheirTimes) {
+  DedupeIndex index(/*window_us=*/1000, /*max_ids=*/300);
+  for (int i = 0; i < 400; ++i) {
+    index.Insert(Fp("id-" + std::to_string(i)), {static_cast<uint32_t>(i % 3), uint64_t(i)},
+                 /*ingest_us=*/i / 10);
+  }
+  index.Erase(Fp("id-399"));
+  DedupeIndex::Snapshot snapshot = index.Capture();
+  std::vector<DedupeIndex::Entry> entries;
+  snapshot.ForEach([&](const DedupeIndex::Entry& e) { entries.push_back(e); });
+  // The cap keeps the newest 300 (100..399), less the erased one.
+  ASSERT_EQ(entries.size(), 299u);
+  EXPECT_EQ(snapshot.size(), 299u);
+  for (size_t k = 0; k < entries.size(); ++k) {
+    const int i = 100 + static_cast<int>(k);
+    EXPECT_EQ(entries[k].id, Fp("id-" + std::to_string(i)));
+    EXPECT_EQ(entries[k].location.offset, uint64_t(i));
+    EXPECT_EQ(entries[k].location.partition, uint32_t(i % 3));
+    EXPECT_EQ(entries[k].ingest_us, i / 10);
+  }
+  // Restored into a reserved index, the entries behave as the original's.
+  DedupeIndex restored(1000, 300);
+  restored.Reserve(entries.size());
+  for (const auto& e : entries) restored.Insert(e.id, e.location, e.ingest_us);
+  EXPECT_EQ(restored.size(), 299u);
+  EXPECT_EQ(restored.Find(Fp("id-250"))->offset, 250u);
+  EXPECT_FALSE(restored.Find(Fp("id-99")));
+  restored.Expire(/*now_us=*/1000 + 20);  // ingest times below 20 (ids up to 199) expire
+  EXPECT_FALSE(restored.Find(Fp("id-150")));
+  EXPECT_TRUE(restored.Find(Fp("id-200")));
+}
+
 TEST(DedupeIndex, MatchesAModelUnderChurn) {
   constexpr int64_t kWindow = 5000;
   constexpr size_t kMax = 3000;

@@ -231,8 +231,10 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   std::vector<uint64_t> next(n);
   uint64_t dups = 0;
 
-  absl::MutexLock lock(&topic.mu);
+  // A topic opened at start takes publishes once its dedupe state is restored.
+  absl::MutexLock lock(&topic.mu, absl::Condition(&topic.dedupe_restored));
   if (topic.deleted) return absl::NotFoundError(StrCat("topic \"", topic.name, "\" was deleted"));
+  if (!topic.dedupe_status.ok()) return topic.dedupe_status;
   // The count that routes this batch is read under topic.mu, which a grow holds to raise it:
   // routing and appends use one count, and a key's events keep their order across a grow.
   if (const uint32_t now_n = topic.count(); now_n != n) {

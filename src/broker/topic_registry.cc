@@ -42,6 +42,11 @@ absl::Status TopicRegistry::Open() {
   absl::flat_hash_map<std::string, bool> known;
   for (const auto& meta : metas) {
     ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, OpenTopic(meta));
+    {
+      // Its dedupe state is restored by DedupeStore; publishing waits until then.
+      absl::MutexLock lock(&topic->mu);
+      topic->dedupe_restored = false;
+    }
     known[meta.name] = true;
     absl::MutexLock lock(&topics_mu_);
     topics_[meta.name] = std::move(topic);
@@ -123,32 +128,6 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::T
   topic->data_format = meta.data_format;
   for (uint32_t p = 0; p < meta.partitions; ++p) {
     ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(*topic, PartitionId(p)));
-  }
-  // Rebuild the dedupe state from the logs: every id stored within the window, oldest first.
-  struct Seen {
-    int64_t ingest_us;
-    uint32_t partition;
-    uint64_t offset;
-    IdFingerprint id;
-  };
-  std::vector<Seen> seen;
-  const int64_t now = NowMicros();
-  const int64_t since = now - options_.dedupe_window_ms * 1000;
-  for (uint32_t p = 0; p < meta.partitions; ++p) {
-    RETURN_IF_ERROR(topic->parts[p]->ScanRecent(
-        since, options_.dedupe_max_ids, [&](const DecodedRecord& r) {
-          if (!r.id.empty()) {
-            seen.push_back(Seen{r.ingest_time_us, p, r.offset.value(), IdFingerprint::Of(r.id)});
-          }
-        }));
-  }
-  std::stable_sort(seen.begin(), seen.end(), [](const Seen& a, const Seen& b) {
-    return a.ingest_us < b.ingest_us;
-  });
-  {
-    absl::MutexLock lock(&topic->mu);
-    for (const Seen& s : seen) topic->dedupe.Insert(s.id, {s.partition, s.offset}, s.ingest_us);
-    topic->dedupe.Expire(now);
   }
   probe_.AddTopic(*topic);
   return topic;

@@ -198,6 +198,10 @@ void AddServeCommand(CommandSet& set) {
   Flag(serve, "max-batch-bytes", so.broker.max_batch_bytes, "largest request");
   Flag(serve, "dedupe-window-ms", so.broker.dedupe_window_ms, "how long ids are remembered");
   Flag(serve, "dedupe-max-ids", so.broker.dedupe_max_ids, "most ids remembered per topic");
+  Flag(serve, "dedupe-checkpoint-ms", so.broker.dedupe_checkpoint_ms,
+       "how often a topic's remembered ids are checkpointed (once 16384 are new), so that a "
+       "restart reads only the ids after the checkpoint from the log; 0: never")
+      ->check(CLI::Range(int64_t{0}, int64_t{24} * 3600 * 1000));
   Flag(serve, "segment-bytes", so.broker.log.segment_bytes, "segment size before a roll")
       ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 31));
   Flag(serve, "segment-ms", so.broker.log.segment_ms, "segment age before a roll");

@@ -5,22 +5,11 @@
 #include "absl/strings/ascii.h"
 #include "fmt/format.h"
 #include "common/crc32c.h"
+#include "common/fixed.h"
 
 namespace nodata::log {
 namespace {
 
-inline void Put32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
-inline void Put64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
-inline uint32_t Get32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline uint64_t Get64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the on-disk format is little endian");
 
@@ -41,49 +30,49 @@ void EncodeFrame(uint64_t offset, const RecordView& r, std::string* out) {
   out->resize(start + frame);
   char* base = out->data() + start;
   char* p = base + kFrameHeaderBytes;
-  Put64(p, offset);
-  Put64(p + 8, static_cast<uint64_t>(r.timestamp_us));
-  Put64(p + 16, static_cast<uint64_t>(r.ingest_time_us));
-  Put32(p + 24, r.flags);
+  Store64(p, offset);
+  Store64(p + 8, static_cast<uint64_t>(r.timestamp_us));
+  Store64(p + 16, static_cast<uint64_t>(r.ingest_time_us));
+  Store32(p + 24, r.flags);
   p += 28;
   auto put_bytes = [&p](std::string_view s) {
-    Put32(p, static_cast<uint32_t>(s.size()));
+    Store32(p, static_cast<uint32_t>(s.size()));
     if (!s.empty()) std::memcpy(p + 4, s.data(), s.size());
     p += 4 + s.size();
   };
   put_bytes(r.id);
   put_bytes(r.key);
   put_bytes(r.data);
-  Put32(p, static_cast<uint32_t>(r.headers.size()));
+  Store32(p, static_cast<uint32_t>(r.headers.size()));
   p += 4;
   for (const auto& [k, v] : r.headers) {
     put_bytes(k);
     put_bytes(v);
   }
   const uint32_t body = static_cast<uint32_t>(frame - kFrameHeaderBytes);
-  Put32(base + 4, body);
-  Put32(base, crc32c::Mask(crc32c::Extend(0, base + 4, 4 + body)));
+  Store32(base + 4, body);
+  Store32(base, crc32c::Mask(crc32c::Extend(0, base + 4, 4 + body)));
 }
 
 FrameResult DecodeFrame(std::string_view buf, size_t* frame_bytes, DecodedRecord* record) {
   if (buf.size() < kFrameHeaderBytes) return FrameResult::kIncomplete;
-  const uint32_t body = Get32(buf.data() + 4);
+  const uint32_t body = Load32(buf.data() + 4);
   if (body < kMinBodyBytes || body > kMaxBodyBytes) return FrameResult::kCorrupt;
   if (buf.size() < kFrameHeaderBytes + body) return FrameResult::kIncomplete;
-  const uint32_t expected = crc32c::Unmask(Get32(buf.data()));
+  const uint32_t expected = crc32c::Unmask(Load32(buf.data()));
   if (crc32c::Extend(0, buf.data() + 4, 4 + body) != expected) return FrameResult::kCorrupt;
 
   const char* p = buf.data() + kFrameHeaderBytes;
   const char* end = p + body;
-  record->offset = Offset(Get64(p));
-  record->timestamp_us = static_cast<int64_t>(Get64(p + 8));
-  record->ingest_time_us = static_cast<int64_t>(Get64(p + 16));
-  record->flags = Get32(p + 24);
+  record->offset = Offset(Load64(p));
+  record->timestamp_us = static_cast<int64_t>(Load64(p + 8));
+  record->ingest_time_us = static_cast<int64_t>(Load64(p + 16));
+  record->flags = Load32(p + 24);
   p += 28;
   bool ok = true;
   auto get_bytes = [&](std::string_view* s) {
     if (!ok || end - p < 4) return ok = false;
-    uint32_t n = Get32(p);
+    uint32_t n = Load32(p);
     p += 4;
     if (static_cast<size_t>(end - p) < n) return ok = false;
     *s = std::string_view(p, n);
@@ -94,7 +83,7 @@ FrameResult DecodeFrame(std::string_view buf, size_t* frame_bytes, DecodedRecord
   get_bytes(&record->key);
   get_bytes(&record->data);
   if (!ok || end - p < 4) return FrameResult::kCorrupt;
-  uint32_t count = Get32(p);
+  uint32_t count = Load32(p);
   p += 4;
   if (count > body / 8) return FrameResult::kCorrupt;
   record->headers.clear();
@@ -113,37 +102,37 @@ FrameResult DecodeFrame(std::string_view buf, size_t* frame_bytes, DecodedRecord
 std::string EncodeSegmentHeader(uint64_t base_offset) {
   std::string h(kSegmentHeaderBytes, '\0');
   std::memcpy(h.data(), kSegmentMagic, 8);
-  Put32(h.data() + 8, kSegmentVersion);
-  Put32(h.data() + 12, 0);  // flags, reserved
-  Put64(h.data() + 16, base_offset);
-  Put32(h.data() + 24, crc32c::Mask(crc32c::Extend(0, h.data(), 24)));
+  Store32(h.data() + 8, kSegmentVersion);
+  Store32(h.data() + 12, 0);  // flags, reserved
+  Store64(h.data() + 16, base_offset);
+  Store32(h.data() + 24, crc32c::Mask(crc32c::Extend(0, h.data(), 24)));
   return h;  // bytes 28..31 reserved, zero
 }
 
 bool CheckSegmentHeader(std::string_view h, uint64_t base_offset) {
   if (h.size() < kSegmentHeaderBytes) return false;
   if (std::memcmp(h.data(), kSegmentMagic, 8) != 0) return false;
-  if (crc32c::Unmask(Get32(h.data() + 24)) != crc32c::Extend(0, h.data(), 24)) return false;
-  return Get32(h.data() + 8) == kSegmentVersion && Get64(h.data() + 16) == base_offset;
+  if (crc32c::Unmask(Load32(h.data() + 24)) != crc32c::Extend(0, h.data(), 24)) return false;
+  return Load32(h.data() + 8) == kSegmentVersion && Load64(h.data() + 16) == base_offset;
 }
 
 std::string EncodeIndex(const SegmentIndex& index) {
   std::string out(kIndexFixedBytes + index.entries.size() * 8 + 4, '\0');
   char* p = out.data();
   std::memcpy(p, kIndexMagic, 8);
-  Put64(p + 8, index.base_offset);
-  Put64(p + 16, index.end_offset);
-  Put64(p + 24, index.log_bytes);
-  Put64(p + 32, static_cast<uint64_t>(index.min_ingest_us));
-  Put64(p + 40, static_cast<uint64_t>(index.max_ingest_us));
-  Put32(p + 48, static_cast<uint32_t>(index.entries.size()));
+  Store64(p + 8, index.base_offset);
+  Store64(p + 16, index.end_offset);
+  Store64(p + 24, index.log_bytes);
+  Store64(p + 32, static_cast<uint64_t>(index.min_ingest_us));
+  Store64(p + 40, static_cast<uint64_t>(index.max_ingest_us));
+  Store32(p + 48, static_cast<uint32_t>(index.entries.size()));
   p += kIndexFixedBytes;
   for (const IndexEntry& e : index.entries) {
-    Put32(p, e.relative_offset);
-    Put32(p + 4, e.position);
+    Store32(p, e.relative_offset);
+    Store32(p + 4, e.position);
     p += 8;
   }
-  Put32(p, crc32c::Mask(crc32c::Extend(0, out.data(), out.size() - 4)));
+  Store32(p, crc32c::Mask(crc32c::Extend(0, out.data(), out.size() - 4)));
   return out;
 }
 
@@ -152,24 +141,24 @@ absl::StatusOr<SegmentIndex> DecodeIndex(std::string_view bytes) {
     return absl::DataLossError("index file: bad header");
   }
   const char* p = bytes.data();
-  uint32_t count = Get32(p + 48);
+  uint32_t count = Load32(p + 48);
   if (bytes.size() != kIndexFixedBytes + uint64_t{count} * 8 + 4) {
     return absl::DataLossError("index file: bad length");
   }
-  if (crc32c::Unmask(Get32(p + bytes.size() - 4)) !=
+  if (crc32c::Unmask(Load32(p + bytes.size() - 4)) !=
       crc32c::Extend(0, bytes.data(), bytes.size() - 4)) {
     return absl::DataLossError("index file: bad checksum");
   }
   SegmentIndex index;
-  index.base_offset = Get64(p + 8);
-  index.end_offset = Get64(p + 16);
-  index.log_bytes = Get64(p + 24);
-  index.min_ingest_us = static_cast<int64_t>(Get64(p + 32));
-  index.max_ingest_us = static_cast<int64_t>(Get64(p + 40));
+  index.base_offset = Load64(p + 8);
+  index.end_offset = Load64(p + 16);
+  index.log_bytes = Load64(p + 24);
+  index.min_ingest_us = static_cast<int64_t>(Load64(p + 32));
+  index.max_ingest_us = static_cast<int64_t>(Load64(p + 40));
   index.entries.resize(count);
   p += kIndexFixedBytes;
   for (uint32_t i = 0; i < count; ++i, p += 8) {
-    index.entries[i] = IndexEntry{Get32(p), Get32(p + 4)};
+    index.entries[i] = IndexEntry{Load32(p), Load32(p + 4)};
   }
   return index;
 }

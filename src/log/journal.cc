@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
 #include "common/crc32c.h"
+#include "common/fixed.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/time.h"
@@ -23,41 +24,22 @@ constexpr size_t kEntryFixedBytes = 22;
 constexpr size_t kMaxKeyBytes = 4096;
 constexpr std::string_view kSuffix = ".wal";
 
-void Put16(std::string* out, uint16_t v) { out->append(reinterpret_cast<const char*>(&v), 2); }
-void Put32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
-void Put64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
-uint16_t Get16(const char* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-uint32_t Get32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-uint64_t Get64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
 std::string FileName(uint64_t seq) { return NumberedFileName(seq, kSuffix); }
 
 std::string EncodeFileHeader(uint64_t seq) {
   std::string h(kMagic, sizeof kMagic);
-  Put32(&h, kVersion);
-  Put32(&h, 0);
-  Put64(&h, seq);
-  Put32(&h, crc32c::Mask(crc32c::Value(h)));
-  Put32(&h, 0);
+  Append32(&h, kVersion);
+  Append32(&h, 0);
+  Append64(&h, seq);
+  Append32(&h, crc32c::Mask(crc32c::Value(h)));
+  Append32(&h, 0);
   return h;
 }
 
 bool CheckFileHeader(std::string_view h, uint64_t seq) {
   return h.size() >= kFileHeaderBytes && std::memcmp(h.data(), kMagic, sizeof kMagic) == 0 &&
-         Get32(h.data() + 8) == kVersion && Get64(h.data() + 16) == seq &&
-         crc32c::Unmask(Get32(h.data() + 24)) == crc32c::Value(h.substr(0, 24));
+         Load32(h.data() + 8) == kVersion && Load64(h.data() + 16) == seq &&
+         crc32c::Unmask(Load32(h.data() + 24)) == crc32c::Value(h.substr(0, 24));
 }
 
 // True when `frames` holds exactly `count` valid frames with offsets from `first` on.
@@ -196,9 +178,9 @@ absl::Status Journal::Recover() {
     while (pos < size) {
       ASSIGN_OR_RETURN(whole, read(pos, 10));
       if (!whole) break;
-      const uint32_t crc = Get32(buf.data());
-      const uint32_t frames_bytes = Get32(buf.data() + 4);
-      const uint16_t key_bytes = Get16(buf.data() + 8);
+      const uint32_t crc = Load32(buf.data());
+      const uint32_t frames_bytes = Load32(buf.data() + 4);
+      const uint16_t key_bytes = Load16(buf.data() + 8);
       if (key_bytes == 0 || key_bytes > kMaxKeyBytes) break;
       ASSIGN_OR_RETURN(whole, read(pos, kEntryFixedBytes + key_bytes));
       if (!whole ||
@@ -206,8 +188,8 @@ absl::Status Journal::Recover() {
         break;
       }
       std::string key = buf.substr(10, key_bytes);
-      const uint64_t first = Get64(buf.data() + 10 + key_bytes);
-      const uint32_t count = Get32(buf.data() + 18 + key_bytes);
+      const uint64_t first = Load64(buf.data() + 10 + key_bytes);
+      const uint32_t count = Load32(buf.data() + 18 + key_bytes);
       const uint64_t frames_at = pos + kEntryFixedBytes + key_bytes;
       ASSIGN_OR_RETURN(whole, read(frames_at, frames_bytes));
       if (!whole || count == 0 || !CheckFrames(buf, first, count)) break;
@@ -355,12 +337,12 @@ absl::Status Journal::Append(Member& member, uint64_t first_offset, uint32_t cou
   if (chunks_.empty() || chunks_.back().file.get() != &file) chunks_.push_back(Chunk{current_, {}});
   std::string& out = chunks_.back().bytes;
   const size_t at = out.size();
-  Put32(&out, 0);  // the CRC, set below
-  Put32(&out, static_cast<uint32_t>(frames.size()));
-  Put16(&out, static_cast<uint16_t>(member.key.size()));
+  Append32(&out, 0);  // the CRC, set below
+  Append32(&out, static_cast<uint32_t>(frames.size()));
+  Append16(&out, static_cast<uint16_t>(member.key.size()));
   out.append(member.key);
-  Put64(&out, first_offset);
-  Put32(&out, count);
+  Append64(&out, first_offset);
+  Append32(&out, count);
   const uint32_t crc = crc32c::Mask(
       crc32c::Extend(0, out.data() + at + 4, kEntryFixedBytes - 4 + member.key.size()));
   std::memcpy(out.data() + at, &crc, 4);

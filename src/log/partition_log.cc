@@ -1027,43 +1027,19 @@ absl::Status PartitionLog::Scan(uint64_t from, size_t max_records, size_t max_by
   return absl::OkStatus();
 }
 
-absl::Status PartitionLog::ScanRecent(int64_t since_us, uint64_t min_records,
-                                      absl::FunctionRef<void(const DecodedRecord&)> visit) const {
-  struct Chosen {
-    std::shared_ptr<Segment> seg;
-    std::shared_ptr<RandomAccessFile> file;
-    uint64_t size;  // as of the choice
-  };
-  std::vector<Chosen> chosen;
-  {
-    absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(FlushTailLocked(next_offset_));
-    uint64_t records = 0;
-    for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
-      const Segment& s = **it;
-      if (s.empty()) continue;
-      if (s.max_ingest_us < since_us) break;
-      ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> file, ReaderOf(s));
-      chosen.push_back(Chosen{*it, std::move(file), s.size_bytes});
-      records += s.end_offset - s.base_offset;
-      if (records >= min_records || s.min_ingest_us < since_us) break;
-    }
+uint64_t PartitionLog::RecentStart(int64_t since_us, uint64_t min_records) const {
+  absl::MutexLock lock(&mu_);
+  uint64_t start = next_offset_;
+  uint64_t records = 0;
+  for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
+    const Segment& s = **it;
+    if (s.empty()) continue;
+    if (s.max_ingest_us < since_us) break;
+    start = s.base_offset;
+    records += s.end_offset - s.base_offset;
+    if (records >= min_records || s.min_ingest_us < since_us) break;
   }
-  for (auto it = chosen.rbegin(); it != chosen.rend(); ++it) {
-    FrameScanner scanner(*it->file, kSegmentHeaderBytes, it->size);
-    DecodedRecord record;
-    for (;;) {
-      auto r = scanner.Next(&record);
-      if (r == FrameScanner::Result::kEnd) break;
-      if (r == FrameScanner::Result::kIoError) return scanner.io_status();
-      if (r != FrameScanner::Result::kRecord) {
-        return absl::DataLossError(StrCat(it->seg->path, ": damaged record at byte ",
-                                                scanner.position()));
-      }
-      if (record.ingest_time_us >= since_us) visit(record);
-    }
-  }
-  return absl::OkStatus();
+  return start;
 }
 
 absl::Status PartitionLog::Seal(int64_t oldest_at_most_us) {

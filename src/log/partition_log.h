@@ -143,10 +143,9 @@ class PartitionLog : private JournalClient {
   absl::Status Scan(uint64_t from, size_t max_records, size_t max_bytes,
                     absl::FunctionRef<void(const DecodedRecord&)> visit) const;
 
-  // Visits, oldest first, the records of the newest segments until those hold at least
-  // `min_records` records or reach back before `since_us` (ingest time).
-  absl::Status ScanRecent(int64_t since_us, uint64_t min_records,
-                          absl::FunctionRef<void(const DecodedRecord&)> visit) const;
+  // The first offset of the newest segments that hold at least `min_records` records or reach
+  // back before `since_us` (ingest time): where rebuilding the dedupe state starts reading.
+  uint64_t RecentStart(int64_t since_us, uint64_t min_records) const;
 
   // Flushes written records to disk now (for the interval policy and shutdown).
   absl::Status Sync();

@@ -21,6 +21,9 @@ std::string DataDir::ComponentModule(std::string_view sha256_hex) const {
 std::string DataDir::TopicLogDir(const TopicName& topic) const {
   return StrCat(LogRoot(), "/", topic);
 }
+std::string DataDir::DedupeCheckpoint(const TopicName& topic) const {
+  return StrCat(LogRoot(), "/", topic, "/dedupe.checkpoint");
+}
 std::string DataDir::TopicColdDir(const TopicName& topic) const {
   return StrCat(ColdRoot(), "/", topic);
 }

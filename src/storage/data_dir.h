@@ -33,6 +33,8 @@ class DataDir {
   std::string JournalRoot() const;
   std::string ColdRoot() const;
   std::string TopicLogDir(const TopicName& topic) const;
+  // The topic's dedupe checkpoint (docs/formats/dedupe.md), in its log directory.
+  std::string DedupeCheckpoint(const TopicName& topic) const;
   std::string TopicColdDir(const TopicName& topic) const;
   std::string PartitionLogDir(const TopicName& topic, PartitionId partition) const;
   std::string PartitionColdDir(const TopicName& topic, PartitionId partition) const;

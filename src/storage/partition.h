@@ -95,11 +95,10 @@ class Partition {
   void WakeReaders() { log_->WakeReaders(); }
   // The offset the next appended record gets.
   Offset end_offset() const { return Offset(log_->end_offset()); }
-  // Visits, oldest first, the newest hot-tier records until `min_records` or back before
-  // `since_us` (ingest time): what the dedupe state is rebuilt from.
-  absl::Status ScanRecent(int64_t since_us, uint64_t min_records,
-                          absl::FunctionRef<void(const DecodedRecord&)> visit) const {
-    return log_->ScanRecent(since_us, min_records, visit);
+  // The first offset of the newest hot-tier segments that hold `min_records` records or reach
+  // back before `since_us` (ingest time): where rebuilding the dedupe state starts reading.
+  Offset RecentStart(int64_t since_us, uint64_t min_records) const {
+    return Offset(log_->RecentStart(since_us, min_records));
   }
   // Flushes written records to disk now (for the interval policy and shutdown).
   absl::Status Sync() { return log_->Sync(); }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/dedupe.h"
 #include "common/data_format.h"
@@ -54,6 +55,12 @@ struct Topic {
   // stored and each partition's offsets follow the order of the dedupe decisions.
   absl::Mutex mu;
   DedupeIndex dedupe ABSL_GUARDED_BY(mu);
+  // False while a start restores `dedupe` (DedupeStore): publishing waits for it. A restore
+  // that cannot finish leaves its error in dedupe_status, which publishes then answer.
+  bool dedupe_restored ABSL_GUARDED_BY(mu) = true;
+  absl::Status dedupe_status ABSL_GUARDED_BY(mu);
+  // dedupe.inserted() as of the last checkpoint: DedupeStore's thread alone uses it.
+  uint64_t dedupe_checkpointed = 0;
   bool deleted ABSL_GUARDED_BY(mu) = false;
   // The topic's counters, registered by the Probe and removed by it (under `mu`, with
   // `deleted` set) when the topic is deleted: the publish path increments them under `mu`.

@@ -36,8 +36,8 @@ class TopicRegistry {
                 Probe& probe, GroupCoordinator& groups);
   ~TopicRegistry();
 
-  // Finishes deletes cut short, opens every topic of the catalog (recovering its partitions and
-  // rebuilding its dedupe state) and removes directories no topic owns.
+  // Finishes deletes cut short, opens every topic of the catalog (recovering its partitions;
+  // its dedupe state is left for DedupeStore to restore) and removes directories no topic owns.
   absl::Status Open();
 
   absl::StatusOr<TopicInfo> Create(std::string_view name, uint32_t partitions,
