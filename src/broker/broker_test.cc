@@ -251,7 +251,8 @@ TEST_F(BrokerTest, ACheckpointPastThePartitionsOrDamagedIsNotUsed) {
   auto write_one = [&](std::string_view id, uint64_t offset, std::vector<uint64_t> covered) {
     DedupeIndex index(600'000'000, 1000);
     index.Insert(IdFingerprint::Of(id), {0, offset}, NowMicros());
-    DedupeIndex::Snapshot snapshot = index.Capture();
+    DedupeIndex::Snapshot snapshot;
+    index.Capture(&snapshot);
     DedupeCheckpoint header;
     header.topic_created_us = created;
     header.written_us = NowMicros();

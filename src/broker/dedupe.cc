@@ -147,16 +147,20 @@ void DedupeIndex::Reserve(size_t ids) {
   if (capacity > capacity_) Resize(capacity);
 }
 
-DedupeIndex::Snapshot DedupeIndex::Capture() const {
-  Snapshot out;
-  if (capacity_ == 0) return out;
-  const size_t live = next_seq_ - live_from_seq();
-  out.live_.reserve(live);
+void DedupeIndex::Snapshot::Reserve(size_t ids) {
+  live_.resize(std::max(live_.size(), ids));
+  live_.clear();  // keeps the capacity, and the pages the resize touched
+}
+
+void DedupeIndex::Capture(Snapshot* out) const {
+  out->live_.clear();
+  out->marks_.clear();
+  out->sorted_ = false;
+  if (capacity_ == 0) return;
   for (size_t i = 0; i < capacity_; ++i) {
-    if (Live(slots_[i])) out.live_.push_back(slots_[i]);
+    if (Live(slots_[i])) out->live_.push_back(slots_[i]);
   }
-  out.marks_.assign(marks_.begin(), marks_.end());
-  return out;
+  out->marks_.assign(marks_.begin(), marks_.end());
 }
 
 void DedupeIndex::Snapshot::ForEach(absl::FunctionRef<void(const Entry&)> visit) {

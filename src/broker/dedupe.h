@@ -72,6 +72,8 @@ class DedupeIndex {
   void Reserve(size_t ids);
   // Inserts made so far (a count that only grows): tells whether anything changed since.
   uint64_t inserted() const { return next_seq_; }
+  // Ids remembered, at most: those not past the cap or the window (some may have been erased).
+  size_t live_bound() const { return next_seq_ - live_from_seq(); }
 
   // One remembered id, as a checkpoint keeps it.
   struct Entry {
@@ -82,7 +84,9 @@ class DedupeIndex {
   // The live entries at one moment, taken under the topic's lock (one pass over the table, no
   // sort) and put in order outside it.
   class Snapshot;
-  Snapshot Capture() const;
+  // Fills `out` (made ready with Snapshot::Reserve outside the lock, so that the pass only
+  // copies into memory already mapped).
+  void Capture(Snapshot* out) const;
 
   // Forgets ids older than the window.
   void Expire(int64_t now_us);
@@ -147,6 +151,8 @@ class DedupeIndex {
 class DedupeIndex::Snapshot {
  public:
   size_t size() const { return live_.size(); }
+  // Room for `ids` entries, with its memory touched: Capture then takes no page faults.
+  void Reserve(size_t ids);
   // Visits the entries in insertion order (which is ingest-time order), each with its ingest
   // time. Sorts on the first call.
   void ForEach(absl::FunctionRef<void(const Entry&)> visit);

@@ -364,8 +364,22 @@ absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
   DedupeIndex::Snapshot snapshot;
   DedupeCheckpoint header;
   uint64_t inserted = 0;
+  int64_t locked_us = 0;
+  {
+    // The memory first, outside the lock: mapping it is most of a capture's cost.
+    size_t live = 0;
+    {
+      absl::MutexLock lock(&topic.mu);
+      if (topic.dedupe.inserted() - topic.dedupe_checkpointed < std::max<uint64_t>(min_new, 1)) {
+        return absl::OkStatus();
+      }
+      live = topic.dedupe.live_bound();
+    }
+    snapshot.Reserve(live + live / 8 + 1024);
+  }
   {
     absl::MutexLock lock(&topic.mu);
+    locked_us = NowMicros();
     if (topic.deleted || !topic.dedupe_restored || !topic.dedupe_status.ok()) {
       return absl::OkStatus();
     }
@@ -375,12 +389,13 @@ absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
     }
     // Under the lock, the index holds exactly the ids of the records below each partition's end
     // (publishing claims ids and appends under it).
-    snapshot = topic.dedupe.Capture();
+    topic.dedupe.Capture(&snapshot);
     header.covered.resize(topic.count());
     for (uint32_t p = 0; p < header.covered.size(); ++p) {
       header.covered[p] = topic.parts[p]->end_offset().value();
     }
   }
+  const int64_t captured_us = NowMicros();
   header.topic_created_us = topic.created_at_us;
   header.written_us = NowMicros();
   header.entries = snapshot.size();
@@ -419,6 +434,8 @@ absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
   RETURN_IF_ERROR(
       WriteDedupeCheckpoint(fs_, dir_.DedupeCheckpoint(topic.name), header, snapshot));
   topic.dedupe_checkpointed = inserted;
+  spdlog::debug("topic {}: dedupe checkpoint of {} ids: {} µs under the lock, {} µs after it",
+                topic.name, header.entries, captured_us - locked_us, NowMicros() - captured_us);
   return absl::OkStatus();
 }
 

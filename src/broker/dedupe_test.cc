@@ -84,7 +84,9 @@ TEST(DedupeIndex, ASnapshotListsTheLiveIdsInInsertionOrderWithTheirTimes) {
                  /*ingest_us=*/i / 10);
   }
   index.Erase(Fp("id-399"));
-  DedupeIndex::Snapshot snapshot = index.Capture();
+  DedupeIndex::Snapshot snapshot;
+  snapshot.Reserve(10);  // grows past it as needed
+  index.Capture(&snapshot);
   std::vector<DedupeIndex::Entry> entries;
   snapshot.ForEach([&](const DedupeIndex::Entry& e) { entries.push_back(e); });
   // The cap keeps the newest 300 (100..399), less the erased one.
