@@ -87,6 +87,9 @@ class DedupeStore {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ = false;  // Stop's caller only
+  // What the start's restores read (the thread's only).
+  uint64_t from_checkpoints_ = 0;
+  uint64_t from_logs_ = 0;
   std::thread thread_;
 };
 
