@@ -242,6 +242,10 @@ absl::Status Broker::ValidateGroup(std::string_view group, std::string_view topi
 void Broker::RefreshGroupMetrics() {
   for (const GroupDescription& d : impl_->groups_->DescribeAll()) impl_->probe_.RefreshLag(d);
 }
+void Broker::BeginShutdown() {
+  if (impl_->dedupe_) impl_->dedupe_->StopThread();
+}
+
 void Broker::RefreshMetrics() {
   impl_->probe_.RefreshPartitions(impl_->topics_->All());
   impl_->probe_.RefreshFiles(*impl_->options_.log.files);

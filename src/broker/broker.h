@@ -222,6 +222,9 @@ class Broker {
   // Sets every gauge (partition offsets and sizes, consumer lag) from the state now: what a
   // /metrics scrape calls before it collects. Queries set no gauge.
   void RefreshMetrics();
+  // The first step of a stop, before the transports drain: restoring dedupe state ends, and
+  // publishes still waiting for a topic's state are answered UNAVAILABLE.
+  void BeginShutdown();
 
   // Flushes every partition to disk; for the interval policy and shutdown.
   void SyncAll();

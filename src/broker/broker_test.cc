@@ -257,6 +257,8 @@ TEST_F(BrokerTest, ACheckpointPastThePartitionsOrDamagedIsNotUsed) {
     header.topic_created_us = created;
     header.written_us = NowMicros();
     header.covered = std::move(covered);
+    header.window_us = BrokerOptions{}.dedupe_window_ms * 1000;
+    header.max_ids = BrokerOptions{}.dedupe_max_ids;
     return WriteDedupeCheckpoint(fault_, checkpoint.string(), header, snapshot);
   };
   {
@@ -269,6 +271,14 @@ TEST_F(BrokerTest, ACheckpointPastThePartitionsOrDamagedIsNotUsed) {
   }
   // A checkpoint that names "ghost" at an offset partition 0 does not reach (records a crash
   // took under --fsync interval): trusting it would drop "ghost" as a duplicate.
+  // One whose entry names a record past what it covers is not used at all.
+  {
+    ASSERT_TRUE(write_one("beyond", ends[0], ends).ok());
+    auto broker = Open();
+    auto beyond = Publish(*broker, {Event("t", "beyond")});
+    ASSERT_TRUE(beyond.ok()) << beyond.status();
+    EXPECT_FALSE((*beyond)[0].duplicate);
+  }
   ASSERT_TRUE(write_one("ghost", 500, {501, 0}).ok());
   {
     auto broker = Open();

@@ -147,9 +147,19 @@ void DedupeIndex::Reserve(size_t ids) {
   if (capacity > capacity_) Resize(capacity);
 }
 
-void DedupeIndex::Snapshot::Reserve(size_t ids) {
+void DedupeIndex::Snapshot::Reserve(size_t ids, size_t runs) {
+  // Resizing touches the pages; clearing keeps the capacity.
   live_.resize(std::max(live_.size(), ids));
-  live_.clear();  // keeps the capacity, and the pages the resize touched
+  live_.clear();
+  marks_.resize(std::max(marks_.size(), runs));
+  marks_.clear();
+}
+
+void DedupeIndex::Clear() {
+  Resize(0);
+  marks_.clear();
+  next_seq_ = 0;
+  expired_before_seq_ = 0;
 }
 
 void DedupeIndex::Capture(Snapshot* out) const {
@@ -160,7 +170,7 @@ void DedupeIndex::Capture(Snapshot* out) const {
   for (size_t i = 0; i < capacity_; ++i) {
     if (Live(slots_[i])) out->live_.push_back(slots_[i]);
   }
-  out->marks_.assign(marks_.begin(), marks_.end());
+  out->marks_.insert(out->marks_.end(), marks_.begin(), marks_.end());
 }
 
 void DedupeIndex::Snapshot::ForEach(absl::FunctionRef<void(const Entry&)> visit) {

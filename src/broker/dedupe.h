@@ -74,6 +74,10 @@ class DedupeIndex {
   uint64_t inserted() const { return next_seq_; }
   // Ids remembered, at most: those not past the cap or the window (some may have been erased).
   size_t live_bound() const { return next_seq_ - live_from_seq(); }
+  // Runs of ids of one ingest time that it keeps (what a Snapshot copies besides the ids).
+  size_t runs() const { return marks_.size(); }
+  // Forgets everything, as a new index.
+  void Clear();
 
   // One remembered id, as a checkpoint keeps it.
   struct Entry {
@@ -151,8 +155,9 @@ class DedupeIndex {
 class DedupeIndex::Snapshot {
  public:
   size_t size() const { return live_.size(); }
-  // Room for `ids` entries, with its memory touched: Capture then takes no page faults.
-  void Reserve(size_t ids);
+  // Room for `ids` entries and `runs` runs, with its memory touched: Capture then takes no
+  // page faults.
+  void Reserve(size_t ids, size_t runs);
   // Visits the entries in insertion order (which is ingest-time order), each with its ingest
   // time. Sorts on the first call.
   void ForEach(absl::FunctionRef<void(const Entry&)> visit);

@@ -19,11 +19,14 @@ namespace {
 // docs/formats/dedupe.md
 constexpr char kMagic[8] = {'N', 'D', 'D', 'E', 'D', 'U', 'P', 'E'};
 constexpr uint32_t kVersion = 1;
-constexpr size_t kHeaderBytes = 40;  // before the covered offsets
+constexpr size_t kHeaderBytes = 56;  // before the covered offsets
 constexpr size_t kEntryBytes = 36;
 // Below this many new ids since its last checkpoint, a topic is not checkpointed again by the
 // periodic pass: a restart reads at most that many ids from its log.
 constexpr uint64_t kMinNewIds = 16384;
+// The most a clean stop spends on checkpoints: what it leaves, the next start reads from the
+// log.
+constexpr int64_t kStopBudgetUs = 10'000'000;
 // Ids inserted under one hold of the topic's lock while restoring.
 constexpr size_t kPiece = 4096;
 // What a replay reads of one partition at a time (the merge holds one such piece of each).
@@ -60,6 +63,8 @@ absl::Status WriteDedupeCheckpoint(FileSystem& fs, const std::string& path,
   Append64(&buf, static_cast<uint64_t>(header.topic_created_us));
   Append64(&buf, static_cast<uint64_t>(header.written_us));
   Append64(&buf, snapshot.size());
+  Append64(&buf, static_cast<uint64_t>(header.window_us));
+  Append64(&buf, header.max_ids);
   for (uint64_t c : header.covered) Append64(&buf, c);
   uint32_t crc = 0;
   absl::Status status;
@@ -128,6 +133,8 @@ absl::StatusOr<DedupeCheckpoint> ReadDedupeCheckpoint(
   c.topic_created_us = static_cast<int64_t>(Load64(h + 16));
   c.written_us = static_cast<int64_t>(Load64(h + 24));
   c.entries = Load64(h + 32);
+  c.window_us = static_cast<int64_t>(Load64(h + 40));
+  c.max_ids = Load64(h + 48);
   if (c.entries > body / kEntryBytes || partitions > body / 8 ||
       kHeaderBytes + uint64_t{partitions} * 8 + c.entries * kEntryBytes != body) {
     return damaged("sizes do not add up");
@@ -165,15 +172,19 @@ void DedupeStore::Start(std::vector<std::shared_ptr<Topic>> opened) {
   thread_ = std::thread([this, opened = std::move(opened)]() mutable { Run(std::move(opened)); });
 }
 
-void DedupeStore::Stop() {
-  if (stopped_) return;
-  stopped_ = true;
+void DedupeStore::StopThread() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  if (options_.dedupe_checkpoint_ms > 0) CheckpointAll(1);
+}
+
+void DedupeStore::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  StopThread();
+  if (options_.dedupe_checkpoint_ms > 0) CheckpointAll(1, NowMicros() + kStopBudgetUs);
 }
 
 void DedupeStore::Run(std::vector<std::shared_ptr<Topic>> opened) {
@@ -206,23 +217,33 @@ void DedupeStore::Run(std::vector<std::shared_ptr<Topic>> opened) {
                            absl::Milliseconds(options_.dedupe_checkpoint_ms));
       if (stopping_) return;
     }
-    CheckpointAll(kMinNewIds);
+    CheckpointAll(kMinNewIds, INT64_MAX);
   }
 }
 
 absl::Status DedupeStore::Restore(Topic& topic) {
+  {
+    absl::MutexLock lock(&topic.mu);
+    if (topic.deleted) return absl::OkStatus();
+  }
   const uint32_t n = topic.count();
   const int64_t now = NowMicros();
-  const int64_t since = now - options_.dedupe_window_ms * 1000;
+  const int64_t window_us = options_.dedupe_window_ms * 1000;
+  const int64_t since = now - window_us;
   const uint64_t max_ids = options_.dedupe_max_ids;
-  std::vector<uint64_t> end(n);
-  for (uint32_t p = 0; p < n; ++p) end[p] = topic.parts[p]->end_offset().value();
+  std::vector<uint64_t> start(n), end(n);
+  for (uint32_t p = 0; p < n; ++p) {
+    const storage::StorageStats stats = topic.parts[p]->Stats();
+    start[p] = stats.start_offset.value();
+    end[p] = stats.end_offset.value();
+  }
 
   // The checkpoint first, when there is one that the partitions still hold all of.
   std::vector<uint64_t> covered(n, 0);
   std::vector<DedupeIndex::Entry> piece;
   piece.reserve(kPiece);
   uint64_t loaded = 0;
+  bool bad_entry = false;
   const std::string path = dir_.DedupeCheckpoint(topic.name);
   auto read = ReadDedupeCheckpoint(
       fs_, path,
@@ -240,23 +261,49 @@ absl::Status DedupeStore::Restore(Topic& topic) {
                        ", which ends at ", end[p], " now"));
           }
         }
+        std::copy(c.covered.begin(), c.covered.end(), covered.begin());
+        covered.resize(c.covered.size());
         absl::MutexLock lock(&topic.mu);
         topic.dedupe.Reserve(std::min<uint64_t>(c.entries, max_ids));
         return absl::OkStatus();
       },
       [&](const DedupeIndex::Entry& e) {
-        if (e.ingest_us < since) return;
+        // Each entry must name a record below its partition's covered offset; one that does
+        // not (a file the CRC passes but nodata did not write) discards the whole checkpoint.
+        const uint32_t p = e.location.partition;
+        if (bad_entry || p >= covered.size() || e.location.offset >= covered[p]) {
+          bad_entry = true;
+          return;
+        }
+        // Ids of records that retention deleted are not remembered, as a rebuild would not.
+        if (e.ingest_us < since || e.location.offset < start[p]) return;
         piece.push_back(e);
         ++loaded;
         if (piece.size() == kPiece) InsertPiece(topic, piece);
       });
   InsertPiece(topic, piece);
+  if (read.ok() && bad_entry) {
+    read = absl::DataLossError(StrCat(path, ": an entry names a record it does not cover"));
+  }
+  covered.resize(n, 0);
   if (read.ok()) {
-    std::copy(read->covered.begin(), read->covered.end(), covered.begin());
+    // Settings widened since it was written: it lacks ids they keep, which the log still has.
+    if (window_us > read->window_us || max_ids > read->max_ids) {
+      std::fill(covered.begin(), covered.end(), 0);
+    }
   } else if (read.status().code() != absl::StatusCode::kNotFound) {
     spdlog::warn("topic {}: dedupe checkpoint not used ({}); rebuilding from the log", topic.name,
                  ToStd(read.status().message()));
+    // Whatever of it went in goes (a read that failed part way), and so does the file, for
+    // good: a power loss must not bring back a checkpoint the log no longer matches.
+    std::fill(covered.begin(), covered.end(), 0);
+    loaded = 0;
+    {
+      absl::MutexLock lock(&topic.mu);
+      topic.dedupe.Clear();
+    }
     RETURN_IF_ERROR(fs_.RemoveFile(path));
+    RETURN_IF_ERROR(fs_.SyncDir(dir_.TopicLogDir(topic.name)));
   }
 
   // Then the records after it: of each partition, at most the newest max_ids, and none from
@@ -361,7 +408,7 @@ absl::Status DedupeStore::Replay(Topic& topic, const std::vector<uint64_t>& from
   return absl::OkStatus();
 }
 
-absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
+absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new, int64_t deadline_us) {
   DedupeIndex::Snapshot snapshot;
   DedupeCheckpoint header;
   uint64_t inserted = 0;
@@ -369,14 +416,16 @@ absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
   {
     // The memory first, outside the lock: mapping it is most of a capture's cost.
     size_t live = 0;
+    size_t runs = 0;
     {
       absl::MutexLock lock(&topic.mu);
       if (topic.dedupe.inserted() - topic.dedupe_checkpointed < std::max<uint64_t>(min_new, 1)) {
         return absl::OkStatus();
       }
       live = topic.dedupe.live_bound();
+      runs = topic.dedupe.runs();
     }
-    snapshot.Reserve(live + live / 8 + 1024);
+    snapshot.Reserve(live + live / 8 + 1024, runs + runs / 8 + 64);
   }
   {
     absl::MutexLock lock(&topic.mu);
@@ -400,6 +449,8 @@ absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
   header.topic_created_us = topic.created_at_us;
   header.written_us = NowMicros();
   header.entries = snapshot.size();
+  header.window_us = options_.dedupe_window_ms * 1000;
+  header.max_ids = options_.dedupe_max_ids;
 
   // Only once a crash can no longer take what it covers.
   struct Waiter {
@@ -426,11 +477,17 @@ absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
   {
     absl::MutexLock lock(&waiter->mu);
     auto acked = [](Waiter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) { return w->pending == 0; };
+    const int64_t wait_us = std::min<int64_t>(10'000'000, deadline_us - NowMicros());
     if (!waiter->mu.AwaitWithTimeout(absl::Condition(+acked, waiter.get()),
-                                     absl::Seconds(10))) {
-      return absl::DeadlineExceededError("its records were not acknowledged within 10 s");
+                                     absl::Microseconds(std::max<int64_t>(0, wait_us)))) {
+      return absl::DeadlineExceededError("its records were not acknowledged in time");
     }
     RETURN_IF_ERROR(waiter->status);
+  }
+  {
+    // A topic deleted meanwhile (its directory may belong to a new topic of the name now).
+    absl::MutexLock lock(&topic.mu);
+    if (topic.deleted) return absl::OkStatus();
   }
   RETURN_IF_ERROR(
       WriteDedupeCheckpoint(fs_, dir_.DedupeCheckpoint(topic.name), header, snapshot));
@@ -440,9 +497,11 @@ absl::Status DedupeStore::Checkpoint(Topic& topic, uint64_t min_new) {
   return absl::OkStatus();
 }
 
-void DedupeStore::CheckpointAll(uint64_t min_new) {
+void DedupeStore::CheckpointAll(uint64_t min_new, int64_t deadline_us) {
   for (const std::shared_ptr<Topic>& topic : topics_.All()) {
-    absl::Status s = Checkpoint(*topic, min_new);
+    // The periodic pass gives way to a stop; the stop's own pass has a deadline.
+    if (deadline_us == INT64_MAX ? stopping() : NowMicros() >= deadline_us) return;
+    absl::Status s = Checkpoint(*topic, min_new, deadline_us);
     if (!s.ok()) {
       spdlog::warn("topic {}: dedupe checkpoint not written: {}", topic->name, ToStd(s.message()));
     }

@@ -85,7 +85,7 @@ TEST(DedupeIndex, ASnapshotListsTheLiveIdsInInsertionOrderWithTheirTimes) {
   }
   index.Erase(Fp("id-399"));
   DedupeIndex::Snapshot snapshot;
-  snapshot.Reserve(10);  // grows past it as needed
+  snapshot.Reserve(10, 2);  // grows past it as needed
   index.Capture(&snapshot);
   std::vector<DedupeIndex::Entry> entries;
   snapshot.ForEach([&](const DedupeIndex::Entry& e) { entries.push_back(e); });

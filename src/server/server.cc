@@ -156,6 +156,8 @@ absl::Status RunServer(const ServerOptions& options) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {}: shutting down", sig);
+  // Publishes waiting for a topic's dedupe state to be restored are answered, not held.
+  b.BeginShutdown();
   // Programs stop first, while the server still answers them: a sink commits what it wrote.
   components->StopPrograms();
   consume->StopAll();

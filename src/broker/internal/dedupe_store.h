@@ -27,6 +27,10 @@ struct DedupeCheckpoint {
   // Every id of partition p's records below covered[p] that the index held is in the file.
   std::vector<uint64_t> covered;
   uint64_t entries = 0;
+  // The settings it was taken under: a start with a longer window or a larger cap reads the
+  // log from before the checkpoint too.
+  int64_t window_us = 0;
+  uint64_t max_ids = 0;
 };
 
 // Writes `snapshot` as the checkpoint at `path` (through `path` + ".tmp" and a rename). It is
@@ -61,8 +65,10 @@ class DedupeStore {
 
   // Starts restoring `opened` (whose dedupe_restored is false), then checkpointing.
   void Start(std::vector<std::shared_ptr<Topic>> opened);
-  // Stops the thread; a topic left unrestored answers publishes UNAVAILABLE. Then, for a clean
-  // stop, checkpoints every topic changed since its last checkpoint. Idempotent.
+  // Stops the thread; a topic left unrestored answers publishes UNAVAILABLE (those waiting too).
+  void StopThread();
+  // StopThread, then, for a clean stop, checkpoints every topic changed since its last
+  // checkpoint, for at most 10 s. Idempotent.
   void Stop();
 
  private:
@@ -71,9 +77,11 @@ class DedupeStore {
   // Inserts the ids of partition records from `from[p]` on, in ingest-time order.
   absl::Status Replay(Topic& topic, const std::vector<uint64_t>& from,
                       const std::vector<uint64_t>& end);
-  // Checkpoints `topic` when at least `min_new` ids were inserted since its last checkpoint.
-  absl::Status Checkpoint(Topic& topic, uint64_t min_new);
-  void CheckpointAll(uint64_t min_new);
+  // Checkpoints `topic` when at least `min_new` ids were inserted since its last checkpoint,
+  // unless its records are not acknowledged by `deadline_us`.
+  absl::Status Checkpoint(Topic& topic, uint64_t min_new, int64_t deadline_us);
+  // Every topic, until the deadline (INT64_MAX: the periodic pass, which gives way to a stop).
+  void CheckpointAll(uint64_t min_new, int64_t deadline_us);
   bool stopping() {
     absl::MutexLock lock(&mu_);
     return stopping_;
