@@ -248,7 +248,8 @@ TEST_F(BrokerTest, ACheckpointPastThePartitionsOrDamagedIsNotUsed) {
   ASSERT_GT(ends[0], 5u);
   // A start takes what a valid checkpoint says: "phantom", never in the log, is known.
   // A checkpoint of one id, written as the server would.
-  auto write_one = [&](std::string_view id, uint64_t offset, std::vector<uint64_t> covered) {
+  auto write_one = [&](std::string_view id, uint64_t offset, std::vector<uint64_t> covered,
+                       uint64_t max_ids = BrokerOptions{}.dedupe_max_ids) {
     DedupeIndex index(600'000'000, 1000);
     index.Insert(IdFingerprint::Of(id), {0, offset}, NowMicros());
     DedupeIndex::Snapshot snapshot;
@@ -258,7 +259,7 @@ TEST_F(BrokerTest, ACheckpointPastThePartitionsOrDamagedIsNotUsed) {
     header.written_us = NowMicros();
     header.covered = std::move(covered);
     header.window_us = BrokerOptions{}.dedupe_window_ms * 1000;
-    header.max_ids = BrokerOptions{}.dedupe_max_ids;
+    header.max_ids = max_ids;
     return WriteDedupeCheckpoint(fault_, checkpoint.string(), header, snapshot);
   };
   {
@@ -271,13 +272,21 @@ TEST_F(BrokerTest, ACheckpointPastThePartitionsOrDamagedIsNotUsed) {
   }
   // A checkpoint that names "ghost" at an offset partition 0 does not reach (records a crash
   // took under --fsync interval): trusting it would drop "ghost" as a duplicate.
-  // One whose entry names a record past what it covers is not used at all.
+  // One whose entry names a record past what it covers is not used at all, nor is one taken
+  // under a smaller cap than the server's now (it may lack ids the server keeps).
   {
     ASSERT_TRUE(write_one("beyond", ends[0], ends).ok());
     auto broker = Open();
     auto beyond = Publish(*broker, {Event("t", "beyond")});
     ASSERT_TRUE(beyond.ok()) << beyond.status();
     EXPECT_FALSE((*beyond)[0].duplicate);
+  }
+  {
+    ASSERT_TRUE(write_one("capped", 5, ends, /*max_ids=*/10).ok());
+    auto broker = Open();
+    auto capped = Publish(*broker, {Event("t", "capped")});
+    ASSERT_TRUE(capped.ok()) << capped.status();
+    EXPECT_FALSE((*capped)[0].duplicate);
   }
   ASSERT_TRUE(write_one("ghost", 500, {501, 0}).ok());
   {

@@ -254,6 +254,12 @@ absl::Status DedupeStore::Restore(Topic& topic) {
         if (c.covered.size() > n) {
           return absl::FailedPreconditionError("it names more partitions than the topic has");
         }
+        // Taken under a shorter window or a smaller cap, it lacks ids the server keeps now
+        // (which the log still has: a rebuild finds them, in order).
+        if (window_us > c.window_us || max_ids > c.max_ids) {
+          return absl::FailedPreconditionError(
+              "it was taken under a shorter --dedupe-window-ms or a smaller --dedupe-max-ids");
+        }
         for (uint32_t p = 0; p < c.covered.size(); ++p) {
           if (c.covered[p] > end[p]) {
             return absl::FailedPreconditionError(
@@ -286,12 +292,7 @@ absl::Status DedupeStore::Restore(Topic& topic) {
     read = absl::DataLossError(StrCat(path, ": an entry names a record it does not cover"));
   }
   covered.resize(n, 0);
-  if (read.ok()) {
-    // Settings widened since it was written: it lacks ids they keep, which the log still has.
-    if (window_us > read->window_us || max_ids > read->max_ids) {
-      std::fill(covered.begin(), covered.end(), 0);
-    }
-  } else if (read.status().code() != absl::StatusCode::kNotFound) {
+  if (!read.ok() && read.status().code() != absl::StatusCode::kNotFound) {
     spdlog::warn("topic {}: dedupe checkpoint not used ({}); rebuilding from the log", topic.name,
                  ToStd(read.status().message()));
     // Whatever of it went in goes (a read that failed part way), and so does the file, for

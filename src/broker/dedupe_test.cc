@@ -60,7 +60,9 @@ TEST(DedupeIndex, SteadyStateDoesNotGrow) {
     ASSERT_FALSE(index.FindOrInsert(Fp("id-" + std::to_string(i)), {0, uint64_t(i)}, i / 100));
     if (i % 997 == 0) {
       ASSERT_TRUE(index.Find(Fp("id-" + std::to_string(i))));
-      if (i >= 5000) ASSERT_FALSE(index.Find(Fp("id-" + std::to_string(i - 5000))));
+      if (i >= 5000) {
+        ASSERT_FALSE(index.Find(Fp("id-" + std::to_string(i - 5000))));
+      }
     }
   }
   EXPECT_EQ(index.size(), 5000u);
