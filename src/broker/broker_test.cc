@@ -92,6 +92,84 @@ TEST_F(BrokerTest, DuplicateIdsAreAckedWithTheOriginalLocation) {
   EXPECT_EQ(total, 2u);
 }
 
+TEST_F(BrokerTest, ABatchOverManyTopicsIsAckedWhereEachEventIsReadBack) {
+  auto broker = Open();
+  // Interleaved topics, keyed and not, with duplicates within the batch and across topics'
+  // partitions; then a second batch, published from the first one's callback, repeating ids, and a
+  // third from the second's.
+  std::vector<std::string> topics, ids, keys;
+  for (int i = 0; i < 600; ++i) {
+    topics.push_back(StrCat("m", i % 37));
+    ids.push_back(StrCat("id", i % 500));  // events 500.. repeat ids of their topic or not
+    keys.push_back(i % 3 == 0 ? StrCat("k", i % 11) : "");
+  }
+  std::vector<EventIn> events;
+  for (size_t i = 0; i < topics.size(); ++i) events.push_back(Event(topics[i], ids[i], keys[i]));
+  std::promise<absl::StatusOr<std::vector<AckOut>>> second;
+  size_t third = 0;
+  std::vector<AckOut> first;
+  absl::Status first_status;
+  broker->Publish(events, [&](absl::Status s, std::vector<AckOut> acks) {
+    first_status = s;
+    first = std::move(acks);
+    // All duplicates of acknowledged records: answered inline, while that publish still
+    // holds its working memory, where a third one publishes again.
+    broker->Publish(events, [&](absl::Status s2, std::vector<AckOut> acks2) {
+      broker->Publish(events, [&third](absl::Status s3, std::vector<AckOut> acks3) {
+        third = s3.ok() ? acks3.size() : 0;
+      });
+      if (s2.ok()) {
+        second.set_value(std::move(acks2));
+      } else {
+        second.set_value(s2);
+      }
+    });
+  });
+  auto again = second.get_future().get();
+  ASSERT_TRUE(first_status.ok()) << first_status;
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(first.size(), events.size());
+  EXPECT_EQ(third, events.size());
+  std::map<std::pair<std::string, std::string>, size_t> first_of;  // topic, id -> event
+  size_t stored = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto [it, inserted] = first_of.try_emplace({topics[i], ids[i]}, i);
+    const AckOut& a = first[i];
+    EXPECT_EQ(a.duplicate, !inserted) << i;
+    if (!inserted) {
+      EXPECT_EQ(a.partition, first[it->second].partition) << i;
+      EXPECT_EQ(a.offset, first[it->second].offset) << i;
+      continue;
+    }
+    ++stored;
+    std::vector<Record> out;
+    ASSERT_TRUE(broker->Read(topics[i], a.partition, a.offset, 1, 1 << 20, &out).ok());
+    ASSERT_EQ(out.size(), 1u) << i;
+    EXPECT_EQ(out[0].id, ids[i]) << i;
+    EXPECT_EQ(out[0].offset, a.offset) << i;
+    // All of one key's events of a topic go to one partition.
+    for (size_t j = 0; j < i; ++j) {
+      if (!keys[i].empty() && keys[j] == keys[i] && topics[j] == topics[i]) {
+        EXPECT_EQ(first[j].partition, a.partition) << i << " " << j;
+      }
+    }
+  }
+  // The second batch is all duplicates, answered with the first one's locations.
+  for (size_t i = 0; i < events.size(); ++i) {
+    const AckOut& original = first[first_of[std::make_pair(topics[i], ids[i])]];
+    EXPECT_TRUE((*again)[i].duplicate) << i;
+    EXPECT_EQ((*again)[i].partition, original.partition) << i;
+    EXPECT_EQ((*again)[i].offset, original.offset) << i;
+  }
+  uint64_t total = 0;
+  for (int t = 0; t < 37; ++t) {
+    auto info = broker->GetTopic(StrCat("m", t));
+    ASSERT_TRUE(info.ok());
+    for (const auto& p : info->partitions) total += p.stats.record_count;
+  }
+  EXPECT_EQ(total, stored);
+}
+
 TEST_F(BrokerTest, DeclaredFormatsRefuseABatchBeforeAnythingIsStored) {
   {
     auto broker = Open();

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <new>
 #include <type_traits>
 
@@ -20,7 +21,16 @@ constexpr size_t kMinCapacity = 1024;
 constexpr size_t kHugePage = 2u << 20;
 }  // namespace
 
-void DedupeIndex::Unmap::operator()(Slot* p) const { ::munmap(p, bytes); }
+// Tables below a huge page come from the heap: a topic's table grows through several sizes, and
+// a mapping per size (with its unmapping, which interrupts every core) would cost more than the
+// rehash itself when thousands of topics warm up at once.
+void DedupeIndex::Unmap::operator()(Slot* p) const {
+  if (bytes < kHugePage) {
+    std::free(p);
+  } else {
+    ::munmap(p, bytes);
+  }
+}
 
 int64_t DedupeIndex::FindSlot(const IdFingerprint& id) const {
   if (capacity_ == 0) return -1;
@@ -126,9 +136,15 @@ void DedupeIndex::Resize(size_t capacity) {
   cursor_ = 0;
   if (capacity == 0) return;
   const size_t bytes = capacity * sizeof(Slot);
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would: out of memory
-  if (bytes >= kHugePage) ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
+  void* p;
+  if (bytes < kHugePage) {
+    p = std::calloc(capacity, sizeof(Slot));
+    if (p == nullptr) throw std::bad_alloc();  // as std::vector would: out of memory
+  } else {
+    p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
+  }
   slots_ = std::unique_ptr<Slot[], Unmap>(static_cast<Slot*>(p), Unmap{bytes});
   for (size_t k = 0; k < old_capacity; ++k) {
     const Slot& s = old[k];

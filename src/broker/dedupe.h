@@ -108,9 +108,9 @@ class DedupeIndex {
     uint32_t partition = 0;
   };
   static_assert(sizeof(Slot) == 40, "the class comment states the slot size");
-  // Anonymous memory: an all-zero slot is empty and fresh pages come zeroed on first touch.
-  // Large tables ask for huge pages: lookups are random, and 4 KiB pages would add a TLB miss to
-  // nearly every one.
+  // Zeroed memory (an all-zero slot is empty): from the heap below 2 MiB, above it anonymous
+  // memory, whose fresh pages come zeroed on first touch. Large tables ask for huge pages:
+  // lookups are random, and 4 KiB pages would add a TLB miss to nearly every one.
   struct Unmap {
     Unmap() : bytes(0) {}
     explicit Unmap(size_t b) : bytes(b) {}

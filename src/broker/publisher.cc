@@ -52,8 +52,9 @@ std::string IdGenerator::Next() {
   return StrCat(prefix_, counter_.fetch_add(1, std::memory_order_relaxed));
 }
 
-// Completion of one Publish call across the partitions it waits on. Held by shared_ptr: each
-// partition's acknowledgement callback, on whichever sync thread, holds a reference.
+// Completion of one Publish call across what it waits on: the journal (one wait for every
+// partition appended through it) and partitions acknowledged on their own. Held by shared_ptr:
+// each acknowledgement callback, on whichever thread, holds a reference.
 struct Publisher::State {
   explicit State(size_t n, PublishDone d) : acks(n), done(std::move(d)) {}
 
@@ -82,6 +83,87 @@ struct Publisher::State {
   std::vector<AckOut> acks;
   PublishDone done;
 };
+
+// The publish path's working memory, kept per thread: once its vectors have grown to the
+// batches a thread sees, a publish allocates nothing here, however many topics and partitions
+// a batch spreads over. Per-partition entries are sized to the largest partition count seen
+// and reset after each topic (only the ones it touched).
+struct Publisher::Scratch {
+  struct Group {
+    std::shared_ptr<Topic> topic;
+    uint32_t begin = 0;  // its events: order[begin, end)
+    uint32_t end = 0;
+  };
+  std::vector<Group> groups;
+  std::vector<uint32_t> group_of;  // by event
+  std::vector<uint32_t> order;     // event indices grouped by topic, request order within
+
+  // By position in one topic's group.
+  std::vector<IdFingerprint> fingerprints;
+  std::vector<uint64_t> hashes;     // of the key, or of the id when there is no key
+  std::vector<uint32_t> partition;  // where it is appended, or kDuplicate
+
+  // By partition.
+  static constexpr uint64_t kUnread = UINT64_MAX;
+  std::vector<uint64_t> next;      // the offset its next record gets; kUnread until routed to
+  std::vector<uint32_t> count;     // records of the batch for it
+  std::vector<uint32_t> cursor;    // where its views go, then their end
+  std::vector<uint64_t> dup_end;   // one past the furthest duplicate found in it
+  std::vector<uint32_t> touched;   // partitions routed to, in first-use order
+  std::vector<uint32_t> dup_touched;
+
+  std::vector<RecordView> views;  // the records to append, grouped by partition
+  std::vector<uint32_t> owners;   // position in the group of each view
+  std::vector<std::pair<uint32_t, uint64_t>> waits;  // partition, end offset
+
+  bool in_use = false;
+
+  void Size(uint32_t n) {
+    if (next.size() >= n) return;
+    next.resize(n, kUnread);
+    count.resize(n, 0);
+    cursor.resize(n, 0);
+    dup_end.resize(n, 0);
+  }
+};
+
+namespace {
+
+constexpr uint32_t kDuplicate = UINT32_MAX;
+
+// The calling thread's scratch, or a fresh one if a callback of this thread's publish
+// publishes again.
+class ScratchLease {
+ public:
+  explicit ScratchLease(Publisher::Scratch& mine) {
+    if (mine.in_use) {
+      own_ = std::make_unique<Publisher::Scratch>();
+      scratch_ = own_.get();
+    } else {
+      scratch_ = &mine;
+    }
+    scratch_->in_use = true;
+  }
+  ~ScratchLease() {
+    scratch_->groups.clear();  // holds topics alive
+    scratch_->in_use = false;
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Publisher::Scratch& operator*() const { return *scratch_; }
+
+ private:
+  std::unique_ptr<Publisher::Scratch> own_;
+  Publisher::Scratch* scratch_;
+};
+
+// The events of a group, by index into the batch.
+absl::Span<const uint32_t> Indices(const Publisher::Scratch& s,
+                                   const Publisher::Scratch::Group& g) {
+  return absl::MakeConstSpan(s.order).subspan(g.begin, g.end - g.begin);
+}
+
+}  // namespace
 
 void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
   if (events.empty()) {
@@ -135,68 +217,89 @@ void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
     return;
   }
 
+  thread_local Scratch mine;
+  ScratchLease lease(mine);
+  Scratch& s = *lease;
+  const auto n_events = static_cast<uint32_t>(events.size());
+
   // Group by topic, keeping request order within each group.
-  std::vector<std::pair<std::shared_ptr<Topic>, std::vector<uint32_t>>> groups;
+  s.order.resize(n_events);
   if (single_topic) {
     auto topic = topics_.FindOrCreate(events[0].topic);
     if (!topic.ok()) {
       std::move(done)(topic.status(), {});
       return;
     }
-    std::vector<uint32_t> all(events.size());
-    for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
-    groups.emplace_back(std::move(*topic), std::move(all));
+    for (uint32_t i = 0; i < n_events; ++i) s.order[i] = i;
+    s.groups.push_back(Scratch::Group{std::move(*topic), 0, n_events});
   } else {
-    absl::flat_hash_map<absl::string_view, size_t> group_of;
-    for (uint32_t i = 0; i < events.size(); ++i) {
-      auto [it, inserted] = group_of.try_emplace(Absl(events[i].topic), groups.size());
+    absl::flat_hash_map<absl::string_view, uint32_t> group_index;
+    s.group_of.resize(n_events);
+    for (uint32_t i = 0; i < n_events; ++i) {
+      auto [it, inserted] =
+          group_index.try_emplace(Absl(events[i].topic), static_cast<uint32_t>(s.groups.size()));
       if (inserted) {
         auto topic = topics_.FindOrCreate(events[i].topic);
         if (!topic.ok()) {
           std::move(done)(topic.status(), {});
           return;
         }
-        groups.emplace_back(std::move(*topic), std::vector<uint32_t>{});
+        s.groups.push_back(Scratch::Group{std::move(*topic), 0, 0});
       }
-      groups[it->second].second.push_back(i);
+      s.group_of[i] = it->second;
+      ++s.groups[it->second].end;  // its size, for now
     }
+    uint32_t at = 0;
+    for (Scratch::Group& g : s.groups) {
+      g.begin = at;
+      at += g.end;
+      g.end = g.begin;  // the fill cursor, which ends at the group's end
+    }
+    for (uint32_t i = 0; i < n_events; ++i) s.order[s.groups[s.group_of[i]].end++] = i;
   }
 
   // Keys and data against the formats their topics declare, before anything of the batch is
   // stored.
-  for (const auto& [topic, indices] : groups) {
-    absl::Status s = CheckFormats(*topic, events, indices);
-    if (!s.ok()) {
-      std::move(done)(std::move(s), {});
+  for (const Scratch::Group& g : s.groups) {
+    absl::Status st = CheckFormats(*g.topic, events, Indices(s, g));
+    if (!st.ok()) {
+      std::move(done)(std::move(st), {});
       return;
     }
   }
 
   auto state = std::make_shared<State>(events.size(), std::move(done));
-  std::vector<std::pair<uint32_t, uint64_t>> waits;  // partition, end offset
-  for (auto& [topic, indices] : groups) {
-    waits.clear();
-    absl::Status s = AppendToTopic(*topic, events, indices, *state, &waits);
-    if (!s.ok()) {
-      if (&topic != &groups.front().first) {
-        s = absl::Status(s.code(), StrCat(ToStd(s.message()),
-                                          "; the batch's events of earlier topics were stored"));
+  uint64_t journal_lsn = 0;  // the furthest journal position of the batch's appends
+  for (const Scratch::Group& g : s.groups) {
+    s.waits.clear();
+    absl::Status st = AppendToTopic(*g.topic, events, Indices(s, g), *state, s, &journal_lsn);
+    if (!st.ok()) {
+      if (&g != &s.groups.front()) {
+        st = absl::Status(st.code(), StrCat(ToStd(st.message()),
+                                            "; the batch's events of earlier topics were stored"));
       }
-      state->Fail(std::move(s));
+      state->Fail(std::move(st));
       break;
     }
-    for (const auto& [partition, end] : waits) {
+    for (const auto& [partition, end] : s.waits) {
       state->pending.fetch_add(1, std::memory_order_relaxed);
-      topic->parts[partition]->WhenAcked(Offset(end), [state](absl::Status st) {
+      g.topic->parts[partition]->WhenAcked(Offset(end), [state](absl::Status st) {
         state->Complete(std::move(st));
       });
     }
+  }
+  if (journal_lsn != 0) {
+    // One wait for every partition the batch was journaled to.
+    state->pending.fetch_add(1, std::memory_order_relaxed);
+    options_.log.journal->WhenDurable(journal_lsn, [state](absl::Status st) {
+      state->Complete(std::move(st));
+    });
   }
   state->Complete(absl::OkStatus());
 }
 
 absl::Status Publisher::CheckFormats(const Topic& topic, absl::Span<const EventIn> events,
-                                     const std::vector<uint32_t>& indices) {
+                                     absl::Span<const uint32_t> indices) {
   if (topic.key_format == DataFormat::kBytes && topic.data_format == DataFormat::kBytes) {
     return absl::OkStatus();
   }
@@ -220,15 +323,24 @@ absl::Status Publisher::CheckFormats(const Topic& topic, absl::Span<const EventI
 }
 
 absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
-                                      const std::vector<uint32_t>& indices, State& state,
-                                      std::vector<std::pair<uint32_t, uint64_t>>* waits) {
-  // Sized outside the lock; a grow in between (rare) resizes them under it.
-  uint32_t n = topic.count();
-  std::vector<std::vector<RecordView>> views(n);
-  std::vector<std::vector<uint32_t>> owners(n);  // position in `indices` of each view
-  std::vector<IdFingerprint> fingerprints(indices.size());  // by position in `indices`
-  std::vector<uint64_t> wait_end(n, 0);
-  std::vector<uint64_t> next(n);
+                                      absl::Span<const uint32_t> indices, State& state,
+                                      Scratch& s, uint64_t* journal_lsn) {
+  const size_t m = indices.size();
+  s.fingerprints.resize(m);
+  s.hashes.resize(m);
+  s.partition.resize(m);
+  // Ids, their fingerprints and routing hashes, outside the lock.
+  for (size_t j = 0; j < m; ++j) {
+    const uint32_t i = indices[j];
+    const EventIn& e = events[i];
+    std::string_view id = e.id;
+    if (id.empty()) {
+      state.acks[i].assigned_id = ids_.Next();
+      id = state.acks[i].assigned_id;
+    }
+    s.fingerprints[j] = IdFingerprint::Of(id);
+    s.hashes[j] = Fnv1a(e.key.empty() ? id : e.key);
+  }
   uint64_t dups = 0;
 
   // A topic opened at start takes publishes once its dedupe state is restored.
@@ -237,82 +349,89 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   if (!topic.dedupe_status.ok()) return topic.dedupe_status;
   // The count that routes this batch is read under topic.mu, which a grow holds to raise it:
   // routing and appends use one count, and a key's events keep their order across a grow.
-  if (const uint32_t now_n = topic.count(); now_n != n) {
-    n = now_n;
-    views.resize(n);
-    owners.resize(n);
-    wait_end.resize(n, 0);
-    next.resize(n);
-  }
+  const uint32_t n = topic.count();
+  s.Size(n);
+  s.touched.clear();
+  s.dup_touched.clear();
   // Appends to the topic's partitions happen only under topic.mu, so the offsets each record
   // will get are known now, and dedupe needs one probe per event: claim the id at its future
   // location, or find where it already is (stored earlier or earlier in this batch).
-  // Read when a partition is first routed to: a batch spread over many topics touches few of
-  // each topic's partitions.
-  constexpr uint64_t kUnread = UINT64_MAX;
-  std::fill(next.begin(), next.end(), kUnread);
+  // A partition's end is read when it is first routed to: a batch spread over many topics
+  // touches few of each topic's partitions.
   const int64_t now = NowMicros();
   topic.dedupe.Expire(now);
-  for (size_t j = 0; j < indices.size(); ++j) {
-    const uint32_t i = indices[j];
-    std::string_view id = events[i].id;
-    if (id.empty()) {
-      state.acks[i].assigned_id = ids_.Next();
-      id = state.acks[i].assigned_id;
-    }
-    fingerprints[j] = IdFingerprint::Of(id);
-  }
   // The dedupe lookups are cache misses: keep a few in flight ahead of the one being decided.
   constexpr size_t kPrefetchDistance = 8;
-  for (size_t j = 0; j < std::min(kPrefetchDistance, indices.size()); ++j) {
-    topic.dedupe.Prefetch(fingerprints[j]);
+  for (size_t j = 0; j < std::min(kPrefetchDistance, m); ++j) {
+    topic.dedupe.Prefetch(s.fingerprints[j]);
   }
-  for (size_t j = 0; j < indices.size(); ++j) {
-    if (j + kPrefetchDistance < indices.size()) {
-      topic.dedupe.Prefetch(fingerprints[j + kPrefetchDistance]);
+  for (size_t j = 0; j < m; ++j) {
+    if (j + kPrefetchDistance < m) topic.dedupe.Prefetch(s.fingerprints[j + kPrefetchDistance]);
+    AckOut& ack = state.acks[indices[j]];
+    const auto p = static_cast<uint32_t>(s.hashes[j] % n);
+    if (s.next[p] == Scratch::kUnread) {
+      s.next[p] = topic.parts[p]->end_offset().value();
+      s.touched.push_back(p);
     }
-    const uint32_t i = indices[j];
-    const EventIn& e = events[i];
-    AckOut& ack = state.acks[i];
-    // Every event has an id, its own or one the server assigned (which the producer learns
-    // from the Ack and may publish again): all are deduped alike.
-    const bool assigned = !ack.assigned_id.empty();
-    std::string_view id = assigned ? std::string_view(ack.assigned_id) : e.id;
-    const uint32_t p = PartitionFor(e.key, id, n).value();
-    if (next[p] == kUnread) next[p] = topic.parts[p]->end_offset().value();
     std::optional<DedupeIndex::Location> known =
-        topic.dedupe.FindOrInsert(fingerprints[j], {p, next[p]}, now);
+        topic.dedupe.FindOrInsert(s.fingerprints[j], {p, s.next[p]}, now);
     if (known) {
+      // Every event has an id, its own or one the server assigned (which the producer learns
+      // from the Ack and may publish again): all are deduped alike.
       ack.partition = PartitionId(known->partition);
       ack.offset = Offset(known->offset);
       ack.duplicate = true;
-      wait_end[known->partition] = std::max(wait_end[known->partition], known->offset + 1);
+      uint64_t& end = s.dup_end[known->partition];
+      if (end == 0) s.dup_touched.push_back(known->partition);
+      end = std::max(end, known->offset + 1);
+      s.partition[j] = kDuplicate;
       ++dups;
       continue;
     }
-    const uint32_t flags = assigned ? kFlagServerAssignedId : 0;
     ack.partition = PartitionId(p);
-    ack.offset = Offset(next[p]++);
-    RecordView v;
-    v.id = id;
+    ack.offset = Offset(s.next[p]++);
+    s.partition[j] = p;
+    ++s.count[p];
+  }
+
+  // The records laid out by partition, in request order within each.
+  uint32_t total = 0;
+  for (uint32_t p : s.touched) {
+    s.cursor[p] = total;
+    total += s.count[p];
+  }
+  s.views.resize(total);
+  s.owners.resize(total);
+  for (size_t j = 0; j < m; ++j) {
+    const uint32_t p = s.partition[j];
+    if (p == kDuplicate) continue;
+    const uint32_t i = indices[j];
+    const EventIn& e = events[i];
+    const AckOut& ack = state.acks[i];
+    const uint32_t k = s.cursor[p]++;
+    RecordView& v = s.views[k];
+    v.id = ack.assigned_id.empty() ? e.id : std::string_view(ack.assigned_id);
     v.key = e.key;
     v.data = e.data;
     v.ingest_time_us = now;
     v.timestamp_us = e.timestamp_us.value_or(now);
-    v.flags = flags;
+    v.flags = ack.assigned_id.empty() ? 0 : kFlagServerAssignedId;
     v.headers = e.headers;
-    views[p].push_back(v);
-    owners[p].push_back(static_cast<uint32_t>(j));
+    s.owners[k] = static_cast<uint32_t>(j);
   }
 
   absl::Status status;
   uint64_t stored = 0;
   uint64_t stored_bytes = 0;
-  for (uint32_t p = 0; p < n; ++p) {
-    if (views[p].empty()) continue;
+  for (uint32_t p : s.touched) {
+    const uint32_t c = s.count[p];
+    if (c == 0) continue;
+    const uint32_t begin = s.cursor[p] - c;
+    const auto views = absl::MakeConstSpan(s.views).subspan(begin, c);
+    uint64_t lsn = 0;
     absl::StatusOr<Offset> first =
-        status.ok() ? topic.parts[p]->Append(views[p]) : absl::StatusOr<Offset>(status);
-    const AckOut& first_ack = state.acks[indices[owners[p][0]]];
+        status.ok() ? topic.parts[p]->Append(views, &lsn) : absl::StatusOr<Offset>(status);
+    const AckOut& first_ack = state.acks[indices[s.owners[begin]]];
     if (first.ok() && *first != first_ack.offset) {
       first = absl::InternalError(StrCat("topic ", topic.name, " partition ", p, ": offset ",
                                          *first, " where ", first_ack.offset,
@@ -321,7 +440,9 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
     if (!first.ok()) {
       // Not stored: forget the ids claimed for this partition. Partitions appended before keep
       // their records and ids, so a retry with the same ids is answered as duplicates.
-      for (size_t k = 0; k < views[p].size(); ++k) topic.dedupe.Erase(fingerprints[owners[p][k]]);
+      for (uint32_t k = begin; k < begin + c; ++k) {
+        topic.dedupe.Erase(s.fingerprints[s.owners[k]]);
+      }
       if (status.ok()) {
         status = absl::Status(first.status().code(),
                               StrCat("topic ", topic.name, " partition ", p, ": ",
@@ -329,14 +450,28 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
       }
       continue;
     }
-    for (const RecordView& v : views[p]) {
-      stored_bytes += v.id.size() + v.key.size() + v.data.size();
+    for (const RecordView& v : views) stored_bytes += v.id.size() + v.key.size() + v.data.size();
+    stored += c;
+    if (lsn != 0) {
+      *journal_lsn = std::max(*journal_lsn, lsn);  // acknowledged by the journal
+    } else {
+      s.waits.emplace_back(p, s.next[p]);
     }
-    stored += views[p].size();
-    wait_end[p] = std::max(wait_end[p], next[p]);
   }
-  topic.events_in->Increment(static_cast<double>(stored));
-  topic.bytes_in->Increment(static_cast<double>(stored_bytes));
+  // Duplicates wait for the records they point at (stored by an earlier publish, possibly
+  // not yet acknowledged, or by this one).
+  for (uint32_t p : s.dup_touched) {
+    s.waits.emplace_back(p, s.dup_end[p]);
+    s.dup_end[p] = 0;
+  }
+  for (uint32_t p : s.touched) {
+    s.next[p] = Scratch::kUnread;
+    s.count[p] = 0;
+  }
+  if (stored > 0) {
+    topic.events_in->Increment(static_cast<double>(stored));
+    topic.bytes_in->Increment(static_cast<double>(stored_bytes));
+  }
   if (!status.ok()) {
     if (stored == 0) return status;
     return absl::Status(status.code(),
@@ -344,10 +479,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
                                " events of the batch were stored before this (publishing them "
                                "again with the same ids answers duplicates)"));
   }
-  topic.duplicates->Increment(static_cast<double>(dups));
-  for (uint32_t p = 0; p < n; ++p) {
-    if (wait_end[p] > 0) waits->emplace_back(p, wait_end[p]);
-  }
+  if (dups > 0) topic.duplicates->Increment(static_cast<double>(dups));
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
@@ -23,6 +24,8 @@ constexpr size_t kFileHeaderBytes = 32;
 constexpr size_t kEntryFixedBytes = 22;
 constexpr size_t kMaxKeyBytes = 4096;
 constexpr std::string_view kSuffix = ".wal";
+// The largest chunk buffer kept for reuse.
+constexpr size_t kMaxSpareBytes = 16u << 20;
 
 std::string FileName(uint64_t seq) { return NumberedFileName(seq, kSuffix); }
 
@@ -86,6 +89,7 @@ struct Journal::Round {
   std::vector<Pending> ready;
   absl::Status status;  // the sync's; not OK: `ready` failed
   double seconds = 0;
+  uint64_t lsn = 0;  // durable up to here (OK status)
 };
 
 struct Journal::Location {
@@ -132,6 +136,12 @@ Journal::~Journal() {
   if (writer_.joinable()) writer_.join();  // writes and syncs what was appended
   if (acker_.joinable()) acker_.join();    // acknowledges it
   if (checkpointer_.joinable()) checkpointer_.join();
+  std::vector<Waiter> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(waiters_);
+  }
+  for (Waiter& w : left) std::move(w.done)(absl::UnavailableError("the journal is closed"));
 }
 
 absl::Status Journal::Recover() {
@@ -334,7 +344,10 @@ absl::Status Journal::Append(Member& member, uint64_t first_offset, uint32_t cou
     }
     file.reserved = target;
   }
-  if (chunks_.empty() || chunks_.back().file.get() != &file) chunks_.push_back(Chunk{current_, {}});
+  if (chunks_.empty() || chunks_.back().file.get() != &file) {
+    chunks_.push_back(Chunk{current_, std::move(spare_)});
+    spare_.clear();
+  }
   std::string& out = chunks_.back().bytes;
   const size_t at = out.size();
   Append32(&out, 0);  // the CRC, set below
@@ -395,6 +408,12 @@ void Journal::WriterLoop() {
     std::vector<Pending> ready;
     {
       absl::MutexLock lock(&mu_);
+      // The next chunk is built in this one's memory: no regrowing it append by append.
+      if (std::string& used = chunks.front().bytes;
+          used.capacity() > spare_.capacity() && used.capacity() <= kMaxSpareBytes) {
+        spare_ = std::move(used);
+        spare_.clear();
+      }
       if (s.ok()) {
         durable_lsn_ = target;
         while (!pending_.empty() && pending_.front().lsn <= target) {
@@ -414,7 +433,7 @@ void Journal::WriterLoop() {
         s = failed_;
       }
       durable_cv_.SignalAll();
-      rounds_.push_back(Round{std::move(ready), s, seconds});
+      rounds_.push_back(Round{std::move(ready), s, seconds, target});
       rounds_cv_.Signal();
     }
   }
@@ -426,7 +445,10 @@ void Journal::AckLoop() {
     {
       absl::MutexLock lock(&mu_);
       while (rounds_.empty() && !writer_done_) rounds_cv_.Wait(&mu_);
-      if (rounds_.empty()) return;
+      if (rounds_.empty()) {
+        acker_done_ = true;
+        return;
+      }
       rounds.swap(rounds_);
     }
     for (Round& round : rounds) {
@@ -446,9 +468,43 @@ void Journal::AckLoop() {
           member->client->JournalFailed(round.status);
         }
       }
+      // The batches waiting on the journal, once every member they journaled to knows.
+      std::vector<Waiter> done;
+      {
+        absl::MutexLock lock(&mu_);
+        if (round.status.ok()) {
+          acked_lsn_ = std::max(acked_lsn_, round.lsn);
+          const uint64_t acked = acked_lsn_;
+          auto keep = std::partition(waiters_.begin(), waiters_.end(),
+                                     [acked](const Waiter& w) { return w.lsn > acked; });
+          std::move(keep, waiters_.end(), std::back_inserter(done));
+          waiters_.erase(keep, waiters_.end());
+        } else {
+          done.swap(waiters_);
+        }
+      }
+      for (Waiter& w : done) std::move(w.done)(round.status);
       if (round.status.ok() && options_.on_sync) options_.on_sync(round.seconds, records);
     }
   }
+}
+
+void Journal::WhenDurable(uint64_t lsn, absl::AnyInvocable<void(absl::Status) &&> done) {
+  absl::Status now;
+  {
+    absl::MutexLock lock(&mu_);
+    if (lsn > acked_lsn_) {
+      if (!failed_.ok()) {
+        now = failed_;
+      } else if (acker_done_) {
+        now = absl::UnavailableError("the journal is closed");
+      } else {
+        waiters_.push_back(Waiter{lsn, std::move(done)});
+        return;
+      }
+    }
+  }
+  std::move(done)(std::move(now));
 }
 
 void Journal::CheckpointLoop() {

@@ -19,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/fs.h"
@@ -106,6 +107,11 @@ class Journal {
                       std::string_view frames, uint64_t* lsn);
   // Waits until the journal is durable up to `lsn` (from Append), or has failed.
   absl::Status WaitDurable(uint64_t lsn);
+  // Calls `done` once the journal is durable up to `lsn` and every member that journaled below
+  // it was called back (JournalDurable), or with the journal's error. Called at once, on the
+  // caller's thread, when that is already so; otherwise from the acknowledging thread. One
+  // wait covers the appends of a batch over any number of members.
+  void WhenDurable(uint64_t lsn, absl::AnyInvocable<void(absl::Status) &&> done);
 
   // Syncs every member journaled so far and deletes the journal files this made unnecessary.
   absl::Status Checkpoint();
@@ -118,6 +124,10 @@ class Journal {
   struct Pending;
   struct Location;
   struct Round;
+  struct Waiter {
+    uint64_t lsn;
+    absl::AnyInvocable<void(absl::Status) &&> done;
+  };
 
   Journal(FileSystem& fs, std::string dir, JournalOptions options);
   absl::Status Recover();
@@ -144,14 +154,19 @@ class Journal {
   // Files no longer appended to, oldest first, until a checkpoint deletes them.
   std::vector<std::shared_ptr<File>> closed_ ABSL_GUARDED_BY(mu_);
   std::deque<Chunk> chunks_ ABSL_GUARDED_BY(mu_);  // written by the writer thread, in order
+  std::string spare_ ABSL_GUARDED_BY(mu_);  // a written chunk's buffer, for the next one
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);  // appends not yet durable, in order
   // Syncs done, their appends not yet acknowledged: the acknowledging thread calls the members
   // back while the writer goes on with the next sync.
   std::deque<Round> rounds_ ABSL_GUARDED_BY(mu_);
   absl::CondVar rounds_cv_;  // a round to acknowledge, or the writer stopped
   bool writer_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool acker_done_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t appended_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // bytes journaled so far (this run)
   uint64_t durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  // Durable, and every member below it called back: WhenDurable answers below it at once.
+  uint64_t acked_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);  // WhenDurable past acked_lsn_
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status failed_ ABSL_GUARDED_BY(mu_);
   bool recovery_done_ ABSL_GUARDED_BY(mu_) = false;

@@ -138,6 +138,60 @@ TEST_F(JournalTest, OneFdatasyncAcknowledgesAppendsToManyPartitions) {
   for (int p = 0; p < kPartitions; ++p) EXPECT_EQ(logs_[p]->acked_end(), 3u);
 }
 
+TEST_F(JournalTest, OneWaitCoversABatchOverManyPartitions) {
+  constexpr int kPartitions = 50;
+  Start(kPartitions);
+  fault_.HoldSyncs("/journal/");
+  uint64_t furthest = 0;
+  for (int p = 0; p < kPartitions; ++p) {
+    RecordView v;
+    const std::string data = StrCat("p", p, "-v0");
+    v.id = data;
+    v.data = data;
+    v.ingest_time_us = 1000;
+    v.timestamp_us = 1000;
+    uint64_t lsn = 0;
+    ASSERT_TRUE(logs_[p]->Append({&v, 1}, &lsn).ok());
+    ASSERT_GT(lsn, furthest) << "positions grow with each append";
+    furthest = lsn;
+  }
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  auto done = promise->get_future();
+  journal_->WhenDurable(furthest, [promise](absl::Status s) { promise->set_value(s); });
+  EXPECT_EQ(done.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+      << "answered before the journal was durable";
+  fault_.ReleaseSyncs();
+  ASSERT_TRUE(done.get().ok());
+  // When it answers, every partition of the batch knows: its records are readable.
+  for (int p = 0; p < kPartitions; ++p) EXPECT_EQ(logs_[p]->acked_end(), 1u) << p;
+  // A position already durable is answered at once, on the caller's thread.
+  bool now = false;
+  journal_->WhenDurable(furthest, [&now](absl::Status s) { now = s.ok(); });
+  EXPECT_TRUE(now);
+}
+
+TEST_F(JournalTest, AFailedJournalSyncFailsTheBatchesWaitingOnIt) {
+  Start(2);
+  ASSERT_TRUE(Append(0, 1).get().ok());
+  RecordView v;
+  v.id = "x";
+  v.data = "x";
+  v.ingest_time_us = 2000;
+  v.timestamp_us = 2000;
+  fault_.SetFailSync(true);
+  uint64_t lsn = 0;
+  ASSERT_TRUE(logs_[1]->Append({&v, 1}, &lsn).ok());
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  auto done = promise->get_future();
+  journal_->WhenDurable(lsn, [promise](absl::Status s) { promise->set_value(s); });
+  EXPECT_FALSE(done.get().ok());
+  fault_.SetFailSync(false);
+  // Later waits past what was durable get the journal's error.
+  absl::Status later;
+  journal_->WhenDurable(lsn, [&later](absl::Status s) { later = s; });
+  EXPECT_FALSE(later.ok());
+}
+
 TEST_F(JournalTest, SegmentsHoldOnlyWhatTheJournalMadeDurable) {
   // A segment written ahead of the journal would hold, after a SIGKILL, records recovery
   // trusts but no disk holds: a later power loss would take them from under acknowledged ones.

@@ -281,6 +281,7 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
   if (bases.empty()) {
     RETURN_IF_ERROR(StartSegment(min_start_offset));
     next_offset_ = synced_offset_ = flushed_offset_ = min_start_offset;
+    end_.store(next_offset_, std::memory_order_release);
     return ReplayJournal(std::move(replay));
   }
   for (size_t i = 0; i < bases.size(); ++i) {
@@ -296,6 +297,7 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
   }
   next_offset_ = segments_.back()->end_offset;
   synced_offset_ = flushed_offset_ = next_offset_;
+  end_.store(next_offset_, std::memory_order_release);
   if (next_offset_ < min_start_offset) {
     if (next_offset_ != segments_.front()->base_offset) {
       return absl::DataLossError(
@@ -311,6 +313,7 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
     segments_.clear();
     RETURN_IF_ERROR(StartSegment(min_start_offset));
     next_offset_ = synced_offset_ = flushed_offset_ = min_start_offset;
+    end_.store(next_offset_, std::memory_order_release);
   }
   return ReplayJournal(std::move(replay));
 }
@@ -569,7 +572,8 @@ absl::Status PartitionLog::SealActive() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> records) {
+absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> records,
+                                               uint64_t* journal_lsn) {
   if (records.empty()) return absl::InvalidArgumentError("empty append");
   size_t batch_bytes = 0;
   for (const RecordView& r : records) batch_bytes += FrameSize(r);
@@ -585,6 +589,7 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
                                       /*journal=*/true);
   if (scratch_.capacity() > (8u << 20)) std::string().swap(scratch_);
   RETURN_IF_ERROR(s);
+  if (journal_lsn != nullptr) *journal_lsn = member_ ? last_journal_lsn_ : 0;
   CollectReadableLocked(&ready);
   return first;
 }
@@ -672,6 +677,7 @@ absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t co
   active->size_bytes = before + within;
   active->end_offset = first + count;
   next_offset_ = active->end_offset;
+  end_.store(next_offset_, std::memory_order_release);
   // Written, not yet synced: the sync goes through this descriptor, which sees any writeback
   // error of these pages (one opened after the error would not), so the cache may not close it.
   // With the journal the segment is synced by a checkpoint, possibly much later: the partition
@@ -718,10 +724,7 @@ void PartitionLog::CollectReadableLocked(Deferred* ready) {
   readable_waiters_.erase(keep, readable_waiters_.end());
 }
 
-uint64_t PartitionLog::end_offset() const {
-  absl::MutexLock lock(&mu_);
-  return next_offset_;
-}
+uint64_t PartitionLog::end_offset() const { return end_.load(std::memory_order_acquire); }
 
 uint64_t PartitionLog::acked_end() const {
   absl::MutexLock lock(&mu_);

@@ -3,6 +3,7 @@
 // commit. Format: docs/formats/log.md.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -106,8 +107,10 @@ class PartitionLog : private JournalClient {
 
   // Writes `records` with consecutive offsets and returns the first one. Written, not yet
   // acknowledged: see WhenAcked. All or nothing: on error nothing of the batch stays in the log
-  // (RESOURCE_EXHAUSTED on a full disk).
-  absl::StatusOr<uint64_t> Append(absl::Span<const RecordView> records);
+  // (RESOURCE_EXHAUSTED on a full disk). With the journal, `journal_lsn` (if given) gets the
+  // journal position that acknowledges the batch (Journal::WhenDurable); otherwise 0.
+  absl::StatusOr<uint64_t> Append(absl::Span<const RecordView> records,
+                                  uint64_t* journal_lsn = nullptr);
 
   // Calls `done` once every offset below `end_offset` is acknowledged under the fsync policy,
   // or with the error that made that impossible. May call it inline or from a Syncer thread.
@@ -243,6 +246,9 @@ class PartitionLog : private JournalClient {
   // Sealed segments then the active one, by base offset. Never empty once open.
   std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
   uint64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // next_offset_, read without the lock (end_offset): the publish path reads it for each
+  // partition a batch routes to.
+  std::atomic<uint64_t> end_{0};
   // Acknowledged: durable in the segment or in the journal.
   uint64_t synced_offset_ ABSL_GUARDED_BY(mu_) = 0;
   // Durable in the segment (what a checkpoint's Sync must cover).

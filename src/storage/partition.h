@@ -74,9 +74,11 @@ class Partition {
   // (inline: the publish path calls them per partition of each batch).
   //
   // Writes `records` with consecutive offsets from end_offset() and returns the first one;
-  // all or nothing. Written, not yet acknowledged: see WhenAcked.
-  absl::StatusOr<Offset> Append(absl::Span<const RecordView> records) {
-    absl::StatusOr<uint64_t> first = log_->Append(records);
+  // all or nothing. Written, not yet acknowledged: see WhenAcked (or, with the journal, the
+  // position `journal_lsn` gets: log::Journal::WhenDurable).
+  absl::StatusOr<Offset> Append(absl::Span<const RecordView> records,
+                                uint64_t* journal_lsn = nullptr) {
+    absl::StatusOr<uint64_t> first = log_->Append(records, journal_lsn);
     if (!first.ok()) return first.status();
     return Offset(*first);
   }

@@ -38,17 +38,22 @@ class Publisher {
   // See Broker::Publish.
   void Publish(absl::Span<const EventIn> events, PublishDone done);
 
+ // Per-thread working memory of the publish path (publisher.cc).
+  struct Scratch;
+
  private:
   struct State;
   // INVALID_ARGUMENT naming the first of `indices` whose key or data is not of the topic's
   // declared format.
   static absl::Status CheckFormats(const Topic& topic, absl::Span<const EventIn> events,
-                                   const std::vector<uint32_t>& indices);
-  // Dedupes and appends the topic's events of the batch under topic.mu; `waits` gets the end
-  // offset to be acknowledged per partition.
+                                   absl::Span<const uint32_t> indices);
+  // Dedupes and appends the topic's events of the batch (`indices`, in request order) under
+  // topic.mu. What the batch then waits for: `journal_lsn` is raised to the journal position
+  // of its appends through the journal; s.waits gets the end offset to be acknowledged of
+  // each other partition, and of each partition a duplicate points into.
   absl::Status AppendToTopic(Topic& topic, absl::Span<const EventIn> events,
-                             const std::vector<uint32_t>& indices, State& state,
-                             std::vector<std::pair<uint32_t, uint64_t>>* waits);
+                             absl::Span<const uint32_t> indices, State& state, Scratch& s,
+                             uint64_t* journal_lsn);
 
   const BrokerOptions& options_;
   TopicRegistry& topics_;
