@@ -603,6 +603,34 @@ TEST_F(BrokerTest, DeleteOfTheLongestNameIsAllOrNothing) {
   EXPECT_TRUE(fs::is_empty(dir_ / "trash"));
 }
 
+TEST_F(BrokerTest, ACreatedTopicHasNoColdDirectoryUntilItsFirstParquetFile) {
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
+  EXPECT_TRUE(fs::exists(dir_ / "log" / "t"));
+  EXPECT_FALSE(fs::exists(dir_ / "topics" / "t"));
+  // A delete and a restart of a topic without one.
+  ASSERT_TRUE(broker->CreateTopic("gone", 2).ok());
+  ASSERT_TRUE(broker->DeleteTopic("gone").ok());
+  broker.reset();
+  broker = Open();
+  auto first = Publish(*broker, {Event("t", "a")});
+  ASSERT_TRUE(first.ok());
+  std::promise<absl::Status> flushed;
+  broker->FlushTopic("t", [&](absl::StatusOr<TopicInfo> info) { flushed.set_value(info.status()); });
+  ASSERT_TRUE(flushed.get_future().get().ok());
+  const auto partition = StrCat("partition=", (*first)[0].partition.value());
+  EXPECT_TRUE(fs::exists(dir_ / "topics" / "t" / partition));
+  broker.reset();
+  broker = Open();
+  std::vector<Record> out;
+  ASSERT_TRUE(broker->Read("t", (*first)[0].partition, Offset(0), 10, 1 << 20, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, "a");
+  auto info = broker->GetTopic("t");
+  ASSERT_TRUE(info.ok());
+  EXPECT_GT(info->partitions[(*first)[0].partition.value()].stats.cold.file_count, 0u);
+}
+
 TEST_F(BrokerTest, DeleteWhoseFilesCannotBeMovedBackTakesTheTopicAwayNow) {
   auto broker = Open();
   ASSERT_TRUE(broker->CreateTopic("t", 2).ok());

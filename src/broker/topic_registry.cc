@@ -191,8 +191,10 @@ absl::StatusOr<TopicInfo> TopicRegistry::Create(std::string_view name, uint32_t 
     fs_.RemoveAll(cold_dir).IgnoreError();
     return topic.status();
   }
-  absl::Status s = fs_.SyncDir(dir_.LogRoot());
-  if (s.ok()) s = fs_.SyncDir(dir_.ColdRoot());
+  // The partition directories' entries, then the topic's. Cold directories come with the
+  // first Parquet file of a partition.
+  absl::Status s = fs_.SyncDir(dir);
+  if (s.ok()) s = fs_.SyncDir(dir_.LogRoot());
   if (s.ok()) s = topic_store_.Create(meta);
   if (!s.ok()) {
     topic->reset();

@@ -111,7 +111,8 @@ absl::StatusOr<std::unique_ptr<ColdPartition>> ColdPartition::Open(
 ColdPartition::~ColdPartition() = default;
 
 absl::Status ColdPartition::Load() {
-  RETURN_IF_ERROR(fs_.CreateDirs(dir_));
+  // Created with its first file (EnsureDir): a partition that never compacted has none.
+  if (!fs_.Exists(dir_)) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<std::string> dates, fs_.ListDir(dir_));
   std::vector<ColdFile> found;
   for (const std::string& entry : dates) {
