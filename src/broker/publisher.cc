@@ -38,8 +38,21 @@ absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), 
 
 }  // namespace
 
+namespace {
+
+// The routing rule, in two steps so that the publish path hashes outside the topic's lock and
+// takes the modulo under it, where the partition count is read.
+uint64_t RoutingHash(std::string_view key, std::string_view id) {
+  return Fnv1a(key.empty() ? id : key);
+}
+uint32_t Route(uint64_t hash, uint32_t partitions) {
+  return static_cast<uint32_t>(hash % partitions);
+}
+
+}  // namespace
+
 PartitionId PartitionFor(std::string_view key, std::string_view id, uint32_t partitions) {
-  return PartitionId(static_cast<uint32_t>(Fnv1a(key.empty() ? id : key) % partitions));
+  return PartitionId(Route(RoutingHash(key, id), partitions));
 }
 
 IdGenerator::IdGenerator() {
@@ -100,7 +113,7 @@ struct Publisher::Scratch {
 
   // By position in one topic's group.
   std::vector<IdFingerprint> fingerprints;
-  std::vector<uint64_t> hashes;     // of the key, or of the id when there is no key
+  std::vector<uint64_t> hashes;     // RoutingHash
   std::vector<uint32_t> partition;  // where it is appended, or kDuplicate
 
   // By partition.
@@ -339,7 +352,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
       id = state.acks[i].assigned_id;
     }
     s.fingerprints[j] = IdFingerprint::Of(id);
-    s.hashes[j] = Fnv1a(e.key.empty() ? id : e.key);
+    s.hashes[j] = RoutingHash(e.key, id);
   }
   uint64_t dups = 0;
 
@@ -368,7 +381,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   for (size_t j = 0; j < m; ++j) {
     if (j + kPrefetchDistance < m) topic.dedupe.Prefetch(s.fingerprints[j + kPrefetchDistance]);
     AckOut& ack = state.acks[indices[j]];
-    const auto p = static_cast<uint32_t>(s.hashes[j] % n);
+    const uint32_t p = Route(s.hashes[j], n);
     if (s.next[p] == Scratch::kUnread) {
       s.next[p] = topic.parts[p]->end_offset().value();
       s.touched.push_back(p);
