@@ -53,6 +53,7 @@ class Broker::Impl {
                      : 4096;
     }
     options_.log.files = std::make_shared<log::FileCache>(fs_, max_open);
+    options_.log.dir_syncs = std::make_shared<log::DirSyncs>(fs_);
   }
 
   ~Impl() {
@@ -76,7 +77,12 @@ class Broker::Impl {
     // Before anything is read or written: a second process on the same directory would
     // overwrite the first one's files and catalog.
     ASSIGN_OR_RETURN(lock_, storage::DataDirLock::Acquire(dir.root()));
-    RETURN_IF_ERROR(fs_.CreateDirs(dir.LogRoot()));
+    if (!fs_.Exists(dir.LogRoot())) {
+      RETURN_IF_ERROR(fs_.CreateDirs(dir.LogRoot()));
+      RETURN_IF_ERROR(fs_.SyncDir(dir.root()));
+    }
+    // Topic and partition directories come with a partition's first record, which syncs them.
+    options_.log.dir_root = dir.LogRoot();
     if (options_.journal && options_.log.fsync == log::FsyncPolicy::kAlways) {
       log::JournalOptions jo;
       jo.key_root = dir.LogRoot();

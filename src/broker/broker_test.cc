@@ -606,7 +606,6 @@ TEST_F(BrokerTest, DeleteOfTheLongestNameIsAllOrNothing) {
 TEST_F(BrokerTest, ACreatedTopicHasNoColdDirectoryUntilItsFirstParquetFile) {
   auto broker = Open();
   ASSERT_TRUE(broker->CreateTopic("t", 2).ok());
-  EXPECT_TRUE(fs::exists(dir_ / "log" / "t"));
   EXPECT_FALSE(fs::exists(dir_ / "topics" / "t"));
   // A delete and a restart of a topic without one.
   ASSERT_TRUE(broker->CreateTopic("gone", 2).ok());
@@ -629,6 +628,47 @@ TEST_F(BrokerTest, ACreatedTopicHasNoColdDirectoryUntilItsFirstParquetFile) {
   auto info = broker->GetTopic("t");
   ASSERT_TRUE(info.ok());
   EXPECT_GT(info->partitions[(*first)[0].partition.value()].stats.cold.file_count, 0u);
+}
+
+TEST_F(BrokerTest, ATopicsLogDirectoriesComeWithItsFirstRecords) {
+  auto partition_dirs = [&](const std::string& topic) {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir_ / "log" / topic)) n += e.is_directory();
+    return n;
+  };
+  auto broker = Open();
+  ASSERT_TRUE(broker->CreateTopic("t", 4).ok());
+  EXPECT_FALSE(fs::exists(dir_ / "log" / "t")) << "a created topic is its catalog entry only";
+  auto first = Publish(*broker, {Event("t", "a")});
+  ASSERT_TRUE(first.ok());
+  const std::string p = std::to_string((*first)[0].partition.value());
+  EXPECT_EQ(partition_dirs("t"), 1u);
+  EXPECT_TRUE(fs::exists(dir_ / "log" / "t" / p));
+  // Partitions added later start the same way.
+  ASSERT_TRUE(broker->AddPartitions("t", 6).ok());
+  EXPECT_EQ(partition_dirs("t"), 1u);
+  // A topic never written lives through a restart, and deletes like any other.
+  ASSERT_TRUE(broker->CreateTopic("empty", 2).ok());
+  ASSERT_TRUE(broker->CreateTopic("gone", 2).ok());
+  broker.reset();
+  broker = Open();
+  EXPECT_FALSE(fs::exists(dir_ / "log" / "empty"));
+  ASSERT_TRUE(broker->GetTopic("empty").ok());
+  ASSERT_TRUE(broker->DeleteTopic("gone").ok());
+  std::vector<Record> out;
+  ASSERT_TRUE(broker->Read("t", (*first)[0].partition, Offset(0), 10, 1 << 20, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, "a");
+  ASSERT_TRUE(broker->DeleteTopic("t").ok());
+  EXPECT_FALSE(fs::exists(dir_ / "log" / "t"));
+  broker.reset();
+  broker = Open();
+  EXPECT_EQ(broker->GetTopic("t").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker->GetTopic("gone").status().code(), absl::StatusCode::kNotFound);
+  auto empty = broker->GetTopic("empty");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->partition_count, 2u);
+  ASSERT_TRUE(Publish(*broker, {Event("empty", "x")}).ok());
 }
 
 TEST_F(BrokerTest, DeleteWhoseFilesCannotBeMovedBackTakesTheTopicAwayNow) {
@@ -737,6 +777,30 @@ TEST_F(BrokerTest, DeleteCutShortAfterMovingTheFilesCompletesAtStart) {
   auto broker = Open();
   EXPECT_EQ(broker->GetTopic("gone").status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(broker->GetTopic("kept").ok());
+  EXPECT_FALSE(fs::exists(dir_ / "trash"));
+}
+
+TEST_F(BrokerTest, ADeleteCutShortCompletesOnlyForTheTopicItDeleted) {
+  int64_t old_created_us = 0;
+  int64_t newer_created_us = 0;
+  {
+    auto broker = Open();
+    // Never written: no files, only catalog entries.
+    auto old_info = broker->CreateTopic("old", 2);
+    auto newer_info = broker->CreateTopic("newer", 2);
+    ASSERT_TRUE(old_info.ok() && newer_info.ok());
+    old_created_us = old_info->created_at_us;
+    newer_created_us = newer_info->created_at_us;
+  }
+  // Trash entries a crash left after the move and before the catalog delete: one for "old" as
+  // it is in the catalog, one for an earlier topic named "newer" that the catalog's replaced.
+  fs::create_directories(dir_ / "trash" / "1-1" / "log");
+  fs::create_directories(dir_ / "trash" / "1-2" / "log");
+  { std::ofstream(dir_ / "trash" / "1-1" / "topic") << "old\n" << old_created_us; }
+  { std::ofstream(dir_ / "trash" / "1-2" / "topic") << "newer\n" << newer_created_us - 1; }
+  auto broker = Open();
+  EXPECT_EQ(broker->GetTopic("old").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(broker->GetTopic("newer").ok()) << "a later topic of the name stays";
   EXPECT_FALSE(fs::exists(dir_ / "trash"));
 }
 

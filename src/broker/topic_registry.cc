@@ -1,7 +1,9 @@
 #include "broker/internal/topic_registry.h"
 
 #include <algorithm>
+#include <optional>
 
+#include "absl/strings/numbers.h"
 #include "common/names.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -96,18 +98,35 @@ void TopicRegistry::SyncAll() {
 absl::Status TopicRegistry::FinishDeletes() {
   if (!fs_.Exists(dir_.TrashRoot())) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<std::string> entries, fs_.ListDir(dir_.TrashRoot()));
+  std::optional<std::vector<storage::TopicMeta>> metas;
   for (const std::string& entry : entries) {
     const std::string path = dir_.TrashEntry(entry);
     // Without its log directory, the delete never moved anything.
     if (!fs_.Exists(storage::DataDir::TrashedLog(path))) continue;
-    auto name = fs_.ReadFile(storage::DataDir::TrashedName(path));
-    if (!name.ok()) continue;
-    auto topic = TopicName::Parse(*name);
+    auto content = fs_.ReadFile(storage::DataDir::TrashedName(path));
+    if (!content.ok()) continue;
+    // "name\ncreated_at_us"; entries written before the creation time was kept hold the name.
+    const std::string_view text = *content;
+    const size_t newline = text.find('\n');
+    const std::string name(text.substr(0, newline));
+    auto topic = TopicName::Parse(name);
     if (!topic.ok()) continue;
-    if (fs_.Exists(dir_.TopicLogDir(*topic))) continue;  // moved back, or a newer topic
-    absl::Status s = topic_store_.Delete(*name);
+    if (newline == std::string_view::npos) {
+      if (fs_.Exists(dir_.TopicLogDir(*topic))) continue;  // moved back, or a newer topic
+    } else {
+      // The catalog's topic of the name must be the one deleted, not a newer one.
+      int64_t created_at_us = 0;
+      if (!absl::SimpleAtoi(Absl(text.substr(newline + 1)), &created_at_us)) continue;
+      if (!metas) {
+        ASSIGN_OR_RETURN(metas, topic_store_.List());
+      }
+      auto it = std::find_if(metas->begin(), metas->end(),
+                             [&](const storage::TopicMeta& m) { return m.name == name; });
+      if (it == metas->end() || it->created_at_us != created_at_us) continue;
+    }
+    absl::Status s = topic_store_.Delete(name);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
-    if (s.ok()) spdlog::info("topic {}: finished its delete cut short", *name);
+    if (s.ok()) spdlog::info("topic {}: finished its delete cut short", name);
   }
   return absl::OkStatus();
 }
@@ -191,11 +210,10 @@ absl::StatusOr<TopicInfo> TopicRegistry::Create(std::string_view name, uint32_t 
     fs_.RemoveAll(cold_dir).IgnoreError();
     return topic.status();
   }
-  // The partition directories' entries, then the topic's. Cold directories come with the
-  // first Parquet file of a partition.
-  absl::Status s = fs_.SyncDir(dir);
-  if (s.ok()) s = fs_.SyncDir(dir_.LogRoot());
-  if (s.ok()) s = topic_store_.Create(meta);
+  // The catalog entry is the topic. Its files come with its records: a partition's log
+  // directory (and the topic's) with its first record, which syncs their entries before a
+  // checkpoint lets the journal go; its cold directories with its first Parquet file.
+  absl::Status s = topic_store_.Create(meta);
   if (!s.ok()) {
     topic->reset();
     fs_.RemoveAll(dir).IgnoreError();
@@ -279,7 +297,10 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
                                          ToStd(s.message())));
   };
   if (absl::Status s = fs_.CreateDirs(trash); !s.ok()) return cleanup(s);
-  if (absl::Status s = fs_.WriteFileAtomic(storage::DataDir::TrashedName(trash), name); !s.ok()) {
+  // The name, and which topic of the name: a later one may have no files yet.
+  if (absl::Status s = fs_.WriteFileAtomic(storage::DataDir::TrashedName(trash),
+                                           StrCat(name, "\n", topic->created_at_us));
+      !s.ok()) {
     return cleanup(s);
   }
   // Running compaction finishes its file first and none starts after this. Before topic->mu:
@@ -294,7 +315,9 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
     // Nothing of the topic may stay in the journal only: a later topic of the same name would
     // be handed its records by a recovery. Under topic->mu, no append comes in between.
     if (options_.log.journal) failed = options_.log.journal->Checkpoint();
-    if (failed.ok()) failed = fs_.Rename(dir, trash_log);
+    // A topic never written has no log directory: an empty one in the trash marks it moved.
+    const bool has_log = fs_.Exists(dir);
+    if (failed.ok()) failed = has_log ? fs_.Rename(dir, trash_log) : fs_.CreateDirs(trash_log);
     const bool log_moved = failed.ok();
     bool cold_moved = false;
     if (failed.ok() && fs_.Exists(cold_dir)) {
@@ -305,7 +328,9 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
     if (!failed.ok()) {
       absl::Status back;
       if (cold_moved) back = fs_.Rename(trash_cold, cold_dir);
-      if (log_moved && back.ok()) back = fs_.Rename(trash_log, dir);
+      if (log_moved && back.ok()) {
+        back = has_log ? fs_.Rename(trash_log, dir) : fs_.RemoveAll(trash_log);
+      }
       undone = back.ok();
       if (!undone) {
         // Short of a broken disk, a move just made can be reversed. If not, the hot tier's
@@ -385,7 +410,7 @@ absl::StatusOr<TopicInfo> TopicRegistry::AddPartitions(std::string_view name, ui
     if (!part.ok()) return undo(part.status());
     added.push_back(std::move(*part));
   }
-  absl::Status s = fs_.SyncDir(dir);
+  absl::Status s = fs_.Exists(dir) ? fs_.SyncDir(dir) : absl::OkStatus();
   if (s.ok() && fs_.Exists(cold_dir)) s = fs_.SyncDir(cold_dir);
   if (s.ok()) s = topic_store_.SetPartitions(name, partitions);
   if (!s.ok()) return undo(s);

@@ -43,6 +43,8 @@ class JournalTest : public ::testing::Test {
     journal_ = std::move(*journal);
     LogOptions lo;
     lo.journal = journal_;
+    lo.dir_syncs = dir_syncs_;
+    lo.dir_root = (root_ / "log").string();
     for (int p = 0; p < n; ++p) {
       auto log = PartitionLog::Open(fault_, PartitionDir(p), lo, syncer_);
       ASSERT_TRUE(log.ok()) << log.status();
@@ -114,6 +116,7 @@ class JournalTest : public ::testing::Test {
   testing::FaultFs fault_;
   Syncer syncer_{2};
   std::shared_ptr<Journal> journal_;
+  std::shared_ptr<DirSyncs> dir_syncs_ = std::make_shared<DirSyncs>(fault_);
   std::vector<std::unique_ptr<PartitionLog>> logs_;
 };
 
@@ -285,6 +288,36 @@ TEST_F(JournalTest, RecoveryRestoresWhatTheSegmentsLost) {
   for (int p = 0; p < kPartitions; ++p) {
     EXPECT_EQ(Data(p), Expected(p, p == 2 ? 55 : 50)) << "partition " << p;
   }
+}
+
+TEST_F(JournalTest, APartitionDirectoryALossTookIsRestoredFromTheJournal) {
+  Start(3);
+  // Partition 2 is never written: no directory.
+  ASSERT_TRUE(Append(0, 20).get().ok());
+  ASSERT_TRUE(Append(1, 20).get().ok());
+  EXPECT_FALSE(fs::exists(PartitionDir(2)));
+  Crash();
+  // A power loss before any checkpoint: the new directory entries were never synced, so one may
+  // be gone with everything under it.
+  fs::remove_all(PartitionDir(0));
+  Start(3);
+  EXPECT_EQ(Data(0), Expected(0, 20));
+  EXPECT_EQ(Data(1), Expected(1, 20));
+  EXPECT_TRUE(Data(2).empty());
+  EXPECT_FALSE(fs::exists(PartitionDir(2)));
+  // The checkpoint after recovery syncs the restored files and their directories' entries, once
+  // for the directory both partitions are in, and deletes the journal.
+  for (int i = 0; i < 200 && JournalFiles() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(JournalFiles(), 0);
+  EXPECT_EQ(dir_syncs_->pending(), 0u);
+  Crash();
+  Start(3);
+  EXPECT_EQ(Data(0), Expected(0, 20));
+  EXPECT_EQ(Data(1), Expected(1, 20));
+  ASSERT_TRUE(Append(2, 5).get().ok());
+  EXPECT_EQ(Data(2), Expected(2, 5));
 }
 
 TEST_F(JournalTest, ACrashDuringRecoveryRecoversAgain) {

@@ -171,6 +171,13 @@ absl::Status Corrupt(const std::string& path, uint64_t position, std::string_vie
                    "; the log is damaged before its tail, so it is not truncated"));
 }
 
+// The directory `dir` is in.
+std::string ParentDir(std::string_view dir) {
+  const size_t slash = dir.rfind('/');
+  if (slash == std::string_view::npos) return ".";
+  return slash == 0 ? "/" : std::string(dir.substr(0, slash));
+}
+
 }  // namespace
 
 PartitionLog::PartitionLog(FileSystem& fs, std::string dir, LogOptions options, Syncer& syncer)
@@ -245,8 +252,11 @@ PartitionLog::~PartitionLog() {
 }
 
 absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
-  RETURN_IF_ERROR(fs_.CreateDirs(dir_));
-  ASSIGN_OR_RETURN(std::vector<std::string> names, fs_.ListDir(dir_));
+  const bool exists = fs_.Exists(dir_);
+  std::vector<std::string> names;
+  if (exists) {
+    ASSIGN_OR_RETURN(names, fs_.ListDir(dir_));
+  }
   std::vector<uint64_t> bases;
   std::vector<uint64_t> index_bases;
   for (const std::string& name : names) {
@@ -279,6 +289,7 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
     journal_end_ = replay.back().first_offset + replay.back().count;
   }
   if (bases.empty()) {
+    files_pending_ = !exists;
     RETURN_IF_ERROR(StartSegment(min_start_offset));
     next_offset_ = synced_offset_ = flushed_offset_ = min_start_offset;
     end_.store(next_offset_, std::memory_order_release);
@@ -320,6 +331,15 @@ absl::Status PartitionLog::Recover(uint64_t min_start_offset) {
 
 absl::Status PartitionLog::ReplayJournal(std::vector<JournalRecords> records) {
   if (records.empty()) return absl::OkStatus();
+  // A crash left records in the journal only: entries made since the last checkpoint, this
+  // directory's and those above it, may be in the page cache only too.
+  chain_unsynced_ = true;
+  if (options_.dir_syncs) {
+    std::vector<std::string> chain = Ancestors();
+    chain.insert(chain.begin(), dir_);
+    chain.pop_back();  // the root's own entry is not the log's to sync
+    NoteChainChanged(chain);
+  }
   // What the segment holds from the journal's first record on may be in the page cache only (a
   // crash that was not a power loss keeps it): the checkpoint after recovery syncs it.
   flushed_offset_ = std::min(flushed_offset_, journal_floor_);
@@ -479,6 +499,12 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   seg->base_offset = base_offset;
   seg->end_offset = base_offset;
   seg->path = StrCat(dir_, "/", SegmentFileName(base_offset));
+  if (files_pending_) {
+    seg->size_bytes = kSegmentHeaderBytes;
+    reserved_end_ = 0;
+    segments_.push_back(std::move(seg));
+    return absl::OkStatus();
+  }
   files_->Forget(seg->path);  // a new file: nothing cached under its path is of it
   ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, WriterOf(*seg));
   // Not synced here: the first sync of its records syncs the header with them and then the
@@ -498,6 +524,56 @@ absl::Status PartitionLog::StartSegment(uint64_t base_offset) {
   ++segments_started_;
   segments_.push_back(std::move(seg));
   return absl::OkStatus();
+}
+
+absl::Status PartitionLog::CreateFilesLocked() {
+  // The directories this adds: each is a new entry in its parent.
+  std::vector<std::string> created;
+  for (std::string d = dir_; !fs_.Exists(d);) {
+    created.push_back(d);
+    std::string up = ParentDir(d);
+    if (up == d) break;
+    d = std::move(up);
+  }
+  RETURN_IF_ERROR(fs_.CreateDirs(dir_));
+  chain_unsynced_ = true;
+  NoteChainChanged(created);
+  // The placeholder becomes the file; should that fail, it stays to try again.
+  std::shared_ptr<Segment> placeholder = std::move(segments_.back());
+  segments_.pop_back();
+  files_pending_ = false;
+  absl::Status s = StartSegment(placeholder->base_offset);
+  if (!s.ok()) {
+    files_pending_ = true;
+    segments_.push_back(std::move(placeholder));
+  }
+  return s;
+}
+
+std::vector<std::string> PartitionLog::Ancestors() const {
+  std::vector<std::string> out;
+  const std::string& root = options_.dir_root;
+  const bool under_root = !root.empty() && dir_.size() > root.size() && dir_.starts_with(root) &&
+                          dir_[root.size()] == '/';
+  for (std::string d = ParentDir(dir_);; d = ParentDir(d)) {
+    out.push_back(d);
+    if (!under_root || d.size() <= root.size() || ParentDir(d) == d) break;
+  }
+  return out;
+}
+
+void PartitionLog::NoteChainChanged(const std::vector<std::string>& created) const {
+  if (!options_.dir_syncs) return;
+  for (const std::string& d : created) options_.dir_syncs->Changed(ParentDir(d));
+}
+
+absl::Status PartitionLog::SyncDirEntries(bool chain) const {
+  if (chain) {
+    for (const std::string& up : Ancestors()) {
+      RETURN_IF_ERROR(options_.dir_syncs ? options_.dir_syncs->Sync(up) : fs_.SyncDir(up));
+    }
+  }
+  return fs_.SyncDir(dir_);
 }
 
 absl::Status PartitionLog::FlushTailLocked(uint64_t upto) const {
@@ -552,12 +628,15 @@ absl::Status PartitionLog::SealActive() {
   ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> writer, SyncWriterOf(seg));
   RETURN_IF_ERROR(writer->Truncate(seg.size_bytes));  // releases reserved space
   absl::Status s = writer->Sync();
-  if (s.ok() && dir_synced_at_ < segments_started_) s = fs_.SyncDir(dir_);
+  if (s.ok() && (dir_synced_at_ < segments_started_ || chain_unsynced_)) {
+    s = SyncDirEntries(chain_unsynced_);
+  }
   if (!s.ok()) {
     failed_ = s;
     return s;
   }
   dir_synced_at_ = segments_started_;
+  chain_unsynced_ = false;
   seg.sealed = true;
   pinned_writer_.reset();
   files_->ForgetWriter(seg.path);
@@ -597,6 +676,7 @@ absl::StatusOr<uint64_t> PartitionLog::Append(absl::Span<const RecordView> recor
 absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t count,
                                               int64_t now_us, bool journal) {
   const size_t batch_bytes = frames.size();
+  if (files_pending_) RETURN_IF_ERROR(CreateFilesLocked());
   Segment* active = segments_.back().get();
   bool roll = active->sealed ||
               (!active->empty() &&
@@ -771,6 +851,7 @@ void PartitionLog::RunSync() {
     uint64_t from = 0;
     uint64_t started = 0;  // segments started as of `target`
     bool sync_dir = false;  // one of them has a directory entry not yet synced
+    bool sync_parent = false;  // so has the directory itself, or one above it
     bool finished = false;
     std::vector<Waiter> ready;
     {
@@ -785,7 +866,8 @@ void PartitionLog::RunSync() {
         target = next_offset_;
         from = synced_offset_;
         started = segments_started_;
-        sync_dir = dir_synced_at_ < started;
+        sync_parent = chain_unsynced_;
+        sync_dir = dir_synced_at_ < started || sync_parent;
         if (const Segment& active = *segments_.back(); active.sealed) {
           // The active segment was sealed (and synced by the seal) and no new one could be
           // started: everything written is durable.
@@ -805,7 +887,7 @@ void PartitionLog::RunSync() {
     if (!writer && open_error.ok()) continue;
     const int64_t start = MonotonicNanos();
     absl::Status s = writer ? writer->Sync() : open_error;
-    if (s.ok() && sync_dir) s = fs_.SyncDir(dir_);
+    if (s.ok() && sync_dir) s = SyncDirEntries(sync_parent);
     const double seconds = static_cast<double>(MonotonicNanos() - start) / 1e9;
     std::vector<Waiter> failed;
     {
@@ -813,6 +895,7 @@ void PartitionLog::RunSync() {
       absl::MutexLock lock(&mu_);
       if (s.ok()) {
         if (sync_dir) dir_synced_at_ = std::max(dir_synced_at_, started);
+        if (sync_parent) chain_unsynced_ = false;
         synced_offset_ = std::max(synced_offset_, target);
         flushed_offset_ = std::max(flushed_offset_, target);
         if (synced_offset_ >= next_offset_) pinned_writer_.reset();
@@ -839,12 +922,14 @@ absl::Status PartitionLog::Sync() {
   uint64_t target;
   uint64_t started;
   bool sync_dir;
+  bool sync_parent;
   {
     absl::MutexLock lock(&mu_);
     if (!failed_.ok()) return failed_;
     target = next_offset_;
     started = segments_started_;
-    sync_dir = dir_synced_at_ < started;
+    sync_parent = chain_unsynced_;
+    sync_dir = dir_synced_at_ < started || sync_parent;
     if (segments_.back()->sealed || flushed_offset_ >= target) return absl::OkStatus();
     if (member_) {
       RETURN_IF_ERROR(WaitTailDurableLocked());
@@ -853,7 +938,7 @@ absl::Status PartitionLog::Sync() {
     ASSIGN_OR_RETURN(writer, SyncWriterOf(*segments_.back()));
   }
   absl::Status s = writer->Sync();
-  if (s.ok() && sync_dir) s = fs_.SyncDir(dir_);
+  if (s.ok() && sync_dir) s = SyncDirEntries(sync_parent);
   Deferred ready;
   absl::MutexLock lock(&mu_);
   if (!s.ok()) {
@@ -862,6 +947,7 @@ absl::Status PartitionLog::Sync() {
     return s;
   }
   if (sync_dir) dir_synced_at_ = std::max(dir_synced_at_, started);
+  if (sync_parent) chain_unsynced_ = false;
   synced_offset_ = std::max(synced_offset_, target);
   flushed_offset_ = std::max(flushed_offset_, target);
   if (synced_offset_ >= next_offset_) pinned_writer_.reset();

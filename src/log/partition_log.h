@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "common/fs.h"
+#include "log/dir_syncs.h"
 #include "log/file_cache.h"
 #include "log/format.h"
 #include "log/journal.h"
@@ -55,6 +56,13 @@ struct LogOptions {
   // With fsync always: the journal that acknowledges appends (see journal.h); segments are then
   // synced by its checkpoints. Null: each partition syncs its own segment per acknowledgement.
   std::shared_ptr<Journal> journal;
+  // The directory partition directories are made under, topic directories between: the entries
+  // a partition's first record adds up to it are synced with that record. Empty: the partition
+  // directory's parent only.
+  std::string dir_root;
+  // Directories with new entries, each synced once for all the partitions made in it. Null:
+  // each log syncs the directories above it itself.
+  std::shared_ptr<DirSyncs> dir_syncs;
 };
 
 // A segment as the compactor sees it.
@@ -209,6 +217,14 @@ class PartitionLog : private JournalClient {
   absl::Status LoadSealedSegment(Segment& seg, uint64_t expected_end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StartSegment(uint64_t base_offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates the directory and the active segment's file of a partition never written.
+  absl::Status CreateFilesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes the directory's entries durable, and with `chain` its own entry and those above it.
+  absl::Status SyncDirEntries(bool chain) const;
+  // The directories above this log's, up to dir_root.
+  std::vector<std::string> Ancestors() const;
+  // Marks the directories above this log's as holding new entries.
+  void NoteChainChanged(const std::vector<std::string>& created) const;
   absl::Status SealActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes the tail's records below `upto` that are durable in the journal to the active
   // segment (a failure fails the partition).
@@ -294,6 +310,12 @@ class PartitionLog : private JournalClient {
   // new segment's header and entry are synced by the first sync of its records.
   uint64_t segments_started_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dir_synced_at_ ABSL_GUARDED_BY(mu_) = 0;
+  // A partition never written has no directory: its first record creates it and the active
+  // segment's file, which until then exists in memory only.
+  bool files_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // This log created its directory, or recovered records a crash left in the journal only: the
+  // directory and the entries above it (up to dir_root) are synced with the next records.
+  bool chain_unsynced_ ABSL_GUARDED_BY(mu_) = false;
   // The active segment's writer while it has written records not yet synced (fsync always or
   // interval): held past the FileCache's eviction, so that the sync runs on the descriptor
   // that wrote them.

@@ -376,16 +376,40 @@ TEST_F(PartitionLogTest, ANewSegmentIsSyncedWithItsFirstRecordsNotBefore) {
   EXPECT_EQ(fault_.dir_sync_count(), 0u);
   ASSERT_TRUE(AppendAcked(*log, 2).ok());
   EXPECT_GE(fault_.sync_count(), 1u);
-  EXPECT_EQ(fault_.dir_sync_count(), 1u) << "the segment's entry, before the acknowledgement";
+  EXPECT_EQ(fault_.dir_sync_count(), 2u)
+      << "the segment's entry and the partition directory's, before the acknowledgement";
   ASSERT_TRUE(AppendAcked(*log, 2, 2).ok());
-  EXPECT_EQ(fault_.dir_sync_count(), 1u) << "once per segment";
+  EXPECT_EQ(fault_.dir_sync_count(), 2u) << "once per segment";
   // A roll: the sealed segment and the new one's entry are synced once more each.
   ASSERT_TRUE(log->Seal(INT64_MAX).ok());
   ASSERT_TRUE(AppendAcked(*log, 2, 4).ok());
-  EXPECT_EQ(fault_.dir_sync_count(), 2u);
+  EXPECT_EQ(fault_.dir_sync_count(), 3u);
   log.reset();
   log = Open();
   EXPECT_EQ(ReadAll(*log).size(), 6u);
+}
+
+TEST_F(PartitionLogTest, APartitionNeverWrittenHasNoFilesUntilItsFirstRecord) {
+  auto log = Open();
+  EXPECT_FALSE(fs::exists(dir_)) << "opening a new partition creates nothing on disk";
+  EXPECT_TRUE(ReadAll(*log).empty());
+  ASSERT_TRUE(log->Sync().ok());
+  ASSERT_TRUE(log->ReleaseIdle(INT64_MAX).ok());
+  EXPECT_EQ(log->Stats().end_offset, 0u);
+  log.reset();
+  EXPECT_FALSE(fs::exists(dir_)) << "nor does closing it";
+  log = Open();
+  EXPECT_FALSE(fs::exists(dir_));
+  ASSERT_TRUE(AppendAcked(*log, 3).ok());
+  EXPECT_TRUE(fs::exists(SegmentPath(0)));
+  EXPECT_EQ(ReadAll(*log).size(), 3u);
+  log.reset();
+  log = Open();
+  const auto records = ReadAll(*log);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[2].offset.value(), 2u);
+  ASSERT_TRUE(AppendAcked(*log, 1, 3).ok());
+  EXPECT_EQ(ReadAll(*log).size(), 4u);
 }
 
 TEST_F(PartitionLogTest, ShortWriteIsUndone) {
