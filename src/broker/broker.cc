@@ -89,6 +89,8 @@ class Broker::Impl {
       jo.file_bytes = options_.journal_file_bytes;
       jo.checkpoint_ms = options_.journal_checkpoint_ms;
       jo.sync_threads = options_.sync_threads;
+      jo.sync_fs_path = dir.root();
+      jo.dir_syncs = options_.log.dir_syncs;
       jo.on_sync = [this](double seconds, uint64_t records) {
         probe_.ObserveSync(seconds, records);
       };

@@ -60,6 +60,9 @@ class FileSystem {
   virtual absl::Status RemoveAll(const std::string& path) = 0;
   virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
   virtual absl::Status SyncDir(const std::string& dir) = 0;
+  // Makes everything written to the file system holding `path` durable, data and metadata of
+  // every file (syncfs(2)); fails if any writeback on it failed since the last call.
+  virtual absl::Status SyncFileSystem(const std::string& path) = 0;
   virtual bool Exists(const std::string& path) = 0;
 };
 

@@ -236,16 +236,27 @@ class PosixFs final : public FileSystem {
   }
 
   absl::Status SyncDir(const std::string& dir) override {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ErrnoToStatus(errno, StrCat("open ", dir));
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return ErrnoToStatus(err, StrCat("fsync ", dir));
-    return absl::OkStatus();
+    return SyncOpened(dir, O_DIRECTORY, ::fsync, "fsync");
+  }
+
+  absl::Status SyncFileSystem(const std::string& path) override {
+    return SyncOpened(path, 0, ::syncfs, "syncfs");
   }
 
   bool Exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+
+ private:
+  // `sync` (fsync, syncfs) on `path` opened read-only.
+  static absl::Status SyncOpened(const std::string& path, int flags, int (*sync)(int),
+                                 std::string_view what) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
+    if (fd < 0) return ErrnoToStatus(errno, StrCat("open ", path));
+    int rc = sync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoToStatus(err, StrCat(what, " ", path));
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace

@@ -25,6 +25,16 @@ absl::Status DirSyncs::Sync(const std::string& dir) {
   return absl::OkStatus();
 }
 
+uint64_t DirSyncs::Mark() const {
+  absl::MutexLock lock(&mu_);
+  return changes_;
+}
+
+void DirSyncs::SyncedUpTo(uint64_t mark) {
+  absl::MutexLock lock(&mu_);
+  absl::erase_if(changed_, [mark](const auto& entry) { return entry.second <= mark; });
+}
+
 size_t DirSyncs::pending() const {
   absl::MutexLock lock(&mu_);
   return changed_.size();

@@ -29,6 +29,10 @@ class DirSyncs {
 
   // Directories with changes not yet synced.
   size_t pending() const;
+  // The number of the last change so far; after a sync of the whole file system that started
+  // later, SyncedUpTo(it) forgets every change up to it.
+  uint64_t Mark() const;
+  void SyncedUpTo(uint64_t mark);
 
  private:
   FileSystem& fs_;

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/fs.h"
 #include "common/worker_pool.h"
+#include "log/dir_syncs.h"
 
 namespace nodata::log {
 
@@ -42,6 +43,13 @@ struct JournalOptions {
   std::function<void(double seconds, uint64_t records)> on_sync;
   // Called after each checkpoint with its duration and how many partitions it synced.
   std::function<void(double seconds, uint64_t partitions)> on_checkpoint;
+  // Set: a checkpoint over at least `whole_fs_members` partitions writes their tails out and
+  // syncs the file system holding this path once (syncfs), instead of an fdatasync per
+  // partition; the partitions' directories must be on that file system.
+  std::string sync_fs_path;
+  size_t whole_fs_members = 256;
+  // Told of the whole file system's syncs (may be null).
+  std::shared_ptr<DirSyncs> dir_syncs;
 };
 
 // What the journal calls back: a partition. Calls come from the journal's threads.
@@ -54,6 +62,11 @@ class JournalClient {
   virtual void JournalFailed(const absl::Status& status) = 0;
   // Syncs the client's segments: the journal's copy of its appends is then no longer needed.
   virtual absl::Status JournalCheckpoint() = 0;
+  // For a checkpoint that syncs the whole file system instead: writes out what only memory and
+  // the journal hold, without syncing it...
+  virtual absl::Status JournalWriteOut() = 0;
+  // ...and once the file system was synced after that, takes what was written out as durable.
+  virtual void JournalWrittenOutDurable() = 0;
 };
 
 // Records of one partition that recovery found in the journal.
@@ -68,6 +81,7 @@ struct JournalStats {
   uint64_t bytes = 0;           // bytes in them
   uint64_t syncs = 0;           // fdatasyncs of the journal so far
   uint64_t checkpoints = 0;     // checkpoints completed so far
+  uint64_t whole_fs_checkpoints = 0;  // of them, those that synced the file system once
   uint64_t recovered_entries = 0;
 };
 

@@ -38,6 +38,7 @@ class JournalTest : public ::testing::Test {
   // Opens the journal and `n` partitions (recovering what is there), as a start does.
   void Start(int n, JournalOptions options = {}) {
     options.key_root = (root_ / "log").string();
+    options.dir_syncs = dir_syncs_;
     auto journal = Journal::Open(fault_, (root_ / "journal").string(), options);
     ASSERT_TRUE(journal.ok()) << journal.status();
     journal_ = std::move(*journal);
@@ -58,6 +59,14 @@ class JournalTest : public ::testing::Test {
   void Crash() {
     logs_.clear();
     journal_.reset();
+  }
+
+  // Checkpoints over 4 partitions or more sync the file system once.
+  JournalOptions WholeFileSystemSyncs() const {
+    JournalOptions options;
+    options.sync_fs_path = root_.string();
+    options.whole_fs_members = 4;
+    return options;
   }
 
   std::string PartitionDir(int p) const { return (root_ / "log" / "t" / std::to_string(p)).string(); }
@@ -318,6 +327,54 @@ TEST_F(JournalTest, APartitionDirectoryALossTookIsRestoredFromTheJournal) {
   EXPECT_EQ(Data(1), Expected(1, 20));
   ASSERT_TRUE(Append(2, 5).get().ok());
   EXPECT_EQ(Data(2), Expected(2, 5));
+}
+
+TEST_F(JournalTest, ACheckpointOverManyPartitionsSyncsTheFileSystemOnce) {
+  constexpr int kPartitions = 6;
+  const JournalOptions options = WholeFileSystemSyncs();
+  Start(kPartitions, options);
+  for (int p = 0; p < kPartitions; ++p) ASSERT_TRUE(Append(p, 30).get().ok());
+  const uint64_t file_syncs = fault_.sync_count();
+  const uint64_t dir_syncs = fault_.dir_sync_count();
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_EQ(fault_.fs_sync_count(), 1u);
+  EXPECT_EQ(fault_.sync_count(), file_syncs) << "no fdatasync per partition";
+  EXPECT_EQ(fault_.dir_sync_count(), dir_syncs);
+  EXPECT_EQ(dir_syncs_->pending(), 0u) << "the new directories were synced with the rest";
+  EXPECT_EQ(journal_->Stats().whole_fs_checkpoints, 1u);
+  EXPECT_EQ(JournalFiles(), 0);
+  // Nothing new: nothing to sync.
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_EQ(fault_.fs_sync_count(), 1u);
+  // Fewer partitions than the threshold: each syncs its own files.
+  ASSERT_TRUE(Append(0, 5, 30).get().ok());
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_EQ(fault_.fs_sync_count(), 1u);
+  EXPECT_GT(fault_.sync_count(), file_syncs);
+  // The segments hold everything: a restart replays nothing.
+  Crash();
+  Start(kPartitions, options);
+  for (int p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(Data(p), Expected(p, p == 0 ? 35 : 30)) << "partition " << p;
+    EXPECT_EQ(logs_[p]->recovery().replayed_records, 0u) << "partition " << p;
+  }
+}
+
+TEST_F(JournalTest, AFailedFileSystemSyncKeepsTheJournal) {
+  constexpr int kPartitions = 5;
+  const JournalOptions options = WholeFileSystemSyncs();
+  Start(kPartitions, options);
+  for (int p = 0; p < kPartitions; ++p) ASSERT_TRUE(Append(p, 20).get().ok());
+  fault_.SetFailSync(true);
+  EXPECT_FALSE(journal_->Checkpoint().ok());
+  fault_.SetFailSync(false);
+  EXPECT_GT(JournalFiles(), 0) << "kept for a restart to replay";
+  // The next checkpoint writes out and syncs again.
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_EQ(JournalFiles(), 0);
+  Crash();
+  Start(kPartitions, options);
+  for (int p = 0; p < kPartitions; ++p) EXPECT_EQ(Data(p), Expected(p, 20)) << "partition " << p;
 }
 
 TEST_F(JournalTest, ACrashDuringRecoveryRecoversAgain) {

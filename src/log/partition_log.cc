@@ -997,6 +997,31 @@ absl::Status PartitionLog::JournalCheckpoint() {
   return Sync();
 }
 
+absl::Status PartitionLog::JournalWriteOut() {
+  absl::MutexLock lock(&mu_);
+  written_out_.reset();
+  if (retired_) return absl::OkStatus();  // its files went with its topic
+  if (!failed_.ok()) return failed_;
+  const uint64_t target = next_offset_;
+  if (segments_.back()->sealed || flushed_offset_ >= target) return absl::OkStatus();
+  RETURN_IF_ERROR(WaitTailDurableLocked());
+  RETURN_IF_ERROR(FlushTailLocked(target));
+  written_out_ = WrittenOut{target, segments_started_, chain_unsynced_};
+  return absl::OkStatus();
+}
+
+void PartitionLog::JournalWrittenOutDurable() {
+  absl::MutexLock lock(&mu_);
+  if (!written_out_) return;
+  const WrittenOut w = *written_out_;
+  written_out_.reset();
+  dir_synced_at_ = std::max(dir_synced_at_, w.started);
+  if (w.chain) chain_unsynced_ = false;
+  synced_offset_ = std::max(synced_offset_, w.target);
+  flushed_offset_ = std::max(flushed_offset_, w.target);
+  if (synced_offset_ >= next_offset_) pinned_writer_.reset();
+}
+
 absl::Status PartitionLog::MaybeRollByAge(int64_t now_us) {
   Deferred ready;
   absl::MutexLock lock(&mu_);

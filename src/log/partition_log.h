@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -213,6 +214,8 @@ class PartitionLog : private JournalClient {
   void JournalDurable(uint64_t end_offset) override;
   void JournalFailed(const absl::Status& status) override;
   absl::Status JournalCheckpoint() override;
+  absl::Status JournalWriteOut() override;
+  void JournalWrittenOutDurable() override;
   absl::Status RecoverLastSegment(Segment& seg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadSealedSegment(Segment& seg, uint64_t expected_end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -316,6 +319,13 @@ class PartitionLog : private JournalClient {
   // This log created its directory, or recovered records a crash left in the journal only: the
   // directory and the entries above it (up to dir_root) are synced with the next records.
   bool chain_unsynced_ ABSL_GUARDED_BY(mu_) = false;
+  // What JournalWriteOut wrote out, durable once the file system is synced.
+  struct WrittenOut {
+    uint64_t target;   // the end offset
+    uint64_t started;  // segments started
+    bool chain;        // with the directory entries above
+  };
+  std::optional<WrittenOut> written_out_ ABSL_GUARDED_BY(mu_);
   // The active segment's writer while it has written records not yet synced (fsync always or
   // interval): held past the FileCache's eviction, so that the sync runs on the descriptor
   // that wrote them.

@@ -102,4 +102,10 @@ absl::Status FaultFs::Rename(const std::string& from, const std::string& to) {
   return base_.Rename(from, to);
 }
 
+absl::Status FaultFs::SyncFileSystem(const std::string& path) {
+  if (fail_sync_.load()) return ErrnoToStatus(EIO, "syncfs " + path);
+  fs_sync_count_.fetch_add(1);
+  return base_.SyncFileSystem(path);
+}
+
 }  // namespace nodata::testing

@@ -60,6 +60,9 @@ class FaultFs final : public FileSystem {
     dir_sync_count_.fetch_add(1);
     return base_.SyncDir(dir);
   }
+  // Fails with EIO while SetFailSync is set, like a file's Sync.
+  absl::Status SyncFileSystem(const std::string& path) override;
+  uint64_t fs_sync_count() const { return fs_sync_count_.load(); }
   bool Exists(const std::string& path) override { return base_.Exists(path); }
 
  private:
@@ -72,6 +75,7 @@ class FaultFs final : public FileSystem {
   std::atomic<int64_t> renames_left_{-1};
   std::atomic<uint64_t> sync_count_{0};
   std::atomic<uint64_t> dir_sync_count_{0};
+  std::atomic<uint64_t> fs_sync_count_{0};
   absl::Mutex hold_mu_;
   std::string hold_suffix_ ABSL_GUARDED_BY(hold_mu_);
   int held_ ABSL_GUARDED_BY(hold_mu_) = 0;
