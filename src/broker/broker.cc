@@ -108,12 +108,11 @@ class Broker::Impl {
     topics_ = std::make_unique<TopicRegistry>(options_, fs_, catalog_->topics(), probe_,
                                               coordinator_);
     RETURN_IF_ERROR(topics_->Open());
-    if (options_.log.journal) options_.log.journal->RecoveryDone();
     // Serving starts now; publishes to each topic wait until its dedupe state is restored.
     dedupe_ = std::make_unique<DedupeStore>(options_, fs_, *topics_);
     dedupe_->Start(topics_->All());
     groups_ = std::make_unique<GroupManager>(*topics_, catalog_->offsets(), coordinator_, probe_);
-    publisher_ = std::make_unique<Publisher>(options_, *topics_);
+    publisher_ = std::make_unique<Publisher>(options_, *topics_, *dedupe_);
     maintenance_ = std::make_unique<Maintenance>(options_, *topics_, probe_);
     maintenance_->Start();
     return absl::OkStatus();
@@ -169,14 +168,19 @@ absl::StatusOr<TopicInfo> Broker::GetTopic(std::string_view name) {
 }
 std::vector<TopicInfo> Broker::ListTopics() {
   std::vector<TopicInfo> out;
-  for (const auto& topic : impl_->topics_->All()) out.push_back(impl_->topics_->Describe(*topic));
+  for (const auto& topic : impl_->topics_->All()) {
+    // Topics a start has not opened yet are opened for their figures; one that cannot be opened
+    // is listed without partitions (naming it answers the error).
+    impl_->topics_->EnsureOpen(*topic).IgnoreError();
+    out.push_back(impl_->topics_->Describe(*topic));
+  }
   std::sort(out.begin(), out.end(),
             [](const TopicInfo& a, const TopicInfo& b) { return a.name < b.name; });
   return out;
 }
 absl::Status Broker::DeleteTopic(std::string_view name) { return impl_->topics_->Delete(name); }
 std::optional<int64_t> Broker::TopicCreatedAt(std::string_view name) {
-  auto topic = impl_->topics_->Find(name);
+  auto topic = impl_->topics_->Lookup(name);
   if (!topic.ok()) return std::nullopt;
   return (*topic)->created_at_us;
 }

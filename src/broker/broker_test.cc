@@ -889,6 +889,58 @@ std::optional<double> Gauge(prometheus::Registry& registry, const std::string& n
   return std::nullopt;
 }
 
+TEST_F(BrokerTest, ADamagedPartitionFailsItsOwnTopicNotTheStart) {
+  {
+    auto broker = Open();
+    ASSERT_TRUE(broker->CreateTopic("good", 1).ok());
+    ASSERT_TRUE(broker->CreateTopic("bad", 1).ok());
+    ASSERT_TRUE(Publish(*broker, {Event("good", "g1"), Event("bad", "b1"), Event("bad", "b2"),
+                                  Event("bad", "b3")})
+                    .ok());
+  }
+  // The first of three records damaged, the two after it intact: not a torn tail, so the
+  // partition cannot be opened (DATA_LOSS) rather than cut.
+  const fs::path segment = dir_ / "log" / "bad" / "0" / "00000000000000000000.log";
+  ASSERT_TRUE(fs::exists(segment));
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(32 + 12);
+    f.put('\xff');
+  }
+  auto broker = Open();  // the start does not open partitions, so it does not fail
+  ASSERT_NE(broker, nullptr);
+  auto bad = broker->GetTopic("bad");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss) << bad.status();
+  auto published = Publish(*broker, {Event("bad", "b4")});
+  EXPECT_EQ(published.status().code(), absl::StatusCode::kDataLoss) << published.status();
+  std::vector<Record> out;
+  EXPECT_EQ(broker->Read("bad", PartitionId(0), Offset(0), 10, 1 << 20, &out).code(),
+            absl::StatusCode::kDataLoss);
+
+  // The other topic serves as before.
+  auto acks = Publish(*broker, {Event("good", "g2"), Event("good", "g1")});
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  EXPECT_TRUE((*acks)[1].duplicate);
+  out.clear();
+  ASSERT_TRUE(broker->Read("good", PartitionId(0), Offset(0), 10, 1 << 20, &out).ok());
+  EXPECT_EQ(out.size(), 2u);
+
+  // Listed without partitions; and it can be deleted, and its name used again.
+  std::vector<TopicInfo> list = broker->ListTopics();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].name, "bad");
+  EXPECT_EQ(list[0].partition_count, 1u);
+  EXPECT_TRUE(list[0].partitions.empty());
+  EXPECT_EQ(list[1].partitions.size(), 1u);
+  ASSERT_TRUE(broker->DeleteTopic("bad").ok());
+  EXPECT_EQ(broker->GetTopic("bad").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(broker->CreateTopic("bad", 1).ok());
+  ASSERT_TRUE(Publish(*broker, {Event("bad", "b1")}).ok());
+  auto again = broker->GetTopic("bad");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->partitions[0].stats.end_offset, Offset(1));
+}
+
 TEST_F(BrokerTest, GaugesAreSetByTheScrapeNotByQueries) {
   auto broker = Open();
   ASSERT_TRUE(broker->CreateTopic("t", 1).ok());

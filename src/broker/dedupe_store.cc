@@ -168,8 +168,42 @@ DedupeStore::DedupeStore(const BrokerOptions& options, FileSystem& fs, TopicRegi
 
 DedupeStore::~DedupeStore() { Stop(); }
 
-void DedupeStore::Start(std::vector<std::shared_ptr<Topic>> opened) {
-  thread_ = std::thread([this, opened = std::move(opened)]() mutable { Run(std::move(opened)); });
+void DedupeStore::Start(std::vector<std::shared_ptr<Topic>> loaded) {
+  thread_ = std::thread([this, loaded = std::move(loaded)]() mutable { Run(std::move(loaded)); });
+}
+
+void DedupeStore::AwaitRestored(Topic& topic) {
+  if (!topic.dedupe_pending.load(std::memory_order_acquire)) return;
+  if (Claim(topic)) RestoreClaimed(topic);
+}
+
+bool DedupeStore::Claim(Topic& topic) {
+  absl::MutexLock lock(&topic.mu);
+  if (topic.dedupe_restored || topic.dedupe_restoring) return false;
+  topic.dedupe_restoring = true;
+  return true;
+}
+
+void DedupeStore::RestoreClaimed(Topic& topic) {
+  absl::Status status = stopping() ? absl::UnavailableError("the server is stopping")
+                                   : topics_.EnsureOpen(topic);
+  if (status.ok()) {
+    // (An open's error is logged by the open.)
+    status = Restore(topic);
+    if (!status.ok() && status.code() != absl::StatusCode::kUnavailable) {
+      spdlog::error("topic {}: its dedupe state could not be restored: {}", topic.name,
+                    ToStd(status.message()));
+    }
+  }
+  absl::MutexLock lock(&topic.mu);
+  if (!status.ok()) {
+    topic.dedupe_status = absl::Status(
+        status.code(), StrCat("topic ", topic.name, ": its dedupe state could not be restored: ",
+                              ToStd(status.message())));
+  }
+  topic.dedupe_restored = true;
+  topic.dedupe_restoring = false;
+  topic.dedupe_pending.store(false, std::memory_order_release);
 }
 
 void DedupeStore::StopThread() {
@@ -187,28 +221,23 @@ void DedupeStore::Stop() {
   if (options_.dedupe_checkpoint_ms > 0) CheckpointAll(1, NowMicros() + kStopBudgetUs);
 }
 
-void DedupeStore::Run(std::vector<std::shared_ptr<Topic>> opened) {
+void DedupeStore::Run(std::vector<std::shared_ptr<Topic>> loaded) {
   const int64_t start = NowMicros();
-  for (const std::shared_ptr<Topic>& topic : opened) {
-    absl::Status status = stopping() ? absl::UnavailableError("the server is stopping")
-                                     : Restore(*topic);
-    if (status.ok()) continue;
-    if (status.code() != absl::StatusCode::kUnavailable) {
-      spdlog::error("topic {}: its dedupe state could not be restored: {}", topic->name,
-                    ToStd(status.message()));
-    }
-    absl::MutexLock lock(&topic->mu);
-    topic->dedupe_status = absl::Status(
-        status.code(), StrCat("topic ", topic->name, ": its dedupe state could not be restored: ",
-                              ToStd(status.message())));
-    topic->dedupe_restored = true;
+  topics_.TakeJournal([this] { return stopping(); });
+  // Even once stopping: every topic left gets its answer (UNAVAILABLE).
+  for (const std::shared_ptr<Topic>& topic : loaded) {
+    if (Claim(*topic)) RestoreClaimed(*topic);
   }
-  if (!opened.empty()) {
+  // Those a publish took over, too.
+  for (const std::shared_ptr<Topic>& topic : loaded) {
+    absl::MutexLock lock(&topic->mu, absl::Condition(&topic->dedupe_restored));
+  }
+  if (!loaded.empty()) {
     spdlog::info("dedupe state of {} topics restored in {} ms: {} ids from checkpoints, {} from "
-                 "the log", opened.size(), (NowMicros() - start) / 1000, from_checkpoints_,
-                 from_logs_);
+                 "the log", loaded.size(), (NowMicros() - start) / 1000, from_checkpoints_.load(),
+                 from_logs_.load());
   }
-  opened.clear();
+  loaded.clear();
   if (options_.dedupe_checkpoint_ms <= 0) return;
   for (;;) {
     {
@@ -320,10 +349,10 @@ absl::Status DedupeStore::Restore(Topic& topic) {
   {
     absl::MutexLock lock(&topic.mu);
     topic.dedupe.Expire(now);
+    topic.dedupe_checkpointed = read.ok() ? loaded : 0;
     topic.dedupe_restored = true;
     inserted = topic.dedupe.inserted();
   }
-  topic.dedupe_checkpointed = read.ok() ? loaded : 0;
   from_checkpoints_ += loaded;
   from_logs_ += inserted - loaded;
   spdlog::debug("topic {}: dedupe state restored in {} µs: {} ids from {}, {} from the log",

@@ -115,6 +115,7 @@ void Maintenance::MaintenanceLoop() {
     if (now_ms - last_pass_ms < options_.maintenance_period_ms) continue;
     last_pass_ms = now_ms;
     for (const auto& topic : topics_.All()) {
+      if (!topic->is_open()) continue;  // until a start's open reaches it (DedupeStore)
       absl::Status s = MaintainTopic(*topic, /*flush=*/false);
       if (!s.ok()) spdlog::warn("{} (retried at the next pass)", ToStd(s.message()));
     }
@@ -145,6 +146,7 @@ void Maintenance::HousekeepingLoop() {
       last_roll_check = now_ms;
       const int64_t now_us = NowMicros();
       for (const auto& topic : topics_.All()) {
+        if (!topic->is_open()) continue;
         for (uint32_t p = 0; p < topic->count(); ++p) {
           topic->parts[p]->MaybeRollByAge(now_us).IgnoreError();
           topic->parts[p]->ReleaseIdle(now_us).IgnoreError();

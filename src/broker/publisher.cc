@@ -356,7 +356,9 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   }
   uint64_t dups = 0;
 
-  // A topic opened at start takes publishes once its dedupe state is restored.
+  // A topic opened at start takes publishes once its dedupe state is restored: here, unless the
+  // restore is under way on another thread (then this waits for it).
+  dedupe_.AwaitRestored(topic);
   absl::MutexLock lock(&topic.mu, absl::Condition(&topic.dedupe_restored));
   if (topic.deleted) return absl::NotFoundError(StrCat("topic \"", topic.name, "\" was deleted"));
   if (!topic.dedupe_status.ok()) return topic.dedupe_status;

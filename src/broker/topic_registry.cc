@@ -43,12 +43,17 @@ absl::Status TopicRegistry::Open() {
   ASSIGN_OR_RETURN(std::vector<storage::TopicMeta> metas, topic_store_.List());
   absl::flat_hash_map<std::string, bool> known;
   for (const auto& meta : metas) {
-    ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, OpenTopic(meta));
+    ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, MakeTopic(meta));
     {
       // Its dedupe state is restored by DedupeStore; publishing waits until then.
       absl::MutexLock lock(&topic->mu);
       topic->dedupe_restored = false;
     }
+    topic->dedupe_pending.store(true, std::memory_order_release);
+    // Topics open when first needed, or behind the serving (DedupeStore), so that a start
+    // costs little per partition. Those with partitions holding records that only the journal
+    // has come first there: the journal keeps its files until they took them (TakeJournal).
+    if (HoldsJournaled(*topic)) journaled_.push_back(topic);
     known[meta.name] = true;
     absl::MutexLock lock(&topics_mu_);
     topics_[meta.name] = std::move(topic);
@@ -67,6 +72,90 @@ absl::Status TopicRegistry::Open() {
       RETURN_IF_ERROR(fs_.RemoveAll(storage::DataDir::Child(dir_.ColdRoot(), dir)));
     }
   }
+  if (journaled_.empty()) {
+    if (options_.log.journal) options_.log.journal->RecoveryDone();
+    absl::MutexLock lock(&journal_mu_);
+    journal_taken_ = true;
+  } else {
+    spdlog::info("{} topics, {} of them holding records in the journal", metas.size(),
+                 journaled_.size());
+  }
+  return absl::OkStatus();
+}
+
+void TopicRegistry::TakeJournal(absl::FunctionRef<bool()> stopping) {
+  if (journaled_.empty()) return;  // taken at Open
+  const int64_t start = NowMicros();
+  absl::Status status;
+  for (const std::shared_ptr<Topic>& topic : journaled_) {
+    if (stopping()) {
+      status = absl::UnavailableError("the server is stopping");
+      break;
+    }
+    if (absl::Status s = EnsureOpen(*topic); !s.ok()) {
+      status = absl::Status(
+          s.code(), StrCat("topic ", topic->name, " holds records only the journal has, and ",
+                           "cannot be opened (the journal keeps its files until it can): ",
+                           ToStd(s.message())));
+      spdlog::error("{}", ToStd(status.message()));
+      break;
+    }
+  }
+  if (status.ok()) {
+    options_.log.journal->RecoveryDone();
+    spdlog::info("{} topics holding records in the journal opened in {} ms", journaled_.size(),
+                 (NowMicros() - start) / 1000);
+  }
+  journaled_.clear();
+  absl::MutexLock lock(&journal_mu_);
+  journal_taken_ = status.ok();
+  journal_status_ = status;
+}
+
+absl::Status TopicRegistry::AwaitJournalTaken() {
+  absl::MutexLock lock(&journal_mu_);
+  journal_mu_.Await(absl::Condition(
+      +[](TopicRegistry* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->journal_mu_) {
+        return r->journal_taken_ || !r->journal_status_.ok();
+      },
+      this));
+  return journal_status_;
+}
+
+bool TopicRegistry::HoldsJournaled(const Topic& topic) const {
+  const std::shared_ptr<log::Journal>& journal = options_.log.journal;
+  if (!journal || options_.log.fsync != log::FsyncPolicy::kAlways) return false;
+  for (uint32_t p = 0; p < topic.count(); ++p) {
+    if (journal->HoldsRecovered(dir_.PartitionLogDir(topic.name, PartitionId(p)))) return true;
+  }
+  return false;
+}
+
+absl::Status TopicRegistry::EnsureOpen(Topic& topic) {
+  if (topic.is_open()) return absl::OkStatus();
+  absl::MutexLock lock(&topic.open_mu);
+  if (topic.is_open()) return absl::OkStatus();
+  if (!topic.open_status.ok()) return topic.open_status;
+  {
+    absl::MutexLock topic_lock(&topic.mu);
+    if (topic.deleted) {
+      return absl::NotFoundError(StrCat("topic \"", topic.name, "\" was deleted"));
+    }
+  }
+  // Grows need the partitions open (they Find the topic first): the count is stable here.
+  const uint32_t n = topic.count();
+  for (uint32_t p = 0; p < n; ++p) {
+    auto part = OpenPartition(topic, PartitionId(p));
+    if (!part.ok()) {
+      for (uint32_t q = 0; q < p; ++q) topic.parts[q].reset();
+      topic.open_status = part.status();
+      spdlog::error("{}", ToStd(part.status().message()));
+      return topic.open_status;
+    }
+    topic.parts[p] = *std::move(part);
+  }
+  probe_.AddTopic(topic);
+  topic.opened.store(true, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -91,6 +180,7 @@ storage::RetentionPolicy TopicRegistry::RetentionOf(const Topic& topic) const {
 
 void TopicRegistry::SyncAll() {
   for (const auto& topic : All()) {
+    if (!topic->is_open()) continue;  // nothing written since its last start
     for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Sync().IgnoreError();
   }
 }
@@ -131,7 +221,7 @@ absl::Status TopicRegistry::FinishDeletes() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::TopicMeta& meta) {
+absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::MakeTopic(const storage::TopicMeta& meta) {
   auto name = TopicName::Parse(meta.name);
   if (!name.ok()) {
     return absl::DataLossError(
@@ -145,10 +235,7 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::OpenTopic(const storage::T
   topic->retention_bytes = meta.retention_bytes;
   topic->key_format = meta.key_format;
   topic->data_format = meta.data_format;
-  for (uint32_t p = 0; p < meta.partitions; ++p) {
-    ASSIGN_OR_RETURN(topic->parts[p], OpenPartition(*topic, PartitionId(p)));
-  }
-  probe_.AddTopic(*topic);
+  topic->opened.store(false, std::memory_order_relaxed);
   return topic;
 }
 
@@ -204,11 +291,12 @@ absl::StatusOr<TopicInfo> TopicRegistry::Create(std::string_view name, uint32_t 
   const std::string cold_dir = dir_.TopicColdDir(topic_name);
   RETURN_IF_ERROR(fs_.RemoveAll(dir));
   RETURN_IF_ERROR(fs_.RemoveAll(cold_dir));
-  auto topic = OpenTopic(meta);
-  if (!topic.ok()) {
+  auto topic = MakeTopic(meta);
+  absl::Status opened = topic.ok() ? EnsureOpen(**topic) : topic.status();
+  if (!opened.ok()) {
     fs_.RemoveAll(dir).IgnoreError();
     fs_.RemoveAll(cold_dir).IgnoreError();
-    return topic.status();
+    return opened;
   }
   // The catalog entry is the topic. Its files come with its records: a partition's log
   // directory (and the topic's) with its first record, which syncs their entries before a
@@ -228,9 +316,16 @@ absl::StatusOr<TopicInfo> TopicRegistry::Create(std::string_view name, uint32_t 
 
 absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::FindOrCreate(std::string_view name) {
   {
-    absl::MutexLock lock(&topics_mu_);
-    auto it = topics_.find(Absl(name));
-    if (it != topics_.end()) return it->second;
+    std::shared_ptr<Topic> found;
+    {
+      absl::MutexLock lock(&topics_mu_);
+      auto it = topics_.find(Absl(name));
+      if (it != topics_.end()) found = it->second;
+    }
+    if (found) {
+      RETURN_IF_ERROR(EnsureOpen(*found));
+      return found;
+    }
   }
   if (!options_.auto_create_topics) {
     return absl::NotFoundError(
@@ -240,13 +335,20 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::FindOrCreate(std::string_v
   if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
     return created.status();
   }
-  absl::MutexLock lock(&topics_mu_);
-  auto it = topics_.find(Absl(name));
-  if (it == topics_.end()) return absl::NotFoundError(StrCat("topic \"", name, "\" was deleted"));
-  return it->second;
+  std::shared_ptr<Topic> found;
+  {
+    absl::MutexLock lock(&topics_mu_);
+    auto it = topics_.find(Absl(name));
+    if (it == topics_.end()) {
+      return absl::NotFoundError(StrCat("topic \"", name, "\" was deleted"));
+    }
+    found = it->second;
+  }
+  RETURN_IF_ERROR(EnsureOpen(*found));
+  return found;
 }
 
-absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Find(std::string_view name) {
+absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Lookup(std::string_view name) {
   RETURN_IF_ERROR(ValidateTopicName(name));
   absl::MutexLock lock(&topics_mu_);
   auto it = topics_.find(Absl(name));
@@ -254,6 +356,12 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Find(std::string_view name
     return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
   }
   return it->second;
+}
+
+absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Find(std::string_view name) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Lookup(name));
+  RETURN_IF_ERROR(EnsureOpen(*topic));
+  return topic;
 }
 
 TopicInfo TopicRegistry::Describe(const Topic& topic) const {
@@ -268,6 +376,8 @@ TopicInfo TopicRegistry::Describe(const Topic& topic) const {
   const storage::RetentionPolicy policy = RetentionOf(topic);
   info.retention_ms = policy.max_age_us > 0 ? policy.max_age_us / 1000 : -1;
   info.retention_bytes = policy.max_bytes > 0 ? static_cast<int64_t>(policy.max_bytes) : -1;
+  // A topic whose partitions could not be opened is described without them.
+  if (!topic.is_open()) return info;
   for (uint32_t p = 0; p < topic.count(); ++p) {
     PartitionInfo pi;
     pi.partition = PartitionId(p);
@@ -280,7 +390,18 @@ TopicInfo TopicRegistry::Describe(const Topic& topic) const {
 absl::Status TopicRegistry::Delete(std::string_view name) {
   RETURN_IF_ERROR(ValidateTopicName(name));
   absl::MutexLock admin(&admin_mu_);
-  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Find(name));
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> topic, Lookup(name));
+  // The checkpoint below must be able to let the journal's files go.
+  if (options_.log.journal) {
+    if (absl::Status s = AwaitJournalTaken(); !s.ok()) {
+      return absl::Status(s.code(), StrCat("deleting topic \"", name, "\" (nothing was deleted): ",
+                                           ToStd(s.message())));
+    }
+  }
+  // A topic whose partitions cannot be opened (damaged files) can still be deleted: its files
+  // move to the trash as they are.
+  const bool open = EnsureOpen(*topic).ok();
+  const uint32_t open_count = open ? topic->count() : 0;
   // All or nothing: the topic's directories move into a trash entry of a short, unique name
   // (any topic name fits under it), and only then does the catalog entry go. Should a step
   // fail, the earlier ones are undone and the topic stays as it was (if the files cannot be
@@ -306,7 +427,7 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
   // Running compaction finishes its file first and none starts after this. Before topic->mu:
   // a compaction can take seconds, and publishes need not wait for it. They wait for the moves
   // below only; one that got in first is stored before the delete and goes with the topic.
-  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Close();
+  for (uint32_t p = 0; p < open_count; ++p) topic->parts[p]->Close();
   // A failed step; the topic stays when its files are moved back (`undone`).
   absl::Status failed;
   bool undone = false;
@@ -347,12 +468,12 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
     if (!undone) {
       topic->deleted = true;
       // Its files are in the trash: a path the partitions knew may soon be a new topic's.
-      for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Retire();
-      probe_.RemoveTopic(*topic);
+      for (uint32_t p = 0; p < open_count; ++p) topic->parts[p]->Retire();
+      if (open) probe_.RemoveTopic(*topic);
     }
   }
   if (undone) {
-    for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->Resume();
+    for (uint32_t p = 0; p < open_count; ++p) topic->parts[p]->Resume();
     return cleanup(failed);
   }
   {
@@ -360,7 +481,7 @@ absl::Status TopicRegistry::Delete(std::string_view name) {
     topics_.erase(Absl(name));
   }
   // Subscribers waiting for records read again and find the topic gone.
-  for (uint32_t p = 0; p < topic->count(); ++p) topic->parts[p]->WakeReaders();
+  for (uint32_t p = 0; p < open_count; ++p) topic->parts[p]->WakeReaders();
   groups_.RevokeTopic(std::string(name));
   // The catalog dropped the topic's group offsets with its row (a trigger).
   probe_.RemoveTopicLag(name);

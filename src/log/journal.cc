@@ -26,6 +26,7 @@ constexpr size_t kMaxKeyBytes = 4096;
 constexpr std::string_view kSuffix = ".wal";
 // The largest chunk buffer kept for reuse.
 constexpr size_t kMaxSpareBytes = 16u << 20;
+constexpr uint64_t kRecoveryWindowBytes = 1u << 20;
 
 std::string FileName(uint64_t seq) { return NumberedFileName(seq, kSuffix); }
 
@@ -166,11 +167,20 @@ absl::Status Journal::Recover() {
     }
     ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> reader, fs_.OpenReadable(path));
     ASSIGN_OR_RETURN(uint64_t size, reader->Size());
+    // Entries are read through a window of 1 MiB or more: a file holds many small ones.
+    std::string window;
+    uint64_t window_at = 0;
     auto read = [&](uint64_t at, size_t n) -> absl::StatusOr<bool> {
       if (at + n > size) return false;
-      buf.resize(n);
-      ASSIGN_OR_RETURN(size_t got, reader->Read(at, n, buf.data()));
-      return got == n;
+      if (at < window_at || at + n > window_at + window.size()) {
+        window.resize(std::min<uint64_t>(std::max<uint64_t>(n, kRecoveryWindowBytes), size - at));
+        ASSIGN_OR_RETURN(size_t got, reader->Read(at, window.size(), window.data()));
+        window.resize(got);
+        window_at = at;
+        if (got < n) return false;
+      }
+      buf.assign(window, at - window_at, n);
+      return true;
     };
     ASSIGN_OR_RETURN(bool whole, read(0, kFileHeaderBytes));
     if (!whole || !CheckFileHeader(buf, seq)) {
@@ -224,13 +234,23 @@ absl::Status Journal::Recover() {
   return absl::OkStatus();
 }
 
-std::shared_ptr<Journal::Member> Journal::Join(JournalClient* client, std::string_view dir) {
+std::string_view Journal::KeyOf(std::string_view dir) const {
   std::string_view key = dir;
   if (!options_.key_root.empty() && key.size() > options_.key_root.size() &&
       key.starts_with(options_.key_root) && key[options_.key_root.size()] == '/') {
     key.remove_prefix(options_.key_root.size() + 1);
   }
-  auto member = std::make_shared<Member>(client, std::string(key));
+  return key;
+}
+
+bool Journal::HoldsRecovered(std::string_view dir) {
+  const std::string_view key = KeyOf(dir);
+  absl::MutexLock lock(&mu_);
+  return !recovery_done_ && recovered_.contains(absl::string_view(key.data(), key.size()));
+}
+
+std::shared_ptr<Journal::Member> Journal::Join(JournalClient* client, std::string_view dir) {
+  auto member = std::make_shared<Member>(client, std::string(KeyOf(dir)));
   absl::MutexLock lock(&mu_);
   if (!recovery_done_ && recovered_.contains(member->key) && !closed_.empty()) {
     // Its segments may hold what only the recovered files have durable: the checkpoint that

@@ -107,6 +107,9 @@ class Journal {
   // everything it journaled, durably; if not, checkpoints keep the files it journaled into.
   static void Leave(Member& member, bool synced);
 
+  // Whether recovery found records of the partition in `dir` that RecoveryDone has not yet
+  // let go: that partition must be opened (and take them) before RecoveryDone.
+  bool HoldsRecovered(std::string_view dir);
   // What recovery found for the member's key, oldest first.
   absl::StatusOr<std::vector<JournalRecords>> Recovered(const Member& member);
   // Every partition is open and has taken what recovery found: the files it came from are
@@ -145,6 +148,8 @@ class Journal {
 
   Journal(FileSystem& fs, std::string dir, JournalOptions options);
   absl::Status Recover();
+  // A partition directory's key: its path relative to key_root.
+  std::string_view KeyOf(std::string_view dir) const;
   absl::Status StartFileLocked(uint64_t min_capacity) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // How far to reserve a file holding `reserved` for `need` bytes: a step of a sixteenth of
   // file_bytes (64 KiB to 4 MiB) past it.

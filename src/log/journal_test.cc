@@ -299,6 +299,60 @@ TEST_F(JournalTest, RecoveryRestoresWhatTheSegmentsLost) {
   }
 }
 
+TEST_F(JournalTest, PartitionsTakeTheirRecordsLateWhileAppendsGoOn) {
+  JournalOptions small;
+  small.file_bytes = 64 << 10;  // appends below roll several files
+  Start(3, small);
+  for (int p = 0; p < 3; ++p) {
+    ASSERT_TRUE(Append(p, 50).get().ok());
+    ASSERT_EQ(Data(p), Expected(p, 50));
+  }
+  Crash();
+  // Partitions 1 and 2 lost everything after their headers: only the journal has their records.
+  fs::resize_file(Segment(1), kSegmentHeaderBytes);
+  fs::resize_file(Segment(2), kSegmentHeaderBytes);
+
+  // A start that opens partition 0 alone, as a server does with partitions no call needs yet.
+  small.key_root = (root_ / "log").string();
+  small.dir_syncs = dir_syncs_;
+  auto journal = Journal::Open(fault_, (root_ / "journal").string(), small);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  journal_ = std::move(*journal);
+  EXPECT_TRUE(journal_->HoldsRecovered(PartitionDir(1)));
+  EXPECT_TRUE(journal_->HoldsRecovered(PartitionDir(2)));
+  EXPECT_FALSE(journal_->HoldsRecovered(PartitionDir(7)));
+  LogOptions lo;
+  lo.journal = journal_;
+  lo.dir_syncs = dir_syncs_;
+  lo.dir_root = (root_ / "log").string();
+  auto first = PartitionLog::Open(fault_, PartitionDir(0), lo, syncer_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  logs_.push_back(std::move(*first));
+  const int recovered_files = JournalFiles();
+  ASSERT_GT(recovered_files, 0);
+  // Appends go on and roll new files; no checkpoint lets a file go before every partition the
+  // journal holds records of took them.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(Append(0, 50, 50 + 50 * i).get().ok());
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_GT(JournalFiles(), recovered_files);
+
+  // The others open late, and take their records.
+  for (int p = 1; p < 3; ++p) {
+    auto log = PartitionLog::Open(fault_, PartitionDir(p), lo, syncer_);
+    ASSERT_TRUE(log.ok()) << log.status();
+    logs_.push_back(std::move(*log));
+    EXPECT_EQ(Data(p), Expected(p, 50)) << "partition " << p;
+  }
+  journal_->RecoveryDone();
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_EQ(JournalFiles(), 0);
+  EXPECT_FALSE(journal_->HoldsRecovered(PartitionDir(1)));
+  Crash();
+  Start(3);
+  EXPECT_EQ(Data(0), Expected(0, 1050));
+  for (int p = 1; p < 3; ++p) EXPECT_EQ(Data(p), Expected(p, 50)) << "partition " << p;
+}
+
 TEST_F(JournalTest, APartitionDirectoryALossTookIsRestoredFromTheJournal) {
   Start(3);
   // Partition 2 is never written: no directory.

@@ -1,6 +1,7 @@
 // Each topic's dedupe state across restarts. Internal to broker/.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,12 +48,16 @@ absl::StatusOr<DedupeCheckpoint> ReadDedupeCheckpoint(
     absl::FunctionRef<absl::Status(const DedupeCheckpoint&)> accept,
     absl::FunctionRef<void(const DedupeIndex::Entry&)> visit);
 
-// Restores the dedupe state of the topics a start opened, on its own thread, and then
+// Restores the dedupe state of the topics a start loaded, on its own thread, and then
 // checkpoints it every dedupe_checkpoint_ms, so that a restart reads the checkpoint and only
-// the records after it instead of every id of the window from the log.
+// the records after it instead of every id of the window from the log. The thread opens each
+// topic's partitions before restoring it (TopicRegistry::EnsureOpen): it is what opens, behind
+// the serving, the topics that no call needed first.
 //
-// A topic opened at start refuses nothing meanwhile: reads go on, and publishes to it wait
-// (Topic::dedupe_restored) until its state is whole again, so no duplicate slips through.
+// A topic loaded at start refuses nothing meanwhile: reads go on, and publishes to it wait
+// (Topic::dedupe_restored) until its state is whole again, so no duplicate slips through. A
+// publish to a topic the thread has not reached restores it on its own thread
+// (AwaitRestored), so that it waits for that topic's restore only.
 // A checkpoint is taken under the topic's lock (one pass over its table) once every record it
 // covers is acknowledged, so a crash cannot take a record the checkpoint knows of; one that
 // covers more than a partition holds after a crash (records lost under --fsync interval or
@@ -63,8 +68,11 @@ class DedupeStore {
   DedupeStore(const BrokerOptions& options, FileSystem& fs, TopicRegistry& topics);
   ~DedupeStore();
 
-  // Starts restoring `opened` (whose dedupe_restored is false), then checkpointing.
-  void Start(std::vector<std::shared_ptr<Topic>> opened);
+  // Starts restoring `loaded` (whose dedupe_restored is false), then checkpointing.
+  void Start(std::vector<std::shared_ptr<Topic>> loaded);
+  // Restores `topic` on the caller's thread if its restore is due and not under way; returns
+  // at once otherwise (the caller then waits for Topic::dedupe_restored).
+  void AwaitRestored(Topic& topic);
   // Stops the thread; a topic left unrestored answers publishes UNAVAILABLE (those waiting too).
   void StopThread();
   // StopThread, then, for a clean stop, checkpoints every topic changed since its last
@@ -72,7 +80,11 @@ class DedupeStore {
   void Stop();
 
  private:
-  void Run(std::vector<std::shared_ptr<Topic>> opened);
+  void Run(std::vector<std::shared_ptr<Topic>> loaded);
+  // Takes the topic's restore for the caller: false if it is done or under way.
+  static bool Claim(Topic& topic);
+  // Opens and restores a claimed topic and sets it restored, with the error if any.
+  void RestoreClaimed(Topic& topic);
   absl::Status Restore(Topic& topic);
   // Inserts the ids of partition records from `from[p]` on, in ingest-time order.
   absl::Status Replay(Topic& topic, const std::vector<uint64_t>& from,
@@ -95,9 +107,9 @@ class DedupeStore {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ = false;  // Stop's caller only
-  // What the start's restores read (the thread's only).
-  uint64_t from_checkpoints_ = 0;
-  uint64_t from_logs_ = 0;
+  // What the start's restores read.
+  std::atomic<uint64_t> from_checkpoints_{0};
+  std::atomic<uint64_t> from_logs_{0};
   std::thread thread_;
 };
 

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "broker/broker.h"
+#include "broker/internal/dedupe_store.h"
 #include "broker/internal/topic.h"
 #include "broker/internal/topic_registry.h"
 
@@ -32,8 +33,8 @@ class IdGenerator {
 // once they are acknowledged. Safe for concurrent use; `options` and `topics` must outlive it.
 class Publisher {
  public:
-  Publisher(const BrokerOptions& options, TopicRegistry& topics)
-      : options_(options), topics_(topics) {}
+  Publisher(const BrokerOptions& options, TopicRegistry& topics, DedupeStore& dedupe)
+      : options_(options), topics_(topics), dedupe_(dedupe) {}
 
   // See Broker::Publish.
   void Publish(absl::Span<const EventIn> events, PublishDone done);
@@ -57,6 +58,7 @@ class Publisher {
 
   const BrokerOptions& options_;
   TopicRegistry& topics_;
+  DedupeStore& dedupe_;
   IdGenerator ids_;
 };
 
