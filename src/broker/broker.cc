@@ -94,8 +94,8 @@ class Broker::Impl {
       jo.on_sync = [this](double seconds, uint64_t records) {
         probe_.ObserveSync(seconds, records);
       };
-      jo.on_checkpoint = [this](double seconds, uint64_t partitions) {
-        probe_.ObserveCheckpoint(seconds, partitions);
+      jo.on_checkpoint = [this](double seconds, uint64_t partitions, bool whole_fs) {
+        probe_.ObserveCheckpoint(seconds, partitions, whole_fs);
       };
       ASSIGN_OR_RETURN(std::unique_ptr<log::Journal> journal,
                        log::Journal::Open(fs_, dir.JournalRoot(), std::move(jo)));

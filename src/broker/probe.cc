@@ -58,6 +58,12 @@ Probe::Probe(prometheus::Registry& registry)
                                  .Help("Partitions synced by journal checkpoints")
                                  .Register(registry)
                                  .Add({})),
+      whole_fs_checkpoints_(prometheus::BuildCounter()
+                                .Name("nodata_journal_whole_fs_checkpoints_total")
+                                .Help("Journal checkpoints that made their partitions durable "
+                                      "with one syncfs of the data directory's file system")
+                                .Register(registry)
+                                .Add({})),
       parquet_files_(prometheus::BuildGauge()
                          .Name("nodata_parquet_files")
                          .Help("Parquet files of the cold tier, per partition")
@@ -109,9 +115,10 @@ void Probe::ObserveSync(double seconds, uint64_t records) {
   fsync_batch_.Observe(static_cast<double>(records));
 }
 
-void Probe::ObserveCheckpoint(double seconds, uint64_t partitions) {
+void Probe::ObserveCheckpoint(double seconds, uint64_t partitions, bool whole_fs) {
   checkpoint_latency_.Observe(seconds);
   checkpoint_partitions_.Increment(static_cast<double>(partitions));
+  if (whole_fs) whole_fs_checkpoints_.Increment();
 }
 
 void Probe::AddTopic(Topic& topic) {

@@ -628,7 +628,8 @@ absl::Status Journal::RunCheckpoint() {
     if (whole_fs) ++stats_.whole_fs_checkpoints;
   }
   if (options_.on_checkpoint) {
-    options_.on_checkpoint(static_cast<double>(MonotonicNanos() - start) / 1e9, members.size());
+    options_.on_checkpoint(static_cast<double>(MonotonicNanos() - start) / 1e9, members.size(),
+                           whole_fs);
   }
   return absl::OkStatus();
 }

@@ -41,8 +41,9 @@ struct JournalOptions {
   // Called after each fdatasync of the journal with its duration and how many records it made
   // durable.
   std::function<void(double seconds, uint64_t records)> on_sync;
-  // Called after each checkpoint with its duration and how many partitions it synced.
-  std::function<void(double seconds, uint64_t partitions)> on_checkpoint;
+  // Called after each checkpoint with its duration, how many partitions it synced, and whether it
+  // synced them with one sync of the file system (see sync_fs_path).
+  std::function<void(double seconds, uint64_t partitions, bool whole_fs)> on_checkpoint;
   // Set: a checkpoint over at least `whole_fs_members` partitions writes their tails out and
   // syncs the file system holding this path once (syncfs), instead of an fdatasync per
   // partition; the partitions' directories must be on that file system.

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/strings.h"
 #include "common/testing/fault_fs.h"
 #include "gtest/gtest.h"
@@ -385,7 +386,17 @@ TEST_F(JournalTest, APartitionDirectoryALossTookIsRestoredFromTheJournal) {
 
 TEST_F(JournalTest, ACheckpointOverManyPartitionsSyncsTheFileSystemOnce) {
   constexpr int kPartitions = 6;
-  const JournalOptions options = WholeFileSystemSyncs();
+  JournalOptions options = WholeFileSystemSyncs();
+  // What the metrics are told: partitions synced, and how.
+  struct Told {
+    absl::Mutex mu;
+    std::vector<std::pair<uint64_t, bool>> checkpoints ABSL_GUARDED_BY(mu);
+  };
+  auto told = std::make_shared<Told>();
+  options.on_checkpoint = [told](double, uint64_t partitions, bool whole_fs) {
+    absl::MutexLock lock(&told->mu);
+    told->checkpoints.emplace_back(partitions, whole_fs);
+  };
   Start(kPartitions, options);
   for (int p = 0; p < kPartitions; ++p) ASSERT_TRUE(Append(p, 30).get().ok());
   const uint64_t file_syncs = fault_.sync_count();
@@ -405,6 +416,12 @@ TEST_F(JournalTest, ACheckpointOverManyPartitionsSyncsTheFileSystemOnce) {
   ASSERT_TRUE(journal_->Checkpoint().ok());
   EXPECT_EQ(fault_.fs_sync_count(), 1u);
   EXPECT_GT(fault_.sync_count(), file_syncs);
+  {
+    absl::MutexLock lock(&told->mu);
+    ASSERT_GE(told->checkpoints.size(), 2u);
+    EXPECT_EQ(told->checkpoints.front(), std::make_pair(uint64_t{kPartitions}, true));
+    EXPECT_EQ(told->checkpoints.back(), std::make_pair(uint64_t{1}, false));
+  }
   // The segments hold everything: a restart replays nothing.
   Crash();
   Start(kPartitions, options);

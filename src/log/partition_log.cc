@@ -1211,6 +1211,7 @@ PartitionStats PartitionLog::Stats() const {
   stats.start_offset = segments_.front()->base_offset;
   stats.end_offset = next_offset_;
   stats.record_count = next_offset_ - stats.start_offset;
+  if (files_pending_) return stats;  // its segment is in memory only: no file, no byte on disk
   for (const auto& s : segments_) stats.bytes_on_disk += s->size_bytes;
   stats.segment_count = static_cast<uint32_t>(segments_.size());
   return stats;

@@ -396,12 +396,16 @@ TEST_F(PartitionLogTest, APartitionNeverWrittenHasNoFilesUntilItsFirstRecord) {
   ASSERT_TRUE(log->Sync().ok());
   ASSERT_TRUE(log->ReleaseIdle(INT64_MAX).ok());
   EXPECT_EQ(log->Stats().end_offset, 0u);
+  EXPECT_EQ(log->Stats().bytes_on_disk, 0u);
+  EXPECT_EQ(log->Stats().segment_count, 0u);
   log.reset();
   EXPECT_FALSE(fs::exists(dir_)) << "nor does closing it";
   log = Open();
   EXPECT_FALSE(fs::exists(dir_));
   ASSERT_TRUE(AppendAcked(*log, 3).ok());
   EXPECT_TRUE(fs::exists(SegmentPath(0)));
+  EXPECT_EQ(log->Stats().segment_count, 1u);
+  EXPECT_EQ(log->Stats().bytes_on_disk, fs::file_size(SegmentPath(0)));
   EXPECT_EQ(ReadAll(*log).size(), 3u);
   log.reset();
   log = Open();

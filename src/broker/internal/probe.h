@@ -38,7 +38,7 @@ class Probe {
   // For LogOptions::on_sync: one fdatasync of a partition log.
   void ObserveSync(double seconds, uint64_t records);
   // A journal checkpoint: its duration and how many partitions it synced.
-  void ObserveCheckpoint(double seconds, uint64_t partitions);
+  void ObserveCheckpoint(double seconds, uint64_t partitions, bool whole_fs);
 
   // Registers the topic's counters (in `topic`) and its first `topic.count()` partitions'
   // gauges; every slot below that is set.
@@ -86,6 +86,7 @@ class Probe {
   prometheus::Histogram& fsync_batch_;
   prometheus::Histogram& checkpoint_latency_;
   prometheus::Counter& checkpoint_partitions_;
+  prometheus::Counter& whole_fs_checkpoints_;
   prometheus::Family<prometheus::Gauge>& parquet_files_;
   prometheus::Family<prometheus::Gauge>& parquet_bytes_;
   prometheus::Counter& compacted_files_;
