@@ -315,17 +315,9 @@ absl::StatusOr<TopicInfo> TopicRegistry::Create(std::string_view name, uint32_t 
 }
 
 absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::FindOrCreate(std::string_view name) {
-  {
-    std::shared_ptr<Topic> found;
-    {
-      absl::MutexLock lock(&topics_mu_);
-      auto it = topics_.find(Absl(name));
-      if (it != topics_.end()) found = it->second;
-    }
-    if (found) {
-      RETURN_IF_ERROR(EnsureOpen(*found));
-      return found;
-    }
+  if (std::shared_ptr<Topic> found = Get(name)) {
+    RETURN_IF_ERROR(EnsureOpen(*found));
+    return found;
   }
   if (!options_.auto_create_topics) {
     return absl::NotFoundError(
@@ -335,27 +327,23 @@ absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::FindOrCreate(std::string_v
   if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
     return created.status();
   }
-  std::shared_ptr<Topic> found;
-  {
-    absl::MutexLock lock(&topics_mu_);
-    auto it = topics_.find(Absl(name));
-    if (it == topics_.end()) {
-      return absl::NotFoundError(StrCat("topic \"", name, "\" was deleted"));
-    }
-    found = it->second;
-  }
+  std::shared_ptr<Topic> found = Get(name);
+  if (!found) return absl::NotFoundError(StrCat("topic \"", name, "\" was deleted"));
   RETURN_IF_ERROR(EnsureOpen(*found));
   return found;
 }
 
-absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Lookup(std::string_view name) {
-  RETURN_IF_ERROR(ValidateTopicName(name));
+std::shared_ptr<Topic> TopicRegistry::Get(std::string_view name) {
   absl::MutexLock lock(&topics_mu_);
   auto it = topics_.find(Absl(name));
-  if (it == topics_.end()) {
-    return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
-  }
-  return it->second;
+  return it == topics_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Lookup(std::string_view name) {
+  RETURN_IF_ERROR(ValidateTopicName(name));
+  std::shared_ptr<Topic> found = Get(name);
+  if (!found) return absl::NotFoundError(StrCat("topic \"", name, "\" does not exist"));
+  return found;
 }
 
 absl::StatusOr<std::shared_ptr<Topic>> TopicRegistry::Find(std::string_view name) {

@@ -80,6 +80,8 @@ class TopicRegistry {
   // A delete whose files moved into the trash but whose catalog entry stayed (a crash between
   // the two) is completed: the move decided it.
   absl::Status FinishDeletes();
+  // The topic `name` as the map holds it (null if none), unopened perhaps and unvalidated.
+  std::shared_ptr<Topic> Get(std::string_view name);
   // The topic of a catalog entry, its partitions not opened yet.
   absl::StatusOr<std::shared_ptr<Topic>> MakeTopic(const storage::TopicMeta& meta);
   // Whether the journal holds records of a partition of `topic` that recovery found.
