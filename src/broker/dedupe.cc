@@ -19,6 +19,9 @@ IdFingerprint IdFingerprint::Of(std::string_view id) {
 namespace {
 constexpr size_t kMinCapacity = 1024;
 constexpr size_t kHugePage = 2u << 20;
+constexpr uintptr_t kPage = 4096;
+// Tables from this size on have their pages mapped before the rehash (see Resize).
+constexpr size_t kPopulateBytes = 64u << 10;
 }  // namespace
 
 // Tables below a huge page come from the heap: a topic's table grows through several sizes, and
@@ -99,6 +102,9 @@ void DedupeIndex::DeleteAt(uint64_t i) {
 }
 
 void DedupeIndex::Sweep(size_t slots) {
+  // Nothing is stale until an id has passed the window or the cap (erasing leaves no stale
+  // slot): a topic warming up skips the walk.
+  if (live_from_seq() == 0) return;
   for (size_t n = 0; n < slots && occupied_ > 0; ++n) {
     const Slot& s = slots_[cursor_];
     if (s.seq != kEmpty && !Live(s)) {
@@ -134,6 +140,8 @@ void DedupeIndex::Resize(size_t capacity) {
   mask_ = capacity == 0 ? 0 : capacity - 1;
   occupied_ = 0;
   cursor_ = 0;
+  table_addr_.store(0, std::memory_order_relaxed);
+  table_mask_.store(mask_, std::memory_order_relaxed);
   if (capacity == 0) return;
   const size_t bytes = capacity * sizeof(Slot);
   void* p;
@@ -145,7 +153,17 @@ void DedupeIndex::Resize(size_t capacity) {
     if (p == MAP_FAILED) throw std::bad_alloc();
     ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
   }
+  if (bytes >= kPopulateBytes) {
+    // The rehash below writes all over the new table: map its pages in one call rather than a
+    // page fault each (a hint; kernels before 5.14 refuse it, and the faults happen as before).
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kPage - 1);
+    if (last > first) {
+      ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
+    }
+  }
   slots_ = std::unique_ptr<Slot[], Unmap>(static_cast<Slot*>(p), Unmap{bytes});
+  table_addr_.store(reinterpret_cast<uintptr_t>(p), std::memory_order_relaxed);
   for (size_t k = 0; k < old_capacity; ++k) {
     const Slot& s = old[k];
     if (!Live(s)) continue;

@@ -1,6 +1,7 @@
 // The ids a topic has stored recently, for idempotent publishing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <string_view>
@@ -35,9 +36,9 @@ struct IdFingerprint {
 // Built for one cache miss per published event and no pauses: a linear-probing table of 40-byte
 // slots on huge pages. An id older than the window or the cap is not removed when it expires; it
 // is stale by its sequence number, skipped by lookups and reused by inserts, and a sweeper that
-// walks a few slots per insert deletes it for good (backward-shift deletion, so no tombstones),
-// keeping the table's load bounded without ever rebuilding it at steady state. Prefetch() lets a
-// batch overlap its cache misses.
+// walks a few slots per insert (once any id has expired) deletes it for good (backward-shift
+// deletion, so no tombstones), keeping the table's load bounded without ever rebuilding it at
+// steady state. Prefetch() and PrefetchUnlocked() let a batch overlap its cache misses.
 //
 // Size and load, stated here only: a slot is 40 bytes (36 of fields, padded to 8). Once an insert
 // would fill more than 70% of the slots (live or stale), the table doubles if more than half of
@@ -55,6 +56,15 @@ class DedupeIndex {
   // Starts loading the slot `id` hashes to.
   void Prefetch(const IdFingerprint& id) const {
     if (capacity_ > 0) __builtin_prefetch(&slots_[id.low & mask_]);
+  }
+  // The same without the topic's lock, for a batch's topics ahead of the one being appended:
+  // from a copy of the table's address and mask that Resize keeps. A stale copy (a resize in
+  // between) only wastes the prefetch, which never faults.
+  void PrefetchUnlocked(const IdFingerprint& id) const {
+    const uintptr_t base = table_addr_.load(std::memory_order_relaxed);
+    if (base == 0) return;
+    const uint64_t i = id.low & table_mask_.load(std::memory_order_relaxed);
+    __builtin_prefetch(reinterpret_cast<const void*>(base + i * sizeof(Slot)));
   }
   // Where the id was stored, or nullopt when it was not seen within the window.
   std::optional<Location> Find(const IdFingerprint& id) const;
@@ -150,6 +160,9 @@ class DedupeIndex {
   std::deque<Mark> marks_;           // ingest time of each run of entries, oldest first
   uint64_t next_seq_ = 0;            // sequence number of the next insert
   uint64_t expired_before_seq_ = 0;  // entries below this are past the window
+  // slots_ and mask_, for PrefetchUnlocked.
+  std::atomic<uintptr_t> table_addr_{0};
+  std::atomic<uint64_t> table_mask_{0};
 };
 
 class DedupeIndex::Snapshot {

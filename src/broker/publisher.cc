@@ -111,9 +111,11 @@ struct Publisher::Scratch {
   std::vector<uint32_t> group_of;  // by event
   std::vector<uint32_t> order;     // event indices grouped by topic, request order within
 
-  // By position in one topic's group.
+  // By event.
   std::vector<IdFingerprint> fingerprints;
-  std::vector<uint64_t> hashes;     // RoutingHash
+  std::vector<uint64_t> hashes;  // RoutingHash
+
+  // By position in one topic's group.
   std::vector<uint32_t> partition;  // where it is appended, or kDuplicate
 
   // By partition.
@@ -174,6 +176,57 @@ class ScratchLease {
 absl::Span<const uint32_t> Indices(const Publisher::Scratch& s,
                                    const Publisher::Scratch::Group& g) {
   return absl::MakeConstSpan(s.order).subspan(g.begin, g.end - g.begin);
+}
+
+// A batch spread over many topics appends to each of them once or a few times, and each append
+// starts with cache misses on objects reached one through another: the topic, the chunk of its
+// partition slots, the slot, the partition, its log. The append loop walks that chain for the
+// groups ahead of the one it appends, one step per group appended, so that a group's objects
+// are loaded by the time it comes. Steps, by how many groups ahead they run:
+constexpr uint32_t kAheadTopic = 5;      // the topic's members
+constexpr uint32_t kAheadChunk = 4;      // its dedupe slots and partition chunk pointers
+constexpr uint32_t kAheadSlot = 3;       // the partition slots
+constexpr uint32_t kAheadPartition = 2;  // the partitions
+constexpr uint32_t kAheadLog = 1;        // the partitions' logs
+// Events of a group whose partitions and dedupe slots are prefetched (a group of more events
+// prefetches its own dedupe slots under the lock, see AppendToTopic).
+constexpr uint32_t kAheadEvents = 4;
+
+// One step of the walk for group `g` (none past the last group). Reads the topic's partition
+// count and slots, which need no lock below the count, and the dedupe table's address copy.
+void PrefetchAhead(const Publisher::Scratch& s, size_t g, uint32_t step)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (g >= s.groups.size()) return;
+  const Publisher::Scratch::Group& group = s.groups[g];
+  const Topic& topic = *group.topic;
+  if (step == kAheadTopic) {
+    topic.PrefetchForPublish();
+    return;
+  }
+  if (!topic.is_open()) return;
+  const uint32_t n = topic.count();
+  const uint32_t end = group.begin + std::min(group.end - group.begin, kAheadEvents);
+  for (uint32_t k = group.begin; k < end; ++k) {
+    const uint32_t i = s.order[k];
+    const uint32_t p = Route(s.hashes[i], n);
+    switch (step) {
+      case kAheadChunk:
+        topic.dedupe.PrefetchUnlocked(s.fingerprints[i]);
+        topic.parts.PrefetchChunk(p);
+        break;
+      case kAheadSlot:
+        topic.parts.PrefetchSlot(p);
+        break;
+      case kAheadPartition:
+        if (const storage::Partition* part = topic.parts.Peek(p)) __builtin_prefetch(part);
+        break;
+      case kAheadLog:
+        if (const storage::Partition* part = topic.parts.Peek(p)) part->PrefetchForAppend();
+        break;
+      default:
+        break;
+    }
+  }
 }
 
 }  // namespace
@@ -282,8 +335,37 @@ void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
   }
 
   auto state = std::make_shared<State>(events.size(), std::move(done));
+  // Ids (assigned where missing), their fingerprints and routing hashes, outside any lock.
+  s.fingerprints.resize(n_events);
+  s.hashes.resize(n_events);
+  for (uint32_t i = 0; i < n_events; ++i) {
+    const EventIn& e = events[i];
+    std::string_view id = e.id;
+    if (id.empty()) {
+      state->acks[i].assigned_id = ids_.Next();
+      id = state->acks[i].assigned_id;
+    }
+    s.fingerprints[i] = IdFingerprint::Of(id);
+    s.hashes[i] = RoutingHash(e.key, id);
+  }
+
   uint64_t journal_lsn = 0;  // the furthest journal position of the batch's appends
-  for (const Scratch::Group& g : s.groups) {
+  const size_t n_groups = s.groups.size();
+  if (n_groups > 1) {
+    // The walk's first steps for the first groups (as if groups before them were appended).
+    for (uint32_t before = kAheadTopic; before >= 1; --before) {
+      for (uint32_t step = kAheadTopic; step >= before; --step) {
+        PrefetchAhead(s, step - before, step);
+      }
+    }
+  }
+  for (size_t gi = 0; gi < n_groups; ++gi) {
+    const Scratch::Group& g = s.groups[gi];
+    if (n_groups > 1) {
+      for (uint32_t step = kAheadTopic; step >= kAheadLog; --step) {
+        PrefetchAhead(s, gi + step, step);
+      }
+    }
     s.waits.clear();
     absl::Status st = AppendToTopic(*g.topic, events, Indices(s, g), *state, s, &journal_lsn);
     if (!st.ok()) {
@@ -339,21 +421,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
                                       absl::Span<const uint32_t> indices, State& state,
                                       Scratch& s, uint64_t* journal_lsn) {
   const size_t m = indices.size();
-  s.fingerprints.resize(m);
-  s.hashes.resize(m);
   s.partition.resize(m);
-  // Ids, their fingerprints and routing hashes, outside the lock.
-  for (size_t j = 0; j < m; ++j) {
-    const uint32_t i = indices[j];
-    const EventIn& e = events[i];
-    std::string_view id = e.id;
-    if (id.empty()) {
-      state.acks[i].assigned_id = ids_.Next();
-      id = state.acks[i].assigned_id;
-    }
-    s.fingerprints[j] = IdFingerprint::Of(id);
-    s.hashes[j] = RoutingHash(e.key, id);
-  }
   uint64_t dups = 0;
 
   // A topic opened at start takes publishes once its dedupe state is restored: here, unless the
@@ -378,18 +446,20 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   // The dedupe lookups are cache misses: keep a few in flight ahead of the one being decided.
   constexpr size_t kPrefetchDistance = 8;
   for (size_t j = 0; j < std::min(kPrefetchDistance, m); ++j) {
-    topic.dedupe.Prefetch(s.fingerprints[j]);
+    topic.dedupe.Prefetch(s.fingerprints[indices[j]]);
   }
   for (size_t j = 0; j < m; ++j) {
-    if (j + kPrefetchDistance < m) topic.dedupe.Prefetch(s.fingerprints[j + kPrefetchDistance]);
+    if (j + kPrefetchDistance < m) {
+      topic.dedupe.Prefetch(s.fingerprints[indices[j + kPrefetchDistance]]);
+    }
     AckOut& ack = state.acks[indices[j]];
-    const uint32_t p = Route(s.hashes[j], n);
+    const uint32_t p = Route(s.hashes[indices[j]], n);
     if (s.next[p] == Scratch::kUnread) {
       s.next[p] = topic.parts[p]->end_offset().value();
       s.touched.push_back(p);
     }
     std::optional<DedupeIndex::Location> known =
-        topic.dedupe.FindOrInsert(s.fingerprints[j], {p, s.next[p]}, now);
+        topic.dedupe.FindOrInsert(s.fingerprints[indices[j]], {p, s.next[p]}, now);
     if (known) {
       // Every event has an id, its own or one the server assigned (which the producer learns
       // from the Ack and may publish again): all are deduped alike.
@@ -456,7 +526,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
       // Not stored: forget the ids claimed for this partition. Partitions appended before keep
       // their records and ids, so a retry with the same ids is answered as duplicates.
       for (uint32_t k = begin; k < begin + c; ++k) {
-        topic.dedupe.Erase(s.fingerprints[s.owners[k]]);
+        topic.dedupe.Erase(s.fingerprints[indices[s.owners[k]]]);
       }
       if (status.ok()) {
         status = absl::Status(first.status().code(),

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
@@ -97,6 +98,8 @@ class Partition {
   void WakeReaders() { log_->WakeReaders(); }
   // The offset the next appended record gets.
   Offset end_offset() const { return Offset(log_->end_offset()); }
+  // See log::PartitionLog::PrefetchForAppend.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void PrefetchForAppend() const { log_->PrefetchForAppend(); }
   // The first offset of the newest hot-tier segments that hold `min_records` records or reach
   // back before `since_us` (ingest time): where rebuilding the dedupe state starts reading.
   Offset RecentStart(int64_t since_us, uint64_t min_records) const {
