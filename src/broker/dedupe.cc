@@ -164,7 +164,13 @@ void DedupeIndex::Resize(size_t capacity) {
   }
   slots_ = std::unique_ptr<Slot[], Unmap>(static_cast<Slot*>(p), Unmap{bytes});
   table_addr_.store(reinterpret_cast<uintptr_t>(p), std::memory_order_relaxed);
+  // The old table is read in order, the new one written at random: its slots are prefetched
+  // a few entries ahead.
+  constexpr size_t kRehashAhead = 8;
   for (size_t k = 0; k < old_capacity; ++k) {
+    if (k + kRehashAhead < old_capacity) {
+      __builtin_prefetch(&slots_[old[k + kRehashAhead].low & mask_], 1);
+    }
     const Slot& s = old[k];
     if (!Live(s)) continue;
     uint64_t i = s.low & mask_;

@@ -300,6 +300,7 @@ void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
     s.groups.push_back(Scratch::Group{std::move(*topic), 0, n_events});
   } else {
     absl::flat_hash_map<absl::string_view, uint32_t> group_index;
+    group_index.reserve(n_events);  // one allocation, no rehash
     s.group_of.resize(n_events);
     for (uint32_t i = 0; i < n_events; ++i) {
       auto [it, inserted] =
