@@ -576,6 +576,11 @@ absl::Status Journal::RunCheckpoint() {
       }
     }
   }
+  // Every other checkpoint goes through them backwards: it starts with the partitions the last
+  // one finished with, whose files the file cache (least recently used out first) still holds
+  // when the partitions outnumber it.
+  if (reverse_next_) std::reverse(members.begin(), members.end());
+  reverse_next_ = !reverse_next_;
   // Many partitions: each writes its tail out, then one sync of the file system covers them all
   // (one device flush instead of one per partition).
   const bool whole_fs =

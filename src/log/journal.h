@@ -166,6 +166,7 @@ class Journal {
   WorkerPool pool_;
 
   absl::Mutex checkpoint_mu_;  // one checkpoint at a time; taken before mu_
+  bool reverse_next_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
   absl::Mutex mu_;
   absl::CondVar work_cv_;        // chunks to write, or stopping
   absl::CondVar durable_cv_;     // durable_lsn_ moved, or the journal failed

@@ -43,7 +43,7 @@ class JournalTest : public ::testing::Test {
     auto journal = Journal::Open(fault_, (root_ / "journal").string(), options);
     ASSERT_TRUE(journal.ok()) << journal.status();
     journal_ = std::move(*journal);
-    LogOptions lo;
+    LogOptions lo = log_options_;
     lo.journal = journal_;
     lo.dir_syncs = dir_syncs_;
     lo.dir_root = (root_ / "log").string();
@@ -123,6 +123,7 @@ class JournalTest : public ::testing::Test {
   std::string Segment(int p) const { return PartitionDir(p) + "/" + SegmentFileName(0); }
 
   fs::path root_;
+  LogOptions log_options_;  // for the partitions Start opens
   testing::FaultFs fault_;
   Syncer syncer_{2};
   std::shared_ptr<Journal> journal_;
@@ -431,6 +432,39 @@ TEST_F(JournalTest, ACheckpointOverManyPartitionsSyncsTheFileSystemOnce) {
   }
 }
 
+TEST_F(JournalTest, AWriteOutReservesAheadForTheAppendsThatFollow) {
+  constexpr int kPartitions = 5;
+  // Reservations a step of 4 KiB at a time: an append reserves only what it needs.
+  log_options_.reserve_chunk_bytes = 4096;
+  log_options_.min_reserve_chunk_bytes = 4096;
+  Start(kPartitions + 1, WholeFileSystemSyncs());
+  for (int p = 0; p <= kPartitions; ++p) ASSERT_TRUE(Append(p, 40).get().ok());
+  for (int p = 0; p <= kPartitions; ++p) {
+    EXPECT_LT(logs_[p]->reserved_bytes(), 4096u) << "partition " << p;
+  }
+  // The checkpoint writes each partition's records out and, with its file open, reserves
+  // what the partition wrote since the last one (a step at least) past its end.
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  EXPECT_EQ(journal_->Stats().whole_fs_checkpoints, 1u);
+  for (int p = 0; p <= kPartitions; ++p) {
+    EXPECT_GE(logs_[p]->reserved_bytes(), 4096u) << "partition " << p;
+  }
+  // The next journal file is started (and reserved) while there is room.
+  ASSERT_TRUE(Append(kPartitions, 1, 40).get().ok());
+  // A full disk: appends within what the checkpoint reserved still go in, none past it.
+  fault_.SetDiskFull(true);
+  for (int p = 0; p < kPartitions; ++p) {
+    ASSERT_TRUE(Append(p, 40, 40).get().ok()) << "partition " << p;
+  }
+  absl::Status full = Append(0, 200, 80).get();
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  fault_.SetDiskFull(false);
+  Crash();
+  Start(kPartitions + 1, WholeFileSystemSyncs());
+  for (int p = 0; p < kPartitions; ++p) EXPECT_EQ(Data(p), Expected(p, 80)) << "partition " << p;
+  EXPECT_EQ(Data(kPartitions), Expected(kPartitions, 41));
+}
+
 TEST_F(JournalTest, AFailedFileSystemSyncKeepsTheJournal) {
   constexpr int kPartitions = 5;
   const JournalOptions options = WholeFileSystemSyncs();
@@ -462,7 +496,7 @@ TEST_F(JournalTest, ACrashDuringRecoveryRecoversAgain) {
     auto journal = Journal::Open(fault_, (root_ / "journal").string(), options);
     ASSERT_TRUE(journal.ok());
     journal_ = std::move(*journal);
-    LogOptions lo;
+    LogOptions lo = log_options_;
     lo.journal = journal_;
     for (int p = 0; p < 3; ++p) {
       auto log = PartitionLog::Open(fault_, PartitionDir(p), lo, syncer_);

@@ -1006,7 +1006,35 @@ absl::Status PartitionLog::JournalWriteOut() {
   if (segments_.back()->sealed || flushed_offset_ >= target) return absl::OkStatus();
   RETURN_IF_ERROR(WaitTailDurableLocked());
   RETURN_IF_ERROR(FlushTailLocked(target));
+  // What the active segment took since the last write-out: about what it takes by the next.
+  const Segment& active = *segments_.back();
+  const uint64_t since = active.base_offset == writeout_base_ && active.size_bytes >= writeout_size_
+                             ? active.size_bytes - writeout_size_
+                             : active.size_bytes;
+  writeout_base_ = active.base_offset;
+  writeout_size_ = active.size_bytes;
   written_out_ = WrittenOut{target, segments_started_, chain_unsynced_};
+  // A full disk here fails the appends that then need the space, not the checkpoint.
+  ReserveAheadLocked(since).IgnoreError();
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::ReserveAheadLocked(uint64_t expected) {
+  const Segment& active = *segments_.back();
+  if (active.sealed || idle_) return absl::OkStatus();
+  const uint64_t smallest = std::max<uint64_t>(1, options_.min_reserve_chunk_bytes);
+  const uint64_t most = std::min(options_.reserve_chunk_bytes, options_.segment_bytes);
+  const uint64_t ahead = std::clamp(expected, smallest, std::max(smallest, most));
+  if (reserved_end_ >= active.size_bytes + ahead) return absl::OkStatus();
+  // Twice that: one reservation per two write-outs.
+  const uint64_t twice = std::min(2 * ahead, std::max(smallest, most));
+  const uint64_t target = (active.size_bytes + twice + smallest - 1) / smallest * smallest;
+  // The file was just written: the cache still holds it.
+  ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> file, WriterOf(active));
+  RETURN_IF_ERROR(file->Reserve(target));
+  reserved_end_ = target;
+  reserved_from_ = active.size_bytes;
+  last_reserve_us_ = NowMicros();
   return absl::OkStatus();
 }
 

@@ -253,6 +253,9 @@ class PartitionLog : private JournalClient {
   absl::Status FlushTailLocked(uint64_t upto) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits until the journal holds the whole tail durably (a seal or a sync writes it all).
   absl::Status WaitTailDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reserves space for about `expected` more bytes past the active segment's end, while a
+  // checkpoint holds its file open anyway: the appends until the next one then need no file.
+  absl::Status ReserveAheadLocked(uint64_t expected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunSync();
   void CollectAckedLocked(std::vector<Waiter>* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CollectReadableLocked(Deferred* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -325,6 +328,9 @@ class PartitionLog : private JournalClient {
   uint64_t reserved_end_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t reserved_from_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_reserve_us_ ABSL_GUARDED_BY(mu_) = 0;
+  // The active segment's base and size at the last checkpoint's write-out (JournalWriteOut).
+  uint64_t writeout_base_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t writeout_size_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_append_us_ ABSL_GUARDED_BY(mu_) = 0;
   bool idle_ ABSL_GUARDED_BY(mu_) = false;  // ReleaseIdle ran; the next append clears it
   bool retired_ ABSL_GUARDED_BY(mu_) = false;
