@@ -92,6 +92,39 @@ TEST_F(BrokerTest, DuplicateIdsAreAckedWithTheOriginalLocation) {
   EXPECT_EQ(total, 2u);
 }
 
+TEST_F(BrokerTest, ABatchNamingAMissingTopicStoresNothingWithoutAutoCreate) {
+  BrokerOptions options;
+  options.auto_create_topics = false;
+  auto broker = Open(options);
+  for (int t = 0; t < 20; ++t) ASSERT_TRUE(broker->CreateTopic(StrCat("have", t), 2).ok());
+  std::vector<std::string> topics, ids;  // the events' views point into these
+  for (int i = 0; i < 200; ++i) {
+    topics.push_back(StrCat("have", i % 20));
+    ids.push_back(StrCat("id", i));
+  }
+  topics[150] = "missing";
+  std::vector<EventIn> events;
+  for (int i = 0; i < 200; ++i) events.push_back(Event(topics[i], ids[i]));
+  auto acks = Publish(*broker, events);
+  EXPECT_EQ(acks.status().code(), absl::StatusCode::kNotFound) << acks.status();
+  EXPECT_NE(acks.status().message().find("missing"), std::string_view::npos) << acks.status();
+  for (int t = 0; t < 20; ++t) {
+    auto info = broker->GetTopic(StrCat("have", t));
+    ASSERT_TRUE(info.ok()) << info.status();
+    for (const auto& p : info->partitions) EXPECT_EQ(p.stats.record_count, 0u) << t;
+  }
+  // Without it, the same batch goes in.
+  events[150] = Event("have0", ids[150]);
+  ASSERT_TRUE(Publish(*broker, events).ok());
+  uint64_t total = 0;
+  for (int t = 0; t < 20; ++t) {
+    auto info = broker->GetTopic(StrCat("have", t));
+    ASSERT_TRUE(info.ok()) << info.status();
+    for (const auto& p : info->partitions) total += p.stats.record_count;
+  }
+  EXPECT_EQ(total, 200u);
+}
+
 TEST_F(BrokerTest, ABatchOverManyTopicsIsAckedWhereEachEventIsReadBack) {
   auto broker = Open();
   // Interleaved topics, keyed and not, with duplicates within the batch and across topics'

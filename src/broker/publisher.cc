@@ -109,6 +109,8 @@ struct Publisher::Scratch {
   };
   std::vector<Group> groups;
   std::vector<uint32_t> group_of;  // by event
+  std::vector<std::string_view> names;  // by group: its topic's name
+  std::vector<std::shared_ptr<Topic>> found;
   std::vector<uint32_t> order;     // event indices grouped by topic, request order within
 
   // By event.
@@ -161,6 +163,7 @@ class ScratchLease {
   }
   ~ScratchLease() {
     scratch_->groups.clear();  // holds topics alive
+    scratch_->found.clear();
     scratch_->in_use = false;
   }
   ScratchLease(const ScratchLease&) = delete;
@@ -302,20 +305,23 @@ void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
     absl::flat_hash_map<absl::string_view, uint32_t> group_index;
     group_index.reserve(n_events);  // one allocation, no rehash
     s.group_of.resize(n_events);
+    s.names.clear();
     for (uint32_t i = 0; i < n_events; ++i) {
       auto [it, inserted] =
           group_index.try_emplace(Absl(events[i].topic), static_cast<uint32_t>(s.groups.size()));
       if (inserted) {
-        auto topic = topics_.FindOrCreate(events[i].topic);
-        if (!topic.ok()) {
-          std::move(done)(topic.status(), {});
-          return;
-        }
-        s.groups.push_back(Scratch::Group{std::move(*topic), 0, 0});
+        s.groups.push_back(Scratch::Group{nullptr, 0, 0});
+        s.names.push_back(events[i].topic);
       }
       s.group_of[i] = it->second;
       ++s.groups[it->second].end;  // its size, for now
     }
+    // The topics, in the order their groups were made.
+    if (absl::Status st = topics_.FindOrCreateAll(s.names, &s.found); !st.ok()) {
+      std::move(done)(std::move(st), {});
+      return;
+    }
+    for (size_t g = 0; g < s.groups.size(); ++g) s.groups[g].topic = std::move(s.found[g]);
     uint32_t at = 0;
     for (Scratch::Group& g : s.groups) {
       g.begin = at;

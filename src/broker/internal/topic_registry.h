@@ -13,6 +13,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "broker/broker.h"
 #include "broker/groups.h"
 #include "broker/internal/probe.h"
@@ -61,6 +62,11 @@ class TopicRegistry {
   absl::StatusOr<std::shared_ptr<Topic>> Lookup(std::string_view name);
   // Find, creating the topic with the defaults when auto-create is on.
   absl::StatusOr<std::shared_ptr<Topic>> FindOrCreate(std::string_view name);
+  // FindOrCreate for each of `names` into the same index of `out` (resized to fit): the first
+  // error is returned. Existing topics are looked up under one lock, each a few names ahead of
+  // the one taken, for a batch spread over many topics.
+  absl::Status FindOrCreateAll(absl::Span<const std::string_view> names,
+                               std::vector<std::shared_ptr<Topic>>* out);
   // Every topic, opened or not (Topic::is_open).
   std::vector<std::shared_ptr<Topic>> All();
   // Opens the topic's partitions (recovering them) unless that was done: on the caller's
