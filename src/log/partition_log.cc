@@ -1024,11 +1024,11 @@ absl::Status PartitionLog::ReserveAheadLocked(uint64_t expected) {
   if (active.sealed || idle_) return absl::OkStatus();
   const uint64_t smallest = std::max<uint64_t>(1, options_.min_reserve_chunk_bytes);
   const uint64_t most = std::min(options_.reserve_chunk_bytes, options_.segment_bytes);
-  const uint64_t ahead = std::clamp(expected, smallest, std::max(smallest, most));
+  // As much as the appends would reserve (to a multiple of the smallest step): no more space
+  // is held ahead than without this.
+  const uint64_t ahead = std::min(expected, std::max(smallest, most));
   if (reserved_end_ >= active.size_bytes + ahead) return absl::OkStatus();
-  // Twice that: one reservation per two write-outs.
-  const uint64_t twice = std::min(2 * ahead, std::max(smallest, most));
-  const uint64_t target = (active.size_bytes + twice + smallest - 1) / smallest * smallest;
+  const uint64_t target = (active.size_bytes + ahead + smallest - 1) / smallest * smallest;
   // The file was just written: the cache still holds it.
   ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> file, WriterOf(active));
   RETURN_IF_ERROR(file->Reserve(target));
