@@ -697,9 +697,7 @@ absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t co
     if (!file) {
       ASSIGN_OR_RETURN(file, WriterOf(*active));
     }
-    const uint64_t largest =
-        std::max<uint64_t>(1, std::min(options_.reserve_chunk_bytes, options_.segment_bytes));
-    const uint64_t smallest = std::clamp<uint64_t>(options_.min_reserve_chunk_bytes, 1, largest);
+    const auto [smallest, largest] = ReserveSteps();
     // About a second of this partition's writes, measured since its last reservation.
     uint64_t step = smallest;
     if (reserved_end_ != 0 && now_us > last_reserve_us_) {
@@ -711,11 +709,7 @@ absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t co
     } else if (reserved_end_ != 0) {
       step = largest;  // more than a reservation within the clock's resolution
     }
-    const uint64_t target = (need + step - 1) / step * step;
-    RETURN_IF_ERROR(file->Reserve(target));
-    reserved_end_ = target;
-    reserved_from_ = before;
-    last_reserve_us_ = now_us;
+    RETURN_IF_ERROR(ReserveLocked(*file, (need + step - 1) / step * step, before, now_us));
   }
   last_append_us_ = now_us;
   idle_ = false;
@@ -1022,19 +1016,29 @@ absl::Status PartitionLog::JournalWriteOut() {
 absl::Status PartitionLog::ReserveAheadLocked(uint64_t expected) {
   const Segment& active = *segments_.back();
   if (active.sealed || idle_) return absl::OkStatus();
-  const uint64_t smallest = std::max<uint64_t>(1, options_.min_reserve_chunk_bytes);
-  const uint64_t most = std::min(options_.reserve_chunk_bytes, options_.segment_bytes);
+  const auto [smallest, largest] = ReserveSteps();
   // As much as the appends would reserve (to a multiple of the smallest step): no more space
   // is held ahead than without this.
-  const uint64_t ahead = std::min(expected, std::max(smallest, most));
+  const uint64_t ahead = std::min(expected, largest);
   if (reserved_end_ >= active.size_bytes + ahead) return absl::OkStatus();
-  const uint64_t target = (active.size_bytes + ahead + smallest - 1) / smallest * smallest;
   // The file was just written: the cache still holds it.
   ASSIGN_OR_RETURN(std::shared_ptr<WritableFile> file, WriterOf(active));
-  RETURN_IF_ERROR(file->Reserve(target));
+  return ReserveLocked(*file, (active.size_bytes + ahead + smallest - 1) / smallest * smallest,
+                       active.size_bytes, NowMicros());
+}
+
+std::pair<uint64_t, uint64_t> PartitionLog::ReserveSteps() const {
+  const uint64_t largest =
+      std::max<uint64_t>(1, std::min(options_.reserve_chunk_bytes, options_.segment_bytes));
+  return {std::clamp<uint64_t>(options_.min_reserve_chunk_bytes, 1, largest), largest};
+}
+
+absl::Status PartitionLog::ReserveLocked(WritableFile& file, uint64_t target, uint64_t from,
+                                         int64_t now_us) {
+  RETURN_IF_ERROR(file.Reserve(target));
   reserved_end_ = target;
-  reserved_from_ = active.size_bytes;
-  last_reserve_us_ = NowMicros();
+  reserved_from_ = from;
+  last_reserve_us_ = now_us;
   return absl::OkStatus();
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/attributes.h"
@@ -256,6 +257,11 @@ class PartitionLog : private JournalClient {
   // Reserves space for about `expected` more bytes past the active segment's end, while a
   // checkpoint holds its file open anyway: the appends until the next one then need no file.
   absl::Status ReserveAheadLocked(uint64_t expected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The reservation's smallest and largest steps (LogOptions), smallest ≤ largest.
+  std::pair<uint64_t, uint64_t> ReserveSteps() const;
+  // Reserves the active segment's `file` up to `target`, noted as made at size `from`, `now_us`.
+  absl::Status ReserveLocked(WritableFile& file, uint64_t target, uint64_t from, int64_t now_us)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunSync();
   void CollectAckedLocked(std::vector<Waiter>* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CollectReadableLocked(Deferred* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
