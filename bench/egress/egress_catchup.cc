@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/tls.h"
 #include "nodata/v1/nodata.grpc.pb.h"
 
 namespace {
@@ -37,6 +38,7 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   std::string mode;
   std::string server = "127.0.0.1:7070";
+  nodata::bench::TlsFlags tls;
   std::string topic = "egress";
   uint64_t count = 1000000;
   size_t payload = 100;
@@ -57,7 +59,7 @@ double CpuSeconds() {
 std::shared_ptr<grpc::Channel> Channel(const Options& o) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(o.server, nodata::bench::Credentials(o.tls), args);
 }
 
 int Preload(const Options& o) {
@@ -376,7 +378,8 @@ int main(int argc, char** argv) {
   Options o;
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s preload|read [--server A] [--topic T] [--count N] "
-                         "[--payload B] [--max-batch N]\n", argv[0]);
+                         "[--payload B] [--max-batch N] [--tls-ca F [--tls-cert F --tls-key F]]\n",
+                 argv[0]);
     return 2;
   }
   o.mode = argv[1];
@@ -384,6 +387,7 @@ int main(int argc, char** argv) {
     std::string k = argv[i];
     const char* v = argv[i + 1];
     if (k == "--server") o.server = v;
+    else if (o.tls.Take(k, v)) continue;
     else if (k == "--topic") o.topic = v;
     else if (k == "--count") o.count = std::strtoull(v, nullptr, 10);
     else if (k == "--payload") o.payload = std::strtoull(v, nullptr, 10);

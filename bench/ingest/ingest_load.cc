@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/tls.h"
 #include "nodata/v1/nodata.grpc.pb.h"
 
 namespace {
@@ -62,6 +63,7 @@ constexpr char kKeyPlaceholder = '^';
 struct Options {
   std::string mode;  // unary | stream
   std::string server = "127.0.0.1:7070";
+  nodata::bench::TlsFlags tls;
   std::string topic = "bench";
   std::string keys = "none";  // none | random
   std::string label;
@@ -89,7 +91,8 @@ struct Options {
                "         [--concurrency N] [--batch B] [--inflight K] [--streams S] [--channels C]\n"
                "         [--threads T] [--duration SEC] [--warmup SEC] [--events N]\n"
                "         [--keys none|random] [--partitions P] [--topics N] [--no-create-topic]\n"
-               "         [--server-pid PID] [--label STR] [--check-all]\n");
+               "         [--server-pid PID] [--label STR] [--check-all]\n"
+               "         [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n");
   std::exit(2);
 }
 
@@ -106,6 +109,7 @@ Options ParseArgs(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--server") o.server = val();
+    else if (a == "--tls-ca" || a == "--tls-cert" || a == "--tls-key") o.tls.Take(a, val());
     else if (a == "--topic") o.topic = val();
     else if (a == "--keys") o.keys = val();
     else if (a == "--label") o.label = val();
@@ -704,7 +708,7 @@ int main(int argc, char** argv) {
     args.SetMaxSendMessageSize(-1);
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per channel
     args.SetInt("nodata.bench.channel", i);
-    auto ch = grpc::CreateCustomChannel(opt.server, grpc::InsecureChannelCredentials(), args);
+    auto ch = grpc::CreateCustomChannel(opt.server, nodata::bench::Credentials(opt.tls), args);
     if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
       std::fprintf(stderr, "nodata_ingest_load: cannot connect to %s\n", opt.server.c_str());
       return 1;

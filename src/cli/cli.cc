@@ -76,6 +76,11 @@ int Run(int argc, char** argv) {
     std::cerr << "nodata: --server: " << address_error << "\n";
     return kExitUsage;
   }
+  std::string tls_error;
+  if (!LoadClientTls(&co, &tls_error)) {
+    std::cerr << "nodata: " << tls_error << "\n";
+    return kExitUsage;
+  }
 
   auto logger = spdlog::stderr_color_mt("nodata");
   spdlog::set_default_logger(logger);

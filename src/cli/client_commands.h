@@ -11,6 +11,20 @@ namespace nodata::cli {
 struct ClientOptions {
   std::string server = "127.0.0.1:7070";
   bool json = false;
+  // TLS (--tls, or any of the files): the CA file that signed the server's certificate (empty:
+  // the system's CAs), and a client certificate and key for a server that wants one.
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;  // the name to check in the server's certificate (empty: host)
+  // The files' PEM text, read by LoadClientTls.
+  std::string tls_ca_pem;
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  bool tls_enabled() const {
+    return tls || !tls_ca.empty() || !tls_cert.empty() || !tls_key.empty();
+  }
 };
 
 // Retention flags of topic create/update: unset leaves the value alone (create: server default).

@@ -24,7 +24,48 @@ std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(c.server, grpc::InsecureChannelCredentials(), args);
+  if (!c.tls_enabled()) {
+    return grpc::CreateCustomChannel(c.server, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = c.tls_ca_pem;  // empty: gRPC's default roots
+  tls.pem_cert_chain = c.tls_cert_pem;
+  tls.pem_private_key = c.tls_key_pem;
+  if (!c.tls_server_name.empty()) args.SetSslTargetNameOverride(c.tls_server_name);
+  return grpc::CreateCustomChannel(c.server, grpc::SslCredentials(tls), args);
+}
+
+namespace {
+
+bool ReadPem(const char* flag, const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = std::string(flag) + " " + path + ": cannot read it (" + std::strerror(errno) + ")";
+    return false;
+  }
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (out->find("-----BEGIN ") == std::string::npos) {
+    *error = std::string(flag) + " " + path + ": no PEM block (-----BEGIN ...) in it";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool LoadClientTls(ClientOptions* c, std::string* error) {
+  if (c->tls_cert.empty() != c->tls_key.empty()) {
+    *error = "--tls-cert and --tls-key go together (a client certificate and its key)";
+    return false;
+  }
+  if (!c->tls_ca.empty() && !ReadPem("--tls-ca", c->tls_ca, &c->tls_ca_pem, error)) return false;
+  if (!c->tls_cert.empty() && !ReadPem("--tls-cert", c->tls_cert, &c->tls_cert_pem, error)) {
+    return false;
+  }
+  if (!c->tls_key.empty() && !ReadPem("--tls-key", c->tls_key, &c->tls_key_pem, error)) {
+    return false;
+  }
+  return true;
 }
 
 bool NormalizeAddress(const std::string& address, uint16_t default_port, std::string* out,
@@ -97,9 +138,19 @@ std::string CodeName(grpc::StatusCode code) {
 
 int Fail(const grpc::Status& s) {
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE && !ServerAddress().empty()) {
+    const std::string& m = s.error_message();
+    if (m.find("Ssl handshake failed") != std::string::npos ||
+        m.find("certificate") != std::string::npos) {
+      std::cerr << "nodata: UNAVAILABLE: the TLS handshake with " << ServerAddress()
+                << " failed (--tls-ca must name the CA of the server's certificate; a server "
+                   "started with --tls-client-ca also wants --tls-cert and --tls-key): "
+                << m << "\n";
+      return 1;
+    }
     std::cerr << "nodata: UNAVAILABLE: cannot reach the server at " << ServerAddress()
-              << " (is `nodata serve` running there? --server or NODATA_SERVER): "
-              << s.error_message() << "\n";
+              << " (is `nodata serve` running there, with TLS only when --tls or --tls-ca is "
+                 "given? --server or NODATA_SERVER): "
+              << m << "\n";
     return 1;
   }
   std::cerr << "nodata: " << CodeName(s.error_code()) << ": " << s.error_message() << "\n";

@@ -11,7 +11,11 @@
 
 namespace nodata::cli {
 
+// A channel to `c.server`, with TLS when `c.tls_enabled()` (after LoadClientTls).
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c);
+// Reads the TLS files named in `c` into its *_pem fields. False, with a message that names the
+// flag and file, when one cannot be read or a certificate comes without its key.
+bool LoadClientTls(ClientOptions* c, std::string* error);
 // Checks a server address and fills in the default port: "HOST:PORT", "HOST" (port
 // `default_port`), "[IPV6]:PORT", "[IPV6]", or a gRPC target URI (unix:, dns:, ipv4:, ipv6:)
 // as given. PORT is 1..65535; without a default port (0, for listen addresses) it is required

@@ -15,6 +15,19 @@ void CommandSet::AddClientFlags(CLI::App* cmd) {
       ->envname("NODATA_SERVER")
       ->capture_default_str();
   cmd->add_flag("--json", client_.json, "print JSON");
+  cmd->add_flag("--tls", client_.tls, "connect with TLS, checked against the system's CAs")
+      ->envname("NODATA_TLS");
+  cmd->add_option("--tls-ca", client_.tls_ca,
+                  "connect with TLS, checked against this CA file (PEM)")
+      ->envname("NODATA_TLS_CA");
+  cmd->add_option("--tls-cert", client_.tls_cert,
+                  "client certificate file (PEM), for a server started with --tls-client-ca")
+      ->envname("NODATA_TLS_CERT");
+  cmd->add_option("--tls-key", client_.tls_key, "the client certificate's private key (PEM)")
+      ->envname("NODATA_TLS_KEY");
+  cmd->add_option("--tls-server-name", client_.tls_server_name,
+                  "name to check in the server's certificate (default: the --server host)")
+      ->envname("NODATA_TLS_SERVER_NAME");
 }
 
 void CommandSet::OnParsed(CLI::App* cmd, std::function<int()> action) {

@@ -23,9 +23,9 @@ class CommandSet {
   CommandSet& operator=(const CommandSet&) = delete;
 
   CLI::App& app() { return app_; }
-  // --server and --json, shared by every client command.
+  // --server, --json and the TLS flags, shared by every client command.
   ClientOptions& client() { return client_; }
-  // Adds --server and --json to a client command.
+  // Adds --server, --json and the TLS flags to a client command.
   void AddClientFlags(CLI::App* cmd);
   // A value for flags to write into, alive as long as the set.
   template <typename T>

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,10 @@ bool ReadConfig(const std::string& path, std::vector<std::pair<std::string, std:
 
 }  // namespace
 
+// Serve flags not read from the environment (see AddServeCommand).
+const std::set<std::string> kNoEnvironment = {"tls-cert", "tls-key", "tls-client-ca",
+                                              "insecure"};
+
 // Precedence: command line, then environment, then config file, then defaults. The config
 // file's settings become command-line arguments for the flags given neither way.
 bool ApplyServeConfigFile(std::vector<std::string>* args, std::string* error) {
@@ -164,9 +169,9 @@ bool ApplyServeConfigFile(std::vector<std::string>* args, std::string* error) {
     std::string env = "NODATA_";
     for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
     if (std::find(given.begin(), given.end(), name) != given.end()) continue;
-    if (std::getenv(env.c_str()) != nullptr) continue;
-    out.push_back("--" + name);
-    out.push_back(value);
+    if (!kNoEnvironment.contains(name) && std::getenv(env.c_str()) != nullptr) continue;
+    // One argument, so that a flag (insecure = true) takes its value as well as an option.
+    out.push_back("--" + name + "=" + value);
   }
   out.insert(out.end(), rest.begin(), rest.end());
   *args = std::move(out);
@@ -252,6 +257,19 @@ void AddServeCommand(CommandSet& set) {
   Flag(serve, "maintenance-ms", so.broker.maintenance_period_ms,
        "how often compaction and retention look for due work")
       ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  // The server's TLS files come from flags or the config file, not the environment: NODATA_TLS_*
+  // are the clients' variables (a shell set up for the CLI must not hand its client certificate
+  // to a server started from it).
+  serve->add_option("--tls-cert", so.tls.cert,
+                    "TLS on both listeners: the server's certificate file (PEM, intermediates "
+                    "after it); reloaded on SIGHUP");
+  serve->add_option("--tls-key", so.tls.key, "the certificate's private key file (PEM)");
+  serve->add_option("--tls-client-ca", so.tls.client_ca,
+                    "require client certificates signed by these CAs (PEM file; mTLS; HTTP "
+                    "/healthz stays open)");
+  serve->add_flag("--insecure", so.insecure,
+                  "serve on an address other machines reach without TLS and client "
+                  "certificates");
   Flag(serve, "state-cache-bytes", so.state_cache_bytes,
        "memory for the aggregations' state, all together (the rest stays on disk)")
       ->check(CLI::Range(uint64_t{1} << 16, uint64_t{1} << 44));

@@ -1648,7 +1648,13 @@ class Manager::Impl {
              {"NODATA_GROUP", GroupOf(spec.name)},
              {"NODATA_INPUTS", spec.input},
              {"NODATA_OUTPUTS", absl::StrJoin(spec.outputs, ",")},
-             {"NODATA_CONFIG", spec.config}};
+             {"NODATA_CONFIG", spec.config},
+             // The address above needs no TLS (a unix socket when the server speaks TLS): the
+             // server's own client settings, if any, must not reach the program.
+             {"NODATA_TLS", ""},
+             {"NODATA_TLS_CA", ""},
+             {"NODATA_TLS_CERT", ""},
+             {"NODATA_TLS_KEY", ""}};
     pc.program = std::make_unique<Program>(std::move(o), pc.log);
     pc.program->Start();
   }

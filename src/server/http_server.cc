@@ -5,14 +5,18 @@
 #include <atomic>
 #include <cstring>
 
+#include "common/status.h"
 #include "common/strings.h"
 #include "server/aggregation_http.h"
+#include "server/civetweb_tls.h"
+#include "server/tls.h"
 
 namespace nodata::server {
 
 struct HttpServer::Context {
   std::function<std::string()> metrics;
   aggregate::Manager* aggregations = nullptr;
+  TlsMaterial* tls = nullptr;  // null: plain HTTP
   std::atomic<bool> stopping{false};
   mg_context* ctx = nullptr;
 };
@@ -61,8 +65,19 @@ bool IsGet(mg_connection* conn) {
          std::strcmp(info->request_method, "HEAD") == 0;
 }
 
+// With client CAs (--tls-client-ca), every path but /healthz wants a client certificate; one
+// that was sent has been verified in the handshake. False after answering 401.
+bool Authenticated(mg_connection* conn, const HttpServer::Context& context) {
+  if (context.tls == nullptr || !context.tls->requires_client_certificates()) return true;
+  if (mg_get_request_info(conn)->client_cert != nullptr) return true;
+  Reply(conn, 401, "text/plain",
+        "a client certificate is required: the server was started with --tls-client-ca\n");
+  return false;
+}
+
 int Metrics(mg_connection* conn, void* data) {
   auto* context = static_cast<HttpServer::Context*>(data);
+  if (!Authenticated(conn, *context)) return 401;
   if (!IsGet(conn)) {
     Reply(conn, 405, "text/plain", "method not allowed\n");
     return 405;
@@ -78,10 +93,12 @@ int Healthz(mg_connection* conn, void*) {
 
 int Aggregations(mg_connection* conn, void* data) {
   auto* context = static_cast<HttpServer::Context*>(data);
+  if (!Authenticated(conn, *context)) return 401;
   return ServeAggregations(conn, *context->aggregations, context->stopping);
 }
 
-int NotFound(mg_connection* conn, void*) {
+int NotFound(mg_connection* conn, void* data) {
+  if (!Authenticated(conn, *static_cast<HttpServer::Context*>(data))) return 401;
   Reply(conn, 404, "text/plain", "not found\n");
   return 404;
 }
@@ -97,15 +114,18 @@ HttpServer::~HttpServer() {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::function<std::string()> metrics,
-    aggregate::Manager& aggregations) {
-  static const bool initialized = [] {
-    mg_init_library(0);
-    return true;
-  }();
-  (void)initialized;
+    aggregate::Manager& aggregations, TlsMaterial* tls) {
+  if (tls != nullptr) RETURN_IF_ERROR(LoadCivetwebTlsShim());
+  // Once per process, with OpenSSL when this server speaks TLS.
+  static const unsigned features = mg_init_library(tls != nullptr ? MG_FEATURES_TLS : 0);
+  if (tls != nullptr && (features & MG_FEATURES_TLS) == 0) {
+    return absl::FailedPreconditionError(
+        "HTTP cannot serve TLS: civetweb could not load OpenSSL (libcrypto.so: libssl-dev)");
+  }
   auto context = std::make_unique<Context>();
   context->metrics = std::move(metrics);
   context->aggregations = &aggregations;
+  context->tls = tls;
   // A watch (Server-Sent Events) holds a thread while it is open. URIs reach the handlers
   // undecoded: an aggregation key's "%2F" must stay inside its path segment (no files are
   // served, so nothing else depends on the decoding). Connections persist (HTTP/1.1) for the
@@ -113,12 +133,26 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   // gives its thread back (ConnectionHeader tells clients).
   // No Nagle delay: a response on a persistent connection would otherwise wait for the
   // client's delayed acknowledgement (up to 40 ms) behind an earlier small write.
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "32",
+  // A port ending in 's' is civetweb's TLS port; the SSL_CTX is ours (external_ssl_ctx).
+  const std::string listening = tls != nullptr ? StrCat(listen, "s") : listen;
+  const char* options[] = {"listening_ports", listening.c_str(), "num_threads", "32",
                            "enable_keep_alive", "yes", "keep_alive_timeout_ms", "2000",
                            "tcp_nodelay", "1", "decode_url", "no", nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof callbacks);
-  context->ctx = mg_start(&callbacks, nullptr, options);
+  if (tls != nullptr) {
+    // Called with a null *ssl_ctx to make the context and with it to free it; 1: ours.
+    callbacks.external_ssl_ctx = [](void** ssl_ctx, void* user_data) {
+      auto* context = static_cast<Context*>(user_data);
+      if (*ssl_ctx != nullptr) {
+        TlsMaterial::FreeSslContext(*ssl_ctx);
+        return 1;
+      }
+      *ssl_ctx = context->tls->NewSslContext();
+      return *ssl_ctx != nullptr ? 1 : -1;
+    };
+  }
+  context->ctx = mg_start(&callbacks, context.get(), options);
   if (context->ctx == nullptr) {
     return absl::UnavailableError(
         StrCat("cannot listen for HTTP on ", listen, " (address in use, or not a local address)"));
@@ -126,7 +160,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   mg_set_request_handler(context->ctx, "/metrics$", Metrics, context.get());
   mg_set_request_handler(context->ctx, "/healthz$", Healthz, nullptr);
   mg_set_request_handler(context->ctx, "/v1/aggregations", Aggregations, context.get());
-  mg_set_request_handler(context->ctx, "/", NotFound, nullptr);
+  mg_set_request_handler(context->ctx, "/", NotFound, context.get());
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(context)));
   mg_server_port ports[4];
   int n = mg_get_server_ports(server->context_->ctx, 4, ports);

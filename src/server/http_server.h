@@ -17,6 +17,8 @@ class Manager;
 
 namespace nodata::server {
 
+class TlsMaterial;
+
 // Writes a whole response in one write: status, `Content-Type`, `Content-Length`,
 // `extra_headers` (lines ending in CRLF), the connection headers civetweb's keep-alive decision
 // calls for, and the body.
@@ -27,10 +29,12 @@ void WriteResponse(mg_connection* conn, int code, std::string_view content_type,
 class HttpServer {
  public:
   // `metrics` renders the /metrics body; it is called from HTTP threads. `aggregations` must
-  // outlive the server.
+  // outlive the server, and so must `tls` (null: plain HTTP; else HTTPS with its certificate,
+  // and with its client CAs a client certificate on every path but /healthz).
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
                                                            std::function<std::string()> metrics,
-                                                           aggregate::Manager& aggregations);
+                                                           aggregate::Manager& aggregations,
+                                                           TlsMaterial* tls = nullptr);
   // Ends open watches (within a second) and waits for every request to finish.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

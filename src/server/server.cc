@@ -5,14 +5,20 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "absl/synchronization/mutex.h"
 #include "aggregate/manager.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "components/manager.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "server/consume_service.h"
@@ -28,6 +34,52 @@ namespace {
 // size (the native tier's own limit, wasm::CompileLimits) whatever --max-batch-bytes is.
 constexpr uint64_t kMaxModuleMessageBytes = 16ull << 20;
 
+// Listening where other machines reach the server needs TLS and a way to tell clients apart
+// (client certificates), or the operator's --insecure.
+absl::Status CheckExposure(const ServerOptions& options) {
+  std::string exposed;
+  for (const std::string* address : {&options.listen, &options.http}) {
+    if (!IsLoopbackAddress(*address)) exposed = *address;
+  }
+  if (exposed.empty()) return absl::OkStatus();
+  const bool secured = options.tls.enabled() && !options.tls.client_ca.empty();
+  if (secured) return absl::OkStatus();
+  if (options.insecure) {
+    spdlog::warn("serving on {} without {} (--insecure): anyone who reaches it can publish, "
+                 "read and delete topics",
+                 exposed, options.tls.enabled() ? "client authentication" : "TLS");
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(StrCat(
+      "refusing to serve on ", exposed, ", which other machines can reach, without ",
+      options.tls.enabled() ? "client authentication" : "TLS and client authentication",
+      ": anyone who reaches it could publish, read and delete topics and run code. Give "
+      "--tls-cert, --tls-key and --tls-client-ca, listen on a loopback address, or give "
+      "--insecure to serve anyway"));
+}
+
+// Where program components reach a server that speaks TLS: a unix socket in a directory only
+// the server's user can enter (the data directory's run/, or a new one under /tmp when that path
+// is too long for a socket address).
+absl::StatusOr<std::string> ProgramSocketPath(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::absolute(data_dir, ec) / "run";
+  constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+  if ((dir / "grpc.sock").string().size() > kMaxSocketPath) {
+    char tmpl[] = "/tmp/nodata-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) {
+      return absl::InternalError(StrCat("cannot make a directory under /tmp for the program "
+                                        "components' socket: ", std::strerror(errno)));
+    }
+    return StrCat(tmpl, "/grpc.sock");
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::InternalError(StrCat("cannot make ", dir.string(), ": ", std::strerror(errno)));
+  }
+  ::chmod(dir.c_str(), 0700);
+  return (dir / "grpc.sock").string();
+}
+
 }  // namespace
 
 absl::Status RunServer(const ServerOptions& options) {
@@ -37,6 +89,7 @@ absl::Status RunServer(const ServerOptions& options) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // reload
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -53,7 +106,28 @@ absl::Status RunServer(const ServerOptions& options) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
 
+  RETURN_IF_ERROR(CheckExposure(options));
+  std::unique_ptr<TlsMaterial> tls;
+  if (options.tls.enabled() || !options.tls.key.empty() || !options.tls.client_ca.empty()) {
+    if (!options.tls.enabled() || options.tls.key.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls-cert and --tls-key go together, and --tls-client-ca needs them");
+    }
+    ASSIGN_OR_RETURN(tls, TlsMaterial::Load(options.tls));
+    spdlog::info("TLS certificate: {}{}", tls->Describe(),
+                 tls->requires_client_certificates() ? "; client certificates required" : "");
+  }
+
   prometheus::Registry registry;
+  auto& tls_reloads = prometheus::BuildCounter()
+                          .Name("nodata_tls_reloads_total")
+                          .Help("TLS files read again on SIGHUP, by result")
+                          .Register(registry);
+  auto& tls_expiry = prometheus::BuildGauge()
+                         .Name("nodata_tls_certificate_expiry_seconds")
+                         .Help("notAfter of the served certificate, Unix seconds")
+                         .Register(registry);
+  if (tls) tls_expiry.Add({}).Set(static_cast<double>(tls->NotAfterSeconds()));
   RETURN_IF_ERROR(PosixFileSystem().CreateDirs(options.broker.data_dir));
   spdlog::info("opening data directory {}", options.broker.data_dir);
   ASSIGN_OR_RETURN(std::unique_ptr<broker::Broker> broker,
@@ -100,7 +174,13 @@ absl::Status RunServer(const ServerOptions& options) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      options.listen, tls ? tls->GrpcCredentials() : grpc::InsecureServerCredentials(), &port);
+  std::string program_socket;
+  if (tls) {
+    ASSIGN_OR_RETURN(program_socket, ProgramSocketPath(options.broker.data_dir));
+    builder.AddListeningPort(StrCat("unix:", program_socket), grpc::InsecureServerCredentials());
+  }
   // gRPC sets SO_REUSEPORT by default: a second server on the same port would then start and
   // share the connections with the first. A port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -137,12 +217,13 @@ absl::Status RunServer(const ServerOptions& options) {
                          b.RefreshMetrics();  // gauges are set at scrape time
                          return prometheus::TextSerializer().Serialize(registry.Collect());
                        },
-                       *aggregations));
+                       *aggregations, tls.get()));
 
   const std::string grpc_address =
       StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", port);
-  // Program components connect over loopback when the server listens on every address.
-  std::string program_address = grpc_address;
+  // Program components connect over loopback when the server listens on every address, and
+  // over the unix socket when it speaks TLS.
+  std::string program_address = tls ? StrCat("unix:", program_socket) : grpc_address;
   for (std::string_view any : {"0.0.0.0:", "[::]:"}) {
     if (program_address.starts_with(any)) {
       program_address = StrCat("127.0.0.1:", program_address.substr(any.size()));
@@ -154,7 +235,20 @@ absl::Status RunServer(const ServerOptions& options) {
   spdlog::info("serving gRPC on {} and HTTP on {}", grpc_address, http->address());
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    if (!tls) {
+      spdlog::info("SIGHUP: no TLS files to reload");
+      continue;
+    }
+    if (absl::Status reloaded = tls->Reload(); !reloaded.ok()) {
+      tls_reloads.Add({{"result", "error"}}).Increment();
+      spdlog::error("SIGHUP: keeping the current TLS certificate: {}", ToStd(reloaded.message()));
+      continue;
+    }
+    tls_reloads.Add({{"result", "ok"}}).Increment();
+    tls_expiry.Add({}).Set(static_cast<double>(tls->NotAfterSeconds()));
+    spdlog::info("SIGHUP: TLS files reloaded: {}", tls->Describe());
+  }
   spdlog::info("signal {}: shutting down", sig);
   // Publishes waiting for a topic's dedupe state to be restored are answered, not held.
   b.BeginShutdown();
@@ -185,6 +279,10 @@ absl::Status RunServer(const ServerOptions& options) {
   spdlog::debug("aggregations stopped");
   broker->SyncAll();
   broker.reset();
+  if (program_socket.starts_with("/tmp/nodata-")) {
+    ::unlink(program_socket.c_str());
+    ::rmdir(std::filesystem::path(program_socket).parent_path().c_str());
+  }
   spdlog::info("stopped");
   return absl::OkStatus();
 }

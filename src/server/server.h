@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "broker/broker.h"
+#include "server/tls.h"
 
 namespace nodata::server {
 
@@ -21,11 +22,17 @@ struct ServerOptions {
   int keepalive_ms = 10000;
   // The aggregations' in-memory state cache, all aggregations together.
   uint64_t state_cache_bytes = 256ull << 20;
+  // TLS on both listeners (tls.h); reloaded on SIGHUP.
+  TlsFiles tls;
+  // Serve on an address other machines reach without TLS and client certificates.
+  bool insecure = false;
 };
 
 // Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, every
-// partition is synced. Prints "nodata ready grpc=HOST:PORT http=HOST:PORT" on stdout once both
-// listeners are up. Must be called from the main thread before any other thread starts.
+// partition is synced. SIGHUP reloads the TLS files. Refuses (FAILED_PRECONDITION) to listen on
+// an address other machines reach without TLS and client authentication, unless `insecure`.
+// Prints "nodata ready grpc=HOST:PORT http=HOST:PORT" on stdout once both listeners are up.
+// Must be called from the main thread before any other thread starts.
 absl::Status RunServer(const ServerOptions& options);
 
 }  // namespace nodata::server

@@ -6,6 +6,7 @@
 // started with their own flags (listen addresses and data directory moved to the test's) and must
 // come up ready.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -112,6 +113,8 @@ test('every command in README.md and docs/ runs as written', { timeout: 600000 }
   const scratch = makeTempDir('nodata-docs-');
   t.after(() => fs.rmSync(scratch, { recursive: true, force: true }));
   fs.cpSync(path.join(REPO_ROOT, 'examples'), path.join(scratch, 'examples'), { recursive: true });
+  // The TLS examples' certificates, as the README says to make them.
+  execFileSync('sh', [path.join(scratch, 'examples/tls/make-certs.sh')], { stdio: 'ignore' });
   // The component examples the docs name (filter.wasm, router.wasm), built by `make component-sdk`.
   const components = path.join(process.env.COMPONENT_SDK_DIR ?? path.join(REPO_ROOT, 'build-component-sdk'), 'c');
   for (const name of ['filter.wasm', 'router.wasm', 'field_map.wasm']) {
@@ -133,7 +136,7 @@ test('every command in README.md and docs/ runs as written', { timeout: 600000 }
       const args = shellWords(cmd.text).slice(1);
       if (args[0] === 'serve') {
         // Its own flags; the listen addresses and the data directory are the test's.
-        const other = new NodataServer({ args: withoutFlags(args.slice(1), ['--listen', '--http', '--data']) });
+        const other = new NodataServer({ args: withoutFlags(args.slice(1), ['--listen', '--http', '--data']), cwd: scratch });
         t.after(() => other.cleanup());
         await other.start().catch((err) => assert.fail(`${where}\n${err.message}`));
         await other.stop();

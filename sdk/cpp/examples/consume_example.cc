@@ -69,6 +69,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.address = args.address;
+  absl::StatusOr<nodata::client::TlsOptions> tls = nodata::client::TlsOptions::FromEnvironment();
+  if (!tls.ok()) {
+    std::fprintf(stderr, "consume_example: %s\n", tls.status().ToString().c_str());
+    return 2;
+  }
+  options.tls = *tls;  // NODATA_TLS_CA, NODATA_TLS_CERT, NODATA_TLS_KEY, as for the CLI
   options.topic = args.topic;
   options.group = args.group;
   options.consumer_id = args.consumer_id;

@@ -4,7 +4,8 @@
 //       [--size 64] [--id-prefix evt] [--rate 5000] [--acks-out acks.jsonl]
 //
 // Without --id-prefix the SDK assigns the ids. --acks-out writes one JSON line per ack. The summary
-// is one JSON line on stdout; the exit code is 1 when any event failed.
+// is one JSON line on stdout; the exit code is 1 when any event failed. TLS comes from
+// NODATA_TLS_CA, NODATA_TLS_CERT and NODATA_TLS_KEY, as for the CLI.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -61,7 +62,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  nodata::client::Publisher publisher({.address = args.address});
+  absl::StatusOr<nodata::client::TlsOptions> tls = nodata::client::TlsOptions::FromEnvironment();
+  if (!tls.ok()) {
+    std::fprintf(stderr, "publish_example: %s\n", tls.status().ToString().c_str());
+    return 2;
+  }
+  nodata::client::Publisher publisher({.address = args.address, .tls = *tls});
   std::mutex mu;  // callbacks run on the SDK's threads
   long acked = 0, duplicates = 0, failed = 0;
   std::string first_error;

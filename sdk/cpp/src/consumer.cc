@@ -50,7 +50,8 @@ class Consumer::Impl {
  public:
   explicit Impl(ConsumerOptions options)
       : options_(std::move(options)),
-        channel_(internal::MakeChannel(options_.address, options_.backoff.max_backoff_ms)),
+        channel_(internal::MakeChannel(options_.address, options_.backoff.max_backoff_ms,
+                                       options_.tls)),
         consume_(nodata::v1::ConsumeService::NewStub(channel_)),
         topics_(nodata::v1::TopicService::NewStub(channel_)) {
     if (!options_.group.empty() && options_.consumer_id.empty()) {
@@ -233,8 +234,16 @@ class Consumer::Impl {
     }
   }
 
+  // Backs off for `ms`, driving the channel's reconnection meanwhile; ends early on Close.
   void Sleep(std::unique_lock<std::mutex>& lk, int ms) {
-    cv_.wait_for(lk, std::chrono::milliseconds(ms), [&] { return closed_; });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!closed_ && std::chrono::steady_clock::now() < until) {
+      lk.unlock();
+      const bool connected = internal::DriveConnection(*channel_, until);
+      lk.lock();
+      if (connected) break;
+    }
+    cv_.wait_until(lk, until, [&] { return closed_; });
   }
 
   // Where to pick up after a break. In a group the server resumes from the committed offsets

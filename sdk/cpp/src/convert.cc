@@ -1,7 +1,14 @@
 #include "convert.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
+
+#include "absl/strings/str_cat.h"
 
 namespace nodata::client::internal {
 namespace {
@@ -100,15 +107,34 @@ bool IsRetryable(absl::StatusCode code) {
          code == absl::StatusCode::kCancelled;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_backoff_ms) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_backoff_ms,
+                                           const TlsOptions& tls) {
   grpc::ChannelArguments args;
-  // gRPC's own reconnect backoff grows to minutes by default; keep it at the SDK's scale.
+  // gRPC's own reconnect backoff grows to minutes by default; keep it at the SDK's scale. The
+  // connection attempt's own timeout (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS) stays at gRPC's 20 s: a
+  // TLS handshake takes round trips that a short one would cut off.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(100, max_backoff_ms));
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (!tls.enabled) {
+    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = tls.ca_pem;  // empty: gRPC's default roots
+  ssl.pem_cert_chain = tls.cert_pem;
+  ssl.pem_private_key = tls.key_pem;
+  if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
+}
+
+bool DriveConnection(grpc::Channel& channel, std::chrono::steady_clock::time_point until,
+                     std::chrono::milliseconds slice) {
+  if (channel.GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) return true;
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= until) return false;
+  const auto wait = std::min<std::chrono::steady_clock::duration>(until - now, slice);
+  return channel.WaitForConnected(std::chrono::system_clock::now() + wait);
 }
 
 std::string RandomHex128() {
@@ -119,3 +145,62 @@ std::string RandomHex128() {
 }
 
 }  // namespace nodata::client::internal
+
+namespace nodata::client {
+namespace {
+
+absl::Status ReadPem(const char* what, const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", path, ": cannot read it (", std::strerror(errno), ")"));
+  }
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (out->find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", path, ": no PEM block (-----BEGIN ...) in it"));
+  }
+  return absl::OkStatus();
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+}  // namespace
+
+absl::StatusOr<TlsOptions> TlsOptions::FromFiles(const std::string& ca_file,
+                                                 const std::string& cert_file,
+                                                 const std::string& key_file) {
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate and its key go together (tls cert and key files)");
+  }
+  TlsOptions tls;
+  tls.enabled = true;
+  if (!ca_file.empty()) {
+    if (absl::Status s = ReadPem("tls CA file", ca_file, &tls.ca_pem); !s.ok()) return s;
+  }
+  if (!cert_file.empty()) {
+    if (absl::Status s = ReadPem("tls cert file", cert_file, &tls.cert_pem); !s.ok()) return s;
+    if (absl::Status s = ReadPem("tls key file", key_file, &tls.key_pem); !s.ok()) return s;
+  }
+  return tls;
+}
+
+absl::StatusOr<TlsOptions> TlsOptions::FromEnvironment() {
+  const std::string ca = Env("NODATA_TLS_CA");
+  const std::string cert = Env("NODATA_TLS_CERT");
+  const std::string key = Env("NODATA_TLS_KEY");
+  const std::string on = Env("NODATA_TLS");
+  TlsOptions tls;
+  if (ca.empty() && cert.empty() && key.empty() && on != "1" && on != "true") return tls;
+  absl::StatusOr<TlsOptions> files = FromFiles(ca, cert, key);
+  if (!files.ok()) return files.status();
+  tls = *std::move(files);
+  tls.server_name = Env("NODATA_TLS_SERVER_NAME");
+  return tls;
+}
+
+}  // namespace nodata::client

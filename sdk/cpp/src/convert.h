@@ -28,8 +28,17 @@ absl::Status FromGrpc(const grpc::Status& s);
 // UNAVAILABLE, DEADLINE_EXCEEDED and (server-side) CANCELLED: the request may be sent again.
 bool IsRetryable(absl::StatusCode code);
 
-// A channel that reconnects quickly (the SDK does its own backoff between attempts).
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_backoff_ms);
+// A channel that reconnects quickly (the SDK does its own backoff between attempts), with TLS
+// when `tls.enabled`.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_backoff_ms,
+                                           const TlsOptions& tls);
+
+// Waits up to `slice` (or until `until`, if sooner) for the channel to connect, and drives the
+// attempt meanwhile: the synchronous API polls a connection only from a call that waits on it,
+// so a client backing off between calls would otherwise leave a handshake (TLS takes several
+// round trips) to gRPC's backup poller, every 5 s. True when the channel is ready.
+bool DriveConnection(grpc::Channel& channel, std::chrono::steady_clock::time_point until,
+                     std::chrono::milliseconds slice = std::chrono::milliseconds(200));
 
 // 32 random hex digits, for ids unique across processes.
 std::string RandomHex128();

@@ -63,7 +63,8 @@ class Publisher::Impl {
  public:
   explicit Impl(PublisherOptions options)
       : options_(std::move(options)),
-        channel_(internal::MakeChannel(options_.address, options_.backoff.max_backoff_ms)),
+        channel_(internal::MakeChannel(options_.address, options_.backoff.max_backoff_ms,
+                                       options_.tls)),
         stub_(nodata::v1::IngestService::NewStub(channel_)),
         id_prefix_(absl::StrCat("sdk-", internal::RandomHex128(), "-")),
         backoff_ms_(options_.backoff.initial_backoff_ms) {
@@ -173,6 +174,14 @@ class Publisher::Impl {
         continue;
       }
 
+      // Backing off with batches to send and no stream: drive the reconnection meanwhile.
+      if (!stream_ && !ready_.empty() && now < backoff_until_) {
+        const Clock::time_point until = backoff_until_;
+        lk.unlock();
+        const bool connected = internal::DriveConnection(*channel_, until);
+        lk.lock();
+        if (!connected) continue;
+      }
       // Nothing to send now: wait for the next event, linger end, backoff end or answer timeout.
       Clock::time_point wake = Clock::time_point::max();
       if (open_) wake = std::min(wake, open_->opened + std::chrono::milliseconds(options_.linger_ms));

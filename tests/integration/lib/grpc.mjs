@@ -49,9 +49,10 @@ export function codeName(code) {
   return grpc.status[code] ?? `code ${code}`;
 }
 
-export function makeClient(Ctor, addr, { separateConnection = false } = {}) {
+/** A client of service `Ctor`; `credentials` (grpc-js channel credentials): default plaintext. */
+export function makeClient(Ctor, addr, { separateConnection = false, credentials } = {}) {
   const options = separateConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {};
-  return new Ctor(addr, grpc.credentials.createInsecure(), options);
+  return new Ctor(addr, credentials ?? grpc.credentials.createInsecure(), options);
 }
 
 /** Promisified unary call with a deadline. Rejects with the grpc error (err.code, err.details). */
@@ -224,13 +225,14 @@ export class Subscription {
 
 /** Thin promise API over one server's IngestService, TopicService, ConsumeService and ComponentService clients. */
 export class Api {
-  constructor(addr, { separateConnection = false } = {}) {
+  constructor(addr, { separateConnection = false, credentials } = {}) {
     const { nodata } = protos();
     this.addr = addr;
-    this.ingest = makeClient(nodata.IngestService, addr, { separateConnection });
-    this.topics = makeClient(nodata.TopicService, addr, { separateConnection });
-    this.consume = makeClient(nodata.ConsumeService, addr, { separateConnection });
-    this.components = makeClient(nodata.ComponentService, addr, { separateConnection });
+    const o = { separateConnection, credentials };
+    this.ingest = makeClient(nodata.IngestService, addr, o);
+    this.topics = makeClient(nodata.TopicService, addr, o);
+    this.consume = makeClient(nodata.ConsumeService, addr, o);
+    this.components = makeClient(nodata.ComponentService, addr, o);
   }
   /** AddComponent; resolves with the Component. Modules load on the server: a longer deadline. */
   async addComponent(request, opts = { timeoutMs: 120000 }) {

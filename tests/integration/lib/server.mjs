@@ -67,9 +67,13 @@ export class NodataServer {
    * @param {string[]} [o.args] extra `serve` arguments, e.g. ['--max-partitions', '8']
    * @param {object} [o.env] extra environment variables
    * @param {string} [o.dataDir] data directory (default: a fresh temp dir, removed on cleanup)
+   * @param {object} [o.credentials] grpc-js channel credentials of `api` (default: plaintext)
+   * @param {string} [o.cwd] the server's working directory (relative paths in `args`)
    */
-  constructor({ args = [], env = {}, dataDir } = {}) {
+  constructor({ args = [], env = {}, dataDir, credentials, cwd } = {}) {
     this.bin = nodataBin();
+    this.credentials = credentials;
+    this.cwd = cwd;
     this.args = args;
     this.env = env;
     this.ownsDataDir = !dataDir;
@@ -108,6 +112,7 @@ export class NodataServer {
     this.unexpectedExit = null;
     this.starts++;
     const child = spawn(this.bin, argv, {
+      cwd: this.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.env },
     });
@@ -137,7 +142,7 @@ export class NodataServer {
     this.httpAddr = ready.http;
     this.requestedGrpcAddr = `127.0.0.1:${grpcPort}`;
     this.requestedHttpAddr = `127.0.0.1:${httpPort}`;
-    this.api = new Api(this.grpcAddr);
+    this.api = new Api(this.grpcAddr, { credentials: this.credentials });
     return this;
   }
 
@@ -182,7 +187,7 @@ export class NodataServer {
 
   /** An extra Api on its own connection (closed on stop/kill/cleanup). */
   newApi() {
-    const api = new Api(this.grpcAddr, { separateConnection: true });
+    const api = new Api(this.grpcAddr, { separateConnection: true, credentials: this.credentials });
     this.extraApis.push(api);
     return api;
   }

@@ -63,8 +63,31 @@ struct Backoff {
   int max_backoff_ms = 5000;
 };
 
+// TLS to a server started with --tls-cert (and, for client certificates, --tls-client-ca). The
+// PEM text itself: FromFiles and FromEnvironment read it, so that a missing file is an error
+// where the options are made, not a connection that never comes up.
+struct TlsOptions {
+  bool enabled = false;
+  std::string ca_pem;       // the CA(s) of the server's certificate; empty: the system's CAs
+  std::string cert_pem;     // a client certificate (chain), with
+  std::string key_pem;      // its private key
+  std::string server_name;  // the name checked in the server's certificate; empty: the host
+
+  // TLS with these files' contents; an empty path leaves that part unset. INVALID_ARGUMENT
+  // naming the file when one cannot be read or holds no PEM block, or a certificate comes
+  // without its key.
+  static absl::StatusOr<TlsOptions> FromFiles(const std::string& ca_file,
+                                              const std::string& cert_file = "",
+                                              const std::string& key_file = "");
+  // What the CLI reads: NODATA_TLS_CA, NODATA_TLS_CERT, NODATA_TLS_KEY (files),
+  // NODATA_TLS_SERVER_NAME and NODATA_TLS (1 or true: TLS with the system's CAs). Disabled when
+  // none of them is set.
+  static absl::StatusOr<TlsOptions> FromEnvironment();
+};
+
 struct PublisherOptions {
   std::string address = "127.0.0.1:7070";  // host:port of the gRPC listener
+  TlsOptions tls;                           // plaintext unless tls.enabled
   size_t max_batch_events = 1000;           // a batch is sent once it has this many events,
   size_t max_batch_bytes = 1 << 20;         // or this many bytes (an event larger goes alone),
   int linger_ms = 5;                        // or its first event waited this long.
@@ -147,6 +170,7 @@ struct StartPosition {
 
 struct ConsumerOptions {
   std::string address = "127.0.0.1:7070";
+  TlsOptions tls;  // plaintext unless tls.enabled
   std::string topic;
   // Empty: no group; the consumer reads `partitions` (empty: all) on its own.
   std::string group;
