@@ -56,6 +56,7 @@ int Run(int argc, char** argv) {
   AddWasmCommands(commands);
   AddComponentCommands(commands);
   AddAggregationCommands(commands);
+  AddTokenCommands(commands);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_error;

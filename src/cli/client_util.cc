@@ -162,6 +162,35 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+bool ParseDuration(const std::string& value, int64_t* micros) {
+  size_t used = 0;
+  long long n;
+  try {
+    n = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (n <= 0) return false;
+  const std::string unit = value.substr(used);
+  int64_t scale;
+  if (unit == "ms") {
+    scale = 1000;
+  } else if (unit == "s") {
+    scale = 1000000;
+  } else if (unit == "m") {
+    scale = 60LL * 1000000;
+  } else if (unit == "h") {
+    scale = 3600LL * 1000000;
+  } else if (unit == "d") {
+    scale = 86400LL * 1000000;
+  } else {
+    return false;
+  }
+  if (n > INT64_MAX / scale) return false;
+  *micros = n * scale;
+  return true;
+}
+
 std::string HumanBytes(uint64_t bytes) {
   const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes);

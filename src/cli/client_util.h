@@ -27,6 +27,9 @@ std::string CodeName(grpc::StatusCode code);
 // Print "nodata: ..." on stderr and return the exit code 1.
 int Fail(const grpc::Status& s);
 int Fail(const std::string& message);
+// A positive duration with a unit (ms, s, m, h, d), e.g. "500ms", "10m", "30d", into
+// microseconds; false for anything else.
+bool ParseDuration(const std::string& value, int64_t* micros);
 // "512 B", "1.5 KiB", "3.2 GiB": sizes for people (tables and messages; --json prints bytes).
 std::string HumanBytes(uint64_t bytes);
 // "earliest" | "latest" | "committed" | "offset:N" | "time:RFC3339" into `out`; an error

@@ -74,6 +74,7 @@ void AddParquetCommands(CommandSet& set);                  // parquet_commands.c
 void AddWasmCommands(CommandSet& set);                     // wasm_commands.cc
 void AddComponentCommands(CommandSet& set);                // component_commands.cc
 void AddAggregationCommands(CommandSet& set);              // aggregation_commands.cc
+void AddTokenCommands(CommandSet& set);                    // token_commands.cc
 
 // `serve --config FILE`: the config file's settings become command-line arguments of `serve`
 // for the flags given neither on the command line nor in the environment. False, with the

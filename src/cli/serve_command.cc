@@ -49,35 +49,6 @@ bool ParseFsync(const std::string& value, broker::BrokerOptions* options) {
   return false;
 }
 
-// Parses a duration: a number with a unit (ms, s, m, h, d), e.g. "500ms", "10m". Microseconds.
-bool ParseDuration(const std::string& value, int64_t* micros) {
-  size_t used = 0;
-  long long n;
-  try {
-    n = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    return false;
-  }
-  if (n <= 0) return false;
-  const std::string unit = value.substr(used);
-  int64_t scale;
-  if (unit == "ms") {
-    scale = 1000;
-  } else if (unit == "s") {
-    scale = 1000000;
-  } else if (unit == "m") {
-    scale = 60LL * 1000000;
-  } else if (unit == "h") {
-    scale = 3600LL * 1000000;
-  } else if (unit == "d") {
-    scale = 86400LL * 1000000;
-  } else {
-    return false;
-  }
-  if (n > INT64_MAX / scale) return false;
-  *micros = n * scale;
-  return true;
-}
 
 // Adds a flag that can also come from the environment (NODATA_<NAME>) and the config file.
 template <typename T>

@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) 
 
 Catalog::Catalog(std::unique_ptr<internal::SqliteDb> db)
     : db_(std::move(db)), topics_(*db_), offsets_(*db_), components_(*db_),
-      aggregations_(*db_) {}
+      aggregations_(*db_),
+      tokens_(*db_) {}
 
 Catalog::~Catalog() = default;
 

@@ -9,6 +9,7 @@
 #include "storage/aggregation_store.h"
 #include "storage/component_store.h"
 #include "storage/offset_store.h"
+#include "storage/token_store.h"
 #include "storage/topic_store.h"
 
 namespace nodata::storage {
@@ -36,6 +37,7 @@ class Catalog {
   OffsetStore& offsets() { return offsets_; }
   ComponentStore& components() { return components_; }
   AggregationStore& aggregations() { return aggregations_; }
+  TokenStore& tokens() { return tokens_; }
 
  private:
   explicit Catalog(std::unique_ptr<internal::SqliteDb> db);
@@ -45,6 +47,7 @@ class Catalog {
   OffsetStore offsets_;
   ComponentStore components_;
   AggregationStore aggregations_;
+  TokenStore tokens_;
 };
 
 }  // namespace nodata::storage

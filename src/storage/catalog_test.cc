@@ -241,6 +241,11 @@ constexpr const char* kAggregationsTableSql =
     "table aggregations: CREATE TABLE aggregations (  name TEXT PRIMARY KEY,  spec TEXT NOT NULL,"
     "  module_sha256 TEXT NOT NULL,  created_at_us INTEGER NOT NULL,"
     "  updated_at_us INTEGER NOT NULL)";
+// What the step to version 6 adds (with two automatic indexes: the primary key and the id).
+constexpr const char* kTokensTableSql =
+    "table tokens: CREATE TABLE tokens (  name TEXT PRIMARY KEY,  id TEXT NOT NULL UNIQUE,"
+    "  hash TEXT NOT NULL,  scopes TEXT NOT NULL,  created_at_us INTEGER NOT NULL,"
+    "  expires_at_us INTEGER NOT NULL DEFAULT 0,  revoked_at_us INTEGER NOT NULL DEFAULT 0)";
 
 TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeAndAddsComponents) {
   TempDb tmp("v3");
@@ -273,15 +278,15 @@ TEST(CatalogSchema, OpensACatalogWrittenByVersionThreeAndAddsComponents) {
     // Version 4's components table, empty.
     EXPECT_TRUE(c.components().List()->empty());
   }
-  // Nothing of version 3 changed; the components and aggregations tables came.
-  schema_before.insert(schema_before.end(),
-                       {kComponentsTableSql, "", kAggregationsTableSql, ""});
+  // Nothing of version 3 changed; the components, aggregations and tokens tables came.
+  schema_before.insert(schema_before.end(), {kComponentsTableSql, "", kAggregationsTableSql, "",
+                                             kTokensTableSql, "", ""});
   std::vector<std::string> schema_after = Column(tmp.path(), kSchemaSql);
   std::sort(schema_before.begin(), schema_before.end());
   std::sort(schema_after.begin(), schema_after.end());
   EXPECT_EQ(schema_after, schema_before);
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"5"});
+            std::vector<std::string>{"6"});
   EXPECT_EQ(Column(tmp.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
 }
 
@@ -291,13 +296,14 @@ TEST(CatalogSchema, ANewDatabaseHasTheTablesVersionThreeWroteAndTheLaterOnes) {
   TempDb fresh("fresh");
   ASSERT_TRUE(Catalog::Open(fresh.path()).ok());
   std::vector<std::string> want = Column(written.path(), kSchemaSql);
-  want.insert(want.end(), {kComponentsTableSql, "", kAggregationsTableSql, ""});
+  want.insert(want.end(),
+              {kComponentsTableSql, "", kAggregationsTableSql, "", kTokensTableSql, "", ""});
   std::vector<std::string> got = Column(fresh.path(), kSchemaSql);
   std::sort(want.begin(), want.end());
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, want);
   EXPECT_EQ(Column(fresh.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"5"});
+            std::vector<std::string>{"6"});
   EXPECT_EQ(Column(fresh.path(), "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
 }
 
@@ -321,23 +327,23 @@ TEST(CatalogSchema, OpensAVersionOneDatabase) {
   ASSERT_TRUE((*catalog)->offsets().Commit("g", "first", PartitionOffsets({{1, 4}})).ok());
   EXPECT_EQ(*(*catalog)->offsets().Get("g", "first"), OffsetMap({{1, 4}}));
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"5"});
+            std::vector<std::string>{"6"});
 }
 
 TEST(CatalogSchema, RefusesADatabaseOfANewerVersionAndLeavesItAlone) {
   TempDb tmp("newer");
   ASSERT_TRUE(Catalog::Open(tmp.path()).ok());
-  RunSql(tmp.path(), "UPDATE schema_version SET version = 6; CREATE TABLE later (x INTEGER);");
+  RunSql(tmp.path(), "UPDATE schema_version SET version = 7; CREATE TABLE later (x INTEGER);");
   const std::vector<std::string> schema_before = Column(tmp.path(), kSchemaSql);
   auto catalog = Catalog::Open(tmp.path());
   ASSERT_EQ(catalog.status().code(), absl::StatusCode::kFailedPrecondition);
   const std::string message(catalog.status().message());
-  EXPECT_NE(message.find("schema version 6"), std::string::npos) << message;
+  EXPECT_NE(message.find("schema version 7"), std::string::npos) << message;
   EXPECT_NE(message.find(tmp.path()), std::string::npos) << message;
   EXPECT_NE(message.find("newer nodata"), std::string::npos) << message;
   EXPECT_EQ(Column(tmp.path(), kSchemaSql), schema_before);
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"6"});
+            std::vector<std::string>{"7"});
 }
 
 TEST(CatalogSchema, OpensACatalogWrittenByVersionFourAndAddsAggregations) {
@@ -370,16 +376,30 @@ TEST(CatalogSchema, OpensACatalogWrittenByVersionFourAndAddsAggregations) {
     ASSERT_TRUE(aggregations.ok()) << aggregations.status();
     EXPECT_TRUE(aggregations->empty());
     ASSERT_TRUE(c.aggregations().Create({"per-user", "{}", "", 1, 1}).ok());
+    // Version 6's tokens table, empty and usable; a revoked token keeps its row and name.
+    EXPECT_TRUE(c.tokens().List()->empty());
+    ASSERT_TRUE(c.tokens().Create({"ops", "0a", "scrypt$h", "admin", 1, 0, 0}).ok());
+    EXPECT_EQ(c.tokens().Create({"ops", "0b", "scrypt$h", "admin", 2, 0, 0}).code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_FALSE(c.tokens().Create({"other", "0a", "scrypt$h", "admin", 2, 0, 0}).ok())
+        << "ids are unique";
+    ASSERT_TRUE(c.tokens().Revoke("ops", 7).ok());
+    EXPECT_EQ(c.tokens().Revoke("ops", 8).code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(c.tokens().Revoke("nobody", 8).code(), absl::StatusCode::kNotFound);
+    auto tokens = c.tokens().List();
+    ASSERT_TRUE(tokens.ok() && tokens->size() == 1u);
+    EXPECT_EQ((*tokens)[0].revoked_at_us, 7);
   }
-  // Every row and table of version 4 is as it was; the aggregations table came.
+  // Every row and table of version 4 is as it was; the aggregations and tokens tables came.
   EXPECT_EQ(Column(tmp.path(), kRowsSql), rows_before);
-  schema_before.insert(schema_before.end(), {kAggregationsTableSql, ""});
+  schema_before.insert(schema_before.end(),
+                       {kAggregationsTableSql, "", kTokensTableSql, "", ""});
   std::vector<std::string> schema_after = Column(tmp.path(), kSchemaSql);
   std::sort(schema_before.begin(), schema_before.end());
   std::sort(schema_after.begin(), schema_after.end());
   EXPECT_EQ(schema_after, schema_before);
   EXPECT_EQ(Column(tmp.path(), "SELECT version FROM schema_version"),
-            std::vector<std::string>{"5"});
+            std::vector<std::string>{"6"});
   EXPECT_EQ(Column(tmp.path(), "SELECT name FROM aggregations"),
             std::vector<std::string>{"per-user"});
 }

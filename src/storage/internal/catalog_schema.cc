@@ -68,6 +68,16 @@ constexpr Migration kMigrations[] = {
      "  module_sha256 TEXT NOT NULL,"
      "  created_at_us INTEGER NOT NULL,"
      "  updated_at_us INTEGER NOT NULL);"},
+    // 6: access tokens (docs/formats/catalog.md): a slow salted hash, never the secret.
+    {6,
+     "CREATE TABLE IF NOT EXISTS tokens ("
+     "  name TEXT PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  hash TEXT NOT NULL,"
+     "  scopes TEXT NOT NULL,"
+     "  created_at_us INTEGER NOT NULL,"
+     "  expires_at_us INTEGER NOT NULL DEFAULT 0,"
+     "  revoked_at_us INTEGER NOT NULL DEFAULT 0);"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == kCatalogSchemaVersion);
 

@@ -12,7 +12,7 @@ namespace nodata::storage::internal {
 
 // Persistent format: the schema version stored in `schema_version`. Each version names one
 // migration step for good; a new concern (a table, a column) is a new step and a new version.
-inline constexpr int kCatalogSchemaVersion = 5;
+inline constexpr int kCatalogSchemaVersion = 6;
 
 // Brings the database to kCatalogSchemaVersion in one transaction: every migration above the
 // stored version, in order, then the new version; a failure leaves the database as it was.

@@ -1,0 +1,89 @@
+#include "server/auth.h"
+
+#include <openssl/evp.h>
+
+#include "common/status.h"
+#include "common/strings.h"
+
+namespace nodata::server {
+namespace {
+
+constexpr size_t kMaxRemembered = 100000;
+constexpr int64_t kUnknownIdReloadUs = 100'000;
+
+std::string Sha256(std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), out, &n, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(out), n);
+}
+
+absl::Status Refused(std::string_view why) {
+  return absl::UnauthenticatedError(StrCat("the bearer token is ", why));
+}
+
+}  // namespace
+
+Authenticator::Authenticator(Loader load, Clock now_us, int64_t refresh_us)
+    : load_(std::move(load)), now_us_(std::move(now_us)), refresh_us_(refresh_us) {}
+
+void Authenticator::RefreshLocked(bool unknown_id) {
+  const int64_t now = now_us_();
+  const bool due = loaded_at_us_ < 0 || now - loaded_at_us_ >= refresh_us_ ||
+                   (unknown_id && now - loaded_at_us_ >= kUnknownIdReloadUs);
+  if (!due) return;
+  absl::StatusOr<std::vector<storage::TokenRow>> rows = load_();
+  loaded_at_us_ = now;
+  if (!rows.ok()) return;  // keep what was loaded; the next refresh tries again
+  rows_.clear();
+  for (storage::TokenRow& r : *rows) {
+    std::string id = r.id;
+    rows_.emplace(std::move(id), std::move(r));
+  }
+}
+
+absl::Status Authenticator::UsableLocked(const storage::TokenRow& row) const {
+  if (row.revoked_at_us != 0) return Refused("revoked");
+  if (row.expires_at_us != 0 && now_us_() >= row.expires_at_us) return Refused("expired");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
+    std::string_view token) {
+  std::string id;
+  if (!TokenId(token, &id)) return Refused("not a nodata token (ndt_...)");
+  const std::string digest = Sha256(token);
+  storage::TokenRow row;
+  {
+    absl::MutexLock lock(&mu_);
+    RefreshLocked(false);
+    auto it = rows_.find(id);
+    if (it == rows_.end()) {
+      RefreshLocked(true);
+      it = rows_.find(id);
+      if (it == rows_.end()) return Refused("unknown");
+    }
+    RETURN_IF_ERROR(UsableLocked(it->second));
+    if (auto seen = checked_.find(digest); seen != checked_.end() && seen->second.id == id) {
+      if (seen->second.principal == nullptr) return Refused("wrong");
+      return seen->second.principal;
+    }
+    row = it->second;
+  }
+  // The slow check, outside the lock: once per token (or wrong guess) per server.
+  const bool matches = TokenMatchesHash(token, row.hash);
+  std::shared_ptr<const Principal> principal;
+  if (matches) {
+    absl::StatusOr<std::vector<Scope>> scopes = ParseScopes(row.scopes);
+    if (!scopes.ok()) return Refused(StrCat("of ", row.name, ", whose scopes this server "
+                                            "cannot read (", scopes.status().message(), ")"));
+    principal = std::make_shared<const Principal>(Principal{row.name, *std::move(scopes)});
+  }
+  absl::MutexLock lock(&mu_);
+  if (checked_.size() >= kMaxRemembered) checked_.clear();
+  checked_[digest] = Verified{id, principal};
+  if (principal == nullptr) return Refused("wrong");
+  return principal;
+}
+
+}  // namespace nodata::server

@@ -1,0 +1,67 @@
+// Who a bearer token stands for: the tokens of the catalog (tokens.h), checked once with their
+// slow hash and then kept, so that a request with a known token costs a SHA-256 and a map
+// lookup. Revocations and expiries are seen within the refresh interval.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/tokens.h"
+#include "storage/token_store.h"
+
+namespace nodata::server {
+
+struct Principal {
+  std::string name;
+  std::vector<Scope> scopes;
+  bool Allows(Action action, std::string_view resource) const {
+    return server::Allows(scopes, action, resource);
+  }
+};
+
+// Safe for concurrent use.
+class Authenticator {
+ public:
+  using Loader = std::function<absl::StatusOr<std::vector<storage::TokenRow>>()>;
+  using Clock = std::function<int64_t()>;  // microseconds since the Unix epoch
+
+  // `load` reads every token (the catalog's TokenStore::List); it runs at most once per
+  // `refresh_us`, and again for an id it has not seen (at most once per 100 ms).
+  Authenticator(Loader load, Clock now_us, int64_t refresh_us = 1'000'000);
+
+  // The principal of `token`; UNAUTHENTICATED, with a message that never holds the token, when
+  // it is malformed, unknown, wrong, revoked or expired.
+  absl::StatusOr<std::shared_ptr<const Principal>> Authenticate(std::string_view token)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Verified {
+    std::string id;
+    std::shared_ptr<const Principal> principal;
+  };
+  // Reloads the rows when due (or `unknown_id` and the last load is 100 ms old).
+  void RefreshLocked(bool unknown_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // UNAUTHENTICATED unless the row is usable now.
+  absl::Status UsableLocked(const storage::TokenRow& row) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Loader load_;
+  const Clock now_us_;
+  const int64_t refresh_us_;
+  absl::Mutex mu_;
+  int64_t loaded_at_us_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::flat_hash_map<std::string, storage::TokenRow> rows_ ABSL_GUARDED_BY(mu_);  // by id
+  // SHA-256 of a token checked against its row's hash: what it stands for, or (null principal)
+  // that it did not match. Bounded: cleared when it grows past kMaxRemembered.
+  absl::flat_hash_map<std::string, Verified> checked_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace nodata::server
