@@ -189,6 +189,8 @@ storage::ComponentStore& Broker::component_store() { return impl_->catalog_->com
 storage::AggregationStore& Broker::aggregation_store() {
   return impl_->catalog_->aggregations();
 }
+
+storage::TokenStore& Broker::token_store() { return impl_->catalog_->tokens(); }
 const std::string& Broker::data_dir() const { return impl_->options_.data_dir; }
 
 // Reads.

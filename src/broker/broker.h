@@ -234,6 +234,8 @@ class Broker {
   storage::ComponentStore& component_store();
   // The catalog's store of aggregation definitions, lent to the aggregate module the same way.
   storage::AggregationStore& aggregation_store();
+  // The catalog's access tokens, which the server's authentication reads.
+  storage::TokenStore& token_store();
   const std::string& data_dir() const;
 
   class Impl;

@@ -18,6 +18,7 @@ struct ClientOptions {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_server_name;  // the name to check in the server's certificate (empty: host)
+  std::string token;            // bearer token for a server with --auth tokens (empty: none)
   // The files' PEM text, read by LoadClientTls.
   std::string tls_ca_pem;
   std::string tls_cert_pem;

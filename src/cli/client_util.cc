@@ -19,20 +19,58 @@ std::string& ServerAddress() {
 }
 }  // namespace
 
+namespace {
+
+// Adds `authorization: Bearer TOKEN` to every call of a channel: call credentials would be
+// dropped on a plaintext channel, and a token on loopback without TLS is allowed.
+class BearerInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerInterceptor(const std::string& value) : value_(value) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace("authorization", value_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string& value_;
+};
+
+class BearerFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerFactory(std::string token) : value_("Bearer " + std::move(token)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerInterceptor(value_);
+  }
+
+ private:
+  const std::string value_;
+};
+
+}  // namespace
+
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& c) {
   ServerAddress() = c.server;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  if (!c.tls_enabled()) {
-    return grpc::CreateCustomChannel(c.server, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (c.tls_enabled()) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = c.tls_ca_pem;  // empty: gRPC's default roots
+    tls.pem_cert_chain = c.tls_cert_pem;
+    tls.pem_private_key = c.tls_key_pem;
+    if (!c.tls_server_name.empty()) args.SetSslTargetNameOverride(c.tls_server_name);
+    credentials = grpc::SslCredentials(tls);
   }
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = c.tls_ca_pem;  // empty: gRPC's default roots
-  tls.pem_cert_chain = c.tls_cert_pem;
-  tls.pem_private_key = c.tls_key_pem;
-  if (!c.tls_server_name.empty()) args.SetSslTargetNameOverride(c.tls_server_name);
-  return grpc::CreateCustomChannel(c.server, grpc::SslCredentials(tls), args);
+  if (c.token.empty()) return grpc::CreateCustomChannel(c.server, credentials, args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> bearer;
+  bearer.push_back(std::make_unique<BearerFactory>(c.token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(c.server, credentials, args,
+                                                                 std::move(bearer));
 }
 
 namespace {

@@ -25,6 +25,9 @@ void CommandSet::AddClientFlags(CLI::App* cmd) {
       ->envname("NODATA_TLS_CERT");
   cmd->add_option("--tls-key", client_.tls_key, "the client certificate's private key (PEM)")
       ->envname("NODATA_TLS_KEY");
+  cmd->add_option("--token", client_.token,
+                  "bearer token for a server started with --auth tokens (nodata token create)")
+      ->envname("NODATA_TOKEN");
   cmd->add_option("--tls-server-name", client_.tls_server_name,
                   "name to check in the server's certificate (default: the --server host)")
       ->envname("NODATA_TLS_SERVER_NAME");

@@ -238,6 +238,11 @@ void AddServeCommand(CommandSet& set) {
   serve->add_option("--tls-client-ca", so.tls.client_ca,
                     "require client certificates signed by these CAs (PEM file; mTLS; HTTP "
                     "/healthz stays open)");
+  Flag(serve, "auth", so.auth,
+       "none: every caller may do everything (loopback only, unless --insecure); tokens: every "
+       "call carries a bearer token with scopes (nodata token create)");
+  Flag(serve, "metrics-auth", so.metrics_auth,
+       "with --auth tokens, GET /metrics wants a token (tokens) or is open (none)");
   serve->add_flag("--insecure", so.insecure,
                   "serve on an address other machines reach without TLS and client "
                   "certificates");

@@ -39,6 +39,10 @@ int HttpStatus(absl::StatusCode code) {
     case absl::StatusCode::kOutOfRange:
     case absl::StatusCode::kFailedPrecondition:
       return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
     case absl::StatusCode::kNotFound:
       return 404;
     case absl::StatusCode::kAlreadyExists:
@@ -175,9 +179,10 @@ class Params {
   std::vector<std::pair<std::string, std::string>> params_;
 };
 
-int ServeList(mg_connection* conn, aggregate::Manager& manager) {
+int ServeList(mg_connection* conn, aggregate::Manager& manager, const MayQuery& may_query) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const aggregate::AggregationInfo& info : manager.List()) {
+    if (!may_query(info.spec.name).ok()) continue;  // a caller sees what it may query
     nodata::v1::Aggregation a;
     FillAggregation(info, &a);
     out.push_back(AggregationJson(a));
@@ -317,7 +322,7 @@ int ServeWatch(mg_connection* conn, aggregate::Manager& manager, const std::stri
 }  // namespace
 
 int ServeAggregations(mg_connection* conn, aggregate::Manager& manager,
-                      const std::atomic<bool>& stopping) {
+                      const std::atomic<bool>& stopping, const MayQuery& may_query) {
   const mg_request_info* info = mg_get_request_info(conn);
   if (std::strcmp(info->request_method, "GET") != 0) {
     return ReplyError(conn, 405, "METHOD_NOT_ALLOWED",
@@ -344,7 +349,7 @@ int ServeAggregations(mg_connection* conn, aggregate::Manager& manager,
     return ReplyError(conn, absl::NotFoundError(StrCat("no such path: ", uri)));
   }
   std::string_view rest = uri.substr(kPrefix.size());
-  if (rest.empty() || rest == "/") return ServeList(conn, manager);
+  if (rest.empty() || rest == "/") return ServeList(conn, manager, may_query);
   if (rest[0] != '/') return ReplyError(conn, absl::NotFoundError(StrCat("no such path: ", uri)));
   std::vector<std::string> segments;
   for (std::string_view raw : Split(rest.substr(1), '/')) {
@@ -356,6 +361,7 @@ int ServeAggregations(mg_connection* conn, aggregate::Manager& manager,
     segments.push_back(std::move(*decoded));
   }
   const std::string& name = segments[0];
+  if (absl::Status allowed = may_query(name); !allowed.ok()) return ReplyError(conn, allowed);
   if (segments.size() == 1) return ServeGet(conn, manager, name);
   if (segments.size() == 3 && segments[1] == "keys") {
     return ServeKey(conn, manager, name, segments[2], params);

@@ -12,6 +12,7 @@
 #include "common/strings.h"
 #include "server/aggregation_api.h"
 #include "server/grpc_services.h"
+#include "server/auth.h"
 #include "server/grpc_util.h"
 
 namespace nodata::server {
@@ -47,13 +48,14 @@ absl::StatusOr<int64_t> TimeFrom(const google::protobuf::Timestamp& ts, std::str
 // off gRPC's threads. Get and list read the registry's memory and answer at once.
 class AggregationServiceImpl final : public nodata::v1::AggregationService::CallbackService {
  public:
-  AggregationServiceImpl(aggregate::Manager& manager, WorkerPool& pool)
-      : manager_(manager), pool_(pool) {}
+  AggregationServiceImpl(aggregate::Manager& manager, WorkerPool& pool, const CallAuth& auth)
+      : manager_(manager), pool_(pool), auth_(auth) {}
 
   grpc::ServerUnaryReactor* AddAggregation(
       grpc::CallbackServerContext* ctx, const nodata::v1::AddAggregationRequest* request,
       nodata::v1::AddAggregationResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     absl::StatusOr<aggregate::AggregationSpec> spec = SpecFrom(*request);
     if (!spec.ok()) {
       reactor->Finish(ToGrpc(spec.status()));
@@ -70,7 +72,11 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::ListAggregationsRequest*,
       nodata::v1::ListAggregationsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    if (Refuse(reactor, caller.status())) return reactor;
+    // A principal sees the aggregations it may query.
     for (const AggregationInfo& info : manager_.List()) {
+      if (*caller && !(*caller)->Allows(Action::kQuery, info.spec.name)) continue;
       FillAggregation(info, response->add_aggregations());
     }
     reactor->Finish(grpc::Status::OK);
@@ -81,6 +87,7 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::GetAggregationRequest* request,
       nodata::v1::GetAggregationResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kQuery, request->name()))) return reactor;
     reactor->Finish(Reply(manager_.Get(request->name()), response->mutable_aggregation()));
     return reactor;
   }
@@ -89,6 +96,7 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::RemoveAggregationRequest* request,
       nodata::v1::RemoveAggregationResponse*) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     pool_.Schedule([this, reactor, request] {
       reactor->Finish(ToGrpc(manager_.Remove(request->name())));
     });
@@ -99,6 +107,7 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::ResetAggregationRequest* request,
       nodata::v1::ResetAggregationResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     if (request->to().empty()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                    "reset needs a position: earliest, latest or time:RFC3339"));
@@ -120,6 +129,7 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
  private:
   aggregate::Manager& manager_;
   WorkerPool& pool_;
+  const CallAuth& auth_;
 };
 
 // The Watch streams' threads: the query service waits for the last one to end before it (and
@@ -244,13 +254,15 @@ class FailedWatch final : public grpc::ServerWriteReactor<nodata::v1::WatchRespo
 // thread of their own.
 class QueryServiceImpl final : public nodata::v1::QueryService::CallbackService {
  public:
-  explicit QueryServiceImpl(aggregate::Manager& manager) : manager_(manager) {}
+  QueryServiceImpl(aggregate::Manager& manager, const CallAuth& auth)
+      : manager_(manager), auth_(auth) {}
   ~QueryServiceImpl() override { threads_.WaitNone(); }
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
                                 const nodata::v1::GetRequest* request,
                                 nodata::v1::GetResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kQuery, request->name()))) return reactor;
     reactor->Finish(ToGrpc(DoGet(*request, response)));
     return reactor;
   }
@@ -259,12 +271,16 @@ class QueryServiceImpl final : public nodata::v1::QueryService::CallbackService 
                                        const nodata::v1::ListWindowRequest* request,
                                        nodata::v1::ListWindowResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kQuery, request->name()))) return reactor;
     reactor->Finish(ToGrpc(DoListWindow(*request, response)));
     return reactor;
   }
 
   grpc::ServerWriteReactor<nodata::v1::WatchResponse>* Watch(
-      grpc::CallbackServerContext*, const nodata::v1::WatchRequest* request) override {
+      grpc::CallbackServerContext* ctx, const nodata::v1::WatchRequest* request) override {
+    if (absl::Status s = auth_.Check(*ctx, Action::kQuery, request->name()); !s.ok()) {
+      return new FailedWatch(ToGrpc(s));
+    }
     std::optional<std::string> key;
     if (request->has_key()) key = request->key();
     absl::StatusOr<std::unique_ptr<aggregate::Watcher>> watcher =
@@ -316,19 +332,20 @@ class QueryServiceImpl final : public nodata::v1::QueryService::CallbackService 
   }
 
   aggregate::Manager& manager_;
+  const CallAuth& auth_;
   WatchThreads threads_;
 };
 
 }  // namespace
 
 std::unique_ptr<nodata::v1::AggregationService::CallbackService> MakeAggregationService(
-    aggregate::Manager& manager, WorkerPool& pool) {
-  return std::make_unique<AggregationServiceImpl>(manager, pool);
+    aggregate::Manager& manager, WorkerPool& pool, const CallAuth& auth) {
+  return std::make_unique<AggregationServiceImpl>(manager, pool, auth);
 }
 
 std::unique_ptr<nodata::v1::QueryService::CallbackService> MakeQueryService(
-    aggregate::Manager& manager) {
-  return std::make_unique<QueryServiceImpl>(manager);
+    aggregate::Manager& manager, const CallAuth& auth) {
+  return std::make_unique<QueryServiceImpl>(manager, auth);
 }
 
 }  // namespace nodata::server

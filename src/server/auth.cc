@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include "absl/strings/match.h"
 #include "common/status.h"
 #include "common/strings.h"
 
@@ -10,6 +11,8 @@ namespace {
 
 constexpr size_t kMaxRemembered = 100000;
 constexpr int64_t kUnknownIdReloadUs = 100'000;
+
+absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }
 
 std::string Sha256(std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -84,6 +87,58 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
   checked_[digest] = Verified{id, principal};
   if (principal == nullptr) return Refused("wrong");
   return principal;
+}
+
+absl::Status Authorize(const Principal& principal, Action action, std::string_view resource) {
+  if (principal.Allows(action, resource)) return absl::OkStatus();
+  if (action == Action::kAdmin) {
+    return absl::PermissionDeniedError(
+        StrCat(principal.name, " lacks the scope admin, which this call needs"));
+  }
+  const Scope wanted{action, std::string(resource), false};
+  return absl::PermissionDeniedError(StrCat(principal.name, " lacks the scope ",
+                                            ScopeString(wanted), " (or a pattern covering ",
+                                            resource, ", or admin)"));
+}
+
+absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(std::string_view authorization,
+                                                                  bool internal) const {
+  if (authenticator_ == nullptr) return std::shared_ptr<const Principal>();
+  if (internal) {
+    static const auto* const kServer =
+        new std::shared_ptr<const Principal>(std::make_shared<const Principal>(
+            Principal{"program-components", {Scope{}}}));
+    return *kServer;
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.empty()) {
+    return absl::UnauthenticatedError(
+        "this server wants a bearer token (authorization: Bearer ndt_...; the CLI's --token or "
+        "NODATA_TOKEN)");
+  }
+  if (authorization.size() < kBearer.size() ||
+      !absl::EqualsIgnoreCase(Absl(authorization.substr(0, kBearer.size())), Absl(kBearer))) {
+    return absl::UnauthenticatedError("the authorization is not \"Bearer TOKEN\"");
+  }
+  return authenticator_->Authenticate(authorization.substr(kBearer.size()));
+}
+
+absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(
+    const grpc::ServerContextBase& ctx) const {
+  if (authenticator_ == nullptr) return std::shared_ptr<const Principal>();
+  std::string_view authorization;
+  const auto& metadata = ctx.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization = std::string_view(it->second.data(), it->second.size());
+  }
+  return Caller(authorization, ctx.peer().starts_with("unix:"));
+}
+
+absl::Status CallAuth::Check(const grpc::ServerContextBase& ctx, Action action,
+                             std::string_view resource) const {
+  if (authenticator_ == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, Caller(ctx));
+  return Authorize(*caller, action, resource);
 }
 
 }  // namespace nodata::server

@@ -3,6 +3,8 @@
 // lookup. Revocations and expiries are seen within the refresh interval.
 #pragma once
 
+#include <grpcpp/server_context.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -62,6 +64,31 @@ class Authenticator {
   // SHA-256 of a token checked against its row's hash: what it stands for, or (null principal)
   // that it did not match. Bounded: cleared when it grows past kMaxRemembered.
   absl::flat_hash_map<std::string, Verified> checked_ ABSL_GUARDED_BY(mu_);
+};
+
+// PERMISSION_DENIED naming the principal and the scope it lacks for `action` on `resource`.
+absl::Status Authorize(const Principal& principal, Action action, std::string_view resource);
+
+// The services' view of authentication: who calls, and may they. Safe for concurrent use.
+class CallAuth {
+ public:
+  // `authenticator` null: authentication is off and every caller may do everything.
+  explicit CallAuth(Authenticator* authenticator = nullptr) : authenticator_(authenticator) {}
+  bool enabled() const { return authenticator_ != nullptr; }
+
+  // The principal of an `authorization` header value ("Bearer ndt_..."; empty when absent):
+  // null with authentication off; the server's own (every scope) when `internal`, a call over
+  // the program components' unix socket; UNAUTHENTICATED without a good token.
+  absl::StatusOr<std::shared_ptr<const Principal>> Caller(std::string_view authorization,
+                                                          bool internal) const;
+  absl::StatusOr<std::shared_ptr<const Principal>> Caller(
+      const grpc::ServerContextBase& ctx) const;
+  // Caller, then Authorize. OK with authentication off.
+  absl::Status Check(const grpc::ServerContextBase& ctx, Action action,
+                     std::string_view resource) const;
+
+ private:
+  Authenticator* const authenticator_;
 };
 
 }  // namespace nodata::server

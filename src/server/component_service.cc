@@ -6,6 +6,7 @@
 #include "components/manager.h"
 #include "server/consume_service.h"
 #include "server/grpc_services.h"
+#include "server/auth.h"
 #include "server/grpc_util.h"
 
 namespace nodata::server {
@@ -94,13 +95,14 @@ grpc::Status Reply(const absl::StatusOr<ComponentInfo>& info, nodata::v1::Compon
 // on `pool`, off gRPC's threads. Get and list read the registry's memory and answer at once.
 class ComponentServiceImpl final : public nodata::v1::ComponentService::CallbackService {
  public:
-  ComponentServiceImpl(components::Manager& manager, WorkerPool& pool)
-      : manager_(manager), pool_(pool) {}
+  ComponentServiceImpl(components::Manager& manager, WorkerPool& pool, const CallAuth& auth)
+      : manager_(manager), pool_(pool), auth_(auth) {}
 
   grpc::ServerUnaryReactor* AddComponent(grpc::CallbackServerContext* ctx,
                                          const nodata::v1::AddComponentRequest* request,
                                          nodata::v1::AddComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     pool_.Schedule([this, reactor, request, response] {
       absl::StatusOr<components::ComponentSpec> spec = SpecFrom(*request);
       if (!spec.ok()) {
@@ -117,6 +119,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
                                          const nodata::v1::GetComponentRequest* request,
                                          nodata::v1::GetComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     reactor->Finish(Reply(manager_.Get(request->name()), response->mutable_component()));
     return reactor;
   }
@@ -125,6 +128,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
                                            const nodata::v1::ListComponentsRequest*,
                                            nodata::v1::ListComponentsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     for (const ComponentInfo& info : manager_.List()) {
       FillComponent(info, response->add_components());
     }
@@ -136,6 +140,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
       grpc::CallbackServerContext* ctx, const nodata::v1::UpdateComponentRequest* request,
       nodata::v1::UpdateComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     pool_.Schedule([this, reactor, request, response] {
       std::optional<std::string> config;
       if (request->has_config()) config = request->config();
@@ -151,6 +156,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
       grpc::CallbackServerContext* ctx, const nodata::v1::ResetComponentRequest* request,
       nodata::v1::ResetComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     // A reset names where to go: "committed" would be where the component already is.
     const auto position = request->to().position_case();
     if (position == nodata::v1::StartPosition::POSITION_NOT_SET ||
@@ -179,6 +185,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
                                             const nodata::v1::RemoveComponentRequest* request,
                                             nodata::v1::RemoveComponentResponse*) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     pool_.Schedule([this, reactor, request] {
       reactor->Finish(ToGrpc(manager_.Remove(request->name())));
     });
@@ -188,6 +195,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
  private:
   components::Manager& manager_;
   WorkerPool& pool_;
+  const CallAuth& auth_;
 };
 
 // A TailComponentLog stream: the kept lines, then (with follow) each new line as the log
@@ -277,8 +285,11 @@ class LogTailReactor final
 };
 
 grpc::ServerWriteReactor<nodata::v1::TailComponentLogResponse>*
-ComponentServiceImpl::TailComponentLog(grpc::CallbackServerContext*,
+ComponentServiceImpl::TailComponentLog(grpc::CallbackServerContext* ctx,
                                        const nodata::v1::TailComponentLogRequest* request) {
+  if (absl::Status s = auth_.Check(*ctx, Action::kAdmin, ""); !s.ok()) {
+    return new FinishedWriter<nodata::v1::TailComponentLogResponse>(ToGrpc(s));
+  }
   absl::StatusOr<std::shared_ptr<components::ComponentLog>> log = manager_.Log(request->name());
   if (!log.ok()) {
     // A reactor that only finishes: the status is the answer.
@@ -295,8 +306,8 @@ ComponentServiceImpl::TailComponentLog(grpc::CallbackServerContext*,
 }  // namespace
 
 std::unique_ptr<nodata::v1::ComponentService::CallbackService> MakeComponentService(
-    components::Manager& manager, WorkerPool& pool) {
-  return std::make_unique<ComponentServiceImpl>(manager, pool);
+    components::Manager& manager, WorkerPool& pool, const CallAuth& auth) {
+  return std::make_unique<ComponentServiceImpl>(manager, pool, auth);
 }
 
 }  // namespace nodata::server

@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/subscription.h"
 #include "common/status.h"
+#include "server/auth.h"
 #include "server/grpc_util.h"
 #include "server/record_encoder.h"
 #include "server/stream_writer.h"
@@ -158,8 +159,10 @@ class SubscriptionRegistry {
 
 class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
+  // `caller`: the caller, null with authentication off, or why it is refused.
   SubscribeReactor(broker::Broker& broker, WorkerPool& pool, SubscriptionRegistry& registry,
-                   const grpc::ByteBuffer* raw, const std::string& peer)
+                   const grpc::ByteBuffer* raw, const std::string& peer,
+                   const absl::StatusOr<std::shared_ptr<const Principal>>& caller)
       : registry_(registry) {
     // The method is registered raw (responses are encoded by hand), so the request is parsed
     // here.
@@ -174,6 +177,12 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     if (!parsed) {
       stream_->writer().Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                             "cannot parse SubscribeRequest"));
+      return;
+    }
+    absl::Status allowed = caller.status();
+    if (allowed.ok() && *caller) allowed = Authorize(**caller, Action::kConsume, request.topic());
+    if (!allowed.ok()) {
+      stream_->writer().Finish(ToGrpc(allowed));
       return;
     }
     auto options = OptionsFrom(broker, pool, request, peer);
@@ -213,11 +222,13 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
 class ConsumeServiceImpl final : public ConsumeService {
  public:
-  ConsumeServiceImpl(broker::Broker& broker, WorkerPool& pool) : broker_(broker), pool_(pool) {}
+  ConsumeServiceImpl(broker::Broker& broker, WorkerPool& pool, const CallAuth& auth)
+      : broker_(broker), pool_(pool), auth_(auth) {}
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* ctx,
                                                        const grpc::ByteBuffer* request) override {
-    return new SubscribeReactor(broker_, pool_, subscriptions_, request, ctx->peer());
+    return new SubscribeReactor(broker_, pool_, subscriptions_, request, ctx->peer(),
+                                auth_.Caller(*ctx));
   }
 
   void StopAll() override {
@@ -230,6 +241,7 @@ class ConsumeServiceImpl final : public ConsumeService {
                                    const nodata::v1::CommitRequest* request,
                                    nodata::v1::CommitResponse*) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kConsume, request->topic()))) return reactor;
     // A commit is an fsync'ed SQLite transaction: off the gRPC thread.
     pool_.Schedule([this, reactor, request] {
       std::vector<std::pair<PartitionId, Offset>> offsets;
@@ -247,6 +259,7 @@ class ConsumeServiceImpl final : public ConsumeService {
                                      const nodata::v1::GetGroupRequest* request,
                                      nodata::v1::GetGroupResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     auto d = broker_.DescribeGroup(request->group(), request->topic());
     if (d.ok()) {
       response->set_group(d->group);
@@ -277,6 +290,7 @@ class ConsumeServiceImpl final : public ConsumeService {
                                        const nodata::v1::ListGroupsRequest* request,
                                        nodata::v1::ListGroupsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     auto groups = broker_.ListGroups(request->topic());
     if (groups.ok()) {
       for (const auto& g : *groups) {
@@ -295,6 +309,7 @@ class ConsumeServiceImpl final : public ConsumeService {
                                          const nodata::v1::ResetOffsetsRequest* request,
                                          nodata::v1::ResetOffsetsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     if (request->to().position_case() == nodata::v1::StartPosition::POSITION_NOT_SET) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                    "reset needs a position: earliest, latest, offset or timestamp"));
@@ -322,6 +337,7 @@ class ConsumeServiceImpl final : public ConsumeService {
                                         const nodata::v1::DeleteGroupRequest* request,
                                         nodata::v1::DeleteGroupResponse*) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     // An fsync'ed SQLite transaction: off the gRPC thread, like Commit.
     pool_.Schedule([this, reactor, request] {
       reactor->Finish(ToGrpc(broker_.DeleteGroup(request->group(), request->topic())));
@@ -333,12 +349,14 @@ class ConsumeServiceImpl final : public ConsumeService {
   broker::Broker& broker_;
   SubscriptionRegistry subscriptions_;
   WorkerPool& pool_;
+  const CallAuth& auth_;
 };
 
 }  // namespace
 
-std::unique_ptr<ConsumeService> MakeConsumeService(broker::Broker& broker, WorkerPool& pool) {
-  return std::make_unique<ConsumeServiceImpl>(broker, pool);
+std::unique_ptr<ConsumeService> MakeConsumeService(broker::Broker& broker, WorkerPool& pool,
+                                                   const CallAuth& auth) {
+  return std::make_unique<ConsumeServiceImpl>(broker, pool, auth);
 }
 
 }  // namespace nodata::server

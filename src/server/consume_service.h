@@ -27,6 +27,9 @@ absl::StatusOr<broker::StartSpec> StartFrom(const nodata::v1::StartPosition& p, 
 
 // Subscriptions, commits and group deletes run on `pool`. The broker and the pool must outlive
 // the service, and the pool's queued jobs must have run before it goes (they refer to it).
-std::unique_ptr<ConsumeService> MakeConsumeService(broker::Broker& broker, WorkerPool& pool);
+class CallAuth;
+// `auth` (auth.h) says who calls and whether they may; it must outlive the service.
+std::unique_ptr<ConsumeService> MakeConsumeService(broker::Broker& broker, WorkerPool& pool,
+                                                   const CallAuth& auth);
 
 }  // namespace nodata::server

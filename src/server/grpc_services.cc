@@ -10,6 +10,7 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "prometheus/histogram.h"
+#include "server/auth.h"
 #include "server/grpc_util.h"
 #include "server/stream_writer.h"
 #include "prometheus/registry.h"
@@ -86,14 +87,39 @@ double SecondsSince(int64_t start_ns) {
   return static_cast<double>(MonotonicNanos() - start_ns) / 1e9;
 }
 
+// PERMISSION_DENIED unless `caller` may publish to every topic of `events`.
+absl::Status AuthorizePublish(const Principal& caller, absl::Span<const EventIn> events) {
+  std::string_view checked;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i > 0 && events[i].topic == checked) continue;
+    RETURN_IF_ERROR(Authorize(caller, Action::kPublish, events[i].topic));
+    checked = events[i].topic;
+  }
+  return absl::OkStatus();
+}
+
+// PERMISSION_DENIED unless the caller of `ctx` may publish to every topic of `events`; OK with
+// authentication off.
+absl::Status AuthorizePublish(const CallAuth& auth, const grpc::ServerContextBase& ctx,
+                              absl::Span<const EventIn> events) {
+  if (!auth.enabled()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, auth.Caller(ctx));
+  return AuthorizePublish(*caller, events);
+}
+
 // One PublishStream call. Requests are pipelined: while one is stored the next is read and
 // parsed, up to `max_inflight` are in flight, and responses go out strictly in request order.
 // Deletes itself when gRPC is done with it (OnDone) and no broker callback still refers to it.
 class PublishStreamReactor final
     : public grpc::ServerBidiReactor<PublishBatchRequest, PublishBatchResponse> {
  public:
-  PublishStreamReactor(broker::Broker& broker, prometheus::Histogram& latency, int max_inflight)
-      : broker_(broker), latency_(latency), max_inflight_(static_cast<size_t>(max_inflight)) {
+  // `caller`: null with authentication off; else each request's topics are checked against it.
+  PublishStreamReactor(broker::Broker& broker, prometheus::Histogram& latency, int max_inflight,
+                       std::shared_ptr<const Principal> caller)
+      : broker_(broker),
+        latency_(latency),
+        max_inflight_(static_cast<size_t>(max_inflight)),
+        caller_(std::move(caller)) {
     Pump();
   }
 
@@ -140,6 +166,7 @@ class PublishStreamReactor final
         continue;
       }
       absl::Status s = slot->converted.From(slot->request->events());
+      if (s.ok() && caller_) s = AuthorizePublish(*caller_, slot->converted.events);
       if (!s.ok()) {
         Complete(slot, ToGrpc(s));
         continue;
@@ -271,14 +298,17 @@ class PublishStreamReactor final
   // A request failed: nothing more is read or stored; earlier responses still go out, then the
   // stream ends with the failure's status.
   bool failing_ ABSL_GUARDED_BY(mu_) = false;
+  const std::shared_ptr<const Principal> caller_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
 };
 
 class IngestServiceImpl final : public nodata::v1::IngestService::CallbackService {
  public:
-  IngestServiceImpl(broker::Broker& broker, prometheus::Registry& registry, int inflight)
+  IngestServiceImpl(broker::Broker& broker, prometheus::Registry& registry, int inflight,
+                    const CallAuth& auth)
       : broker_(broker),
+        auth_(auth),
         latency_family_(prometheus::BuildHistogram()
                             .Name("nodata_publish_latency_seconds")
                             .Help("Time from receiving a publish request to its acknowledgement")
@@ -298,6 +328,7 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
     }
     auto converted = std::make_unique<Converted>();
     absl::Status s = converted->FromOne(request->event());
+    if (s.ok()) s = AuthorizePublish(auth_, *ctx, converted->events);
     if (!s.ok()) {
       reactor->Finish(ToGrpc(s));
       return reactor;
@@ -315,6 +346,7 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
     auto* reactor = ctx->DefaultReactor();
     auto converted = std::make_unique<Converted>();
     absl::Status s = converted->From(request->events());
+    if (s.ok()) s = AuthorizePublish(auth_, *ctx, converted->events);
     if (!s.ok()) {
       reactor->Finish(ToGrpc(s));
       return reactor;
@@ -332,7 +364,11 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
 
   grpc::ServerBidiReactor<PublishBatchRequest, PublishBatchResponse>* PublishStream(
       grpc::CallbackServerContext* ctx) override {
-    return new PublishStreamReactor(broker_, stream_latency_, inflight_);
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    if (!caller.ok()) {
+      return new FinishedBidi<PublishBatchRequest, PublishBatchResponse>(ToGrpc(caller.status()));
+    }
+    return new PublishStreamReactor(broker_, stream_latency_, inflight_, *std::move(caller));
   }
 
  private:
@@ -361,6 +397,7 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
   }
 
   broker::Broker& broker_;
+  const CallAuth& auth_;
   prometheus::Family<prometheus::Histogram>& latency_family_;
   prometheus::Histogram& publish_latency_;
   prometheus::Histogram& batch_latency_;
@@ -463,12 +500,14 @@ class ReadTopicReactor final : public grpc::ServerWriteReactor<nodata::v1::Recor
 
 class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService {
  public:
-  TopicServiceImpl(broker::Broker& broker, WorkerPool& pool) : broker_(broker), pool_(pool) {}
+  TopicServiceImpl(broker::Broker& broker, WorkerPool& pool, const CallAuth& auth)
+      : broker_(broker), pool_(pool), auth_(auth) {}
 
   grpc::ServerUnaryReactor* CreateTopic(grpc::CallbackServerContext* ctx,
                                         const nodata::v1::CreateTopicRequest* request,
                                         nodata::v1::CreateTopicResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     auto key_format = DataFormatFromProto(request->key_format(), "key_format");
     auto data_format = DataFormatFromProto(request->data_format(), "data_format");
     if (!key_format.ok() || !data_format.ok()) {
@@ -488,6 +527,12 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                      const nodata::v1::GetTopicRequest* request,
                                      nodata::v1::GetTopicResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    if (Refuse(reactor, caller.status())) return reactor;
+    if (*caller && !Sees(**caller, request->name()) &&
+        Refuse(reactor, Authorize(**caller, Action::kConsume, request->name()))) {
+      return reactor;
+    }
     auto info = broker_.GetTopic(request->name());
     if (info.ok()) FillTopic(*info, response->mutable_topic());
     reactor->Finish(ToGrpc(info.status()));
@@ -498,7 +543,13 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                        const nodata::v1::ListTopicsRequest*,
                                        nodata::v1::ListTopicsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    for (const auto& info : broker_.ListTopics()) FillTopic(info, response->add_topics());
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    if (Refuse(reactor, caller.status())) return reactor;
+    // A principal sees the topics it may publish to or consume.
+    for (const auto& info : broker_.ListTopics()) {
+      if (*caller && !Sees(**caller, info.name)) continue;
+      FillTopic(info, response->add_topics());
+    }
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -507,6 +558,7 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                         const nodata::v1::DeleteTopicRequest* request,
                                         nodata::v1::DeleteTopicResponse*) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     reactor->Finish(ToGrpc(broker_.DeleteTopic(request->name())));
     return reactor;
   }
@@ -515,6 +567,7 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                         const nodata::v1::UpdateTopicRequest* request,
                                         nodata::v1::UpdateTopicResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     auto current = broker_.GetTopic(request->name());
     if (!current.ok()) {
       reactor->Finish(ToGrpc(current.status()));
@@ -544,6 +597,7 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                        const nodata::v1::FlushTopicRequest* request,
                                        nodata::v1::FlushTopicResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
     broker_.FlushTopic(request->name(),
                        [reactor, response](absl::StatusOr<broker::TopicInfo> info) {
                          if (info.ok()) FillTopic(*info, response->mutable_topic());
@@ -553,25 +607,35 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
   }
 
   grpc::ServerWriteReactor<nodata::v1::RecordBatch>* ReadTopic(
-      grpc::CallbackServerContext*, const nodata::v1::ReadTopicRequest* request) override {
+      grpc::CallbackServerContext* ctx, const nodata::v1::ReadTopicRequest* request) override {
+    if (absl::Status s = auth_.Check(*ctx, Action::kConsume, request->name()); !s.ok()) {
+      return new FinishedWriter<nodata::v1::RecordBatch>(ToGrpc(s));
+    }
     return new ReadTopicReactor(broker_, pool_, *request);
   }
 
  private:
+  // Whether `caller` may publish to or consume `topic` (what lets it see the topic).
+  static bool Sees(const Principal& caller, std::string_view topic) {
+    return caller.Allows(Action::kPublish, topic) || caller.Allows(Action::kConsume, topic);
+  }
+
   broker::Broker& broker_;
   WorkerPool& pool_;
+  const CallAuth& auth_;
 };
 
 }  // namespace
 
 std::unique_ptr<nodata::v1::IngestService::CallbackService> MakeIngestService(
-    broker::Broker& broker, prometheus::Registry& registry, int stream_inflight_batches) {
-  return std::make_unique<IngestServiceImpl>(broker, registry, stream_inflight_batches);
+    broker::Broker& broker, prometheus::Registry& registry, int stream_inflight_batches,
+    const CallAuth& auth) {
+  return std::make_unique<IngestServiceImpl>(broker, registry, stream_inflight_batches, auth);
 }
 
 std::unique_ptr<nodata::v1::TopicService::CallbackService> MakeTopicService(
-    broker::Broker& broker, WorkerPool& pool) {
-  return std::make_unique<TopicServiceImpl>(broker, pool);
+    broker::Broker& broker, WorkerPool& pool, const CallAuth& auth) {
+  return std::make_unique<TopicServiceImpl>(broker, pool, auth);
 }
 
 }  // namespace nodata::server

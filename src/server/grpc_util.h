@@ -24,6 +24,27 @@ inline grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(ToStd(s.message())));
 }
 
+// Finishes `reactor` with `checked` and returns true when it is not OK (a refusal).
+inline bool Refuse(grpc::ServerUnaryReactor* reactor, const absl::Status& checked) {
+  if (checked.ok()) return false;
+  reactor->Finish(ToGrpc(checked));
+  return true;
+}
+
+// A streaming reactor that only finishes: the status is the answer.
+template <typename Response>
+class FinishedWriter final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit FinishedWriter(grpc::Status s) { this->Finish(std::move(s)); }
+  void OnDone() override { delete this; }
+};
+template <typename Request, typename Response>
+class FinishedBidi final : public grpc::ServerBidiReactor<Request, Response> {
+ public:
+  explicit FinishedBidi(grpc::Status s) { this->Finish(std::move(s)); }
+  void OnDone() override { delete this; }
+};
+
 inline void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
   int64_t seconds = micros / 1000000;
   int64_t rem = micros % 1000000;

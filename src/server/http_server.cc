@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "server/aggregation_http.h"
+#include "server/auth.h"
 #include "server/civetweb_tls.h"
 #include "server/tls.h"
 
@@ -17,6 +18,8 @@ struct HttpServer::Context {
   std::function<std::string()> metrics;
   aggregate::Manager* aggregations = nullptr;
   TlsMaterial* tls = nullptr;  // null: plain HTTP
+  const CallAuth* auth = nullptr;  // null or off: no bearer tokens
+  bool metrics_auth = false;
   std::atomic<bool> stopping{false};
   mg_context* ctx = nullptr;
 };
@@ -75,9 +78,26 @@ bool Authenticated(mg_connection* conn, const HttpServer::Context& context) {
   return false;
 }
 
+// The bearer token's principal (null with authentication off); after answering 401, an error.
+absl::StatusOr<std::shared_ptr<const Principal>> Caller(mg_connection* conn,
+                                                        const HttpServer::Context& context) {
+  if (context.auth == nullptr || !context.auth->enabled()) {
+    return std::shared_ptr<const Principal>();
+  }
+  const char* header = mg_get_header(conn, "Authorization");
+  absl::StatusOr<std::shared_ptr<const Principal>> caller =
+      context.auth->Caller(header != nullptr ? header : "", false);
+  if (!caller.ok()) {
+    WriteResponse(conn, 401, "text/plain", StrCat(caller.status().message(), "\n"),
+                  "WWW-Authenticate: Bearer\r\n");
+  }
+  return caller;
+}
+
 int Metrics(mg_connection* conn, void* data) {
   auto* context = static_cast<HttpServer::Context*>(data);
   if (!Authenticated(conn, *context)) return 401;
+  if (context->metrics_auth && !Caller(conn, *context).ok()) return 401;
   if (!IsGet(conn)) {
     Reply(conn, 405, "text/plain", "method not allowed\n");
     return 405;
@@ -94,7 +114,13 @@ int Healthz(mg_connection* conn, void*) {
 int Aggregations(mg_connection* conn, void* data) {
   auto* context = static_cast<HttpServer::Context*>(data);
   if (!Authenticated(conn, *context)) return 401;
-  return ServeAggregations(conn, *context->aggregations, context->stopping);
+  absl::StatusOr<std::shared_ptr<const Principal>> caller = Caller(conn, *context);
+  if (!caller.ok()) return 401;
+  return ServeAggregations(conn, *context->aggregations, context->stopping,
+                           [&caller](std::string_view name) {
+                             return *caller ? Authorize(**caller, Action::kQuery, name)
+                                            : absl::OkStatus();
+                           });
 }
 
 int NotFound(mg_connection* conn, void* data) {
@@ -114,7 +140,7 @@ HttpServer::~HttpServer() {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::function<std::string()> metrics,
-    aggregate::Manager& aggregations, TlsMaterial* tls) {
+    aggregate::Manager& aggregations, TlsMaterial* tls, const CallAuth* auth, bool metrics_auth) {
   if (tls != nullptr) RETURN_IF_ERROR(LoadCivetwebTlsShim());
   // Once per process, with OpenSSL when this server speaks TLS.
   static const unsigned features = mg_init_library(tls != nullptr ? MG_FEATURES_TLS : 0);
@@ -126,6 +152,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   context->metrics = std::move(metrics);
   context->aggregations = &aggregations;
   context->tls = tls;
+  context->auth = auth;
+  context->metrics_auth = auth != nullptr && auth->enabled() && metrics_auth;
   // A watch (Server-Sent Events) holds a thread while it is open. URIs reach the handlers
   // undecoded: an aggregation key's "%2F" must stay inside its path segment (no files are
   // served, so nothing else depends on the decoding). Connections persist (HTTP/1.1) for the

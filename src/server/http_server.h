@@ -17,6 +17,7 @@ class Manager;
 
 namespace nodata::server {
 
+class CallAuth;
 class TlsMaterial;
 
 // Writes a whole response in one write: status, `Content-Type`, `Content-Length`,
@@ -30,11 +31,13 @@ class HttpServer {
  public:
   // `metrics` renders the /metrics body; it is called from HTTP threads. `aggregations` must
   // outlive the server, and so must `tls` (null: plain HTTP; else HTTPS with its certificate,
-  // and with its client CAs a client certificate on every path but /healthz).
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
-                                                           std::function<std::string()> metrics,
-                                                           aggregate::Manager& aggregations,
-                                                           TlsMaterial* tls = nullptr);
+  // and with its client CAs a client certificate on every path but /healthz) and `auth` (null
+  // or off: no bearer tokens; else /v1/aggregations wants one with the scope query:NAME, and
+  // /metrics one of any scope when `metrics_auth`).
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const std::string& listen, std::function<std::string()> metrics,
+      aggregate::Manager& aggregations, TlsMaterial* tls = nullptr,
+      const CallAuth* auth = nullptr, bool metrics_auth = false);
   // Ends open watches (within a second) and waits for every request to finish.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

@@ -13,6 +13,8 @@
 #include <filesystem>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "aggregate/manager.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -22,6 +24,7 @@
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "server/consume_service.h"
+#include "server/auth.h"
 #include "server/grpc_services.h"
 #include "server/http_server.h"
 #include "wasm/runtime.h"
@@ -42,7 +45,8 @@ absl::Status CheckExposure(const ServerOptions& options) {
     if (!IsLoopbackAddress(*address)) exposed = *address;
   }
   if (exposed.empty()) return absl::OkStatus();
-  const bool secured = options.tls.enabled() && !options.tls.client_ca.empty();
+  const bool secured =
+      options.tls.enabled() && (!options.tls.client_ca.empty() || options.auth == "tokens");
   if (secured) return absl::OkStatus();
   if (options.insecure) {
     spdlog::warn("serving on {} without {} (--insecure): anyone who reaches it can publish, "
@@ -54,8 +58,8 @@ absl::Status CheckExposure(const ServerOptions& options) {
       "refusing to serve on ", exposed, ", which other machines can reach, without ",
       options.tls.enabled() ? "client authentication" : "TLS and client authentication",
       ": anyone who reaches it could publish, read and delete topics and run code. Give "
-      "--tls-cert, --tls-key and --tls-client-ca, listen on a loopback address, or give "
-      "--insecure to serve anyway"));
+      "--tls-cert and --tls-key with --tls-client-ca or --auth tokens, listen on a loopback "
+      "address, or give --insecure to serve anyway"));
 }
 
 // Where program components reach a server that speaks TLS: a unix socket in a directory only
@@ -106,6 +110,14 @@ absl::Status RunServer(const ServerOptions& options) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
 
+  if (options.auth != "none" && options.auth != "tokens") {
+    return absl::InvalidArgumentError(
+        StrCat("--auth must be none or tokens; got \"", options.auth, "\""));
+  }
+  if (options.metrics_auth != "none" && options.metrics_auth != "tokens") {
+    return absl::InvalidArgumentError(
+        StrCat("--metrics-auth must be none or tokens; got \"", options.metrics_auth, "\""));
+  }
   RETURN_IF_ERROR(CheckExposure(options));
   std::unique_ptr<TlsMaterial> tls;
   if (options.tls.enabled() || !options.tls.key.empty() || !options.tls.client_ca.empty()) {
@@ -157,27 +169,37 @@ absl::Status RunServer(const ServerOptions& options) {
                    aggregate::Manager::Open(std::move(aggregate_options), *broker,
                                             PosixFileSystem(), registry));
 
-  auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches);
+  // With --auth tokens every call names its principal with a bearer token (auth.h).
+  std::unique_ptr<Authenticator> authenticator;
+  if (options.auth == "tokens") {
+    storage::TokenStore& tokens = broker->token_store();
+    authenticator = std::make_unique<Authenticator>(
+        [&tokens] { return tokens.List(); }, [] { return absl::ToUnixMicros(absl::Now()); });
+  }
+  const CallAuth auth(authenticator.get());
+  auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches, auth);
   // Reads for subscribers and readers run here, off gRPC's threads and the sync threads.
   auto egress = std::make_unique<WorkerPool>(options.egress_threads);
-  auto topics = MakeTopicService(*broker, *egress);
-  auto consume = MakeConsumeService(*broker, *egress);
+  auto topics = MakeTopicService(*broker, *egress, auth);
+  auto consume = MakeConsumeService(*broker, *egress, auth);
   // Adding or updating a component loads its module; one thread, apart from the egress pool,
   // so that a slow load never delays subscribers.
   auto component_admin = std::make_unique<WorkerPool>(1);
-  auto component_service = MakeComponentService(*components, *component_admin);
+  auto component_service = MakeComponentService(*components, *component_admin, auth);
   // Adding an aggregation loads a module and resetting one drops its state: a thread of its own.
   auto aggregation_admin = std::make_unique<WorkerPool>(1);
-  auto aggregation_service = MakeAggregationService(*aggregations, *aggregation_admin);
-  auto query_service = MakeQueryService(*aggregations);
+  auto aggregation_service = MakeAggregationService(*aggregations, *aggregation_admin, auth);
+  auto query_service = MakeQueryService(*aggregations, auth);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(
       options.listen, tls ? tls->GrpcCredentials() : grpc::InsecureServerCredentials(), &port);
+  // Program components reach a server with TLS or authentication over a unix socket, whose
+  // calls are the server's own (auth.h).
   std::string program_socket;
-  if (tls) {
+  if (tls || auth.enabled()) {
     ASSIGN_OR_RETURN(program_socket, ProgramSocketPath(options.broker.data_dir));
     builder.AddListeningPort(StrCat("unix:", program_socket), grpc::InsecureServerCredentials());
   }
@@ -217,13 +239,14 @@ absl::Status RunServer(const ServerOptions& options) {
                          b.RefreshMetrics();  // gauges are set at scrape time
                          return prometheus::TextSerializer().Serialize(registry.Collect());
                        },
-                       *aggregations, tls.get()));
+                       *aggregations, tls.get(), &auth, options.metrics_auth == "tokens"));
 
   const std::string grpc_address =
       StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", port);
   // Program components connect over loopback when the server listens on every address, and
-  // over the unix socket when it speaks TLS.
-  std::string program_address = tls ? StrCat("unix:", program_socket) : grpc_address;
+  // over the unix socket when it speaks TLS or checks tokens.
+  std::string program_address =
+      program_socket.empty() ? grpc_address : StrCat("unix:", program_socket);
   for (std::string_view any : {"0.0.0.0:", "[::]:"}) {
     if (program_address.starts_with(any)) {
       program_address = StrCat("127.0.0.1:", program_address.substr(any.size()));

@@ -26,6 +26,10 @@ struct ServerOptions {
   TlsFiles tls;
   // Serve on an address other machines reach without TLS and client certificates.
   bool insecure = false;
+  // "none" (every caller may do everything) or "tokens" (a bearer token with scopes, auth.h).
+  std::string auth = "none";
+  // With auth tokens: "tokens" (GET /metrics wants a token, any scope) or "none" (open).
+  std::string metrics_auth = "tokens";
 };
 
 // Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, every

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.tls = *tls;  // NODATA_TLS_CA, NODATA_TLS_CERT, NODATA_TLS_KEY, as for the CLI
+  if (const char* token = std::getenv("NODATA_TOKEN")) options.token = token;
   options.topic = args.topic;
   options.group = args.group;
   options.consumer_id = args.consumer_id;

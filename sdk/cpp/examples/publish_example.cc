@@ -5,7 +5,8 @@
 //
 // Without --id-prefix the SDK assigns the ids. --acks-out writes one JSON line per ack. The summary
 // is one JSON line on stdout; the exit code is 1 when any event failed. TLS comes from
-// NODATA_TLS_CA, NODATA_TLS_CERT and NODATA_TLS_KEY, as for the CLI.
+// NODATA_TLS_CA, NODATA_TLS_CERT and NODATA_TLS_KEY, and a bearer token from NODATA_TOKEN, as
+// for the CLI.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -67,7 +68,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "publish_example: %s\n", tls.status().ToString().c_str());
     return 2;
   }
-  nodata::client::Publisher publisher({.address = args.address, .tls = *tls});
+  const char* token = std::getenv("NODATA_TOKEN");
+  nodata::client::Publisher publisher(
+      {.address = args.address, .tls = *tls, .token = token != nullptr ? token : ""});
   std::mutex mu;  // callbacks run on the SDK's threads
   long acked = 0, duplicates = 0, failed = 0;
   std::string first_error;

@@ -51,7 +51,7 @@ class Consumer::Impl {
   explicit Impl(ConsumerOptions options)
       : options_(std::move(options)),
         channel_(internal::MakeChannel(options_.address, options_.backoff.max_backoff_ms,
-                                       options_.tls)),
+                                       options_.tls, options_.token)),
         consume_(nodata::v1::ConsumeService::NewStub(channel_)),
         topics_(nodata::v1::TopicService::NewStub(channel_)) {
     if (!options_.group.empty() && options_.consumer_id.empty()) {

@@ -107,8 +107,41 @@ bool IsRetryable(absl::StatusCode code) {
          code == absl::StatusCode::kCancelled;
 }
 
+namespace {
+
+// Adds `authorization: Bearer TOKEN` to every call (call credentials would be dropped on a
+// plaintext channel, and a token over loopback without TLS is allowed).
+class BearerInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerInterceptor(const std::string& value) : value_(value) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace("authorization", value_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string& value_;  // the factory's, which the channel keeps
+};
+
+class BearerFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerFactory(const std::string& token) : value_("Bearer " + token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerInterceptor(value_);
+  }
+
+ private:
+  const std::string value_;
+};
+
+}  // namespace
+
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_backoff_ms,
-                                           const TlsOptions& tls) {
+                                           const TlsOptions& tls, const std::string& token) {
   grpc::ChannelArguments args;
   // gRPC's own reconnect backoff grows to minutes by default; keep it at the SDK's scale. The
   // connection attempt's own timeout (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS) stays at gRPC's 20 s: a
@@ -117,15 +150,20 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_b
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(100, max_backoff_ms));
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  if (!tls.enabled) {
-    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (tls.enabled) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = tls.ca_pem;  // empty: gRPC's default roots
+    ssl.pem_cert_chain = tls.cert_pem;
+    ssl.pem_private_key = tls.key_pem;
+    if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+    credentials = grpc::SslCredentials(ssl);
   }
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = tls.ca_pem;  // empty: gRPC's default roots
-  ssl.pem_cert_chain = tls.cert_pem;
-  ssl.pem_private_key = tls.key_pem;
-  if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
-  return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
+  if (token.empty()) return grpc::CreateCustomChannel(address, credentials, args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> bearer;
+  bearer.push_back(std::make_unique<BearerFactory>(token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(address, credentials, args,
+                                                                 std::move(bearer));
 }
 
 bool DriveConnection(grpc::Channel& channel, std::chrono::steady_clock::time_point until,

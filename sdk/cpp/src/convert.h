@@ -31,7 +31,7 @@ bool IsRetryable(absl::StatusCode code);
 // A channel that reconnects quickly (the SDK does its own backoff between attempts), with TLS
 // when `tls.enabled`.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_backoff_ms,
-                                           const TlsOptions& tls);
+                                           const TlsOptions& tls, const std::string& token);
 
 // Waits up to `slice` (or until `until`, if sooner) for the channel to connect, and drives the
 // attempt meanwhile: the synchronous API polls a connection only from a call that waits on it,

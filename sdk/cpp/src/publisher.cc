@@ -64,7 +64,7 @@ class Publisher::Impl {
   explicit Impl(PublisherOptions options)
       : options_(std::move(options)),
         channel_(internal::MakeChannel(options_.address, options_.backoff.max_backoff_ms,
-                                       options_.tls)),
+                                       options_.tls, options_.token)),
         stub_(nodata::v1::IngestService::NewStub(channel_)),
         id_prefix_(absl::StrCat("sdk-", internal::RandomHex128(), "-")),
         backoff_ms_(options_.backoff.initial_backoff_ms) {

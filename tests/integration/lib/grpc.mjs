@@ -49,9 +49,23 @@ export function codeName(code) {
   return grpc.status[code] ?? `code ${code}`;
 }
 
-/** A client of service `Ctor`; `credentials` (grpc-js channel credentials): default plaintext. */
-export function makeClient(Ctor, addr, { separateConnection = false, credentials } = {}) {
+/** A grpc-js client interceptor that sends `authorization: Bearer TOKEN` on every call. */
+export function bearerInterceptor(token) {
+  return (options, nextCall) => new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set('authorization', `Bearer ${token}`);
+      next(metadata, listener);
+    },
+  });
+}
+
+/**
+ * A client of service `Ctor`; `credentials` (grpc-js channel credentials): default plaintext;
+ * `token`: a bearer token sent on every call.
+ */
+export function makeClient(Ctor, addr, { separateConnection = false, credentials, token } = {}) {
   const options = separateConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {};
+  if (token) options.interceptors = [bearerInterceptor(token)];
   return new Ctor(addr, credentials ?? grpc.credentials.createInsecure(), options);
 }
 
@@ -225,10 +239,10 @@ export class Subscription {
 
 /** Thin promise API over one server's IngestService, TopicService, ConsumeService and ComponentService clients. */
 export class Api {
-  constructor(addr, { separateConnection = false, credentials } = {}) {
+  constructor(addr, { separateConnection = false, credentials, token } = {}) {
     const { nodata } = protos();
     this.addr = addr;
-    const o = { separateConnection, credentials };
+    const o = { separateConnection, credentials, token };
     this.ingest = makeClient(nodata.IngestService, addr, o);
     this.topics = makeClient(nodata.TopicService, addr, o);
     this.consume = makeClient(nodata.ConsumeService, addr, o);

@@ -88,6 +88,7 @@ struct TlsOptions {
 struct PublisherOptions {
   std::string address = "127.0.0.1:7070";  // host:port of the gRPC listener
   TlsOptions tls;                           // plaintext unless tls.enabled
+  std::string token;  // bearer token for a server with --auth tokens (NODATA_TOKEN for the CLI)
   size_t max_batch_events = 1000;           // a batch is sent once it has this many events,
   size_t max_batch_bytes = 1 << 20;         // or this many bytes (an event larger goes alone),
   int linger_ms = 5;                        // or its first event waited this long.
@@ -171,6 +172,7 @@ struct StartPosition {
 struct ConsumerOptions {
   std::string address = "127.0.0.1:7070";
   TlsOptions tls;  // plaintext unless tls.enabled
+  std::string token;  // bearer token for a server with --auth tokens
   std::string topic;
   // Empty: no group; the consumer reads `partitions` (empty: all) on its own.
   std::string group;

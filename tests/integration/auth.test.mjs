@@ -1,0 +1,206 @@
+// `serve --auth tokens`: every gRPC call and HTTP request (but /healthz and, with
+// --metrics-auth none, /metrics) carries a bearer token made by `nodata token create`, and its
+// scopes decide: publish:PATTERN, consume:PATTERN, query:PATTERN, admin. Refusals are
+// UNAUTHENTICATED / PERMISSION_DENIED (HTTP 401 / 403) naming the missing scope, never the token.
+// The clients: grpc-js with the metadata set by hand, the CLI (--token, NODATA_TOKEN), the C++
+// SDK, and program components (which reach the server over its unix socket).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Api, Code, codeName, expectStatus } from './lib/grpc.mjs';
+import { describeRun, runCli, runProgram } from './lib/cli.mjs';
+import { sdkExample } from './lib/sdk.mjs';
+import { makeTempDir, nodataBin, startServer } from './lib/server.mjs';
+import { ev, sleep, topicName } from './lib/util.mjs';
+
+const T = { timeout: 120000 };
+
+async function mint(dataDir, name, scopes, extra = []) {
+  const args = ['token', 'create', name, ...scopes.flatMap((s) => ['--scope', s]), ...extra, '--data', dataDir];
+  const r = await runCli(args);
+  assert.equal(r.code, 0, describeRun(args, r));
+  return r.stdout.trimEnd().split('\n').at(-1);
+}
+
+async function authServer(t, extraArgs = []) {
+  const dataDir = path.join(makeTempDir(), 'data');
+  const tokens = {
+    admin: await mint(dataDir, 'ops', ['admin']),
+    pub: await mint(dataDir, 'orders-pub', ['publish:orders.*']),
+    con: await mint(dataDir, 'orders-eu-reader', ['consume:orders.eu', 'query:daily']),
+  };
+  const srv = await startServer(t, { dataDir, args: ['--auth', 'tokens', ...extraArgs] });
+  return { srv, dataDir, tokens };
+}
+
+test('without a token every call is UNAUTHENTICATED; an admin token may do everything', T, async (t) => {
+  const { srv, tokens } = await authServer(t);
+  const topic = topicName('orders.');
+  await expectStatus(srv.api.createTopic(topic, 1), Code.UNAUTHENTICATED, 'no token');
+  await expectStatus(srv.api.publishBatch([ev(topic)]), Code.UNAUTHENTICATED, 'no token');
+  await expectStatus(srv.api.listTopics(), Code.UNAUTHENTICATED, 'no token');
+  const err = await expectStatus(srv.api.readTopic('x'), Code.UNAUTHENTICATED, 'no token');
+  assert.match(err.details, /wants a bearer token .*--token or NODATA_TOKEN/);
+
+  const admin = new Api(srv.grpcAddr, { token: tokens.admin });
+  t.after(() => admin.close());
+  await admin.createTopic(topic, 2);
+  assert.equal((await admin.publishBatch([ev(topic), ev(topic)])).length, 2);
+  assert.equal((await admin.readTopic(topic)).length, 2);
+
+  const wrong = tokens.admin.slice(0, -4) + 'AAAA';
+  const bad = new Api(srv.grpcAddr, { token: wrong });
+  t.after(() => bad.close());
+  const refused = await expectStatus(bad.listTopics(), Code.UNAUTHENTICATED, 'wrong secret');
+  assert.equal(refused.details, 'the bearer token is wrong');
+  assert.ok(!refused.details.includes(wrong.slice(29)), 'the secret is not echoed');
+  srv.assertNoCrash();
+});
+
+test('scopes decide: publish, consume and query on their patterns, admin for the rest', T, async (t) => {
+  const { srv, tokens } = await authServer(t);
+  const admin = new Api(srv.grpcAddr, { token: tokens.admin });
+  const pub = new Api(srv.grpcAddr, { token: tokens.pub });
+  const con = new Api(srv.grpcAddr, { token: tokens.con });
+  t.after(() => [admin, pub, con].forEach((a) => a.close()));
+  for (const name of ['orders.eu', 'orders.us', 'payments']) await admin.createTopic(name, 1);
+
+  assert.equal((await pub.publishBatch([ev('orders.eu'), ev('orders.us')])).length, 2);
+  let err = await expectStatus(pub.publishBatch([ev('orders.eu'), ev('payments')]), Code.PERMISSION_DENIED, 'a batch naming payments');
+  assert.equal(err.details, 'orders-pub lacks the scope publish:payments (or a pattern covering payments, or admin)');
+  err = await expectStatus(pub.createTopic('orders.new', 1), Code.PERMISSION_DENIED, 'create without admin');
+  assert.match(err.details, /orders-pub lacks the scope admin/);
+  await expectStatus(pub.readTopic('orders.eu'), Code.PERMISSION_DENIED, 'read without consume');
+  await expectStatus(con.publishBatch([ev('orders.eu')]), Code.PERMISSION_DENIED, 'publish without publish');
+  assert.equal((await con.readTopic('orders.eu')).length, 1, 'only what was stored: the refused batch stored nothing');
+  await expectStatus(con.readTopic('orders.us'), Code.PERMISSION_DENIED, 'consume of another topic');
+  await expectStatus(con.commit('g', 'orders.us', [{ partition: 0, offset: 1 }]), Code.PERMISSION_DENIED, 'commit elsewhere');
+  await con.commit('g', 'orders.eu', [{ partition: 0, offset: 1 }]);
+
+  // A subscription is checked when it starts.
+  const denied = con.subscribe({ topic: 'payments', start: { earliest: true } });
+  await denied.end;
+  assert.equal(codeName(denied.error?.code), 'PERMISSION_DENIED');
+  const sub = con.subscribe({ topic: 'orders.eu', start: { earliest: true } });
+  await sub.waitFor((s) => s.records.length >= 1, { what: 'the stored record' });
+  sub.cancel();
+
+  // Listing shows the topics a principal may publish to or consume.
+  assert.deepEqual((await pub.listTopics()).map((x) => x.name).sort(), ['orders.eu', 'orders.us']);
+  assert.deepEqual((await con.listTopics()).map((x) => x.name), ['orders.eu']);
+  assert.equal((await admin.listTopics()).length, 3);
+  await expectStatus(con.getTopic('payments'), Code.PERMISSION_DENIED, 'get of an unseen topic');
+
+  // A PublishStream is refused at its first batch that names a topic out of scope.
+  const stream = pub.ingest.PublishStream();
+  const answers = [];
+  stream.on('data', (d) => answers.push(d));
+  const ended = new Promise((resolve) => stream.on('error', resolve).on('end', () => resolve(null)));
+  stream.write({ events: [ev('orders.eu')] });
+  stream.write({ events: [ev('payments')] });
+  const streamErr = await ended;
+  assert.equal(answers.length, 1, 'the batch before the refused one is stored');
+  assert.equal(codeName(streamErr?.code), 'PERMISSION_DENIED');
+  srv.assertNoCrash();
+});
+
+test('the CLI and the SDK send their token; revoked and expired tokens stop working at once', T, async (t) => {
+  const { srv, dataDir, tokens } = await authServer(t);
+  const short = await mint(dataDir, 'short', ['admin'], ['--expires', '3s']);
+  const server = ['--server', srv.grpcAddr];
+  let args = ['topic', 'create', 'orders.eu', ...server, '--token', tokens.admin];
+  let r = await runCli(args);
+  assert.equal(r.code, 0, describeRun(args, r));
+  args = ['publish', '--topic', 'orders.eu', '--id', 'cli-1', 'x', ...server];
+  r = await runCli(args, { env: { NODATA_TOKEN: tokens.pub } });
+  assert.equal(r.code, 0, describeRun(args, r));
+  r = await runCli(['topic', 'list', ...server]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /UNAUTHENTICATED: this server wants a bearer token/);
+  r = await runCli(['topic', 'delete', 'orders.eu', ...server, '--token', tokens.pub]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /PERMISSION_DENIED: orders-pub lacks the scope admin/);
+
+  // The C++ SDK.
+  const sdk = await runProgram(sdkExample('publish_example'), ['--address', srv.grpcAddr, '--topic', 'orders.eu', '--count', '500', '--id-prefix', 'sdk'], {
+    env: { NODATA_TOKEN: tokens.pub }, timeoutMs: 60000,
+  });
+  assert.equal(sdk.code, 0, sdk.stderr);
+  assert.equal(JSON.parse(sdk.stdout.trim().split('\n').pop()).acked, 500);
+
+  // Revoked while the server runs: refused within the refresh interval (a second).
+  await runCli(['token', 'revoke', 'orders-pub', '--data', dataDir]);
+  await sleep(1200);
+  r = await runCli(['publish', '--topic', 'orders.eu', '--id', 'cli-2', 'y', ...server, '--token', tokens.pub]);
+  assert.equal(r.code, 1, describeRun(args, r));
+  assert.match(r.stderr, /UNAUTHENTICATED: the bearer token is revoked/);
+  r = await runCli(['topic', 'list', ...server, '--token', short]);
+  assert.equal(r.code, 0, r.stderr);
+  await sleep(3200);
+  r = await runCli(['topic', 'list', ...server, '--token', short]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /the bearer token is expired/);
+  const admin = new Api(srv.grpcAddr, { token: tokens.admin });
+  t.after(() => admin.close());
+  assert.equal((await admin.readTopic('orders.eu')).length, 501, 'the CLI event and the SDK\'s 500');
+  srv.assertNoCrash();
+});
+
+test('HTTP: /healthz is open, /metrics and /v1/aggregations want a token with the scope', T, async (t) => {
+  const { srv, tokens } = await authServer(t);
+  const get = async (p, token) => {
+    const res = await fetch(`http://${srv.httpAddr}${p}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10000),
+    });
+    return { status: res.status, body: await res.text() };
+  };
+  assert.deepEqual(await get('/healthz'), { status: 200, body: 'ok\n' });
+  const noToken = await get('/metrics');
+  assert.equal(noToken.status, 401);
+  assert.match(noToken.body, /wants a bearer token/);
+  assert.equal((await get('/metrics', tokens.pub)).status, 200);
+  const forbidden = await get('/v1/aggregations/daily', tokens.pub);
+  assert.equal(forbidden.status, 403);
+  assert.equal(JSON.parse(forbidden.body).error.message, 'orders-pub lacks the scope query:daily (or a pattern covering daily, or admin)');
+  assert.equal((await get('/v1/aggregations/daily', tokens.con)).status, 404, 'allowed, and there is no such aggregation');
+  assert.deepEqual(JSON.parse((await get('/v1/aggregations', tokens.pub)).body), { aggregations: [] });
+  assert.equal((await get('/v1/aggregations')).status, 401);
+
+  // --metrics-auth none opens /metrics alone.
+  const open = await startServer(t, { args: ['--auth', 'tokens', '--metrics-auth', 'none'] });
+  const res = await fetch(`http://${open.httpAddr}/metrics`, { signal: AbortSignal.timeout(10000) });
+  assert.equal(res.status, 200);
+  await res.text();
+  srv.assertNoCrash();
+});
+
+test('program components reach a server with --auth tokens through its unix socket', T, async (t) => {
+  const { srv, tokens } = await authServer(t);
+  const server = ['--server', srv.grpcAddr, '--token', tokens.admin];
+  const topic = topicName('orders.prog');
+  let r = await runCli(['topic', 'create', topic, '--partitions', '2', ...server]);
+  assert.equal(r.code, 0, r.stderr);
+  const n = 1000;
+  r = await runCli(['component', 'add', 'src', '--exec', sdkExample('counter_source'), '--source', topic, '--config', String(n), ...server]);
+  assert.equal(r.code, 0, r.stderr);
+  const admin = new Api(srv.grpcAddr, { token: tokens.admin });
+  t.after(() => admin.close());
+  const deadline = Date.now() + 60000;
+  let stored = 0;
+  while (Date.now() < deadline && stored < n) {
+    stored = (await admin.readTopic(topic)).length;
+    if (stored < n) await sleep(200);
+  }
+  assert.equal(stored, n);
+  srv.assertNoCrash();
+});
+
+test('--auth takes none or tokens; with tokens and TLS the server may listen on every address', T, async () => {
+  const dataDir = path.join(makeTempDir(), 'data');
+  const r = await runProgram(nodataBin(), ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--auth', 'password'], { timeoutMs: 30000 });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--auth must be none or tokens; got "password"/);
+  const exposed = await runProgram(nodataBin(), ['serve', '--data', dataDir, '--listen', '0.0.0.0:0', '--http', '127.0.0.1:0', '--auth', 'tokens'], { timeoutMs: 30000 });
+  assert.equal(exposed.code, 1, 'tokens without TLS are not enough off loopback');
+  assert.match(exposed.stderr, /without TLS and client authentication/);
+});
