@@ -246,6 +246,22 @@ void AddServeCommand(CommandSet& set) {
   serve->add_flag("--insecure", so.insecure,
                   "serve on an address other machines reach without TLS and client "
                   "certificates");
+  Flag(serve, "quota-publish-bytes", so.quotas.publish_bytes_per_second,
+       "bytes of events each principal may publish per second, bursts of a second's worth "
+       "(0: unlimited); a publish stream over it waits, a single publish gets "
+       "RESOURCE_EXHAUSTED with a retry delay")
+      ->check(CLI::Range(0.0, 1e15));
+  Flag(serve, "quota-requests", so.quotas.requests_per_second,
+       "requests each principal may make per second (each batch of a publish stream counts; "
+       "0: unlimited)")
+      ->check(CLI::Range(0.0, 1e12));
+  Flag(serve, "quota-streams", so.quotas.streams,
+       "streams (subscriptions, publish streams, reads) each principal may have open "
+       "(0: unlimited)")
+      ->check(CLI::Range(0, 1 << 30));
+  Flag(serve, "max-streams-per-connection", so.max_streams_per_connection,
+       "calls one connection may have open at once")
+      ->check(CLI::Range(1, 1 << 30));
   Flag(serve, "state-cache-bytes", so.state_cache_bytes,
        "memory for the aggregations' state, all together (the rest stays on disk)")
       ->check(CLI::Range(uint64_t{1} << 16, uint64_t{1} << 44));

@@ -145,8 +145,9 @@ void AddTokenCommands(CommandSet& set) {
   create->add_option("name", f.name, "the principal's name ([a-zA-Z0-9._-], at most 249)")
       ->required();
   OnePerFlag(create->add_option("--scope", f.scopes,
-                                "publish:PATTERN | consume:PATTERN | query:PATTERN | admin "
-                                "(PATTERN: a name or a prefix ending in '*'); repeatable"))
+                                "publish:PATTERN | consume:PATTERN | query:PATTERN | "
+                                "group:PATTERN | admin (PATTERN: a name or a prefix ending in "
+                                "'*'); repeatable"))
       ->required();
   create->add_option("--expires", f.expires, "refuse it after this long (e.g. 12h, 30d)");
   create->add_flag("--json", f.json, "print JSON");

@@ -72,7 +72,7 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::ListAggregationsRequest*,
       nodata::v1::ListAggregationsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.AdmittedCaller(*ctx);
     if (Refuse(reactor, caller.status())) return reactor;
     // A principal sees the aggregations it may query.
     for (const AggregationInfo& info : manager_.List()) {

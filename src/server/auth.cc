@@ -136,9 +136,62 @@ absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(
 
 absl::Status CallAuth::Check(const grpc::ServerContextBase& ctx, Action action,
                              std::string_view resource) const {
-  if (authenticator_ == nullptr) return absl::OkStatus();
+  return Check(ctx, action, resource, action, resource);
+}
+
+absl::Status CallAuth::Check(const grpc::ServerContextBase& ctx, Action action,
+                             std::string_view resource, Action action2,
+                             std::string_view resource2) const {
+  if (authenticator_ == nullptr && quotas_ == nullptr) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, Caller(ctx));
-  return Authorize(*caller, action, resource);
+  if (caller != nullptr) {
+    RETURN_IF_ERROR(Authorize(*caller, action, resource));
+    if (action2 != action || resource2 != resource) {
+      RETURN_IF_ERROR(Authorize(*caller, action2, resource2));
+    }
+  }
+  if (quotas_ == nullptr || !quotas_->limits_rates()) return absl::OkStatus();
+  return Admit(QuotaKey(ctx, caller.get()), 0);
+}
+
+absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::AdmittedCaller(
+    const grpc::ServerContextBase& ctx) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, Caller(ctx));
+  if (quotas_ != nullptr && quotas_->limits_rates()) {
+    RETURN_IF_ERROR(Admit(QuotaKey(ctx, caller.get()), 0));
+  }
+  return caller;
+}
+
+std::string CallAuth::QuotaKey(const grpc::ServerContextBase& ctx, const Principal* caller) {
+  const std::string peer = ctx.peer();
+  if (peer.starts_with("unix:")) return std::string();
+  if (caller != nullptr) return caller->name;
+  // "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000": the host, which is the client's address.
+  std::string_view host = peer;
+  if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  for (std::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (host.starts_with(scheme)) host.remove_prefix(scheme.size());
+  }
+  return std::string(host);
+}
+
+absl::Status CallAuth::Admit(std::string_view key, uint64_t bytes) const {
+  if (quotas_ == nullptr || key.empty()) return absl::OkStatus();
+  return quotas_->Admit(key, bytes);
+}
+
+absl::StatusOr<Quotas::Stream> CallAuth::OpenStream(std::string_view key) const {
+  if (quotas_ == nullptr || key.empty()) return Quotas::Stream();
+  return quotas_->OpenStream(key);
+}
+
+absl::StatusOr<Quotas::Stream> CallAuth::OpenStream(const grpc::ServerContextBase& ctx) const {
+  if (quotas_ == nullptr || !quotas_->limits_streams()) return Quotas::Stream();
+  ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, Caller(ctx));
+  return OpenStream(QuotaKey(ctx, caller.get()));
 }
 
 }  // namespace nodata::server

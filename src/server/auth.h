@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/quotas.h"
 #include "server/tokens.h"
 #include "storage/token_store.h"
 
@@ -69,12 +70,16 @@ class Authenticator {
 // PERMISSION_DENIED naming the principal and the scope it lacks for `action` on `resource`.
 absl::Status Authorize(const Principal& principal, Action action, std::string_view resource);
 
-// The services' view of authentication: who calls, and may they. Safe for concurrent use.
+// The services' view of authentication and limits: who calls, may they, and may they now.
+// Safe for concurrent use.
 class CallAuth {
  public:
   // `authenticator` null: authentication is off and every caller may do everything.
-  explicit CallAuth(Authenticator* authenticator = nullptr) : authenticator_(authenticator) {}
+  // `quotas` null: no limits.
+  explicit CallAuth(Authenticator* authenticator = nullptr, Quotas* quotas = nullptr)
+      : authenticator_(authenticator), quotas_(quotas) {}
   bool enabled() const { return authenticator_ != nullptr; }
+  Quotas* quotas() const { return quotas_; }
 
   // The principal of an `authorization` header value ("Bearer ndt_..."; empty when absent):
   // null with authentication off; the server's own (every scope) when `internal`, a call over
@@ -83,12 +88,32 @@ class CallAuth {
                                                           bool internal) const;
   absl::StatusOr<std::shared_ptr<const Principal>> Caller(
       const grpc::ServerContextBase& ctx) const;
-  // Caller, then Authorize. OK with authentication off.
+  // Caller, then one request charged to its quotas: for a call that decides what to show by
+  // the caller's scopes (listings).
+  absl::StatusOr<std::shared_ptr<const Principal>> AdmittedCaller(
+      const grpc::ServerContextBase& ctx) const;
+  // Caller, then Authorize (OK with authentication off), then one request charged to the
+  // caller's quotas (Admit).
   absl::Status Check(const grpc::ServerContextBase& ctx, Action action,
                      std::string_view resource) const;
+  // Check for a call that needs two scopes (a topic's and a group's): both must allow it.
+  absl::Status Check(const grpc::ServerContextBase& ctx, Action action, std::string_view resource,
+                     Action action2, std::string_view resource2) const;
+
+  // Whom the quotas of a call count against: its principal (`caller`, from Caller), else (with
+  // authentication off) the client's address without the port; empty for the server's own calls
+  // over the program components' socket, which are never limited.
+  static std::string QuotaKey(const grpc::ServerContextBase& ctx, const Principal* caller);
+  // One request with `bytes` of events charged to `key`'s rates: OK or RetryLater (quotas.h).
+  absl::Status Admit(std::string_view key, uint64_t bytes) const;
+  // A stream slot of `key` (Quotas::OpenStream), held for the stream's life.
+  absl::StatusOr<Quotas::Stream> OpenStream(std::string_view key) const;
+  // Caller, then OpenStream for it.
+  absl::StatusOr<Quotas::Stream> OpenStream(const grpc::ServerContextBase& ctx) const;
 
  private:
   Authenticator* const authenticator_;
+  Quotas* const quotas_;
 };
 
 }  // namespace nodata::server

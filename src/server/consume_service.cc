@@ -162,7 +162,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // `caller`: the caller, null with authentication off, or why it is refused.
   SubscribeReactor(broker::Broker& broker, WorkerPool& pool, SubscriptionRegistry& registry,
                    const grpc::ByteBuffer* raw, const std::string& peer,
-                   const absl::StatusOr<std::shared_ptr<const Principal>>& caller)
+                   const absl::StatusOr<std::shared_ptr<const Principal>>& caller,
+                   absl::StatusOr<Quotas::Stream> slot)
       : registry_(registry) {
     // The method is registered raw (responses are encoded by hand), so the request is parsed
     // here.
@@ -181,6 +182,10 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     }
     absl::Status allowed = caller.status();
     if (allowed.ok() && *caller) allowed = Authorize(**caller, Action::kConsume, request.topic());
+    if (allowed.ok() && *caller && !request.group().empty()) {
+      allowed = Authorize(**caller, Action::kGroup, request.group());
+    }
+    if (allowed.ok()) allowed = slot.status();
     if (!allowed.ok()) {
       stream_->writer().Finish(ToGrpc(allowed));
       return;
@@ -195,6 +200,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
       stream_->writer().Finish(ToGrpc(subscription.status()));
       return;
     }
+    slot_ = *std::move(slot);
     subscription_ = std::move(*subscription);
     registry_.Add(this, subscription_);
     subscription_->Start();
@@ -215,6 +221,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
  private:
   SubscriptionRegistry& registry_;
+  Quotas::Stream slot_;  // counts against the caller's open streams
   std::shared_ptr<SubscribeStream> stream_;
   // Shared with the registry, whose StopAll may hold it while the stream ends.
   std::shared_ptr<broker::Subscription> subscription_;
@@ -228,7 +235,7 @@ class ConsumeServiceImpl final : public ConsumeService {
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* ctx,
                                                        const grpc::ByteBuffer* request) override {
     return new SubscribeReactor(broker_, pool_, subscriptions_, request, ctx->peer(),
-                                auth_.Caller(*ctx));
+                                auth_.Caller(*ctx), auth_.OpenStream(*ctx));
   }
 
   void StopAll() override {
@@ -241,7 +248,10 @@ class ConsumeServiceImpl final : public ConsumeService {
                                    const nodata::v1::CommitRequest* request,
                                    nodata::v1::CommitResponse*) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kConsume, request->topic()))) return reactor;
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kConsume, request->topic(), Action::kGroup,
+                                    request->group()))) {
+      return reactor;
+    }
     // A commit is an fsync'ed SQLite transaction: off the gRPC thread.
     pool_.Schedule([this, reactor, request] {
       std::vector<std::pair<PartitionId, Offset>> offsets;
@@ -259,7 +269,10 @@ class ConsumeServiceImpl final : public ConsumeService {
                                      const nodata::v1::GetGroupRequest* request,
                                      nodata::v1::GetGroupResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kConsume, request->topic(), Action::kGroup,
+                                    request->group()))) {
+      return reactor;
+    }
     auto d = broker_.DescribeGroup(request->group(), request->topic());
     if (d.ok()) {
       response->set_group(d->group);

@@ -1,6 +1,9 @@
 #include "server/grpc_services.h"
 
+#include <grpcpp/alarm.h>
+
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <optional>
 
@@ -98,13 +101,25 @@ absl::Status AuthorizePublish(const Principal& caller, absl::Span<const EventIn>
   return absl::OkStatus();
 }
 
-// PERMISSION_DENIED unless the caller of `ctx` may publish to every topic of `events`; OK with
-// authentication off.
-absl::Status AuthorizePublish(const CallAuth& auth, const grpc::ServerContextBase& ctx,
-                              absl::Span<const EventIn> events) {
-  if (!auth.enabled()) return absl::OkStatus();
+// The bytes of `events` that count against a publish quota: what the client sent.
+uint64_t EventBytes(absl::Span<const EventIn> events) {
+  uint64_t n = 0;
+  for (const EventIn& e : events) {
+    n += e.topic.size() + e.id.size() + e.key.size() + e.data.size();
+    for (const auto& [k, v] : e.headers) n += k.size() + v.size();
+  }
+  return n;
+}
+
+// PERMISSION_DENIED unless the caller of `ctx` may publish to every topic of `events` (OK with
+// authentication off); then RESOURCE_EXHAUSTED with a retry delay when it is over its quotas.
+absl::Status AdmitPublish(const CallAuth& auth, const grpc::ServerContextBase& ctx,
+                          absl::Span<const EventIn> events) {
+  if (!auth.enabled() && auth.quotas() == nullptr) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, auth.Caller(ctx));
-  return AuthorizePublish(*caller, events);
+  if (caller != nullptr) RETURN_IF_ERROR(AuthorizePublish(*caller, events));
+  if (auth.quotas() == nullptr || !auth.quotas()->limits_rates()) return absl::OkStatus();
+  return auth.Admit(CallAuth::QuotaKey(ctx, caller.get()), EventBytes(events));
 }
 
 // One PublishStream call. Requests are pipelined: while one is stored the next is read and
@@ -114,12 +129,19 @@ class PublishStreamReactor final
     : public grpc::ServerBidiReactor<PublishBatchRequest, PublishBatchResponse> {
  public:
   // `caller`: null with authentication off; else each request's topics are checked against it.
+  // `quotas` (null: none) are charged each request under `quota_key`; one over them waits (and
+  // so, with `max_inflight` waiting, does the stream's reading) instead of failing.
   PublishStreamReactor(broker::Broker& broker, prometheus::Histogram& latency, int max_inflight,
-                       std::shared_ptr<const Principal> caller)
+                       std::shared_ptr<const Principal> caller, Quotas* quotas,
+                       std::string quota_key, Quotas::Stream stream_slot)
       : broker_(broker),
         latency_(latency),
         max_inflight_(static_cast<size_t>(max_inflight)),
-        caller_(std::move(caller)) {
+        caller_(std::move(caller)),
+        quotas_(quotas != nullptr && quotas->limits_rates() && !quota_key.empty() ? quotas
+                                                                                  : nullptr),
+        quota_key_(std::move(quota_key)),
+        stream_slot_(std::move(stream_slot)) {
     Pump();
   }
 
@@ -165,13 +187,22 @@ class PublishStreamReactor final
                                     "not stored: an earlier request in this stream failed"));
         continue;
       }
-      absl::Status s = slot->converted.From(slot->request->events());
-      if (s.ok() && caller_) s = AuthorizePublish(*caller_, slot->converted.events);
-      if (!s.ok()) {
-        Complete(slot, ToGrpc(s));
-        continue;
+      if (!slot->checked) {
+        absl::Status s = slot->converted.From(slot->request->events());
+        if (s.ok() && caller_) s = AuthorizePublish(*caller_, slot->converted.events);
+        if (!s.ok()) {
+          Complete(slot, ToGrpc(s));
+          continue;
+        }
+        slot->checked = true;
       }
       absl::Span<const EventIn> events = slot->converted.events;
+      if (quotas_ != nullptr) {
+        if (const int64_t wait = quotas_->Charge(quota_key_, EventBytes(events)); wait > 0) {
+          WaitForQuota(slot, wait);
+          return;
+        }
+      }
       Ref();  // released by the callback, which may run after OnDone
       broker_.Publish(events, [this, slot](absl::Status st, std::vector<AckOut> acks) {
         if (st.ok()) {
@@ -202,6 +233,7 @@ class PublishStreamReactor final
     {
       absl::MutexLock lock(&mu_);
       Stop(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      if (quota_alarm_) quota_alarm_->Cancel();  // its callback ends the wait now
     }
     Pump();
   }
@@ -226,6 +258,7 @@ class PublishStreamReactor final
     PublishBatchRequest* request;
     PublishBatchResponse* response;
     Converted converted;
+    bool checked = false;  // converted and authorized
     int64_t start_ns = 0;
     bool done = false;
     grpc::Status status;
@@ -246,6 +279,23 @@ class PublishStreamReactor final
     if (stopping_) return;
     stopping_ = true;
     finish_status_ = std::move(status);
+  }
+
+  // `slot` is over the quotas for `wait_us`: it goes back to the head of the queue, and
+  // publishing (still this reactor's `publishing_`) resumes when the wait is over, or at once
+  // when the call is cancelled.
+  void WaitForQuota(Slot* slot, int64_t wait_us) {
+    absl::MutexLock lock(&mu_);
+    to_publish_.push_front(slot);
+    Ref();  // released by the alarm's callback
+    // A fresh alarm each time: the previous one has fired (its callback may be the caller; the
+    // alarm's core keeps itself alive while its callback runs).
+    quota_alarm_ = std::make_unique<grpc::Alarm>();
+    quota_alarm_->Set(std::chrono::system_clock::now() + std::chrono::microseconds(wait_us),
+                      [this](bool) {
+                        PublishQueued();
+                        Unref();
+                      });
   }
 
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -299,6 +349,10 @@ class PublishStreamReactor final
   // stream ends with the failure's status.
   bool failing_ ABSL_GUARDED_BY(mu_) = false;
   const std::shared_ptr<const Principal> caller_;
+  Quotas* const quotas_;  // null: this stream is not rate-limited
+  const std::string quota_key_;
+  const Quotas::Stream stream_slot_;
+  std::unique_ptr<grpc::Alarm> quota_alarm_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
 };
@@ -328,7 +382,7 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
     }
     auto converted = std::make_unique<Converted>();
     absl::Status s = converted->FromOne(request->event());
-    if (s.ok()) s = AuthorizePublish(auth_, *ctx, converted->events);
+    if (s.ok()) s = AdmitPublish(auth_, *ctx, converted->events);
     if (!s.ok()) {
       reactor->Finish(ToGrpc(s));
       return reactor;
@@ -346,7 +400,7 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
     auto* reactor = ctx->DefaultReactor();
     auto converted = std::make_unique<Converted>();
     absl::Status s = converted->From(request->events());
-    if (s.ok()) s = AuthorizePublish(auth_, *ctx, converted->events);
+    if (s.ok()) s = AdmitPublish(auth_, *ctx, converted->events);
     if (!s.ok()) {
       reactor->Finish(ToGrpc(s));
       return reactor;
@@ -368,7 +422,14 @@ class IngestServiceImpl final : public nodata::v1::IngestService::CallbackServic
     if (!caller.ok()) {
       return new FinishedBidi<PublishBatchRequest, PublishBatchResponse>(ToGrpc(caller.status()));
     }
-    return new PublishStreamReactor(broker_, stream_latency_, inflight_, *std::move(caller));
+    std::string quota_key;
+    if (auth_.quotas() != nullptr) quota_key = CallAuth::QuotaKey(*ctx, caller->get());
+    absl::StatusOr<Quotas::Stream> slot = auth_.OpenStream(quota_key);
+    if (!slot.ok()) {
+      return new FinishedBidi<PublishBatchRequest, PublishBatchResponse>(ToGrpc(slot.status()));
+    }
+    return new PublishStreamReactor(broker_, stream_latency_, inflight_, *std::move(caller),
+                                    auth_.quotas(), std::move(quota_key), *std::move(slot));
   }
 
  private:
@@ -463,8 +524,8 @@ class ReadTopicStream final : public broker::SubscriptionSink {
 class ReadTopicReactor final : public grpc::ServerWriteReactor<nodata::v1::RecordBatch> {
  public:
   ReadTopicReactor(broker::Broker& broker, WorkerPool& pool,
-                   const nodata::v1::ReadTopicRequest& request)
-      : stream_(std::make_shared<ReadTopicStream>(this, request.name())) {
+                   const nodata::v1::ReadTopicRequest& request, Quotas::Stream slot)
+      : slot_(std::move(slot)), stream_(std::make_shared<ReadTopicStream>(this, request.name())) {
     broker::SubscriptionOptions o;
     o.topic = request.name();
     o.partitions = PartitionIds(request.partitions());
@@ -494,6 +555,7 @@ class ReadTopicReactor final : public grpc::ServerWriteReactor<nodata::v1::Recor
   }
 
  private:
+  Quotas::Stream slot_;  // counts against the caller's open streams
   std::shared_ptr<ReadTopicStream> stream_;
   std::unique_ptr<broker::Subscription> subscription_;
 };
@@ -527,7 +589,7 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                      const nodata::v1::GetTopicRequest* request,
                                      nodata::v1::GetTopicResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.AdmittedCaller(*ctx);
     if (Refuse(reactor, caller.status())) return reactor;
     if (*caller && !Sees(**caller, request->name()) &&
         Refuse(reactor, Authorize(**caller, Action::kConsume, request->name()))) {
@@ -543,7 +605,7 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
                                        const nodata::v1::ListTopicsRequest*,
                                        nodata::v1::ListTopicsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.AdmittedCaller(*ctx);
     if (Refuse(reactor, caller.status())) return reactor;
     // A principal sees the topics it may publish to or consume.
     for (const auto& info : broker_.ListTopics()) {
@@ -611,7 +673,9 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
     if (absl::Status s = auth_.Check(*ctx, Action::kConsume, request->name()); !s.ok()) {
       return new FinishedWriter<nodata::v1::RecordBatch>(ToGrpc(s));
     }
-    return new ReadTopicReactor(broker_, pool_, *request);
+    absl::StatusOr<Quotas::Stream> slot = auth_.OpenStream(*ctx);
+    if (!slot.ok()) return new FinishedWriter<nodata::v1::RecordBatch>(ToGrpc(slot.status()));
+    return new ReadTopicReactor(broker_, pool_, *request, *std::move(slot));
   }
 
  private:

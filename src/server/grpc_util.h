@@ -2,6 +2,9 @@
 // data formats.
 #pragma once
 
+#include <google/protobuf/any.pb.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
@@ -11,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "common/data_format.h"
 #include "common/ids.h"
 #include "common/strings.h"
@@ -19,9 +23,41 @@
 
 namespace nodata::server {
 
+// google.rpc.Status { int32 code = 1; string message = 2; repeated google.protobuf.Any details
+// = 3; } of `s`, its payloads the details: what gRPC carries as grpc-status-details-bin.
+inline std::string StatusDetails(const absl::Status& s) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.WriteTag((1 << 3) | 0);
+    coded.WriteVarint32SignExtended(static_cast<int32_t>(s.code()));
+    const std::string message(ToStd(s.message()));
+    coded.WriteTag((2 << 3) | 2);
+    coded.WriteVarint32(static_cast<uint32_t>(message.size()));
+    coded.WriteString(message);
+    s.ForEachPayload([&coded](absl::string_view type_url, const absl::Cord& payload) {
+      google::protobuf::Any any;
+      any.set_type_url(std::string(type_url));
+      any.set_value(std::string(payload));
+      const std::string bytes = any.SerializeAsString();
+      coded.WriteTag((3 << 3) | 2);
+      coded.WriteVarint32(static_cast<uint32_t>(bytes.size()));
+      coded.WriteString(bytes);
+    });
+  }
+  return out;
+}
+
+// The gRPC status of `s`; its payloads (a retry delay, quotas.h) go in the status details.
 inline grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(ToStd(s.message())));
+  std::string message(ToStd(s.message()));
+  bool payloads = false;
+  s.ForEachPayload([&payloads](absl::string_view, const absl::Cord&) { payloads = true; });
+  if (!payloads) return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::move(message));
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::move(message),
+                      StatusDetails(s));
 }
 
 // Finishes `reactor` with `checked` and returns true when it is not OK (a refusal).

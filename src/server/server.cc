@@ -18,6 +18,7 @@
 #include "aggregate/manager.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/time.h"
 #include "components/manager.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -176,7 +177,14 @@ absl::Status RunServer(const ServerOptions& options) {
     authenticator = std::make_unique<Authenticator>(
         [&tokens] { return tokens.List(); }, [] { return absl::ToUnixMicros(absl::Now()); });
   }
-  const CallAuth auth(authenticator.get());
+  // Limits per principal, when any is set.
+  std::unique_ptr<Quotas> quotas;
+  if (options.quotas.publish_bytes_per_second > 0 || options.quotas.requests_per_second > 0 ||
+      options.quotas.streams > 0) {
+    quotas = std::make_unique<Quotas>(
+        options.quotas, [] { return MonotonicNanos() / 1000; }, &registry);
+  }
+  const CallAuth auth(authenticator.get(), quotas.get());
   auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches, auth);
   // Reads for subscribers and readers run here, off gRPC's threads and the sync threads.
   auto egress = std::make_unique<WorkerPool>(options.egress_threads);
@@ -217,6 +225,9 @@ absl::Status RunServer(const ServerOptions& options) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A client cannot open streams without bound on one connection (per principal, --quota-streams
+  // bounds them over all its connections).
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_streams_per_connection);
   // Room for a full batch plus protobuf framing, and for a component's module with its
   // configuration; larger messages get RESOURCE_EXHAUSTED.
   const uint64_t max_message =

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "broker/broker.h"
+#include "server/quotas.h"
 #include "server/tls.h"
 
 namespace nodata::server {
@@ -30,6 +31,10 @@ struct ServerOptions {
   std::string auth = "none";
   // With auth tokens: "tokens" (GET /metrics wants a token, any scope) or "none" (open).
   std::string metrics_auth = "tokens";
+  // Per principal (quotas.h): publish rate, request rate, open streams.
+  QuotaOptions quotas{.streams = 4096};
+  // Concurrent streams (calls) one connection may have open (HTTP/2 SETTINGS).
+  int max_streams_per_connection = 1000;
 };
 
 // Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, every

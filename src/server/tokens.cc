@@ -57,6 +57,7 @@ const char* ActionName(Action a) {
     case Action::kPublish: return "publish";
     case Action::kConsume: return "consume";
     case Action::kQuery: return "query";
+    case Action::kGroup: return "group";
     case Action::kAdmin: return "admin";
   }
   return "?";
@@ -68,8 +69,8 @@ absl::StatusOr<Scope> ParseScope(std::string_view text) {
   const auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
         StrCat("scope \"", text, "\": ", why,
-               "; a scope is publish:PATTERN, consume:PATTERN, query:PATTERN or admin, where "
-               "PATTERN is a name or a prefix ending in '*'"));
+               "; a scope is publish:PATTERN, consume:PATTERN, query:PATTERN, group:PATTERN or "
+               "admin, where PATTERN is a name or a prefix ending in '*'"));
   };
   if (text == "admin") return Scope{};
   const size_t colon = text.find(':');
@@ -83,6 +84,8 @@ absl::StatusOr<Scope> ParseScope(std::string_view text) {
     scope.action = Action::kConsume;
   } else if (action == "query") {
     scope.action = Action::kQuery;
+  } else if (action == "group") {
+    scope.action = Action::kGroup;
   } else {
     return bad(Absl(StrCat("unknown action \"", action, "\"")));
   }

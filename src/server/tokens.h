@@ -2,8 +2,8 @@
 // reads "ndt_<id>_<secret>": the id (24 hex digits) finds its row in the catalog
 // (storage/token_store.h), the secret (32 random bytes, base64url) is never stored; the row keeps
 // a scrypt hash of the whole token (docs/formats/catalog.md). Scopes say what its holder may do:
-// `publish:PATTERN`, `consume:PATTERN`, `query:PATTERN` (PATTERN: a name, or a prefix ending in
-// `*`) and `admin` (everything).
+// `publish:PATTERN`, `consume:PATTERN`, `query:PATTERN`, `group:PATTERN` (consumer groups to join
+// and commit in; PATTERN: a name, or a prefix ending in `*`) and `admin` (everything).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,7 @@
 
 namespace nodata::server {
 
-enum class Action { kPublish, kConsume, kQuery, kAdmin };
+enum class Action { kPublish, kConsume, kQuery, kGroup, kAdmin };
 
 struct Scope {
   Action action = Action::kAdmin;

@@ -42,7 +42,11 @@ TEST(TokensTest, ScopesAllowTheirActionOnMatchingNamesOnly) {
   EXPECT_TRUE(Allows(Scopes("consume:*"), Action::kConsume, "anything"));
   EXPECT_FALSE(Allows(Scopes("consume:*"), Action::kPublish, "anything"));
   const std::vector<Scope> admin = Scopes("admin");
-  for (Action a : {Action::kPublish, Action::kConsume, Action::kQuery, Action::kAdmin}) {
+  EXPECT_TRUE(Allows(Scopes("group:eu-*"), Action::kGroup, "eu-billing"));
+  EXPECT_FALSE(Allows(Scopes("group:eu-*"), Action::kConsume, "eu-billing"));
+  EXPECT_FALSE(Allows(Scopes("consume:*"), Action::kGroup, "eu-billing"));
+  for (Action a : {Action::kPublish, Action::kConsume, Action::kQuery, Action::kGroup,
+                   Action::kAdmin}) {
     EXPECT_TRUE(Allows(admin, a, "x"));
   }
   EXPECT_FALSE(Allows({}, Action::kPublish, "x"));

@@ -1,6 +1,6 @@
 // `serve --auth tokens`: every gRPC call and HTTP request (but /healthz and, with
 // --metrics-auth none, /metrics) carries a bearer token made by `nodata token create`, and its
-// scopes decide: publish:PATTERN, consume:PATTERN, query:PATTERN, admin. Refusals are
+// scopes decide: publish:PATTERN, consume:PATTERN, query:PATTERN, group:PATTERN, admin. Refusals are
 // UNAUTHENTICATED / PERMISSION_DENIED (HTTP 401 / 403) naming the missing scope, never the token.
 // The clients: grpc-js with the metadata set by hand, the CLI (--token, NODATA_TOKEN), the C++
 // SDK, and program components (which reach the server over its unix socket).
@@ -27,7 +27,7 @@ async function authServer(t, extraArgs = []) {
   const tokens = {
     admin: await mint(dataDir, 'ops', ['admin']),
     pub: await mint(dataDir, 'orders-pub', ['publish:orders.*']),
-    con: await mint(dataDir, 'orders-eu-reader', ['consume:orders.eu', 'query:daily']),
+    con: await mint(dataDir, 'orders-eu-reader', ['consume:orders.eu', 'query:daily', 'group:eu-*']),
   };
   const srv = await startServer(t, { dataDir, args: ['--auth', 'tokens', ...extraArgs] });
   return { srv, dataDir, tokens };
@@ -74,8 +74,17 @@ test('scopes decide: publish, consume and query on their patterns, admin for the
   await expectStatus(con.publishBatch([ev('orders.eu')]), Code.PERMISSION_DENIED, 'publish without publish');
   assert.equal((await con.readTopic('orders.eu')).length, 1, 'only what was stored: the refused batch stored nothing');
   await expectStatus(con.readTopic('orders.us'), Code.PERMISSION_DENIED, 'consume of another topic');
-  await expectStatus(con.commit('g', 'orders.us', [{ partition: 0, offset: 1 }]), Code.PERMISSION_DENIED, 'commit elsewhere');
-  await con.commit('g', 'orders.eu', [{ partition: 0, offset: 1 }]);
+  await expectStatus(con.commit('eu-billing', 'orders.us', [{ partition: 0, offset: 1 }]), Code.PERMISSION_DENIED, 'commit elsewhere');
+  // Groups have scopes of their own: group:PATTERN to join, commit in and inspect one.
+  err = await expectStatus(con.commit('g', 'orders.eu', [{ partition: 0, offset: 1 }]), Code.PERMISSION_DENIED, 'a group out of scope');
+  assert.equal(err.details, 'orders-eu-reader lacks the scope group:g (or a pattern covering g, or admin)');
+  await con.commit('eu-billing', 'orders.eu', [{ partition: 0, offset: 1 }]);
+  assert.equal((await con.getGroup('eu-billing', 'orders.eu')).partitions[0].committed_offset, 1);
+  await expectStatus(con.getGroup('us-billing', 'orders.eu'), Code.PERMISSION_DENIED, 'inspect a group out of scope');
+  const outOfGroup = con.subscribe({ topic: 'orders.eu', group: 'other', start: { earliest: true } });
+  await outOfGroup.end;
+  assert.equal(codeName(outOfGroup.error?.code), 'PERMISSION_DENIED');
+  assert.match(outOfGroup.error?.details ?? '', /lacks the scope group:other/);
 
   // A subscription is checked when it starts.
   const denied = con.subscribe({ topic: 'payments', start: { earliest: true } });
@@ -84,6 +93,9 @@ test('scopes decide: publish, consume and query on their patterns, admin for the
   const sub = con.subscribe({ topic: 'orders.eu', start: { earliest: true } });
   await sub.waitFor((s) => s.records.length >= 1, { what: 'the stored record' });
   sub.cancel();
+  const inGroup = con.subscribe({ topic: 'orders.eu', group: 'eu-audit', start: { earliest: true } });
+  await inGroup.waitFor((s) => s.records.length >= 1, { what: 'the stored record, in a group' });
+  inGroup.cancel();
 
   // Listing shows the topics a principal may publish to or consume.
   assert.deepEqual((await pub.listTopics()).map((x) => x.name).sort(), ['orders.eu', 'orders.us']);
