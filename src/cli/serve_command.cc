@@ -246,6 +246,9 @@ void AddServeCommand(CommandSet& set) {
   serve->add_flag("--insecure", so.insecure,
                   "serve on an address other machines reach without TLS and client "
                   "certificates");
+  Flag(serve, "audit-log", so.audit_log,
+       "JSON lines of admin actions and refusals: a file, or none (default: DATA/audit.log "
+       "with --auth tokens, none without)");
   Flag(serve, "quota-publish-bytes", so.quotas.publish_bytes_per_second,
        "bytes of events each principal may publish per second, bursts of a second's worth "
        "(0: unlimited); a publish stream over it waits, a single publish gets "

@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "server/aggregation_http.h"
+#include "server/audit_log.h"
 #include "server/auth.h"
 #include "server/civetweb_tls.h"
 #include "server/tls.h"
@@ -20,6 +21,7 @@ struct HttpServer::Context {
   TlsMaterial* tls = nullptr;  // null: plain HTTP
   const CallAuth* auth = nullptr;  // null or off: no bearer tokens
   bool metrics_auth = false;
+  AuditLog* audit = nullptr;  // null: no audit log
   std::atomic<bool> stopping{false};
   mg_context* ctx = nullptr;
 };
@@ -68,6 +70,20 @@ bool IsGet(mg_connection* conn) {
          std::strcmp(info->request_method, "HEAD") == 0;
 }
 
+// Writes the audit line of a refused request (`code` 401 or 403).
+void AuditRefusal(mg_connection* conn, const HttpServer::Context& context, int code,
+                  std::string principal, std::string message) {
+  if (context.audit == nullptr) return;
+  const mg_request_info* info = mg_get_request_info(conn);
+  AuditEntry entry;
+  entry.principal = std::move(principal);
+  entry.peer = StrCat("http:", info->remote_addr, ":", info->remote_port);
+  entry.call = StrCat(info->request_method, " ", info->request_uri);
+  entry.status = code == 401 ? "UNAUTHENTICATED" : "PERMISSION_DENIED";
+  entry.message = std::move(message);
+  context.audit->Write(entry);
+}
+
 // With client CAs (--tls-client-ca), every path but /healthz wants a client certificate; one
 // that was sent has been verified in the handshake. False after answering 401.
 bool Authenticated(mg_connection* conn, const HttpServer::Context& context) {
@@ -75,6 +91,7 @@ bool Authenticated(mg_connection* conn, const HttpServer::Context& context) {
   if (mg_get_request_info(conn)->client_cert != nullptr) return true;
   Reply(conn, 401, "text/plain",
         "a client certificate is required: the server was started with --tls-client-ca\n");
+  AuditRefusal(conn, context, 401, "", "no client certificate");
   return false;
 }
 
@@ -90,6 +107,7 @@ absl::StatusOr<std::shared_ptr<const Principal>> Caller(mg_connection* conn,
   if (!caller.ok()) {
     WriteResponse(conn, 401, "text/plain", StrCat(caller.status().message(), "\n"),
                   "WWW-Authenticate: Bearer\r\n");
+    AuditRefusal(conn, context, 401, "", std::string(ToStd(caller.status().message())));
   }
   return caller;
 }
@@ -116,11 +134,15 @@ int Aggregations(mg_connection* conn, void* data) {
   if (!Authenticated(conn, *context)) return 401;
   absl::StatusOr<std::shared_ptr<const Principal>> caller = Caller(conn, *context);
   if (!caller.ok()) return 401;
-  return ServeAggregations(conn, *context->aggregations, context->stopping,
-                           [&caller](std::string_view name) {
-                             return *caller ? Authorize(**caller, Action::kQuery, name)
-                                            : absl::OkStatus();
-                           });
+  const int code = ServeAggregations(conn, *context->aggregations, context->stopping,
+                                     [&caller](std::string_view name) {
+                                       return *caller ? Authorize(**caller, Action::kQuery, name)
+                                                      : absl::OkStatus();
+                                     });
+  if (code == 403 && *caller) {
+    AuditRefusal(conn, *context, 403, (*caller)->name, "lacks the scope query on the aggregation");
+  }
+  return code;
 }
 
 int NotFound(mg_connection* conn, void* data) {
@@ -140,7 +162,8 @@ HttpServer::~HttpServer() {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::function<std::string()> metrics,
-    aggregate::Manager& aggregations, TlsMaterial* tls, const CallAuth* auth, bool metrics_auth) {
+    aggregate::Manager& aggregations, TlsMaterial* tls, const CallAuth* auth, bool metrics_auth,
+    AuditLog* audit) {
   if (tls != nullptr) RETURN_IF_ERROR(LoadCivetwebTlsShim());
   // Once per process, with OpenSSL when this server speaks TLS.
   static const unsigned features = mg_init_library(tls != nullptr ? MG_FEATURES_TLS : 0);
@@ -154,6 +177,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   context->tls = tls;
   context->auth = auth;
   context->metrics_auth = auth != nullptr && auth->enabled() && metrics_auth;
+  context->audit = audit;
   // A watch (Server-Sent Events) holds a thread while it is open. URIs reach the handlers
   // undecoded: an aggregation key's "%2F" must stay inside its path segment (no files are
   // served, so nothing else depends on the decoding). Connections persist (HTTP/1.1) for the

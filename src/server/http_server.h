@@ -17,6 +17,8 @@ class Manager;
 
 namespace nodata::server {
 
+class AuditLog;
+
 class CallAuth;
 class TlsMaterial;
 
@@ -33,11 +35,12 @@ class HttpServer {
   // outlive the server, and so must `tls` (null: plain HTTP; else HTTPS with its certificate,
   // and with its client CAs a client certificate on every path but /healthz) and `auth` (null
   // or off: no bearer tokens; else /v1/aggregations wants one with the scope query:NAME, and
-  // /metrics one of any scope when `metrics_auth`).
+  // /metrics one of any scope when `metrics_auth`). Refusals (401, 403) go to `audit` (null:
+  // none), which must outlive the server too.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const std::string& listen, std::function<std::string()> metrics,
       aggregate::Manager& aggregations, TlsMaterial* tls = nullptr,
-      const CallAuth* auth = nullptr, bool metrics_auth = false);
+      const CallAuth* auth = nullptr, bool metrics_auth = false, AuditLog* audit = nullptr);
   // Ends open watches (within a second) and waits for every request to finish.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

@@ -25,6 +25,7 @@
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "server/consume_service.h"
+#include "server/audit_log.h"
 #include "server/auth.h"
 #include "server/grpc_services.h"
 #include "server/http_server.h"
@@ -185,6 +186,17 @@ absl::Status RunServer(const ServerOptions& options) {
         options.quotas, [] { return MonotonicNanos() / 1000; }, &registry);
   }
   const CallAuth auth(authenticator.get(), quotas.get());
+  // Admin actions and refusals, one JSON line each.
+  std::unique_ptr<AuditLog> audit;
+  const std::string audit_path =
+      options.audit_log.empty() ? (options.auth == "tokens" ? AuditLogPath(options.broker.data_dir)
+                                                            : std::string())
+      : options.audit_log == "none" ? std::string()
+                                    : options.audit_log;
+  if (!audit_path.empty()) {
+    ASSIGN_OR_RETURN(audit, AuditLog::Open(audit_path));
+    spdlog::info("audit log: {}", audit_path);
+  }
   auto ingest = MakeIngestService(*broker, registry, options.stream_inflight_batches, auth);
   // Reads for subscribers and readers run here, off gRPC's threads and the sync threads.
   auto egress = std::make_unique<WorkerPool>(options.egress_threads);
@@ -214,6 +226,11 @@ absl::Status RunServer(const ServerOptions& options) {
   // gRPC sets SO_REUSEPORT by default: a second server on the same port would then start and
   // share the connections with the first. A port in use must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (audit) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> audits;
+    audits.push_back(MakeAuditInterceptor(*audit, auth));
+    builder.experimental().SetInterceptorCreators(std::move(audits));
+  }
   builder.RegisterService(ingest.get());
   builder.RegisterService(topics.get());
   builder.RegisterService(consume.get());
@@ -250,7 +267,8 @@ absl::Status RunServer(const ServerOptions& options) {
                          b.RefreshMetrics();  // gauges are set at scrape time
                          return prometheus::TextSerializer().Serialize(registry.Collect());
                        },
-                       *aggregations, tls.get(), &auth, options.metrics_auth == "tokens"));
+                       *aggregations, tls.get(), &auth, options.metrics_auth == "tokens",
+                       audit.get()));
 
   const std::string grpc_address =
       StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", port);

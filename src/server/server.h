@@ -33,6 +33,9 @@ struct ServerOptions {
   std::string metrics_auth = "tokens";
   // Per principal (quotas.h): publish rate, request rate, open streams.
   QuotaOptions quotas{.streams = 4096};
+  // The audit log (audit_log.h): a file; "none"; or empty: DATA/audit.log with auth tokens,
+  // none without.
+  std::string audit_log;
   // Concurrent streams (calls) one connection may have open (HTTP/2 SETTINGS).
   int max_streams_per_connection = 1000;
 };

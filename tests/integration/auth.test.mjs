@@ -6,6 +6,7 @@
 // SDK, and program components (which reach the server over its unix socket).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Api, Code, codeName, expectStatus } from './lib/grpc.mjs';
 import { describeRun, runCli, runProgram } from './lib/cli.mjs';
@@ -215,4 +216,45 @@ test('--auth takes none or tokens; with tokens and TLS the server may listen on 
   const exposed = await runProgram(nodataBin(), ['serve', '--data', dataDir, '--listen', '0.0.0.0:0', '--http', '127.0.0.1:0', '--auth', 'tokens'], { timeoutMs: 30000 });
   assert.equal(exposed.code, 1, 'tokens without TLS are not enough off loopback');
   assert.match(exposed.stderr, /without TLS and client authentication/);
+});
+
+test('the audit log has a JSON line for every admin action and every refusal, never a secret', T, async (t) => {
+  const { srv, dataDir, tokens } = await authServer(t);
+  const admin = new Api(srv.grpcAddr, { token: tokens.admin });
+  const pub = new Api(srv.grpcAddr, { token: tokens.pub });
+  t.after(() => [admin, pub].forEach((a) => a.close()));
+  await admin.createTopic('orders.audit', 1);
+  await expectStatus(pub.createTopic('orders.other', 1), Code.PERMISSION_DENIED, 'create without admin');
+  await expectStatus(pub.publishBatch([ev('payments')]), Code.PERMISSION_DENIED, 'publish out of scope');
+  await expectStatus(srv.api.listTopics(), Code.UNAUTHENTICATED, 'no token');
+  await expectStatus(admin.deleteTopic('no-such-topic'), Code.NOT_FOUND, 'a failed admin action');
+  await admin.deleteTopic('orders.audit');
+  const res = await fetch(`http://${srv.httpAddr}/v1/aggregations/daily`, { headers: { authorization: `Bearer ${tokens.pub}` } });
+  assert.equal(res.status, 403);
+  await res.text();
+  await mint(dataDir, 'late', ['consume:x']);
+  const r = await runCli(['token', 'revoke', 'late', '--data', dataDir]);
+  assert.equal(r.code, 0, r.stderr);
+
+  const text = readFileSync(path.join(dataDir, 'audit.log'), 'utf8');
+  for (const token of Object.values(tokens)) assert.ok(!text.includes(token.slice(29)), 'no secret in the audit log');
+  const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l));
+  const pick = (l) => ({ principal: l.principal, call: l.call, request: l.request, status: l.status });
+  const mine = lines.filter((l) => !(l.call === 'token create' && ['ops', 'orders-pub', 'orders-eu-reader'].includes(l.request.name)));
+  assert.deepEqual(mine.map(pick), [
+    { principal: 'ops', call: '/nodata.v1.TopicService/CreateTopic', request: { name: 'orders.audit' }, status: 'OK' },
+    { principal: 'orders-pub', call: '/nodata.v1.TopicService/CreateTopic', request: { name: 'orders.other' }, status: 'PERMISSION_DENIED' },
+    { principal: 'orders-pub', call: '/nodata.v1.IngestService/PublishBatch', request: {}, status: 'PERMISSION_DENIED' },
+    { principal: '', call: '/nodata.v1.TopicService/ListTopics', request: {}, status: 'UNAUTHENTICATED' },
+    { principal: 'ops', call: '/nodata.v1.TopicService/DeleteTopic', request: { name: 'no-such-topic' }, status: 'NOT_FOUND' },
+    { principal: 'ops', call: '/nodata.v1.TopicService/DeleteTopic', request: { name: 'orders.audit' }, status: 'OK' },
+    { principal: 'orders-pub', call: 'GET /v1/aggregations/daily', request: {}, status: 'PERMISSION_DENIED' },
+    { principal: 'cli', call: 'token create', request: { name: 'late', scopes: 'consume:x', expires_at: null }, status: 'OK' },
+    { principal: 'cli', call: 'token revoke', request: { name: 'late' }, status: 'OK' },
+  ]);
+  assert.equal(mine[2].message, 'orders-pub lacks the scope publish:payments (or a pattern covering payments, or admin)');
+  assert.match(mine[0].peer, /^ipv4:127\.0\.0\.1:\d+$/);
+  assert.match(mine[0].time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  assert.equal(lines.filter((l) => l.call === 'token create').length, 4, 'the three tokens of the setup and the late one');
+  srv.assertNoCrash();
 });
