@@ -29,6 +29,7 @@ struct TokenFlags {
   std::string name;
   std::vector<std::string> scopes;
   std::string expires;  // a duration from now; empty: never
+  bool certificate = false;  // a grant to client certificates, no bearer token
   bool json = false;
 };
 
@@ -86,7 +87,8 @@ int Create(const TokenFlags& f) {
     expires_at_us = now_us + after_us;
   }
   absl::StatusOr<server::MintedToken> minted =
-      server::MintToken(f.name, scopes, now_us, expires_at_us);
+      f.certificate ? server::MintCertificateGrant(f.name, scopes, now_us, expires_at_us)
+                    : server::MintToken(f.name, scopes, now_us, expires_at_us);
   if (!minted.ok()) {
     std::cerr << "nodata: " << minted.status().message() << "\n";
     return minted.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage
@@ -97,9 +99,25 @@ int Create(const TokenFlags& f) {
   if (absl::Status s = (*catalog)->tokens().Create(minted->row); !s.ok()) {
     return Fail(std::string(s.message()));
   }
-  Audit(f, "token create",
-        json{{"name", minted->row.name}, {"scopes", minted->row.scopes},
-             {"expires_at", JsonTime(expires_at_us)}});
+  json request{{"name", minted->row.name}, {"scopes", minted->row.scopes},
+               {"expires_at", JsonTime(expires_at_us)}};
+  if (f.certificate) request["certificate"] = true;
+  Audit(f, "token create", std::move(request));
+  if (f.certificate) {
+    if (f.json) {
+      std::cout << json{{"name", minted->row.name},
+                        {"scopes", minted->row.scopes},
+                        {"expires_at", JsonTime(expires_at_us)},
+                        {"certificate", true}}
+                << "\n";
+    } else {
+      std::cout << "granted scopes " << minted->row.scopes << " to client certificates with "
+                << "subject CN=" << minted->row.name
+                << (expires_at_us ? StrCat(", until ", Time(expires_at_us)) : std::string())
+                << "; no bearer token was made\n";
+    }
+    return kExitOk;
+  }
   if (f.json) {
     std::cout << json{{"name", minted->row.name},
                       {"scopes", minted->row.scopes},
@@ -124,6 +142,7 @@ int List(const TokenFlags& f) {
   if (f.json) {
     for (const storage::TokenRow& r : *rows) {
       std::cout << json{{"name", r.name},
+                        {"kind", r.hash == server::kCertificateGrantHash ? "certificate" : "token"},
                         {"scopes", r.scopes},
                         {"created_at", JsonTime(r.created_at_us)},
                         {"expires_at", JsonTime(r.expires_at_us)},
@@ -132,10 +151,13 @@ int List(const TokenFlags& f) {
     }
     return kExitOk;
   }
-  std::printf("%-24s %-22s %-22s %-22s %s\n", "NAME", "CREATED", "EXPIRES", "REVOKED", "SCOPES");
+  std::printf("%-24s %-12s %-22s %-22s %-22s %s\n", "NAME", "KIND", "CREATED", "EXPIRES",
+              "REVOKED", "SCOPES");
   for (const storage::TokenRow& r : *rows) {
-    std::printf("%-24s %-22s %-22s %-22s %s\n", r.name.c_str(), Time(r.created_at_us).c_str(),
-                Time(r.expires_at_us).c_str(), Time(r.revoked_at_us).c_str(), r.scopes.c_str());
+    std::printf("%-24s %-12s %-22s %-22s %-22s %s\n", r.name.c_str(),
+                r.hash == server::kCertificateGrantHash ? "certificate" : "token",
+                Time(r.created_at_us).c_str(), Time(r.expires_at_us).c_str(),
+                Time(r.revoked_at_us).c_str(), r.scopes.c_str());
   }
   return kExitOk;
 }
@@ -174,6 +196,9 @@ void AddTokenCommands(CommandSet& set) {
                                 "'*'); repeatable"))
       ->required();
   create->add_option("--expires", f.expires, "refuse it after this long (e.g. 12h, 30d)");
+  create->add_flag("--certificate", f.certificate,
+                   "grant the scopes to client certificates (--tls-client-ca) whose subject CN "
+                   "is NAME, and make no bearer token");
   create->add_flag("--json", f.json, "print JSON");
   data_flag(create);
   set.OnParsed(create, [&f] { return Create(f); });

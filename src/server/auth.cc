@@ -1,5 +1,6 @@
 #include "server/auth.h"
 
+#include <grpc/grpc_security_constants.h>
 #include <openssl/evp.h>
 
 #include "absl/strings/match.h"
@@ -39,6 +40,7 @@ void Authenticator::RefreshLocked(bool unknown_id) {
   loaded_at_us_ = now;
   if (!rows.ok()) return;  // keep what was loaded; the next refresh tries again
   rows_.clear();
+  by_name_.clear();
   for (storage::TokenRow& r : *rows) {
     std::string id = r.id;
     rows_.emplace(std::move(id), std::move(r));
@@ -89,6 +91,35 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
   return principal;
 }
 
+absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::AuthenticateCertificate(
+    std::string_view common_name) {
+  absl::MutexLock lock(&mu_);
+  RefreshLocked(false);
+  if (auto it = by_name_.find(Absl(common_name)); it != by_name_.end()) {
+    // Expiry is checked on every request: rebuild when a row may have expired since.
+    if (it->second != nullptr) return it->second;
+  }
+  std::vector<Scope> scopes;
+  for (const auto& [id, row] : rows_) {
+    if (row.name != common_name || !UsableLocked(row).ok()) continue;
+    absl::StatusOr<std::vector<Scope>> parsed = ParseScopes(row.scopes);
+    if (!parsed.ok()) continue;
+    scopes.insert(scopes.end(), parsed->begin(), parsed->end());
+  }
+  if (scopes.empty()) {
+    return absl::UnauthenticatedError(StrCat(
+        "the client certificate's subject CN=", common_name, " is no principal with scopes (",
+        "nodata token create ", common_name, " --certificate --scope ...)"));
+  }
+  auto principal =
+      std::make_shared<const Principal>(Principal{std::string(common_name), std::move(scopes)});
+  // Kept only when no row of the name expires: expiry must be seen at once.
+  bool expires = false;
+  for (const auto& [id, row] : rows_) expires |= row.name == common_name && row.expires_at_us != 0;
+  if (!expires) by_name_[Absl(common_name)] = principal;
+  return principal;
+}
+
 absl::Status Authorize(const Principal& principal, Action action, std::string_view resource) {
   if (principal.Allows(action, resource)) return absl::OkStatus();
   if (action == Action::kAdmin) {
@@ -101,8 +132,8 @@ absl::Status Authorize(const Principal& principal, Action action, std::string_vi
                                             resource, ", or admin)"));
 }
 
-absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(std::string_view authorization,
-                                                                  bool internal) const {
+absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(
+    std::string_view authorization, bool internal, std::string_view certificate_cn) const {
   if (authenticator_ == nullptr) return std::shared_ptr<const Principal>();
   if (internal) {
     static const auto* const kServer =
@@ -111,6 +142,9 @@ absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(std::string_vi
     return *kServer;
   }
   constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.empty() && !certificate_cn.empty()) {
+    return authenticator_->AuthenticateCertificate(certificate_cn);
+  }
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
         "this server wants a bearer token (authorization: Bearer ndt_...; the CLI's --token or "
@@ -131,7 +165,16 @@ absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     authorization = std::string_view(it->second.data(), it->second.size());
   }
-  return Caller(authorization, ctx.peer().starts_with("unix:"));
+  // Without a token, a verified client certificate (gRPC asks for one only with client CAs).
+  std::string_view common_name;
+  std::shared_ptr<const grpc::AuthContext> auth_context;
+  std::vector<grpc::string_ref> names;
+  if (authorization.empty()) auth_context = ctx.auth_context();
+  if (auth_context != nullptr && auth_context->IsPeerAuthenticated()) {
+    names = auth_context->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
+    if (!names.empty()) common_name = std::string_view(names[0].data(), names[0].size());
+  }
+  return Caller(authorization, ctx.peer().starts_with("unix:"), common_name);
 }
 
 absl::Status CallAuth::Check(const grpc::ServerContextBase& ctx, Action action,

@@ -44,6 +44,11 @@ class Authenticator {
   // it is malformed, unknown, wrong, revoked or expired.
   absl::StatusOr<std::shared_ptr<const Principal>> Authenticate(std::string_view token)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The principal of a verified client certificate whose subject CN is `common_name`: the
+  // scopes of every usable row of that name (tokens and `token create --certificate` grants);
+  // UNAUTHENTICATED when there is none.
+  absl::StatusOr<std::shared_ptr<const Principal>> AuthenticateCertificate(
+      std::string_view common_name) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Verified {
@@ -65,6 +70,9 @@ class Authenticator {
   // SHA-256 of a token checked against its row's hash: what it stands for, or (null principal)
   // that it did not match. Bounded: cleared when it grows past kMaxRemembered.
   absl::flat_hash_map<std::string, Verified> checked_ ABSL_GUARDED_BY(mu_);
+  // Certificate principals by common name, built from rows_ as asked; emptied on a reload.
+  absl::flat_hash_map<std::string, std::shared_ptr<const Principal>> by_name_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // PERMISSION_DENIED naming the principal and the scope it lacks for `action` on `resource`.
@@ -84,8 +92,11 @@ class CallAuth {
   // The principal of an `authorization` header value ("Bearer ndt_..."; empty when absent):
   // null with authentication off; the server's own (every scope) when `internal`, a call over
   // the program components' unix socket; UNAUTHENTICATED without a good token.
-  absl::StatusOr<std::shared_ptr<const Principal>> Caller(std::string_view authorization,
-                                                          bool internal) const;
+  // Without a bearer token, a client certificate verified against --tls-client-ca names the
+  // principal by its subject's CN (`certificate_cn`, empty when there is none).
+  absl::StatusOr<std::shared_ptr<const Principal>> Caller(
+      std::string_view authorization, bool internal,
+      std::string_view certificate_cn = {}) const;
   absl::StatusOr<std::shared_ptr<const Principal>> Caller(
       const grpc::ServerContextBase& ctx) const;
   // Caller, then one request charged to its quotas: for a call that decides what to show by

@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <civetweb.h>
+#include <openssl/x509.h>
 
 #include <atomic>
 #include <cstring>
@@ -95,15 +96,32 @@ bool Authenticated(mg_connection* conn, const HttpServer::Context& context) {
   return false;
 }
 
-// The bearer token's principal (null with authentication off); after answering 401, an error.
+// The subject CN of the client certificate verified in the handshake; empty without one.
+std::string CertificateCommonName(mg_connection* conn) {
+  const mg_client_cert* cert = mg_get_request_info(conn)->client_cert;
+  if (cert == nullptr || cert->peer_cert == nullptr) return {};
+  X509_NAME* subject = X509_get_subject_name(static_cast<X509*>(cert->peer_cert));
+  const int at = subject != nullptr ? X509_NAME_get_index_by_NID(subject, NID_commonName, -1) : -1;
+  if (at < 0) return {};
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) return {};
+  std::string out(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+// The principal of the bearer token, or without one of the client certificate (null with
+// authentication off); after answering 401, an error.
 absl::StatusOr<std::shared_ptr<const Principal>> Caller(mg_connection* conn,
                                                         const HttpServer::Context& context) {
   if (context.auth == nullptr || !context.auth->enabled()) {
     return std::shared_ptr<const Principal>();
   }
   const char* header = mg_get_header(conn, "Authorization");
-  absl::StatusOr<std::shared_ptr<const Principal>> caller =
-      context.auth->Caller(header != nullptr ? header : "", false);
+  absl::StatusOr<std::shared_ptr<const Principal>> caller = context.auth->Caller(
+      header != nullptr ? header : "", false, header == nullptr ? CertificateCommonName(conn) : "");
   if (!caller.ok()) {
     WriteResponse(conn, 401, "text/plain", StrCat(caller.status().message(), "\n"),
                   "WWW-Authenticate: Bearer\r\n");

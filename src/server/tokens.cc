@@ -63,6 +63,10 @@ const char* ActionName(Action a) {
   return "?";
 }
 
+// The row's name, scopes (as --scope spells them) and times.
+void FillRow(std::string_view name, const std::vector<Scope>& scopes, int64_t now_us,
+             int64_t expires_at_us, storage::TokenRow* row);
+
 }  // namespace
 
 absl::StatusOr<Scope> ParseScope(std::string_view text) {
@@ -127,6 +131,20 @@ bool Allows(const std::vector<Scope>& scopes, Action action, std::string_view re
   return false;
 }
 
+namespace {
+
+void FillRow(std::string_view name, const std::vector<Scope>& scopes, int64_t now_us,
+             int64_t expires_at_us, storage::TokenRow* row) {
+  row->name = std::string(name);
+  std::vector<std::string> spelled;
+  for (const Scope& s : scopes) spelled.push_back(ScopeString(s));
+  row->scopes = absl::StrJoin(spelled, " ");
+  row->created_at_us = now_us;
+  row->expires_at_us = expires_at_us;
+}
+
+}  // namespace
+
 absl::StatusOr<MintedToken> MintToken(std::string_view name, const std::vector<Scope>& scopes,
                                       int64_t now_us, int64_t expires_at_us) {
   if (absl::Status valid = ValidateNewName("token name", name); !valid.ok()) return valid;
@@ -144,15 +162,24 @@ absl::StatusOr<MintedToken> MintToken(std::string_view name, const std::vector<S
   if (!Scrypt(minted.token, salt, kScryptN, kScryptR, kScryptP, &hash)) {
     return absl::InternalError("scrypt failed");
   }
-  minted.row.name = std::string(name);
+  FillRow(name, scopes, now_us, expires_at_us, &minted.row);
   minted.row.hash =
       StrCat("scrypt$", kScryptN, "$", kScryptR, "$", kScryptP, "$", WebSafe(salt), "$",
              WebSafe(hash));
-  std::vector<std::string> spelled;
-  for (const Scope& s : scopes) spelled.push_back(ScopeString(s));
-  minted.row.scopes = absl::StrJoin(spelled, " ");
-  minted.row.created_at_us = now_us;
-  minted.row.expires_at_us = expires_at_us;
+  return minted;
+}
+
+absl::StatusOr<MintedToken> MintCertificateGrant(std::string_view name,
+                                                 const std::vector<Scope>& scopes, int64_t now_us,
+                                                 int64_t expires_at_us) {
+  if (absl::Status valid = ValidateNewName("principal name", name); !valid.ok()) return valid;
+  if (scopes.empty()) return absl::InvalidArgumentError("a grant needs at least one --scope");
+  const std::string id_bytes = RandomBytes(kIdBytes);
+  if (id_bytes.empty()) return absl::InternalError("the system's random number generator failed");
+  MintedToken minted;
+  minted.row.id = absl::BytesToHexString(id_bytes);
+  FillRow(name, scopes, now_us, expires_at_us, &minted.row);
+  minted.row.hash = std::string(kCertificateGrantHash);
   return minted;
 }
 

@@ -39,6 +39,13 @@ struct MintedToken {
 // A new token for `name` with `scopes` (validated), expiring at `expires_at_us` (0: never).
 absl::StatusOr<MintedToken> MintToken(std::string_view name, const std::vector<Scope>& scopes,
                                       int64_t now_us, int64_t expires_at_us);
+// The hash of a row that grants its scopes to client certificates whose subject CN is the
+// row's name, and to no bearer token (no token matches it).
+inline constexpr std::string_view kCertificateGrantHash = "certificate";
+// Such a row for `name` (MintToken's checks; the token is left empty).
+absl::StatusOr<MintedToken> MintCertificateGrant(std::string_view name,
+                                                 const std::vector<Scope>& scopes, int64_t now_us,
+                                                 int64_t expires_at_us);
 // The id of a well-formed token; false for anything else.
 bool TokenId(std::string_view token, std::string* id);
 // Whether `token` is the one `hash` (a row's) was made from. Slow by design (scrypt).

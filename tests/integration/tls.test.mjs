@@ -348,3 +348,47 @@ test('program components reach a TLS server through its unix socket, without cer
   assert.equal(fs.statSync(path.dirname(socket)).mode & 0o777, 0o700);
   srv.assertNoCrash();
 });
+
+test('with --auth tokens a client certificate is a principal: its subject CN, with the scopes granted to that name', T, async (t) => {
+  const pki = makePki();
+  const bob = issue(pki.dir, 'bob', { cn: 'bob' });
+  const dataDir = path.join(makeTempDir(), 'data');
+  let r = await runCli(['token', 'create', 'alice', '--certificate', '--scope', 'publish:orders.*', '--scope', 'consume:orders.*', '--data', dataDir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'granted scopes publish:orders.* consume:orders.* to client certificates with subject CN=alice; no bearer token was made');
+  r = await runCli(['token', 'create', 'ops', '--scope', 'admin', '--data', dataDir]);
+  const adminToken = r.stdout.trimEnd().split('\n').at(-1);
+  const list = (await runCli(['token', 'list', '--json', '--data', dataDir])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(list.map((x) => [x.name, x.kind]), [['alice', 'certificate'], ['ops', 'token']]);
+
+  const srv = await startServer(t, {
+    dataDir, args: [...tlsArgs(pki, { clientCa: true }), '--auth', 'tokens'], credentials: tlsCredentials(pki, pki.client),
+  });
+  const alice = new Api(srv.grpcAddr, { credentials: tlsCredentials(pki, pki.client) });
+  const bobApi = new Api(srv.grpcAddr, { credentials: tlsCredentials(pki, bob) });
+  // A bearer token on a connection with a certificate names the principal instead.
+  const ops = new Api(srv.grpcAddr, { credentials: tlsCredentials(pki, bob), token: adminToken });
+  t.after(() => [alice, bobApi, ops].forEach((a) => a.close()));
+  await ops.createTopic('orders.eu', 1);
+  await ops.createTopic('payments', 1);
+  assert.equal((await alice.publishBatch([ev('orders.eu')])).length, 1);
+  const denied = await expectStatus(alice.publishBatch([ev('payments')]), Code.PERMISSION_DENIED, 'out of the grant');
+  assert.equal(denied.details, 'alice lacks the scope publish:payments (or a pattern covering payments, or admin)');
+  await expectStatus(alice.createTopic('orders.x', 1), Code.PERMISSION_DENIED, 'admin');
+  const stranger = await expectStatus(bobApi.listTopics(), Code.UNAUTHENTICATED, 'a CN with no grant');
+  assert.match(stranger.details, /subject CN=bob is no principal with scopes \(nodata token create bob --certificate/);
+  assert.equal((await alice.readTopic('orders.eu')).length, 1);
+
+  // HTTPS: the same principal.
+  const agg = await httpsGet(srv.httpAddr, '/v1/aggregations/daily', { ca: pki.ca, client: pki.client });
+  assert.equal(agg.status, 403);
+  assert.match(agg.body, /alice lacks the scope query:daily/);
+  assert.equal((await httpsGet(srv.httpAddr, '/metrics', { ca: pki.ca, client: bob })).status, 401);
+
+  // Revoking the grant ends the certificate's access within the refresh interval.
+  r = await runCli(['token', 'revoke', 'alice', '--data', dataDir]);
+  assert.equal(r.code, 0, r.stderr);
+  await sleep(1200);
+  await expectStatus(alice.listTopics(), Code.UNAUTHENTICATED, 'after revoking the grant');
+  srv.assertNoCrash();
+});
