@@ -246,6 +246,13 @@ void AddServeCommand(CommandSet& set) {
   serve->add_flag("--insecure", so.insecure,
                   "serve on an address other machines reach without TLS and client "
                   "certificates");
+  Flag(serve, "jwt-key", so.jwt.key_files,
+       "with --auth tokens, also take JWTs signed with this PEM public key (RSA: RS256/384/512, "
+       "EC: ES256/384/512); repeatable");
+  Flag(serve, "jwt-issuer", so.jwt.issuer, "a JWT's iss must be this");
+  Flag(serve, "jwt-audience", so.jwt.audience, "a JWT's aud must be or include this");
+  Flag(serve, "jwt-scope-claim", so.jwt.scope_claim,
+       "the claim holding a JWT's nodata scopes (a space-separated string or an array)");
   Flag(serve, "audit-log", so.audit_log,
        "JSON lines of admin actions and refusals: a file, or none (default: DATA/audit.log "
        "with --auth tokens, none without)");

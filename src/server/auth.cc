@@ -28,8 +28,30 @@ absl::Status Refused(std::string_view why) {
 
 }  // namespace
 
-Authenticator::Authenticator(Loader load, Clock now_us, int64_t refresh_us)
-    : load_(std::move(load)), now_us_(std::move(now_us)), refresh_us_(refresh_us) {}
+Authenticator::Authenticator(Loader load, Clock now_us, int64_t refresh_us,
+                             const JwtVerifier* jwt)
+    : load_(std::move(load)), now_us_(std::move(now_us)), refresh_us_(refresh_us), jwt_(jwt) {}
+
+absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::AuthenticateJwt(
+    std::string_view token) {
+  const std::string digest = Sha256(token);
+  const int64_t now = now_us_();
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = jwts_.find(digest); it != jwts_.end()) {
+      if (now <= it->second.expires_at_us + JwtVerifier::kLeewayUs) return it->second.principal;
+      jwts_.erase(it);
+    }
+  }
+  // Signature checks outside the lock.
+  ASSIGN_OR_RETURN(JwtPrincipal verified, jwt_->Verify(token, now));
+  auto principal = std::make_shared<const Principal>(
+      Principal{std::move(verified.name), std::move(verified.scopes)});
+  absl::MutexLock lock(&mu_);
+  if (jwts_.size() >= kMaxRemembered) jwts_.clear();
+  jwts_[digest] = VerifiedJwt{principal, verified.expires_at_us};
+  return principal;
+}
 
 void Authenticator::RefreshLocked(bool unknown_id) {
   const int64_t now = now_us_();
@@ -56,7 +78,11 @@ absl::Status Authenticator::UsableLocked(const storage::TokenRow& row) const {
 absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
     std::string_view token) {
   std::string id;
-  if (!TokenId(token, &id)) return Refused("not a nodata token (ndt_...)");
+  if (!TokenId(token, &id)) {
+    if (jwt_ != nullptr && JwtVerifier::LooksLikeJwt(token)) return AuthenticateJwt(token);
+    return Refused(jwt_ != nullptr ? "neither a nodata token (ndt_...) nor a JWT"
+                                   : "not a nodata token (ndt_...)");
+  }
   const std::string digest = Sha256(token);
   storage::TokenRow row;
   {

@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/jwt.h"
 #include "server/quotas.h"
 #include "server/tokens.h"
 #include "storage/token_store.h"
@@ -38,10 +39,13 @@ class Authenticator {
 
   // `load` reads every token (the catalog's TokenStore::List); it runs at most once per
   // `refresh_us`, and again for an id it has not seen (at most once per 100 ms).
-  Authenticator(Loader load, Clock now_us, int64_t refresh_us = 1'000'000);
+  // `jwt` (optional, outliving this) verifies bearer tokens that are JWTs (jwt.h).
+  Authenticator(Loader load, Clock now_us, int64_t refresh_us = 1'000'000,
+                const JwtVerifier* jwt = nullptr);
 
-  // The principal of `token`; UNAUTHENTICATED, with a message that never holds the token, when
-  // it is malformed, unknown, wrong, revoked or expired.
+  // The principal of `token` (a nodata token, or a JWT when there is a verifier); UNAUTHENTICATED,
+  // with a message that never holds the token, when it is malformed, unknown, wrong, revoked or
+  // expired. A verified JWT is remembered (by its SHA-256) until it expires.
   absl::StatusOr<std::shared_ptr<const Principal>> Authenticate(std::string_view token)
       ABSL_LOCKS_EXCLUDED(mu_);
   // The principal of a verified client certificate whose subject CN is `common_name`: the
@@ -55,6 +59,12 @@ class Authenticator {
     std::string id;
     std::shared_ptr<const Principal> principal;
   };
+  struct VerifiedJwt {
+    std::shared_ptr<const Principal> principal;
+    int64_t expires_at_us = 0;
+  };
+  absl::StatusOr<std::shared_ptr<const Principal>> AuthenticateJwt(std::string_view token)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Reloads the rows when due (or `unknown_id` and the last load is 100 ms old).
   void RefreshLocked(bool unknown_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // UNAUTHENTICATED unless the row is usable now.
@@ -64,7 +74,9 @@ class Authenticator {
   const Loader load_;
   const Clock now_us_;
   const int64_t refresh_us_;
+  const JwtVerifier* const jwt_;
   absl::Mutex mu_;
+  absl::flat_hash_map<std::string, VerifiedJwt> jwts_ ABSL_GUARDED_BY(mu_);  // by SHA-256
   int64_t loaded_at_us_ ABSL_GUARDED_BY(mu_) = -1;
   absl::flat_hash_map<std::string, storage::TokenRow> rows_ ABSL_GUARDED_BY(mu_);  // by id
   // SHA-256 of a token checked against its row's hash: what it stands for, or (null principal)

@@ -173,10 +173,18 @@ absl::Status RunServer(const ServerOptions& options) {
 
   // With --auth tokens every call names its principal with a bearer token (auth.h).
   std::unique_ptr<Authenticator> authenticator;
+  std::unique_ptr<JwtVerifier> jwt;
+  if (!options.jwt.key_files.empty()) {
+    if (options.auth != "tokens") {
+      return absl::InvalidArgumentError("--jwt-key needs --auth tokens");
+    }
+    ASSIGN_OR_RETURN(jwt, JwtVerifier::Load(options.jwt));
+  }
   if (options.auth == "tokens") {
     storage::TokenStore& tokens = broker->token_store();
     authenticator = std::make_unique<Authenticator>(
-        [&tokens] { return tokens.List(); }, [] { return absl::ToUnixMicros(absl::Now()); });
+        [&tokens] { return tokens.List(); }, [] { return absl::ToUnixMicros(absl::Now()); },
+        1'000'000, jwt.get());
   }
   // Limits per principal, when any is set.
   std::unique_ptr<Quotas> quotas;

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "broker/broker.h"
+#include "server/jwt.h"
 #include "server/quotas.h"
 #include "server/tls.h"
 
@@ -31,6 +32,8 @@ struct ServerOptions {
   std::string auth = "none";
   // With auth tokens: "tokens" (GET /metrics wants a token, any scope) or "none" (open).
   std::string metrics_auth = "tokens";
+  // With auth tokens, bearer JWTs verified against these keys (jwt.h).
+  JwtOptions jwt;
   // Per principal (quotas.h): publish rate, request rate, open streams.
   QuotaOptions quotas{.streams = 4096};
   // The audit log (audit_log.h): a file; "none"; or empty: DATA/audit.log with auth tokens,

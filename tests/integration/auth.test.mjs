@@ -6,7 +6,8 @@
 // SDK, and program components (which reach the server over its unix socket).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import crypto from 'node:crypto';
+import fs, { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Api, Code, codeName, expectStatus } from './lib/grpc.mjs';
 import { describeRun, runCli, runProgram } from './lib/cli.mjs';
@@ -256,5 +257,65 @@ test('the audit log has a JSON line for every admin action and every refusal, ne
   assert.match(mine[0].peer, /^ipv4:127\.0\.0\.1:\d+$/);
   assert.match(mine[0].time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
   assert.equal(lines.filter((l) => l.call === 'token create').length, 4, 'the three tokens of the setup and the late one');
+  srv.assertNoCrash();
+});
+
+/** A JWT of `claims` signed by Node's crypto: ES256 with an EC key, RS256 with an RSA one, or HS256 with a secret. */
+function signJwt(claims, { key, alg }) {
+  const b64 = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).toString('base64url');
+  const input = `${b64({ alg, typ: 'JWT' })}.${b64(claims)}`;
+  let sig;
+  if (alg === 'HS256') sig = crypto.createHmac('sha256', key).update(input).digest();
+  else sig = crypto.sign('sha256', Buffer.from(input), alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+test('--jwt-key: JWTs signed by an outside issuer are bearer tokens; sub is the principal, scope its scopes', T, async (t) => {
+  const dir = makeTempDir();
+  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ecPem = ec.publicKey.export({ type: 'spki', format: 'pem' });
+  fs.writeFileSync(path.join(dir, 'ec.pem'), ecPem);
+  fs.writeFileSync(path.join(dir, 'rsa.pem'), rsa.publicKey.export({ type: 'spki', format: 'pem' }));
+  const dataDir = path.join(dir, 'data');
+  const admin = await mint(dataDir, 'ops', ['admin']);
+  const srv = await startServer(t, {
+    dataDir,
+    args: ['--auth', 'tokens', '--jwt-key', path.join(dir, 'ec.pem'), '--jwt-key', path.join(dir, 'rsa.pem'),
+      '--jwt-issuer', 'https://idp.example', '--jwt-audience', 'nodata'],
+  });
+  const ops = new Api(srv.grpcAddr, { token: admin });
+  t.after(() => ops.close());
+  await ops.createTopic('orders.eu', 1);
+  await ops.createTopic('payments', 1);
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: 'https://idp.example', aud: ['nodata'], sub: 'checkout', exp: now + 600, scope: 'openid publish:orders.*' };
+  const apis = [];
+  const as = (token) => { const a = new Api(srv.grpcAddr, { token }); apis.push(a); return a; };
+  t.after(() => apis.forEach((a) => a.close()));
+
+  const es = as(signJwt(claims, { key: ec.privateKey, alg: 'ES256' }));
+  assert.equal((await es.publishBatch([ev('orders.eu')])).length, 1);
+  const denied = await expectStatus(es.publishBatch([ev('payments')]), Code.PERMISSION_DENIED, 'out of its scopes');
+  assert.equal(denied.details, 'checkout lacks the scope publish:payments (or a pattern covering payments, or admin)');
+  assert.equal((await as(signJwt(claims, { key: rsa.privateKey, alg: 'RS256' })).publishBatch([ev('orders.eu')])).length, 1);
+
+  const refusals = [
+    [{ ...claims, exp: now - 120 }, { key: ec.privateKey, alg: 'ES256' }, /the JWT is refused: expired/],
+    [{ ...claims, iss: 'https://evil' }, { key: ec.privateKey, alg: 'ES256' }, /its issuer is not https:\/\/idp.example/],
+    [{ ...claims, aud: 'other' }, { key: ec.privateKey, alg: 'ES256' }, /its audience does not include nodata/],
+    [claims, { key: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, alg: 'ES256' }, /signature does not verify/],
+    [{ ...claims, scope: 'admin' }, { key: ecPem, alg: 'HS256' }, /the JWT is refused/],
+  ];
+  for (const [c, how, why] of refusals) {
+    const err = await expectStatus(as(signJwt(c, how)).listTopics(), Code.UNAUTHENTICATED, String(why));
+    assert.match(err.details, why);
+  }
+  // The CLI takes one as --token.
+  const r = await runCli(['publish', '--topic', 'orders.eu', '--id', 'jwt-cli', 'x', '--server', srv.grpcAddr, '--token', signJwt(claims, { key: ec.privateKey, alg: 'ES256' })]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await ops.readTopic('orders.eu')).length, 3);
+  const audit = fs.readFileSync(path.join(dataDir, 'audit.log'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+  assert.ok(audit.some((l) => l.principal === 'checkout' && l.status === 'PERMISSION_DENIED'), 'the JWT\'s sub in the audit log');
   srv.assertNoCrash();
 });
