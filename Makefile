@@ -32,11 +32,14 @@ test: deps build
 	$(MAKE) integration-test
 
 # libFuzzer over the decoders of untrusted bytes: the log's frames and recovery, Parquet files,
-# WebAssembly modules, aggregations' stored state (clang, separate instrumented build).
+# WebAssembly modules, aggregations' stored state and definitions (JSON paths, measures, windows),
+# what components emit, and what the server reads before authentication (tokens, scopes, JWTs,
+# HTTP paths and query strings). Clang, a separate instrumented build.
 fuzz:
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODATA_FUZZ=ON > /dev/null
-	cmake --build build-fuzz -j$(JOBS) --target log_fuzz parquet_fuzz parquet_sample wasm_load_fuzz wasm_testdata aggregate_state_fuzz
-	mkdir -p build-fuzz/corpus/log build-fuzz/corpus/parquet build-fuzz/corpus/wasm build-fuzz/corpus/aggregate
+	cmake --build build-fuzz -j$(JOBS) --target log_fuzz parquet_fuzz parquet_sample wasm_load_fuzz wasm_testdata aggregate_state_fuzz component_output_fuzz server_input_fuzz
+	mkdir -p build-fuzz/corpus/log build-fuzz/corpus/parquet build-fuzz/corpus/wasm build-fuzz/corpus/aggregate build-fuzz/corpus/component build-fuzz/corpus/server
+	scripts/fuzz-seeds build-fuzz/corpus
 	cp build-fuzz/src/wasm/testdata/*.wasm build-fuzz/src/wasm/testdata/spec/*.wasm build-fuzz/corpus/wasm/
 	build-fuzz/src/parquet/parquet_sample build-fuzz/corpus/parquet/seed-zstd.parquet 20 zstd
 	build-fuzz/src/parquet/parquet_sample build-fuzz/corpus/parquet/seed-none.parquet 20 none
@@ -44,6 +47,8 @@ fuzz:
 	build-fuzz/src/parquet/parquet_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus/parquet
 	build-fuzz/src/wasm/wasm_load_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 build-fuzz/corpus/wasm
 	build-fuzz/src/aggregate/aggregate_state_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/aggregate
+	build-fuzz/src/components/component_output_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/component
+	build-fuzz/src/server/server_input_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/server
 
 # The WebAssembly runtime's tests (both tiers: signal handling, longjmp out of native code, the
 # interpreter) under AddressSanitizer and LeakSanitizer, in the fuzz build.

@@ -1,5 +1,6 @@
 // Channel credentials of the benchmark clients: plaintext, or TLS with --tls-ca (and a client
-// certificate with --tls-cert and --tls-key), as the CLI takes them.
+// certificate with --tls-cert and --tls-key, and a bearer token with --token), as the CLI takes
+// them.
 #pragma once
 
 #include <grpcpp/security/credentials.h>
@@ -17,11 +18,14 @@ struct TlsFlags {
   std::string ca;
   std::string cert;
   std::string key;
-  // Takes `--tls-ca`, `--tls-cert` or `--tls-key` with its value; false for other flags.
+  std::string token;  // sent as `authorization: Bearer` on every call (TLS only)
+  // Takes `--tls-ca`, `--tls-cert`, `--tls-key` or `--token` with its value; false for other
+  // flags.
   bool Take(const std::string& flag, const std::string& value) {
     if (flag == "--tls-ca") ca = value;
     else if (flag == "--tls-cert") cert = value;
     else if (flag == "--tls-key") key = value;
+    else if (flag == "--token") token = value;
     else return false;
     return true;
   }
@@ -44,7 +48,9 @@ inline std::shared_ptr<grpc::ChannelCredentials> Credentials(const TlsFlags& tls
     o.pem_cert_chain = ReadFileOrDie(tls.cert);
     o.pem_private_key = ReadFileOrDie(tls.key);
   }
-  return grpc::SslCredentials(o);
+  std::shared_ptr<grpc::ChannelCredentials> ssl = grpc::SslCredentials(o);
+  if (tls.token.empty()) return ssl;
+  return grpc::CompositeChannelCredentials(ssl, grpc::AccessTokenCredentials(tls.token));
 }
 
 }  // namespace nodata::bench

@@ -378,7 +378,8 @@ int main(int argc, char** argv) {
   Options o;
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s preload|read [--server A] [--topic T] [--count N] "
-                         "[--payload B] [--max-batch N] [--tls-ca F [--tls-cert F --tls-key F]]\n",
+                         "[--payload B] [--max-batch N] "
+                         "[--tls-ca F [--tls-cert F --tls-key F] [--token T]]\n",
                  argv[0]);
     return 2;
   }

@@ -92,7 +92,7 @@ struct Options {
                "         [--threads T] [--duration SEC] [--warmup SEC] [--events N]\n"
                "         [--keys none|random] [--partitions P] [--topics N] [--no-create-topic]\n"
                "         [--server-pid PID] [--label STR] [--check-all]\n"
-               "         [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n");
+               "         [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--token T]]\n");
   std::exit(2);
 }
 
@@ -109,7 +109,8 @@ Options ParseArgs(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--server") o.server = val();
-    else if (a == "--tls-ca" || a == "--tls-cert" || a == "--tls-key") o.tls.Take(a, val());
+    else if (a == "--tls-ca" || a == "--tls-cert" || a == "--tls-key" || a == "--token")
+      o.tls.Take(a, val());
     else if (a == "--topic") o.topic = val();
     else if (a == "--keys") o.keys = val();
     else if (a == "--label") o.label = val();

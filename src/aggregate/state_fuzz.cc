@@ -1,7 +1,8 @@
 // libFuzzer target: the decoders of an aggregation's stored state — the checkpoint, a stored
 // window, the built-in measures' accumulators (every measure kind, sketches included) — and the
-// per-record field extraction from event data. Nothing may crash; what decodes must encode and
-// read back.
+// per-record field extraction from event data — and the definitions' text as users and API
+// clients send it (JSON paths, keys, measures, windows, start positions). Nothing may crash; what
+// decodes must encode and read back.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -41,7 +42,7 @@ void Check(bool ok) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 6) {
+  switch (data[0] % 8) {
     case 0:
       if (auto m = nodata::aggregate::DecodeMeta(input); m.ok()) {
         auto again = nodata::aggregate::DecodeMeta(nodata::aggregate::EncodeMeta(*m));
@@ -84,6 +85,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 5:
       if (auto q = nodata::aggregate::QuantileSketch::Parse(input); q.ok()) {
         q->Quantile(0.5);
+      }
+      break;
+    case 6:
+      if (auto p = nodata::aggregate::ParseJsonPath(input); p.ok()) {
+        auto again = nodata::aggregate::ParseJsonPath(p->text);
+        Check(again.ok() && again->pointer == p->pointer);
+      }
+      if (auto k = nodata::aggregate::ParseKey(input); k.ok()) {
+        auto again = nodata::aggregate::ParseKey(nodata::aggregate::FormatKey(*k));
+        Check(again.ok() && nodata::aggregate::FormatKey(*again) ==
+                                nodata::aggregate::FormatKey(*k));
+      }
+      break;
+    case 7:
+      if (auto m = nodata::aggregate::ParseMeasure(input); m.ok()) {
+        const std::string text = nodata::aggregate::FormatMeasure(*m);
+        auto again = nodata::aggregate::ParseMeasure(text);
+        Check(again.ok() && nodata::aggregate::FormatMeasure(*again) == text);
+      }
+      if (auto w = nodata::aggregate::ParseWindow(input); w.ok()) {
+        auto again = nodata::aggregate::ParseWindow(nodata::aggregate::FormatWindow(*w));
+        Check(again.ok() && nodata::aggregate::FormatWindow(*again) ==
+                                nodata::aggregate::FormatWindow(*w));
+      }
+      if (auto st = nodata::aggregate::ParseStart(input); st.ok()) {
+        Check(nodata::aggregate::ParseStart(nodata::aggregate::FormatStart(*st)).ok());
       }
       break;
   }

@@ -167,14 +167,6 @@ std::string FormatTimeUs(int64_t us) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(us), absl::UTCTimeZone());
 }
 
-bool ParseTimeUs(std::string_view text, int64_t* us) {
-  absl::Time t;
-  std::string error;
-  if (!absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &error)) return false;
-  *us = absl::ToUnixMicros(t);
-  return true;
-}
-
 std::string JsonString(std::string_view s) {
   return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
 }

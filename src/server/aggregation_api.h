@@ -11,6 +11,7 @@
 #include "aggregate/manager.h"
 #include "nlohmann/json.hpp"
 #include "nodata/v1/nodata.pb.h"
+#include "server/http_query.h"  // ParseTimeUs
 
 namespace nodata::server {
 
@@ -29,9 +30,8 @@ std::string AggregationStateName(nodata::v1::AggregationState state);
 //  record), "backfill": {"done", "total", "rate", "eta_seconds"}, "tier", "created_at"}.
 nlohmann::ordered_json AggregationJson(const nodata::v1::Aggregation& a);
 
-// RFC 3339 in UTC with microseconds, and back (any RFC 3339 offset); false on bad text.
+// RFC 3339 in UTC with microseconds (ParseTimeUs, http_query.h, reads it back).
 std::string FormatTimeUs(int64_t us);
-bool ParseTimeUs(std::string_view text, int64_t* us);
 
 // A JSON string of `s`; bytes that are not UTF-8 become U+FFFD.
 std::string JsonString(std::string_view s);

@@ -17,6 +17,7 @@
 #include "aggregate/wasm_reducer.h"
 #include "common/strings.h"
 #include "server/aggregation_api.h"
+#include "server/http_query.h"
 #include "server/http_server.h"
 
 namespace nodata::server {
@@ -76,108 +77,6 @@ int ReplyError(mg_connection* conn, int code, std::string_view status, std::stri
                       ",\"message\":", JsonString(message), "}}\n"));
 }
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes one path segment or query value (`plus`: '+' is a space, as in forms);
-// nullopt for a '%' without two hex digits.
-std::optional<std::string> Decode(std::string_view s, bool plus) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      const int hi = i + 1 < s.size() ? HexDigit(s[i + 1]) : -1;
-      const int lo = i + 2 < s.size() ? HexDigit(s[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (plus && s[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  for (size_t at = 0;;) {
-    const size_t next = s.find(sep, at);
-    out.push_back(s.substr(at, next == std::string_view::npos ? std::string_view::npos : next - at));
-    if (next == std::string_view::npos) break;
-    at = next + 1;
-  }
-  return out;
-}
-
-// A request's query parameters, decoded; a parameter given twice keeps its first value.
-class Params {
- public:
-  // INVALID_ARGUMENT for a bad percent-encoding.
-  absl::Status Parse(const char* query) {
-    if (query == nullptr || *query == '\0') return absl::OkStatus();
-    for (std::string_view pair : Split(query, '&')) {
-      if (pair.empty()) continue;
-      const size_t eq = pair.find('=');
-      std::optional<std::string> name = Decode(pair.substr(0, eq), true);
-      std::optional<std::string> value =
-          Decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
-      if (!name || !value) {
-        return absl::InvalidArgumentError(
-            StrCat("bad percent-encoding in the query parameter \"", pair, "\""));
-      }
-      if (!Get(*name)) params_.emplace_back(std::move(*name), std::move(*value));
-    }
-    return absl::OkStatus();
-  }
-
-  const std::string* Get(std::string_view name) const {
-    for (const auto& [n, v] : params_) {
-      if (n == name) return &v;
-    }
-    return nullptr;
-  }
-
-  absl::StatusOr<std::optional<int64_t>> Time(std::string_view name) const {
-    const std::string* v = Get(name);
-    if (v == nullptr || v->empty()) return std::nullopt;
-    int64_t us = 0;
-    if (!ParseTimeUs(*v, &us)) {
-      return absl::InvalidArgumentError(StrCat(name, "=", *v,
-                                               ": not an RFC 3339 time such as "
-                                               "2026-11-26T10:00:00Z"));
-    }
-    return us;
-  }
-
-  // A positive count; `fallback` when absent.
-  absl::StatusOr<size_t> Limit(size_t fallback) const {
-    const std::string* v = Get("limit");
-    if (v == nullptr || v->empty()) return fallback;
-    uint64_t n = 0;
-    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (ec != std::errc() || end != v->data() + v->size() || n == 0 || n > 1000000) {
-      return absl::InvalidArgumentError(
-          StrCat("limit=", *v, ": not a whole number from 1 to 1000000"));
-    }
-    return static_cast<size_t>(n);
-  }
-
-  absl::StatusOr<bool> Bool(std::string_view name) const {
-    const std::string* v = Get(name);
-    if (v == nullptr || v->empty() || *v == "false" || *v == "0") return false;
-    if (*v == "true" || *v == "1") return true;
-    return absl::InvalidArgumentError(StrCat(name, "=", *v, ": not true or false"));
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> params_;
-};
 
 int ServeList(mg_connection* conn, aggregate::Manager& manager, const MayQuery& may_query) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
@@ -329,37 +228,19 @@ int ServeAggregations(mg_connection* conn, aggregate::Manager& manager,
                       StrCat(info->request_method, " is not allowed: the aggregation APIs are "
                                                    "read with GET"));
   }
-  // The raw URI: a key's "%2F" must stay inside its segment, so segments are split before they
-  // are decoded.
-  std::string_view uri = info->request_uri != nullptr ? info->request_uri : "";
-  if (const size_t scheme = uri.find("://"); scheme != std::string_view::npos) {
-    const size_t path = uri.find('/', scheme + 3);
-    uri = path == std::string_view::npos ? std::string_view("/") : uri.substr(path);
-  }
-  const char* query = info->query_string;
-  std::string query_copy;
-  if (const size_t q = uri.find('?'); q != std::string_view::npos) {
-    query_copy = std::string(uri.substr(q + 1));
-    query = query_copy.c_str();
-    uri = uri.substr(0, q);
-  }
-  Params params;
-  if (absl::Status s = params.Parse(query); !s.ok()) return ReplyError(conn, s);
-  if (!uri.starts_with(kPrefix)) {
+  absl::StatusOr<RequestTarget> target = ParseRequestTarget(
+      info->request_uri != nullptr ? info->request_uri : "", info->query_string);
+  if (!target.ok()) return ReplyError(conn, target.status());
+  const std::string_view uri = target->path;
+  const Params& params = target->params;
+  if (!uri.starts_with(kPrefix) ||
+      (uri.size() > kPrefix.size() && uri[kPrefix.size()] != '/')) {
     return ReplyError(conn, absl::NotFoundError(StrCat("no such path: ", uri)));
   }
-  std::string_view rest = uri.substr(kPrefix.size());
-  if (rest.empty() || rest == "/") return ServeList(conn, manager, may_query);
-  if (rest[0] != '/') return ReplyError(conn, absl::NotFoundError(StrCat("no such path: ", uri)));
-  std::vector<std::string> segments;
-  for (std::string_view raw : Split(rest.substr(1), '/')) {
-    std::optional<std::string> decoded = Decode(raw, false);
-    if (!decoded) {
-      return ReplyError(conn, absl::InvalidArgumentError(
-                                  StrCat("bad percent-encoding in the path segment \"", raw, "\"")));
-    }
-    segments.push_back(std::move(*decoded));
-  }
+  if (target->segments.size() <= 2) return ServeList(conn, manager, may_query);
+  // Under /v1/aggregations: the name and what follows.
+  const std::vector<std::string> segments(target->segments.begin() + 2, target->segments.end());
+  if (segments.back().empty() && segments.size() == 1) return ServeList(conn, manager, may_query);
   const std::string& name = segments[0];
   if (absl::Status allowed = may_query(name); !allowed.ok()) return ReplyError(conn, allowed);
   if (segments.size() == 1) return ServeGet(conn, manager, name);
