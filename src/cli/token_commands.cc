@@ -192,8 +192,8 @@ void AddTokenCommands(CommandSet& set) {
       ->required();
   OnePerFlag(create->add_option("--scope", f.scopes,
                                 "publish:PATTERN | consume:PATTERN | query:PATTERN | "
-                                "group:PATTERN | admin (PATTERN: a name or a prefix ending in "
-                                "'*'); repeatable"))
+                                "group:PATTERN | component:PATTERN | aggregation:PATTERN | admin "
+                                "(PATTERN: a name or a prefix ending in '*'); repeatable"))
       ->required();
   create->add_option("--expires", f.expires, "refuse it after this long (e.g. 12h, 30d)");
   create->add_flag("--certificate", f.certificate,

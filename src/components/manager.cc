@@ -63,6 +63,10 @@ std::string SpecJson(const ComponentSpec& s) {
     j["exec"] = s.exec;
     j["args"] = s.args;
   }
+  if (!s.owner.empty()) {
+    j["owner"] = s.owner;
+    j["owner_scopes"] = s.owner_scopes;
+  }
   return j.dump();
 }
 
@@ -85,6 +89,8 @@ absl::StatusOr<ComponentSpec> SpecFromJson(std::string_view name, std::string_vi
     s.parallelism = j.at("parallelism").get<uint32_t>();
     s.exec = j.value("exec", std::string());
     s.args = j.value("args", std::vector<std::string>());
+    s.owner = j.value("owner", std::string());
+    s.owner_scopes = j.value("owner_scopes", std::string());
   } catch (const json::exception& e) {
     return absl::DataLossError(StrCat("component \"", name, "\": bad spec in the catalog: ",
                                       e.what()));
@@ -1401,7 +1407,8 @@ class Manager::Impl {
 
   absl::StatusOr<ComponentInfo> Update(std::string_view name, std::string bytes,
                                        std::optional<std::string> config, std::string exec,
-                                       std::vector<std::string> args) {
+                                       std::vector<std::string> args,
+                                       std::optional<std::pair<std::string, std::string>> owner) {
     absl::MutexLock admin(&admin_mu_);
     if (std::shared_ptr<ProgramComponent> pc = FindProgram(name)) {
       if (!bytes.empty()) {
@@ -1410,6 +1417,7 @@ class Manager::Impl {
       }
       ComponentSpec spec = pc->spec;
       if (config) spec.config = *config;
+      if (owner) std::tie(spec.owner, spec.owner_scopes) = *owner;
       if (!exec.empty()) {
         spec.exec = std::move(exec);
         spec.args = std::move(args);
@@ -1436,6 +1444,7 @@ class Manager::Impl {
     RETURN_IF_ERROR(fs_.WriteFileAtomic(dir_.ComponentModule(sha), bytes));
     ComponentSpec spec = runner->Info().spec;
     if (config) spec.config = *config;
+    if (owner) std::tie(spec.owner, spec.owner_scopes) = *owner;
     const int64_t now = NowMicros();
     RETURN_IF_ERROR(store().Update({spec.name, "wasm", SpecJson(spec), sha, 0, now}));
     runner->SetModule(sha, std::move(module), std::move(config), now);
@@ -1654,7 +1663,8 @@ class Manager::Impl {
              {"NODATA_TLS", ""},
              {"NODATA_TLS_CA", ""},
              {"NODATA_TLS_CERT", ""},
-             {"NODATA_TLS_KEY", ""}};
+             {"NODATA_TLS_KEY", ""},
+             {"NODATA_TOKEN", options_.program_token ? options_.program_token(spec) : ""}};
     pc.program = std::make_unique<Program>(std::move(o), pc.log);
     pc.program->Start();
   }
@@ -1749,11 +1759,12 @@ absl::StatusOr<ComponentInfo> Manager::Add(ComponentSpec spec, std::string modul
 }
 absl::StatusOr<ComponentInfo> Manager::Get(std::string_view name) { return impl_->Get(name); }
 std::vector<ComponentInfo> Manager::List() { return impl_->List(); }
-absl::StatusOr<ComponentInfo> Manager::Update(std::string_view name, std::string module_bytes,
-                                              std::optional<std::string> config, std::string exec,
-                                              std::vector<std::string> args) {
+absl::StatusOr<ComponentInfo> Manager::Update(
+    std::string_view name, std::string module_bytes, std::optional<std::string> config,
+    std::string exec, std::vector<std::string> args,
+    std::optional<std::pair<std::string, std::string>> owner) {
   return impl_->Update(name, std::move(module_bytes), std::move(config), std::move(exec),
-                       std::move(args));
+                       std::move(args), std::move(owner));
 }
 absl::StatusOr<ComponentInfo> Manager::Reset(std::string_view name, const broker::StartSpec& to) {
   return impl_->Reset(name, to);

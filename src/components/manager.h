@@ -50,6 +50,12 @@ struct ComponentSpec {
   // empty (a source) or its outputs (a sink); `config` is text.
   std::string exec;
   std::vector<std::string> args;
+  // The principal that registered it (or last updated it) and that principal's scopes then,
+  // space-separated as `--scope` spells them (server/tokens.h); both empty when registered
+  // without authentication. A program component calls the server as this principal
+  // (ManagerOptions::program_token).
+  std::string owner;
+  std::string owner_scopes;
 
   bool is_program() const { return !exec.empty(); }
 };
@@ -97,6 +103,9 @@ struct ManagerOptions {
   uint64_t max_event_bytes = 1u << 20;
   // Tests: called on a partition's job just before each batch runs through the module.
   std::function<void(std::string_view component, uint32_t partition)> before_process;
+  // The bearer token a program component's calls carry (NODATA_TOKEN), made for its spec's
+  // owner each time the program is started anew; unset or empty: none.
+  std::function<std::string(const ComponentSpec&)> program_token;
 };
 
 // Safe for concurrent use.
@@ -120,9 +129,11 @@ class Manager {
   // Swaps the module at a batch boundary; the position is kept. `config` replaces the
   // configuration when given. A program component takes a new `exec` (with `args`; empty: kept)
   // and is restarted.
-  absl::StatusOr<ComponentInfo> Update(std::string_view name, std::string module_bytes,
-                                       std::optional<std::string> config, std::string exec = {},
-                                       std::vector<std::string> args = {});
+  // `owner` (principal name, scopes), when given, becomes the component's.
+  absl::StatusOr<ComponentInfo> Update(
+      std::string_view name, std::string module_bytes, std::optional<std::string> config,
+      std::string exec = {}, std::vector<std::string> args = {},
+      std::optional<std::pair<std::string, std::string>> owner = std::nullopt);
   // Moves the component's input position (its group's offsets) and restarts it.
   absl::StatusOr<ComponentInfo> Reset(std::string_view name, const broker::StartSpec& to);
   // Stops the component, forgets it and drops its group's offsets.

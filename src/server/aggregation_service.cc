@@ -55,7 +55,11 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::AddAggregationRequest* request,
       nodata::v1::AddAggregationResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    // It reads its input for as long as it runs: the registering principal must be allowed to.
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAggregation, request->name(),
+                                    Action::kConsume, request->input()))) {
+      return reactor;
+    }
     absl::StatusOr<aggregate::AggregationSpec> spec = SpecFrom(*request);
     if (!spec.ok()) {
       reactor->Finish(ToGrpc(spec.status()));
@@ -96,7 +100,9 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::RemoveAggregationRequest* request,
       nodata::v1::RemoveAggregationResponse*) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAggregation, request->name()))) {
+      return reactor;
+    }
     pool_.Schedule([this, reactor, request] {
       reactor->Finish(ToGrpc(manager_.Remove(request->name())));
     });
@@ -107,7 +113,9 @@ class AggregationServiceImpl final : public nodata::v1::AggregationService::Call
       grpc::CallbackServerContext* ctx, const nodata::v1::ResetAggregationRequest* request,
       nodata::v1::ResetAggregationResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kAggregation, request->name()))) {
+      return reactor;
+    }
     if (request->to().empty()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                    "reset needs a position: earliest, latest or time:RFC3339"));

@@ -2,7 +2,9 @@
 
 #include <grpc/grpc_security_constants.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -31,6 +33,30 @@ absl::Status Refused(std::string_view why) {
 Authenticator::Authenticator(Loader load, Clock now_us, int64_t refresh_us,
                              const JwtVerifier* jwt)
     : load_(std::move(load)), now_us_(std::move(now_us)), refresh_us_(refresh_us), jwt_(jwt) {}
+
+std::string Authenticator::IssueEphemeral(std::string_view key, Principal principal) {
+  // The nodata token format, with an id no catalog row has (ids are random, 96 bits).
+  unsigned char id[12];
+  unsigned char secret[32];
+  RAND_bytes(id, sizeof id);
+  RAND_bytes(secret, sizeof secret);
+  std::string encoded;
+  absl::WebSafeBase64Escape(
+      absl::string_view(reinterpret_cast<const char*>(secret), sizeof secret), &encoded);
+  const std::string token = StrCat(
+      "ndt_", absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(id), 12)),
+      "_", encoded);
+  const std::string digest = Sha256(token);
+  auto shared = std::make_shared<const Principal>(std::move(principal));
+  absl::MutexLock lock(&mu_);
+  auto [it, fresh] = ephemeral_keys_.try_emplace(Absl(key), digest);
+  if (!fresh) {
+    ephemeral_.erase(it->second);
+    it->second = digest;
+  }
+  ephemeral_[digest] = std::move(shared);
+  return token;
+}
 
 absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::AuthenticateJwt(
     std::string_view token) {
@@ -87,6 +113,7 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
   storage::TokenRow row;
   {
     absl::MutexLock lock(&mu_);
+    if (auto e = ephemeral_.find(digest); e != ephemeral_.end()) return e->second;
     RefreshLocked(false);
     auto it = rows_.find(id);
     if (it == rows_.end()) {
@@ -161,13 +188,11 @@ absl::Status Authorize(const Principal& principal, Action action, std::string_vi
 absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Caller(
     std::string_view authorization, bool internal, std::string_view certificate_cn) const {
   if (authenticator_ == nullptr) return std::shared_ptr<const Principal>();
-  if (internal) {
-    static const auto* const kServer =
-        new std::shared_ptr<const Principal>(std::make_shared<const Principal>(
-            Principal{"program-components", {Scope{}}}));
-    return *kServer;
-  }
   constexpr std::string_view kBearer = "Bearer ";
+  if (internal && authorization.empty()) {
+    return absl::UnauthenticatedError(
+        "a program component's calls carry the token the server gave it (NODATA_TOKEN)");
+  }
   if (authorization.empty() && !certificate_cn.empty()) {
     return authenticator_->AuthenticateCertificate(certificate_cn);
   }

@@ -48,6 +48,10 @@ class Authenticator {
   // expired. A verified JWT is remembered (by its SHA-256) until it expires.
   absl::StatusOr<std::shared_ptr<const Principal>> Authenticate(std::string_view token)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A token for `principal` that lives in this process only (a program component's), under
+  // `key`: a token issued earlier under the same key stops working.
+  std::string IssueEphemeral(std::string_view key, Principal principal) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The principal of a verified client certificate whose subject CN is `common_name`: the
   // scopes of every usable row of that name (tokens and `token create --certificate` grants);
   // UNAUTHENTICATED when there is none.
@@ -77,6 +81,10 @@ class Authenticator {
   const JwtVerifier* const jwt_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, VerifiedJwt> jwts_ ABSL_GUARDED_BY(mu_);  // by SHA-256
+  // IssueEphemeral's tokens by SHA-256, and their digests by key.
+  absl::flat_hash_map<std::string, std::shared_ptr<const Principal>> ephemeral_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> ephemeral_keys_ ABSL_GUARDED_BY(mu_);
   int64_t loaded_at_us_ ABSL_GUARDED_BY(mu_) = -1;
   absl::flat_hash_map<std::string, storage::TokenRow> rows_ ABSL_GUARDED_BY(mu_);  // by id
   // SHA-256 of a token checked against its row's hash: what it stands for, or (null principal)
@@ -102,8 +110,8 @@ class CallAuth {
   Quotas* quotas() const { return quotas_; }
 
   // The principal of an `authorization` header value ("Bearer ndt_..."; empty when absent):
-  // null with authentication off; the server's own (every scope) when `internal`, a call over
-  // the program components' unix socket; UNAUTHENTICATED without a good token.
+  // null with authentication off; UNAUTHENTICATED without a good token. Calls over the program
+  // components' unix socket (`internal`) carry their program's token (IssueEphemeral) too.
   // Without a bearer token, a client certificate verified against --tls-client-ca names the
   // principal by its subject's CN (`certificate_cn`, empty when there is none).
   absl::StatusOr<std::shared_ptr<const Principal>> Caller(

@@ -1,8 +1,12 @@
 // The ComponentService: the components registry (components/manager.h) over gRPC. Requests are
 // mapped onto the Manager and its statuses onto gRPC's; no component logic lives here.
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
+#include "common/status.h"
+#include "common/strings.h"
 #include "components/manager.h"
 #include "server/consume_service.h"
 #include "server/grpc_services.h"
@@ -64,6 +68,27 @@ void FillComponent(const ComponentInfo& info, nodata::v1::Component* out) {
 
 // The registration an AddComponent request asks for; INVALID_ARGUMENT for an unknown on_error.
 // The Manager checks everything else.
+// The owner that `caller` (null with authentication off) makes of a component with `spec`:
+// its name and scopes; nullopt with authentication off. PERMISSION_DENIED unless it may read
+// the input and publish to every output (and to the dead-letter topic).
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> OwnerOf(
+    const Principal* caller, const components::ComponentSpec& spec) {
+  if (caller == nullptr) return std::nullopt;
+  if (!spec.input.empty()) RETURN_IF_ERROR(Authorize(*caller, Action::kConsume, spec.input));
+  for (const std::string& out : spec.outputs) {
+    RETURN_IF_ERROR(Authorize(*caller, Action::kPublish, out));
+  }
+  if (!spec.is_program() && spec.on_error == components::OnError::kDeadLetter) {
+    RETURN_IF_ERROR(Authorize(*caller, Action::kPublish, StrCat(spec.name, ".dead-letter")));
+  }
+  std::string scopes;
+  for (const Scope& s : caller->scopes) {
+    if (!scopes.empty()) scopes += " ";
+    scopes += ScopeString(s);
+  }
+  return std::make_pair(caller->name, std::move(scopes));
+}
+
 absl::StatusOr<components::ComponentSpec> SpecFrom(const nodata::v1::AddComponentRequest& r) {
   components::ComponentSpec spec;
   spec.name = r.name();
@@ -93,6 +118,9 @@ grpc::Status Reply(const absl::StatusOr<ComponentInfo>& info, nodata::v1::Compon
 
 // Add, update, reset and remove load modules and write the catalog (fsync'ed SQLite): they run
 // on `pool`, off gRPC's threads. Get and list read the registry's memory and answer at once.
+// With authentication, managing a component wants `component:NAME`, and registering or updating
+// one the scopes of its topics too; the caller becomes its owner (its program calls with the
+// owner's scopes).
 class ComponentServiceImpl final : public nodata::v1::ComponentService::CallbackService {
  public:
   ComponentServiceImpl(components::Manager& manager, WorkerPool& pool, const CallAuth& auth)
@@ -102,14 +130,19 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
                                          const nodata::v1::AddComponentRequest* request,
                                          nodata::v1::AddComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
-    pool_.Schedule([this, reactor, request, response] {
-      absl::StatusOr<components::ComponentSpec> spec = SpecFrom(*request);
-      if (!spec.ok()) {
-        reactor->Finish(ToGrpc(spec.status()));
-        return;
-      }
-      reactor->Finish(Reply(manager_.Add(std::move(*spec), request->wasm()),
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kComponent, request->name()))) return reactor;
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    if (Refuse(reactor, caller.status())) return reactor;
+    absl::StatusOr<components::ComponentSpec> spec = SpecFrom(*request);
+    if (!spec.ok()) {
+      reactor->Finish(ToGrpc(spec.status()));
+      return reactor;
+    }
+    auto owner = OwnerOf(caller->get(), *spec);
+    if (Refuse(reactor, owner.status())) return reactor;
+    if (*owner) std::tie(spec->owner, spec->owner_scopes) = **owner;
+    pool_.Schedule([this, reactor, request, response, spec = *std::move(spec)]() mutable {
+      reactor->Finish(Reply(manager_.Add(std::move(spec), request->wasm()),
                             response->mutable_component()));
     });
     return reactor;
@@ -119,7 +152,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
                                          const nodata::v1::GetComponentRequest* request,
                                          nodata::v1::GetComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kComponent, request->name()))) return reactor;
     reactor->Finish(Reply(manager_.Get(request->name()), response->mutable_component()));
     return reactor;
   }
@@ -128,8 +161,11 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
                                            const nodata::v1::ListComponentsRequest*,
                                            nodata::v1::ListComponentsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.AdmittedCaller(*ctx);
+    if (Refuse(reactor, caller.status())) return reactor;
+    // A principal sees the components it may manage.
     for (const ComponentInfo& info : manager_.List()) {
+      if (*caller && !(*caller)->Allows(Action::kComponent, info.spec.name)) continue;
       FillComponent(info, response->add_components());
     }
     reactor->Finish(grpc::Status::OK);
@@ -140,13 +176,24 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
       grpc::CallbackServerContext* ctx, const nodata::v1::UpdateComponentRequest* request,
       nodata::v1::UpdateComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
-    pool_.Schedule([this, reactor, request, response] {
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kComponent, request->name()))) return reactor;
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    if (Refuse(reactor, caller.status())) return reactor;
+    // New code runs with the scopes of whoever gives it, on the topics it already has.
+    std::optional<std::pair<std::string, std::string>> owner;
+    if (*caller) {
+      absl::StatusOr<ComponentInfo> current = manager_.Get(request->name());
+      if (Refuse(reactor, current.status())) return reactor;
+      auto made = OwnerOf(caller->get(), current->spec);
+      if (Refuse(reactor, made.status())) return reactor;
+      owner = *std::move(made);
+    }
+    pool_.Schedule([this, reactor, request, response, owner = std::move(owner)]() mutable {
       std::optional<std::string> config;
       if (request->has_config()) config = request->config();
       reactor->Finish(Reply(
           manager_.Update(request->name(), request->wasm(), std::move(config), request->exec(),
-                          {request->args().begin(), request->args().end()}),
+                          {request->args().begin(), request->args().end()}, std::move(owner)),
           response->mutable_component()));
     });
     return reactor;
@@ -156,7 +203,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
       grpc::CallbackServerContext* ctx, const nodata::v1::ResetComponentRequest* request,
       nodata::v1::ResetComponentResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kComponent, request->name()))) return reactor;
     // A reset names where to go: "committed" would be where the component already is.
     const auto position = request->to().position_case();
     if (position == nodata::v1::StartPosition::POSITION_NOT_SET ||
@@ -185,7 +232,7 @@ class ComponentServiceImpl final : public nodata::v1::ComponentService::Callback
                                             const nodata::v1::RemoveComponentRequest* request,
                                             nodata::v1::RemoveComponentResponse*) override {
     auto* reactor = ctx->DefaultReactor();
-    if (Refuse(reactor, auth_.Check(*ctx, Action::kAdmin, ""))) return reactor;
+    if (Refuse(reactor, auth_.Check(*ctx, Action::kComponent, request->name()))) return reactor;
     pool_.Schedule([this, reactor, request] {
       reactor->Finish(ToGrpc(manager_.Remove(request->name())));
     });
@@ -287,7 +334,7 @@ class LogTailReactor final
 grpc::ServerWriteReactor<nodata::v1::TailComponentLogResponse>*
 ComponentServiceImpl::TailComponentLog(grpc::CallbackServerContext* ctx,
                                        const nodata::v1::TailComponentLogRequest* request) {
-  if (absl::Status s = auth_.Check(*ctx, Action::kAdmin, ""); !s.ok()) {
+  if (absl::Status s = auth_.Check(*ctx, Action::kComponent, request->name()); !s.ok()) {
     return new FinishedWriter<nodata::v1::TailComponentLogResponse>(ToGrpc(s));
   }
   absl::StatusOr<std::shared_ptr<components::ComponentLog>> log = manager_.Log(request->name());

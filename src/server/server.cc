@@ -153,24 +153,6 @@ absl::Status RunServer(const ServerOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<wasm::Runtime> runtime,
                    wasm::Runtime::Create(std::move(runtime_options)));
 
-  // The registered components start here and run until shutdown.
-  components::ManagerOptions component_options;
-  component_options.data_dir = options.broker.data_dir;
-  component_options.runtime = runtime.get();
-  component_options.max_event_bytes = options.broker.max_event_bytes;
-  ASSIGN_OR_RETURN(std::unique_ptr<components::Manager> components,
-                   components::Manager::Open(std::move(component_options), *broker,
-                                             PosixFileSystem(), registry));
-  // The registered aggregations restore their state and resume here.
-  aggregate::ManagerOptions aggregate_options;
-  aggregate_options.data_dir = options.broker.data_dir;
-  aggregate_options.runtime = runtime.get();
-  aggregate_options.state_cache_bytes = options.state_cache_bytes;
-  aggregate_options.max_event_bytes = options.broker.max_event_bytes;
-  ASSIGN_OR_RETURN(std::unique_ptr<aggregate::Manager> aggregations,
-                   aggregate::Manager::Open(std::move(aggregate_options), *broker,
-                                            PosixFileSystem(), registry));
-
   // With --auth tokens every call names its principal with a bearer token (auth.h).
   std::unique_ptr<Authenticator> authenticator;
   std::unique_ptr<JwtVerifier> jwt;
@@ -186,6 +168,39 @@ absl::Status RunServer(const ServerOptions& options) {
         [&tokens] { return tokens.List(); }, [] { return absl::ToUnixMicros(absl::Now()); },
         1'000'000, jwt.get());
   }
+  // The registered components start here and run until shutdown.
+  components::ManagerOptions component_options;
+  component_options.data_dir = options.broker.data_dir;
+  component_options.runtime = runtime.get();
+  component_options.max_event_bytes = options.broker.max_event_bytes;
+  // A program component calls as the principal that registered it, with that principal's
+  // scopes then (every scope when it was registered without authentication).
+  if (authenticator) {
+    component_options.program_token = [a = authenticator.get()](
+                                          const components::ComponentSpec& spec) {
+      Principal p{spec.owner.empty() ? StrCat("component ", spec.name) : spec.owner, {Scope{}}};
+      if (!spec.owner.empty()) {
+        absl::StatusOr<std::vector<Scope>> scopes = ParseScopes(spec.owner_scopes);
+        p.scopes = scopes.ok() ? *std::move(scopes) : std::vector<Scope>{};
+        // Its own consumer group (NODATA_GROUP), whatever the owner's group scopes.
+        p.scopes.push_back(Scope{Action::kGroup, StrCat("component.", spec.name), false});
+      }
+      return a->IssueEphemeral(spec.name, std::move(p));
+    };
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<components::Manager> components,
+                   components::Manager::Open(std::move(component_options), *broker,
+                                             PosixFileSystem(), registry));
+  // The registered aggregations restore their state and resume here.
+  aggregate::ManagerOptions aggregate_options;
+  aggregate_options.data_dir = options.broker.data_dir;
+  aggregate_options.runtime = runtime.get();
+  aggregate_options.state_cache_bytes = options.state_cache_bytes;
+  aggregate_options.max_event_bytes = options.broker.max_event_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<aggregate::Manager> aggregations,
+                   aggregate::Manager::Open(std::move(aggregate_options), *broker,
+                                            PosixFileSystem(), registry));
+
   // Limits per principal, when any is set.
   std::unique_ptr<Quotas> quotas;
   if (options.quotas.publish_bytes_per_second > 0 || options.quotas.requests_per_second > 0 ||

@@ -58,6 +58,8 @@ const char* ActionName(Action a) {
     case Action::kConsume: return "consume";
     case Action::kQuery: return "query";
     case Action::kGroup: return "group";
+    case Action::kComponent: return "component";
+    case Action::kAggregation: return "aggregation";
     case Action::kAdmin: return "admin";
   }
   return "?";
@@ -73,8 +75,9 @@ absl::StatusOr<Scope> ParseScope(std::string_view text) {
   const auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
         StrCat("scope \"", text, "\": ", why,
-               "; a scope is publish:PATTERN, consume:PATTERN, query:PATTERN, group:PATTERN or "
-               "admin, where PATTERN is a name or a prefix ending in '*'"));
+               "; a scope is publish:PATTERN, consume:PATTERN, query:PATTERN, group:PATTERN, "
+               "component:PATTERN, aggregation:PATTERN or admin, where PATTERN is a name or a "
+               "prefix ending in '*'"));
   };
   if (text == "admin") return Scope{};
   const size_t colon = text.find(':');
@@ -90,6 +93,10 @@ absl::StatusOr<Scope> ParseScope(std::string_view text) {
     scope.action = Action::kQuery;
   } else if (action == "group") {
     scope.action = Action::kGroup;
+  } else if (action == "component") {
+    scope.action = Action::kComponent;
+  } else if (action == "aggregation") {
+    scope.action = Action::kAggregation;
   } else {
     return bad(Absl(StrCat("unknown action \"", action, "\"")));
   }

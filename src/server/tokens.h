@@ -3,7 +3,9 @@
 // (storage/token_store.h), the secret (32 random bytes, base64url) is never stored; the row keeps
 // a scrypt hash of the whole token (docs/formats/catalog.md). Scopes say what its holder may do:
 // `publish:PATTERN`, `consume:PATTERN`, `query:PATTERN`, `group:PATTERN` (consumer groups to join
-// and commit in; PATTERN: a name, or a prefix ending in `*`) and `admin` (everything).
+// and commit in), `component:PATTERN` and `aggregation:PATTERN` (registering and managing
+// components and aggregations of those names; PATTERN: a name, or a prefix ending in `*`) and
+// `admin` (everything).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,7 @@
 
 namespace nodata::server {
 
-enum class Action { kPublish, kConsume, kQuery, kGroup, kAdmin };
+enum class Action { kPublish, kConsume, kQuery, kGroup, kComponent, kAggregation, kAdmin };
 
 struct Scope {
   Action action = Action::kAdmin;

@@ -45,8 +45,11 @@ TEST(TokensTest, ScopesAllowTheirActionOnMatchingNamesOnly) {
   EXPECT_TRUE(Allows(Scopes("group:eu-*"), Action::kGroup, "eu-billing"));
   EXPECT_FALSE(Allows(Scopes("group:eu-*"), Action::kConsume, "eu-billing"));
   EXPECT_FALSE(Allows(Scopes("consume:*"), Action::kGroup, "eu-billing"));
+  EXPECT_TRUE(Allows(Scopes("component:etl-*"), Action::kComponent, "etl-1"));
+  EXPECT_FALSE(Allows(Scopes("component:etl-*"), Action::kAggregation, "etl-1"));
+  EXPECT_EQ(ScopeString(*ParseScope("aggregation:daily")), "aggregation:daily");
   for (Action a : {Action::kPublish, Action::kConsume, Action::kQuery, Action::kGroup,
-                   Action::kAdmin}) {
+                   Action::kComponent, Action::kAggregation, Action::kAdmin}) {
     EXPECT_TRUE(Allows(admin, a, "x"));
   }
   EXPECT_FALSE(Allows({}, Action::kPublish, "x"));

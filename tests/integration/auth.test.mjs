@@ -319,3 +319,69 @@ test('--jwt-key: JWTs signed by an outside issuer are bearer tokens; sub is the 
   assert.ok(audit.some((l) => l.principal === 'checkout' && l.status === 'PERMISSION_DENIED'), 'the JWT\'s sub in the audit log');
   srv.assertNoCrash();
 });
+
+test('components run as the principal that registered them: its scopes at registration and on every call', T, async (t) => {
+  const dataDir = path.join(makeTempDir(), 'data');
+  const admin = await mint(dataDir, 'ops', ['admin']);
+  // etl may manage components etl-*, read orders.raw and publish to orders.clean: no more.
+  const etl = await mint(dataDir, 'etl', ['component:etl-*', 'consume:orders.raw', 'publish:orders.clean']);
+  const srv = await startServer(t, { dataDir, args: ['--auth', 'tokens'] });
+  const ops = new Api(srv.grpcAddr, { token: admin });
+  const etlApi = new Api(srv.grpcAddr, { token: etl });
+  t.after(() => [ops, etlApi].forEach((a) => a.close()));
+  for (const name of ['orders.raw', 'orders.clean', 'payments']) await ops.createTopic(name, 1);
+  const server = ['--server', srv.grpcAddr, '--token', etl];
+
+  // Refused at registration: a name, or a topic, out of its scopes.
+  let r = await runCli(['component', 'add', 'other-src', '--exec', sdkExample('counter_source'), '--source', 'orders.clean', '--config', '1', ...server]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /PERMISSION_DENIED: etl lacks the scope component:other-src/);
+  r = await runCli(['component', 'add', 'etl-pay', '--exec', sdkExample('counter_source'), '--source', 'payments', '--config', '1', ...server]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /PERMISSION_DENIED: etl lacks the scope publish:payments/);
+
+  // An SDK source within its scopes runs, with the token the server gave it.
+  r = await runCli(['component', 'add', 'etl-src', '--exec', sdkExample('counter_source'), '--source', 'orders.clean', '--config', '200', ...server]);
+  assert.equal(r.code, 0, r.stderr);
+  const deadline = Date.now() + 60000;
+  let stored = 0;
+  while (Date.now() < deadline && stored < 200) {
+    stored = (await ops.readTopic('orders.clean')).length;
+    if (stored < 200) await sleep(200);
+  }
+  assert.equal(stored, 200);
+  const listed = await etlApi.listComponents();
+  assert.deepEqual(listed.map((c) => c.name), ['etl-src'], 'it lists the components it may manage');
+
+  // A program that tries to publish outside its owner's scopes is refused on that call.
+  const dir = makeTempDir();
+  const prog = path.join(dir, 'rogue.sh');
+  fs.writeFileSync(prog, `#!/bin/sh
+"${nodataBin()}" publish --server "$NODATA_ADDR" --topic payments --id rogue-1 x 2>&1 || echo "rogue refused"
+"${nodataBin()}" publish --server "$NODATA_ADDR" --topic orders.clean --id rogue-2 y 2>&1 && echo "own output stored"
+exec sleep 600
+`);
+  fs.chmodSync(prog, 0o755);
+  r = await runCli(['component', 'add', 'etl-rogue', '--exec', prog, '--source', 'orders.clean', ...server]);
+  assert.equal(r.code, 0, r.stderr);
+  let lines = [];
+  const until = Date.now() + 30000;
+  while (Date.now() < until && !lines.some((l) => l.includes('own output stored'))) {
+    const out = await runCli(['component', 'logs', 'etl-rogue', '--json', ...server]);
+    lines = out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).text ?? '');
+    await sleep(200);
+  }
+  assert.ok(lines.some((l) => /PERMISSION_DENIED: etl lacks the scope publish:payments/.test(l)), lines.join('\n'));
+  assert.ok(lines.includes('rogue refused') && lines.includes('own output stored'), lines.join('\n'));
+  assert.equal((await ops.readTopic('payments')).length, 0);
+
+  // Aggregations: aggregation:NAME to manage, and the input's consume scope.
+  r = await runCli(['aggregation', 'add', 'etl-agg', '--input', 'orders.raw', '--key', 'key', '--window', 'tumbling:1m', '--measure', 'n=count()', ...server]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /PERMISSION_DENIED: etl lacks the scope aggregation:etl-agg/);
+  const reader = await mint(dataDir, 'agg-owner', ['aggregation:etl-*']);
+  r = await runCli(['aggregation', 'add', 'etl-agg', '--input', 'orders.raw', '--key', 'key', '--window', 'tumbling:1m', '--measure', 'n=count()', '--server', srv.grpcAddr, '--token', reader]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /PERMISSION_DENIED: agg-owner lacks the scope consume:orders.raw/);
+  srv.assertNoCrash();
+});

@@ -73,7 +73,7 @@ test('a token is printed once, alone on the last line, and stored only as a salt
 test('bad token requests are usage errors that say what is accepted', T, async () => {
   const data = path.join(makeTempDir(), 'data');
   const cases = [
-    [['token', 'create', 'bob', '--scope', 'read:orders'], /unknown action "read".*publish:PATTERN, consume:PATTERN, query:PATTERN, group:PATTERN or admin/],
+    [['token', 'create', 'bob', '--scope', 'read:orders'], /unknown action "read".*publish:PATTERN, consume:PATTERN, query:PATTERN, group:PATTERN, component:PATTERN, aggregation:PATTERN or admin/],
     [['token', 'create', 'bob', '--scope', 'publish:a/b'], /scope "publish:a\/b"/],
     [['token', 'create', 'bob', '--scope', 'publish:or*ders'], /scope "publish:or\*ders"/],
     [['token', 'create', 'bob'], /--scope is required/],

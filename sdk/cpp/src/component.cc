@@ -203,6 +203,7 @@ class PublishResults {
 client::PublisherOptions PublisherOptionsFor(const ComponentEnv& env) {
   client::PublisherOptions options;
   options.address = env.address;
+  options.token = env.token;
   return options;
 }
 
@@ -225,6 +226,7 @@ using BatchHandler = std::function<absl::Status(const std::vector<Record>& batch
 absl::Status ConsumeLoop(const ComponentEnv& env, StopSignal& stop, const BatchHandler& handle) {
   client::ConsumerOptions options;
   options.address = env.address;
+  options.token = env.token;
   options.topic = env.inputs[0];
   options.group = absl::StrCat("component.", env.name);
   // The same id on every start: a restarted program replaces its predecessor's membership at
@@ -475,6 +477,7 @@ absl::StatusOr<ComponentEnv> ComponentEnv::FromEnvironment() {
   if (!outputs.ok()) return outputs.status();
   env.outputs = *std::move(outputs);
   env.config = GetEnv("NODATA_CONFIG").value_or("");
+  env.token = GetEnv("NODATA_TOKEN").value_or("");
   return env;
 }
 

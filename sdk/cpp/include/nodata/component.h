@@ -42,6 +42,9 @@ struct ComponentEnv {
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
   std::string config;
+  // NODATA_TOKEN: the bearer token the server gave the program (with --auth tokens), carried
+  // by every call; empty without.
+  std::string token;
 
   // INVALID_ARGUMENT naming the variable when a required one is missing or empty, or a topic
   // list has an empty item ("a,,b").
