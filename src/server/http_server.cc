@@ -3,11 +3,13 @@
 #include <civetweb.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
 #include "common/status.h"
 #include "common/strings.h"
+#include "server/aggregation_api.h"
 #include "server/aggregation_http.h"
 #include "server/audit_log.h"
 #include "server/auth.h"
@@ -147,11 +149,30 @@ int Healthz(mg_connection* conn, void*) {
   return 200;
 }
 
+// Answers 429 (with Retry-After, in whole seconds) and returns true when the caller is over
+// --quota-requests: its principal, or with authentication off its address (the key gRPC uses).
+bool OverQuota(mg_connection* conn, const HttpServer::Context& context, const Principal* caller) {
+  if (context.auth == nullptr || context.auth->quotas() == nullptr ||
+      !context.auth->quotas()->limits_rates()) {
+    return false;
+  }
+  const absl::Status s = context.auth->Admit(
+      caller != nullptr ? caller->name : mg_get_request_info(conn)->remote_addr, 0);
+  if (s.ok()) return false;
+  const int64_t delay_us = std::max<int64_t>(RetryDelayMicros(s), 0);
+  WriteResponse(conn, 429, "application/json",
+                StrCat("{\"error\":{\"code\":429,\"status\":\"RESOURCE_EXHAUSTED\",\"message\":",
+                       JsonString(ToStd(s.message())), "}}\n"),
+                StrCat("Retry-After: ", (delay_us + 999'999) / 1'000'000, "\r\n"));
+  return true;
+}
+
 int Aggregations(mg_connection* conn, void* data) {
   auto* context = static_cast<HttpServer::Context*>(data);
   if (!Authenticated(conn, *context)) return 401;
   absl::StatusOr<std::shared_ptr<const Principal>> caller = Caller(conn, *context);
   if (!caller.ok()) return 401;
+  if (OverQuota(conn, *context, caller->get())) return 429;
   const int code = ServeAggregations(conn, *context->aggregations, context->stopping,
                                      [&caller](std::string_view name) {
                                        return *caller ? Authorize(**caller, Action::kQuery, name)

@@ -75,6 +75,11 @@ test('--quota-requests: a call over the rate is RESOURCE_EXHAUSTED with a retry 
   const delay = retryDelayMs(err);
   assert.ok(delay > 0 && delay <= 200, `a retry delay of one request at 5/s: ${delay} ms`);
   await expectStatus(srv.api.publishBatch([ev(topic)]), Code.RESOURCE_EXHAUSTED, 'a publish too');
+  // HTTP counts against the same principal: 429 with Retry-After.
+  const res = await fetch(`http://${srv.httpAddr}/v1/aggregations`);
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('retry-after'), '1');
+  assert.match((await res.json()).error.message, /^127\.0\.0\.1 is over its quota of 5 requests\/s/);
   await sleep(delay + 50);
   assert.equal((await srv.api.publishBatch([ev(topic)])).length, 1, 'after the delay it goes');
   const metrics = await (await fetch(`http://${srv.httpAddr}/metrics`)).text();
