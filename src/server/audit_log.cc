@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/strings.h"
@@ -34,29 +35,6 @@ constexpr std::string_view kAdminCalls[] = {
     "/nodata.v1.AggregationService/RemoveAggregation",
     "/nodata.v1.AggregationService/ResetAggregation",
 };
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    default: return "UNKNOWN";
-  }
-}
 
 // The names an admin request acts on: its string fields name, topic and group, when set.
 nlohmann::json RequestNames(const google::protobuf::Message& message) {
@@ -109,7 +87,9 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
     entry.peer = ctx.peer();
     entry.call = info_->method();
     entry.request = std::move(request_);
-    entry.status = CodeName(status.error_code());
+    // gRPC's codes are absl's, with the same names.
+    entry.status = std::string(
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())));
     entry.message = status.error_message();
     entry.admin = admin_;
     log_.Write(entry);

@@ -2,9 +2,7 @@
 
 #include <grpc/grpc_security_constants.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -36,16 +34,9 @@ Authenticator::Authenticator(Loader load, Clock now_us, int64_t refresh_us,
 
 std::string Authenticator::IssueEphemeral(std::string_view key, Principal principal) {
   // The nodata token format, with an id no catalog row has (ids are random, 96 bits).
-  unsigned char id[12];
-  unsigned char secret[32];
-  RAND_bytes(id, sizeof id);
-  RAND_bytes(secret, sizeof secret);
-  std::string encoded;
-  absl::WebSafeBase64Escape(
-      absl::string_view(reinterpret_cast<const char*>(secret), sizeof secret), &encoded);
-  const std::string token = StrCat(
-      "ndt_", absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(id), 12)),
-      "_", encoded);
+  std::string id;
+  const std::string token = NewToken(&id).value_or(std::string());
+  if (token.empty()) return token;  // no randomness: the program gets no token, and is refused
   const std::string digest = Sha256(token);
   auto shared = std::make_shared<const Principal>(std::move(principal));
   absl::MutexLock lock(&mu_);
@@ -148,10 +139,7 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::AuthenticateCert
     std::string_view common_name) {
   absl::MutexLock lock(&mu_);
   RefreshLocked(false);
-  if (auto it = by_name_.find(Absl(common_name)); it != by_name_.end()) {
-    // Expiry is checked on every request: rebuild when a row may have expired since.
-    if (it->second != nullptr) return it->second;
-  }
+  if (auto it = by_name_.find(Absl(common_name)); it != by_name_.end()) return it->second;
   std::vector<Scope> scopes;
   for (const auto& [id, row] : rows_) {
     if (row.name != common_name || !UsableLocked(row).ok()) continue;
@@ -237,6 +225,12 @@ absl::Status CallAuth::Check(const grpc::ServerContextBase& ctx, Action action,
                              std::string_view resource, Action action2,
                              std::string_view resource2) const {
   if (authenticator_ == nullptr && quotas_ == nullptr) return absl::OkStatus();
+  return Checked(ctx, action, resource, action2, resource2).status();
+}
+
+absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::Checked(
+    const grpc::ServerContextBase& ctx, Action action, std::string_view resource,
+    Action action2, std::string_view resource2) const {
   ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, Caller(ctx));
   if (caller != nullptr) {
     RETURN_IF_ERROR(Authorize(*caller, action, resource));
@@ -244,17 +238,21 @@ absl::Status CallAuth::Check(const grpc::ServerContextBase& ctx, Action action,
       RETURN_IF_ERROR(Authorize(*caller, action2, resource2));
     }
   }
-  if (quotas_ == nullptr || !quotas_->limits_rates()) return absl::OkStatus();
-  return Admit(QuotaKey(ctx, caller.get()), 0);
+  RETURN_IF_ERROR(Admit(ctx, caller.get(), 0));
+  return caller;
 }
 
 absl::StatusOr<std::shared_ptr<const Principal>> CallAuth::AdmittedCaller(
     const grpc::ServerContextBase& ctx) const {
   ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, Caller(ctx));
-  if (quotas_ != nullptr && quotas_->limits_rates()) {
-    RETURN_IF_ERROR(Admit(QuotaKey(ctx, caller.get()), 0));
-  }
+  RETURN_IF_ERROR(Admit(ctx, caller.get(), 0));
   return caller;
+}
+
+absl::Status CallAuth::Admit(const grpc::ServerContextBase& ctx, const Principal* caller,
+                             uint64_t bytes) const {
+  if (quotas_ == nullptr || !quotas_->limits_rates()) return absl::OkStatus();
+  return Admit(QuotaKey(ctx, caller), bytes);
 }
 
 std::string CallAuth::QuotaKey(const grpc::ServerContextBase& ctx, const Principal* caller) {
@@ -282,10 +280,10 @@ absl::StatusOr<Quotas::Stream> CallAuth::OpenStream(std::string_view key) const 
   return quotas_->OpenStream(key);
 }
 
-absl::StatusOr<Quotas::Stream> CallAuth::OpenStream(const grpc::ServerContextBase& ctx) const {
+absl::StatusOr<Quotas::Stream> CallAuth::OpenStream(const grpc::ServerContextBase& ctx,
+                                                    const Principal* caller) const {
   if (quotas_ == nullptr || !quotas_->limits_streams()) return Quotas::Stream();
-  ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, Caller(ctx));
-  return OpenStream(QuotaKey(ctx, caller.get()));
+  return OpenStream(QuotaKey(ctx, caller));
 }
 
 }  // namespace nodata::server

@@ -130,6 +130,15 @@ class CallAuth {
   // Check for a call that needs two scopes (a topic's and a group's): both must allow it.
   absl::Status Check(const grpc::ServerContextBase& ctx, Action action, std::string_view resource,
                      Action action2, std::string_view resource2) const;
+  // Check, answering with the caller (null with authentication off) for what follows.
+  absl::StatusOr<std::shared_ptr<const Principal>> Checked(
+      const grpc::ServerContextBase& ctx, Action action, std::string_view resource,
+      Action action2, std::string_view resource2) const;
+  absl::StatusOr<std::shared_ptr<const Principal>> Checked(const grpc::ServerContextBase& ctx,
+                                                           Action action,
+                                                           std::string_view resource) const {
+    return Checked(ctx, action, resource, action, resource);
+  }
 
   // Whom the quotas of a call count against: its principal (`caller`, from Caller), else (with
   // authentication off) the client's address without the port; empty for the server's own calls
@@ -137,10 +146,14 @@ class CallAuth {
   static std::string QuotaKey(const grpc::ServerContextBase& ctx, const Principal* caller);
   // One request with `bytes` of events charged to `key`'s rates: OK or RetryLater (quotas.h).
   absl::Status Admit(std::string_view key, uint64_t bytes) const;
+  // Admit under the QuotaKey of `ctx` and `caller`; OK at once when no rate is limited.
+  absl::Status Admit(const grpc::ServerContextBase& ctx, const Principal* caller,
+                     uint64_t bytes) const;
   // A stream slot of `key` (Quotas::OpenStream), held for the stream's life.
   absl::StatusOr<Quotas::Stream> OpenStream(std::string_view key) const;
-  // Caller, then OpenStream for it.
-  absl::StatusOr<Quotas::Stream> OpenStream(const grpc::ServerContextBase& ctx) const;
+  // OpenStream under the QuotaKey of `ctx` and `caller` (from Caller or Checked).
+  absl::StatusOr<Quotas::Stream> OpenStream(const grpc::ServerContextBase& ctx,
+                                            const Principal* caller) const;
 
  private:
   Authenticator* const authenticator_;

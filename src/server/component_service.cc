@@ -81,12 +81,7 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> OwnerOf(
   if (!spec.is_program() && spec.on_error == components::OnError::kDeadLetter) {
     RETURN_IF_ERROR(Authorize(*caller, Action::kPublish, StrCat(spec.name, ".dead-letter")));
   }
-  std::string scopes;
-  for (const Scope& s : caller->scopes) {
-    if (!scopes.empty()) scopes += " ";
-    scopes += ScopeString(s);
-  }
-  return std::make_pair(caller->name, std::move(scopes));
+  return std::make_pair(caller->name, ScopesString(caller->scopes));
 }
 
 absl::StatusOr<components::ComponentSpec> SpecFrom(const nodata::v1::AddComponentRequest& r) {

@@ -234,8 +234,11 @@ class ConsumeServiceImpl final : public ConsumeService {
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* ctx,
                                                        const grpc::ByteBuffer* request) override {
-    return new SubscribeReactor(broker_, pool_, subscriptions_, request, ctx->peer(),
-                                auth_.Caller(*ctx), auth_.OpenStream(*ctx));
+    absl::StatusOr<std::shared_ptr<const Principal>> caller = auth_.Caller(*ctx);
+    absl::StatusOr<Quotas::Stream> slot =
+        caller.ok() ? auth_.OpenStream(*ctx, caller->get()) : Quotas::Stream();
+    return new SubscribeReactor(broker_, pool_, subscriptions_, request, ctx->peer(), caller,
+                                std::move(slot));
   }
 
   void StopAll() override {

@@ -118,8 +118,7 @@ absl::Status AdmitPublish(const CallAuth& auth, const grpc::ServerContextBase& c
   if (!auth.enabled() && auth.quotas() == nullptr) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::shared_ptr<const Principal> caller, auth.Caller(ctx));
   if (caller != nullptr) RETURN_IF_ERROR(AuthorizePublish(*caller, events));
-  if (auth.quotas() == nullptr || !auth.quotas()->limits_rates()) return absl::OkStatus();
-  return auth.Admit(CallAuth::QuotaKey(ctx, caller.get()), EventBytes(events));
+  return auth.Admit(ctx, caller.get(), EventBytes(events));
 }
 
 // One PublishStream call. Requests are pipelined: while one is stored the next is read and
@@ -670,10 +669,10 @@ class TopicServiceImpl final : public nodata::v1::TopicService::CallbackService 
 
   grpc::ServerWriteReactor<nodata::v1::RecordBatch>* ReadTopic(
       grpc::CallbackServerContext* ctx, const nodata::v1::ReadTopicRequest* request) override {
-    if (absl::Status s = auth_.Check(*ctx, Action::kConsume, request->name()); !s.ok()) {
-      return new FinishedWriter<nodata::v1::RecordBatch>(ToGrpc(s));
-    }
-    absl::StatusOr<Quotas::Stream> slot = auth_.OpenStream(*ctx);
+    absl::StatusOr<std::shared_ptr<const Principal>> caller =
+        auth_.Checked(*ctx, Action::kConsume, request->name());
+    if (!caller.ok()) return new FinishedWriter<nodata::v1::RecordBatch>(ToGrpc(caller.status()));
+    absl::StatusOr<Quotas::Stream> slot = auth_.OpenStream(*ctx, caller->get());
     if (!slot.ok()) return new FinishedWriter<nodata::v1::RecordBatch>(ToGrpc(slot.status()));
     return new ReadTopicReactor(broker_, pool_, *request, *std::move(slot));
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/names.h"
+#include "common/status.h"
 #include "common/strings.h"
 
 namespace nodata::server {
@@ -65,10 +66,6 @@ const char* ActionName(Action a) {
   return "?";
 }
 
-// The row's name, scopes (as --scope spells them) and times.
-void FillRow(std::string_view name, const std::vector<Scope>& scopes, int64_t now_us,
-             int64_t expires_at_us, storage::TokenRow* row);
-
 }  // namespace
 
 absl::StatusOr<Scope> ParseScope(std::string_view text) {
@@ -85,21 +82,15 @@ absl::StatusOr<Scope> ParseScope(std::string_view text) {
   const std::string_view action = text.substr(0, colon);
   std::string_view pattern = text.substr(colon + 1);
   Scope scope;
-  if (action == "publish") {
-    scope.action = Action::kPublish;
-  } else if (action == "consume") {
-    scope.action = Action::kConsume;
-  } else if (action == "query") {
-    scope.action = Action::kQuery;
-  } else if (action == "group") {
-    scope.action = Action::kGroup;
-  } else if (action == "component") {
-    scope.action = Action::kComponent;
-  } else if (action == "aggregation") {
-    scope.action = Action::kAggregation;
-  } else {
-    return bad(Absl(StrCat("unknown action \"", action, "\"")));
+  bool known = false;
+  for (Action a : {Action::kPublish, Action::kConsume, Action::kQuery, Action::kGroup,
+                   Action::kComponent, Action::kAggregation}) {
+    if (action == ActionName(a)) {
+      scope.action = a;
+      known = true;
+    }
   }
+  if (!known) return bad(Absl(StrCat("unknown action \"", action, "\"")));
   if (pattern.empty()) return bad("no pattern");
   if (pattern.back() == '*') {
     scope.prefix = true;
@@ -138,33 +129,43 @@ bool Allows(const std::vector<Scope>& scopes, Action action, std::string_view re
   return false;
 }
 
+std::string ScopesString(const std::vector<Scope>& scopes) {
+  std::vector<std::string> spelled;
+  for (const Scope& s : scopes) spelled.push_back(ScopeString(s));
+  return absl::StrJoin(spelled, " ");
+}
+
 namespace {
 
+// The row's name, scopes (as --scope spells them) and times.
 void FillRow(std::string_view name, const std::vector<Scope>& scopes, int64_t now_us,
              int64_t expires_at_us, storage::TokenRow* row) {
   row->name = std::string(name);
-  std::vector<std::string> spelled;
-  for (const Scope& s : scopes) spelled.push_back(ScopeString(s));
-  row->scopes = absl::StrJoin(spelled, " ");
+  row->scopes = ScopesString(scopes);
   row->created_at_us = now_us;
   row->expires_at_us = expires_at_us;
 }
 
 }  // namespace
 
+absl::StatusOr<std::string> NewToken(std::string* id) {
+  const std::string id_bytes = RandomBytes(kIdBytes);
+  const std::string secret = RandomBytes(kSecretBytes);
+  if (id_bytes.empty() || secret.empty()) {
+    return absl::InternalError("the system's random number generator failed");
+  }
+  *id = absl::BytesToHexString(id_bytes);
+  return StrCat(kPrefix, *id, "_", WebSafe(secret));
+}
+
 absl::StatusOr<MintedToken> MintToken(std::string_view name, const std::vector<Scope>& scopes,
                                       int64_t now_us, int64_t expires_at_us) {
   if (absl::Status valid = ValidateNewName("token name", name); !valid.ok()) return valid;
   if (scopes.empty()) return absl::InvalidArgumentError("a token needs at least one --scope");
-  const std::string id_bytes = RandomBytes(kIdBytes);
-  const std::string secret = RandomBytes(kSecretBytes);
-  const std::string salt = RandomBytes(kSaltBytes);
-  if (id_bytes.empty() || secret.empty() || salt.empty()) {
-    return absl::InternalError("the system's random number generator failed");
-  }
   MintedToken minted;
-  minted.row.id = absl::BytesToHexString(id_bytes);
-  minted.token = StrCat(kPrefix, minted.row.id, "_", WebSafe(secret));
+  ASSIGN_OR_RETURN(minted.token, NewToken(&minted.row.id));
+  const std::string salt = RandomBytes(kSaltBytes);
+  if (salt.empty()) return absl::InternalError("the system's random number generator failed");
   std::string hash;
   if (!Scrypt(minted.token, salt, kScryptN, kScryptR, kScryptP, &hash)) {
     return absl::InternalError("scrypt failed");

@@ -31,6 +31,8 @@ absl::StatusOr<Scope> ParseScope(std::string_view text);
 // The scopes of a row (space-separated); INVALID_ARGUMENT for one this binary does not know.
 absl::StatusOr<std::vector<Scope>> ParseScopes(std::string_view text);
 std::string ScopeString(const Scope& scope);
+// Scopes as a row keeps them: space-separated, as `--scope` spells them.
+std::string ScopesString(const std::vector<Scope>& scopes);
 // Whether the scopes let their holder do `action` on `resource` (a topic, an aggregation).
 bool Allows(const std::vector<Scope>& scopes, Action action, std::string_view resource);
 
@@ -44,6 +46,8 @@ absl::StatusOr<MintedToken> MintToken(std::string_view name, const std::vector<S
 // The hash of a row that grants its scopes to client certificates whose subject CN is the
 // row's name, and to no bearer token (no token matches it).
 inline constexpr std::string_view kCertificateGrantHash = "certificate";
+// A fresh token "ndt_<id>_<secret>" (random id and secret), its id in `*id`.
+absl::StatusOr<std::string> NewToken(std::string* id);
 // Such a row for `name` (MintToken's checks; the token is left empty).
 absl::StatusOr<MintedToken> MintCertificateGrant(std::string_view name,
                                                  const std::vector<Scope>& scopes, int64_t now_us,
