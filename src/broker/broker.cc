@@ -12,6 +12,7 @@
 #include "broker/internal/probe.h"
 #include "broker/internal/publisher.h"
 #include "broker/internal/topic_registry.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "storage/catalog.h"
@@ -44,6 +45,10 @@ class Broker::Impl {
     options_.compaction.keep_hot_us = options_.dedupe_window_ms * 1000;
     options_.log.on_sync = [this](double seconds, uint64_t records) {
       probe_.ObserveSync(seconds, records);
+    };
+    options_.log.on_failure = [this](const absl::Status& status) {
+      absl::MutexLock lock(&health_mu_);
+      if (log_failed_.ok()) log_failed_ = status;
     };
     uint64_t max_open = options_.max_open_files;
     if (max_open == 0) {
@@ -120,6 +125,9 @@ class Broker::Impl {
 
   BrokerOptions options_;
   FileSystem& fs_;
+  // The first partition log that failed for good (LogOptions::on_failure); Health reports it.
+  absl::Mutex health_mu_;
+  absl::Status log_failed_ ABSL_GUARDED_BY(health_mu_);
   // Released last, once everything else of the data directory is closed.
   std::unique_ptr<storage::DataDirLock> lock_;
   Probe probe_;
@@ -185,6 +193,12 @@ std::optional<int64_t> Broker::TopicCreatedAt(std::string_view name) {
   return (*topic)->created_at_us;
 }
 void Broker::SyncAll() { impl_->topics_->SyncAll(); }
+absl::Status Broker::Health() {
+  const std::shared_ptr<log::Journal>& journal = impl_->options_.log.journal;
+  if (journal) RETURN_IF_ERROR(journal->Health());
+  absl::MutexLock lock(&impl_->health_mu_);
+  return impl_->log_failed_;
+}
 storage::ComponentStore& Broker::component_store() { return impl_->catalog_->components(); }
 storage::AggregationStore& Broker::aggregation_store() {
   return impl_->catalog_->aggregations();
@@ -216,6 +230,12 @@ void Broker::WhenReadable(std::string_view name, PartitionId partition, Offset o
   }
   (*topic)->part(partition).WhenReadable(offset, std::move(owner), std::move(fn));
 }
+absl::StatusOr<Offset> Broker::AckedEnd(std::string_view topic, PartitionId partition) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, impl_->topics_->Find(topic));
+  RETURN_IF_ERROR(CheckPartition(topic, t->count(), partition));
+  return t->part(partition).Stats().acked_end;
+}
+
 absl::StatusOr<Offset> Broker::ResolveStart(std::string_view topic, PartitionId partition,
                                             const StartSpec& start,
                                             std::optional<Offset> committed) {

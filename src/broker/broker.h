@@ -195,6 +195,9 @@ class Broker {
   // start or past the end; `committed` is the group's offset for kCommitted.
   absl::StatusOr<Offset> ResolveStart(std::string_view topic, PartitionId partition,
                                       const StartSpec& start, std::optional<Offset> committed);
+  // One past the partition's last acknowledged record: where a read of what is stored now
+  // ends (the end offset less records appended but not yet acknowledged).
+  absl::StatusOr<Offset> AckedEnd(std::string_view topic, PartitionId partition);
   GroupCoordinator& groups();
   // Durably stores a group's next offsets; OUT_OF_RANGE past a partition's end. With a
   // generation, FAILED_PRECONDITION unless `consumer_id` owns every partition in it.
@@ -228,6 +231,9 @@ class Broker {
 
   // Flushes every partition to disk; for the interval policy and shutdown.
   void SyncAll();
+  // OK, or why the storage refuses appends until a restart (a failed fdatasync of the journal:
+  // what the page cache holds can no longer be trusted).
+  absl::Status Health();
 
   // The catalog's store of components: the components module keeps its registry in the
   // catalog the broker opened, under the data directory lock the broker holds.

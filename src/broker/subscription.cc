@@ -220,9 +220,8 @@ absl::Status SubscriptionImpl::Open() {
     ASSIGN_OR_RETURN(Offset next, ResolveStart(p, spec, std::nullopt, o.clamp_start));
     Part part{p, next};
     if (o.stop_at_end) {
-      ASSIGN_OR_RETURN(part.end, broker_.ResolveStart(o.topic, p,
-                                                      StartSpec{StartSpec::Kind::kLatest},
-                                                      std::nullopt));
+      // What is acknowledged now: records appended but not yet durable cannot be read yet.
+      ASSIGN_OR_RETURN(part.end, broker_.AckedEnd(o.topic, p));
     }
     parts_.push_back(part);
   }

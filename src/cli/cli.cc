@@ -17,13 +17,13 @@
 namespace nodata::cli {
 namespace {
 
-int Run(int argc, char** argv);
+int Run(int argc, char** argv, FileSystem* file_system);
 
 }  // namespace
 
-int Main(int argc, char** argv) {
+int Main(int argc, char** argv, FileSystem* file_system) {
   try {
-    return Run(argc, argv);
+    return Run(argc, argv, file_system);
   } catch (const std::exception& e) {
     std::cerr << "nodata: " << e.what() << "\n";
   } catch (...) {
@@ -34,7 +34,7 @@ int Main(int argc, char** argv) {
 
 namespace {
 
-int Run(int argc, char** argv) {
+int Run(int argc, char** argv, FileSystem* file_system) {
   // The native tier's translator runs as a child process of this binary (not a user command).
   if (argc >= 3 && std::string_view(argv[1]) == "wasm" && std::string_view(argv[2]) == "translate") {
     return wasm::TranslateMain(argc - 2, argv + 2);
@@ -47,7 +47,7 @@ int Run(int argc, char** argv) {
       ->envname("NODATA_LOG_LEVEL");
 
   CommandSet commands(app);
-  AddServeCommand(commands);
+  AddServeCommand(commands, file_system);
   AddTopicCommands(commands);
   AddPublishCommand(commands);
   AddConsumeCommand(commands);

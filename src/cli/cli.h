@@ -1,6 +1,10 @@
 // The `nodata` command line: `serve` runs the server; the other commands are clients of one.
 #pragma once
 
+namespace nodata {
+class FileSystem;
+}
+
 namespace nodata::cli {
 
 // Exit codes of every command (documented in the README).
@@ -11,6 +15,8 @@ inline constexpr int kExitTrap = 3;    // `wasm run` trapped; `component test`: 
 
 // Parses the arguments, runs the command and returns the process exit code. No exception
 // escapes: one that reaches here is printed and ends the command with kExitFailed.
-int Main(int argc, char** argv);
+// `file_system`: what `serve` stores its data through; null: the POSIX one (a test build of the
+// server passes one that injects faults).
+int Main(int argc, char** argv, FileSystem* file_system = nullptr);
 
 }  // namespace nodata::cli

@@ -10,6 +10,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/client_commands.h"
+#include "common/fs.h"
 
 namespace nodata::cli {
 
@@ -64,7 +65,7 @@ CLI::Option* OnePerFlag(CLI::Option* option);
 bool CheckRegularFile(const std::string& path);
 
 // The command groups, in the order `nodata --help` lists them; each is defined beside its code.
-void AddServeCommand(CommandSet& set);                     // serve_command.cc
+void AddServeCommand(CommandSet& set, FileSystem* file_system);  // serve_command.cc
 void AddTopicCommands(CommandSet& set);                    // client_commands.cc
 void AddTopicExportCommand(CommandSet& set, CLI::App* topic);  // export_command.cc
 void AddPublishCommand(CommandSet& set);                   // publish_command.cc

@@ -149,8 +149,9 @@ bool ApplyServeConfigFile(std::vector<std::string>* args, std::string* error) {
   return true;
 }
 
-void AddServeCommand(CommandSet& set) {
+void AddServeCommand(CommandSet& set, FileSystem* file_system) {
   server::ServerOptions& so = set.Keep<server::ServerOptions>();
+  so.file_system = file_system;
   so.broker.data_dir = "./nodata-data";
   std::string& fsync = set.Keep<std::string>();
   fsync = "always";

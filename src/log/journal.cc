@@ -639,6 +639,11 @@ absl::Status Journal::RunCheckpoint() {
   return absl::OkStatus();
 }
 
+absl::Status Journal::Health() {
+  absl::MutexLock lock(&mu_);
+  return failed_;
+}
+
 JournalStats Journal::Stats() {
   absl::MutexLock lock(&mu_);
   JournalStats s = stats_;

@@ -135,6 +135,8 @@ class Journal {
   absl::Status Checkpoint();
 
   JournalStats Stats();
+  // OK, or the error that failed the journal: it refuses appends until a restart recovers.
+  absl::Status Health();
 
  private:
   struct File;

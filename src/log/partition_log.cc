@@ -600,7 +600,7 @@ absl::Status PartitionLog::FlushTailLocked(uint64_t upto) const {
     tail_error_ = absl::Status(s.code(), StrCat(s.message(),
                                                 "; the partition refuses writes until the server "
                                                 "restarts and recovers it"));
-    if (failed_.ok()) failed_ = tail_error_;
+    FailLocked(tail_error_, /*keep_first=*/true);
     return tail_error_;
   }
   tail_.erase(0, bytes);
@@ -632,7 +632,7 @@ absl::Status PartitionLog::SealActive() {
     s = SyncDirEntries(chain_unsynced_);
   }
   if (!s.ok()) {
-    failed_ = s;
+    FailLocked(s);
     return s;
   }
   dir_synced_at_ = segments_started_;
@@ -732,8 +732,8 @@ absl::Status PartitionLog::AppendFramesLocked(std::string_view frames, size_t co
       reserved_end_ = 0;  // the undo gives the reservation back
       absl::Status undo = file->Truncate(before);
       if (!undo.ok()) {
-        failed_ = absl::InternalError(
-            StrCat("cannot undo a failed append (", undo.message(), "): ", s.message()));
+        FailLocked(absl::InternalError(
+            StrCat("cannot undo a failed append (", undo.message(), "): ", s.message())));
       }
       return s;
     }
@@ -779,6 +779,12 @@ void PartitionLog::WakeReaders() {
   absl::MutexLock lock(&mu_);
   for (auto& w : readable_waiters_) ready.fns.push_back(std::move(w.fn));
   readable_waiters_.clear();
+}
+
+void PartitionLog::FailLocked(absl::Status status, bool keep_first) const {
+  if (keep_first && !failed_.ok()) return;
+  failed_ = std::move(status);
+  if (options_.on_failure) options_.on_failure(failed_);
 }
 
 void PartitionLog::CollectReadableLocked(Deferred* ready) {
@@ -894,9 +900,9 @@ void PartitionLog::RunSync() {
         flushed_offset_ = std::max(flushed_offset_, target);
         if (synced_offset_ >= next_offset_) pinned_writer_.reset();
       } else {
-        failed_ = absl::Status(s.code(), StrCat(s.message(),
-                                                      "; the partition refuses writes until the "
-                                                      "server restarts and recovers it"));
+        FailLocked(absl::Status(s.code(), StrCat(s.message(),
+                                                 "; the partition refuses writes until the "
+                                                 "server restarts and recovers it")));
         for (Waiter& w : waiters_) failed.push_back(std::move(w));
         waiters_.clear();
         sync_running_ = false;
@@ -936,7 +942,7 @@ absl::Status PartitionLog::Sync() {
   Deferred ready;
   absl::MutexLock lock(&mu_);
   if (!s.ok()) {
-    failed_ = s;
+    FailLocked(s);
     CollectReadableLocked(&ready);
     return s;
   }
@@ -975,7 +981,7 @@ void PartitionLog::JournalFailed(const absl::Status& status) {
   {
     Deferred ready;
     absl::MutexLock lock(&mu_);
-    if (failed_.ok()) failed_ = status;
+    FailLocked(status, /*keep_first=*/true);
     for (Waiter& w : waiters_) failed.push_back(std::move(w));
     waiters_.clear();
     CollectReadableLocked(&ready);
@@ -1242,6 +1248,7 @@ PartitionStats PartitionLog::Stats() const {
   PartitionStats stats;
   stats.start_offset = segments_.front()->base_offset;
   stats.end_offset = next_offset_;
+  stats.acked_end = options_.fsync == FsyncPolicy::kAlways ? synced_offset_ : next_offset_;
   stats.record_count = next_offset_ - stats.start_offset;
   if (files_pending_) return stats;  // its segment is in memory only: no file, no byte on disk
   for (const auto& s : segments_) stats.bytes_on_disk += s->size_bytes;

@@ -53,6 +53,10 @@ struct LogOptions {
   FsyncPolicy fsync = FsyncPolicy::kAlways;
   // Called after each successful fdatasync with its duration and how many records it covered.
   std::function<void(double seconds, uint64_t records)> on_sync;
+  // Called when the log fails for good (a failed fdatasync, a tail write or the undo of a failed
+  // append): it refuses writes until a restart recovers it. Called under the log's lock: it must
+  // not call into the log.
+  std::function<void(const absl::Status& status)> on_failure;
   // The open files of the segments, shared by the partitions of a server so that their number
   // is bounded. Null: the log keeps its own, unbounded.
   std::shared_ptr<FileCache> files;
@@ -81,6 +85,7 @@ struct SegmentInfo {
 struct PartitionStats {
   uint64_t start_offset = 0;
   uint64_t end_offset = 0;  // the next offset to be written
+  uint64_t acked_end = 0;   // one past the last acknowledged record: what readers see
   uint64_t record_count = 0;
   uint64_t bytes_on_disk = 0;
   uint32_t segment_count = 0;
@@ -265,6 +270,10 @@ class PartitionLog : private JournalClient {
   void RunSync();
   void CollectAckedLocked(std::vector<Waiter>* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CollectReadableLocked(Deferred* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets failed_ to `status` (or keeps an earlier failure when `keep_first`) and reports it
+  // through on_failure.
+  void FailLocked(absl::Status status, bool keep_first = false) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t AckedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return options_.fsync == FsyncPolicy::kAlways ? synced_offset_ : next_offset_;
   }

@@ -20,6 +20,7 @@ namespace nodata::server {
 
 struct HttpServer::Context {
   std::function<std::string()> metrics;
+  std::function<absl::Status()> health;
   aggregate::Manager* aggregations = nullptr;
   TlsMaterial* tls = nullptr;  // null: plain HTTP
   const CallAuth* auth = nullptr;  // null or off: no bearer tokens
@@ -144,7 +145,18 @@ int Metrics(mg_connection* conn, void* data) {
   return 200;
 }
 
-int Healthz(mg_connection* conn, void*) {
+// 200 "ok", or 503 with why the server needs a restart (a failed fdatasync or write of the
+// journal or of a partition's log).
+int Healthz(mg_connection* conn, void* data) {
+  const auto* context = static_cast<HttpServer::Context*>(data);
+  const absl::Status s = context->health ? context->health() : absl::OkStatus();
+  if (!s.ok()) {
+    Reply(conn, 503, "text/plain",
+          StrCat("storage failed: ", s.message(),
+                 "\nwrites are refused until the server is restarted; it then recovers from what "
+                 "is on disk\n"));
+    return 503;
+  }
   Reply(conn, 200, "text/plain", "ok\n");
   return 200;
 }
@@ -201,8 +213,8 @@ HttpServer::~HttpServer() {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::function<std::string()> metrics,
-    aggregate::Manager& aggregations, TlsMaterial* tls, const CallAuth* auth, bool metrics_auth,
-    AuditLog* audit) {
+    std::function<absl::Status()> health, aggregate::Manager& aggregations, TlsMaterial* tls,
+    const CallAuth* auth, bool metrics_auth, AuditLog* audit) {
   if (tls != nullptr) RETURN_IF_ERROR(LoadCivetwebTlsShim());
   // Once per process, with OpenSSL when this server speaks TLS.
   static const unsigned features = mg_init_library(tls != nullptr ? MG_FEATURES_TLS : 0);
@@ -212,12 +224,16 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   }
   auto context = std::make_unique<Context>();
   context->metrics = std::move(metrics);
+  context->health = std::move(health);
   context->aggregations = &aggregations;
   context->tls = tls;
   context->auth = auth;
   context->metrics_auth = auth != nullptr && auth->enabled() && metrics_auth;
   context->audit = audit;
-  // A watch (Server-Sent Events) holds a thread while it is open. URIs reach the handlers
+  // A watch (Server-Sent Events) holds a thread while it is open, and so does a connection until
+  // its request has arrived: a request must arrive, and every write of a response go out, within
+  // three seconds, so that slow or stalled clients give their threads back (a stalled watcher's
+  // connection is closed). URIs reach the handlers
   // undecoded: an aggregation key's "%2F" must stay inside its path segment (no files are
   // served, so nothing else depends on the decoding). Connections persist (HTTP/1.1) for the
   // next request, as a dashboard's or a service's client keeps them; one idle for two seconds
@@ -226,7 +242,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   // client's delayed acknowledgement (up to 40 ms) behind an earlier small write.
   // A port ending in 's' is civetweb's TLS port; the SSL_CTX is ours (external_ssl_ctx).
   const std::string listening = tls != nullptr ? StrCat(listen, "s") : listen;
-  const char* options[] = {"listening_ports", listening.c_str(), "num_threads", "32",
+  const char* options[] = {"listening_ports", listening.c_str(), "num_threads", "64",
+                           "request_timeout_ms", "3000",
                            "enable_keep_alive", "yes", "keep_alive_timeout_ms", "2000",
                            "tcp_nodelay", "1", "decode_url", "no", nullptr};
   mg_callbacks callbacks;
@@ -249,7 +266,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
         StrCat("cannot listen for HTTP on ", listen, " (address in use, or not a local address)"));
   }
   mg_set_request_handler(context->ctx, "/metrics$", Metrics, context.get());
-  mg_set_request_handler(context->ctx, "/healthz$", Healthz, nullptr);
+  mg_set_request_handler(context->ctx, "/healthz$", Healthz, context.get());
   mg_set_request_handler(context->ctx, "/v1/aggregations", Aggregations, context.get());
   mg_set_request_handler(context->ctx, "/", NotFound, context.get());
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(context)));

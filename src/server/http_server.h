@@ -31,7 +31,8 @@ void WriteResponse(mg_connection* conn, int code, std::string_view content_type,
 // Runs civetweb's threads until destroyed. Safe for concurrent use.
 class HttpServer {
  public:
-  // `metrics` renders the /metrics body; it is called from HTTP threads. `aggregations` must
+  // `metrics` renders the /metrics body and `health` answers /healthz (not OK: 503 with its
+  // message); both are called from HTTP threads. `aggregations` must
   // outlive the server, and so must `tls` (null: plain HTTP; else HTTPS with its certificate,
   // and with its client CAs a client certificate on every path but /healthz) and `auth` (null
   // or off: no bearer tokens; else /v1/aggregations wants one with the scope query:NAME, and
@@ -39,7 +40,8 @@ class HttpServer {
   // none), which must outlive the server too.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const std::string& listen, std::function<std::string()> metrics,
-      aggregate::Manager& aggregations, TlsMaterial* tls = nullptr,
+      std::function<absl::Status()> health, aggregate::Manager& aggregations,
+      TlsMaterial* tls = nullptr,
       const CallAuth* auth = nullptr, bool metrics_auth = false, AuditLog* audit = nullptr);
   // Ends open watches (within a second) and waits for every request to finish.
   ~HttpServer();

@@ -142,10 +142,11 @@ absl::Status RunServer(const ServerOptions& options) {
                          .Help("notAfter of the served certificate, Unix seconds")
                          .Register(registry);
   if (tls) tls_expiry.Add({}).Set(static_cast<double>(tls->NotAfterSeconds()));
-  RETURN_IF_ERROR(PosixFileSystem().CreateDirs(options.broker.data_dir));
+  FileSystem& fs = options.file_system ? *options.file_system : PosixFileSystem();
+  RETURN_IF_ERROR(fs.CreateDirs(options.broker.data_dir));
   spdlog::info("opening data directory {}", options.broker.data_dir);
   ASSIGN_OR_RETURN(std::unique_ptr<broker::Broker> broker,
-                   broker::Broker::Open(options.broker, PosixFileSystem(), registry));
+                   broker::Broker::Open(options.broker, fs, registry));
 
   // One WebAssembly runtime, and so one compiled-module cache, for components and reducers.
   wasm::RuntimeOptions runtime_options;
@@ -189,8 +190,8 @@ absl::Status RunServer(const ServerOptions& options) {
     };
   }
   ASSIGN_OR_RETURN(std::unique_ptr<components::Manager> components,
-                   components::Manager::Open(std::move(component_options), *broker,
-                                             PosixFileSystem(), registry));
+                   components::Manager::Open(std::move(component_options), *broker, fs,
+                                             registry));
   // The registered aggregations restore their state and resume here.
   aggregate::ManagerOptions aggregate_options;
   aggregate_options.data_dir = options.broker.data_dir;
@@ -198,8 +199,8 @@ absl::Status RunServer(const ServerOptions& options) {
   aggregate_options.state_cache_bytes = options.state_cache_bytes;
   aggregate_options.max_event_bytes = options.broker.max_event_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<aggregate::Manager> aggregations,
-                   aggregate::Manager::Open(std::move(aggregate_options), *broker,
-                                            PosixFileSystem(), registry));
+                   aggregate::Manager::Open(std::move(aggregate_options), *broker, fs,
+                                            registry));
 
   // Limits per principal, when any is set.
   std::unique_ptr<Quotas> quotas;
@@ -290,6 +291,7 @@ absl::Status RunServer(const ServerOptions& options) {
                          b.RefreshMetrics();  // gauges are set at scrape time
                          return prometheus::TextSerializer().Serialize(registry.Collect());
                        },
+                       [&b] { return b.Health(); },
                        *aggregations, tls.get(), &auth, options.metrics_auth == "tokens",
                        audit.get()));
 

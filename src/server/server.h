@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "broker/broker.h"
+#include "common/fs.h"
 #include "server/jwt.h"
 #include "server/quotas.h"
 #include "server/tls.h"
@@ -41,6 +42,8 @@ struct ServerOptions {
   std::string audit_log;
   // Concurrent streams (calls) one connection may have open (HTTP/2 SETTINGS).
   int max_streams_per_connection = 1000;
+  // What the broker, components and aggregations store through; null: the POSIX file system.
+  FileSystem* file_system = nullptr;
 };
 
 // Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, every

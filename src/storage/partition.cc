@@ -33,6 +33,7 @@ StorageStats Partition::Stats() const {
   s.hot = log_->Stats();
   s.cold = cold_->Stats();
   s.end_offset = Offset(s.hot.end_offset);
+  s.acked_end = Offset(s.hot.acked_end);
   s.start_offset = Offset(s.cold.file_count > 0 ? s.cold.start_offset
                                                 : std::max(s.cold.end_offset, s.hot.start_offset));
   s.record_count = s.end_offset - s.start_offset;

@@ -53,6 +53,7 @@ struct CompactionResult {
 struct StorageStats {
   Offset start_offset{};  // first offset still stored
   Offset end_offset{};    // the next offset to be written
+  Offset acked_end{};     // one past the last acknowledged record: what readers see
   uint64_t record_count = 0;  // end_offset - start_offset
   log::PartitionStats hot;
   ColdStats cold;

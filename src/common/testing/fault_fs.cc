@@ -15,6 +15,7 @@ class FaultFile final : public WritableFile {
     if (budget >= 0) {
       if (static_cast<int64_t>(data.size()) > budget) {
         fs_.write_budget_.store(0);
+        fs_.injected_.fetch_add(1);
         // A real short write: part of the data lands, then the disk is full.
         absl::Status s = base_->Append(data.substr(0, static_cast<size_t>(budget)));
         if (!s.ok()) return s;
@@ -25,8 +26,12 @@ class FaultFile final : public WritableFile {
     return base_->Append(data);
   }
   absl::Status Sync() override {
-    fs_.sync_count_.fetch_add(1);
-    if (fs_.fail_sync_.load()) return ErrnoToStatus(EIO, "fdatasync " + path());
+    const uint64_t n = fs_.sync_count_.fetch_add(1) + 1;
+    const uint64_t every = fs_.fail_sync_every_.load();
+    if (fs_.fail_sync_.load() || (every > 0 && n % every == 0)) {
+      fs_.injected_.fetch_add(1);
+      return ErrnoToStatus(EIO, "fdatasync " + path());
+    }
     {
       absl::MutexLock lock(&fs_.hold_mu_);
       if (!fs_.hold_syncs_.empty() && path().find(fs_.hold_syncs_) != std::string::npos) {
@@ -39,6 +44,7 @@ class FaultFile final : public WritableFile {
   absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
   absl::Status Reserve(uint64_t size) override {
     if (fs_.disk_full_.load() && size > base_->Size()) {
+      fs_.injected_.fetch_add(1);
       return ErrnoToStatus(ENOSPC, "fallocate " + path());
     }
     return base_->Reserve(size);
@@ -82,7 +88,10 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultFs::OpenAppendable(const std:
 }
 
 absl::Status FaultFs::WriteFileAtomic(const std::string& path, std::string_view data) {
-  if (disk_full_.load()) return ErrnoToStatus(ENOSPC, "write " + path);
+  if (disk_full_.load()) {
+    injected_.fetch_add(1);
+    return ErrnoToStatus(ENOSPC, "write " + path);
+  }
   return base_.WriteFileAtomic(path, data);
 }
 
@@ -90,20 +99,29 @@ absl::Status FaultFs::Rename(const std::string& from, const std::string& to) {
   int64_t budget = rename_budget_.load();
   while (budget >= 0) {
     if (rename_budget_.compare_exchange_weak(budget, budget - 1)) {
-      if (budget == 0) return ErrnoToStatus(EIO, "rename " + from);
+      if (budget == 0) {
+        injected_.fetch_add(1);
+        return ErrnoToStatus(EIO, "rename " + from);
+      }
       break;
     }
   }
   int64_t left = renames_left_.load();
   while (left >= 0) {
-    if (left == 0) return ErrnoToStatus(EIO, "rename " + from);
+    if (left == 0) {
+      injected_.fetch_add(1);
+      return ErrnoToStatus(EIO, "rename " + from);
+    }
     if (renames_left_.compare_exchange_weak(left, left - 1)) break;
   }
   return base_.Rename(from, to);
 }
 
 absl::Status FaultFs::SyncFileSystem(const std::string& path) {
-  if (fail_sync_.load()) return ErrnoToStatus(EIO, "syncfs " + path);
+  if (fail_sync_.load()) {
+    injected_.fetch_add(1);
+    return ErrnoToStatus(EIO, "syncfs " + path);
+  }
   fs_sync_count_.fetch_add(1);
   return base_.SyncFileSystem(path);
 }

@@ -25,6 +25,10 @@ class FaultFs final : public FileSystem {
   void SetDiskFull(bool full) { disk_full_.store(full); }
   // Sync() fails with EIO while set.
   void SetFailSync(bool fail) { fail_sync_.store(fail); }
+  // Every n-th Sync() fails with EIO (0: none), a disk that fails now and then.
+  void SetFailSyncEvery(uint64_t n) { fail_sync_every_.store(n); }
+  // Faults returned so far: failed syncs, short writes, refused reservations and renames.
+  uint64_t injected() const { return injected_.load(); }
   uint64_t sync_count() const { return sync_count_.load(); }
   uint64_t dir_sync_count() const { return dir_sync_count_.load(); }
   // The rename after this many more successful ones fails with EIO, once. Negative: none fails.
@@ -71,6 +75,8 @@ class FaultFs final : public FileSystem {
   std::atomic<int64_t> write_budget_{-1};
   std::atomic<bool> disk_full_{false};
   std::atomic<bool> fail_sync_{false};
+  std::atomic<uint64_t> fail_sync_every_{0};
+  std::atomic<uint64_t> injected_{0};
   std::atomic<int64_t> rename_budget_{-1};
   std::atomic<int64_t> renames_left_{-1};
   std::atomic<uint64_t> sync_count_{0};
