@@ -8,7 +8,7 @@ HTTP ?= 127.0.0.1:7071
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps build run test integration-test fuzz asan thread-safety sdk component-sdk bench clean
+.PHONY: deps build run test integration-test chaos sanitize fuzz asan thread-safety sdk component-sdk bench clean
 
 deps:
 	./scripts/install-deps
@@ -76,6 +76,32 @@ component-sdk:
 integration-test:
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	NODATA_BIN=$(abspath $(BUILD_DIR))/nodata node --test --test-concurrency=1 tests/integration/
+
+# The chaos suite at full length (docs/reliability.md): everything running through 120 SIGKILLs,
+# 40 rounds of injected storage faults (the test build nodata-faults) and 12 of a full disk;
+# `make test` runs a slice of it (12, 8 and 4 rounds). The figures go to BUILD_DIR/chaos.jsonl.
+chaos: build
+	sdk/component/build.sh
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	rm -f $(abspath $(BUILD_DIR))/chaos.jsonl
+	NODATA_CHAOS_KILLS=120 NODATA_CHAOS_FAULTS=40 NODATA_CHAOS_DISK_FULL=12 \
+	  NODATA_CHAOS_REPORT=$(abspath $(BUILD_DIR))/chaos.jsonl NODATA_BIN=$(abspath $(BUILD_DIR))/nodata \
+	  node --test --test-concurrency=1 tests/integration/chaos.test.mjs
+	cat $(abspath $(BUILD_DIR))/chaos.jsonl
+
+# The integration suite against the server built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (clang, in build-asan/): a finding aborts the server, which the tests
+# report as a crash. SANITIZE_TESTS narrows it (default: the whole suite).
+SANITIZE_TESTS ?= tests/integration/
+sanitize:
+	sdk/component/build.sh
+	CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODATA_SANITIZE=ON > /dev/null
+	cmake --build build-asan -j$(JOBS) --target nodata nodata-faults parquet_sample
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=32 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(abspath scripts/lsan.supp) NODATA_SANITIZED=1 \
+	  NODATA_BIN=$(abspath build-asan)/nodata node --test --test-concurrency=1 $(SANITIZE_TESTS)
 
 bench:
 	./scripts/install-deps --bench

@@ -120,7 +120,6 @@ test('scopes decide: publish, consume and query on their patterns, admin for the
 
 test('the CLI and the SDK send their token; revoked and expired tokens stop working at once', T, async (t) => {
   const { srv, dataDir, tokens } = await authServer(t);
-  const short = await mint(dataDir, 'short', ['admin'], ['--expires', '3s']);
   const server = ['--server', srv.grpcAddr];
   let args = ['topic', 'create', 'orders.eu', ...server, '--token', tokens.admin];
   let r = await runCli(args);
@@ -148,6 +147,8 @@ test('the CLI and the SDK send their token; revoked and expired tokens stop work
   r = await runCli(['publish', '--topic', 'orders.eu', '--id', 'cli-2', 'y', ...server, '--token', tokens.pub]);
   assert.equal(r.code, 1, describeRun(args, r));
   assert.match(r.stderr, /UNAUTHENTICATED: the bearer token is revoked/);
+  // Minted just before its use: valid now, expired three seconds on.
+  const short = await mint(dataDir, 'short', ['admin'], ['--expires', '3s']);
   r = await runCli(['topic', 'list', ...server, '--token', short]);
   assert.equal(r.code, 0, r.stderr);
   await sleep(3200);

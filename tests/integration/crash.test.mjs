@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { codeName, grpc } from './lib/grpc.mjs';
+import { codeName, grpc, isDisconnect } from './lib/grpc.mjs';
 import { NodataServer } from './lib/server.mjs';
-import { newId, sleep, topicName } from './lib/util.mjs';
+import { newId, rng, sleep, topicName } from './lib/util.mjs';
 
 const ROUNDS = 6;
 // Verification relies on dedupe remembering every id: stay far below --dedupe-max-ids.
@@ -15,17 +15,6 @@ const TOPICS = [
   { name: topicName('crash-a'), partitions: 4 },
   { name: topicName('crash-b'), partitions: 3 },
 ];
-
-// Small seeded PRNG so a failing run can be replayed (seed printed as a diagnostic).
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(s ^ (s >>> 15), 1 | s);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Ledger {
   constructor() {
@@ -63,9 +52,6 @@ function makeEvents(rand, n, topics = TOPICS) {
     return e;
   });
 }
-
-const isDisconnect = (err) =>
-  [grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.DEADLINE_EXCEEDED].includes(err?.code);
 
 async function batchWorker(api, ledger, rand, state, name, topics = TOPICS, maxBatch = 100) {
   while (!state.stop && ledger.sent.size < MAX_EVENTS) {

@@ -45,6 +45,9 @@ export function protos() {
 }
 
 export const Code = grpc.status;
+/** The codes a client sees when the server dies under its call. */
+export const isDisconnect = (err) =>
+  [Code.UNAVAILABLE, Code.CANCELLED, Code.INTERNAL, Code.UNKNOWN, Code.DEADLINE_EXCEEDED].includes(err?.code);
 export function codeName(code) {
   return grpc.status[code] ?? `code ${code}`;
 }

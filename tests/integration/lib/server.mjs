@@ -69,9 +69,10 @@ export class NodataServer {
    * @param {string} [o.dataDir] data directory (default: a fresh temp dir, removed on cleanup)
    * @param {object} [o.credentials] grpc-js channel credentials of `api` (default: plaintext)
    * @param {string} [o.cwd] the server's working directory (relative paths in `args`)
+   * @param {string} [o.bin] the server binary (default: nodataBin())
    */
-  constructor({ args = [], env = {}, dataDir, credentials, cwd } = {}) {
-    this.bin = nodataBin();
+  constructor({ args = [], env = {}, dataDir, credentials, cwd, bin } = {}) {
+    this.bin = bin ?? nodataBin();
     this.credentials = credentials;
     this.cwd = cwd;
     this.args = args;

@@ -23,6 +23,26 @@ export function ev(topic, { id = newId(), key, data = `payload of ${id}`, timest
   return e;
 }
 
+/** A small seeded PRNG (mulberry32): floats in [0, 1), so a failing run can be replayed. */
+export function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(s ^ (s >>> 15), 1 | s);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A memory bound of `bytes` for the process under test; three times as much against a server
+ * built with AddressSanitizer (`make sanitize` sets NODATA_SANITIZED=1): its shadow memory and
+ * quarantine count too.
+ */
+export function memoryBound(bytes) {
+  return process.env.NODATA_SANITIZED === '1' ? bytes * 3 : bytes;
+}
+
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
