@@ -5,6 +5,7 @@ JOBS ?= $(shell nproc)
 DATA ?= ./nodata-data
 LISTEN ?= 127.0.0.1:7070
 HTTP ?= 127.0.0.1:7071
+KAFKA ?= 127.0.0.1:9092
 
 FUZZ_SECONDS ?= 20
 
@@ -20,7 +21,7 @@ build: $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 run: deps build
-	$(BUILD_DIR)/nodata serve --listen $(LISTEN) --http $(HTTP) --data $(DATA)
+	$(BUILD_DIR)/nodata serve --listen $(LISTEN) --http $(HTTP) --kafka $(KAFKA) --data $(DATA)
 
 test: deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
@@ -34,11 +35,12 @@ test: deps build
 # libFuzzer over the decoders of untrusted bytes: the log's frames and recovery, Parquet files,
 # WebAssembly modules, aggregations' stored state and definitions (JSON paths, measures, windows),
 # what components emit, and what the server reads before authentication (tokens, scopes, JWTs,
-# HTTP paths and query strings). Clang, a separate instrumented build.
+# HTTP paths and query strings), and Kafka request headers and record batches. Clang, a
+# separate instrumented build.
 fuzz:
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODATA_FUZZ=ON > /dev/null
-	cmake --build build-fuzz -j$(JOBS) --target log_fuzz parquet_fuzz parquet_sample wasm_load_fuzz wasm_testdata aggregate_state_fuzz component_output_fuzz server_input_fuzz
-	mkdir -p build-fuzz/corpus/log build-fuzz/corpus/parquet build-fuzz/corpus/wasm build-fuzz/corpus/aggregate build-fuzz/corpus/component build-fuzz/corpus/server
+	cmake --build build-fuzz -j$(JOBS) --target log_fuzz parquet_fuzz parquet_sample wasm_load_fuzz wasm_testdata aggregate_state_fuzz component_output_fuzz server_input_fuzz kafka_fuzz
+	mkdir -p build-fuzz/corpus/log build-fuzz/corpus/parquet build-fuzz/corpus/wasm build-fuzz/corpus/aggregate build-fuzz/corpus/component build-fuzz/corpus/server build-fuzz/corpus/kafka
 	scripts/fuzz-seeds build-fuzz/corpus
 	cp build-fuzz/src/wasm/testdata/*.wasm build-fuzz/src/wasm/testdata/spec/*.wasm build-fuzz/corpus/wasm/
 	build-fuzz/src/parquet/parquet_sample build-fuzz/corpus/parquet/seed-zstd.parquet 20 zstd
@@ -49,6 +51,7 @@ fuzz:
 	build-fuzz/src/aggregate/aggregate_state_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/aggregate
 	build-fuzz/src/components/component_output_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/component
 	build-fuzz/src/server/server_input_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus/server
+	build-fuzz/src/kafka/kafka_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build-fuzz/corpus/kafka
 
 # The WebAssembly runtime's tests (both tiers: signal handling, longjmp out of native code, the
 # interpreter) under AddressSanitizer and LeakSanitizer, in the fuzz build.

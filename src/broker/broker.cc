@@ -235,6 +235,13 @@ absl::StatusOr<Offset> Broker::AckedEnd(std::string_view topic, PartitionId part
   RETURN_IF_ERROR(CheckPartition(topic, t->count(), partition));
   return t->part(partition).Stats().acked_end;
 }
+absl::StatusOr<std::pair<Offset, Offset>> Broker::Bounds(std::string_view topic,
+                                                         PartitionId partition) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Topic> t, impl_->topics_->Find(topic));
+  RETURN_IF_ERROR(CheckPartition(topic, t->count(), partition));
+  const storage::StorageStats s = t->part(partition).Stats();
+  return std::pair{s.start_offset, s.acked_end};
+}
 
 absl::StatusOr<Offset> Broker::ResolveStart(std::string_view topic, PartitionId partition,
                                             const StartSpec& start,

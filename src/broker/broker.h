@@ -86,6 +86,9 @@ struct EventIn {
   std::string_view data;
   std::optional<int64_t> timestamp_us;  // unset: ingest time
   absl::Span<const std::pair<std::string_view, std::string_view>> headers;
+  // The partition the publisher chose (a Kafka producer does); unset: routed by key or id.
+  // INVALID_ARGUMENT when the topic has no such partition.
+  std::optional<uint32_t> partition;
 };
 
 struct AckOut {
@@ -198,6 +201,10 @@ class Broker {
   // One past the partition's last acknowledged record: where a read of what is stored now
   // ends (the end offset less records appended but not yet acknowledged).
   absl::StatusOr<Offset> AckedEnd(std::string_view topic, PartitionId partition);
+  // The partition's first stored offset and its acknowledged end (Kafka's log start offset
+  // and high watermark), read together.
+  absl::StatusOr<std::pair<Offset, Offset>> Bounds(std::string_view topic,
+                                                   PartitionId partition);
   GroupCoordinator& groups();
   // Durably stores a group's next offsets; OUT_OF_RANGE past a partition's end. With a
   // generation, FAILED_PRECONDITION unless `consumer_id` owns every partition in it.

@@ -116,6 +116,13 @@ struct Publisher::Scratch {
   // By event.
   std::vector<IdFingerprint> fingerprints;
   std::vector<uint64_t> hashes;  // RoutingHash
+  static constexpr uint32_t kRouted = UINT32_MAX;
+  std::vector<uint32_t> chosen;  // the partition the publisher chose, or kRouted
+
+  // The partition of event `i` in a topic of `n` partitions.
+  uint32_t PartitionOf(uint32_t i, uint32_t n) const {
+    return chosen[i] != kRouted ? chosen[i] : Route(hashes[i], n);
+  }
 
   // By position in one topic's group.
   std::vector<uint32_t> partition;  // where it is appended, or kDuplicate
@@ -211,7 +218,8 @@ void PrefetchAhead(const Publisher::Scratch& s, size_t g, uint32_t step)
   const uint32_t end = group.begin + std::min(group.end - group.begin, kAheadEvents);
   for (uint32_t k = group.begin; k < end; ++k) {
     const uint32_t i = s.order[k];
-    const uint32_t p = Route(s.hashes[i], n);
+    const uint32_t p = s.PartitionOf(i, n);
+    if (p >= n) continue;  // refused under the topic's lock
     switch (step) {
       case kAheadChunk:
         topic.dedupe.PrefetchUnlocked(s.fingerprints[i]);
@@ -345,6 +353,7 @@ void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
   // Ids (assigned where missing), their fingerprints and routing hashes, outside any lock.
   s.fingerprints.resize(n_events);
   s.hashes.resize(n_events);
+  s.chosen.resize(n_events);
   for (uint32_t i = 0; i < n_events; ++i) {
     const EventIn& e = events[i];
     std::string_view id = e.id;
@@ -354,6 +363,7 @@ void Publisher::Publish(absl::Span<const EventIn> events, PublishDone done) {
     }
     s.fingerprints[i] = IdFingerprint::Of(id);
     s.hashes[i] = RoutingHash(e.key, id);
+    s.chosen[i] = e.partition.value_or(Scratch::kRouted);
   }
 
   uint64_t journal_lsn = 0;  // the furthest journal position of the batch's appends
@@ -440,6 +450,11 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
   // The count that routes this batch is read under topic.mu, which a grow holds to raise it:
   // routing and appends use one count, and a key's events keep their order across a grow.
   const uint32_t n = topic.count();
+  for (uint32_t i : indices) {
+    if (s.chosen[i] != Scratch::kRouted) {
+      RETURN_IF_ERROR(CheckPartition(topic.name, n, PartitionId(s.chosen[i])));
+    }
+  }
   s.Size(n);
   s.touched.clear();
   s.dup_touched.clear();
@@ -460,7 +475,7 @@ absl::Status Publisher::AppendToTopic(Topic& topic, absl::Span<const EventIn> ev
       topic.dedupe.Prefetch(s.fingerprints[indices[j + kPrefetchDistance]]);
     }
     AckOut& ack = state.acks[indices[j]];
-    const uint32_t p = Route(s.hashes[indices[j]], n);
+    const uint32_t p = s.PartitionOf(indices[j], n);
     if (s.next[p] == Scratch::kUnread) {
       s.next[p] = topic.parts[p]->end_offset().value();
       s.touched.push_back(p);

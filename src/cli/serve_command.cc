@@ -161,6 +161,8 @@ void AddServeCommand(CommandSet& set, FileSystem* file_system) {
                     "config file of `name = value` lines naming these flags");
   Flag(serve, "listen", so.listen, "gRPC listen address");
   Flag(serve, "http", so.http, "HTTP listen address (/metrics, /healthz, /v1/aggregations)");
+  Flag(serve, "kafka", so.kafka,
+       "Kafka protocol listen address (empty: none); Kafka clients produce and fetch here");
   Flag(serve, "data", so.broker.data_dir, "data directory");
   Flag(serve, "fsync", fsync, "always | interval:<ms> | never");
   Flag(serve, "default-partitions", so.broker.default_partitions,
@@ -285,6 +287,10 @@ void AddServeCommand(CommandSet& set, FileSystem* file_system) {
     }
     if (!NormalizeAddress(so.http, 0, &so.http, &address_error)) {
       std::cerr << "nodata: --http: " << address_error << "\n";
+      return kExitUsage;
+    }
+    if (!so.kafka.empty() && !NormalizeAddress(so.kafka, 0, &so.kafka, &address_error)) {
+      std::cerr << "nodata: --kafka: " << address_error << "\n";
       return kExitUsage;
     }
     if (!ParseFsync(fsync, &so.broker)) {

@@ -29,6 +29,7 @@
 #include "server/auth.h"
 #include "server/grpc_services.h"
 #include "server/http_server.h"
+#include "server/kafka_server.h"
 #include "wasm/runtime.h"
 #include "spdlog/spdlog.h"
 
@@ -45,6 +46,17 @@ absl::Status CheckExposure(const ServerOptions& options) {
   std::string exposed;
   for (const std::string* address : {&options.listen, &options.http}) {
     if (!IsLoopbackAddress(*address)) exposed = *address;
+  }
+  // The Kafka listener has neither TLS nor SASL yet: only loopback, or --insecure.
+  if (!options.kafka.empty() && !IsLoopbackAddress(options.kafka)) {
+    if (!options.insecure) {
+      return absl::FailedPreconditionError(StrCat(
+          "refusing to serve Kafka on ", options.kafka, ", which other machines can reach: the "
+          "Kafka listener has no TLS or authentication yet. Listen on a loopback address, or "
+          "give --insecure to serve anyway"));
+    }
+    spdlog::warn("serving Kafka on {} without TLS or authentication (--insecure)",
+                 options.kafka);
   }
   if (exposed.empty()) return absl::OkStatus();
   const bool secured =
@@ -121,6 +133,11 @@ absl::Status RunServer(const ServerOptions& options) {
         StrCat("--metrics-auth must be none or tokens; got \"", options.metrics_auth, "\""));
   }
   RETURN_IF_ERROR(CheckExposure(options));
+  if (!options.kafka.empty() && options.auth != "none") {
+    return absl::FailedPreconditionError(
+        "--kafka with --auth tokens: the Kafka listener cannot check tokens yet (SASL is not "
+        "served); run it with --auth none on a loopback address");
+  }
   std::unique_ptr<TlsMaterial> tls;
   if (options.tls.enabled() || !options.tls.key.empty() || !options.tls.client_ca.empty()) {
     if (!options.tls.enabled() || options.tls.key.empty()) {
@@ -306,8 +323,20 @@ absl::Status RunServer(const ServerOptions& options) {
       program_address = StrCat("127.0.0.1:", program_address.substr(any.size()));
     }
   }
+  std::unique_ptr<KafkaServer> kafka;
+  if (!options.kafka.empty()) {
+    KafkaOptions kafka_options;
+    kafka_options.listen = options.kafka;
+    kafka_options.max_request_bytes = max_message;
+    kafka_options.max_event_bytes = options.broker.max_event_bytes;
+    kafka_options.auto_create_topics = options.broker.auto_create_topics;
+    ASSIGN_OR_RETURN(kafka, KafkaServer::Start(kafka_options, b, *egress, registry));
+    spdlog::info("serving Kafka on {}", kafka->address());
+  }
   components->StartPrograms(program_address);
-  std::printf("nodata ready grpc=%s http=%s\n", grpc_address.c_str(), http->address().c_str());
+  const std::string kafka_ready = kafka ? StrCat(" kafka=", kafka->address()) : std::string();
+  std::printf("nodata ready grpc=%s http=%s%s\n", grpc_address.c_str(), http->address().c_str(),
+              kafka_ready.c_str());
   std::fflush(stdout);
   spdlog::info("serving gRPC on {} and HTTP on {}", grpc_address, http->address());
 
@@ -332,6 +361,7 @@ absl::Status RunServer(const ServerOptions& options) {
   // Programs stop first, while the server still answers them: a sink commits what it wrote.
   components->StopPrograms();
   consume->StopAll();
+  kafka.reset();  // answers still being made are dropped: producers retry
   // Calls still open after a second (publish streams a producer keeps open) are cancelled: a batch
   // already handed to the broker is still stored, and a producer that missed its ack retries with
   // the same ids, which dedupe.

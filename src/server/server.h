@@ -15,6 +15,8 @@ namespace nodata::server {
 struct ServerOptions {
   std::string listen = "127.0.0.1:7070";  // gRPC
   std::string http = "127.0.0.1:7071";    // /metrics, /healthz, /v1/aggregations
+  // The Kafka protocol listener (kafka_server.h); empty: none.
+  std::string kafka;
   broker::BrokerOptions broker;           // broker.data_dir is the data directory
   // Batches of one PublishStream processed concurrently before its reads pause.
   int stream_inflight_batches = 16;
@@ -49,7 +51,8 @@ struct ServerOptions {
 // Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, every
 // partition is synced. SIGHUP reloads the TLS files. Refuses (FAILED_PRECONDITION) to listen on
 // an address other machines reach without TLS and client authentication, unless `insecure`.
-// Prints "nodata ready grpc=HOST:PORT http=HOST:PORT" on stdout once both listeners are up.
+// Prints "nodata ready grpc=HOST:PORT http=HOST:PORT" on stdout once the listeners are up, with
+// " kafka=HOST:PORT" after it when the Kafka listener is on.
 // Must be called from the main thread before any other thread starts.
 absl::Status RunServer(const ServerOptions& options);
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Api } from './grpc.mjs';
 
-const READY_RE = /^nodata ready grpc=(\S+) http=(\S+)\s*$/;
+const READY_RE = /^nodata ready grpc=(\S+) http=(\S+)(?: kafka=(\S+))?\s*$/;
 const OUTPUT_KEEP = 64 * 1024;
 
 // Never leave a server behind, even when the test process dies.
@@ -70,9 +70,11 @@ export class NodataServer {
    * @param {object} [o.credentials] grpc-js channel credentials of `api` (default: plaintext)
    * @param {string} [o.cwd] the server's working directory (relative paths in `args`)
    * @param {string} [o.bin] the server binary (default: nodataBin())
+   * @param {boolean} [o.kafka] also serve the Kafka protocol (kafkaAddr, a free loopback port)
    */
-  constructor({ args = [], env = {}, dataDir, credentials, cwd, bin } = {}) {
+  constructor({ args = [], env = {}, dataDir, credentials, cwd, bin, kafka = false } = {}) {
     this.bin = bin ?? nodataBin();
+    this.kafka = kafka;
     this.credentials = credentials;
     this.cwd = cwd;
     this.args = args;
@@ -100,11 +102,17 @@ export class NodataServer {
     if (this.alive) throw new Error('server already running');
     const [grpcPort, httpPort] = samePorts && this.ports ? this.ports : await twoFreePorts();
     this.ports = [grpcPort, httpPort];
+    const kafkaArgs = [];
+    if (this.kafka) {
+      if (!samePorts || !this.kafkaPort) this.kafkaPort = await freePort();
+      kafkaArgs.push('--kafka', `127.0.0.1:${this.kafkaPort}`);
+    }
     const argv = [
       'serve',
       '--listen', `127.0.0.1:${grpcPort}`,
       '--http', `127.0.0.1:${httpPort}`,
       '--data', this.dataDir,
+      ...kafkaArgs,
       ...this.args,
     ];
     this.argv = argv;
@@ -141,6 +149,7 @@ export class NodataServer {
     });
     this.grpcAddr = ready.grpc;
     this.httpAddr = ready.http;
+    this.kafkaAddr = ready.kafka;
     this.requestedGrpcAddr = `127.0.0.1:${grpcPort}`;
     this.requestedHttpAddr = `127.0.0.1:${httpPort}`;
     this.api = new Api(this.grpcAddr, { credentials: this.credentials });
@@ -173,7 +182,7 @@ export class NodataServer {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
           const m = READY_RE.exec(line);
-          if (m) settle(null, { grpc: m[1], http: m[2] });
+          if (m) settle(null, { grpc: m[1], http: m[2], kafka: m[3] });
         }
       });
       child.on('error', (err) => settle(new Error(`cannot run ${this.bin}: ${err.message}`)));
