@@ -89,6 +89,26 @@ GroupInfo GroupCoordinator::Describe(const std::string& group, const std::string
   return info;
 }
 
+void GroupCoordinator::SetForeign(const std::string& group, bool live) {
+  absl::MutexLock lock(&mu_);
+  if (live) {
+    foreign_.insert(group);
+  } else {
+    foreign_.erase(group);
+  }
+}
+
+bool GroupCoordinator::IsForeign(const std::string& group) const {
+  absl::MutexLock lock(&mu_);
+  return foreign_.count(group) > 0;
+}
+
+bool GroupCoordinator::HasMembersOnAnyTopic(const std::string& group) const {
+  absl::MutexLock lock(&mu_);
+  auto it = groups_.lower_bound(Key{group, ""});
+  return it != groups_.end() && it->first.first == group;
+}
+
 bool GroupCoordinator::HasMembers(const std::string& group, const std::string& topic) const {
   absl::MutexLock lock(&mu_);
   return groups_.contains({group, topic});

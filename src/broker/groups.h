@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,6 +68,12 @@ class GroupCoordinator {
   // whether `fn` ran. `fn` must not call back into the coordinator.
   bool IfNoMembers(const std::string& group, const std::string& topic,
                    absl::FunctionRef<void()> fn);
+  // Groups with live members over another protocol (the Kafka listener's, whose coordinator
+  // marks them): a gRPC member cannot join one (Subscription::Open refuses it), and the Kafka
+  // listener refuses a group with members here (HasMembersOnAnyTopic).
+  void SetForeign(const std::string& group, bool live);
+  bool IsForeign(const std::string& group) const;
+  bool HasMembersOnAnyTopic(const std::string& group) const;
   // Every (group, topic) with live members, and their member counts.
   std::vector<std::pair<std::pair<std::string, std::string>, uint32_t>> Live() const;
   // Revokes every member of groups on `topic` (it was deleted).
@@ -100,6 +107,7 @@ class GroupCoordinator {
   // generation never repeats (fenced commits rely on that).
   std::map<Key, uint64_t> past_generations_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::set<std::string> foreign_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace nodata::broker

@@ -152,6 +152,12 @@ absl::Status SubscriptionImpl::Open() {
   partition_count_ = info.partition_count;
   const bool has_group = !o.group.empty();
   if (has_group) RETURN_IF_ERROR(broker_.ValidateGroup(o.group, o.topic));
+  if (has_group && broker_.groups().IsForeign(o.group)) {
+    return absl::FailedPreconditionError(
+        StrCat("group \"", o.group, "\" has live Kafka consumers: a group's members all "
+               "use one protocol (gRPC Subscribe or Kafka), so use another group name or stop "
+               "them first"));
+  }
   if (!o.consumer_id.empty()) RETURN_IF_ERROR(ValidateNewName("consumer id", o.consumer_id));
   if (o.max_records > kMaxBatchRecords) {
     return absl::InvalidArgumentError(

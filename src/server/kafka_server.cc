@@ -1,5 +1,7 @@
 #include "server/kafka_server.h"
 
+#include "server/kafka_internal.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -37,61 +39,12 @@
 
 namespace nodata::server {
 
-using kafka::ErrorCode;
-using kafka::Reader;
-using kafka::RequestHeader;
-using kafka::Writer;
-
 namespace {
 
-// The one broker nodata is, as Metadata names it.
-constexpr int32_t kNodeId = 0;
 // A fetch waits at most this long, whatever max_wait_ms asks.
 constexpr int32_t kMaxFetchWaitMs = 60'000;
 // Records read per call while filling a fetch.
 constexpr size_t kFetchScanRecords = 4096;
-
-// A response frame: its size (filled in by Finish), the correlation id and, in flexible
-// versions other than ApiVersions', the header's tagged fields.
-class Response {
- public:
-  Response(const RequestHeader& h, bool tagged_header) : w_(&bytes_) {
-    w_.Int32(0);
-    w_.Int32(h.correlation_id);
-    if (tagged_header) w_.EmptyTaggedFields();
-  }
-  Writer& w() { return w_; }
-  std::string Finish() && {
-    w_.PatchInt32(0, static_cast<int32_t>(bytes_.size() - 4));
-    return std::move(bytes_);
-  }
-
- private:
-  std::string bytes_;
-  Writer w_;
-};
-
-ErrorCode ErrorFor(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return kafka::kNone;
-    case absl::StatusCode::kNotFound:
-      return kafka::kUnknownTopicOrPartition;
-    case absl::StatusCode::kOutOfRange:
-      return kafka::kOffsetOutOfRange;
-    case absl::StatusCode::kInvalidArgument:
-      return kafka::kInvalidRecord;
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kResourceExhausted:
-      return kafka::kKafkaStorageError;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-      return kafka::kRequestTimedOut;
-    default:
-      return kafka::kUnknownServerError;
-  }
-}
 
 std::string_view ApiName(int16_t key) {
   switch (key) {
@@ -105,6 +58,28 @@ std::string_view ApiName(int16_t key) {
       return "metadata";
     case kafka::kApiVersions:
       return "api_versions";
+    case kafka::kOffsetCommit:
+      return "offset_commit";
+    case kafka::kOffsetFetch:
+      return "offset_fetch";
+    case kafka::kFindCoordinator:
+      return "find_coordinator";
+    case kafka::kJoinGroup:
+      return "join_group";
+    case kafka::kHeartbeat:
+      return "heartbeat";
+    case kafka::kLeaveGroup:
+      return "leave_group";
+    case kafka::kSyncGroup:
+      return "sync_group";
+    case kafka::kCreateTopics:
+      return "create_topics";
+    case kafka::kDeleteTopics:
+      return "delete_topics";
+    case kafka::kInitProducerId:
+      return "init_producer_id";
+    case kafka::kDescribeConfigs:
+      return "describe_configs";
     default:
       return "other";
   }
@@ -125,143 +100,20 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitHostPort(const std::str
 
 }  // namespace
 
-// Owns the sockets and the I/O thread. Held by shared_ptr: answers made on other threads reach
-// it through a weak_ptr and are dropped once it is gone.
-class KafkaServer::Impl : public std::enable_shared_from_this<KafkaServer::Impl> {
- public:
-  Impl(const KafkaOptions& options, broker::Broker& broker, WorkerPool& pool,
-       prometheus::Registry& registry)
-      : options_(options),
-        broker_(broker),
-        pool_(pool),
-        requests_(prometheus::BuildCounter()
-                      .Name("nodata_kafka_requests_total")
-                      .Help("Kafka protocol requests, by API")
-                      .Register(registry)),
-        connections_gauge_(prometheus::BuildGauge()
-                               .Name("nodata_kafka_connections")
-                               .Help("Open Kafka protocol connections")
-                               .Register(registry)
-                               .Add({})),
-        refused_(prometheus::BuildCounter()
-                     .Name("nodata_kafka_connections_closed_total")
-                     .Help("Kafka connections the server closed for a malformed or unsupported "
-                           "request")
-                     .Register(registry)
-                     .Add({})) {}
-
-  ~Impl() {
-    for (int fd : {listen_fd_, epoll_fd_, wake_fd_}) {
-      if (fd >= 0) ::close(fd);
-    }
+KafkaServer::Impl::~Impl() {
+  for (int fd : {listen_fd_, epoll_fd_, wake_fd_}) {
+    if (fd >= 0) ::close(fd);
   }
+}
 
-  absl::Status Listen();
-  void Run();
-  void Stop() {
-    stopping_.store(true);
-    Wake();
-    if (thread_.joinable()) thread_.join();
-    for (auto& [id, c] : connections_) ::close(c->fd);
-    connections_.clear();
-  }
-  const std::string& address() const { return address_; }
-
-  // Answers request `seq` of connection `conn` with `frame` (empty: no answer, acks=0); from
-  // any thread.
-  void Complete(uint64_t conn, uint64_t seq, std::string frame, std::string close = {}) {
-    {
-      absl::MutexLock lock(&done_mu_);
-      done_.push_back(Done{conn, seq, std::move(frame), std::move(close)});
-    }
-    Wake();
-  }
-
- private:
-  struct Connection {
-    int fd = -1;
-    uint64_t id = 0;
-    std::string peer;
-    std::string local_host;
-    int32_t local_port = 0;
-    std::string in;
-    std::string out;
-    size_t out_pos = 0;
-    uint64_t next_seq = 0;
-    uint64_t base_seq = 0;  // the sequence of responses.front()
-    std::deque<std::optional<std::string>> responses;  // in request order; unset until made
-    uint32_t events = 0;    // the epoll interest set
-  };
-  struct Done {
-    uint64_t conn;
-    uint64_t seq;
-    std::string frame;
-    std::string close;  // set: close the connection, for this reason
-  };
-  // What a handler needs to answer its request.
-  struct Call {
-    std::weak_ptr<Impl> server;
-    uint64_t conn;
-    uint64_t seq;
-    RequestHeader header;
-    std::string frame;  // the request, which the header's views point into
-    std::string local_host;
-    int32_t local_port;
-
-    void Respond(std::string response) const {
-      if (auto s = server.lock()) s->Complete(conn, seq, std::move(response));
-    }
-    // A request that cannot be answered (a malformed body): its connection is closed.
-    void Fail(std::string why) const {
-      if (auto s = server.lock()) s->Complete(conn, seq, {}, std::move(why));
-    }
-  };
-
-  void Wake() {
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  }
-  void Accept();
-  void OnReadable(Connection& c);
-  void OnWritable(Connection& c);
-  void Close(uint64_t id, std::string_view why);
-  // Moves the answers ready at the head of `c`'s queue to its output and writes.
-  void Flush(Connection& c);
-  void UpdateInterest(Connection& c);
-  // Handles every whole frame in `c.in` (as many as the in-flight limit allows); false when the
-  // connection was closed.
-  bool TakeFrames(Connection& c);
-  bool Dispatch(Connection& c, std::string frame);
-
-  void ApiVersions(const Call& call, Reader& r);
-  void Metadata(const Call& call, Reader& r);
-  void Produce(std::shared_ptr<Call> call);
-  void ListOffsets(const Call& call, Reader& r);
-  void Fetch(std::shared_ptr<Call> call);
-
-  const KafkaOptions options_;
-  broker::Broker& broker_;
-  WorkerPool& pool_;
-  prometheus::Family<prometheus::Counter>& requests_;
-  prometheus::Gauge& connections_gauge_;
-  prometheus::Counter& refused_;
-
-  int listen_fd_ = -1;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  std::string address_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
-  uint64_t next_conn_id_ = 1;
-  // I/O thread only.
-  std::map<uint64_t, std::unique_ptr<Connection>> connections_;
-
-  absl::Mutex done_mu_;
-  std::vector<Done> done_ ABSL_GUARDED_BY(done_mu_);
-
-  friend struct FetchCall;
-  friend struct ProduceCall;
-};
+void KafkaServer::Impl::ScheduleGroupTick() {
+  pool_.ScheduleAfter(absl::Milliseconds(kGroupTickMs), [weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self || self->stopping_.load()) return;
+    self->groups_.Tick();
+    self->ScheduleGroupTick();
+  });
+}
 
 absl::Status KafkaServer::Impl::Listen() {
   ASSIGN_OR_RETURN(auto host_port, SplitHostPort(options_.listen));
@@ -315,6 +167,7 @@ absl::Status KafkaServer::Impl::Listen() {
   ev.data.u64 = UINT64_MAX;  // the wake-up
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   thread_ = std::thread([this] { Run(); });
+  ScheduleGroupTick();
   return absl::OkStatus();
 }
 
@@ -516,23 +369,18 @@ bool KafkaServer::Impl::Dispatch(Connection& c, std::string frame) {
   call->seq = c.next_seq++;
   call->local_host = c.local_host;
   call->local_port = c.local_port;
+  call->peer = c.peer;
   c.responses.emplace_back();
   const size_t body_at = call->frame.size() - r.remaining();
   switch (h.api_key) {
     case kafka::kApiVersions:
       ApiVersions(*call, r);
       break;
-    case kafka::kMetadata:
-      pool_.Schedule([self = shared_from_this(), call, body_at] {
-        Reader body(std::string_view(call->frame).substr(body_at));
-        self->Metadata(*call, body);
-      });
+    case kafka::kJoinGroup:
+      JoinGroup(call);  // answers when the rebalance completes
       break;
-    case kafka::kListOffsets:
-      pool_.Schedule([self = shared_from_this(), call, body_at] {
-        Reader body(std::string_view(call->frame).substr(body_at));
-        self->ListOffsets(*call, body);
-      });
+    case kafka::kSyncGroup:
+      SyncGroup(call);  // answers when the leader has synced
       break;
     case kafka::kProduce:
       pool_.Schedule([self = shared_from_this(), call] { self->Produce(call); });
@@ -540,8 +388,43 @@ bool KafkaServer::Impl::Dispatch(Connection& c, std::string frame) {
     case kafka::kFetch:
       pool_.Schedule([self = shared_from_this(), call] { self->Fetch(call); });
       break;
+    default:
+      pool_.Schedule([self = shared_from_this(), call, body_at] {
+        Reader body(std::string_view(call->frame).substr(body_at));
+        self->Handle(*call, body);
+      });
+      break;
   }
   return true;
+}
+
+void KafkaServer::Impl::Handle(const Call& call, Reader& r) {
+  switch (call.header.api_key) {
+    case kafka::kMetadata:
+      return Metadata(call, r);
+    case kafka::kListOffsets:
+      return ListOffsets(call, r);
+    case kafka::kOffsetCommit:
+      return OffsetCommit(call, r);
+    case kafka::kOffsetFetch:
+      return OffsetFetch(call, r);
+    case kafka::kFindCoordinator:
+      return FindCoordinator(call, r);
+    case kafka::kHeartbeat:
+      return Heartbeat(call, r);
+    case kafka::kLeaveGroup:
+      return LeaveGroup(call, r);
+    case kafka::kInitProducerId:
+      return InitProducerId(call, r);
+    case kafka::kCreateTopics:
+      return CreateTopics(call, r);
+    case kafka::kDeleteTopics:
+      return DeleteTopics(call, r);
+    case kafka::kDescribeConfigs:
+      return DescribeConfigs(call, r);
+    default:
+      return call.Fail(StrCat("API key ", call.header.api_key, " has no handler"));
+  }
 }
 
 void KafkaServer::Impl::Flush(Connection& c) {
@@ -810,25 +693,20 @@ void KafkaServer::Impl::Produce(std::shared_ptr<Call> call) {
       if (grouped.empty() || grouped.back().first != p.topic) grouped.push_back({p.topic, {}});
       grouped.back().second.push_back(&p);
     }
-    w.ArrayLength(static_cast<int32_t>(grouped.size()), false);
-    for (const auto& [topic, parts] : grouped) {
-      w.String(topic, false);
-      w.ArrayLength(static_cast<int32_t>(parts.size()), false);
-      for (const ProducePartition* p : parts) {
-        w.Int32(p->partition);
-        w.Int16(p->error);
-        w.Int64(p->base_offset);
-        w.Int64(-1);  // log append time: records keep their create time
-        if (v >= 5) w.Int64(-1);  // log start offset: not looked up
-        if (v >= 8) {
-          w.ArrayLength(0, false);  // record errors
-          w.NullableString(p->error == kafka::kNone
-                               ? std::nullopt
-                               : std::optional<std::string_view>(p->message),
-                           false);
-        }
+    WriteTopics(w, grouped, [&w, v](const ProducePartition* p) {
+      w.Int32(p->partition);
+      w.Int16(p->error);
+      w.Int64(p->base_offset);
+      w.Int64(-1);  // log append time: records keep their create time
+      if (v >= 5) w.Int64(-1);  // log start offset: not looked up
+      if (v >= 8) {
+        w.ArrayLength(0, false);  // record errors
+        w.NullableString(p->error == kafka::kNone
+                             ? std::nullopt
+                             : std::optional<std::string_view>(p->message),
+                         false);
       }
-    }
+    });
     w.Int32(0);  // throttle time
     produce->call->Respond(std::move(resp).Finish());
   };
@@ -923,18 +801,13 @@ void KafkaServer::Impl::ListOffsets(const Call& call, Reader& r) {
   Response resp(call.header, false);
   Writer& w = resp.w();
   if (v >= 2) w.Int32(0);  // throttle time
-  w.ArrayLength(static_cast<int32_t>(topics.size()), false);
-  for (const auto& [topic, parts] : topics) {
-    w.String(topic, false);
-    w.ArrayLength(static_cast<int32_t>(parts.size()), false);
-    for (const Part& p : parts) {
-      w.Int32(p.partition);
-      w.Int16(p.error);
-      w.Int64(p.timestamp);
-      w.Int64(p.offset);
-      if (v >= 4) w.Int32(0);  // leader epoch
-    }
-  }
+  WriteTopics(w, topics, [&w, v](const Part& p) {
+    w.Int32(p.partition);
+    w.Int16(p.error);
+    w.Int64(p.timestamp);
+    w.Int64(p.offset);
+    if (v >= 4) w.Int32(0);  // leader epoch
+  });
   call.Respond(std::move(resp).Finish());
 }
 

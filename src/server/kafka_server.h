@@ -30,6 +30,9 @@ struct KafkaOptions {
   // Metadata answers topics it is asked for that do not exist by creating them (when the
   // client allows it too).
   bool auto_create_topics = true;
+  // A consumer group forming from empty waits this long for more members (Kafka's
+  // group.initial.rebalance.delay.ms).
+  int32_t initial_rebalance_delay_ms = 500;
 };
 
 class KafkaServer {

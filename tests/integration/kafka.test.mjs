@@ -215,6 +215,88 @@ test('SIGKILL: every record a Kafka producer had acknowledged is there, once', a
   assert.equal(ends.reduce((a, b) => a + Number(b), 0), records.length);
 });
 
+/** bench/kafka/rdkafka_client, next to the server binary's build (librdkafka, Debian's). */
+function rdkafkaClient(srv) {
+  const bin = path.join(path.dirname(srv.bin), 'bench', 'kafka', 'rdkafka_client');
+  assert.ok(fs.existsSync(bin), `${bin} is missing: build the project (it needs librdkafka-dev)`);
+  return bin;
+}
+
+/**
+ * Runs the librdkafka client. `progress.lines` counts its output lines as they come; `done`
+ * resolves { code, lines, stderr } once it exits.
+ */
+function runClient(bin, args) {
+  const progress = { lines: 0, exited: false };
+  progress.done = new Promise((resolve) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d;
+      for (const c of d) if (c === '\n') progress.lines++;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      progress.exited = true;
+      resolve({ code, lines: out.split('\n').filter(Boolean), stderr: err });
+    });
+  });
+  return progress;
+}
+
+test('librdkafka: an idempotent producer and a group consumer through repeated SIGKILLs', async (t) => {
+  const srv = await startServer(t, { kafka: true });
+  const topic = topicName('rdk');
+  await srv.api.createTopic(topic, 4);
+  const bin = rdkafkaClient(srv);
+  const count = 100000;
+  const producing = runClient(bin, ['produce', srv.kafkaAddr, topic, String(count), 'r']);
+  const consuming = runClient(bin, ['consume', srv.kafkaAddr, topic, `g-${topic}`, String(count), '90000']);
+  // Kills at 5%, 35% and 65% of the acknowledgements: mid-stream, whatever the machine's speed.
+  let killsWhileProducing = 0;
+  for (const share of [0.05, 0.35, 0.65]) {
+    while (!producing.exited && producing.lines < share * count) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    if (!producing.exited) killsWhileProducing++;
+    await srv.kill();
+    await srv.start({ samePorts: true });
+  }
+  assert.ok(killsWhileProducing >= 2, 'the server was killed while the producer was producing');
+  const produced = await producing.done;
+  assert.equal(produced.code, 0, `producer: ${produced.stderr.slice(-2000)}`);
+  const acks = new Map();
+  for (const l of produced.lines) {
+    const [kind, value, partition, offset] = l.split(' ');
+    if (kind === 'ack') acks.set(value, `${partition}/${offset}`);
+  }
+  assert.equal(acks.size, count, 'every record acknowledged');
+  // Stored once each, where its acknowledgement said.
+  const stored = new Map();
+  for (const r of await srv.api.readTopic(topic)) {
+    const v = Buffer.from(r.event.data).toString();
+    assert.equal(stored.has(v), false, `${v} stored twice`);
+    stored.set(v, `${r.partition}/${r.offset}`);
+  }
+  assert.equal(stored.size, count);
+  for (const [v, at] of acks) assert.equal(stored.get(v), at, `${v} at its acknowledged place`);
+
+  const consumed = await consuming.done;
+  assert.equal(consumed.code, 0, `consumer: ${consumed.stderr.slice(-2000)}`);
+  const seen = new Map();
+  for (const l of consumed.lines) {
+    const [kind, value] = l.split(' ');
+    if (kind === 'msg') seen.set(value, (seen.get(value) ?? 0) + 1);
+  }
+  for (const v of acks.keys()) assert.ok(seen.has(v), `${v} consumed`);
+  // Commits are synchronous per record: a kill replays at most what was in flight.
+  const again = [...seen.values()].filter((n) => n > 1).length;
+  t.diagnostic(`consumer re-read ${again} of ${count} records across 3 kills`);
+  t.diagnostic(`${killsWhileProducing} of the kills came while the producer produced`);
+  assert.ok(again <= 3 * 5000, `re-reads bounded (${again})`);
+});
+
 test('malformed frames close only their connection; unsupported versions get error 35', async (t) => {
   const srv = await startServer(t, { kafka: true });
   const [host, port] = [srv.kafkaAddr.split(':')[0], Number(srv.kafkaAddr.split(':')[1])];
