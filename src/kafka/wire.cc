@@ -152,12 +152,19 @@ void Writer::PatchInt32(size_t at, int32_t v) {
   absl::big_endian::Store32(out_.data() + at, static_cast<uint32_t>(v));
 }
 
+void Writer::PatchInt16(size_t at, int16_t v) {
+  absl::big_endian::Store16(out_.data() + at, static_cast<uint16_t>(v));
+}
+
 void Writer::UnsignedVarint(uint32_t v) {
+  char b[5];
+  size_t n = 0;
   while (v >= 0x80) {
-    out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    b[n++] = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out_.push_back(static_cast<char>(v));
+  b[n++] = static_cast<char>(v);
+  out_.append(b, n);
 }
 
 void Writer::Varint(int32_t v) {
@@ -166,11 +173,14 @@ void Writer::Varint(int32_t v) {
 
 void Writer::Varlong(int64_t v) {
   uint64_t u = (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+  char b[10];
+  size_t n = 0;
   while (u >= 0x80) {
-    out_.push_back(static_cast<char>((u & 0x7f) | 0x80));
+    b[n++] = static_cast<char>((u & 0x7f) | 0x80);
     u >>= 7;
   }
-  out_.push_back(static_cast<char>(u));
+  b[n++] = static_cast<char>(u);
+  out_.append(b, n);
 }
 
 void Writer::String(std::string_view s, bool compact) {

@@ -78,6 +78,7 @@ class Writer {
   // only once what follows is written).
   size_t size() const { return out_.size(); }
   void PatchInt32(size_t at, int32_t v);
+  void PatchInt16(size_t at, int16_t v);
   std::string& buffer() { return out_; }
 
  private:

@@ -44,7 +44,7 @@ namespace {
 // A fetch waits at most this long, whatever max_wait_ms asks.
 constexpr int32_t kMaxFetchWaitMs = 60'000;
 // Records read per call while filling a fetch.
-constexpr size_t kFetchScanRecords = 4096;
+constexpr size_t kFetchScanRecords = 16384;
 
 std::string_view ApiName(int16_t key) {
   switch (key) {
@@ -429,7 +429,12 @@ void KafkaServer::Impl::Handle(const Call& call, Reader& r) {
 
 void KafkaServer::Impl::Flush(Connection& c) {
   while (!c.responses.empty() && c.responses.front().has_value()) {
-    c.out.append(*c.responses.front());
+    if (c.out.empty()) {
+      c.out = std::move(*c.responses.front());  // the common case: no copy
+      c.out_pos = 0;
+    } else {
+      c.out.append(*c.responses.front());
+    }
     c.responses.pop_front();
     ++c.base_seq;
   }
@@ -860,6 +865,9 @@ void FetchCall::Attempt(bool final) {
   const int16_t v = call->header.api_version;
   Response resp(call->header, false);
   Writer& w = resp.w();
+  // Room for the records a full answer holds, so that the buffer grows once.
+  w.buffer().reserve(std::min<size_t>(static_cast<size_t>(std::max(max_bytes, 0)), 16u << 20) +
+                     4096);
   w.Int32(0);  // throttle time
   if (v >= 7) {
     w.Int16(kafka::kNone);
@@ -898,16 +906,28 @@ void FetchCall::Attempt(bool final) {
       }
       // Records: batches of what Scan returns, up to the partition's and the request's
       // limits; the first batch of the response goes whatever its size (KIP-74).
-      std::string records;
+      // The partition's fields, then its records written in place after them; the error code
+      // is patched once the reads say.
+      const size_t code_at = w.size();
+      w.Int16(code);
+      w.Int64(end);    // high watermark
+      w.Int64(end);    // last stable offset: no transactions
+      if (v >= 5) w.Int64(start);
+      w.ArrayLength(-1, false);  // aborted transactions: none
+      if (v >= 11) w.Int32(-1);  // preferred read replica: this one
+      const size_t records_at = w.size();
+      w.Int32(0);  // the records' size, patched below
+      const size_t first = w.size();
+      auto wrote = [&w, first] { return w.size() - first; };
       if (code == kafka::kNone && p->offset < end) {
         int64_t next = p->offset;
         const size_t limit = static_cast<size_t>(std::max(p->max_bytes, 1));
         const size_t request_limit = static_cast<size_t>(std::max(max_bytes, 1));
-        while (next < end && records.size() < limit) {
-          const size_t used = total + records.size();
+        while (next < end && wrote() < limit) {
+          const size_t used = total + wrote();
           if (used >= request_limit && used > 0) break;
-          const size_t room = std::min(limit - records.size(), request_limit - used);
-          kafka::BatchWriter batch(&records);
+          const size_t room = std::min(limit - wrote(), request_limit - used);
+          kafka::BatchWriter batch(&w.buffer());
           bool begun = false;
           absl::Status st = broker.Scan(
               p->topic, pid, Offset(static_cast<uint64_t>(next)), kFetchScanRecords,
@@ -923,24 +943,19 @@ void FetchCall::Attempt(bool final) {
                           rec.data, rec.headers);
                 next = static_cast<int64_t>(rec.offset.value()) + 1;
               });
-          const size_t wrote = batch.Finish();
+          const size_t batch_bytes = batch.Finish();
           if (!st.ok()) {
-            if (records.empty()) code = ErrorFor(st);
+            if (wrote() == 0) code = ErrorFor(st);
             break;
           }
-          if (wrote == 0) break;
+          if (batch_bytes == 0) break;
         }
       }
       if (code != kafka::kNone) error = true;
       if (code == kafka::kNone && p->offset >= end) waiting.push_back(p);
-      total += records.size();
-      w.Int16(code);
-      w.Int64(end);    // high watermark
-      w.Int64(end);    // last stable offset: no transactions
-      if (v >= 5) w.Int64(start);
-      w.ArrayLength(-1, false);  // aborted transactions: none
-      if (v >= 11) w.Int32(-1);  // preferred read replica: this one
-      w.Bytes(records, false);
+      total += wrote();
+      w.PatchInt16(code_at, code);
+      w.PatchInt32(records_at, static_cast<int32_t>(wrote()));
     }
   }
 
