@@ -1,6 +1,8 @@
 #include "aggregate/store.h"
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -13,6 +15,7 @@
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "spdlog/spdlog.h"
 
 namespace nodata::aggregate {
 namespace {
@@ -182,11 +185,63 @@ absl::StatusOr<CheckpointMeta> DecodeMeta(std::string_view v) {
 }
 
 
-Store::Store(std::unique_ptr<rocksdb::DB> db, std::string dir)
-    : db_(std::move(db)), dir_(std::move(dir)) {}
+namespace {
+
+// RocksDB's own messages go to the server's log, warnings and worse only: its LOG file is not
+// written. A LOG file that failed a write (a full disk) would abort the process at the next
+// message, the one RocksDB logs while closing.
+class ServerLogger : public rocksdb::Logger {
+ public:
+  ServerLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("aggregation state (RocksDB): {}", line);
+    } else {
+      spdlog::warn("aggregation state (RocksDB): {}", line);
+    }
+  }
+};
+
+rocksdb::Options StoreOptions(uint64_t cache_bytes) {
+  rocksdb::Options options;
+  options.info_log = std::make_shared<ServerLogger>();
+  options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  options.create_if_missing = true;
+  options.max_background_jobs = 2;
+  options.compression = rocksdb::kLZ4Compression;
+  options.keep_log_file_num = 2;
+  options.max_log_file_size = 1 << 20;
+  // Every commit syncs the write-ahead log, so closing has nothing to flush; and a close that
+  // flushed would switch memtables through a log that may have failed a write, which RocksDB
+  // aborts on (see Commit).
+  options.avoid_flush_during_shutdown = true;
+  // A checkpoint's batch is sorted: each insert starts its search where the previous one of the
+  // same kind ('k' or 'w') ended, instead of at the memtable's top.
+  options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return options;
+}
+
+}  // namespace
+
+Store::Store(std::shared_ptr<rocksdb::DB> db, std::string dir, uint64_t cache_bytes)
+    : db_(std::move(db)), dir_(std::move(dir)), cache_bytes_(cache_bytes) {}
 
 Store::~Store() {
-  db_.reset();
+  {
+    absl::MutexLock lock(&db_mu_);
+    db_.reset();
+  }
   if (drop_) {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -196,28 +251,46 @@ Store::~Store() {
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, uint64_t cache_bytes) {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.max_background_jobs = 2;
-  options.compression = rocksdb::kLZ4Compression;
-  options.keep_log_file_num = 2;
-  options.max_log_file_size = 1 << 20;
-  // A checkpoint's batch is sorted: each insert starts its search where the previous one of the
-  // same kind ('k' or 'w') ended, instead of at the memtable's top.
-  options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(cache_bytes);
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
-  const rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  const rocksdb::Status s = rocksdb::DB::Open(StoreOptions(cache_bytes), dir, &raw);
   if (!s.ok()) return FromRocks(s, StrCat("open ", dir));
-  return std::unique_ptr<Store>(new Store(std::unique_ptr<rocksdb::DB>(raw), dir));
+  return std::unique_ptr<Store>(new Store(std::shared_ptr<rocksdb::DB>(raw), dir, cache_bytes));
+}
+
+absl::StatusOr<std::shared_ptr<rocksdb::DB>> Store::Db() const {
+  absl::MutexLock lock(&db_mu_);
+  if (db_ == nullptr) {
+    return absl::UnavailableError(
+        "state store: being opened again after a failed write; try again");
+  }
+  return db_;
+}
+
+absl::Status Store::Reopen() {
+  std::shared_ptr<rocksdb::DB> old;
+  {
+    absl::MutexLock lock(&db_mu_);
+    old = std::move(db_);
+    if (old != nullptr && old.use_count() > 1) {
+      // A reader still has it open: the next commit tries again.
+      db_ = std::move(old);
+      return absl::UnavailableError("state store: a read holds it; reopening after the next");
+    }
+  }
+  old.reset();  // closes it: the directory's lock is free
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(StoreOptions(cache_bytes_), dir_, &raw);
+  if (!s.ok()) return FromRocks(s, StrCat("reopen ", dir_));
+  absl::MutexLock lock(&db_mu_);
+  db_.reset(raw);
+  broken_.store(false);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<CheckpointMeta>> Store::ReadMeta() {
+  ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::DB> db, Db());
   std::string v;
-  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kMetaKey, &v);
+  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), kMetaKey, &v);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "read checkpoint");
   return DecodeMeta(v);
@@ -251,12 +324,22 @@ absl::Status Store::Commit(Batch& batch) {
   if (!batch.meta_.empty()) wb.Put(kMetaKey, batch.meta_);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db_->Write(wo, &wb), "write checkpoint");
+  if (broken_.load()) RETURN_IF_ERROR(Reopen());
+  ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::DB> db, Db());
+  const rocksdb::Status s = db->Write(wo, &wb);
+  if (!s.ok()) {
+    // Closed at once (and opened again, if the disk allows): nothing may go through its log.
+    broken_.store(true);
+    db.reset();
+    Reopen().IgnoreError();
+  }
+  return FromRocks(s, "write checkpoint");
 }
 
 absl::StatusOr<std::optional<StoredWindow>> Store::Get(std::string_view key, int64_t start_us) {
+  ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::DB> db, Db());
   std::string v;
-  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), WindowKey(key, start_us), &v);
+  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), WindowKey(key, start_us), &v);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "read");
   return DecodeWindow(start_us, v);
@@ -266,7 +349,8 @@ absl::Status Store::ScanKey(std::string_view key, int64_t from_us, int64_t to_us
                             const std::function<void(StoredWindow)>& visit) {
   const std::string prefix = KeyPrefix(key);
   const std::string first = WindowKey(key, from_us);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::DB> db, Db());
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   size_t n = 0;
   for (it->Seek(first); it->Valid() && n < limit; it->Next()) {
     const rocksdb::Slice k = it->key();
@@ -284,7 +368,8 @@ absl::Status Store::ScanWindow(int64_t start_us,
                                const std::function<bool(std::string_view key)>& visit) {
   std::string prefix(1, kWindowPrefix);
   PutI64Be(&prefix, start_us);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::DB> db, Db());
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     if (!k.starts_with(prefix)) break;
@@ -297,7 +382,8 @@ absl::Status Store::ScanFrom(int64_t from_us,
                              const std::function<bool(std::string_view, StoredWindow)>& visit) {
   std::string first(1, kWindowPrefix);
   PutI64Be(&first, from_us);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::DB> db, Db());
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(first); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     if (k.size() < 9 || k[0] != kWindowPrefix) break;
@@ -311,7 +397,8 @@ absl::Status Store::ScanFrom(int64_t from_us,
 }
 
 absl::StatusOr<std::optional<int64_t>> Store::LatestStart() {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::DB> db, Db());
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   it->SeekForPrev(std::string(1, kWindowPrefix + 1));
   if (it->Valid() && it->key().size() >= 9 && it->key()[0] == kWindowPrefix) {
     return GetI64Be(it->key().data() + 1);
@@ -322,7 +409,8 @@ absl::StatusOr<std::optional<int64_t>> Store::LatestStart() {
 
 uint64_t Store::EstimateWindows() {
   uint64_t n = 0;
-  db_->GetIntProperty("rocksdb.estimate-num-keys", &n);
+  absl::StatusOr<std::shared_ptr<rocksdb::DB>> db = Db();
+  if (db.ok()) (*db)->GetIntProperty("rocksdb.estimate-num-keys", &n);
   return n / 2;
 }
 

@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace rocksdb {
 class DB;
@@ -92,6 +94,9 @@ class Store {
     size_t bytes_ = 0;
   };
   // Writes `batch` atomically and durably.
+  // After a failed write the database is closed and opened again before the next one: RocksDB
+  // must not append to a write-ahead log that returned an error (its writer would abort), and
+  // the reopened database holds exactly what earlier commits made durable.
   absl::Status Commit(Batch& batch);
 
   // One window of one key.
@@ -113,9 +118,17 @@ class Store {
   void DropOnClose() { drop_ = true; }
 
  private:
-  Store(std::unique_ptr<rocksdb::DB> db, std::string dir);
-  std::unique_ptr<rocksdb::DB> db_;
+  Store(std::shared_ptr<rocksdb::DB> db, std::string dir, uint64_t cache_bytes);
+  // The database now, or UNAVAILABLE while it is being opened again; readers hold it for the
+  // call, so a reopen waits for none of them.
+  absl::StatusOr<std::shared_ptr<rocksdb::DB>> Db() const;
+  absl::Status Reopen();
+
+  mutable absl::Mutex db_mu_;
+  std::shared_ptr<rocksdb::DB> db_ ABSL_GUARDED_BY(db_mu_);
+  std::atomic<bool> broken_{false};  // a write failed: reopen before the next
   const std::string dir_;
+  const uint64_t cache_bytes_;
   std::atomic<bool> drop_{false};
 };
 

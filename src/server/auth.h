@@ -38,7 +38,7 @@ class Authenticator {
   using Clock = std::function<int64_t()>;  // microseconds since the Unix epoch
 
   // `load` reads every token (the catalog's TokenStore::List); it runs at most once per
-  // `refresh_us`, and again for an id it has not seen (at most once per 100 ms).
+  // `refresh_us`, and again for an id it has not seen (at most once per 10 ms).
   // `jwt` (optional, outliving this) verifies bearer tokens that are JWTs (jwt.h).
   Authenticator(Loader load, Clock now_us, int64_t refresh_us = 1'000'000,
                 const JwtVerifier* jwt = nullptr);
@@ -69,7 +69,7 @@ class Authenticator {
   };
   absl::StatusOr<std::shared_ptr<const Principal>> AuthenticateJwt(std::string_view token)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Reloads the rows when due (or `unknown_id` and the last load is 100 ms old).
+  // Reloads the rows when due (or `unknown_id` and the last load is 10 ms old).
   void RefreshLocked(bool unknown_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // UNAUTHENTICATED unless the row is usable now.
   absl::Status UsableLocked(const storage::TokenRow& row) const
