@@ -10,8 +10,11 @@ import { spawn } from 'node:child_process';
 import { Kafka, CompressionTypes, logLevel } from 'kafkajs';
 import { startServer, httpGet, makeTempDir } from './lib/server.mjs';
 import { runProgram } from './lib/cli.mjs';
+import { REPO_ROOT } from './lib/grpc.mjs';
 import { parquetFiles, duck } from './lib/parquet.mjs';
-import { topicName } from './lib/util.mjs';
+import { sleep, topicName } from './lib/util.mjs';
+import { aggregation, assertEqualsDuckDB, caughtUp } from './lib/aggregations.mjs';
+import { describeRun, runCli } from './lib/cli.mjs';
 
 const KCAT = 'kcat';
 
@@ -180,6 +183,44 @@ test('Kafka-produced records reach the Parquet lake', async (t) => {
   assert.equal(row.d, 500);
 });
 
+test('Kafka-produced records feed a component and an aggregation', async (t) => {
+  const srv = await startServer(t, { kafka: true });
+  const [input, output] = [topicName('kin'), topicName('kout')];
+  await srv.api.createTopic(input, 2);
+  await srv.api.createTopic(output, 2);
+  const sdkDir = process.env.COMPONENT_SDK_DIR ?? path.join(REPO_ROOT, 'build-component-sdk');
+  const wasm = path.join(sdkDir, 'c', 'filter.wasm');
+  assert.ok(fs.existsSync(wasm), `${wasm} is missing: run \`make component-sdk\` first`);
+  const add = ['component', 'add', 'kfilter', '--wasm', wasm, '--transform', `${input}:${output}`,
+    '--config', 'keep', '--server', srv.grpcAddr];
+  const r = await runCli(add, { timeoutMs: 150000 });
+  assert.equal(r.code, 0, describeRun(add, r));
+  await aggregation(srv, ['add', 'kagg', '--input', input, '--key', '$.user', '--window',
+    'tumbling:60s', '--lateness', '1h', '--measure', 'n=count()', '--measure',
+    'total=sum($.amount)', '--checkpoint-interval', '100ms']);
+
+  const producer = kafkaClient(srv).producer();
+  await producer.connect();
+  t.after(() => producer.disconnect());
+  const messages = Array.from({ length: 400 }, (_, i) => ({
+    key: `u${i % 5}`,
+    value: JSON.stringify({ user: `u${i % 5}`, amount: i, tag: i % 4 === 0 ? 'keep' : 'drop' }),
+  }));
+  await producer.send({ topic: input, compression: CompressionTypes.GZIP, messages });
+  // The filter's outputs: the kept records, each once.
+  const kept = messages.filter((m) => m.value.includes('keep')).map((m) => m.value).sort();
+  let out = [];
+  for (let i = 0; i < 600 && out.length < kept.length; i++) {
+    out = (await srv.api.readTopic(output)).map((x) => Buffer.from(x.event.data).toString());
+    if (out.length < kept.length) await sleep(100);
+  }
+  assert.deepEqual(out.sort(), kept);
+  // The aggregation's windows equal DuckDB's GROUP BY over the input's Parquet files.
+  await caughtUp(srv, 'kagg');
+  const groups = await assertEqualsDuckDB(srv, input, 'kagg');
+  assert.ok(groups.size >= 5, `groups: ${groups.size}`);
+});
+
 test('SIGKILL: every record a Kafka producer had acknowledged is there, once', async (t) => {
   const srv = await startServer(t, { kafka: true });
   const topic = topicName('kill');
@@ -346,5 +387,7 @@ test('malformed frames close only their connection; unsupported versions get err
   const metrics = (await httpGet(srv, '/metrics')).body;
   const closed = /nodata_kafka_connections_closed_total (\d+)/.exec(metrics);
   assert.ok(closed && Number(closed[1]) >= 3, `closed connections counted: ${closed?.[1]}`);
+  // The reason is in the server's log (its stderr pipe may still be delivering it).
+  for (let i = 0; i < 100 && !/API key 999 is not served/.test(srv.stderr); i++) await sleep(50);
   assert.match(srv.stderr, /API key 999 is not served/);
 });
